@@ -1,0 +1,208 @@
+import Foundation
+import Hummingbird
+import Runtime
+import Tenancy
+
+/// `/admin/v1/tenants…`: register, list, read, change, restart and delete tenants (DESIGN.md §3).
+struct TenantAdminAPI {
+    let node: NodeServices
+
+    func register(on group: RouterGroup<EdgeContext>) {
+        group.post("tenants", use: create)
+        group.get("tenants", use: list)
+        group.get("tenants/:slug", use: get)
+        group.patch("tenants/:slug", use: update)
+        group.delete("tenants/:slug", use: delete)
+        group.post("tenants/:slug/restart", use: restart)
+        group.get("tenants/:slug/audit", use: tenantAudit)
+        group.get("audit", use: audit)
+    }
+
+    @Sendable func create(_ request: Request, context: EdgeContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        try body.allowOnly(["slug", "name", "limits"])
+        let slug = try body.requiredString("slug")
+        guard Slug.isValid(slug) else {
+            throw APIError.invalidField("slug", "must match \(Slug.pattern) (3–40 characters: lowercase letters, digits and '-')")
+        }
+        let name = try Self.validName(try body.requiredString("name"))
+        let limits = try Self.limits(from: try body.object("limits"), base: .default)
+
+        // Whole seconds: the API keys are derived from the creation time, which must survive a
+        // round trip through either store unchanged.
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        let tenant = Tenant(slug: slug, name: name, createdAt: now, limits: limits)
+        let kid = "k" + String(UInt64(now.timeIntervalSince1970), radix: 36) + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let secret = TenantKeyRing.newSecret()
+        let sealed = try node.secretBox.seal(secret, context: TenantDirectory.jwtSecretContext(slug: slug, kid: kid))
+        do {
+            try await node.store.createTenant(
+                tenant, secret: SealedJWTSecret(kid: kid, sealed: sealed, createdAt: now),
+                audit: audit(context, "tenant.create", tenant: slug, detail: ["name": .string(name)]))
+        } catch ControlPlaneError.duplicate {
+            throw APIError.tenantExists(slug)
+        }
+        let keyRing = TenantKeyRing(slug: slug, secrets: [(kid, secret)])
+        return try jsonResponse(view(tenant, keyRing: keyRing), status: .created)
+    }
+
+    @Sendable func list(_ request: Request, context: EdgeContext) async throws -> Response {
+        let tenants = try await node.store.listTenants()
+        return try jsonResponse(.array(tenants.map { view($0, keyRing: nil) }))
+    }
+
+    @Sendable func get(_ request: Request, context: EdgeContext) async throws -> Response {
+        let tenant = try await existingTenant(context)
+        let keyRing = try await node.directory.keyRing(for: tenant.slug)
+        return try jsonResponse(view(tenant, keyRing: keyRing))
+    }
+
+    @Sendable func update(_ request: Request, context: EdgeContext) async throws -> Response {
+        var tenant = try await existingTenant(context)
+        let body = try await JSONBody.read(request)
+        try body.allowOnly(["name", "status", "limits"])
+        if let name = try body.string("name") { tenant.name = try Self.validName(name) }
+        if let status = try body.string("status") {
+            guard let parsed = TenantStatus(rawValue: status) else {
+                throw APIError.invalidField("status", "must be 'active' or 'disabled'")
+            }
+            tenant.status = parsed
+        }
+        tenant.limits = try Self.limits(from: try body.object("limits"), base: tenant.limits)
+        var detail = JSONObject()
+        for key in body.object.keys { detail[key] = body.object[key] }
+        guard try await node.store.updateTenant(tenant, audit: audit(context, "tenant.update", tenant: tenant.slug, detail: detail)) else {
+            throw APIError.tenantNotFound(tenant.slug)
+        }
+        try await node.directory.refresh(tenant.slug)
+        return try jsonResponse(view(tenant, keyRing: nil))
+    }
+
+    @Sendable func delete(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = context.parameters.get("slug") ?? ""
+        guard Slug.isValid(slug), try await node.store.deleteTenant(slug, audit: audit(context, "tenant.delete", tenant: slug)) else {
+            throw APIError.tenantNotFound(slug)
+        }
+        await node.directory.stop(slug)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func restart(_ request: Request, context: EdgeContext) async throws -> Response {
+        let tenant = try await existingTenant(context)
+        await node.directory.stop(tenant.slug)
+        try await node.store.appendAudit(audit(context, "tenant.restart", tenant: tenant.slug))
+        return try jsonResponse(["slug": .string(tenant.slug), "restarted": true])
+    }
+
+    @Sendable func tenantAudit(_ request: Request, context: EdgeContext) async throws -> Response {
+        let tenant = try await existingTenant(context)
+        return try await auditResponse(request, tenant: tenant.slug)
+    }
+
+    @Sendable func audit(_ request: Request, context: EdgeContext) async throws -> Response {
+        try await auditResponse(request, tenant: request.uri.queryParameters.get("tenant"))
+    }
+
+    // MARK: - Helpers
+
+    private func auditResponse(_ request: Request, tenant: String?) async throws -> Response {
+        var limit = 100
+        if let text = request.uri.queryParameters.get("limit") {
+            guard let parsed = Int(text), (1...1000).contains(parsed) else {
+                throw APIError.invalidField("limit", "must be a whole number from 1 to 1000")
+            }
+            limit = parsed
+        }
+        let entries = try await node.store.auditLog(tenant: tenant, limit: limit)
+        return try jsonResponse(.array(entries.map { entry in
+            var object = JSONObject()
+            object["id"] = entry.id.map(JSONValue.integer) ?? .null
+            object["at"] = .string(ISO8601DateFormatter().string(from: entry.at))
+            object["actor"] = .string(entry.actor)
+            object["action"] = .string(entry.action)
+            object["tenant"] = entry.tenant.map(JSONValue.string) ?? .null
+            object["requestId"] = entry.requestID.map(JSONValue.string) ?? .null
+            object["detail"] = .object(entry.detail)
+            return .object(object)
+        }))
+    }
+
+    private func existingTenant(_ context: EdgeContext) async throws -> Tenant {
+        let slug = context.parameters.get("slug") ?? ""
+        guard Slug.isValid(slug), let tenant = try await node.store.tenant(slug) else { throw APIError.tenantNotFound(slug) }
+        return tenant
+    }
+
+    private func audit(_ context: EdgeContext, _ action: String, tenant: String?, detail: JSONObject = JSONObject()) -> AuditEntry {
+        AuditEntry(at: Date(), actor: "admin", action: action, tenant: tenant, requestID: context.requestID, detail: detail)
+    }
+
+    private func view(_ tenant: Tenant, keyRing: TenantKeyRing?) -> JSONValue {
+        var object = JSONObject()
+        object["slug"] = .string(tenant.slug)
+        object["name"] = .string(tenant.name)
+        object["status"] = .string(tenant.status.rawValue)
+        object["createdAt"] = .string(ISO8601DateFormatter().string(from: tenant.createdAt))
+        object["apiUrl"] = .string(node.apiURL(for: tenant.slug))
+        object["limits"] = Self.limitsJSON(tenant.limits)
+        if let keyRing {
+            object["anonKey"] = .string(keyRing.apiKey(role: "anon", issuedAt: tenant.createdAt))
+            object["serviceKey"] = .string(keyRing.apiKey(role: "service_role", issuedAt: tenant.createdAt))
+        }
+        return .object(object)
+    }
+
+    static func validName(_ name: String) throws -> String {
+        let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...200).contains(trimmed.count) else { throw APIError.invalidField("name", "must be 1 to 200 characters") }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.invalidField("name", "must not contain control characters")
+        }
+        return trimmed
+    }
+
+    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs"]
+
+    /// Applies the given fields onto `base`; every field is checked for type and range.
+    static func limits(from object: JSONObject?, base: TenantLimits) throws -> TenantLimits {
+        guard let object else { return base }
+        let unknown = object.keys.filter { !limitFields.contains($0) }
+        if !unknown.isEmpty { throw APIError.unknownFields(unknown.map { "limits.\($0)" }, allowed: limitFields) }
+        var limits = base
+        func integer(_ key: String) throws -> Int? {
+            guard let value = object[key] else { return nil }
+            guard let int = value.intValue, let small = Int(exactly: int) else {
+                throw APIError.invalidField("limits.\(key)", "expected a whole number, got \(value.typeName)")
+            }
+            return small
+        }
+        if let value = object["requestsPerSecond"] {
+            guard let number = value.doubleValue else {
+                throw APIError.invalidField("limits.requestsPerSecond", "expected a number, got \(value.typeName)")
+            }
+            limits.requestsPerSecond = number
+        }
+        if let value = try integer("burst") { limits.burst = value }
+        if let value = try integer("maxConcurrent") { limits.maxConcurrent = value }
+        if let value = try integer("maxQueued") { limits.maxQueued = value }
+        if let value = try integer("maxBodyBytes") { limits.maxBodyBytes = value }
+        if let value = try integer("requestTimeoutMs") { limits.requestTimeoutMs = value }
+        let problems = limits.problems()
+        if !problems.isEmpty { throw APIError.invalidField("limits", problems.joined(separator: "; ")) }
+        return limits
+    }
+
+    static func limitsJSON(_ limits: TenantLimits) -> JSONValue {
+        [
+            "requestsPerSecond": .number(limits.requestsPerSecond), "burst": .integer(Int64(limits.burst)),
+            "maxConcurrent": .integer(Int64(limits.maxConcurrent)), "maxQueued": .integer(Int64(limits.maxQueued)),
+            "maxBodyBytes": .integer(Int64(limits.maxBodyBytes)), "requestTimeoutMs": .integer(Int64(limits.requestTimeoutMs)),
+        ]
+    }
+}
+
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    var headers = headers
+    headers[.contentType] = "application/json; charset=utf-8"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.encoded())))
+}

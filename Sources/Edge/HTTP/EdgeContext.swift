@@ -1,0 +1,33 @@
+import Hummingbird
+import Logging
+import NIOCore
+import Tenancy
+
+/// What a request carries through the edge: its id, and once resolved its tenant and caller.
+struct EdgeContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    var requestID: String = ""
+    var tenant: TenantSupervisor?
+    var caller: Caller?
+
+    init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// Bodies are bounded by the tenant's limit in the tenant gate and by `AdminBody` for admin
+    /// routes; this only covers Hummingbird's own decoding helpers.
+    var maxUploadSize: Int { 1 << 20 }
+}
+
+/// The authenticated caller of a tenant route.
+struct Caller: Sendable {
+    /// `anon`, `authenticated`, `service_role`, or a role named by the token.
+    var role: String
+    /// The role of the apikey that admitted the request.
+    var keyRole: String
+    var claims: JSONObject
+
+    var isServiceRole: Bool { role == "service_role" }
+}
+
+import Runtime

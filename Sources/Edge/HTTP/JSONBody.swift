@@ -1,0 +1,57 @@
+import Foundation
+import Hummingbird
+import Runtime
+
+/// Reads JSON request bodies strictly: bounded size, a JSON object, only known fields, each of the
+/// right type — with an error that names the field.
+struct JSONBody {
+    let object: JSONObject
+
+    static func read(_ request: Request, maxBytes: Int = 1 << 20) async throws -> JSONBody {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError.unsupportedMediaType()
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes {
+            throw APIError.bodyTooLarge(limit: maxBytes)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBytes)
+        } catch {
+            throw APIError.bodyTooLarge(limit: maxBytes)
+        }
+        guard buffer.readableBytes > 0 else { throw APIError.invalidJSON("the body is empty") }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(buffer.readableBytesView)
+        } catch {
+            throw APIError.invalidJSON("\(error)")
+        }
+        guard let object = value.objectValue else { throw APIError.invalidJSON("expected a JSON object, got \(value.typeName)") }
+        return JSONBody(object: object)
+    }
+
+    init(object: JSONObject) { self.object = object }
+
+    func allowOnly(_ fields: [String]) throws {
+        let unknown = object.keys.filter { !fields.contains($0) }
+        if !unknown.isEmpty { throw APIError.unknownFields(unknown, allowed: fields) }
+    }
+
+    func string(_ field: String) throws -> String? {
+        guard let value = object[field], value != .null else { return nil }
+        guard let string = value.stringValue else { throw APIError.invalidField(field, "expected a string, got \(value.typeName)") }
+        return string
+    }
+
+    func requiredString(_ field: String) throws -> String {
+        guard let value = try string(field) else { throw APIError.invalidField(field, "is required") }
+        return value
+    }
+
+    func object(_ field: String) throws -> JSONObject? {
+        guard let value = object[field], value != .null else { return nil }
+        guard let object = value.objectValue else { throw APIError.invalidField(field, "expected an object, got \(value.typeName)") }
+        return object
+    }
+}

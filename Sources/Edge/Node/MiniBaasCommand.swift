@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct MiniBaasCommand: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "minibaas",
+        abstract: "A multi-tenant Backend-as-a-Service runtime.",
+        discussion: "With no DATABASE_URL it runs a single embedded node; with DATABASE_URL (and REDIS_URL) it is a cluster node.",
+        version: version,
+        subcommands: [Serve.self, Version.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a node.")
+
+    @Option(help: "Address to listen on (env MINIBAAS_HOST).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (env MINIBAAS_PORT or PORT).") var port: Int?
+    @Option(name: .customLong("data-dir"), help: "Where the embedded node keeps its files (env MINIBAAS_DATA_DIR).")
+    var dataDir: String?
+
+    func run() async throws {
+        let configuration: NodeConfiguration
+        do {
+            configuration = try NodeConfiguration.resolve(
+                host: host, port: port, dataDir: dataDir, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("minibaas: configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        do {
+            try await Node.run(configuration) { line in
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+        } catch let error as Node.StartupError {
+            FileHandle.standardError.write(Data("minibaas: cannot start: \(error)\n".utf8))
+            throw ExitCode(1)
+        } catch {
+            FileHandle.standardError.write(Data("minibaas: stopped with an error: \(Node.describe(error))\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() {
+        print("minibaas \(MiniBaasCommand.version)")
+    }
+}

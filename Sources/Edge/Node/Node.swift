@@ -1,0 +1,199 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import Runtime
+import ServiceLifecycle
+import Tenancy
+
+/// Builds a node from its configuration and runs it until SIGTERM/SIGINT: control plane, secrets,
+/// admin token, tenant directory, HTTP server — and on shutdown stops them in reverse order.
+enum Node {
+    struct StartupError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func run(_ configuration: NodeConfiguration, announce: @escaping @Sendable (String) -> Void = { print($0) }) async throws {
+        var logger = Logger(label: "minibaas")
+        logger.logLevel = configuration.logLevel
+        logger[metadataKey: "node"] = .string(configuration.nodeID)
+        let metrics = NodeMetrics.shared
+
+        let store: any ControlPlaneStore
+        var services: [any Service] = []
+        switch configuration.databaseURL {
+        case nil:
+            try prepareDataDir(configuration.dataDir)
+            store = try await SQLiteControlPlaneStore.open(path: configuration.dataDir + "/control-plane.sqlite", logger: logger)
+        case let url?:
+            let postgres = PostgresControlPlaneStore(url: url, logger: logger)
+            services.append(postgres.client)
+            store = postgres
+        }
+
+        // The Postgres client must be running before the first query; start the service group's
+        // members that do I/O first and run migrations and key checks against them.
+        let prelude = PreludeRunner(services: services, logger: logger)
+        let (secretBox, adminToken, firstRun) = try await prelude.run {
+            do {
+                try await store.migrate()
+            } catch {
+                throw StartupError(description: "cannot prepare the control plane (\(configuration.databaseURL?.redacted ?? configuration.dataDir)): \(describe(error))")
+            }
+            let masterKey = try loadMasterKey(configuration)
+            let box = SecretBox(masterKey: masterKey)
+            try await checkMasterKey(box, store: store)
+            let (token, firstRun) = try await loadAdminToken(configuration, store: store, announce: announce)
+            return (box, token, firstRun)
+        }
+
+        let directory = TenantDirectory(store: store, secretBox: secretBox, logger: logger)
+        let lifecycle = NodeLifecycle()
+        let node = NodeServices(
+            configuration: configuration, store: store, secretBox: secretBox, directory: directory,
+            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, logger: logger)
+
+        if firstRun && configuration.mode == .embedded {
+            try await createDemoTenant(node, announce: announce)
+        }
+
+        let router = makeRouter(node, metrics: metrics)
+        var app = Application(
+            responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "mini-baas"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                announce("mini-baas node \(configuration.nodeID) (\(configuration.mode.rawValue) mode) listening on http://\(configuration.host):\(port)")
+            },
+            logger: logger)
+        app.addServices(DirectoryService(directory: directory, lifecycle: lifecycle))
+
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) } + [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger))
+        try await group.run()
+        await store.close()
+        logger.info("node stopped")
+    }
+
+    static func makeRouter(_ node: NodeServices, metrics: NodeMetrics) -> Router<EdgeContext> {
+        let router = Router(context: EdgeContext.self)
+        router.add(middleware: RequestMetricsMiddleware())
+        let nodeAPI = NodeAdminAPI(node: node, metrics: metrics)
+        nodeAPI.registerPublic(on: router)
+        let admin = router.group("admin/v1").add(middleware: AdminAuthMiddleware(token: node.adminToken))
+        TenantAdminAPI(node: node).register(on: admin)
+        nodeAPI.registerAdmin(on: admin)
+        TenantAPI(node: node).register(on: router)
+        return router
+    }
+
+    // MARK: - Start-up steps
+
+    private static func prepareDataDir(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw StartupError(description: "cannot create data dir \(path): \(describe(error))")
+        }
+    }
+
+    private static func loadMasterKey(_ configuration: NodeConfiguration) throws -> SymmetricKey {
+        if let text = configuration.masterKey { return try MasterKey.parse(text) }
+        do {
+            return try MasterKey.loadOrCreate(at: configuration.dataDir + "/master.key").key
+        } catch {
+            throw StartupError(description: "\(error)")
+        }
+    }
+
+    /// A sealed marker proves the master key is the one the control plane was created with, so a
+    /// wrong key stops start-up instead of failing later on every tenant.
+    private static func checkMasterKey(_ box: SecretBox, store: any ControlPlaneStore) async throws {
+        let context = "node:master-key-check"
+        if let marker = try await store.setting("master_key_check") {
+            guard let bytes = Data(base64Encoded: marker), (try? box.open(Array(bytes), context: context)) != nil else {
+                throw StartupError(description: "the master key does not match the one this control plane was created with")
+            }
+        } else {
+            let sealed = try box.seal(Array("mini-baas".utf8), context: context)
+            try await store.setSetting("master_key_check", to: Data(sealed).base64EncodedString())
+        }
+    }
+
+    private static func loadAdminToken(
+        _ configuration: NodeConfiguration, store: any ControlPlaneStore, announce: (String) -> Void
+    ) async throws -> (AdminToken, firstRun: Bool) {
+        let stored = try await store.setting("admin_token_sha256")
+        if let token = configuration.adminToken { return (AdminToken(token: token), stored == nil && configuration.mode == .embedded) }
+        if let stored {
+            guard let token = AdminToken(hexDigest: stored) else { throw StartupError(description: "stored admin token digest is corrupt") }
+            return (token, false)
+        }
+        let token = AdminToken.generate()
+        let digest = AdminToken(token: token)
+        try await store.setSetting("admin_token_sha256", to: digest.hexDigest)
+        announce("mini-baas: generated the admin token; it is shown only this once and stored only as a hash:")
+        announce("  MINIBAAS_ADMIN_TOKEN=\(token)")
+        return (digest, true)
+    }
+
+    private static func createDemoTenant(_ node: NodeServices, announce: (String) -> Void) async throws {
+        guard try await node.store.tenant("demo") == nil else { return }
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        let kid = "k" + String(UInt64(now.timeIntervalSince1970), radix: 36)
+        let secret = TenantKeyRing.newSecret()
+        let sealed = try node.secretBox.seal(secret, context: TenantDirectory.jwtSecretContext(slug: "demo", kid: kid))
+        let tenant = Tenant(slug: "demo", name: "Demo", createdAt: now)
+        try await node.store.createTenant(
+            tenant, secret: SealedJWTSecret(kid: kid, sealed: sealed, createdAt: now),
+            audit: AuditEntry(at: now, actor: "node", action: "tenant.create", tenant: "demo", requestID: nil, detail: ["name": "Demo"]))
+        let keys = TenantKeyRing(slug: "demo", secrets: [(kid, secret)])
+        announce("mini-baas: created the demo tenant at \(node.apiURL(for: "demo"))")
+        announce("  anon key: \(keys.apiKey(role: "anon", issuedAt: now))")
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)".replacingOccurrences(of: "PSQLError.Code.", with: "")
+        }
+        return "\(error)"
+    }
+}
+
+/// Runs the tenant directory's upkeep while the node serves, and on shutdown — after the HTTP server
+/// has drained — stops every tenant tree.
+struct DirectoryService: Service {
+    let directory: TenantDirectory
+    let lifecycle: NodeLifecycle
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await cancelWhenGracefulShutdown { await directory.runMaintenance() }
+        } onGracefulShutdown: {
+            lifecycle.beginDraining()
+        }
+        await directory.stopAll()
+    }
+}
+
+/// Runs I/O services (the Postgres client) for the duration of a start-up step, before the full
+/// service group exists, then stops them so the group can own them.
+struct PreludeRunner {
+    let services: [any Service]
+    let logger: Logger
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for service in services {
+                group.addTask { try await service.run() }
+            }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import Tenancy
+
+/// Everything a node is told at start-up, from flags and environment. Resolution either yields a
+/// complete, checked configuration or one clear line saying what is wrong.
+struct NodeConfiguration: Sendable {
+    enum Mode: String, Sendable { case embedded, cluster }
+
+    var host: String
+    var port: Int
+    var dataDir: String
+    var databaseURL: PostgresURL?
+    var redisURL: String?
+    var adminToken: String?
+    var masterKey: String?
+    var baseDomain: String?
+    var nodeID: String
+    var publicURL: String?
+    var logLevel: Logger.Level
+    var shutdownGrace: Duration
+
+    var mode: Mode { databaseURL == nil ? .embedded : .cluster }
+
+    /// The base every tenant's `apiUrl` starts from.
+    var publicBaseURL: String {
+        if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
+        let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+        return "http://\(shownHost.contains(":") ? "[\(shownHost)]" : shownHost):\(port)"
+    }
+
+    static func resolve(
+        host: String?, port: Int?, dataDir: String?, environment: [String: String]
+    ) throws(ConfigurationError) -> NodeConfiguration {
+        func env(_ name: String) -> String? {
+            guard let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+            return value
+        }
+        let host = host ?? env("MINIBAAS_HOST") ?? "127.0.0.1"
+        guard !host.isEmpty, !host.contains("/") else { throw .init("--host must be a host name or IP address") }
+        let resolvedPort: Int
+        if let port {
+            resolvedPort = port
+        } else if let text = env("MINIBAAS_PORT") ?? env("PORT") {
+            guard let parsed = Int(text) else { throw .init("PORT must be a number; got '\(text)'") }
+            resolvedPort = parsed
+        } else {
+            resolvedPort = 8080
+        }
+        guard (0...65535).contains(resolvedPort) else { throw .init("--port must be between 0 and 65535; got \(resolvedPort)") }
+
+        var databaseURL: PostgresURL?
+        if let text = env("DATABASE_URL") {
+            do { databaseURL = try PostgresURL(text) } catch { throw .init("DATABASE_URL: \(error)") }
+        }
+        let redisURL = env("REDIS_URL")
+        if let redisURL, !(redisURL.hasPrefix("redis://") || redisURL.hasPrefix("rediss://")) {
+            throw .init("REDIS_URL must start with redis:// or rediss://")
+        }
+        let adminToken = env("MINIBAAS_ADMIN_TOKEN")
+        if let adminToken, adminToken.utf8.count < 16 {
+            throw .init("MINIBAAS_ADMIN_TOKEN must be at least 16 characters")
+        }
+        let masterKey = env("MINIBAAS_MASTER_KEY")
+        if let masterKey {
+            do { _ = try MasterKey.parse(masterKey) } catch { throw .init("\(error)") }
+        } else if databaseURL != nil {
+            throw .init("MINIBAAS_MASTER_KEY is required when DATABASE_URL is set (every node must seal secrets with the same key)")
+        }
+        var baseDomain = env("MINIBAAS_BASE_DOMAIN")?.lowercased()
+        if let domain = baseDomain {
+            let trimmed = domain.hasPrefix(".") ? String(domain.dropFirst()) : domain
+            guard !trimmed.isEmpty, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else {
+                throw .init("MINIBAAS_BASE_DOMAIN must be a domain name like api.example.com")
+            }
+            baseDomain = trimmed
+        }
+        let nodeID = env("MINIBAAS_NODE_ID") ?? Self.defaultNodeID()
+        guard nodeID.utf8.count <= 64, nodeID.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw .init("MINIBAAS_NODE_ID may hold letters, digits, '-', '_' and '.', at most 64")
+        }
+        let publicURL = env("MINIBAAS_PUBLIC_URL")
+        if let publicURL {
+            guard let url = URL(string: publicURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw .init("MINIBAAS_PUBLIC_URL must be an http(s) URL")
+            }
+        }
+        let level: Logger.Level
+        if let text = env("MINIBAAS_LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: text.lowercased()) else {
+                throw .init("MINIBAAS_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            level = parsed
+        } else {
+            level = .info
+        }
+        return NodeConfiguration(
+            host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
+            redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
+            publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10))
+    }
+
+    private static func defaultNodeID() -> String {
+        let hostname = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "node"
+        let cleaned = hostname.filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        return "\(cleaned.isEmpty ? "node" : cleaned)-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+    }
+}
+
+struct ConfigurationError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,22 @@
+import Foundation
+import Hummingbird
+import Runtime
+import Tenancy
+
+/// The routes under `{apiUrl}` = `/t/{slug}`, behind the tenant gate. The REST, auth, storage and
+/// realtime surfaces hang off this group as they are built.
+struct TenantAPI {
+    let node: NodeServices
+
+    func register(on router: Router<EdgeContext>) {
+        let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory))
+        tenant.get("rest/v1", use: openAPIDocument)
+    }
+
+    /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.
+    @Sendable func openAPIDocument(_ request: Request, context: EdgeContext) async throws -> Response {
+        guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
+        let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/rest/v1")
+        return try jsonResponse(document.json(), headers: [.contentType: "application/openapi+json; charset=utf-8"])
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Runtime
+
+/// Everything a tenant's request passes before it may use the tenant's resources: the rate limit,
+/// the concurrency cap with its bounded queue, and the deadline. One gate per tenant, so a flooded
+/// tenant queues or is refused on its own gate and never takes another tenant's slots.
+public final class RequestGate: @unchecked Sendable {
+    public enum Refusal: Error, Equatable, Sendable {
+        case rateLimited(retryAfter: Int)
+        case overloaded
+        case deadlineExceeded
+    }
+
+    private let bucket: TokenBucket
+    private let limiter: ConcurrencyLimiter
+    private let lock = Lock()
+    private var currentLimits: TenantLimits
+
+    public init(limits: TenantLimits) {
+        self.currentLimits = limits
+        self.bucket = TokenBucket(rate: limits.requestsPerSecond, capacity: limits.burst)
+        self.limiter = ConcurrencyLimiter(maxConcurrent: limits.maxConcurrent, maxQueued: limits.maxQueued)
+    }
+
+    public var limits: TenantLimits { lock.withLock { currentLimits } }
+    public var activeCount: Int { limiter.activeCount }
+    public var queuedCount: Int { limiter.queuedCount }
+
+    public func apply(_ limits: TenantLimits) {
+        let changed = lock.withLock { () -> Bool in
+            defer { currentLimits = limits }
+            return currentLimits != limits
+        }
+        guard changed else { return }
+        bucket.reconfigure(rate: limits.requestsPerSecond, capacity: limits.burst)
+        limiter.reconfigure(maxConcurrent: limits.maxConcurrent, maxQueued: limits.maxQueued)
+    }
+
+    /// Runs `body` once admitted, within the tenant's deadline (queueing time included).
+    public func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        if case .limited(let retryAfter) = bucket.take() {
+            throw Refusal.rateLimited(retryAfter: max(1, Int(retryAfter.rounded(.up))))
+        }
+        let deadline = Duration.milliseconds(limits.requestTimeoutMs)
+        return try await Self.withDeadline(deadline) { [limiter] in
+            do {
+                try await limiter.acquire()
+            } catch ConcurrencyLimiter.Refusal.queueFull {
+                throw Refusal.overloaded
+            }
+            defer { limiter.release() }
+            return try await body()
+        }
+    }
+
+    /// Races `body` against a timer; the loser is cancelled. Throws `deadlineExceeded` on timeout.
+    public static func withDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw Refusal.deadlineExceeded }
+            guard let value = first else { throw Refusal.deadlineExceeded }
+            return value
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// Where the node keeps what it must not forget: tenants, their sealed secrets, sources, settings and
+/// the audit log. Two implementations — SQLite for the embedded node, PostgreSQL for a cluster — pass
+/// the same test suite. Every change that is audited writes its audit line in the same transaction,
+/// so an action is either recorded and done, or neither.
+public protocol ControlPlaneStore: Sendable {
+    /// Applies pending versioned migrations; safe to call from several nodes at once.
+    func migrate() async throws
+
+    func createTenant(_ tenant: Tenant, secret: SealedJWTSecret, audit: AuditEntry) async throws
+    func tenant(_ slug: String) async throws -> Tenant?
+    func listTenants() async throws -> [Tenant]
+    /// Returns false when there was no such tenant.
+    func updateTenant(_ tenant: Tenant, audit: AuditEntry) async throws -> Bool
+    /// Removes the tenant with its secrets and sources. Returns false when there was no such tenant.
+    func deleteTenant(_ slug: String, audit: AuditEntry) async throws -> Bool
+
+    /// Unrevoked and revoked secrets, newest first.
+    func jwtSecrets(_ slug: String) async throws -> [SealedJWTSecret]
+
+    func createSource(_ source: SourceRecord, audit: AuditEntry) async throws
+    func sources(_ slug: String) async throws -> [SourceRecord]
+    func deleteSource(tenant: String, name: String, audit: AuditEntry) async throws -> Bool
+
+    func appendAudit(_ entry: AuditEntry) async throws
+    /// Newest first.
+    func auditLog(tenant: String?, limit: Int) async throws -> [AuditEntry]
+
+    func setting(_ key: String) async throws -> String?
+    func setSetting(_ key: String, to value: String) async throws
+
+    /// A cheap round trip, for readiness.
+    func ping() async throws
+    func close() async
+}
+
+public enum ControlPlaneError: Error, Equatable, CustomStringConvertible {
+    case duplicate(String)
+    case notFound(String)
+    case unavailable(String)
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .duplicate(let what): "\(what) already exists"
+        case .notFound(let what): "\(what) does not exist"
+        case .unavailable(let why): "control plane unavailable: \(why)"
+        case .corrupt(let why): "control plane data is corrupt: \(why)"
+        }
+    }
+}

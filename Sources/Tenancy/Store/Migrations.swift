@@ -1,0 +1,116 @@
+/// The control-plane schema, versioned. A migration is never edited once released: add a new one.
+enum Migrations {
+    struct Step {
+        let version: Int
+        let statements: [String]
+    }
+
+    static let sqlite: [Step] = [
+        Step(version: 1, statements: [
+            """
+            CREATE TABLE tenants (
+              slug TEXT PRIMARY KEY,
+              name TEXT NOT NULL,
+              status TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              limits TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE tenant_jwt_secrets (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              kid TEXT NOT NULL,
+              sealed BLOB NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              revoked_at_ms INTEGER,
+              PRIMARY KEY (tenant, kid)
+            )
+            """,
+            """
+            CREATE TABLE sources (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              name TEXT NOT NULL,
+              kind TEXT NOT NULL,
+              config TEXT NOT NULL,
+              sealed_secrets BLOB NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE audit_log (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              at_ms INTEGER NOT NULL,
+              actor TEXT NOT NULL,
+              action TEXT NOT NULL,
+              tenant TEXT,
+              request_id TEXT,
+              detail TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_log_tenant ON audit_log (tenant, id)",
+            // Append-only: the database itself refuses to rewrite history.
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+            "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ]),
+    ]
+
+    static let postgres: [Step] = [
+        Step(version: 1, statements: [
+            """
+            CREATE TABLE minibaas.tenants (
+              slug text PRIMARY KEY,
+              name text NOT NULL,
+              status text NOT NULL,
+              created_at timestamptz NOT NULL,
+              limits jsonb NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE minibaas.tenant_jwt_secrets (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              kid text NOT NULL,
+              sealed bytea NOT NULL,
+              created_at timestamptz NOT NULL,
+              revoked_at timestamptz,
+              PRIMARY KEY (tenant, kid)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.sources (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              name text NOT NULL,
+              kind text NOT NULL,
+              config jsonb NOT NULL,
+              sealed_secrets bytea NOT NULL,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.audit_log (
+              id bigserial PRIMARY KEY,
+              at timestamptz NOT NULL,
+              actor text NOT NULL,
+              action text NOT NULL,
+              tenant text,
+              request_id text,
+              detail jsonb NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_log_tenant ON minibaas.audit_log (tenant, id)",
+            """
+            CREATE FUNCTION minibaas.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$
+            """,
+            """
+            CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON minibaas.audit_log
+            FOR EACH ROW EXECUTE FUNCTION minibaas.audit_log_append_only()
+            """,
+            "CREATE TABLE minibaas.settings (key text PRIMARY KEY, value text NOT NULL)",
+        ]),
+    ]
+}

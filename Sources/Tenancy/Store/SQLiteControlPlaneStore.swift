@@ -1,0 +1,237 @@
+import Foundation
+import Logging
+import NIOCore
+import Runtime
+import SQLiteNIO
+
+/// The embedded node's control plane: one SQLite file in the data dir. SQLite allows one writer,
+/// and one connection serialises statements but not transactions, so every operation takes the
+/// connection exclusively for its whole transaction.
+public final class SQLiteControlPlaneStore: ControlPlaneStore {
+    private let connection: SQLiteConnection
+    private let exclusive = AsyncSemaphore(permits: 1)
+
+    public static func open(path: String, logger: Logger) async throws -> SQLiteControlPlaneStore {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let store = SQLiteControlPlaneStore(connection: connection)
+        _ = try await connection.query("PRAGMA journal_mode = WAL")
+        _ = try await connection.query("PRAGMA foreign_keys = ON")
+        _ = try await connection.query("PRAGMA busy_timeout = 5000")
+        return store
+    }
+
+    public static func inMemory() async throws -> SQLiteControlPlaneStore {
+        let connection = try await SQLiteConnection.open(storage: .memory)
+        _ = try await connection.query("PRAGMA foreign_keys = ON")
+        return SQLiteControlPlaneStore(connection: connection)
+    }
+
+    private init(connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    // MARK: - Transactions
+
+    private func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await exclusive.withPermit {
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(connection)
+                _ = try await connection.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await exclusive.withPermit { try await connection.query(sql, binds) }
+    }
+
+    // MARK: - Migrations
+
+    public func migrate() async throws {
+        try await transaction { db in
+            _ = try await db.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)")
+            let applied = Set(try await db.query("SELECT version FROM schema_migrations").compactMap { $0.column("version")?.integer })
+            for step in Migrations.sqlite where !applied.contains(step.version) {
+                for statement in step.statements { _ = try await db.query(statement) }
+                _ = try await db.query(
+                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)",
+                    [.integer(step.version), .integer(Int(StoreCoding.milliseconds(Date())))])
+            }
+        }
+    }
+
+    // MARK: - Tenants
+
+    public func createTenant(_ tenant: Tenant, secret: SealedJWTSecret, audit: AuditEntry) async throws {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(tenant.slug)])
+            guard existing.isEmpty else { throw ControlPlaneError.duplicate("tenant \(tenant.slug)") }
+            _ = try await db.query(
+                "INSERT INTO tenants (slug, name, status, created_at_ms, limits) VALUES (?, ?, ?, ?, ?)",
+                [.text(tenant.slug), .text(tenant.name), .text(tenant.status.rawValue),
+                 .integer(Int(StoreCoding.milliseconds(tenant.createdAt))), .text(StoreCoding.encodeLimits(tenant.limits))])
+            _ = try await db.query(
+                "INSERT INTO tenant_jwt_secrets (tenant, kid, sealed, created_at_ms) VALUES (?, ?, ?, ?)",
+                [.text(tenant.slug), .text(secret.kid), .blob(ByteBuffer(bytes: secret.sealed)),
+                 .integer(Int(StoreCoding.milliseconds(secret.createdAt)))])
+            try await Self.insertAudit(audit, into: db)
+        }
+    }
+
+    public func tenant(_ slug: String) async throws -> Tenant? {
+        try await read("SELECT * FROM tenants WHERE slug = ?", [.text(slug)]).first.map(Self.tenant(from:))
+    }
+
+    public func listTenants() async throws -> [Tenant] {
+        try await read("SELECT * FROM tenants ORDER BY slug").map(Self.tenant(from:))
+    }
+
+    public func updateTenant(_ tenant: Tenant, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(tenant.slug)])
+            guard !existing.isEmpty else { return false }
+            _ = try await db.query(
+                "UPDATE tenants SET name = ?, status = ?, limits = ? WHERE slug = ?",
+                [.text(tenant.name), .text(tenant.status.rawValue), .text(StoreCoding.encodeLimits(tenant.limits)), .text(tenant.slug)])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
+    public func deleteTenant(_ slug: String, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(slug)])
+            guard !existing.isEmpty else { return false }
+            _ = try await db.query("DELETE FROM tenant_jwt_secrets WHERE tenant = ?", [.text(slug)])
+            _ = try await db.query("DELETE FROM sources WHERE tenant = ?", [.text(slug)])
+            _ = try await db.query("DELETE FROM tenants WHERE slug = ?", [.text(slug)])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
+    public func jwtSecrets(_ slug: String) async throws -> [SealedJWTSecret] {
+        try await read(
+            "SELECT * FROM tenant_jwt_secrets WHERE tenant = ? ORDER BY created_at_ms DESC, kid DESC", [.text(slug)]
+        ).map { row in
+            guard let kid = row.column("kid")?.string, case .blob(let sealed)? = row.column("sealed"),
+                let created = row.column("created_at_ms")?.integer
+            else { throw ControlPlaneError.corrupt("tenant_jwt_secrets row") }
+            return SealedJWTSecret(
+                kid: kid, sealed: Array(sealed.readableBytesView), createdAt: StoreCoding.date(milliseconds: Int64(created)),
+                revokedAt: row.column("revoked_at_ms")?.integer.map { StoreCoding.date(milliseconds: Int64($0)) })
+        }
+    }
+
+    // MARK: - Sources
+
+    public func createSource(_ source: SourceRecord, audit: AuditEntry) async throws {
+        try await transaction { db in
+            let tenant = try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(source.tenant)])
+            guard !tenant.isEmpty else { throw ControlPlaneError.notFound("tenant \(source.tenant)") }
+            let existing = try await db.query(
+                "SELECT 1 FROM sources WHERE tenant = ? AND name = ?", [.text(source.tenant), .text(source.name)])
+            guard existing.isEmpty else { throw ControlPlaneError.duplicate("source \(source.name)") }
+            _ = try await db.query(
+                "INSERT INTO sources (tenant, name, kind, config, sealed_secrets, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [.text(source.tenant), .text(source.name), .text(source.kind), .text(StoreCoding.encodeObject(source.config)),
+                 .blob(ByteBuffer(bytes: source.sealedSecrets)),
+                 .integer(Int(StoreCoding.milliseconds(source.createdAt))), .integer(Int(StoreCoding.milliseconds(source.updatedAt)))])
+            try await Self.insertAudit(audit, into: db)
+        }
+    }
+
+    public func sources(_ slug: String) async throws -> [SourceRecord] {
+        try await read("SELECT * FROM sources WHERE tenant = ? ORDER BY name", [.text(slug)]).map { row in
+            guard let tenant = row.column("tenant")?.string, let name = row.column("name")?.string,
+                let kind = row.column("kind")?.string, let config = row.column("config")?.string,
+                case .blob(let sealed)? = row.column("sealed_secrets"),
+                let created = row.column("created_at_ms")?.integer, let updated = row.column("updated_at_ms")?.integer
+            else { throw ControlPlaneError.corrupt("sources row") }
+            return SourceRecord(
+                tenant: tenant, name: name, kind: kind, config: try StoreCoding.decodeObject(config),
+                sealedSecrets: Array(sealed.readableBytesView),
+                createdAt: StoreCoding.date(milliseconds: Int64(created)), updatedAt: StoreCoding.date(milliseconds: Int64(updated)))
+        }
+    }
+
+    public func deleteSource(tenant: String, name: String, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM sources WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
+            guard !existing.isEmpty else { return false }
+            _ = try await db.query("DELETE FROM sources WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
+    // MARK: - Audit and settings
+
+    public func appendAudit(_ entry: AuditEntry) async throws {
+        try await transaction { db in try await Self.insertAudit(entry, into: db) }
+    }
+
+    public func auditLog(tenant: String?, limit: Int) async throws -> [AuditEntry] {
+        let rows: [SQLiteRow]
+        if let tenant {
+            rows = try await read("SELECT * FROM audit_log WHERE tenant = ? ORDER BY id DESC LIMIT ?", [.text(tenant), .integer(limit)])
+        } else {
+            rows = try await read("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", [.integer(limit)])
+        }
+        return try rows.map { row in
+            guard let id = row.column("id")?.integer, let at = row.column("at_ms")?.integer,
+                let actor = row.column("actor")?.string, let action = row.column("action")?.string,
+                let detail = row.column("detail")?.string
+            else { throw ControlPlaneError.corrupt("audit_log row") }
+            return AuditEntry(
+                id: Int64(id), at: StoreCoding.date(milliseconds: Int64(at)), actor: actor, action: action,
+                tenant: row.column("tenant")?.string, requestID: row.column("request_id")?.string,
+                detail: try StoreCoding.decodeObject(detail))
+        }
+    }
+
+    public func setting(_ key: String) async throws -> String? {
+        try await read("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string
+    }
+
+    public func setSetting(_ key: String, to value: String) async throws {
+        try await transaction { db in
+            _ = try await db.query(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [.text(key), .text(value)])
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await read("SELECT 1")
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+
+    // MARK: - Rows
+
+    private static func insertAudit(_ entry: AuditEntry, into db: SQLiteConnection) async throws {
+        _ = try await db.query(
+            "INSERT INTO audit_log (at_ms, actor, action, tenant, request_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [.integer(Int(StoreCoding.milliseconds(entry.at))), .text(entry.actor), .text(entry.action),
+             entry.tenant.map { .text($0) } ?? .null, entry.requestID.map { .text($0) } ?? .null,
+             .text(StoreCoding.encodeObject(entry.detail))])
+    }
+
+    private static func tenant(from row: SQLiteRow) throws -> Tenant {
+        guard let slug = row.column("slug")?.string, let name = row.column("name")?.string,
+            let status = row.column("status")?.string, let created = row.column("created_at_ms")?.integer,
+            let limits = row.column("limits")?.string
+        else { throw ControlPlaneError.corrupt("tenants row") }
+        return Tenant(
+            slug: slug, name: name, status: try StoreCoding.status(status),
+            createdAt: StoreCoding.date(milliseconds: Int64(created)), limits: StoreCoding.decodeLimits(limits))
+    }
+}

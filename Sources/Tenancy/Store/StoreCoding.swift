@@ -1,0 +1,44 @@
+import Foundation
+import Runtime
+
+/// Row ⇄ value conversions shared by both store implementations.
+enum StoreCoding {
+    static func encodeLimits(_ limits: TenantLimits) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(limits)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// Unknown or missing fields fall back to the defaults, so a limit added later does not break
+    /// rows written before it.
+    static func decodeLimits(_ text: String) -> TenantLimits {
+        guard let object = try? JSONValue.parse(Array(text.utf8)).objectValue else { return .default }
+        var limits = TenantLimits.default
+        if let value = object["requestsPerSecond"]?.doubleValue { limits.requestsPerSecond = value }
+        if let value = object["burst"]?.intValue { limits.burst = Int(value) }
+        if let value = object["maxConcurrent"]?.intValue { limits.maxConcurrent = Int(value) }
+        if let value = object["maxQueued"]?.intValue { limits.maxQueued = Int(value) }
+        if let value = object["maxBodyBytes"]?.intValue { limits.maxBodyBytes = Int(value) }
+        if let value = object["requestTimeoutMs"]?.intValue { limits.requestTimeoutMs = Int(value) }
+        return limits
+    }
+
+    static func encodeObject(_ object: JSONObject) -> String {
+        String(decoding: JSONValue.object(object).encoded(), as: UTF8.self)
+    }
+
+    static func decodeObject(_ text: String) throws -> JSONObject {
+        guard let object = try? JSONValue.parse(Array(text.utf8)).objectValue else {
+            throw ControlPlaneError.corrupt("a stored JSON document is not an object")
+        }
+        return object
+    }
+
+    static func status(_ text: String) throws -> TenantStatus {
+        guard let status = TenantStatus(rawValue: text) else { throw ControlPlaneError.corrupt("unknown tenant status \(text)") }
+        return status
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import Metrics
+import Runtime
+
+/// Finds the running tree of a tenant, starting it on first use and passivating it when idle, so
+/// that ten thousand registered tenants cost memory only for the ones in use.
+public actor TenantDirectory {
+    public struct Configuration: Sendable {
+        /// A tree with no request for this long is stopped.
+        public var idleTimeout: Duration = .seconds(300)
+        /// How often the config watcher re-reads the tenant record (cluster nodes see each
+        /// other's admin changes through it).
+        public var refreshInterval: Duration = .seconds(5)
+        /// How long "no such tenant" is remembered, so floods of unknown slugs spare the store.
+        public var negativeCacheTTL: Duration = .seconds(1)
+        public var intensity: RestartIntensity = .standard
+        public var backoff: Backoff = .standard
+        public init() {}
+    }
+
+    private let store: any ControlPlaneStore
+    private let secretBox: SecretBox
+    private let configuration: Configuration
+    private let logger: Logger
+    private let clock = ContinuousClock()
+
+    private var running: [String: TenantSupervisor] = [:]
+    private var starting: [String: Task<TenantSupervisor?, any Error>] = [:]
+    private var unknown: [String: ContinuousClock.Instant] = [:]
+    /// Extra children every new tree gets (connectors and later subsystems register here).
+    private var childFactories: [@Sendable (TenantSupervisor) -> ChildSpec?] = []
+    private let activeGauge = Gauge(label: "minibaas_active_tenants")
+
+    public init(store: any ControlPlaneStore, secretBox: SecretBox, configuration: Configuration = .init(), logger: Logger) {
+        self.store = store
+        self.secretBox = secretBox
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func addChildFactory(_ factory: @escaping @Sendable (TenantSupervisor) -> ChildSpec?) {
+        childFactories.append(factory)
+    }
+
+    /// The tenant's running tree, or nil when no such tenant is registered.
+    public func supervisor(for slug: String) async throws -> TenantSupervisor? {
+        if let tree = running[slug] { return tree }
+        if let since = unknown[slug], clock.now - since < configuration.negativeCacheTTL { return nil }
+        if let task = starting[slug] { return try await task.value }
+        let task = Task { try await self.load(slug) }
+        starting[slug] = task
+        defer { starting[slug] = nil }
+        let tree = try await task.value
+        if tree == nil {
+            if unknown.count > 10_000 { unknown.removeAll() }
+            unknown[slug] = clock.now
+        }
+        return tree
+    }
+
+    /// The running trees, for the supervisor endpoint.
+    public func active() -> [TenantSupervisor] {
+        running.keys.sorted().compactMap { running[$0] }
+    }
+
+    public var activeCount: Int { running.count }
+
+    /// Stops a tenant's tree (deletion, or an admin restart). The next request starts a fresh one.
+    public func stop(_ slug: String) async {
+        unknown[slug] = nil
+        guard let tree = running.removeValue(forKey: slug) else { return }
+        activeGauge.record(running.count)
+        await tree.stop()
+        logger.info("tenant tree stopped", metadata: ["tenant": .string(slug)])
+    }
+
+    public func stopAll() async {
+        let trees = running
+        running.removeAll()
+        activeGauge.record(0)
+        for tree in trees.values { await tree.stop() }
+    }
+
+    /// Stops trees idle for longer than the idle timeout, unless they still have requests running.
+    public func passivateIdle() async {
+        let now = clock.now
+        let idle = running.filter { _, tree in
+            tree.idleFor(now: now) > configuration.idleTimeout && tree.gate.activeCount == 0 && tree.gate.queuedCount == 0
+        }
+        for slug in idle.keys.sorted() {
+            logger.debug("passivating idle tenant", metadata: ["tenant": .string(slug)])
+            await stop(slug)
+        }
+    }
+
+    /// The directory's own upkeep loop: passivation. Runs until cancelled.
+    public func runMaintenance() async {
+        let interval = min(configuration.idleTimeout / 4, .seconds(30))
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            await passivateIdle()
+        }
+    }
+
+    /// Re-reads a tenant's record and secrets now (after an admin change on this node).
+    public func refresh(_ slug: String) async throws {
+        guard let tree = running[slug] else { return }
+        guard let tenant = try await store.tenant(slug) else {
+            await stop(slug)
+            return
+        }
+        tree.apply(tenant)
+        tree.replaceKeyRing(try await keyRing(for: slug))
+    }
+
+    // MARK: - Loading
+
+    private func load(_ slug: String) async throws -> TenantSupervisor? {
+        guard let tenant = try await store.tenant(slug) else { return nil }
+        let keyRing = try await keyRing(for: slug)
+        if let raced = running[slug] { return raced }
+        let tree = TenantSupervisor(
+            tenant: tenant, keyRing: keyRing, intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
+        running[slug] = tree
+        unknown[slug] = nil
+        activeGauge.record(running.count)
+        await tree.startChild(configWatcher(for: tree))
+        for factory in childFactories {
+            if let spec = factory(tree) { await tree.startChild(spec) }
+        }
+        logger.info("tenant tree started", metadata: ["tenant": .string(slug)])
+        return tree
+    }
+
+    public func keyRing(for slug: String) async throws -> TenantKeyRing {
+        let sealed = try await store.jwtSecrets(slug).filter { $0.revokedAt == nil }
+        guard !sealed.isEmpty else { throw ControlPlaneError.corrupt("tenant \(slug) has no signing secret") }
+        let secrets = try sealed.map { secret in
+            (kid: secret.kid, secret: try secretBox.open(secret.sealed, context: Self.jwtSecretContext(slug: slug, kid: secret.kid)))
+        }
+        return TenantKeyRing(slug: slug, secrets: secrets)
+    }
+
+    public static func jwtSecretContext(slug: String, kid: String) -> String {
+        "tenant:\(slug):jwt:\(kid)"
+    }
+
+    /// Keeps the tree's view of the tenant record fresh. A control plane that cannot be reached
+    /// makes it throw, so the supervisor backs off and, if it persists, marks the tenant degraded.
+    private func configWatcher(for tree: TenantSupervisor) -> ChildSpec {
+        let store = self.store
+        let interval = configuration.refreshInterval
+        let slug = tree.slug
+        return ChildSpec(name: "config-watcher") { [weak self] in
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                guard let tenant = try await store.tenant(slug) else {
+                    // Deleted through another node: this tree must go.
+                    Task { await self?.stop(slug) }
+                    return
+                }
+                tree.apply(tenant)
+            }
+        }
+    }
+}
