@@ -1,7 +1,7 @@
 import Foundation
 
-/// Any JSON value, kept in document order for objects so that what we echo back reads like what was
-/// sent. Used where the shape is open: request bodies checked field by field, policies, models.
+/// Any JSON value; objects keep their keys in document order so that what we echo back reads like
+/// what was sent. Used where the shape is open: request bodies checked field by field, policies, models.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -65,8 +65,11 @@ public enum JSONValue: Sendable, Hashable {
     }
 }
 
-/// A JSON object that remembers key order.
+/// A JSON object that remembers key order. Equality ignores the order, as JSON does.
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool { lhs.values == rhs.values }
+    public func hash(into hasher: inout Hasher) { hasher.combine(values) }
+
     public private(set) var keys: [String] = []
     private var values: [String: JSONValue] = [:]
 
@@ -165,22 +168,9 @@ extension JSONObject: Codable {
 }
 
 extension JSONValue {
-    /// Parses bytes that must be one JSON document. Throws `JSONValue.ParseError` with a readable
-    /// message rather than Foundation's nested errors.
-    public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            switch error {
-            case .dataCorrupted(let context):
-                let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                throw ParseError(message: underlying ?? context.debugDescription)
-            default:
-                throw ParseError(message: "the body is not valid JSON")
-            }
-        } catch {
-            throw ParseError(message: "the body is not valid JSON")
-        }
+    /// Parses bytes that must be one JSON document, strictly (see `JSONParser`).
+    public static func parse(_ bytes: some Collection<UInt8>) throws(ParseError) -> JSONValue {
+        try JSONParser.parse(Array(bytes))
     }
 
     public struct ParseError: Error, Sendable, CustomStringConvertible {
@@ -189,10 +179,13 @@ extension JSONValue {
     }
 
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return (try? Array(encoder.encode(self))) ?? Array("null".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        JSONWriter.write(self, into: &out)
+        return out
     }
+
+    public var jsonString: String { String(decoding: encoded(), as: UTF8.self) }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,

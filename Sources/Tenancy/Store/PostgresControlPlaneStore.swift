@@ -57,7 +57,7 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
                     """, logger: logger)
                 try await Self.insertAudit(audit, into: db, logger: logger)
             }
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+        } catch where Self.sqlState(of: error) == "23505" {
             throw ControlPlaneError.duplicate("tenant \(tenant.slug)")
         }
     }
@@ -132,8 +132,8 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
                     """, logger: logger)
                 try await Self.insertAudit(audit, into: db, logger: logger)
             }
-        } catch let error as PSQLError {
-            switch error.serverInfo?[.sqlState] {
+        } catch {
+            switch Self.sqlState(of: error) {
             case "23505": throw ControlPlaneError.duplicate("source \(source.name)")
             case "23503": throw ControlPlaneError.notFound("tenant \(source.tenant)")
             default: throw error
@@ -220,6 +220,13 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
             INSERT INTO minibaas.audit_log (at, actor, action, tenant, request_id, detail)
             VALUES (\(entry.at), \(entry.actor), \(entry.action), \(entry.tenant), \(entry.requestID), \(detail)::jsonb)
             """, logger: logger)
+    }
+
+    /// The SQLSTATE of a server error, also when a transaction wrapped it.
+    static func sqlState(of error: any Error) -> String? {
+        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+        if let error = error as? PostgresTransactionError, let inner = error.closureError { return sqlState(of: inner) }
+        return nil
     }
 
     private static func hasRow(_ rows: PostgresRowSequence) async throws -> Bool {

@@ -211,6 +211,11 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         _ = try await read("SELECT 1")
     }
 
+    /// For tests that check what the database itself refuses.
+    func executeForTesting(_ sql: String) async throws {
+        _ = try await read(sql)
+    }
+
     public func close() async {
         try? await connection.close()
     }

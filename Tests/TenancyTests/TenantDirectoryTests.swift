@@ -1,0 +1,196 @@
+import Crypto
+import Foundation
+import Logging
+import Runtime
+import TestSupport
+import XCTest
+@testable import Tenancy
+
+/// A real store whose reads of tenant records can be made to fail, to take the control plane away
+/// from a running tree.
+final class SwitchableStore: ControlPlaneStore, @unchecked Sendable {
+    let inner: any ControlPlaneStore
+    private let lock = Lock()
+    private var down = false
+    struct Down: Error {}
+
+    init(_ inner: any ControlPlaneStore) { self.inner = inner }
+    func setDown(_ value: Bool) { lock.withLock { down = value } }
+    private func check() throws { if lock.withLock({ down }) { throw Down() } }
+
+    func migrate() async throws { try await inner.migrate() }
+    func createTenant(_ t: Tenant, secret: SealedJWTSecret, audit: AuditEntry) async throws { try await inner.createTenant(t, secret: secret, audit: audit) }
+    func tenant(_ slug: String) async throws -> Tenant? { try check(); return try await inner.tenant(slug) }
+    func listTenants() async throws -> [Tenant] { try await inner.listTenants() }
+    func updateTenant(_ t: Tenant, audit: AuditEntry) async throws -> Bool { try await inner.updateTenant(t, audit: audit) }
+    func deleteTenant(_ slug: String, audit: AuditEntry) async throws -> Bool { try await inner.deleteTenant(slug, audit: audit) }
+    func jwtSecrets(_ slug: String) async throws -> [SealedJWTSecret] { try await inner.jwtSecrets(slug) }
+    func createSource(_ s: SourceRecord, audit: AuditEntry) async throws { try await inner.createSource(s, audit: audit) }
+    func sources(_ slug: String) async throws -> [SourceRecord] { try await inner.sources(slug) }
+    func deleteSource(tenant: String, name: String, audit: AuditEntry) async throws -> Bool { try await inner.deleteSource(tenant: tenant, name: name, audit: audit) }
+    func appendAudit(_ entry: AuditEntry) async throws { try await inner.appendAudit(entry) }
+    func auditLog(tenant: String?, limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(tenant: tenant, limit: limit) }
+    func setting(_ key: String) async throws -> String? { try await inner.setting(key) }
+    func setSetting(_ key: String, to value: String) async throws { try await inner.setSetting(key, to: value) }
+    func ping() async throws { try check(); try await inner.ping() }
+    func close() async { await inner.close() }
+}
+
+final class TenantDirectoryTests: XCTestCase {
+    var store: SwitchableStore!
+    let box = SecretBox(masterKey: SymmetricKey(size: .bits256))
+
+    override func setUp() async throws {
+        let sqlite = try await SQLiteControlPlaneStore.inMemory()
+        try await sqlite.migrate()
+        store = SwitchableStore(sqlite)
+    }
+
+    func register(_ slug: String, limits: TenantLimits = .default) async throws {
+        let secret = TenantKeyRing.newSecret()
+        let sealed = try box.seal(secret, context: TenantDirectory.jwtSecretContext(slug: slug, kid: "k1"))
+        try await store.createTenant(
+            Tenant(slug: slug, name: slug, createdAt: Date(), limits: limits),
+            secret: SealedJWTSecret(kid: "k1", sealed: sealed, createdAt: Date()),
+            audit: AuditEntry(at: Date(), actor: "test", action: "tenant.create", tenant: slug, requestID: nil))
+    }
+
+    func directory(_ configure: (inout TenantDirectory.Configuration) -> Void = { _ in }) -> TenantDirectory {
+        var configuration = TenantDirectory.Configuration()
+        configuration.backoff = Backoff(base: .milliseconds(5), cap: .milliseconds(20))
+        configure(&configuration)
+        return TenantDirectory(store: store, secretBox: box, configuration: configuration, logger: Logger(label: "test"))
+    }
+
+    func testStartsATreeOnFirstUseAndReusesIt() async throws {
+        try await register("acme")
+        let directory = directory()
+        let unknown = try await directory.supervisor(for: "ghost")
+        XCTAssertNil(unknown)
+        let trees = try await withThrowingTaskGroup(of: TenantSupervisor?.self) { group in
+            for _ in 0..<10 { group.addTask { try await directory.supervisor(for: "acme") } }
+            return try await group.reduce(into: [TenantSupervisor]()) { if let tree = $1 { $0.append(tree) } }
+        }
+        XCTAssertEqual(trees.count, 10)
+        XCTAssertTrue(trees.allSatisfy { $0 === trees[0] }, "concurrent first requests share one tree")
+        let count = await directory.activeCount
+        XCTAssertEqual(count, 1)
+        let snapshot = await trees[0].snapshot()
+        XCTAssertEqual(snapshot.children.map(\.name), ["config-watcher"])
+        XCTAssertEqual(snapshot.status, "running")
+        await directory.stopAll()
+    }
+
+    func testKeyRingOpensTheSealedSecret() async throws {
+        try await register("acme")
+        let directory = directory()
+        let tree = try await directory.supervisor(for: "acme")
+        let ring = try XCTUnwrap(tree?.keyRing)
+        XCTAssertNoThrow(try ring.verify(ring.apiKey(role: "anon", issuedAt: Date())))
+        await directory.stopAll()
+    }
+
+    func testIdleTreesArePassivatedButBusyOnesAreNot() async throws {
+        try await register("idle")
+        try await register("busy")
+        let directory = directory { $0.idleTimeout = .milliseconds(40) }
+        _ = try await directory.supervisor(for: "idle")
+        let busy = try await XCTUnwrapAsync(try await directory.supervisor(for: "busy"))
+        let holding = Task { try await busy.gate.run { try await Task.sleep(for: .milliseconds(300)); return 0 } }
+        try await Task.sleep(for: .milliseconds(80))
+        await directory.passivateIdle()
+        let remaining = await directory.active().map(\.slug)
+        XCTAssertEqual(remaining, ["busy"], "a tree with a request in flight stays")
+        _ = try await holding.value
+        let health = busy.health
+        XCTAssertEqual(health, .running)
+        try await Task.sleep(for: .milliseconds(50))
+        await directory.passivateIdle()
+        let after = await directory.activeCount
+        XCTAssertEqual(after, 0)
+        XCTAssertEqual(busy.health, .stopped)
+        let restarted = try await directory.supervisor(for: "busy")
+        XCTAssertNotNil(restarted)
+        XCTAssertFalse(restarted === busy, "the next request starts a fresh tree")
+        await directory.stopAll()
+    }
+
+    func testWatcherAppliesLimitChangesMadeElsewhere() async throws {
+        try await register("acme")
+        let directory = directory { $0.refreshInterval = .milliseconds(20) }
+        let tree = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        var tenant = try await XCTUnwrapAsync(try await store.tenant("acme"))
+        tenant.limits.maxConcurrent = 3
+        _ = try await store.updateTenant(tenant, audit: AuditEntry(at: Date(), actor: "other-node", action: "tenant.update", tenant: "acme", requestID: nil))
+        let applied = await waitUntil { tree.gate.limits.maxConcurrent == 3 }
+        XCTAssertTrue(applied)
+        await directory.stopAll()
+    }
+
+    func testWatcherStopsATreeWhoseTenantWasDeletedElsewhere() async throws {
+        try await register("acme")
+        let directory = directory { $0.refreshInterval = .milliseconds(20) }
+        _ = try await directory.supervisor(for: "acme")
+        _ = try await store.deleteTenant("acme", audit: AuditEntry(at: Date(), actor: "other-node", action: "tenant.delete", tenant: "acme", requestID: nil))
+        let gone = await waitUntil { await directory.activeCount == 0 }
+        XCTAssertTrue(gone)
+    }
+
+    func testLosingTheControlPlaneRestartsTheWatcherThenDegradesTheTenant() async throws {
+        try await register("acme")
+        let directory = directory {
+            $0.refreshInterval = .milliseconds(5)
+            $0.intensity = RestartIntensity(maxRestarts: 3, window: .seconds(30))
+        }
+        let tree = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        store.setDown(true)
+        let degraded = await waitUntil { tree.health == .degraded }
+        XCTAssertTrue(degraded)
+        let snapshot = await tree.snapshot()
+        XCTAssertEqual(snapshot.status, "degraded")
+        XCTAssertTrue(snapshot.degradedReason?.contains("config-watcher") ?? false, snapshot.degradedReason ?? "")
+        XCTAssertEqual(snapshot.children.first?.state, .failed)
+        XCTAssertEqual(snapshot.children.first?.restarts, 4)
+        XCTAssertNotNil(snapshot.children.first?.lastError)
+        // An admin restart gives the tenant a fresh tree once the store is back.
+        store.setDown(false)
+        await directory.stop("acme")
+        let fresh = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        XCTAssertEqual(fresh.health, .running)
+        await directory.stopAll()
+    }
+
+    func testRegisteredChildrenJoinEveryTreeAndAreRestarted() async throws {
+        try await register("acme")
+        let directory = directory()
+        let starts = Counter()
+        await directory.addChildFactory { _ in
+            ChildSpec(name: "pool") {
+                let n = starts.increment()
+                if n < 3 { throw CocoaError(.fileNoSuchFile) }
+                try await Task.sleep(for: .seconds(60))
+            }
+        }
+        let tree = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        let up = await waitUntil { starts.value == 3 }
+        XCTAssertTrue(up)
+        let pool = await tree.snapshot().children.first { $0.name == "pool" }
+        XCTAssertEqual(pool?.restarts, 2)
+        XCTAssertEqual(pool?.state, .running)
+        await directory.stop("acme")
+        let stopped = await tree.snapshot().children.allSatisfy { $0.state == .stopped }
+        XCTAssertTrue(stopped)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = Lock()
+    private var count = 0
+    func increment() -> Int { lock.withLock { count += 1; return count } }
+    var value: Int { lock.withLock { count } }
+}
+
+func XCTUnwrapAsync<T>(_ value: @autoclosure () async throws -> T?, file: StaticString = #filePath, line: UInt = #line) async throws -> T {
+    let resolved = try await value()
+    return try XCTUnwrap(resolved, file: file, line: line)
+}
