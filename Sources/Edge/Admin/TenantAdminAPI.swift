@@ -203,6 +203,6 @@ struct TenantAdminAPI {
 
 func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
     var headers = headers
-    headers[.contentType] = "application/json; charset=utf-8"
+    if headers[.contentType] == nil { headers[.contentType] = "application/json; charset=utf-8" }
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.encoded())))
 }

@@ -32,6 +32,16 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
 }
 
 extension APIError {
+    /// Hummingbird's own errors (no route, wrong method, body too large) in our shape.
+    init(_ error: HTTPError) {
+        switch error.status {
+        case .notFound: self = .routeNotFound("this path")
+        case .methodNotAllowed: self = .methodNotAllowed()
+        case .contentTooLarge: self = APIError(status: .contentTooLarge, code: "MB103", message: "request body is too large")
+        default: self = APIError(status: error.status, code: "MB000", message: error.body ?? error.status.reasonPhrase)
+        }
+    }
+
     // MARK: Generic HTTP
     static func internalError(requestID: String) -> APIError {
         APIError(status: .internalServerError, code: "MB001", message: "internal error",

@@ -42,14 +42,7 @@ struct EdgeResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context ==
         case let error as APIError:
             return error.render()
         case let error as HTTPError:
-            switch error.status {
-            case .notFound: return APIError.routeNotFound("this path").render()
-            case .methodNotAllowed: return APIError.methodNotAllowed().render()
-            case .contentTooLarge: return APIError(status: .contentTooLarge, code: "MB103", message: "request body is too large").render()
-            default:
-                return APIError(status: error.status, code: "MB00\(error.status.code / 100)", message: error.body ?? error.status.reasonPhrase)
-                    .render()
-            }
+            return APIError(error).render()
         default:
             logger.error("unhandled error", metadata: ["error": .string(String(reflecting: error))])
             return APIError.internalError(requestID: requestID).render()

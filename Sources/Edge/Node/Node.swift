@@ -82,6 +82,7 @@ enum Node {
     static func makeRouter(_ node: NodeServices, metrics: NodeMetrics) -> Router<EdgeContext> {
         let router = Router(context: EdgeContext.self)
         router.add(middleware: RequestMetricsMiddleware())
+        router.add(middleware: ErrorShapeMiddleware())
         let nodeAPI = NodeAdminAPI(node: node, metrics: metrics)
         nodeAPI.registerPublic(on: router)
         let admin = router.group("admin/v1").add(middleware: AdminAuthMiddleware(token: node.adminToken))

@@ -3,7 +3,7 @@ import Hummingbird
 import Metrics
 
 /// Counts requests by tenant, route template and status, and records their latency. Runs after
-/// routing so the route label is the template (`/t/:slug/rest/v1/**`), never a raw path.
+/// routing so the route label is the template (`/t/{slug}/rest/v1`), never a raw path.
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = EdgeContext
 

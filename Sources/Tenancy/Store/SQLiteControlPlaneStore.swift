@@ -30,6 +30,11 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         self.connection = connection
     }
 
+    deinit {
+        // sqlite-nio insists on an explicit close; the future keeps the connection alive until done.
+        if !connection.isClosed { _ = connection.close() }
+    }
+
     // MARK: - Transactions
 
     private func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {

@@ -1,0 +1,86 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Runtime
+import Tenancy
+import TestSupport
+import XCTest
+@testable import Edge
+
+/// A node assembled in process over a real store, for driving the edge through HummingbirdTesting.
+struct TestNode {
+    let services: NodeServices
+    let adminToken = "test-admin-token-0123456789"
+
+    static func make(
+        store given: (any ControlPlaneStore)? = nil, environment: [String: String] = [:],
+        directory configure: (inout TenantDirectory.Configuration) -> Void = { _ in }
+    ) async throws -> TestNode {
+        let configuration = try NodeConfiguration.resolve(host: "127.0.0.1", port: 0, dataDir: nil, environment: environment)
+        let store: any ControlPlaneStore
+        if let given {
+            store = given
+        } else {
+            let sqlite = try await SQLiteControlPlaneStore.inMemory()
+            try await sqlite.migrate()
+            store = sqlite
+        }
+        let box = SecretBox(masterKey: SymmetricKey(size: .bits256))
+        var directoryConfiguration = TenantDirectory.Configuration()
+        directoryConfiguration.backoff = Backoff(base: .milliseconds(5), cap: .milliseconds(20))
+        configure(&directoryConfiguration)
+        let directory = TenantDirectory(store: store, secretBox: box, configuration: directoryConfiguration, logger: Logger(label: "test"))
+        let services = NodeServices(
+            configuration: configuration, store: store, secretBox: box, directory: directory,
+            adminToken: AdminToken(token: "test-admin-token-0123456789"), startedAt: Date(), lifecycle: NodeLifecycle(),
+            logger: Logger(label: "test"))
+        return TestNode(services: services)
+    }
+
+    /// The node's application; `extend` may add routes (tests add slow tenant routes to load the gate).
+    func application(extend: (Router<EdgeContext>) -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Node.makeRouter(services, metrics: .shared)
+        extend(router)
+        return Application(
+            responder: EdgeResponder(inner: router.buildResponder(), baseDomain: services.configuration.baseDomain),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    var adminHeaders: HTTPFields { [.authorization: "Bearer \(adminToken)", .contentType: "application/json"] }
+}
+
+struct Reply {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let body: ByteBuffer
+    var json: JSONValue? { try? JSONValue.parse(body.readableBytesView) }
+    var code: String? { json?["code"]?.stringValue }
+}
+
+extension TestClientProtocol {
+    func call(_ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields = [:], json: JSONValue? = nil, raw: String? = nil) async throws -> Reply {
+        var headers = headers
+        var body: ByteBuffer?
+        if let json {
+            body = ByteBuffer(bytes: json.encoded())
+            if headers[.contentType] == nil { headers[.contentType] = "application/json" }
+        } else if let raw {
+            body = ByteBuffer(string: raw)
+        }
+        let response = try await executeRequest(uri: uri, method: method, headers: headers, body: body)
+        return Reply(status: response.status, headers: response.headers, body: response.body)
+    }
+
+    /// Registers a tenant and returns (anonKey, serviceKey).
+    func createTenant(_ node: TestNode, _ slug: String, limits: JSONValue? = nil) async throws -> (anon: String, service: String) {
+        var body: JSONObject = ["slug": .string(slug), "name": .string(slug.capitalized)]
+        if let limits { body["limits"] = limits }
+        let reply = try await call(.post, "/admin/v1/tenants", headers: node.adminHeaders, json: .object(body))
+        XCTAssertEqual(reply.status, .created, String(buffer: reply.body))
+        return (try XCTUnwrap(reply.json?["anonKey"]?.stringValue), try XCTUnwrap(reply.json?["serviceKey"]?.stringValue))
+    }
+}
