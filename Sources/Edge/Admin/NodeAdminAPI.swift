@@ -55,7 +55,7 @@ struct NodeAdminAPI {
     @Sendable func ready(_ request: Request, context: EdgeContext) async throws -> Response {
         if node.lifecycle.isDraining { throw APIError.shuttingDown }
         do {
-            try await RequestGate.withDeadline(.seconds(2)) { [store = node.store] in try await store.ping() }
+            try await withTimeout(.seconds(2)) { [store = node.store] in try await store.ping() }
         } catch {
             context.logger.warning("readiness: control plane unreachable", metadata: ["error": .string("\(error)")])
             throw APIError.controlPlaneUnavailable()

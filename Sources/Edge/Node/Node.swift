@@ -21,32 +21,41 @@ enum Node {
         let metrics = NodeMetrics.shared
 
         let store: any ControlPlaneStore
-        var services: [any Service] = []
+        var postgres: PostgresControlPlaneStore?
         switch configuration.databaseURL {
         case nil:
             try prepareDataDir(configuration.dataDir)
             store = try await SQLiteControlPlaneStore.open(path: configuration.dataDir + "/control-plane.sqlite", logger: logger)
         case let url?:
-            let postgres = PostgresControlPlaneStore(url: url, logger: logger)
-            services.append(postgres.client)
-            store = postgres
+            postgres = PostgresControlPlaneStore(url: url, logger: logger)
+            store = postgres!
         }
 
-        // The Postgres client must be running before the first query; start the service group's
-        // members that do I/O first and run migrations and key checks against them.
-        let prelude = PreludeRunner(services: services, logger: logger)
-        let (secretBox, adminToken, firstRun) = try await prelude.run {
-            do {
-                try await store.migrate()
-            } catch {
-                throw StartupError(description: "cannot prepare the control plane (\(configuration.databaseURL?.redacted ?? configuration.dataDir)): \(describe(error))")
+        // The Postgres client runs for the node's whole life, around the service group, so that
+        // start-up steps can use it and it closes only after the server has drained.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let client = postgres?.client {
+                group.addTask { await client.run() }
             }
-            let masterKey = try loadMasterKey(configuration)
-            let box = SecretBox(masterKey: masterKey)
-            try await checkMasterKey(box, store: store)
-            let (token, firstRun) = try await loadAdminToken(configuration, store: store, announce: announce)
-            return (box, token, firstRun)
+            defer { group.cancelAll() }
+            try await serve(configuration, store: store, logger: logger, metrics: metrics, announce: announce)
         }
+        await store.close()
+        logger.info("node stopped")
+    }
+
+    private static func serve(
+        _ configuration: NodeConfiguration, store: any ControlPlaneStore, logger: Logger, metrics: NodeMetrics,
+        announce: @escaping @Sendable (String) -> Void
+    ) async throws {
+        do {
+            try await withTimeout(.seconds(15)) { try await store.migrate() }
+        } catch {
+            throw StartupError(description: "cannot prepare the control plane (\(configuration.databaseURL?.redacted ?? configuration.dataDir)): \(describe(error))")
+        }
+        let secretBox = SecretBox(masterKey: try loadMasterKey(configuration))
+        try await checkMasterKey(secretBox, store: store)
+        let (adminToken, firstRun) = try await loadAdminToken(configuration, store: store, announce: announce)
 
         let directory = TenantDirectory(store: store, secretBox: secretBox, logger: logger)
         let lifecycle = NodeLifecycle()
@@ -70,13 +79,11 @@ enum Node {
         app.addServices(DirectoryService(directory: directory, lifecycle: lifecycle))
 
         let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) } + [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger))
         try await group.run()
-        await store.close()
-        logger.info("node stopped")
     }
 
     static func makeRouter(_ node: NodeServices, metrics: NodeMetrics) -> Router<EdgeContext> {
@@ -179,22 +186,5 @@ struct DirectoryService: Service {
             lifecycle.beginDraining()
         }
         await directory.stopAll()
-    }
-}
-
-/// Runs I/O services (the Postgres client) for the duration of a start-up step, before the full
-/// service group exists, then stops them so the group can own them.
-struct PreludeRunner {
-    let services: [any Service]
-    let logger: Logger
-
-    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for service in services {
-                group.addTask { try await service.run() }
-            }
-            defer { group.cancelAll() }
-            return try await body()
-        }
     }
 }

@@ -42,29 +42,18 @@ public final class RequestGate: @unchecked Sendable {
             throw Refusal.rateLimited(retryAfter: max(1, Int(retryAfter.rounded(.up))))
         }
         let deadline = Duration.milliseconds(limits.requestTimeoutMs)
-        return try await Self.withDeadline(deadline) { [limiter] in
-            do {
-                try await limiter.acquire()
-            } catch ConcurrencyLimiter.Refusal.queueFull {
-                throw Refusal.overloaded
+        do {
+            return try await withTimeout(deadline) { [limiter] in
+                do {
+                    try await limiter.acquire()
+                } catch ConcurrencyLimiter.Refusal.queueFull {
+                    throw Refusal.overloaded
+                }
+                defer { limiter.release() }
+                return try await body()
             }
-            defer { limiter.release() }
-            return try await body()
-        }
-    }
-
-    /// Races `body` against a timer; the loser is cancelled. Throws `deadlineExceeded` on timeout.
-    public static func withDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw Refusal.deadlineExceeded }
-            guard let value = first else { throw Refusal.deadlineExceeded }
-            return value
+        } catch is TimeoutError {
+            throw Refusal.deadlineExceeded
         }
     }
 }
