@@ -28,6 +28,9 @@ final class SwitchableStore: ControlPlaneStore, @unchecked Sendable {
     func createSource(_ s: SourceRecord, audit: AuditEntry) async throws { try await inner.createSource(s, audit: audit) }
     func sources(_ slug: String) async throws -> [SourceRecord] { try await inner.sources(slug) }
     func deleteSource(tenant: String, name: String, audit: AuditEntry) async throws -> Bool { try await inner.deleteSource(tenant: tenant, name: name, audit: audit) }
+    func updateSourceModel(tenant: String, name: String, model: String, audit: AuditEntry) async throws -> Bool {
+        try await inner.updateSourceModel(tenant: tenant, name: name, model: model, audit: audit)
+    }
     func appendAudit(_ entry: AuditEntry) async throws { try await inner.appendAudit(entry) }
     func auditLog(tenant: String?, limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(tenant: tenant, limit: limit) }
     func setting(_ key: String) async throws -> String? { try await inner.setting(key) }

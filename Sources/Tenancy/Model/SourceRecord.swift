@@ -11,10 +11,16 @@ public struct SourceRecord: Sendable, Equatable {
     public var config: JSONObject
     /// AES-GCM sealed JSON object of credentials (URL with password, keys, headers).
     public var sealedSecrets: [UInt8]
+    /// The source's schema model as JSON (the connectors' type; opaque here).
+    public var model: String
     public var createdAt: Date
     public var updatedAt: Date
 
-    public init(tenant: String, name: String, kind: String, config: JSONObject, sealedSecrets: [UInt8], createdAt: Date, updatedAt: Date) {
+    public init(
+        tenant: String, name: String, kind: String, config: JSONObject, sealedSecrets: [UInt8], model: String = "{}", createdAt: Date,
+        updatedAt: Date
+    ) {
+        self.model = model
         self.tenant = tenant
         self.name = name
         self.kind = kind

@@ -22,6 +22,8 @@ public protocol ControlPlaneStore: Sendable {
     func createSource(_ source: SourceRecord, audit: AuditEntry) async throws
     func sources(_ slug: String) async throws -> [SourceRecord]
     func deleteSource(tenant: String, name: String, audit: AuditEntry) async throws -> Bool
+    /// Replaces a source's model after re-introspection. Returns false when there is no such source.
+    func updateSourceModel(tenant: String, name: String, model: String, audit: AuditEntry) async throws -> Bool
 
     func appendAudit(_ entry: AuditEntry) async throws
     /// Newest first.

@@ -55,6 +55,7 @@ enum Migrations {
             "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
             "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ]),
+        Step(version: 2, statements: ["ALTER TABLE sources ADD COLUMN model TEXT NOT NULL DEFAULT '{}'"]),
     ]
 
     static let postgres: [Step] = [
@@ -112,5 +113,6 @@ enum Migrations {
             """,
             "CREATE TABLE minibaas.settings (key text PRIMARY KEY, value text NOT NULL)",
         ]),
+        Step(version: 2, statements: ["ALTER TABLE minibaas.sources ADD COLUMN model text NOT NULL DEFAULT '{}'"]),
     ]
 }

@@ -126,9 +126,9 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
                 let config = StoreCoding.encodeObject(source.config)
                 try await db.query(
                     """
-                    INSERT INTO minibaas.sources (tenant, name, kind, config, sealed_secrets, created_at, updated_at)
+                    INSERT INTO minibaas.sources (tenant, name, kind, config, sealed_secrets, model, created_at, updated_at)
                     VALUES (\(source.tenant), \(source.name), \(source.kind), \(config)::jsonb,
-                            \(ByteBuffer(bytes: source.sealedSecrets)), \(source.createdAt), \(source.updatedAt))
+                            \(ByteBuffer(bytes: source.sealedSecrets)), \(source.model), \(source.createdAt), \(source.updatedAt))
                     """, logger: logger)
                 try await Self.insertAudit(audit, into: db, logger: logger)
             }
@@ -144,16 +144,16 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
     public func sources(_ slug: String) async throws -> [SourceRecord] {
         let rows = try await client.query(
             """
-            SELECT tenant, name, kind, config::text, sealed_secrets, created_at, updated_at
+            SELECT tenant, name, kind, config::text, sealed_secrets, model, created_at, updated_at
             FROM minibaas.sources WHERE tenant = \(slug) ORDER BY name
             """, logger: logger)
         var result: [SourceRecord] = []
-        for try await (tenant, name, kind, config, sealed, createdAt, updatedAt) in rows.decode(
-            (String, String, String, String, ByteBuffer, Date, Date).self)
+        for try await (tenant, name, kind, config, sealed, model, createdAt, updatedAt) in rows.decode(
+            (String, String, String, String, ByteBuffer, String, Date, Date).self)
         {
             result.append(SourceRecord(
                 tenant: tenant, name: name, kind: kind, config: try StoreCoding.decodeObject(config),
-                sealedSecrets: Array(sealed.readableBytesView), createdAt: createdAt, updatedAt: updatedAt))
+                sealedSecrets: Array(sealed.readableBytesView), model: model, createdAt: createdAt, updatedAt: updatedAt))
         }
         return result
     }
@@ -162,6 +162,17 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
         try await client.withTransaction(logger: logger) { db in
             let rows = try await db.query(
                 "DELETE FROM minibaas.sources WHERE tenant = \(tenant) AND name = \(name) RETURNING 1", logger: logger)
+            guard try await Self.hasRow(rows) else { return false }
+            try await Self.insertAudit(audit, into: db, logger: logger)
+            return true
+        }
+    }
+
+    public func updateSourceModel(tenant: String, name: String, model: String, audit: AuditEntry) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { db in
+            let rows = try await db.query(
+                "UPDATE minibaas.sources SET model = \(model), updated_at = now() WHERE tenant = \(tenant) AND name = \(name) RETURNING 1",
+                logger: logger)
             guard try await Self.hasRow(rows) else { return false }
             try await Self.insertAudit(audit, into: db, logger: logger)
             return true

@@ -143,9 +143,9 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
                 "SELECT 1 FROM sources WHERE tenant = ? AND name = ?", [.text(source.tenant), .text(source.name)])
             guard existing.isEmpty else { throw ControlPlaneError.duplicate("source \(source.name)") }
             _ = try await db.query(
-                "INSERT INTO sources (tenant, name, kind, config, sealed_secrets, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sources (tenant, name, kind, config, sealed_secrets, model, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [.text(source.tenant), .text(source.name), .text(source.kind), .text(StoreCoding.encodeObject(source.config)),
-                 .blob(ByteBuffer(bytes: source.sealedSecrets)),
+                 .blob(ByteBuffer(bytes: source.sealedSecrets)), .text(source.model),
                  .integer(Int(StoreCoding.milliseconds(source.createdAt))), .integer(Int(StoreCoding.milliseconds(source.updatedAt)))])
             try await Self.insertAudit(audit, into: db)
         }
@@ -156,11 +156,12 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
             guard let tenant = row.column("tenant")?.string, let name = row.column("name")?.string,
                 let kind = row.column("kind")?.string, let config = row.column("config")?.string,
                 case .blob(let sealed)? = row.column("sealed_secrets"),
-                let created = row.column("created_at_ms")?.integer, let updated = row.column("updated_at_ms")?.integer
+                let created = row.column("created_at_ms")?.integer, let updated = row.column("updated_at_ms")?.integer,
+                let model = row.column("model")?.string
             else { throw ControlPlaneError.corrupt("sources row") }
             return SourceRecord(
                 tenant: tenant, name: name, kind: kind, config: try StoreCoding.decodeObject(config),
-                sealedSecrets: Array(sealed.readableBytesView),
+                sealedSecrets: Array(sealed.readableBytesView), model: model,
                 createdAt: StoreCoding.date(milliseconds: Int64(created)), updatedAt: StoreCoding.date(milliseconds: Int64(updated)))
         }
     }
@@ -170,6 +171,18 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
             let existing = try await db.query("SELECT 1 FROM sources WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
             guard !existing.isEmpty else { return false }
             _ = try await db.query("DELETE FROM sources WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
+    public func updateSourceModel(tenant: String, name: String, model: String, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM sources WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
+            guard !existing.isEmpty else { return false }
+            _ = try await db.query(
+                "UPDATE sources SET model = ?, updated_at_ms = ? WHERE tenant = ? AND name = ?",
+                [.text(model), .integer(Int(StoreCoding.milliseconds(Date()))), .text(tenant), .text(name)])
             try await Self.insertAudit(audit, into: db)
             return true
         }

@@ -30,6 +30,7 @@ public actor TenantDirectory {
     private var unknown: [String: ContinuousClock.Instant] = [:]
     /// Extra children every new tree gets (connectors and later subsystems register here).
     private var childFactories: [@Sendable (TenantSupervisor) -> ChildSpec?] = []
+    private var startHooks: [@Sendable (TenantSupervisor) async throws -> Void] = []
     private let activeGauge = Gauge(label: "minibaas_active_tenants")
 
     public init(store: any ControlPlaneStore, secretBox: SecretBox, configuration: Configuration = .init(), logger: Logger) {
@@ -37,6 +38,12 @@ public actor TenantDirectory {
         self.secretBox = secretBox
         self.configuration = configuration
         self.logger = logger
+    }
+
+    /// Work every new tree needs before it serves (loading its sources); a hook that throws makes
+    /// the tenant unavailable for that request, and the next request tries again.
+    public func addStartHook(_ hook: @escaping @Sendable (TenantSupervisor) async throws -> Void) {
+        startHooks.append(hook)
     }
 
     public func addChildFactory(_ factory: @escaping @Sendable (TenantSupervisor) -> ChildSpec?) {
@@ -122,6 +129,16 @@ public actor TenantDirectory {
         if let raced = running[slug] { return raced }
         let tree = TenantSupervisor(
             tenant: tenant, keyRing: keyRing, intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
+        do {
+            for hook in startHooks { try await hook(tree) }
+        } catch {
+            await tree.stop()
+            throw error
+        }
+        if let raced = running[slug] {
+            await tree.stop()
+            return raced
+        }
         running[slug] = tree
         unknown[slug] = nil
         activeGauge.record(running.count)

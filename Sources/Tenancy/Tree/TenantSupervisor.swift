@@ -13,6 +13,9 @@ public actor TenantSupervisor {
     public nonisolated let slug: String
     public nonisolated let gate: RequestGate
     public nonisolated let startedAt: Date
+    /// Per-tenant state that higher layers hang on the tree (the connectors' sources), so that it
+    /// lives and dies with the tree without this module knowing its type.
+    public nonisolated let attachments = Attachments()
     private nonisolated let state: ProtectedState
     private let children: Supervisor
     private let logger: Logger

@@ -1,0 +1,53 @@
+import Runtime
+
+/// What a REST request resolves to against the model: which entity, which columns and embedded
+/// relations, which conditions — all names checked. Rendering to SQL is `SQLRenderer`'s job.
+public struct ReadPlan: Sendable {
+    public var entity: Entity
+    public var columns: [SelectedColumn]
+    public var embeds: [EmbedPlan]
+    public var conditions: [Condition]
+    public var innerEmbeds: [EmbedPlan] { embeds.filter(\.inner) }
+    public var order: [OrderTerm]
+    public var limit: Int?
+    public var offset: Int?
+}
+
+public struct SelectedColumn: Sendable {
+    public var field: Field
+    public var outputName: String
+    public var cast: String?
+}
+
+public struct EmbedPlan: Sendable {
+    public var relation: Relation
+    public var outputName: String
+    public var inner: Bool
+    public var plan: ReadPlan
+}
+
+public enum WriteKind: Sendable, Equatable {
+    case insert(rows: [JSONObject], columns: [String], onConflict: OnConflict?)
+    case update(values: JSONObject, columns: [String])
+    case delete
+}
+
+public enum OnConflict: Sendable, Equatable {
+    case merge(target: [String])
+    case ignore(target: [String])
+}
+
+public struct WritePlan: Sendable {
+    public var kind: WriteKind
+    /// Conditions on the rows to update or delete.
+    public var target: ReadPlan
+    /// What to return of the written rows.
+    public var returning: ReadPlan
+}
+
+public struct CallPlan: Sendable {
+    public var operation: Operation
+    public var arguments: [(name: String, value: JSONValue)]
+    /// For functions returning rows of an entity: the read over those rows.
+    public var read: ReadPlan?
+}

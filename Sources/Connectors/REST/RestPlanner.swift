@@ -1,0 +1,178 @@
+import Runtime
+
+/// Resolves a parsed `RestQuery` against the schema model: every column, relation and function
+/// named by the client must exist, or the client hears which one does not.
+public struct RestPlanner: Sendable {
+    public let model: SchemaModel
+
+    public init(model: SchemaModel) {
+        self.model = model
+    }
+
+    public func entity(_ name: String) throws(RestError) -> Entity {
+        guard let entity = model.entity(named: name) else { throw .unknownTable(name) }
+        return entity
+    }
+
+    // MARK: - Reads
+
+    public func read(_ entityName: String, _ query: RestQuery) throws(RestError) -> ReadPlan {
+        let plan = try read(try entity(entityName), select: query.select, query: query, path: [])
+        let known = Set(Self.paths(of: plan, prefix: []))
+        for path in Array(query.conditions.keys) + Array(query.order.keys) + Array(query.limit.keys) + Array(query.offset.keys)
+        where !path.isEmpty && !known.contains(path) {
+            throw RestError(
+                status: 400, code: "PGRST108", message: "'\(path.joined(separator: "."))' is not an embedded resource in this request",
+                hint: "add it to select to filter, order or limit it")
+        }
+        return plan
+    }
+
+    static func paths(of plan: ReadPlan, prefix: [String]) -> [[String]] {
+        plan.embeds.flatMap { embed -> [[String]] in
+            let path = prefix + [embed.outputName]
+            return [path] + paths(of: embed.plan, prefix: path)
+        }
+    }
+
+    func read(_ entity: Entity, select: [SelectItem]?, query: RestQuery, path: [String]) throws(RestError) -> ReadPlan {
+        var columns: [SelectedColumn] = []
+        var embeds: [EmbedPlan] = []
+        for item in select ?? [.star] {
+            switch item {
+            case .star:
+                columns += entity.columns.map { SelectedColumn(field: Field(name: $0.name, path: []), outputName: $0.name, cast: nil) }
+            case .column(let field, let alias, let cast):
+                try check(field, in: entity)
+                columns.append(SelectedColumn(field: field, outputName: alias ?? field.defaultAlias, cast: cast))
+            case .embed(let embed):
+                let relation = try resolve(embed, from: entity)
+                guard let target = model.entities.first(where: { $0.qualifiedName == relation.to }) else {
+                    throw .noRelation(entity.name, embed.relation)
+                }
+                let name = embed.alias ?? embed.relation
+                let plan = try read(target, select: embed.select.isEmpty ? [.star] : embed.select, query: query, path: path + [name])
+                embeds.append(EmbedPlan(relation: relation, outputName: name, inner: embed.inner, plan: plan))
+            }
+        }
+        let conditions = query.conditions[path] ?? []
+        for condition in conditions { try check(condition, in: entity) }
+        let order = query.order[path] ?? []
+        for term in order { try check(term.field, in: entity) }
+        return ReadPlan(
+            entity: entity, columns: columns, embeds: embeds, conditions: conditions, order: order,
+            limit: query.limit[path], offset: query.offset[path])
+    }
+
+    func check(_ field: Field, in entity: Entity) throws(RestError) {
+        guard let column = entity.column(named: field.name) else { throw .unknownColumn(field.name, in: entity.name) }
+        if !field.path.isEmpty && column.type != .json {
+            throw RestError(status: 400, code: "PGRST100", message: "'\(field.name)' is not a JSON column; -> and ->> apply to json and jsonb")
+        }
+    }
+
+    func check(_ condition: Condition, in entity: Entity) throws(RestError) {
+        switch condition {
+        case .filter(let filter): try check(filter.field, in: entity)
+        case .and(let children, _), .or(let children, _):
+            for child in children { try check(child, in: entity) }
+        }
+    }
+
+    /// Finds the relation an embed names: by target table, narrowed by a hint (constraint name,
+    /// FK column or junction table), or by a foreign-key column of a many-to-one.
+    func resolve(_ embed: Embed, from entity: Entity) throws(RestError) -> Relation {
+        let outgoing = model.relations(from: entity.qualifiedName)
+        var candidates = outgoing.filter { $0.to.name == embed.relation }
+        if candidates.isEmpty {
+            candidates = outgoing.filter { $0.kind != .manyToMany && $0.isToOne && $0.fromColumns == [embed.relation] }
+        }
+        if let hint = embed.hint {
+            candidates = candidates.filter { relation in
+                relation.constraint == hint || relation.fromColumns == [hint] || relation.toColumns == [hint]
+                    || relation.junction?.entity.name == hint || relation.junction?.fromConstraint == hint
+            }
+        }
+        switch candidates.count {
+        case 0: throw .noRelation(entity.name, embed.relation)
+        case 1: return candidates[0]
+        default:
+            throw .ambiguousRelation(entity.name, embed.relation, candidates.map { $0.junction?.entity.name ?? $0.constraint })
+        }
+    }
+
+    // MARK: - Writes
+
+    public func insert(
+        _ entityName: String, rows: [JSONObject], query: RestQuery, onConflict: OnConflict?, returning: Bool
+    ) throws(RestError) -> WritePlan {
+        let entity = try entity(entityName)
+        guard entity.insertable else {
+            throw RestError(status: 405, code: "PGRST105", message: "'\(entity.name)' does not accept inserts")
+        }
+        var columns: [String] = query.columns ?? []
+        if query.columns == nil {
+            var seen = Set<String>()
+            for row in rows { for key in row.keys where seen.insert(key).inserted { columns.append(key) } }
+        }
+        for column in columns where entity.column(named: column) == nil { throw .unknownColumn(column, in: entity.name) }
+        let target = ReadPlan(entity: entity, columns: [], embeds: [], conditions: [], order: [], limit: nil, offset: nil)
+        return WritePlan(
+            kind: .insert(rows: rows, columns: columns, onConflict: onConflict), target: target,
+            returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
+    }
+
+    public func update(_ entityName: String, values: JSONObject, query: RestQuery) throws(RestError) -> WritePlan {
+        let entity = try entity(entityName)
+        guard entity.updatable else {
+            throw RestError(status: 405, code: "PGRST105", message: "'\(entity.name)' does not accept updates")
+        }
+        for column in values.keys where entity.column(named: column) == nil { throw .unknownColumn(column, in: entity.name) }
+        let target = try read(entity, select: [], query: RestQuery(conditions: [[]: query.conditions[[]] ?? []]), path: [])
+        return WritePlan(
+            kind: .update(values: values, columns: values.keys), target: target,
+            returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
+    }
+
+    public func delete(_ entityName: String, query: RestQuery) throws(RestError) -> WritePlan {
+        let entity = try entity(entityName)
+        guard entity.deletable else {
+            throw RestError(status: 405, code: "PGRST105", message: "'\(entity.name)' does not accept deletes")
+        }
+        let target = try read(entity, select: [], query: RestQuery(conditions: [[]: query.conditions[[]] ?? []]), path: [])
+        return WritePlan(
+            kind: .delete, target: target,
+            returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
+    }
+
+    // MARK: - Functions
+
+    public func call(_ name: String, arguments: [(String, JSONValue)], query: RestQuery) throws(RestError) -> CallPlan {
+        let candidates = model.operations.filter { $0.name == name }
+        let given = Set(arguments.map(\.0))
+        guard let operation = candidates.first(where: { operation in
+            let names = Set(operation.arguments.map(\.name))
+            let required = Set(operation.arguments.filter { !$0.hasDefault }.map(\.name))
+            return given.isSubset(of: names) && required.isSubset(of: given)
+        }) else {
+            if candidates.isEmpty { throw .unknownFunction(name) }
+            throw RestError(
+                status: 404, code: "PGRST202",
+                message: "Could not find the function '\(name)(\(given.sorted().joined(separator: ", ")))' in the schema cache",
+                hint: "its parameters: " + candidates.map { "(" + $0.arguments.map(\.name).joined(separator: ", ") + ")" }.joined(separator: " or "))
+        }
+        var read: ReadPlan?
+        if let entityName = operation.returnsEntity, let entity = model.entities.first(where: { $0.qualifiedName == entityName }) {
+            read = try self.read(entity, select: query.select, query: query, path: [])
+        }
+        return CallPlan(operation: operation, arguments: arguments.map { (name: $0.0, value: $0.1) }, read: read)
+    }
+}
+
+extension RestQuery {
+    init(select: [SelectItem]? = nil, conditions: [[String]: [Condition]] = [:]) {
+        self.init()
+        self.select = select
+        self.conditions = conditions
+    }
+}

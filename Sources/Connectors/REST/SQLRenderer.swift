@@ -1,0 +1,302 @@
+import Runtime
+
+/// Renders plans into one SQL statement each. Every statement answers one row:
+/// `body` (the JSON text to send), `page_count` (rows in it) and `total` (exact count or NULL).
+public struct SQLRenderer: Sendable {
+    public init() {}
+
+    // MARK: - Reads
+
+    public func read(_ plan: ReadPlan, count: Bool) -> SQLStatement {
+        var statement = SQLStatement()
+        let inner = select(plan, alias: "t0", depth: 0, into: &statement)
+        var total = "NULL::bigint"
+        if count {
+            var where_ = conditions(plan, alias: "t0", into: &statement)
+            if where_.isEmpty { where_ = "true" }
+            total = "(SELECT count(*) FROM \(quote(plan.entity.qualifiedName)) AS \"t0\" WHERE \(where_))"
+        }
+        statement.sql = "SELECT coalesce(json_agg(\"_row\"), '[]')::text AS body, count(\"_row\") AS page_count, \(total) AS total FROM (\(inner)) AS \"_row\""
+        return statement
+    }
+
+    /// `SELECT <columns and embeds> FROM <entity> AS alias WHERE … ORDER BY … LIMIT … OFFSET …`
+    func select(_ plan: ReadPlan, alias: String, depth: Int, into statement: inout SQLStatement, from source: String? = nil, extraWhere: [String] = []) -> String {
+        var items: [String] = []
+        for column in plan.columns {
+            var expression = fieldExpression(column.field, alias: alias, into: &statement)
+            if let cast = column.cast { expression = "CAST(\(expression) AS \(cast))" }
+            items.append("\(expression) AS \(quote(column.outputName))")
+        }
+        for (index, embed) in plan.embeds.enumerated() {
+            let childAlias = "t\(depth + 1)_\(index)"
+            items.append("\(embedExpression(embed, parent: alias, child: childAlias, depth: depth + 1, into: &statement)) AS \(quote(embed.outputName))")
+        }
+        if items.isEmpty { items = ["NULL"] }
+        var sql = "SELECT \(items.joined(separator: ", ")) FROM \(source ?? quote(plan.entity.qualifiedName)) AS \(quote(alias))"
+        var wheres = extraWhere
+        let own = conditions(plan, alias: alias, into: &statement)
+        if !own.isEmpty { wheres.append(own) }
+        if !wheres.isEmpty { sql += " WHERE " + wheres.joined(separator: " AND ") }
+        sql += tail(plan, alias: alias, into: &statement)
+        return sql
+    }
+
+    func tail(_ plan: ReadPlan, alias: String, into statement: inout SQLStatement) -> String {
+        var sql = ""
+        if !plan.order.isEmpty {
+            sql += " ORDER BY " + plan.order.map { term in
+                var text = fieldExpression(term.field, alias: alias, into: &statement)
+                if term.descending { text += " DESC" }
+                switch term.nulls {
+                case .first?: text += " NULLS FIRST"
+                case .last?: text += " NULLS LAST"
+                case nil: break
+                }
+                return text
+            }.joined(separator: ", ")
+        }
+        if let limit = plan.limit { sql += " LIMIT \(statement.bind(limit))" }
+        if let offset = plan.offset, offset > 0 { sql += " OFFSET \(statement.bind(offset))" }
+        return sql
+    }
+
+    /// The row filter of a plan: its own conditions and the existence of its `!inner` embeds.
+    func conditions(_ plan: ReadPlan, alias: String, into statement: inout SQLStatement) -> String {
+        var parts = plan.conditions.map { condition(String(describing: alias), $0, entity: plan.entity, into: &statement) }
+        for (index, embed) in plan.embeds.enumerated() where embed.inner {
+            let child = "e\(alias)_\(index)"
+            var where_ = [join(embed.relation, parent: alias, child: child, into: &statement)]
+            let own = conditions(embed.plan, alias: child, into: &statement)
+            if !own.isEmpty { where_.append(own) }
+            parts.append("EXISTS (SELECT 1 FROM \(quote(embed.plan.entity.qualifiedName)) AS \(quote(child)) WHERE \(where_.joined(separator: " AND ")))")
+        }
+        return parts.joined(separator: " AND ")
+    }
+
+    func embedExpression(_ embed: EmbedPlan, parent: String, child: String, depth: Int, into statement: inout SQLStatement) -> String {
+        let joinCondition = join(embed.relation, parent: parent, child: child, into: &statement)
+        let inner = select(embed.plan, alias: child, depth: depth, into: &statement, extraWhere: [joinCondition])
+        let row = quote(child + "_row")
+        if embed.relation.isToOne {
+            return "(SELECT row_to_json(\(row)) FROM (\(inner)) AS \(row))"
+        }
+        return "(SELECT coalesce(json_agg(\(row)), '[]'::json) FROM (\(inner)) AS \(row))"
+    }
+
+    /// How a child row relates to its parent row.
+    func join(_ relation: Relation, parent: String, child: String, into statement: inout SQLStatement) -> String {
+        if let junction = relation.junction {
+            let j = quote(child + "_j")
+            let toParent = zip(junction.fromColumns, relation.fromColumns).map { "\(j).\(quote($0)) = \(quote(parent)).\(quote($1))" }
+            let toChild = zip(junction.toColumns, relation.toColumns).map { "\(j).\(quote($0)) = \(quote(child)).\(quote($1))" }
+            return "EXISTS (SELECT 1 FROM \(quote(junction.entity)) AS \(j) WHERE \((toParent + toChild).joined(separator: " AND ")))"
+        }
+        return zip(relation.toColumns, relation.fromColumns)
+            .map { "\(quote(child)).\(quote($0)) = \(quote(parent)).\(quote($1))" }
+            .joined(separator: " AND ")
+    }
+
+    // MARK: - Fields and conditions
+
+    func fieldExpression(_ field: Field, alias: String, into statement: inout SQLStatement) -> String {
+        var expression = "\(quote(alias)).\(quote(field.name))"
+        for step in field.path {
+            switch step {
+            case .json(let key): expression = "(\(expression) -> \(jsonKey(key, into: &statement)))"
+            case .text(let key): expression = "(\(expression) ->> \(jsonKey(key, into: &statement)))"
+            }
+        }
+        return expression
+    }
+
+    func jsonKey(_ key: String, into statement: inout SQLStatement) -> String {
+        if let index = Int(key) { return "\(statement.bind(index))::int" }
+        return "\(statement.bind(key))::text"
+    }
+
+    func condition(_ alias: String, _ condition: Condition, entity: Entity, into statement: inout SQLStatement) -> String {
+        switch condition {
+        case .filter(let filter):
+            return self.filter(filter, alias: alias, entity: entity, into: &statement)
+        case .and(let children, let negated), .or(let children, let negated):
+            let joiner: String
+            if case .and = condition { joiner = " AND " } else { joiner = " OR " }
+            let body = "(" + children.map { self.condition(alias, $0, entity: entity, into: &statement) }.joined(separator: joiner) + ")"
+            return negated ? "NOT \(body)" : body
+        }
+    }
+
+    func filter(_ filter: Filter, alias: String, entity: Entity, into statement: inout SQLStatement) -> String {
+        let column = entity.column(named: filter.field.name)
+        var lhs = fieldExpression(filter.field, alias: alias, into: &statement)
+        // The type a value is read as: the column's own, text after ->>, jsonb after ->.
+        let valueType: String
+        if filter.field.path.isEmpty {
+            valueType = column?.nativeType ?? "text"
+        } else if filter.field.yieldsText {
+            valueType = "text"
+        } else {
+            lhs = "(\(lhs))::jsonb"
+            valueType = "jsonb"
+        }
+        let sql: String
+        switch (filter.op, filter.value) {
+        case (.is, .scalar(let value)):
+            switch value {
+            case "null": sql = "\(lhs) IS NULL"
+            case "not_null": sql = "\(lhs) IS NOT NULL"
+            case "true": sql = "\(lhs) IS TRUE"
+            case "false": sql = "\(lhs) IS FALSE"
+            default: sql = "\(lhs) IS UNKNOWN"
+            }
+        case (.in, .list(let values)):
+            sql = values.isEmpty ? "false" : "\(lhs) = ANY(CAST(\(statement.bind(values)) AS \(valueType)[]))"
+        case (_, .list(let values)):
+            let quantifier = filter.quantifier == .all ? "ALL" : "ANY"
+            switch filter.op {
+            case .like, .ilike:
+                let op = filter.op == .like ? "LIKE" : "ILIKE"
+                sql = "(\(lhs))::text \(op) \(quantifier)(\(statement.bind(values.map(Self.likePattern))))"
+            case .match, .imatch:
+                sql = "(\(lhs))::text \(filter.op == .match ? "~" : "~*") \(quantifier)(\(statement.bind(values)))"
+            default:
+                sql = "\(lhs) \(Self.comparison(filter.op)) \(quantifier)(CAST(\(statement.bind(values)) AS \(valueType)[]))"
+            }
+        case (let op, .scalar(let value)):
+            switch op {
+            case .eq, .neq, .gt, .gte, .lt, .lte:
+                sql = "\(lhs) \(Self.comparison(op)) CAST(\(statement.bind(value)) AS \(valueType))"
+            case .like: sql = "(\(lhs))::text LIKE \(statement.bind(Self.likePattern(value)))"
+            case .ilike: sql = "(\(lhs))::text ILIKE \(statement.bind(Self.likePattern(value)))"
+            case .match: sql = "(\(lhs))::text ~ \(statement.bind(value))"
+            case .imatch: sql = "(\(lhs))::text ~* \(statement.bind(value))"
+            case .isdistinct: sql = "\(lhs) IS DISTINCT FROM CAST(\(statement.bind(value)) AS \(valueType))"
+            case .fts, .plfts, .phfts, .wfts:
+                let function = ["fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"][op.rawValue]!
+                let vector = column?.nativeType == "tsvector" ? lhs : "to_tsvector(\(filter.language.map { "\(statement.bind($0))::regconfig, " } ?? "")(\(lhs))::text)"
+                let language = filter.language.map { "\(statement.bind($0))::regconfig, " } ?? ""
+                sql = "\(vector) @@ \(function)(\(language)\(statement.bind(value)))"
+            case .cs: sql = "\(lhs) @> CAST(\(statement.bind(value)) AS \(valueType))"
+            case .cd: sql = "\(lhs) <@ CAST(\(statement.bind(value)) AS \(valueType))"
+            case .ov: sql = "\(lhs) && CAST(\(statement.bind(value)) AS \(valueType))"
+            case .sl: sql = "\(lhs) << CAST(\(statement.bind(value)) AS \(valueType))"
+            case .sr: sql = "\(lhs) >> CAST(\(statement.bind(value)) AS \(valueType))"
+            case .nxr: sql = "\(lhs) &< CAST(\(statement.bind(value)) AS \(valueType))"
+            case .nxl: sql = "\(lhs) &> CAST(\(statement.bind(value)) AS \(valueType))"
+            case .adj: sql = "\(lhs) -|- CAST(\(statement.bind(value)) AS \(valueType))"
+            case .in, .is: sql = "false"
+            }
+        }
+        return filter.negated ? "NOT (\(sql))" : sql
+    }
+
+    static func comparison(_ op: FilterOperator) -> String {
+        switch op {
+        case .eq: "="
+        case .neq: "<>"
+        case .gt: ">"
+        case .gte: ">="
+        case .lt: "<"
+        case .lte: "<="
+        default: "="
+        }
+    }
+
+    /// PostgREST lets `*` stand for `%` in like patterns, so URLs need no percent signs.
+    static func likePattern(_ value: String) -> String {
+        value.replacingOccurrences(of: "*", with: "%")
+    }
+
+    // MARK: - Writes
+
+    public func write(_ plan: WritePlan, returnRows: Bool) -> SQLStatement {
+        var statement = SQLStatement()
+        let table = quote(plan.target.entity.qualifiedName)
+        let written: String
+        switch plan.kind {
+        case .insert(let rows, let columns, let onConflict):
+            if columns.isEmpty {
+                written = "INSERT INTO \(table) AS \"t0\" DEFAULT VALUES RETURNING \"t0\".*"
+            } else {
+                let list = columns.map(quote).joined(separator: ", ")
+                let payload = statement.bind(JSONValue.array(rows.map(JSONValue.object)).jsonString)
+                var sql = "INSERT INTO \(table) AS \"t0\" (\(list)) SELECT \(list) FROM json_populate_recordset(NULL::\(table), \(payload)::json)"
+                switch onConflict {
+                case .merge(let target)?:
+                    let updates = columns.filter { !target.contains($0) }
+                    sql += " ON CONFLICT (\(target.map(quote).joined(separator: ", "))) DO "
+                    sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.map { "\(quote($0)) = EXCLUDED.\(quote($0))" }.joined(separator: ", ")
+                case .ignore(let target)?:
+                    sql += " ON CONFLICT (\(target.map(quote).joined(separator: ", "))) DO NOTHING"
+                case nil:
+                    break
+                }
+                written = sql + " RETURNING \"t0\".*"
+            }
+        case .update(let values, let columns):
+            let list = columns.map(quote).joined(separator: ", ")
+            let payload = statement.bind(JSONValue.object(values).jsonString)
+            var where_ = conditions(plan.target, alias: "t0", into: &statement)
+            if where_.isEmpty { where_ = "true" }
+            written = "UPDATE \(table) AS \"t0\" SET (\(list)) = (SELECT \(list) FROM json_populate_record(NULL::\(table), \(payload)::json)) WHERE \(where_) RETURNING \"t0\".*"
+        case .delete:
+            var where_ = conditions(plan.target, alias: "t0", into: &statement)
+            if where_.isEmpty { where_ = "true" }
+            written = "DELETE FROM \(table) AS \"t0\" WHERE \(where_) RETURNING \"t0\".*"
+        }
+        let body: String
+        if returnRows {
+            let inner = select(plan.returning, alias: "t0", depth: 0, into: &statement, from: "\"_written\"")
+            body = "(SELECT coalesce(json_agg(\"_row\"), '[]')::text FROM (\(inner)) AS \"_row\")"
+        } else {
+            body = "NULL::text"
+        }
+        statement.sql = "WITH \"_written\" AS (\(written)) SELECT \(body) AS body, (SELECT count(*) FROM \"_written\") AS page_count, NULL::bigint AS total"
+        return statement
+    }
+
+    // MARK: - Functions
+
+    public func call(_ plan: CallPlan, count: Bool) -> SQLStatement {
+        var statement = SQLStatement()
+        let operation = plan.operation
+        let arguments = plan.arguments.map { argument -> String in
+            let type = operation.arguments.first { $0.name == argument.name }?.nativeType ?? "text"
+            let text = Self.argumentText(argument.value, arrayType: type.hasSuffix("[]"))
+            let value = text.map { "CAST(\(statement.bind($0)) AS \(type))" } ?? "NULL::\(type)"
+            return "\(quote(argument.name)) := \(value)"
+        }.joined(separator: ", ")
+        let call = "\(quote(operation.schema)).\(quote(operation.name))(\(arguments))"
+        if var read = plan.read {
+            if !operation.returnsSet { read.limit = read.limit ?? 1 }
+            let inner = select(read, alias: "t0", depth: 0, into: &statement, from: call)
+            let body = operation.returnsSet ? "coalesce(json_agg(\"_row\"), '[]')::text" : "(json_agg(\"_row\") -> 0)::text"
+            statement.sql = "SELECT \(body) AS body, count(\"_row\") AS page_count, NULL::bigint AS total FROM (\(inner)) AS \"_row\""
+        } else if operation.returnsVoid {
+            statement.sql = "SELECT NULL::text AS body, 0::bigint AS page_count, NULL::bigint AS total FROM \(call) AS \"_call\""
+        } else if operation.returnsSet {
+            statement.sql = "SELECT coalesce(json_agg(\"_value\"), '[]')::text AS body, count(*) AS page_count, NULL::bigint AS total FROM \(call) AS \"_value\""
+        } else {
+            statement.sql = "SELECT to_json(\(call))::text AS body, 1::bigint AS page_count, NULL::bigint AS total"
+        }
+        return statement
+    }
+
+    /// An argument as PostgreSQL input text: strings as they are, other JSON as JSON text, and JSON
+    /// arrays as array literals where the parameter is an array.
+    static func argumentText(_ value: JSONValue, arrayType: Bool) -> String? {
+        switch value {
+        case .null: return nil
+        case .string(let text): return text
+        case .array(let items) where arrayType:
+            return "{" + items.map { item -> String in
+                guard let text = argumentText(item, arrayType: false) else { return "NULL" }
+                return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            }.joined(separator: ",") + "}"
+        default: return value.jsonString
+        }
+    }
+}
+
+import Foundation

@@ -1,0 +1,17 @@
+import Runtime
+
+/// A small type-keyed store: one value per type.
+public final class Attachments: @unchecked Sendable {
+    private let lock = Lock()
+    private var values: [ObjectIdentifier: any Sendable] = [:]
+
+    public init() {}
+
+    public func set<T: Sendable>(_ value: T) {
+        lock.withLock { values[ObjectIdentifier(T.self)] = value }
+    }
+
+    public func get<T: Sendable>(_ type: T.Type = T.self) -> T? {
+        lock.withLock { values[ObjectIdentifier(T.self)] as? T }
+    }
+}
