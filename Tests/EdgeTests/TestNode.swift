@@ -1,3 +1,4 @@
+import Connectors
 import Crypto
 import Foundation
 import HTTPTypes
@@ -34,6 +35,8 @@ struct TestNode {
         directoryConfiguration.backoff = Backoff(base: .milliseconds(5), cap: .milliseconds(20))
         configure(&directoryConfiguration)
         let directory = TenantDirectory(store: store, secretBox: box, configuration: directoryConfiguration, logger: Logger(label: "test"))
+        let catalog = SourceCatalog(store: store, secretBox: box, logger: Logger(label: "test"))
+        await directory.addStartHook { tree in try await catalog.load(into: tree) }
         let services = NodeServices(
             configuration: configuration, store: store, secretBox: box, directory: directory,
             adminToken: AdminToken(token: "test-admin-token-0123456789"), startedAt: Date(), lifecycle: NodeLifecycle(),

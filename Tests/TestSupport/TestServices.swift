@@ -59,3 +59,40 @@ public func waitUntil(timeout: Duration = .seconds(5), _ condition: () async thr
     }
     return try await condition()
 }
+
+extension TestServices {
+    /// Runs a SQL script with psql (scripts hold several statements and dollar-quoted bodies,
+    /// which the extended protocol does not take).
+    public static func runScript(_ path: String, database url: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-f", path]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw Missing(description: "psql failed on \(path): \(text)")
+        }
+    }
+
+    /// The first column of the first row of `sql`, as text.
+    public static func scalar(_ sql: String, database url: String) async throws -> String? {
+        try await withClient(try PostgresURL(url)) { client in
+            let rows = try await client.query(PostgresQuery(unsafeSQL: sql))
+            for try await value in rows.decode(String?.self) { return value }
+            return nil
+        }
+    }
+
+    /// Where the shared conformance data lives: `../shared/conformance` when present, else the copy
+    /// kept with the tests.
+    public static func conformanceDirectory(file: String = #filePath) -> String {
+        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let shared = root.deletingLastPathComponent().appendingPathComponent("shared/conformance").path
+        if FileManager.default.fileExists(atPath: shared + "/rest-cases.json") { return shared }
+        return root.appendingPathComponent("Tests/Fixtures/conformance").path
+    }
+}

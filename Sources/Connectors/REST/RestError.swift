@@ -38,7 +38,7 @@ public struct RestError: Error, Sendable, Equatable, CustomStringConvertible {
             status: 300, code: "PGRST201", message: "Could not embed because more than one relationship was found for '\(from)' and '\(to)'",
             details: candidates.joined(separator: ", "), hint: "Try changing '\(to)' to one of: " + candidates.map { "\(to)!\($0)" }.joined(separator: ", "))
     }
-    static func singular(_ count: Int) -> RestError {
+    public static func singular(_ count: Int) -> RestError {
         RestError(
             status: 406, code: "PGRST116", message: "JSON object requested, multiple (or no) rows returned",
             details: "The result contains \(count) rows")

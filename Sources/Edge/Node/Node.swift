@@ -1,3 +1,4 @@
+import Connectors
 import Crypto
 import Foundation
 import Hummingbird
@@ -58,6 +59,8 @@ enum Node {
         let (adminToken, firstRun) = try await loadAdminToken(configuration, store: store, announce: announce)
 
         let directory = TenantDirectory(store: store, secretBox: secretBox, logger: logger)
+        let catalog = SourceCatalog(store: store, secretBox: secretBox, logger: logger)
+        await directory.addStartHook { tree in try await catalog.load(into: tree) }
         let lifecycle = NodeLifecycle()
         let node = NodeServices(
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
@@ -94,6 +97,7 @@ enum Node {
         nodeAPI.registerPublic(on: router)
         let admin = router.group("admin/v1").add(middleware: AdminAuthMiddleware(token: node.adminToken))
         TenantAdminAPI(node: node).register(on: admin)
+        SourceAdminAPI(node: node, catalog: node.sourceCatalog).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

@@ -1,3 +1,4 @@
+import Connectors
 import Foundation
 import Logging
 import Runtime
@@ -13,6 +14,8 @@ struct NodeServices: Sendable {
     let startedAt: Date
     let lifecycle: NodeLifecycle
     let logger: Logger
+
+    var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger) }
 
     func apiURL(for slug: String) -> String {
         "\(configuration.publicBaseURL)/t/\(slug)"

@@ -1,3 +1,4 @@
+import Connectors
 import Foundation
 import Hummingbird
 import Runtime
@@ -11,12 +12,14 @@ struct TenantAPI {
     func register(on router: Router<EdgeContext>) {
         let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory))
         tenant.get("rest/v1", use: openAPIDocument)
+        RestAPI(node: node).register(on: tenant)
     }
 
     /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.
     @Sendable func openAPIDocument(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
-        let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/rest/v1")
+        let model = tree.attachments.get(TenantSources.self)?.defaultSource?.model ?? SchemaModel()
+        let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/rest/v1", model: model)
         return try jsonResponse(document.json(), headers: [.contentType: "application/openapi+json; charset=utf-8"])
     }
 }

@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Runtime
+import Tenancy
+
+/// One registered PostgreSQL database of a tenant: its connection pool, its model, and the way a
+/// statement runs on it. The pool is capped; waiting for a connection is bounded, so an exhausted
+/// pool answers 503 instead of hanging; `statement_timeout` is set on every connection.
+public final class PostgresSource: Sendable {
+    public struct Settings: Sendable {
+        public var maxConnections: Int = 10
+        public var acquireTimeout: Duration = .seconds(5)
+        public var statementTimeoutMs: Int = 15_000
+        public init() {}
+    }
+
+    public let name: String
+    public let url: PostgresURL
+    public let schemas: [String]
+    public let settings: Settings
+    public let model: SchemaModel
+    private let gate: ConcurrencyLimiter
+    private let current = Protected<PostgresClient?>(nil)
+    private let logger: Logger
+
+    public init(name: String, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings, logger: Logger) {
+        self.name = name
+        self.url = url
+        self.schemas = schemas
+        self.model = model
+        self.settings = settings
+        self.gate = ConcurrencyLimiter(maxConcurrent: settings.maxConnections, maxQueued: 10_000)
+        var logger = logger
+        logger[metadataKey: "source"] = .string(name)
+        self.logger = logger
+    }
+
+    static func clientConfiguration(_ url: PostgresURL, settings: Settings) -> PostgresClient.Configuration {
+        var configuration = url.clientConfiguration()
+        configuration.options.maximumConnections = settings.maxConnections
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters.append(("statement_timeout", String(settings.statementTimeoutMs)))
+        return configuration
+    }
+
+    /// The pool's life: runs until cancelled. A supervised child of the tenant's tree; each
+    /// incarnation builds a fresh client, since a client runs only once.
+    public func runPool() async {
+        let client = PostgresClient(configuration: Self.clientConfiguration(url, settings: settings), backgroundLogger: logger)
+        current.set(client)
+        await client.run()
+        current.set(nil)
+    }
+
+    /// Runs one statement and returns its single row (body, page_count, total).
+    public func execute(_ statement: SQLStatement, rollback: Bool = false) async throws -> StatementResult {
+        guard let client = current.get() else {
+            throw RestError(status: 503, code: "MB601", message: "source '\(name)' is starting or restarting", hint: "retry shortly")
+        }
+        do {
+            try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
+        } catch is TimeoutError {
+            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free connection", hint: "retry shortly")
+        }
+        defer { gate.release() }
+        do {
+            return try await client.withConnection { connection in
+                if rollback {
+                    try await connection.query("BEGIN", logger: logger)
+                    do {
+                        let result = try await Self.run(statement, on: connection, logger: logger)
+                        try await connection.query("ROLLBACK", logger: logger)
+                        return result
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        throw error
+                    }
+                }
+                return try await Self.run(statement, on: connection, logger: logger)
+            }
+        } catch let error as PSQLError {
+            throw PostgresErrorMapping.restError(error, source: name)
+        }
+    }
+
+    static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> StatementResult {
+        let rows = try await connection.query(statement.query, logger: logger)
+        for try await (body, count, total) in rows.decode((String?, Int64?, Int64?).self) {
+            return StatementResult(body: body, count: Int(count ?? 0), total: total.map(Int.init))
+        }
+        return StatementResult(body: nil, count: 0, total: nil)
+    }
+
+    /// Connects with a short-lived client, checks the schemas exist, and reads the model.
+    public static func introspect(url: PostgresURL, schemas: [String], logger: Logger) async throws -> SchemaModel {
+        var configuration = url.clientConfiguration()
+        configuration.options.maximumConnections = 1
+        configuration.options.connectTimeout = .seconds(5)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: SchemaModel?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            let introspector = PostgresIntrospector(schemas: schemas)
+            let model = try await withTimeout(.seconds(30)) {
+                try await client.withConnection { connection in
+                    let missing = try await introspector.missingSchemas(connection, logger: logger)
+                    guard missing.isEmpty else { throw SourceError.missingSchemas(missing) }
+                    return try await introspector.introspect(connection, logger: logger)
+                }
+            }
+            return model
+        }
+    }
+}
+
+public struct StatementResult: Sendable {
+    public var body: String?
+    public var count: Int
+    public var total: Int?
+}
+
+/// What can go wrong registering a source, each with its own clear answer.
+public enum SourceError: Error, Equatable, CustomStringConvertible {
+    case missingSchemas([String])
+    public var description: String {
+        switch self {
+        case .missingSchemas(let names): "schema(s) \(names.joined(separator: ", ")) do not exist in the database"
+        }
+    }
+}
+
+/// A value behind a lock.
+final class Protected<Value: Sendable>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Runtime
+import Tenancy
+
+/// Registers, refreshes and loads a tenant's sources. Registration connects and introspects
+/// before anything is stored, so a source that cannot be read is never half-written; credentials
+/// are sealed under the master key and bound to their tenant and source.
+public struct SourceCatalog: Sendable {
+    public let store: any ControlPlaneStore
+    public let secretBox: SecretBox
+    public let logger: Logger
+
+    public init(store: any ControlPlaneStore, secretBox: SecretBox, logger: Logger) {
+        self.store = store
+        self.secretBox = secretBox
+        self.logger = logger
+    }
+
+    /// What a PostgreSQL-backed source (postgres, or supabase with its database URL) needs.
+    public struct PostgresRegistration: Sendable {
+        public var name: String
+        public var kind: String
+        public var url: PostgresURL
+        public var schemas: [String]
+        public var maxConnections: Int
+        /// Extra public configuration to keep (e.g. the Supabase project URL).
+        public var extra: JSONObject
+        /// Extra secrets to seal (e.g. the Supabase service key).
+        public var extraSecrets: JSONObject
+
+        public init(name: String, kind: String, url: PostgresURL, schemas: [String], maxConnections: Int, extra: JSONObject = [:], extraSecrets: JSONObject = [:]) {
+            self.name = name
+            self.kind = kind
+            self.url = url
+            self.schemas = schemas
+            self.maxConnections = maxConnections
+            self.extra = extra
+            self.extraSecrets = extraSecrets
+        }
+    }
+
+    public static func secretContext(tenant: String, source: String) -> String {
+        "tenant:\(tenant):source:\(source)"
+    }
+
+    public func register(tenant: String, _ registration: PostgresRegistration, requestID: String?) async throws -> SchemaModel {
+        let model = try await PostgresSource.introspect(url: registration.url, schemas: registration.schemas, logger: logger)
+        var secrets = registration.extraSecrets
+        secrets["url"] = .string(registration.urlText)
+        let sealed = try secretBox.seal(JSONValue.object(secrets).encoded(), context: Self.secretContext(tenant: tenant, source: registration.name))
+        var config = registration.extra
+        config["schemas"] = .array(registration.schemas.map(JSONValue.string))
+        config["maxConnections"] = .integer(Int64(registration.maxConnections))
+        config["host"] = .string(registration.url.host)
+        config["port"] = .integer(Int64(registration.url.port))
+        config["database"] = .string(registration.url.database)
+        config["user"] = .string(registration.url.username)
+        config["sslmode"] = .string(registration.url.sslMode.rawValue)
+        let now = Date()
+        let record = SourceRecord(
+            tenant: tenant, name: registration.name, kind: registration.kind, config: config, sealedSecrets: sealed,
+            model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), createdAt: now, updatedAt: now)
+        try await store.createSource(record, audit: AuditEntry(
+            at: now, actor: "admin", action: "source.create", tenant: tenant, requestID: requestID,
+            detail: ["name": .string(registration.name), "kind": .string(registration.kind), "url": .string(registration.url.redacted)]))
+        return model
+    }
+
+    /// Re-introspects a stored source and replaces its model.
+    public func refresh(tenant: String, name: String, requestID: String?) async throws -> SchemaModel? {
+        guard let record = try await store.sources(tenant).first(where: { $0.name == name }) else { return nil }
+        let (url, schemas, _) = try open(record)
+        let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
+        _ = try await store.updateSourceModel(
+            tenant: tenant, name: name, model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self),
+            audit: AuditEntry(at: Date(), actor: "admin", action: "source.refresh", tenant: tenant, requestID: requestID, detail: ["name": .string(name)]))
+        return model
+    }
+
+    /// Opens a record's sealed URL and its settings.
+    func open(_ record: SourceRecord) throws -> (PostgresURL, [String], Int) {
+        let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: record.tenant, source: record.name)))
+        guard let text = secrets["url"]?.stringValue else { throw ControlPlaneError.corrupt("source \(record.name) has no URL") }
+        let url = try PostgresURL(text)
+        let schemas = record.config["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? ["public"]
+        let maxConnections = Int(record.config["maxConnections"]?.intValue ?? 10)
+        return (url, schemas, maxConnections)
+    }
+
+    public static func model(of record: SourceRecord) -> SchemaModel {
+        (try? JSONDecoder().decode(SchemaModel.self, from: Data(record.model.utf8))) ?? SchemaModel()
+    }
+
+    /// The start hook of every tenant tree: builds the tenant's sources from the control plane and
+    /// runs one supervised pool per source.
+    public func load(into tree: TenantSupervisor) async throws {
+        let records = try await store.sources(tree.slug).filter { ["postgres", "supabase"].contains($0.kind) }
+        var sources: [PostgresSource] = []
+        for record in records {
+            let (url, schemas, maxConnections) = try open(record)
+            var settings = PostgresSource.Settings()
+            settings.maxConnections = maxConnections
+            settings.statementTimeoutMs = tree.tenant.limits.requestTimeoutMs
+            sources.append(PostgresSource(name: record.name, url: url, schemas: schemas, model: Self.model(of: record), settings: settings, logger: logger))
+        }
+        let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name
+        tree.attachments.set(TenantSources(sources: sources, defaultName: defaultName))
+        for source in sources {
+            await tree.startChild(ChildSpec(name: "source:\(source.name)") { await source.runPool() })
+        }
+    }
+}
+
+extension SourceCatalog.PostgresRegistration {
+    /// The URL as given, credentials included, for sealing.
+    var urlText: String {
+        var components = URLComponents()
+        components.scheme = "postgresql"
+        components.user = url.username
+        components.password = url.password
+        components.host = url.host.contains(":") ? "[\(url.host)]" : url.host
+        components.port = url.port
+        components.path = "/" + url.database
+        components.queryItems = [URLQueryItem(name: "sslmode", value: url.sslMode.rawValue)]
+        return components.string ?? url.redacted
+    }
+}

@@ -1,0 +1,196 @@
+import Connectors
+import Foundation
+import Hummingbird
+import PostgresNIO
+import Runtime
+import Tenancy
+
+/// `/admin/v1/tenants/{slug}/sources…` and `/schema`: register a source (connect, introspect,
+/// seal its credentials, store), list, refresh, delete, and read the tenant's model.
+struct SourceAdminAPI {
+    let node: NodeServices
+    let catalog: SourceCatalog
+
+    func register(on group: RouterGroup<EdgeContext>) {
+        group.post("tenants/:slug/sources", use: create)
+        group.get("tenants/:slug/sources", use: list)
+        group.delete("tenants/:slug/sources/:source", use: delete)
+        group.post("tenants/:slug/sources/:source/refresh", use: refresh)
+        group.get("tenants/:slug/schema", use: schema)
+    }
+
+    static let namePattern = "^[a-z][a-z0-9_-]{0,62}$"
+
+    @Sendable func create(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = try await existingTenant(context)
+        let body = try await JSONBody.read(request)
+        let kind = try body.requiredString("kind")
+        let name = try body.requiredString("name")
+        guard Self.validName(name) else { throw APIError.invalidField("name", "must match \(Self.namePattern)") }
+        let registration: SourceCatalog.PostgresRegistration
+        switch kind {
+        case "postgres":
+            try body.allowOnly(["name", "kind", "url", "schemas", "maxConnections"])
+            registration = try postgres(body, name: name, kind: kind, urlField: "url")
+        case "supabase":
+            try body.allowOnly(["name", "kind", "url", "serviceKey", "dbUrl", "schemas", "maxConnections"])
+            guard try body.string("dbUrl") != nil else {
+                throw APIError(
+                    status: .notImplemented, code: "MB306", message: "a supabase source needs dbUrl for now",
+                    hint: "pass the project's PostgreSQL connection string as dbUrl; proxying through the project's REST endpoint is not built yet")
+            }
+            var postgres = try postgres(body, name: name, kind: kind, urlField: "dbUrl")
+            let projectURL = try body.requiredString("url")
+            guard let url = URL(string: projectURL), url.scheme == "https" || url.scheme == "http", url.host != nil else {
+                throw APIError.invalidField("url", "must be the project's http(s) URL")
+            }
+            postgres.extra["projectUrl"] = .string(projectURL)
+            if let key = try body.string("serviceKey") { postgres.extraSecrets["serviceKey"] = .string(key) }
+            registration = postgres
+        case "schema", "openapi", "graphql", "mongodb":
+            throw APIError(
+                status: .notImplemented, code: "MB306", message: "source kind '\(kind)' is not available yet",
+                hint: "postgres and supabase (with dbUrl) sources are available")
+        default:
+            throw APIError.invalidField("kind", "must be one of postgres, supabase, schema, openapi, graphql, mongodb")
+        }
+        if try await node.store.sources(slug).contains(where: { $0.name == name }) { throw APIError.sourceExists(name) }
+        let model: SchemaModel
+        do {
+            model = try await catalog.register(tenant: slug, registration, requestID: context.requestID)
+        } catch ControlPlaneError.duplicate {
+            throw APIError.sourceExists(name)
+        } catch {
+            throw Self.connectionError(error, url: registration.url)
+        }
+        // The tree picks the new source up when it next starts.
+        await node.directory.stop(slug)
+        return try jsonResponse(Self.summary(name: name, kind: kind, model: model, schemas: registration.schemas), status: .created)
+    }
+
+    @Sendable func list(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = try await existingTenant(context)
+        let records = try await node.store.sources(slug)
+        return try jsonResponse(.array(records.map { record in
+            var object = record.config
+            object["name"] = .string(record.name)
+            object["kind"] = .string(record.kind)
+            let model = SourceCatalog.model(of: record)
+            object["entities"] = .integer(Int64(model.entities.count))
+            object["relations"] = .integer(Int64(model.relations.count))
+            object["functions"] = .integer(Int64(model.operations.count))
+            return .object(object)
+        }))
+    }
+
+    @Sendable func delete(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = try await existingTenant(context)
+        let name = context.parameters.get("source") ?? ""
+        let audit = AuditEntry(at: Date(), actor: "admin", action: "source.delete", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
+        guard try await node.store.deleteSource(tenant: slug, name: name, audit: audit) else { throw APIError.sourceNotFound(name) }
+        await node.directory.stop(slug)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func refresh(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = try await existingTenant(context)
+        let name = context.parameters.get("source") ?? ""
+        guard let record = try await node.store.sources(slug).first(where: { $0.name == name }) else { throw APIError.sourceNotFound(name) }
+        let model: SchemaModel
+        do {
+            guard let refreshed = try await catalog.refresh(tenant: slug, name: name, requestID: context.requestID) else {
+                throw APIError.sourceNotFound(name)
+            }
+            model = refreshed
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw Self.connectionError(error, url: nil)
+        }
+        await node.directory.stop(slug)
+        let schemas = record.config["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        return try jsonResponse(Self.summary(name: name, kind: record.kind, model: model, schemas: schemas))
+    }
+
+    @Sendable func schema(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = try await existingTenant(context)
+        var sources: [JSONValue] = []
+        for record in try await node.store.sources(slug) {
+            let model = (try? JSONValue.parse(Array(record.model.utf8))) ?? .null
+            sources.append(["name": .string(record.name), "kind": .string(record.kind), "model": model])
+        }
+        return try jsonResponse(["tenant": .string(slug), "sources": .array(sources)])
+    }
+
+    // MARK: - Helpers
+
+    static func validName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.unicodeScalars.count <= 63 else { return false }
+        return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+    }
+
+    func postgres(_ body: JSONBody, name: String, kind: String, urlField: String) throws -> SourceCatalog.PostgresRegistration {
+        let text = try body.requiredString(urlField)
+        let url: PostgresURL
+        do { url = try PostgresURL(text) } catch { throw APIError.invalidField(urlField, "\(error)") }
+        var schemas = ["public"]
+        if let value = body.object["schemas"] {
+            guard let list = value.arrayValue, !list.isEmpty, list.count <= 50,
+                let names = Optional(list.compactMap(\.stringValue)), names.count == list.count, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 })
+            else { throw APIError.invalidField("schemas", "must be a non-empty list of schema names") }
+            schemas = names
+        }
+        var maxConnections = 10
+        if let value = body.object["maxConnections"] {
+            guard let number = value.intValue, (1...100).contains(number) else {
+                throw APIError.invalidField("maxConnections", "must be a whole number from 1 to 100")
+            }
+            maxConnections = Int(number)
+        }
+        return SourceCatalog.PostgresRegistration(name: name, kind: kind, url: url, schemas: schemas, maxConnections: maxConnections)
+    }
+
+    /// Names what went wrong reaching the database, without echoing its credentials.
+    static func connectionError(_ error: any Error, url: PostgresURL?) -> APIError {
+        let target = url.map { "\($0.host):\($0.port)/\($0.database)" } ?? "the source"
+        if let error = error as? SourceError {
+            return APIError(status: .unprocessableContent, code: "MB312", message: error.description)
+        }
+        if error is TimeoutError {
+            return APIError(status: .unprocessableContent, code: "MB310", message: "timed out connecting to \(target)")
+        }
+        var psql = error as? PSQLError
+        if psql == nil, let wrapped = error as? PostgresTransactionError { psql = wrapped.closureError as? PSQLError }
+        if let psql {
+            if let state = psql.serverInfo?[.sqlState] {
+                let message = psql.serverInfo?[.message] ?? "database error"
+                switch state {
+                case "28P01", "28000": return APIError(status: .unprocessableContent, code: "MB311", message: "authentication failed for \(target): \(message)")
+                case "3D000": return APIError(status: .unprocessableContent, code: "MB313", message: "database does not exist: \(message)")
+                default: return APIError(status: .unprocessableContent, code: "MB314", message: "the database refused introspection: \(message)", details: "SQLSTATE \(state)")
+                }
+            }
+            let reason = "\(psql.code)".replacingOccurrences(of: "PSQLError.Code.", with: "")
+            return APIError(status: .unprocessableContent, code: "MB310", message: "cannot connect to \(target): \(reason)")
+        }
+        return APIError(status: .unprocessableContent, code: "MB310", message: "cannot connect to \(target): \(error)")
+    }
+
+    static func summary(name: String, kind: String, model: SchemaModel, schemas: [String]) -> JSONValue {
+        [
+            "name": .string(name), "kind": .string(kind), "schemas": .array(schemas.map(JSONValue.string)),
+            "entities": .array(model.entities.map { .string($0.name) }),
+            "relations": .array(model.relations.map { relation in
+                ["from": .string(relation.from.name), "to": .string(relation.to.name), "kind": .string(relation.kind.rawValue),
+                 "constraint": .string(relation.constraint)]
+            }),
+            "functions": .array(model.operations.map { .string($0.name) }),
+        ]
+    }
+
+    func existingTenant(_ context: EdgeContext) async throws -> String {
+        let slug = context.parameters.get("slug") ?? ""
+        guard Slug.isValid(slug), try await node.store.tenant(slug) != nil else { throw APIError.tenantNotFound(slug) }
+        return slug
+    }
+}

@@ -1,0 +1,31 @@
+/// The `Prefer` header, as PostgREST reads it.
+struct Preferences {
+    enum Return: String { case representation, minimal, headersOnly = "headers-only" }
+    enum Count: String { case exact, planned, estimated }
+    enum Resolution: String { case mergeDuplicates = "merge-duplicates", ignoreDuplicates = "ignore-duplicates" }
+
+    var returning: Return?
+    var count: Count?
+    var resolution: Resolution?
+    var missingDefault = false
+    var rollback = false
+    var applied: [String] = []
+
+    init(_ header: String?) {
+        for raw in (header ?? "").split(separator: ",") {
+            let item = raw.trimmingCharacters(in: .whitespaces)
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            switch parts[0] {
+            case "return": returning = Return(rawValue: parts[1])
+            case "count": count = Count(rawValue: parts[1])
+            case "resolution": resolution = Resolution(rawValue: parts[1])
+            case "missing": missingDefault = parts[1] == "default"
+            case "tx": rollback = parts[1] == "rollback"
+            default: continue
+            }
+        }
+    }
+}
+
+import Foundation

@@ -1,0 +1,322 @@
+import Connectors
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Runtime
+import Tenancy
+
+/// `{apiUrl}/rest/v1/…` and `{apiUrl}/sources/{name}/rest/v1/…`: the PostgREST grammar over a
+/// tenant's sources. Each request is parsed, planned against the source's model, rendered to one
+/// SQL statement and run on the source's pool.
+struct RestAPI {
+    let node: NodeServices
+
+    func register(on tenant: RouterGroup<EdgeContext>) {
+        for base in ["rest/v1", "sources/:source/rest/v1"] {
+            tenant.on("\(base)/rpc/:function", method: .get, use: rpc)
+            tenant.on("\(base)/rpc/:function", method: .post, use: rpc)
+            for method: HTTPRequest.Method in [.get, .head, .post, .patch, .put, .delete] {
+                tenant.on("\(base)/:entity", method: method, use: table)
+            }
+        }
+        tenant.get("sources/:source/rest/v1", use: openAPIDocument)
+    }
+
+    // MARK: - Context
+
+    struct Target {
+        let source: PostgresSource
+        let planner: RestPlanner
+    }
+
+    func target(_ context: EdgeContext) throws -> Target {
+        guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
+        guard caller.isServiceRole else {
+            // Until policies exist, only the service role may use the data API.
+            throw APIError(
+                status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
+                message: "permission denied for role \(caller.role)", hint: "use the service key until policies grant access")
+        }
+        let sources = tree.attachments.get(TenantSources.self)
+        let name = context.parameters.get("source")
+        guard let source = name.map({ sources?.source(named: $0) }) ?? sources?.defaultSource else {
+            throw APIError.sourceNotFound(name ?? "default")
+        }
+        return Target(source: source, planner: RestPlanner(model: source.model))
+    }
+
+    /// The query string in order. Hummingbird decodes values but not keys, and keys such as
+    /// `details->>lang` arrive percent-encoded from real clients.
+    static func items(_ request: Request) -> [(String, String)] {
+        request.uri.queryParameters.map { pair in
+            let key = String(pair.key)
+            return (key.removingPercentEncoding ?? key, String(pair.value))
+        }
+    }
+
+    // MARK: - Tables and views
+
+    @Sendable func table(_ request: Request, context: EdgeContext) async throws -> Response {
+        let target = try target(context)
+        let entity = context.parameters.get("entity") ?? ""
+        let prefer = Preferences(request.headers[.prefer])
+        var query = try Self.rest { try RestQueryParser.parse(Self.items(request)) }
+        switch request.method {
+        case .get, .head:
+            try applyRange(request.headers, to: &query)
+            let plan = try Self.rest { try target.planner.read(entity, query) }
+            let result = try await execute(target, SQLRenderer().read(plan, count: prefer.count != nil), prefer: prefer)
+            return try respond(read: result, request: request, prefer: prefer, offset: plan.offset ?? 0)
+        case .post, .put:
+            let rows = try await bodyRows(request, single: request.method == .put)
+            var onConflict: OnConflict?
+            if request.method == .put {
+                onConflict = .merge(target: try putTarget(target, entity: entity, query: query, row: rows[0]))
+            } else if let resolution = prefer.resolution {
+                let entityModel = try Self.rest { try target.planner.entity(entity) }
+                let conflictTarget = query.onConflict ?? entityModel.primaryKey
+                guard !conflictTarget.isEmpty else {
+                    throw APIError(status: .badRequest, code: "PGRST100", message: "upsert needs on_conflict or a primary key")
+                }
+                onConflict = resolution == .mergeDuplicates ? .merge(target: conflictTarget) : .ignore(target: conflictTarget)
+            }
+            if query.columns == nil, rows.count > 1, Set(rows.map { Set($0.keys) }).count > 1 {
+                throw APIError(status: .badRequest, code: "PGRST102", message: "All object keys must match")
+            }
+            let representation = prefer.returning == .representation
+            let plan = try Self.rest { try target.planner.insert(entity, rows: rows, query: query, onConflict: onConflict, returning: representation) }
+            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation || prefer.returning == .headersOnly), prefer: prefer)
+            var headers = HTTPFields()
+            var applied: [String] = []
+            if let resolution = prefer.resolution, request.method == .post { applied.append("resolution=\(resolution.rawValue)") }
+            if let returning = prefer.returning { applied.append("return=\(returning.rawValue)") }
+            if prefer.rollback { applied.append("tx=rollback") }
+            if !applied.isEmpty { headers[.preferenceApplied] = applied.joined(separator: ", ") }
+            headers[.contentRange] = "*/*"
+            let status: HTTPResponse.Status = request.method == .put ? (representation ? .ok : .noContent) : .created
+            if prefer.returning == .headersOnly, let location = location(entity: plan.target.entity, body: result.body) {
+                headers[.location] = location
+            }
+            guard representation else { return Response(status: request.method == .put ? .noContent : status, headers: headers) }
+            return try bodyResponse(result.body ?? "[]", status: status, headers: headers, request: request)
+        case .patch:
+            let rows = try await bodyRows(request, single: true)
+            let representation = prefer.returning == .representation
+            let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query) }
+            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer)
+            return try writeResponse(result, representation: representation, request: request, prefer: prefer)
+        case .delete:
+            let representation = prefer.returning == .representation
+            let plan = try Self.rest { try target.planner.delete(entity, query: query) }
+            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer)
+            return try writeResponse(result, representation: representation, request: request, prefer: prefer)
+        default:
+            throw APIError.methodNotAllowed()
+        }
+    }
+
+    // MARK: - Functions
+
+    @Sendable func rpc(_ request: Request, context: EdgeContext) async throws -> Response {
+        let target = try target(context)
+        let name = context.parameters.get("function") ?? ""
+        let prefer = Preferences(request.headers[.prefer])
+        let names = Set(target.source.model.operations.filter { $0.name == name }.flatMap { $0.arguments.map(\.name) })
+        let query = try Self.rest { try RestQueryParser.parse(Self.items(request), argumentNames: request.method == .get ? names : []) }
+        var arguments: [(String, JSONValue)] = query.arguments.map { ($0.0, .string($0.1)) }
+        if request.method == .post {
+            var body = request.body
+            let buffer = try await body.collect(upTo: .max)
+            if buffer.readableBytes > 0 {
+                let value: JSONValue
+                do { value = try JSONValue.parse(buffer.readableBytesView) } catch { throw APIError.invalidJSON("\(error)") }
+                guard let object = value.objectValue else { throw APIError.invalidJSON("RPC arguments must be a JSON object") }
+                arguments = object.map { ($0.key, $0.value) }
+            }
+        }
+        let plan = try Self.rest { try target.planner.call(name, arguments: arguments, query: query) }
+        if request.method == .get && plan.operation.volatility == .volatile {
+            throw APIError(status: .methodNotAllowed, code: "MB610", message: "function '\(name)' is volatile: call it with POST")
+        }
+        let result = try await execute(target, SQLRenderer().call(plan, count: false), prefer: prefer)
+        if plan.operation.returnsVoid { return Response(status: .noContent) }
+        if plan.read != nil || plan.operation.returnsSet {
+            return try respond(read: result, request: request, prefer: prefer, offset: plan.read?.offset ?? 0)
+        }
+        return try bodyResponse(result.body ?? "null", status: .ok, headers: [:], request: request)
+    }
+
+    // MARK: - OpenAPI of a named source
+
+    @Sendable func openAPIDocument(_ request: Request, context: EdgeContext) async throws -> Response {
+        guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
+        let name = context.parameters.get("source") ?? ""
+        guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else { throw APIError.sourceNotFound(name) }
+        let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/sources/\(name)/rest/v1", model: source.model)
+        return try jsonResponse(document.json(), headers: [.contentType: "application/openapi+json; charset=utf-8"])
+    }
+
+    // MARK: - Helpers
+
+    static func rest<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as RestError { throw APIError(error) }
+    }
+
+    func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences) async throws -> StatementResult {
+        do {
+            return try await target.source.execute(statement, rollback: prefer.rollback)
+        } catch let error as RestError {
+            throw APIError(error)
+        }
+    }
+
+    /// `Range: 0-9` (items) narrows the top level when the query gives no limit/offset of its own.
+    func applyRange(_ headers: HTTPFields, to query: inout RestQuery) throws {
+        guard let range = headers[.range], headers[.rangeUnit].map({ $0 == "items" }) ?? true else { return }
+        let text = range.hasPrefix("items=") ? String(range.dropFirst(6)) : range
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let start = Int(parts[0]), start >= 0 else {
+            throw APIError(status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable")
+        }
+        if query.offset[[]] == nil { query.offset[[]] = start }
+        if let end = Int(parts[1]) {
+            guard end >= start else { throw APIError(status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable") }
+            query.limit[[]] = min(query.limit[[]] ?? Int.max, end - start + 1)
+        }
+    }
+
+    func bodyRows(_ request: Request, single: Bool) async throws -> [JSONObject] {
+        var body = request.body
+        let buffer = try await body.collect(upTo: .max)
+        guard buffer.readableBytes > 0 else { throw APIError.invalidJSON("the body is empty") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(buffer.readableBytesView) } catch { throw APIError.invalidJSON("\(error)") }
+        switch value {
+        case .object(let object): return [object]
+        case .array(let items) where !single:
+            let objects = items.compactMap(\.objectValue)
+            guard objects.count == items.count, !objects.isEmpty else {
+                throw APIError.invalidJSON("expected a JSON object or a non-empty array of objects")
+            }
+            return objects
+        default:
+            throw APIError.invalidJSON(single ? "expected a JSON object" : "expected a JSON object or an array of objects")
+        }
+    }
+
+    /// PUT is an upsert of exactly the row its primary-key filters name.
+    func putTarget(_ target: Target, entity: String, query: RestQuery, row: JSONObject) throws -> [String] {
+        let model = try Self.rest { try target.planner.entity(entity) }
+        let pk = model.primaryKey
+        var filtered: [String: String] = [:]
+        for condition in query.conditions[[]] ?? [] {
+            if case .filter(let filter) = condition, filter.op == .eq, !filter.negated, filter.field.path.isEmpty, case .scalar(let value) = filter.value {
+                filtered[filter.field.name] = value
+            }
+        }
+        guard !pk.isEmpty, Set(filtered.keys) == Set(pk) else {
+            throw APIError(status: .methodNotAllowed, code: "PGRST105", message: "PUT needs eq filters on every primary key column (\(pk.joined(separator: ", ")))")
+        }
+        for column in pk {
+            let given = row[column].map { $0.stringValue ?? $0.jsonString }
+            guard given == filtered[column] else {
+                throw APIError(status: .badRequest, code: "PGRST115", message: "Payload values do not match URL in primary key column(s)")
+            }
+        }
+        return pk
+    }
+
+    func location(entity: Entity, body: String?) -> String? {
+        guard !entity.primaryKey.isEmpty, let body, let row = try? JSONValue.parse(Array(body.utf8)).arrayValue?.first else { return nil }
+        let parts = entity.primaryKey.compactMap { column -> String? in
+            guard let value = row[column] else { return nil }
+            let text = value.stringValue ?? value.jsonString
+            return "\(column)=eq.\(text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? text)"
+        }
+        return "/\(entity.name)?" + parts.joined(separator: "&")
+    }
+
+    func respond(read result: StatementResult, request: Request, prefer: Preferences, offset: Int) throws -> Response {
+        var headers = HTTPFields()
+        let total = result.total.map(String.init) ?? "*"
+        headers[.contentRange] = result.count == 0 ? "*/\(total)" : "\(offset)-\(offset + result.count - 1)/\(total)"
+        if let count = prefer.count { headers[.preferenceApplied] = "count=\(count.rawValue)" }
+        var status = HTTPResponse.Status.ok
+        if let totalCount = result.total, result.count < totalCount, result.count > 0 || offset > 0 { status = .partialContent }
+        if request.method == .head { return Response(status: status, headers: headers) }
+        return try bodyResponse(result.body ?? "[]", status: status, headers: headers, request: request, rows: result.count)
+    }
+
+    func writeResponse(_ result: StatementResult, representation: Bool, request: Request, prefer: Preferences) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentRange] = result.count == 0 ? "*/*" : "0-\(result.count - 1)/*"
+        var applied: [String] = []
+        if let returning = prefer.returning { applied.append("return=\(returning.rawValue)") }
+        if prefer.rollback { applied.append("tx=rollback") }
+        if !applied.isEmpty { headers[.preferenceApplied] = applied.joined(separator: ", ") }
+        guard representation else { return Response(status: .noContent, headers: headers) }
+        return try bodyResponse(result.body ?? "[]", status: .ok, headers: headers, request: request, rows: result.count)
+    }
+
+    /// Writes the JSON body in the media type the client accepts: JSON, a single object, or CSV.
+    func bodyResponse(_ body: String, status: HTTPResponse.Status, headers: HTTPFields, request: Request, rows: Int? = nil) throws -> Response {
+        var headers = headers
+        let accept = request.headers[.accept]?.lowercased() ?? "application/json"
+        if accept.contains("application/vnd.pgrst.object") {
+            guard let rows, body.hasPrefix("[") else {
+                headers[.contentType] = "application/vnd.pgrst.object+json; charset=utf-8"
+                return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+            }
+            guard rows == 1 else { throw APIError(RestError.singular(rows)) }
+            headers[.contentType] = "application/vnd.pgrst.object+json; charset=utf-8"
+            let object = String(body.dropFirst().dropLast())
+            return Response(status: status == .partialContent ? .ok : status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: object)))
+        }
+        if accept.hasPrefix("text/csv") {
+            headers[.contentType] = "text/csv; charset=utf-8"
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: CSVWriter.csv(fromJSONArray: body))))
+        }
+        guard accept.contains("json") || accept.contains("*/*") || accept.isEmpty else {
+            throw APIError(status: .notAcceptable, code: "PGRST107", message: "None of these media types are available: \(accept)")
+        }
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+extension APIError {
+    init(_ error: RestError) {
+        self.init(
+            status: HTTPResponse.Status(code: error.status), code: error.code, message: error.message, details: error.details, hint: error.hint)
+    }
+}
+
+extension HTTPField.Name {
+    static let prefer = HTTPField.Name("Prefer")!
+    static let preferenceApplied = HTTPField.Name("Preference-Applied")!
+    static let rangeUnit = HTTPField.Name("Range-Unit")!
+}
+
+/// CSV the way PostgREST writes it: a header row of the first object's keys, then one line a row.
+enum CSVWriter {
+    static func csv(fromJSONArray text: String) -> String {
+        guard let rows = try? JSONValue.parse(Array(text.utf8)).arrayValue, let first = rows.first?.objectValue else { return "" }
+        let keys = first.keys
+        var out = keys.map(field).joined(separator: ",") + "\n"
+        for row in rows {
+            out += keys.map { key -> String in
+                switch row[key] {
+                case nil, .null?: return ""
+                case .string(let value)?: return field(value)
+                case let value?: return field(value.jsonString)
+                }
+            }.joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    static func field(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
