@@ -1,0 +1,116 @@
+import XCTest
+@testable import Connectors
+
+final class RestQueryParserTests: XCTestCase {
+    func parse(_ items: [(String, String)]) throws -> RestQuery {
+        try RestQueryParser.parse(items)
+    }
+
+    func assertParseError(_ items: [(String, String)], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try parse(items), file: file, line: line) { error in
+            XCTAssertEqual((error as? RestError)?.code, "PGRST100", "\(error)", file: file, line: line)
+            XCTAssertEqual((error as? RestError)?.status, 400, file: file, line: line)
+        }
+    }
+
+    func testSelectWithAliasesCastsPathsAndEmbeds() throws {
+        let query = try parse([("select", "id,label:title,price::text,details->>lang,writer:authors!books_author_id_fkey!inner(name,org(*)),*")])
+        let select = try XCTUnwrap(query.select)
+        XCTAssertEqual(select.count, 6)
+        XCTAssertEqual(select[0], .column(Field(name: "id", path: []), alias: nil, cast: nil))
+        XCTAssertEqual(select[1], .column(Field(name: "title", path: []), alias: "label", cast: nil))
+        XCTAssertEqual(select[2], .column(Field(name: "price", path: []), alias: nil, cast: "text"))
+        XCTAssertEqual(select[3], .column(Field(name: "details", path: [.text("lang")]), alias: nil, cast: nil))
+        guard case .embed(let embed) = select[4] else { return XCTFail("embed expected") }
+        XCTAssertEqual(embed.relation, "authors")
+        XCTAssertEqual(embed.alias, "writer")
+        XCTAssertEqual(embed.hint, "books_author_id_fkey")
+        XCTAssertTrue(embed.inner)
+        XCTAssertEqual(embed.select.count, 2)
+        XCTAssertEqual(select[5], .star)
+    }
+
+    func testFiltersWithNegationQuantifiersAndLists() throws {
+        let query = try parse([
+            ("genre", "not.eq.fiction"), ("id", "in.(1,\"2,3\",4)"), ("name", "like(any).{a*,*b}"),
+            ("deleted", "is.null"), ("body", "fts(english).cat & dog"), ("books.pages", "gt.100"),
+        ])
+        let top = try XCTUnwrap(query.conditions[[]])
+        XCTAssertEqual(top.count, 5)
+        guard case .filter(let negated) = top[0], case .filter(let list) = top[1], case .filter(let any) = top[2],
+            case .filter(let isNull) = top[3], case .filter(let fts) = top[4]
+        else { return XCTFail() }
+        XCTAssertTrue(negated.negated)
+        XCTAssertEqual(negated.op, .eq)
+        XCTAssertEqual(list.value, .list(["1", "2,3", "4"]))
+        XCTAssertEqual(any.quantifier, .any)
+        XCTAssertEqual(any.value, .list(["a*", "*b"]))
+        XCTAssertEqual(isNull.value, .scalar("null"))
+        XCTAssertEqual(fts.language, "english")
+        XCTAssertEqual(fts.value, .scalar("cat & dog"))
+        XCTAssertEqual(query.conditions[["books"]]?.count, 1)
+    }
+
+    func testLogicTreesNest() throws {
+        let query = try parse([("or", "(a.eq.1,and(b.gt.2,c.not.is.null),not.or(d.eq.x,e.eq.y))"), ("books.not.and", "(f.eq.1,g.eq.2)")])
+        guard case .or(let children, let negated)? = query.conditions[[]]?.first else { return XCTFail() }
+        XCTAssertFalse(negated)
+        XCTAssertEqual(children.count, 3)
+        guard case .and(let inner, false) = children[1], case .or(_, true) = children[2] else { return XCTFail() }
+        XCTAssertEqual(inner.count, 2)
+        guard case .and(_, true)? = query.conditions[["books"]]?.first else { return XCTFail("embedded not.and") }
+    }
+
+    func testOrderLimitOffsetAndLists() throws {
+        let query = try parse([("order", "price.desc.nullslast,id"), ("limit", "5"), ("books.limit", "2"), ("offset", "10"), ("on_conflict", "a,b"), ("columns", "x,y")])
+        XCTAssertEqual(query.order[[]], [
+            OrderTerm(field: Field(name: "price", path: []), descending: true, nulls: .last),
+            OrderTerm(field: Field(name: "id", path: []), descending: false, nulls: nil),
+        ])
+        XCTAssertEqual(query.limit[[]], 5)
+        XCTAssertEqual(query.limit[["books"]], 2)
+        XCTAssertEqual(query.offset[[]], 10)
+        XCTAssertEqual(query.onConflict, ["a", "b"])
+        XCTAssertEqual(query.columns, ["x", "y"])
+    }
+
+    func testHostileInputGetsACleanError() {
+        assertParseError([("id", "eq")])
+        assertParseError([("id", "nope.1")])
+        assertParseError([("id", "in.1,2")])
+        assertParseError([("id", "is.maybe")])
+        assertParseError([("id", "eq(some).1")])
+        assertParseError([("limit", "-1")])
+        assertParseError([("limit", "lots")])
+        assertParseError([("order", "id.sideways")])
+        assertParseError([("or", "(a.eq.1")])
+        assertParseError([("or", "a.eq.1)")])
+        assertParseError([("or", "((((")])
+        assertParseError([("select", "id,(")])
+        assertParseError([("select", "books(id")])
+        assertParseError([("select", "id::text;drop")])
+        assertParseError([("select", "a,,b")])
+        assertParseError([("id", "eq.\u{0}")])
+        assertParseError([("name", "in.(\"unterminated)")])
+        // 10,000-deep nesting: refused, not a stack overflow.
+        let deep = String(repeating: "and(", count: 10_000) + "a.eq.1" + String(repeating: ")", count: 10_000)
+        assertParseError([("or", "(" + deep + ")")])
+        let deepSelect = String(repeating: "a(", count: 10_000) + "id" + String(repeating: ")", count: 10_000)
+        assertParseError([("select", deepSelect)])
+        let parens = String(repeating: "(", count: 10_000)
+        assertParseError([("or", parens)])
+    }
+
+    func testHugeInListsParse() throws {
+        let values = (0..<50_000).map(String.init).joined(separator: ",")
+        let query = try parse([("id", "in.(\(values))")])
+        guard case .filter(let filter)? = query.conditions[[]]?.first, case .list(let list) = filter.value else { return XCTFail() }
+        XCTAssertEqual(list.count, 50_000)
+    }
+
+    func testRPCArgumentsAreNotFilters() throws {
+        let query = try RestQueryParser.parse([("g", "poetry"), ("id", "gt.3")], argumentNames: ["g"])
+        XCTAssertEqual(query.arguments.map(\.0), ["g"])
+        XCTAssertEqual(query.conditions[[]]?.count, 1)
+    }
+}
