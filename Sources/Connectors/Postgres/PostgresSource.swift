@@ -92,27 +92,22 @@ public final class PostgresSource: Sendable {
         return StatementResult(body: nil, count: 0, total: nil)
     }
 
-    /// Connects with a short-lived client, checks the schemas exist, and reads the model.
+    /// Connects once (so a wrong address or password fails at once, with its reason), checks the
+    /// schemas exist, and reads the model.
     public static func introspect(url: PostgresURL, schemas: [String], logger: Logger) async throws -> SchemaModel {
-        var configuration = url.clientConfiguration()
-        configuration.options.maximumConnections = 1
-        configuration.options.connectTimeout = .seconds(5)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: SchemaModel?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            defer { group.cancelAll() }
+        let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0, logger: logger)
+        do {
             let introspector = PostgresIntrospector(schemas: schemas)
-            let model = try await withTimeout(.seconds(30)) {
-                try await client.withConnection { connection in
-                    let missing = try await introspector.missingSchemas(connection, logger: logger)
-                    guard missing.isEmpty else { throw SourceError.missingSchemas(missing) }
-                    return try await introspector.introspect(connection, logger: logger)
-                }
+            let model = try await withTimeout(.seconds(60)) {
+                let missing = try await introspector.missingSchemas(connection, logger: logger)
+                guard missing.isEmpty else { throw SourceError.missingSchemas(missing) }
+                return try await introspector.introspect(connection, logger: logger)
             }
+            try? await connection.close()
             return model
+        } catch {
+            try? await connection.close()
+            throw error
         }
     }
 }

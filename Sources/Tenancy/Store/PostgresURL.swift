@@ -59,6 +59,28 @@ public struct PostgresURL: Sendable, Equatable {
         return "postgresql://\(user)\(password == nil ? "" : ":***")@\(hostPart):\(port)/\(database)?sslmode=\(sslMode.rawValue)"
     }
 
+    /// For one connection that must fail fast with the real reason (source registration).
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable:
+            tls = .disable
+        case .allow, .prefer, .require, .verifyCA:
+            var config = TLSConfiguration.makeClientConfiguration()
+            config.certificateVerification = sslMode == .verifyCA ? .noHostnameVerification : .none
+            let context = try NIOSSLContext(configuration: config)
+            tls = sslMode == .require || sslMode == .verifyCA ? .require(context) : .prefer(context)
+        case .verifyFull:
+            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.connectTimeout = .seconds(5)
+        if let applicationName {
+            configuration.options.additionalStartupParameters.append(("application_name", applicationName))
+        }
+        return configuration
+    }
+
     public func clientConfiguration() -> PostgresClient.Configuration {
         var tls: PostgresClient.Configuration.TLS
         switch sslMode {
