@@ -19,6 +19,7 @@ final class NodeLifecycleTests: XCTestCase {
         let (created, tenant) = try await first.call(.post, "/admin/v1/tenants", headers: admin, json: ["slug": "acme", "name": "Acme"])
         XCTAssertEqual(created, .created)
         let serviceKey = try XCTUnwrap(tenant?["serviceKey"]?.stringValue)
+        XCTAssertEqual(tenant?["apiUrl"]?.stringValue, "http://127.0.0.1:\(first.port)/t/acme", "apiUrl names the port really bound")
         let (ready, _) = try await first.call(.get, "/readyz")
         XCTAssertEqual(ready, .ok)
 

@@ -46,7 +46,7 @@ struct NodeAdminAPI {
         var placements = JSONObject()
         for tree in await node.directory.active() { placements[tree.slug] = .string(node.configuration.nodeID) }
         let member: JSONValue = [
-            "id": .string(node.configuration.nodeID), "address": .string(node.configuration.publicBaseURL),
+            "id": .string(node.configuration.nodeID), "address": .string(node.baseURL),
             "lastHeartbeat": .string(ISO8601DateFormatter().string(from: Date())),
         ]
         return try jsonResponse(["self": .string(node.configuration.nodeID), "members": [member], "placements": .object(placements)])

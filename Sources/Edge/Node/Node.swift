@@ -76,6 +76,7 @@ enum Node {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "mini-baas"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
+                lifecycle.boundPort = port
                 announce("mini-baas node \(configuration.nodeID) (\(configuration.mode.rawValue) mode) listening on http://\(configuration.host):\(port)")
             },
             logger: logger)

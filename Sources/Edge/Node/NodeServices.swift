@@ -17,8 +17,17 @@ struct NodeServices: Sendable {
 
     var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger) }
 
+    /// The base every `apiUrl` starts from: the public URL if one is configured, else the address
+    /// the server actually bound (which differs from the configured one with `--port 0`).
+    var baseURL: String {
+        guard configuration.publicURL == nil, let port = lifecycle.boundPort else { return configuration.publicBaseURL }
+        var bound = configuration
+        bound.port = port
+        return bound.publicBaseURL
+    }
+
     func apiURL(for slug: String) -> String {
-        "\(configuration.publicBaseURL)/t/\(slug)"
+        "\(baseURL)/t/\(slug)"
     }
 }
 
@@ -26,6 +35,12 @@ struct NodeServices: Sendable {
 final class NodeLifecycle: @unchecked Sendable {
     private let lock = Lock()
     private var draining = false
+    private var port: Int?
+
+    var boundPort: Int? {
+        get { lock.withLock { port } }
+        set { lock.withLock { port = newValue } }
+    }
 
     var isDraining: Bool { lock.withLock { draining } }
     func beginDraining() { lock.withLock { draining = true } }

@@ -1,0 +1,93 @@
+"""Starts a real mini-baas node and a tenant with a PostgreSQL source, for the official clients."""
+import json
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("MINIBAAS_BIN", os.path.join(ROOT, ".build", "debug", "minibaas"))
+FIXTURE = os.path.join(ROOT, "Tests", "Fixtures", "rest-fixture.sql")
+
+
+def admin_url():
+    url = os.environ.get("MINIBAAS_TEST_DATABASE_URL")
+    if not url:
+        pytest.fail("MINIBAAS_TEST_DATABASE_URL is not set: run ./scripts/test")
+    return url
+
+
+def fresh_database():
+    """A new database on the test server, loaded with the REST fixture."""
+    name = "py_" + secrets.token_hex(6)
+    subprocess.run(["psql", admin_url(), "-qc", f'create database "{name}"'], check=True)
+    url = re.sub(r"/[^/?]+(\?|$)", f"/{name}\\1", admin_url(), count=1)
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-f", FIXTURE], check=True, stdout=subprocess.DEVNULL)
+    return url
+
+
+def call(method, url, token=None, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+class Node:
+    def __init__(self):
+        self.data_dir = tempfile.mkdtemp(prefix="minibaas-py-")
+        self.token = "python-admin-token-" + secrets.token_hex(8)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBAAS_") and k not in ("DATABASE_URL", "REDIS_URL")}
+        env["MINIBAAS_ADMIN_TOKEN"] = self.token
+        env["MINIBAAS_LOG_LEVEL"] = "warning"
+        self.process = subprocess.Popen(
+            [BINARY, "serve", "--port", "0", "--data-dir", self.data_dir],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        deadline = time.time() + 60
+        self.base = None
+        while time.time() < deadline:
+            line = self.process.stdout.readline()
+            match = re.search(r"listening on (http://[\d.]+:\d+)", line or "")
+            if match:
+                self.base = match.group(1)
+                break
+            if self.process.poll() is not None:
+                raise RuntimeError("node exited early")
+        assert self.base, "node did not start"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def node():
+    started = Node()
+    yield started
+    started.stop()
+
+
+@pytest.fixture()
+def tenant(node):
+    """A fresh tenant whose default source is a fresh fixture database."""
+    slug = "py" + secrets.token_hex(4)
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Python"})
+    database = fresh_database()
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token,
+         {"name": "main", "kind": "postgres", "url": database})
+    return {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"], "anonKey": created["anonKey"], "database": database}
+
+
+def sql(database, query):
+    """The JSON the database itself gives for a query."""
+    out = subprocess.run(["psql", database, "-qtAX", "-c", f"select coalesce(json_agg(o), '[]') from ({query}) o"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
