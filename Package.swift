@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "minibaas", targets: ["Edge"]),
+        .executable(name: "rest-baseline", targets: ["RestBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -66,6 +67,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: the hand-written service mini-baas is measured against (Benchmarks/rest).
+        .executableTarget(
+            name: "RestBaseline",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Benchmarks/rest/Baseline",
             swiftSettings: swiftSettings
         ),
         // Fixtures the test targets share: the services scripts/test started, fresh databases.

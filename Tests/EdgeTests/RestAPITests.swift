@@ -92,7 +92,7 @@ final class RestAPITests: XCTestCase {
             XCTAssertEqual(kind("posts", "Authors").sorted(), ["manyToOne", "manyToOne"], "author and editor")
             XCTAssertEqual(kind("orgs", "Authors"), ["oneToMany"])
             let functions = try XCTUnwrap(model["operations"]?.arrayValue).compactMap { $0["name"]?.stringValue }
-            XCTAssertEqual(Set(functions), ["add_numbers", "posts_by", "tag_list", "touch_post", "author_card", "sum_array"])
+            XCTAssertEqual(Set(functions), ["add_numbers", "posts_by", "tag_list", "touch_post", "author_card", "sum_array", "slow"])
 
         }
     }
@@ -129,6 +129,8 @@ final class RestAPITests: XCTestCase {
                 (["name": "a", "kind": "postgres", "url": "postgresql://postgres@127.0.0.1:1/x?sslmode=disable"], .unprocessableContent, "MB310"),
                 (["name": "a", "kind": "postgres", "url": .string(database), "schemas": ["public", "nope"]], .unprocessableContent, "MB312"),
                 (["name": "a", "kind": "postgres", "url": .string(admin.withDatabase("missing_db_x"))], .unprocessableContent, "MB313"),
+                (["name": "a", "kind": "postgres", "url": .string(admin.withUser("mb_password_user:wrong-password", database: "postgres"))],
+                 .unprocessableContent, "MB311"),
                 (["name": "a", "kind": "supabase", "url": "https://x.supabase.co", "serviceKey": "k"], .notImplemented, "MB306"),
             ]
             for (body, status, code) in cases {
@@ -203,6 +205,12 @@ final class RestAPITests: XCTestCase {
             let head = try await client.call(.head, "/t/blog/rest/v1/posts?published=is.true", headers: setup.headers([.prefer: "count=exact"]))
             XCTAssertEqual(head.headers[.contentRange], "0-3/4")
             XCTAssertEqual(head.body.readableBytes, 0)
+            let estimated = try await client.call(.get, "/t/blog/rest/v1/posts?select=id&limit=1", headers: setup.headers([.prefer: "count=estimated"]))
+            XCTAssertEqual(estimated.headers[.contentRange], "0-0/5", "a small table is counted exactly")
+            let planned = try await client.call(.get, "/t/blog/rest/v1/posts?select=id&limit=1", headers: setup.headers([.prefer: "count=planned"]))
+            XCTAssertEqual(planned.headers[.preferenceApplied], "count=planned")
+            let plannedTotal = planned.headers[.contentRange]?.split(separator: "/").last.flatMap { Int($0) }
+            XCTAssertNotNil(plannedTotal, "the planner's estimate: \(planned.headers[.contentRange] ?? "")")
             let empty = try await client.call(.get, "/t/blog/rest/v1/posts?id=eq.999", headers: setup.headers())
             XCTAssertEqual(empty.headers[.contentRange], "*/*")
             XCTAssertEqual(empty.json, [])
@@ -378,4 +386,40 @@ struct PostgresURLParts {
         base = String(url[..<slash.lowerBound])
     }
     func withDatabase(_ name: String) -> String { "\(base)/\(name)?sslmode=disable" }
+    func withUser(_ credentials: String, database: String) -> String {
+        let host = base[base.range(of: "@")!.upperBound...]
+        return "postgresql://\(credentials)@\(host)/\(database)?sslmode=disable"
+    }
+}
+
+extension RestAPITests {
+    /// A full pool answers 503 after the acquisition timeout instead of hanging, and a statement
+    /// past the tenant's deadline is cancelled by the database and answered 504.
+    func testPoolExhaustionAndStatementTimeout() async throws {
+        let database = try await TestServices.freshDatabase(prefix: "pool")
+        try TestServices.runScript(Self.fixture, database: database)
+        let node = try await TestNode.make()
+        try await node.application().test(.router) { client in
+            let keys = try await client.createTenant(node, "pool", limits: ["requestTimeoutMs": 2000])
+            let registered = try await client.call(
+                .post, "/admin/v1/tenants/pool/sources", headers: node.adminHeaders,
+                json: ["name": "main", "kind": "postgres", "url": .string(database), "maxConnections": 1, "acquireTimeoutMs": 200])
+            XCTAssertEqual(registered.status, .created, String(buffer: registered.body))
+            let headers: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)"]
+            async let holder = client.call(.post, "/t/pool/rest/v1/rpc/slow", headers: headers, json: ["ms": 1000])
+            try await Task.sleep(for: .milliseconds(300))
+            let waiting = try await client.call(.get, "/t/pool/rest/v1/orgs", headers: headers)
+            XCTAssertEqual(waiting.status, .serviceUnavailable, String(buffer: waiting.body))
+            XCTAssertEqual(waiting.code, "MB600")
+            let held = try await holder
+            XCTAssertEqual(held.json, 1000)
+            let free = try await client.call(.get, "/t/pool/rest/v1/orgs?select=id&order=id", headers: headers)
+            XCTAssertEqual(free.json, [["id": 1], ["id": 2]], "the pool recovers once the connection is back")
+
+            let tooSlow = try await client.call(.post, "/t/pool/rest/v1/rpc/slow", headers: headers, json: ["ms": 5000])
+            XCTAssertEqual(tooSlow.status, .gatewayTimeout, String(buffer: tooSlow.body))
+            let after = try await client.call(.get, "/t/pool/rest/v1/orgs?select=id&order=id", headers: headers)
+            XCTAssertEqual(after.status, .ok, "the cancelled statement gave its connection back")
+        }
+    }
 }

@@ -48,3 +48,5 @@ insert into posts (author_id, editor_id, title, tags, meta, published, score) va
 insert into labels values (1, 'classic'), (2, 'draft'), (3, 'featured');
 insert into post_labels values (1, 1), (1, 3), (2, 2), (3, 1), (5, 1), (5, 3);
 insert into "Extra"."Notes" values (1, 'in another schema');
+
+create function slow(ms int) returns int language sql volatile as $$ select pg_sleep(ms / 1000.0); select ms $$;

@@ -84,7 +84,7 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
         let rows = try await store.client.query("SELECT count(*)::int FROM minibaas.schema_migrations")
         var count = 0
         for try await value in rows.decode(Int.self) { count = value }
-        XCTAssertEqual(count, 1)
+        XCTAssertEqual(count, Migrations.postgres.count, "each step applied once")
     }
 
     func testAuditLogRefusesRewrites() async throws {

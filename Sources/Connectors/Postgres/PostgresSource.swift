@@ -84,6 +84,23 @@ public final class PostgresSource: Sendable {
         }
     }
 
+    /// The planner's estimate of the rows a statement (an `EXPLAIN (FORMAT JSON)`) would touch.
+    public func estimate(_ statement: SQLStatement) async throws -> Int {
+        guard let client = current.get() else {
+            throw RestError(status: 503, code: "MB601", message: "source '\(name)' is starting or restarting", hint: "retry shortly")
+        }
+        do {
+            let rows = try await client.query(statement.query, logger: logger)
+            for try await text in rows.decode(String.self) {
+                let plan = try JSONValue.parse(Array(text.utf8))
+                return Int(plan.arrayValue?.first?["Plan"]?["Plan Rows"]?.doubleValue ?? 0)
+            }
+            return 0
+        } catch let error as PSQLError {
+            throw PostgresErrorMapping.restError(error, source: name)
+        }
+    }
+
     static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> StatementResult {
         let rows = try await connection.query(statement.query, logger: logger)
         for try await (body, count, total) in rows.decode((String?, Int64?, Int64?).self) {

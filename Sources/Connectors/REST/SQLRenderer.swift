@@ -20,6 +20,15 @@ public struct SQLRenderer: Sendable {
         return statement
     }
 
+    /// The planner's row estimate for a read, for `count=planned` and `count=estimated`.
+    public func estimate(_ plan: ReadPlan) -> SQLStatement {
+        var statement = SQLStatement()
+        var where_ = conditions(plan, alias: "t0", into: &statement)
+        if where_.isEmpty { where_ = "true" }
+        statement.sql = "EXPLAIN (FORMAT JSON) SELECT 1 FROM \(quote(plan.entity.qualifiedName)) AS \"t0\" WHERE \(where_)"
+        return statement
+    }
+
     /// `SELECT <columns and embeds> FROM <entity> AS alias WHERE … ORDER BY … LIMIT … OFFSET …`
     func select(_ plan: ReadPlan, alias: String, depth: Int, into statement: inout SQLStatement, from source: String? = nil, extraWhere: [String] = []) -> String {
         var items: [String] = []

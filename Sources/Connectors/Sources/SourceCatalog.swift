@@ -102,7 +102,10 @@ public struct SourceCatalog: Sendable {
             let (url, schemas, maxConnections) = try open(record)
             var settings = PostgresSource.Settings()
             settings.maxConnections = maxConnections
-            settings.statementTimeoutMs = tree.tenant.limits.requestTimeoutMs
+            if let acquire = record.config["acquireTimeoutMs"]?.intValue { settings.acquireTimeout = .milliseconds(acquire) }
+            // The database gives up a little before the tenant's deadline, so a slow statement is
+            // cancelled where it runs instead of holding its connection after the client is answered.
+            settings.statementTimeoutMs = max(50, tree.tenant.limits.requestTimeoutMs * 9 / 10)
             sources.append(PostgresSource(name: record.name, url: url, schemas: schemas, model: Self.model(of: record), settings: settings, logger: logger))
         }
         let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name

@@ -30,10 +30,10 @@ struct SourceAdminAPI {
         let registration: SourceCatalog.PostgresRegistration
         switch kind {
         case "postgres":
-            try body.allowOnly(["name", "kind", "url", "schemas", "maxConnections"])
+            try body.allowOnly(["name", "kind", "url", "schemas", "maxConnections", "acquireTimeoutMs"])
             registration = try postgres(body, name: name, kind: kind, urlField: "url")
         case "supabase":
-            try body.allowOnly(["name", "kind", "url", "serviceKey", "dbUrl", "schemas", "maxConnections"])
+            try body.allowOnly(["name", "kind", "url", "serviceKey", "dbUrl", "schemas", "maxConnections", "acquireTimeoutMs"])
             guard try body.string("dbUrl") != nil else {
                 throw APIError(
                     status: .notImplemented, code: "MB306", message: "a supabase source needs dbUrl for now",
@@ -147,7 +147,14 @@ struct SourceAdminAPI {
             }
             maxConnections = Int(number)
         }
-        return SourceCatalog.PostgresRegistration(name: name, kind: kind, url: url, schemas: schemas, maxConnections: maxConnections)
+        var registration = SourceCatalog.PostgresRegistration(name: name, kind: kind, url: url, schemas: schemas, maxConnections: maxConnections)
+        if let value = body.object["acquireTimeoutMs"] {
+            guard let number = value.intValue, (10...60_000).contains(number) else {
+                throw APIError.invalidField("acquireTimeoutMs", "must be a whole number from 10 to 60000")
+            }
+            registration.extra["acquireTimeoutMs"] = .integer(number)
+        }
+        return registration
     }
 
     /// Names what went wrong reaching the database, without echoing its credentials.

@@ -24,6 +24,9 @@ struct RestAPI {
 
     // MARK: - Context
 
+    /// Up to this many rows, `count=estimated` counts exactly.
+    static let exactCountLimit = 10_000
+
     struct Target {
         let source: PostgresSource
         let planner: RestPlanner
@@ -65,7 +68,18 @@ struct RestAPI {
         case .get, .head:
             try applyRange(request.headers, to: &query)
             let plan = try Self.rest { try target.planner.read(entity, query) }
-            let result = try await execute(target, SQLRenderer().read(plan, count: prefer.count != nil), prefer: prefer)
+            var planned: Int?
+            if prefer.count == .planned || prefer.count == .estimated {
+                do {
+                    planned = try await target.source.estimate(SQLRenderer().estimate(plan))
+                } catch let error as RestError {
+                    throw APIError(error)
+                }
+            }
+            // `estimated`: exact while that is cheap, the planner's figure beyond.
+            let exact = prefer.count == .exact || (prefer.count == .estimated && (planned ?? 0) <= Self.exactCountLimit)
+            var result = try await execute(target, SQLRenderer().read(plan, count: exact), prefer: prefer)
+            if !exact, let planned { result.total = planned }
             return try respond(read: result, request: request, prefer: prefer, offset: plan.offset ?? 0)
         case .post, .put:
             let rows = try await bodyRows(request, single: request.method == .put)
