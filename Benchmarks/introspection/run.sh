@@ -9,14 +9,7 @@ TABLES=${1:-10000}
 . "$ROOT/scripts/lib/services.sh"
 ensure_packages postgresql redis-server
 
-PIDS=()
-cleanup() {
-  status=$?
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  services_stop
-  exit $status
-}
-trap cleanup EXIT INT TERM
+trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binary"
@@ -39,7 +32,7 @@ end \$\$;"
 ADMIN=bench-admin-token-0123456789
 PORT=$(free_port)
 MINIBAAS_ADMIN_TOKEN=$ADMIN MINIBAAS_LOG_LEVEL=error "$BIN/minibaas" serve --port "$PORT" --data-dir "$SERVICES_DIR/node" >"$SERVICES_DIR/node.log" 2>&1 &
-PIDS+=($!)
+BACKGROUND_PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
 curl -sf -X POST "http://127.0.0.1:$PORT/admin/v1/tenants" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
   -d '{"slug":"wide","name":"Wide"}' >/dev/null

@@ -14,14 +14,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 . "$ROOT/scripts/lib/services.sh"
 ensure_packages postgresql redis-server wrk
 
-PIDS=()
-cleanup() {
-  status=$?
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  services_stop
-  exit $status
-}
-trap cleanup EXIT INT TERM
+trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binaries"
@@ -35,10 +28,10 @@ psql "$DB" -q -f Benchmarks/rest/setup.sql
 ADMIN=bench-admin-token-0123456789
 MB_PORT=$(free_port)
 MINIBAAS_ADMIN_TOKEN=$ADMIN MINIBAAS_LOG_LEVEL=error "$BIN/minibaas" serve --port "$MB_PORT" --data-dir "$SERVICES_DIR/node" >"$SERVICES_DIR/node.log" 2>&1 &
-PIDS+=($!)
+BACKGROUND_PIDS+=($!)
 BASE_PORT=$(free_port)
 "$BIN/rest-baseline" --port "$BASE_PORT" --database "$DB" --connections 10 >"$SERVICES_DIR/baseline.log" 2>&1 &
-PIDS+=($!)
+BACKGROUND_PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MB_PORT/healthz" >/dev/null && curl -sf "http://127.0.0.1:$BASE_PORT/items?id=1" >/dev/null && break; sleep 0.2; done
 
 KEY=$(curl -sf -X POST "http://127.0.0.1:$MB_PORT/admin/v1/tenants" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \

@@ -188,18 +188,18 @@ final class SupervisorTests: XCTestCase {
         await supervisor.stop()
     }
 
-    func testSemaphoreServesWaitersInOrderAndDropsCancelledOnes() async throws {
-        let semaphore = AsyncSemaphore(permits: 1)
-        try await semaphore.wait()
+    func testLimiterServesWaitersInOrderAndDropsCancelledOnes() async throws {
+        let limiter = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: 10)
+        try await limiter.acquire()
         let journal = Journal()
-        let first = Task { try await semaphore.wait(); await journal.add("first"); semaphore.signal() }
+        let first = Task { try await limiter.acquire(); await journal.add("first"); limiter.release() }
         try await Task.sleep(for: .milliseconds(20))
-        let cancelled = Task { try await semaphore.wait(); await journal.add("cancelled") }
+        let cancelled = Task { try await limiter.acquire(); await journal.add("cancelled") }
         try await Task.sleep(for: .milliseconds(20))
-        let third = Task { try await semaphore.wait(); await journal.add("third"); semaphore.signal() }
+        let third = Task { try await limiter.acquire(); await journal.add("third"); limiter.release() }
         try await Task.sleep(for: .milliseconds(20))
         cancelled.cancel()
-        semaphore.signal()
+        limiter.release()
         try await first.value
         try await third.value
         let result = await cancelled.result

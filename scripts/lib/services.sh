@@ -67,6 +67,16 @@ CONF
   export MINIBAAS_TEST_WORKDIR="$SERVICES_DIR"
 }
 
+# Background processes a script started (nodes, baselines): stopped before the services.
+BACKGROUND_PIDS=()
+services_cleanup() {
+  local status=$?
+  local pid
+  for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  services_stop
+  exit $status
+}
+
 services_stop() {
   [ -n "${SERVICES_DIR:-}" ] || return 0
   log "stopping test services"

@@ -9,7 +9,7 @@ import SQLiteNIO
 /// connection exclusively for its whole transaction.
 public final class SQLiteControlPlaneStore: ControlPlaneStore {
     private let connection: SQLiteConnection
-    private let exclusive = AsyncSemaphore(permits: 1)
+    private let exclusive = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: .max)
 
     public static func open(path: String, logger: Logger) async throws -> SQLiteControlPlaneStore {
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)

@@ -1,5 +1,3 @@
-import Runtime
-
 /// At most `maxConcurrent` requests run at once; up to `maxQueued` more wait in FIFO order; beyond
 /// that a request is refused at once rather than piling up. A waiter whose task is cancelled (for
 /// example by its deadline) leaves the queue.
@@ -73,6 +71,13 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
                 continuation?.resume(throwing: CancellationError())
             }
         }
+    }
+
+    /// Runs `body` holding a slot.
+    public func withPermit<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await acquire()
+        defer { release() }
+        return try await body()
     }
 
     public func release() {
