@@ -278,6 +278,15 @@ final class RestAPITests: XCTestCase {
             XCTAssertEqual(deleted.json?.arrayValue?.count, 6)
             try await assertEqual(try await setup.scalar("SELECT count(*) FROM labels WHERE id >= 10"), "0")
 
+            let defaults = try await client.call(
+                .post, base + "/posts?select=title,published,tags", headers: setup.headers([.prefer: "return=representation,missing=default"]),
+                json: [["author_id": 1, "title": "With defaults"], ["author_id": 2, "title": "Explicit", "published": true, "tags": ["x", "y"]]])
+            XCTAssertEqual(defaults.status, .created, String(buffer: defaults.body))
+            XCTAssertEqual(defaults.json, [
+                ["title": "With defaults", "published": false, "tags": []],
+                ["title": "Explicit", "published": true, "tags": ["x", "y"]],
+            ])
+            XCTAssertEqual(defaults.headers[.preferenceApplied]?.contains("missing=default"), true)
             let rolledBack = try await client.call(
                 .post, base + "/labels", headers: setup.headers([.prefer: "tx=rollback,return=representation"]), json: ["id": 30, "name": "ghost"])
             XCTAssertEqual(rolledBack.status, .created)
@@ -420,6 +429,46 @@ extension RestAPITests {
             XCTAssertEqual(tooSlow.status, .gatewayTimeout, String(buffer: tooSlow.body))
             let after = try await client.call(.get, "/t/pool/rest/v1/orgs?select=id&order=id", headers: headers)
             XCTAssertEqual(after.status, .ok, "the cancelled statement gave its connection back")
+        }
+    }
+}
+
+extension RestAPITests {
+    /// Junk in the URL is a 4xx with the error shape, never a 5xx, a hang or a crash.
+    func testHostileURLsAreClientErrors() async throws {
+        try await Self.withSource { setup, client in
+            let deep = String(repeating: "and(", count: 5_000) + "id.eq.1" + String(repeating: ")", count: 5_000)
+            let paths = [
+                "/orgs?name=eq.%FF%FE", "/orgs?id=eq.%00", "/orgs?or=(id.eq.1", "/orgs?or=\(deep)", "/orgs?select=(((", "/orgs?id=in.(1,2",
+                "/orgs?id=eq.notanumber", "/orgs?id=gt", "/orgs?order=id.up", "/orgs?limit=-5", "/orgs?select=name::text;drop",
+                "/orgs?%22id%22=eq.1", "/orgs?id->x=eq.1", "/posts?meta->>=eq.x", "/orgs?select=nope(*)", "/orgs?ghost.name=eq.1",
+            ]
+            for path in paths {
+                let reply = try await client.call(.get, "/t/blog/rest/v1" + path, headers: setup.headers())
+                XCTAssertTrue((200..<500).contains(reply.status.code), "\(path.prefix(60)): \(reply.status) \(String(buffer: reply.body).prefix(200))")
+                if reply.status.code >= 400 {
+                    XCTAssertNotNil(reply.code, "\(path.prefix(60)) answers the error shape")
+                }
+            }
+            let huge = "/orgs?id=in.(" + (1...20_000).map(String.init).joined(separator: ",") + ")&select=id&order=id"
+            let many = try await client.call(.get, "/t/blog/rest/v1" + huge, headers: setup.headers())
+            XCTAssertEqual(many.json, [["id": 1], ["id": 2]])
+        }
+    }
+
+    /// When the database drops the source's connections, the pool reconnects by itself.
+    func testSourceRecoversWhenItsConnectionsAreKilled() async throws {
+        try await Self.withSource { setup, client in
+            let first = try await client.call(.get, "/t/blog/rest/v1/orgs?select=id&order=id", headers: setup.headers())
+            XCTAssertEqual(first.status, .ok)
+            let name = try XCTUnwrap(setup.database.split(separator: "/").last?.split(separator: "?").first).description
+            _ = try await TestServices.scalar(
+                "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()",
+                database: setup.database)
+            let recovered = try await waitUntil(timeout: .seconds(10)) {
+                try await client.call(.get, "/t/blog/rest/v1/orgs?select=id&order=id", headers: setup.headers()).status == .ok
+            }
+            XCTAssertTrue(recovered)
         }
     }
 }

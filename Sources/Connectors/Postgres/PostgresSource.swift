@@ -59,7 +59,9 @@ public final class PostgresSource: Sendable {
             throw RestError(status: 503, code: "MB601", message: "source '\(name)' is starting or restarting", hint: "retry shortly")
         }
         do {
-            try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
+            if !gate.tryAcquire() {
+                try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
+            }
         } catch is TimeoutError {
             throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free connection", hint: "retry shortly")
         }

@@ -27,7 +27,8 @@ public struct EmbedPlan: Sendable {
 }
 
 public enum WriteKind: Sendable, Equatable {
-    case insert(rows: [JSONObject], columns: [String], onConflict: OnConflict?)
+    /// `missingDefault`: a column absent from a row takes its default instead of NULL.
+    case insert(rows: [JSONObject], columns: [String], onConflict: OnConflict?, missingDefault: Bool)
     case update(values: JSONObject, columns: [String])
     case delete
 }

@@ -104,7 +104,7 @@ public struct RestPlanner: Sendable {
     // MARK: - Writes
 
     public func insert(
-        _ entityName: String, rows: [JSONObject], query: RestQuery, onConflict: OnConflict?, returning: Bool
+        _ entityName: String, rows: [JSONObject], query: RestQuery, onConflict: OnConflict?, missingDefault: Bool = false
     ) throws(RestError) -> WritePlan {
         let entity = try entity(entityName)
         guard entity.insertable else {
@@ -118,7 +118,7 @@ public struct RestPlanner: Sendable {
         for column in columns where entity.column(named: column) == nil { throw .unknownColumn(column, in: entity.name) }
         let target = ReadPlan(entity: entity, columns: [], embeds: [], conditions: [], order: [], limit: nil, offset: nil)
         return WritePlan(
-            kind: .insert(rows: rows, columns: columns, onConflict: onConflict), target: target,
+            kind: .insert(rows: rows, columns: columns, onConflict: onConflict, missingDefault: missingDefault), target: target,
             returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
     }
 

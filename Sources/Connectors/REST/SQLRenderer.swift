@@ -224,13 +224,27 @@ public struct SQLRenderer: Sendable {
         let table = quote(plan.target.entity.qualifiedName)
         let written: String
         switch plan.kind {
-        case .insert(let rows, let columns, let onConflict):
+        case .insert(let rows, let columns, let onConflict, let missingDefault):
             if columns.isEmpty {
                 written = "INSERT INTO \(table) AS \"t0\" DEFAULT VALUES RETURNING \"t0\".*"
             } else {
                 let list = columns.map(quote).joined(separator: ", ")
-                let payload = statement.bind(JSONValue.array(rows.map(JSONValue.object)).jsonString)
-                var sql = "INSERT INTO \(table) AS \"t0\" (\(list)) SELECT \(list) FROM json_populate_recordset(NULL::\(table), \(payload)::json)"
+                var sql: String
+                if missingDefault {
+                    // One VALUES row per object, with DEFAULT where the object has no such key.
+                    let types = columns.map { name in plan.target.entity.column(named: name)?.nativeType ?? "text" }
+                    let values = rows.map { row in
+                        "(" + zip(columns, types).map { name, type -> String in
+                            guard let value = row[name] else { return "DEFAULT" }
+                            guard let text = Self.argumentText(value, arrayType: type.hasSuffix("[]")) else { return "NULL" }
+                            return "CAST(\(statement.bind(text)) AS \(type))"
+                        }.joined(separator: ", ") + ")"
+                    }
+                    sql = "INSERT INTO \(table) AS \"t0\" (\(list)) VALUES \(values.joined(separator: ", "))"
+                } else {
+                    let payload = statement.bind(JSONValue.array(rows.map(JSONValue.object)).jsonString)
+                    sql = "INSERT INTO \(table) AS \"t0\" (\(list)) SELECT \(list) FROM json_populate_recordset(NULL::\(table), \(payload)::json)"
+                }
                 switch onConflict {
                 case .merge(let target)?:
                     let updates = columns.filter { !target.contains($0) }

@@ -59,6 +59,7 @@ struct TenantAdminAPI {
 
     @Sendable func update(_ request: Request, context: EdgeContext) async throws -> Response {
         var tenant = try await existingTenant(context)
+        let previousTimeout = tenant.limits.requestTimeoutMs
         let body = try await JSONBody.read(request)
         try body.allowOnly(["name", "status", "limits"])
         if let name = try body.string("name") { tenant.name = try Self.validName(name) }
@@ -74,7 +75,12 @@ struct TenantAdminAPI {
         guard try await node.store.updateTenant(tenant, audit: audit(context, "tenant.update", tenant: tenant.slug, detail: detail)) else {
             throw APIError.tenantNotFound(tenant.slug)
         }
-        try await node.directory.refresh(tenant.slug)
+        if tenant.limits.requestTimeoutMs != previousTimeout {
+            // Source pools carry the statement timeout on their connections: start them afresh.
+            await node.directory.stop(tenant.slug)
+        } else {
+            try await node.directory.refresh(tenant.slug)
+        }
         return try jsonResponse(view(tenant, keyRing: nil))
     }
 

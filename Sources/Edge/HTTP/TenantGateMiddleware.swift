@@ -17,7 +17,11 @@ struct TenantGateMiddleware: RouterMiddleware {
         guard Slug.isValid(slug) else { throw APIError.tenantNotFound(slug) }
         let tree: TenantSupervisor?
         do {
-            tree = try await directory.supervisor(for: slug)
+            if let running = directory.runningTree(slug) {
+                tree = running
+            } else {
+                tree = try await directory.supervisor(for: slug)
+            }
         } catch {
             context.logger.error("cannot load tenant", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
             throw APIError.controlPlaneUnavailable()
@@ -29,7 +33,7 @@ struct TenantGateMiddleware: RouterMiddleware {
 
         var context = context
         context.tenant = tree
-        context.caller = try Self.authenticate(request, keyRing: tree.keyRing)
+        context.caller = try Self.authenticate(request, verify: tree.verify)
         context.logger[metadataKey: "tenant"] = .string(slug)
         context.logger[metadataKey: "role"] = .string(context.caller?.role ?? "")
 
@@ -67,17 +71,17 @@ struct TenantGateMiddleware: RouterMiddleware {
 
     /// `apikey` must be one of the tenant's keys (anon or service role); `Authorization: Bearer`,
     /// when present, decides the role, else the apikey does.
-    static func authenticate(_ request: Request, keyRing: TenantKeyRing) throws -> Caller {
+    static func authenticate(_ request: Request, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
         guard let apiKey = request.headers[.apikey] ?? request.uri.queryParameters.get("apikey"), !apiKey.isEmpty else {
             throw APIError.missingAPIKey
         }
         let keyClaims: JSONObject
         do {
-            keyClaims = try keyRing.verify(apiKey)
+            keyClaims = try verify(apiKey)
         } catch {
             throw APIError.invalidAPIKey("\(error)")
         }
-        try checkTenant(keyClaims, keyRing: keyRing)
+        try checkTenant(keyClaims, slug: slug(request))
         guard let keyRole = keyClaims["role"]?.stringValue, keyRole == "anon" || keyRole == "service_role" else {
             throw APIError.invalidAPIKey("an API key must carry role anon or service_role")
         }
@@ -91,7 +95,7 @@ struct TenantGateMiddleware: RouterMiddleware {
         let token = String(parts[1]).trimmingCharacters(in: .whitespaces)
         let claims: JSONObject
         do {
-            claims = try keyRing.verify(token)
+            claims = try verify(token)
         } catch .expired {
             throw APIError.jwtClaims("JWT expired")
         } catch .notYetValid {
@@ -101,7 +105,7 @@ struct TenantGateMiddleware: RouterMiddleware {
         } catch {
             throw APIError.invalidJWT("\(error)")
         }
-        try checkTenant(claims, keyRing: keyRing)
+        try checkTenant(claims, slug: slug(request))
         let role = claims["role"]?.stringValue ?? "anon"
         guard !role.isEmpty, role.utf8.count <= 63 else { throw APIError.jwtClaims("JWT role claim is invalid") }
         return Caller(role: role, keyRole: keyRole, claims: claims)
@@ -109,8 +113,13 @@ struct TenantGateMiddleware: RouterMiddleware {
 
     /// A token of ours names its tenant in `ref`; one naming another tenant is refused even if the
     /// secrets happened to match.
-    private static func checkTenant(_ claims: JSONObject, keyRing: TenantKeyRing) throws {
-        if let ref = claims["ref"]?.stringValue, ref != keyRing.slug {
+    private static func slug(_ request: Request) -> String? {
+        let parts = request.uri.path.split(separator: "/", maxSplits: 2)
+        return parts.count >= 2 && parts[0] == "t" ? String(parts[1]) : nil
+    }
+
+    private static func checkTenant(_ claims: JSONObject, slug: String?) throws {
+        if let ref = claims["ref"]?.stringValue, let slug, ref != slug {
             throw APIError.invalidJWT("JWT belongs to another tenant")
         }
     }

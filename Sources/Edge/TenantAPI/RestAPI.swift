@@ -94,15 +94,21 @@ struct RestAPI {
                 }
                 onConflict = resolution == .mergeDuplicates ? .merge(target: conflictTarget) : .ignore(target: conflictTarget)
             }
-            if query.columns == nil, rows.count > 1, Set(rows.map { Set($0.keys) }).count > 1 {
+            if prefer.missingDefault && rows.count * Set(rows.flatMap(\.keys)).count > 30_000 {
+                throw APIError(status: .contentTooLarge, code: "MB105", message: "too many values for missing=default in one request; send smaller batches")
+            }
+            if query.columns == nil, !prefer.missingDefault, rows.count > 1, Set(rows.map { Set($0.keys) }).count > 1 {
                 throw APIError(status: .badRequest, code: "PGRST102", message: "All object keys must match")
             }
             let representation = prefer.returning == .representation
-            let plan = try Self.rest { try target.planner.insert(entity, rows: rows, query: query, onConflict: onConflict, returning: representation) }
+            let plan = try Self.rest {
+                try target.planner.insert(entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault)
+            }
             let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation || prefer.returning == .headersOnly), prefer: prefer)
             var headers = HTTPFields()
             var applied: [String] = []
             if let resolution = prefer.resolution, request.method == .post { applied.append("resolution=\(resolution.rawValue)") }
+            if prefer.missingDefault { applied.append("missing=default") }
             if let returning = prefer.returning { applied.append("return=\(returning.rawValue)") }
             if prefer.rollback { applied.append("tx=rollback") }
             if !applied.isEmpty { headers[.preferenceApplied] = applied.joined(separator: ", ") }

@@ -35,6 +35,15 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         released.forEach { $0.resume() }
     }
 
+    /// Takes a slot if one is free now; never waits.
+    public func tryAcquire() -> Bool {
+        lock.withLock {
+            guard active < maxConcurrent else { return false }
+            active += 1
+            return true
+        }
+    }
+
     /// Waits for a slot. Call `release()` exactly once after a successful acquire.
     public func acquire() async throws {
         enum Admission { case now, queued(UInt64), refused }

@@ -50,6 +50,12 @@ public enum HS256 {
         guard let payloadBytes = Base64URL.decode(parts[1]), let claims = try? JSONValue.parse(payloadBytes).objectValue else {
             throw .malformed("JWT payload is not base64url-encoded JSON")
         }
+        try checkTimes(claims, now: now)
+        return claims
+    }
+
+    /// `exp` and `nbf` against `now`, with the leeway.
+    public static func checkTimes(_ claims: JSONObject, now: Date) throws(JWTError) {
         let nowSeconds = now.timeIntervalSince1970
         if let exp = claims["exp"] {
             guard let value = exp.doubleValue else { throw .invalidClaims("exp must be a number") }
@@ -59,7 +65,6 @@ public enum HS256 {
             guard let value = nbf.doubleValue else { throw .invalidClaims("nbf must be a number") }
             if nowSeconds + leeway < value { throw .notYetValid }
         }
-        return claims
     }
 }
 

@@ -25,7 +25,12 @@ public actor TenantDirectory {
     private let logger: Logger
     private let clock = ContinuousClock()
 
-    private var running: [String: TenantSupervisor] = [:]
+    /// Written only by the actor, read by every request without an actor hop.
+    private nonisolated let table = TreeTable()
+    private var running: [String: TenantSupervisor] {
+        get { table.all }
+        set { table.replace(newValue) }
+    }
     private var starting: [String: Task<TenantSupervisor?, any Error>] = [:]
     private var unknown: [String: ContinuousClock.Instant] = [:]
     /// Extra children every new tree gets (connectors and later subsystems register here).
@@ -48,6 +53,11 @@ public actor TenantDirectory {
 
     public func addChildFactory(_ factory: @escaping @Sendable (TenantSupervisor) -> ChildSpec?) {
         childFactories.append(factory)
+    }
+
+    /// The tenant's tree if it is running: the hot path, no actor hop.
+    public nonisolated func runningTree(_ slug: String) -> TenantSupervisor? {
+        table[slug]
     }
 
     /// The tenant's running tree, or nil when no such tenant is registered.
@@ -181,4 +191,14 @@ public actor TenantDirectory {
             }
         }
     }
+}
+
+/// The running trees by slug, behind a lock.
+final class TreeTable: @unchecked Sendable {
+    private let lock = Lock()
+    private var trees: [String: TenantSupervisor] = [:]
+
+    subscript(slug: String) -> TenantSupervisor? { lock.withLock { trees[slug] } }
+    var all: [String: TenantSupervisor] { lock.withLock { trees } }
+    func replace(_ value: [String: TenantSupervisor]) { lock.withLock { trees = value } }
 }

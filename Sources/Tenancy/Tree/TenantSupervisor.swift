@@ -16,6 +16,7 @@ public actor TenantSupervisor {
     /// Per-tenant state that higher layers hang on the tree (the connectors' sources), so that it
     /// lives and dies with the tree without this module knowing its type.
     public nonisolated let attachments = Attachments()
+    private nonisolated let tokens = TokenCache(capacity: 1024)
     private nonisolated let state: ProtectedState
     private let children: Supervisor
     private let logger: Logger
@@ -90,6 +91,21 @@ public actor TenantSupervisor {
 
     public nonisolated func replaceKeyRing(_ keyRing: TenantKeyRing) {
         state.lock.withLock { state.keyRing = keyRing }
+        tokens.removeAll()
+    }
+
+    /// Verifies a token with the tenant's keys, remembering good ones: every request presents
+    /// the same API key, and signature work on each would be wasted. Time claims are re-checked on
+    /// every use, so a remembered token still expires.
+    public nonisolated func verify(_ token: String) throws(JWTError) -> JSONObject {
+        let now = Date()
+        if let claims = tokens[token] {
+            try HS256.checkTimes(claims, now: now)
+            return claims
+        }
+        let claims = try keyRing.verify(token, now: now)
+        tokens[token] = claims
+        return claims
     }
 
     public func stop() async {
