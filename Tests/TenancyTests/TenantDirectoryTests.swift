@@ -31,6 +31,10 @@ final class SwitchableStore: ControlPlaneStore, @unchecked Sendable {
     func updateSourceModel(tenant: String, name: String, model: String, audit: AuditEntry) async throws -> Bool {
         try await inner.updateSourceModel(tenant: tenant, name: name, model: model, audit: audit)
     }
+    func policies(_ slug: String) async throws -> String? { try await inner.policies(slug) }
+    func setPolicies(_ slug: String, document: String, audit: AuditEntry) async throws -> Bool {
+        try await inner.setPolicies(slug, document: document, audit: audit)
+    }
     func appendAudit(_ entry: AuditEntry) async throws { try await inner.appendAudit(entry) }
     func auditLog(tenant: String?, limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(tenant: tenant, limit: limit) }
     func setting(_ key: String) async throws -> String? { try await inner.setting(key) }

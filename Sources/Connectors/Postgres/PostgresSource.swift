@@ -21,7 +21,8 @@ public final class PostgresSource: Sendable {
     public let settings: Settings
     public let model: SchemaModel
     private let gate: ConcurrencyLimiter
-    private let current = Protected<PostgresClient?>(nil)
+    /// The pool requests use, and whether its `run()` has been called (a client runs only once).
+    private let current: Protected<(client: PostgresClient, used: Bool)>
     private let logger: Logger
 
     public init(name: String, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings, logger: Logger) {
@@ -34,6 +35,9 @@ public final class PostgresSource: Sendable {
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
+        // Created now, so that requests arriving before the pool's child has started simply wait
+        // for it to run rather than being refused.
+        self.current = Protected((PostgresClient(configuration: Self.clientConfiguration(url, settings: settings), backgroundLogger: logger), false))
     }
 
     static func clientConfiguration(_ url: PostgresURL, settings: Settings) -> PostgresClient.Configuration {
@@ -47,17 +51,17 @@ public final class PostgresSource: Sendable {
     /// The pool's life: runs until cancelled. A supervised child of the tenant's tree; each
     /// incarnation builds a fresh client, since a client runs only once.
     public func runPool() async {
-        let client = PostgresClient(configuration: Self.clientConfiguration(url, settings: settings), backgroundLogger: logger)
-        current.set(client)
+        var client = current.get().client
+        if current.get().used {
+            client = PostgresClient(configuration: Self.clientConfiguration(url, settings: settings), backgroundLogger: logger)
+        }
+        current.set((client, true))
         await client.run()
-        current.set(nil)
     }
 
     /// Runs one statement and returns its single row (body, page_count, total).
     public func execute(_ statement: SQLStatement, rollback: Bool = false) async throws -> StatementResult {
-        guard let client = current.get() else {
-            throw RestError(status: 503, code: "MB601", message: "source '\(name)' is starting or restarting", hint: "retry shortly")
-        }
+        let client = current.get().client
         do {
             if !gate.tryAcquire() {
                 try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
@@ -68,18 +72,26 @@ public final class PostgresSource: Sendable {
         defer { gate.release() }
         do {
             return try await client.withConnection { connection in
-                if rollback {
-                    try await connection.query("BEGIN", logger: logger)
-                    do {
-                        let result = try await Self.run(statement, on: connection, logger: logger)
-                        try await connection.query("ROLLBACK", logger: logger)
-                        return result
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
-                        throw error
-                    }
+                guard rollback || statement.checked else {
+                    return try await Self.run(statement, on: connection, logger: logger)
                 }
-                return try await Self.run(statement, on: connection, logger: logger)
+                // A transaction, so that a write whose rows fail their policy check, or that
+                // asked for tx=rollback, leaves nothing behind.
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    let result = try await Self.run(statement, on: connection, logger: logger)
+                    if result.violations > 0 {
+                        try await connection.query("ROLLBACK", logger: logger)
+                        throw RestError(
+                            status: 403, code: "42501", message: "new row violates the policy check",
+                            details: "\(result.violations) row(s) would be outside what the policy allows")
+                    }
+                    try await connection.query(rollback ? "ROLLBACK" : "COMMIT", logger: logger)
+                    return result
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
             }
         } catch let error as PSQLError {
             throw PostgresErrorMapping.restError(error, source: name)
@@ -88,9 +100,7 @@ public final class PostgresSource: Sendable {
 
     /// The planner's estimate of the rows a statement (an `EXPLAIN (FORMAT JSON)`) would touch.
     public func estimate(_ statement: SQLStatement) async throws -> Int {
-        guard let client = current.get() else {
-            throw RestError(status: 503, code: "MB601", message: "source '\(name)' is starting or restarting", hint: "retry shortly")
-        }
+        let client = current.get().client
         do {
             let rows = try await client.query(statement.query, logger: logger)
             for try await text in rows.decode(String.self) {
@@ -105,10 +115,20 @@ public final class PostgresSource: Sendable {
 
     static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> StatementResult {
         let rows = try await connection.query(statement.query, logger: logger)
-        for try await (body, count, total) in rows.decode((String?, Int64?, Int64?).self) {
-            return StatementResult(body: body, count: Int(count ?? 0), total: total.map(Int.init))
+        if statement.streaming {
+            var body = "["
+            var count = 0
+            for try await row in rows.decode(String.self) {
+                if count > 0 { body += "," }
+                body += row
+                count += 1
+            }
+            return StatementResult(body: body + "]", count: count, total: nil)
         }
-        return StatementResult(body: nil, count: 0, total: nil)
+        for try await (body, count, total, violations) in rows.decode((String?, Int64?, Int64?, Int64?).self) {
+            return StatementResult(body: body, count: Int(count ?? 0), total: total.map(Int.init), violations: Int(violations ?? 0))
+        }
+        return StatementResult(body: nil, count: 0, total: nil, violations: 0)
     }
 
     /// Connects once (so a wrong address or password fails at once, with its reason), checks the
@@ -135,6 +155,7 @@ public struct StatementResult: Sendable {
     public var body: String?
     public var count: Int
     public var total: Int?
+    public var violations: Int = 0
 }
 
 /// What can go wrong registering a source, each with its own clear answer.

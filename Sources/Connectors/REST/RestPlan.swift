@@ -11,6 +11,8 @@ public struct ReadPlan: Sendable {
     public var order: [OrderTerm]
     public var limit: Int?
     public var offset: Int?
+    /// The rows the caller's policies let them see (nil: all).
+    public var rowRule: RowRule? = nil
 }
 
 public struct SelectedColumn: Sendable {
@@ -44,6 +46,8 @@ public struct WritePlan: Sendable {
     public var target: ReadPlan
     /// What to return of the written rows.
     public var returning: ReadPlan
+    /// What every written row must satisfy, or the write is undone (policies' `check`).
+    public var check: RowRule? = nil
 }
 
 public struct CallPlan: Sendable {

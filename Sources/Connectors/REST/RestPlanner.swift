@@ -4,10 +4,14 @@ import Runtime
 /// named by the client must exist, or the client hears which one does not.
 public struct RestPlanner: Sendable {
     public let model: SchemaModel
+    public let access: Access
 
-    public init(model: SchemaModel) {
+    public init(model: SchemaModel, access: Access = .service) {
         self.model = model
+        self.access = access
     }
+
+    var compiler: PolicyCompiler { PolicyCompiler(model: model, access: access) }
 
     public func entity(_ name: String) throws(RestError) -> Entity {
         guard let entity = model.entity(named: name) else { throw .unknownTable(name) }
@@ -36,14 +40,21 @@ public struct RestPlanner: Sendable {
     }
 
     func read(_ entity: Entity, select: [SelectItem]?, query: RestQuery, path: [String]) throws(RestError) -> ReadPlan {
+        let grant = try compiler.grant(entity, .read)
+        let allowed = grant?.columns
+        func permit(_ field: Field) throws(RestError) {
+            if let allowed, !allowed.contains(field.name) { throw access.deniedColumn(field.name, entity.name, .read) }
+        }
         var columns: [SelectedColumn] = []
         var embeds: [EmbedPlan] = []
         for item in select ?? [.star] {
             switch item {
             case .star:
-                columns += entity.columns.map { SelectedColumn(field: Field(name: $0.name, path: []), outputName: $0.name, cast: nil) }
+                columns += entity.columns.filter { allowed?.contains($0.name) ?? true }
+                    .map { SelectedColumn(field: Field(name: $0.name, path: []), outputName: $0.name, cast: nil) }
             case .column(let field, let alias, let cast):
                 try check(field, in: entity)
+                try permit(field)
                 columns.append(SelectedColumn(field: field, outputName: alias ?? field.defaultAlias, cast: cast))
             case .embed(let embed):
                 let relation = try resolve(embed, from: entity)
@@ -56,18 +67,31 @@ public struct RestPlanner: Sendable {
             }
         }
         let conditions = query.conditions[path] ?? []
-        for condition in conditions { try check(condition, in: entity) }
+        for condition in conditions {
+            try check(condition, in: entity)
+            for field in Self.fields(of: condition) { try permit(field) }
+        }
         let order = query.order[path] ?? []
-        for term in order { try check(term.field, in: entity) }
+        for term in order {
+            try check(term.field, in: entity)
+            try permit(term.field)
+        }
         return ReadPlan(
             entity: entity, columns: columns, embeds: embeds, conditions: conditions, order: order,
-            limit: query.limit[path], offset: query.offset[path])
+            limit: query.limit[path], offset: query.offset[path], rowRule: grant?.rows)
     }
 
     func check(_ field: Field, in entity: Entity) throws(RestError) {
         guard let column = entity.column(named: field.name) else { throw .unknownColumn(field.name, in: entity.name) }
         if !field.path.isEmpty && column.type != .json {
             throw RestError(status: 400, code: "PGRST100", message: "'\(field.name)' is not a JSON column; -> and ->> apply to json and jsonb")
+        }
+    }
+
+    static func fields(of condition: Condition) -> [Field] {
+        switch condition {
+        case .filter(let filter): [filter.field]
+        case .and(let children, _), .or(let children, _): children.flatMap(fields(of:))
         }
     }
 
@@ -104,50 +128,92 @@ public struct RestPlanner: Sendable {
     // MARK: - Writes
 
     public func insert(
-        _ entityName: String, rows: [JSONObject], query: RestQuery, onConflict: OnConflict?, missingDefault: Bool = false
+        _ entityName: String, rows: [JSONObject], query: RestQuery, onConflict: OnConflict?, missingDefault: Bool = false,
+        returnsRows: Bool = true
     ) throws(RestError) -> WritePlan {
         let entity = try entity(entityName)
         guard entity.insertable else {
             throw RestError(status: 405, code: "PGRST105", message: "'\(entity.name)' does not accept inserts")
         }
+        let grant = try compiler.grant(entity, .create)
+        var rows = rows
         var columns: [String] = query.columns ?? []
         if query.columns == nil {
             var seen = Set<String>()
             for row in rows { for key in row.keys where seen.insert(key).inserted { columns.append(key) } }
         }
         for column in columns where entity.column(named: column) == nil { throw .unknownColumn(column, in: entity.name) }
+        if let allowed = grant?.columns {
+            for column in columns where !allowed.contains(column) { throw access.deniedColumn(column, entity.name, .create) }
+        }
+        // Presets win over whatever the caller sent: `owner_id = auth.uid` cannot be forged.
+        for (column, value) in grant?.presets ?? [] {
+            for index in rows.indices { rows[index][column] = value }
+            if !columns.contains(column) { columns.append(column) }
+        }
+        if let onConflict, grant != nil, case .merge = onConflict {
+            _ = try compiler.grant(entity, .update)  // an upsert that may update needs update rights too
+        }
         let target = ReadPlan(entity: entity, columns: [], embeds: [], conditions: [], order: [], limit: nil, offset: nil)
         return WritePlan(
             kind: .insert(rows: rows, columns: columns, onConflict: onConflict, missingDefault: missingDefault), target: target,
-            returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
+            returning: try returning(entity, query: query, needed: returnsRows), check: grant?.check)
     }
 
-    public func update(_ entityName: String, values: JSONObject, query: RestQuery) throws(RestError) -> WritePlan {
+    /// What a write returns, seen through the caller's read policy when rows are sent back.
+    func returning(_ entity: Entity, query: RestQuery, needed: Bool) throws(RestError) -> ReadPlan {
+        if needed || access.bypass {
+            return try read(entity, select: query.select, query: RestQuery(select: query.select), path: [])
+        }
+        return ReadPlan(entity: entity, columns: [], embeds: [], conditions: [], order: [], limit: nil, offset: nil)
+    }
+
+    public func update(_ entityName: String, values: JSONObject, query: RestQuery, returnsRows: Bool = true) throws(RestError) -> WritePlan {
         let entity = try entity(entityName)
         guard entity.updatable else {
             throw RestError(status: 405, code: "PGRST105", message: "'\(entity.name)' does not accept updates")
         }
+        let grant = try compiler.grant(entity, .update)
+        var values = values
         for column in values.keys where entity.column(named: column) == nil { throw .unknownColumn(column, in: entity.name) }
-        let target = try read(entity, select: [], query: RestQuery(conditions: [[]: query.conditions[[]] ?? []]), path: [])
+        if let allowed = grant?.columns {
+            for column in values.keys where !allowed.contains(column) { throw access.deniedColumn(column, entity.name, .update) }
+        }
+        for (column, value) in grant?.presets ?? [] { values[column] = value }
+        var target = try filterPlan(entity, query: query)
+        target.rowRule = grant?.rows
         return WritePlan(
             kind: .update(values: values, columns: values.keys), target: target,
-            returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
+            returning: try returning(entity, query: query, needed: returnsRows), check: grant?.check)
     }
 
-    public func delete(_ entityName: String, query: RestQuery) throws(RestError) -> WritePlan {
+    /// The rows a write targets: the request's top-level filters, which must name existing
+    /// columns (readability is not required to target rows, as in PostgreSQL's UPDATE … WHERE).
+    func filterPlan(_ entity: Entity, query: RestQuery) throws(RestError) -> ReadPlan {
+        let conditions = query.conditions[[]] ?? []
+        for condition in conditions { try check(condition, in: entity) }
+        return ReadPlan(entity: entity, columns: [], embeds: [], conditions: conditions, order: [], limit: nil, offset: nil)
+    }
+
+    public func delete(_ entityName: String, query: RestQuery, returnsRows: Bool = true) throws(RestError) -> WritePlan {
         let entity = try entity(entityName)
         guard entity.deletable else {
             throw RestError(status: 405, code: "PGRST105", message: "'\(entity.name)' does not accept deletes")
         }
-        let target = try read(entity, select: [], query: RestQuery(conditions: [[]: query.conditions[[]] ?? []]), path: [])
-        return WritePlan(
-            kind: .delete, target: target,
-            returning: try read(entity, select: query.select, query: RestQuery(select: query.select), path: []))
+        let grant = try compiler.grant(entity, .delete)
+        var target = try filterPlan(entity, query: query)
+        target.rowRule = grant?.rows
+        return WritePlan(kind: .delete, target: target, returning: try returning(entity, query: query, needed: returnsRows))
     }
 
     // MARK: - Functions
 
     public func call(_ name: String, arguments: [(String, JSONValue)], query: RestQuery) throws(RestError) -> CallPlan {
+        guard access.bypass else {
+            throw RestError(
+                status: access.role == "anon" ? 401 : 403, code: "42501",
+                message: "permission denied: functions are callable by the service role only", hint: "policies cover tables and views")
+        }
         let candidates = model.operations.filter { $0.name == name }
         let given = Set(arguments.map(\.0))
         guard let operation = candidates.first(where: { operation in

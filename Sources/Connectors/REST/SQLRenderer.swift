@@ -10,13 +10,18 @@ public struct SQLRenderer: Sendable {
     public func read(_ plan: ReadPlan, count: Bool) -> SQLStatement {
         var statement = SQLStatement()
         let inner = select(plan, alias: "t0", depth: 0, into: &statement)
+        guard count else {
+            statement.streaming = true
+            statement.sql = "SELECT row_to_json(\"_row\")::text AS row FROM (\(inner)) AS \"_row\""
+            return statement
+        }
         var total = "NULL::bigint"
         if count {
             var where_ = conditions(plan, alias: "t0", into: &statement)
             if where_.isEmpty { where_ = "true" }
             total = "(SELECT count(*) FROM \(quote(plan.entity.qualifiedName)) AS \"t0\" WHERE \(where_))"
         }
-        statement.sql = "SELECT coalesce(json_agg(\"_row\"), '[]')::text AS body, count(\"_row\") AS page_count, \(total) AS total FROM (\(inner)) AS \"_row\""
+        statement.sql = "SELECT coalesce(json_agg(\"_row\"), '[]')::text AS body, count(\"_row\") AS page_count, \(total) AS total, NULL::bigint AS violations FROM (\(inner)) AS \"_row\""
         return statement
     }
 
@@ -73,6 +78,7 @@ public struct SQLRenderer: Sendable {
     /// The row filter of a plan: its own conditions and the existence of its `!inner` embeds.
     func conditions(_ plan: ReadPlan, alias: String, into statement: inout SQLStatement) -> String {
         var parts = plan.conditions.map { condition(String(describing: alias), $0, entity: plan.entity, into: &statement) }
+        if let rule = plan.rowRule { parts.append(self.rule(rule, alias: alias, into: &statement)) }
         for (index, embed) in plan.embeds.enumerated() where embed.inner {
             let child = "e\(alias)_\(index)"
             var where_ = [join(embed.relation, parent: alias, child: child, into: &statement)]
@@ -104,6 +110,49 @@ public struct SQLRenderer: Sendable {
         return zip(relation.toColumns, relation.fromColumns)
             .map { "\(quote(child)).\(quote($0)) = \(quote(parent)).\(quote($1))" }
             .joined(separator: " AND ")
+    }
+
+    // MARK: - Policy rules
+
+    func rule(_ rule: RowRule, alias: String, into statement: inout SQLStatement) -> String {
+        switch rule {
+        case .always(let value):
+            return value ? "true" : "false"
+        case .and(let parts):
+            return parts.isEmpty ? "true" : "(" + parts.map { self.rule($0, alias: alias, into: &statement) }.joined(separator: " AND ") + ")"
+        case .or(let parts):
+            return parts.isEmpty ? "false" : "(" + parts.map { self.rule($0, alias: alias, into: &statement) }.joined(separator: " OR ") + ")"
+        case .not(let inner):
+            return "NOT (\(self.rule(inner, alias: alias, into: &statement)))"
+        case .related(let relation, let target, let inner):
+            let child = statement.alias("p")
+            let joined = join(relation, parent: alias, child: child, into: &statement)
+            let condition = self.rule(inner, alias: child, into: &statement)
+            return "EXISTS (SELECT 1 FROM \(quote(target.qualifiedName)) AS \(quote(child)) WHERE \(joined) AND \(condition))"
+        case .compare(let column, let op, let value):
+            let lhs = "\(quote(alias)).\(quote(column.name))"
+            let type = column.nativeType
+            func cast(_ value: JSONValue) -> String {
+                guard let text = Self.argumentText(value, arrayType: type.hasSuffix("[]")) else { return "CAST(NULL AS \(type))" }
+                return "CAST(\(statement.bind(text)) AS \(type))"
+            }
+            switch op {
+            case .eq: return "\(lhs) = \(cast(value))"
+            case .neq: return "\(lhs) <> \(cast(value))"
+            case .gt: return "\(lhs) > \(cast(value))"
+            case .gte: return "\(lhs) >= \(cast(value))"
+            case .lt: return "\(lhs) < \(cast(value))"
+            case .lte: return "\(lhs) <= \(cast(value))"
+            case .in, .nin:
+                let items = (value.arrayValue ?? []).compactMap { Self.argumentText($0, arrayType: false) }
+                let list = "CAST(\(statement.bind(items)) AS \(type)[])"
+                return op == .in ? "\(lhs) = ANY(\(list))" : "\(lhs) <> ALL(\(list))"
+            case .like: return "(\(lhs))::text LIKE \(statement.bind(value.stringValue ?? value.jsonString))"
+            case .ilike: return "(\(lhs))::text ILIKE \(statement.bind(value.stringValue ?? value.jsonString))"
+            case .contains: return "\(lhs) @> \(cast(value))"
+            case .isNull: return value.boolValue == false ? "\(lhs) IS NOT NULL" : "\(lhs) IS NULL"
+            }
+        }
     }
 
     // MARK: - Fields and conditions
@@ -275,7 +324,12 @@ public struct SQLRenderer: Sendable {
         } else {
             body = "NULL::text"
         }
-        statement.sql = "WITH \"_written\" AS (\(written)) SELECT \(body) AS body, (SELECT count(*) FROM \"_written\") AS page_count, NULL::bigint AS total"
+        var violations = "NULL::bigint"
+        if let check = plan.check {
+            statement.checked = true
+            violations = "(SELECT count(*) FROM \"_written\" AS \"t0\" WHERE (\(rule(check, alias: "t0", into: &statement))) IS NOT TRUE)"
+        }
+        statement.sql = "WITH \"_written\" AS (\(written)) SELECT \(body) AS body, (SELECT count(*) FROM \"_written\") AS page_count, NULL::bigint AS total, \(violations) AS violations"
         return statement
     }
 
@@ -295,13 +349,13 @@ public struct SQLRenderer: Sendable {
             if !operation.returnsSet { read.limit = read.limit ?? 1 }
             let inner = select(read, alias: "t0", depth: 0, into: &statement, from: call)
             let body = operation.returnsSet ? "coalesce(json_agg(\"_row\"), '[]')::text" : "(json_agg(\"_row\") -> 0)::text"
-            statement.sql = "SELECT \(body) AS body, count(\"_row\") AS page_count, NULL::bigint AS total FROM (\(inner)) AS \"_row\""
+            statement.sql = "SELECT \(body) AS body, count(\"_row\") AS page_count, NULL::bigint AS total, NULL::bigint AS violations FROM (\(inner)) AS \"_row\""
         } else if operation.returnsVoid {
-            statement.sql = "SELECT NULL::text AS body, 0::bigint AS page_count, NULL::bigint AS total FROM \(call) AS \"_call\""
+            statement.sql = "SELECT NULL::text AS body, 0::bigint AS page_count, NULL::bigint AS total, NULL::bigint AS violations FROM \(call) AS \"_call\""
         } else if operation.returnsSet {
-            statement.sql = "SELECT coalesce(json_agg(\"_value\"), '[]')::text AS body, count(*) AS page_count, NULL::bigint AS total FROM \(call) AS \"_value\""
+            statement.sql = "SELECT coalesce(json_agg(\"_value\"), '[]')::text AS body, count(*) AS page_count, NULL::bigint AS total, NULL::bigint AS violations FROM \(call) AS \"_value\""
         } else {
-            statement.sql = "SELECT to_json(\(call))::text AS body, 1::bigint AS page_count, NULL::bigint AS total"
+            statement.sql = "SELECT to_json(\(call))::text AS body, 1::bigint AS page_count, NULL::bigint AS total, NULL::bigint AS violations"
         }
         return statement
     }

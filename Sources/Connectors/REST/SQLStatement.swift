@@ -5,7 +5,20 @@ import PostgresNIO
 public struct SQLStatement: Sendable {
     public var sql = ""
     public var binds = PostgresBindings()
+    /// Set when the statement reports policy-check violations that must undo it.
+    public var checked = false
+    /// Set when the statement answers one JSON object per row (`row`), to be joined into an array,
+    /// instead of the single (body, page_count, total, violations) row. Cheaper for the database
+    /// than aggregating.
+    public var streaming = false
     private var count = 0
+    private var aliases = 0
+
+    /// A fresh table alias for a subquery.
+    public mutating func alias(_ prefix: String) -> String {
+        aliases += 1
+        return "\(prefix)\(aliases)"
+    }
 
     public init() {}
 
@@ -33,7 +46,8 @@ public struct SQLStatement: Sendable {
 /// Double-quotes an identifier, doubling inner quotes: safe for any name.
 @inline(__always)
 public func quote(_ identifier: String) -> String {
-    "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    guard identifier.utf8.contains(0x22) else { return "\"" + identifier + "\"" }
+    return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
 func quote(_ name: EntityName) -> String {

@@ -110,6 +110,16 @@ public struct SourceCatalog: Sendable {
         }
         let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name
         tree.attachments.set(TenantSources(sources: sources, defaultName: defaultName))
+        var policies: [Policy] = []
+        if let document = try await store.policies(tree.slug) {
+            do {
+                policies = try PolicyParser.parse(document: try JSONValue.parse(Array(document.utf8)))
+            } catch {
+                // Stored documents were validated on write; one that no longer reads denies all.
+                logger.error("stored policies do not parse; denying", metadata: ["tenant": .string(tree.slug), "error": .string("\(error)")])
+            }
+        }
+        tree.attachments.set(TenantPolicies(policies: policies))
         for source in sources {
             await tree.startChild(ChildSpec(name: "source:\(source.name)") { await source.runPool() })
         }

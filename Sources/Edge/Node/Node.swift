@@ -99,6 +99,7 @@ enum Node {
         let admin = router.group("admin/v1").add(middleware: AdminAuthMiddleware(token: node.adminToken))
         TenantAdminAPI(node: node).register(on: admin)
         SourceAdminAPI(node: node, catalog: node.sourceCatalog).register(on: admin)
+        PolicyAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

@@ -34,18 +34,14 @@ struct RestAPI {
 
     func target(_ context: EdgeContext) throws -> Target {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
-        guard caller.isServiceRole else {
-            // Until policies exist, only the service role may use the data API.
-            throw APIError(
-                status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
-                message: "permission denied for role \(caller.role)", hint: "use the service key until policies grant access")
-        }
+        let access = Access(
+            role: caller.role, claims: caller.claims, policies: caller.isServiceRole ? [] : tree.attachments.get(TenantPolicies.self)?.policies ?? [])
         let sources = tree.attachments.get(TenantSources.self)
         let name = context.parameters.get("source")
         guard let source = name.map({ sources?.source(named: $0) }) ?? sources?.defaultSource else {
             throw APIError.sourceNotFound(name ?? "default")
         }
-        return Target(source: source, planner: RestPlanner(model: source.model))
+        return Target(source: source, planner: RestPlanner(model: source.model, access: access))
     }
 
     /// The query string in order. Hummingbird decodes values but not keys, and keys such as
@@ -102,7 +98,9 @@ struct RestAPI {
             }
             let representation = prefer.returning == .representation
             let plan = try Self.rest {
-                try target.planner.insert(entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault)
+                try target.planner.insert(
+                    entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault,
+                    returnsRows: representation || prefer.returning == .headersOnly)
             }
             let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation || prefer.returning == .headersOnly), prefer: prefer)
             var headers = HTTPFields()
@@ -122,12 +120,12 @@ struct RestAPI {
         case .patch:
             let rows = try await bodyRows(request, single: true)
             let representation = prefer.returning == .representation
-            let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query) }
+            let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query, returnsRows: representation) }
             let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         case .delete:
             let representation = prefer.returning == .representation
-            let plan = try Self.rest { try target.planner.delete(entity, query: query) }
+            let plan = try Self.rest { try target.planner.delete(entity, query: query, returnsRows: representation) }
             let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         default:

@@ -98,7 +98,10 @@ public actor Supervisor {
         child.startedAt = clock.now
         let generation = child.generation
         let run = child.spec.run
-        child.task = Task { [weak self] in
+        // Detached: a child belongs to its supervisor, not to whatever request happened to start
+        // the tree, so it must not inherit that request's task-locals (ServiceLifecycle's
+        // graceful-shutdown signal among them) or its cancellation.
+        child.task = Task.detached { [weak self] in
             let outcome: Result<Void, any Error>
             do {
                 try await run()
@@ -176,7 +179,7 @@ public actor Supervisor {
             child.state = .backingOff
             child.backoffUntil = until
             let generation = child.generation
-            child.task = Task { [weak self] in
+            child.task = Task.detached { [weak self] in
                 do { try await Task.sleep(for: delay) } catch { return }
                 await self?.restartAfterBackoff(name, generation: generation)
             }

@@ -25,6 +25,11 @@ public protocol ControlPlaneStore: Sendable {
     /// Replaces a source's model after re-introspection. Returns false when there is no such source.
     func updateSourceModel(tenant: String, name: String, model: String, audit: AuditEntry) async throws -> Bool
 
+    /// The tenant's policy document (JSON), nil when none was ever set.
+    func policies(_ slug: String) async throws -> String?
+    /// Replaces the whole policy document at once. Returns false when there is no such tenant.
+    func setPolicies(_ slug: String, document: String, audit: AuditEntry) async throws -> Bool
+
     func appendAudit(_ entry: AuditEntry) async throws
     /// Newest first.
     func auditLog(tenant: String?, limit: Int) async throws -> [AuditEntry]

@@ -56,6 +56,15 @@ enum Migrations {
             "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ]),
         Step(version: 2, statements: ["ALTER TABLE sources ADD COLUMN model TEXT NOT NULL DEFAULT '{}'"]),
+        Step(version: 3, statements: [
+            """
+            CREATE TABLE policies (
+              tenant TEXT PRIMARY KEY REFERENCES tenants(slug) ON DELETE CASCADE,
+              document TEXT NOT NULL,
+              updated_at_ms INTEGER NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -114,5 +123,14 @@ enum Migrations {
             "CREATE TABLE minibaas.settings (key text PRIMARY KEY, value text NOT NULL)",
         ]),
         Step(version: 2, statements: ["ALTER TABLE minibaas.sources ADD COLUMN model text NOT NULL DEFAULT '{}'"]),
+        Step(version: 3, statements: [
+            """
+            CREATE TABLE minibaas.policies (
+              tenant text PRIMARY KEY REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              document jsonb NOT NULL,
+              updated_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+        ]),
     ]
 }

@@ -179,6 +179,28 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
         }
     }
 
+    public func policies(_ slug: String) async throws -> String? {
+        let rows = try await client.query("SELECT document::text FROM minibaas.policies WHERE tenant = \(slug)", logger: logger)
+        for try await document in rows.decode(String.self) { return document }
+        return nil
+    }
+
+    public func setPolicies(_ slug: String, document: String, audit: AuditEntry) async throws -> Bool {
+        do {
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query(
+                    """
+                    INSERT INTO minibaas.policies (tenant, document) VALUES (\(slug), \(document)::jsonb)
+                    ON CONFLICT (tenant) DO UPDATE SET document = excluded.document, updated_at = now()
+                    """, logger: logger)
+                try await Self.insertAudit(audit, into: db, logger: logger)
+            }
+            return true
+        } catch where Self.sqlState(of: error) == "23503" {
+            return false
+        }
+    }
+
     // MARK: - Audit and settings
 
     public func appendAudit(_ entry: AuditEntry) async throws {

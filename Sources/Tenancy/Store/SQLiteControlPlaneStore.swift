@@ -114,6 +114,7 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
             guard !existing.isEmpty else { return false }
             _ = try await db.query("DELETE FROM tenant_jwt_secrets WHERE tenant = ?", [.text(slug)])
             _ = try await db.query("DELETE FROM sources WHERE tenant = ?", [.text(slug)])
+            _ = try await db.query("DELETE FROM policies WHERE tenant = ?", [.text(slug)])
             _ = try await db.query("DELETE FROM tenants WHERE slug = ?", [.text(slug)])
             try await Self.insertAudit(audit, into: db)
             return true
@@ -183,6 +184,22 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
             _ = try await db.query(
                 "UPDATE sources SET model = ?, updated_at_ms = ? WHERE tenant = ? AND name = ?",
                 [.text(model), .integer(Int(StoreCoding.milliseconds(Date()))), .text(tenant), .text(name)])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
+    public func policies(_ slug: String) async throws -> String? {
+        try await read("SELECT document FROM policies WHERE tenant = ?", [.text(slug)]).first?.column("document")?.string
+    }
+
+    public func setPolicies(_ slug: String, document: String, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(slug)])
+            guard !existing.isEmpty else { return false }
+            _ = try await db.query(
+                "INSERT INTO policies (tenant, document, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET document = excluded.document, updated_at_ms = excluded.updated_at_ms",
+                [.text(slug), .text(document), .integer(Int(StoreCoding.milliseconds(Date())))])
             try await Self.insertAudit(audit, into: db)
             return true
         }
