@@ -222,3 +222,49 @@ func XCTUnwrapAsync<T>(_ value: @autoclosure () async throws -> T?, file: Static
     let resolved = try await value()
     return try XCTUnwrap(resolved, file: file, line: line)
 }
+
+extension AdminAPITests {
+    func testKeyRotationKeepsOldTokensUntilRevoked() async throws {
+        let node = try await TestNode.make()
+        try await node.application().test(.router) { client in
+            let old = try await client.createTenant(node, "acme")
+            let listed = try await client.call(.get, "/admin/v1/tenants/acme/keys", headers: node.adminHeaders)
+            let oldKid = try XCTUnwrap(listed.json?.arrayValue?.first?["kid"]?.stringValue)
+
+            let rotated = try await client.call(.post, "/admin/v1/tenants/acme/keys/rotate", headers: node.adminHeaders)
+            XCTAssertEqual(rotated.status, .created)
+            let newAnon = try XCTUnwrap(rotated.json?["anonKey"]?.stringValue)
+            XCTAssertNotEqual(newAnon, old.anon)
+            let fetched = try await client.call(.get, "/admin/v1/tenants/acme", headers: node.adminHeaders)
+            XCTAssertEqual(fetched.json?["anonKey"]?.stringValue, newAnon, "new keys are signed with the newest secret")
+
+            for key in [old.anon, newAnon] {
+                let reply = try await client.call(.get, "/t/acme/rest/v1/", headers: [.apikey: key])
+                XCTAssertEqual(reply.status, .ok, "both secrets verify during rotation")
+            }
+            let refused = try await client.call(.delete, "/admin/v1/tenants/acme/keys/\(rotated.json?["kid"]?.stringValue ?? "")", headers: node.adminHeaders)
+            XCTAssertEqual(refused.status, .noContent, "revoking the new one is allowed while the old is active")
+            let back = try await client.call(.get, "/t/acme/rest/v1/", headers: [.apikey: newAnon])
+            XCTAssertEqual(back.status, .unauthorized, "a revoked secret no longer verifies")
+
+            let again = try await client.call(.post, "/admin/v1/tenants/acme/keys/rotate", headers: node.adminHeaders)
+            let latest = try XCTUnwrap(again.json?["anonKey"]?.stringValue)
+            let revokeOld = try await client.call(.delete, "/admin/v1/tenants/acme/keys/\(oldKid)", headers: node.adminHeaders)
+            XCTAssertEqual(revokeOld.status, .noContent)
+            let oldRefused = try await client.call(.get, "/t/acme/rest/v1/", headers: [.apikey: old.anon])
+            XCTAssertEqual(oldRefused.status, .unauthorized)
+            XCTAssertEqual(oldRefused.code, "PGRST301")
+            let latestOK = try await client.call(.get, "/t/acme/rest/v1/", headers: [.apikey: latest])
+            XCTAssertEqual(latestOK.status, .ok)
+
+            let last = try await client.call(.delete, "/admin/v1/tenants/acme/keys/\(again.json?["kid"]?.stringValue ?? "")", headers: node.adminHeaders)
+            XCTAssertEqual(last.status, .conflict)
+            XCTAssertEqual(last.code, "MB305")
+            let unknown = try await client.call(.delete, "/admin/v1/tenants/acme/keys/nope", headers: node.adminHeaders)
+            XCTAssertEqual(unknown.code, "MB307")
+            let keys = try await client.call(.get, "/admin/v1/tenants/acme/keys", headers: node.adminHeaders)
+            XCTAssertEqual(keys.json?.arrayValue?.filter { $0["active"] == true }.count, 1)
+            XCTAssertFalse(String(buffer: keys.body).contains("sealed"), "secrets are never listed")
+        }
+    }
+}

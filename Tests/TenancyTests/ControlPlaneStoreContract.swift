@@ -74,6 +74,24 @@ struct ControlPlaneStoreContract {
         try await assertEqual(try await store.jwtSecrets("acme").map(\.kid), ["old"])
     }
 
+    func secretsRotateAndRevokeButNeverAll() async throws {
+        try await store.createTenant(tenant("acme"), secret: secret("old", at: 1_800_000_000), audit: audit("tenant.create", tenant: "acme"))
+        try await assertTrue(try await store.addJWTSecret("acme", secret: secret("new", at: 1_800_000_100), audit: audit("keys.rotate", tenant: "acme")))
+        try await assertFalse(try await store.addJWTSecret("ghost", secret: secret("x"), audit: audit("keys.rotate", tenant: "ghost")))
+        try await assertEqual(try await store.jwtSecrets("acme").map(\.kid), ["new", "old"])
+        try await assertTrue(try await store.revokeJWTSecret("acme", kid: "old", at: Date(), audit: audit("keys.revoke", tenant: "acme")))
+        try await assertFalse(try await store.revokeJWTSecret("acme", kid: "old", at: Date(), audit: audit("keys.revoke", tenant: "acme")))
+        do {
+            _ = try await store.revokeJWTSecret("acme", kid: "new", at: Date(), audit: audit("keys.revoke", tenant: "acme"))
+            XCTFail("the last active secret must stay")
+        } catch let error as ControlPlaneError {
+            XCTAssertEqual(error, .lastActiveSecret)
+        }
+        let secrets = try await store.jwtSecrets("acme")
+        XCTAssertNil(secrets.first { $0.kid == "new" }?.revokedAt)
+        XCTAssertNotNil(secrets.first { $0.kid == "old" }?.revokedAt)
+    }
+
     func sourcesBelongToTheirTenant() async throws {
         try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
         let now = Date(timeIntervalSince1970: 1_800_000_100)

@@ -24,6 +24,7 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testDuplicateTenantChangesNothing() async throws { try await contract.duplicateTenantChangesNothing() }
     func testSecretsComeNewestFirst() async throws { try await contract.secretsComeNewestFirst() }
     func testSourcesBelongToTheirTenant() async throws { try await contract.sourcesBelongToTheirTenant() }
+    func testSecretsRotateAndRevokeButNeverAll() async throws { try await contract.secretsRotateAndRevokeButNeverAll() }
     func testAuditLogIsNewestFirstAndFiltered() async throws { try await contract.auditLogIsNewestFirstAndFiltered() }
     func testSettingsOverwrite() async throws { try await contract.settingsOverwrite() }
     func testConcurrentCreatesOfOneSlugYieldOneTenant() async throws { try await contract.concurrentCreatesOfOneSlugYieldOneTenant() }
@@ -71,6 +72,7 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testDuplicateTenantChangesNothing() async throws { try await contract.duplicateTenantChangesNothing() }
     func testSecretsComeNewestFirst() async throws { try await contract.secretsComeNewestFirst() }
     func testSourcesBelongToTheirTenant() async throws { try await contract.sourcesBelongToTheirTenant() }
+    func testSecretsRotateAndRevokeButNeverAll() async throws { try await contract.secretsRotateAndRevokeButNeverAll() }
     func testAuditLogIsNewestFirstAndFiltered() async throws { try await contract.auditLogIsNewestFirstAndFiltered() }
     func testSettingsOverwrite() async throws { try await contract.settingsOverwrite() }
     func testConcurrentCreatesOfOneSlugYieldOneTenant() async throws { try await contract.concurrentCreatesOfOneSlugYieldOneTenant() }

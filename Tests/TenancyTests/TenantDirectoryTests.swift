@@ -25,6 +25,12 @@ final class SwitchableStore: ControlPlaneStore, @unchecked Sendable {
     func updateTenant(_ t: Tenant, audit: AuditEntry) async throws -> Bool { try await inner.updateTenant(t, audit: audit) }
     func deleteTenant(_ slug: String, audit: AuditEntry) async throws -> Bool { try await inner.deleteTenant(slug, audit: audit) }
     func jwtSecrets(_ slug: String) async throws -> [SealedJWTSecret] { try await inner.jwtSecrets(slug) }
+    func addJWTSecret(_ slug: String, secret: SealedJWTSecret, audit: AuditEntry) async throws -> Bool {
+        try await inner.addJWTSecret(slug, secret: secret, audit: audit)
+    }
+    func revokeJWTSecret(_ slug: String, kid: String, at: Date, audit: AuditEntry) async throws -> Bool {
+        try await inner.revokeJWTSecret(slug, kid: kid, at: at, audit: audit)
+    }
     func createSource(_ s: SourceRecord, audit: AuditEntry) async throws { try await inner.createSource(s, audit: audit) }
     func sources(_ slug: String) async throws -> [SourceRecord] { try await inner.sources(slug) }
     func deleteSource(tenant: String, name: String, audit: AuditEntry) async throws -> Bool { try await inner.deleteSource(tenant: tenant, name: name, audit: audit) }

@@ -18,6 +18,11 @@ public protocol ControlPlaneStore: Sendable {
 
     /// Unrevoked and revoked secrets, newest first.
     func jwtSecrets(_ slug: String) async throws -> [SealedJWTSecret]
+    /// Adds a signing secret (rotation). Returns false when there is no such tenant.
+    func addJWTSecret(_ slug: String, secret: SealedJWTSecret, audit: AuditEntry) async throws -> Bool
+    /// Marks a secret revoked; refuses (`ControlPlaneError.duplicate`-free) to revoke the last
+    /// active one. Returns false when there is no such secret.
+    func revokeJWTSecret(_ slug: String, kid: String, at: Date, audit: AuditEntry) async throws -> Bool
 
     func createSource(_ source: SourceRecord, audit: AuditEntry) async throws
     func sources(_ slug: String) async throws -> [SourceRecord]
@@ -47,6 +52,7 @@ public enum ControlPlaneError: Error, Equatable, CustomStringConvertible {
     case notFound(String)
     case unavailable(String)
     case corrupt(String)
+    case lastActiveSecret
 
     public var description: String {
         switch self {
@@ -54,6 +60,7 @@ public enum ControlPlaneError: Error, Equatable, CustomStringConvertible {
         case .notFound(let what): "\(what) does not exist"
         case .unavailable(let why): "control plane unavailable: \(why)"
         case .corrupt(let why): "control plane data is corrupt: \(why)"
+        case .lastActiveSecret: "a tenant keeps at least one active signing secret"
         }
     }
 }

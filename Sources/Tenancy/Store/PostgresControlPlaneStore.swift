@@ -118,6 +118,51 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
         return result
     }
 
+    public func addJWTSecret(_ slug: String, secret: SealedJWTSecret, audit: AuditEntry) async throws -> Bool {
+        do {
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query(
+                    """
+                    INSERT INTO minibaas.tenant_jwt_secrets (tenant, kid, sealed, created_at)
+                    VALUES (\(slug), \(secret.kid), \(ByteBuffer(bytes: secret.sealed)), \(secret.createdAt))
+                    """, logger: logger)
+                try await Self.insertAudit(audit, into: db, logger: logger)
+            }
+            return true
+        } catch where Self.sqlState(of: error) == "23503" {
+            return false
+        }
+    }
+
+    public func revokeJWTSecret(_ slug: String, kid: String, at: Date, audit: AuditEntry) async throws -> Bool {
+        do {
+            return try await revoke(slug, kid: kid, at: at, audit: audit)
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError as? ControlPlaneError { throw inner }
+            throw error
+        }
+    }
+
+    private func revoke(_ slug: String, kid: String, at: Date, audit: AuditEntry) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { db in
+            // Lock the tenant's secrets so two concurrent revocations cannot leave none active.
+            var active = 0
+            var found = false
+            let rows = try await db.query(
+                "SELECT kid FROM minibaas.tenant_jwt_secrets WHERE tenant = \(slug) AND revoked_at IS NULL FOR UPDATE", logger: logger)
+            for try await current in rows.decode(String.self) {
+                active += 1
+                if current == kid { found = true }
+            }
+            guard found else { return false }
+            guard active > 1 else { throw ControlPlaneError.lastActiveSecret }
+            try await db.query(
+                "UPDATE minibaas.tenant_jwt_secrets SET revoked_at = \(at) WHERE tenant = \(slug) AND kid = \(kid)", logger: logger)
+            try await Self.insertAudit(audit, into: db, logger: logger)
+            return true
+        }
+    }
+
     // MARK: - Sources
 
     public func createSource(_ source: SourceRecord, audit: AuditEntry) async throws {

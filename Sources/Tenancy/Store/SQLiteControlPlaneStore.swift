@@ -134,6 +134,34 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         }
     }
 
+    public func addJWTSecret(_ slug: String, secret: SealedJWTSecret, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let existing = try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(slug)])
+            guard !existing.isEmpty else { return false }
+            _ = try await db.query(
+                "INSERT INTO tenant_jwt_secrets (tenant, kid, sealed, created_at_ms) VALUES (?, ?, ?, ?)",
+                [.text(slug), .text(secret.kid), .blob(ByteBuffer(bytes: secret.sealed)), .integer(Int(StoreCoding.milliseconds(secret.createdAt)))])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
+    public func revokeJWTSecret(_ slug: String, kid: String, at: Date, audit: AuditEntry) async throws -> Bool {
+        try await transaction { db in
+            let target = try await db.query(
+                "SELECT 1 FROM tenant_jwt_secrets WHERE tenant = ? AND kid = ? AND revoked_at_ms IS NULL", [.text(slug), .text(kid)])
+            guard !target.isEmpty else { return false }
+            let active = try await db.query(
+                "SELECT count(*) AS n FROM tenant_jwt_secrets WHERE tenant = ? AND revoked_at_ms IS NULL", [.text(slug)])
+            guard (active.first?.column("n")?.integer ?? 0) > 1 else { throw ControlPlaneError.lastActiveSecret }
+            _ = try await db.query(
+                "UPDATE tenant_jwt_secrets SET revoked_at_ms = ? WHERE tenant = ? AND kid = ?",
+                [.integer(Int(StoreCoding.milliseconds(at))), .text(slug), .text(kid)])
+            try await Self.insertAudit(audit, into: db)
+            return true
+        }
+    }
+
     // MARK: - Sources
 
     public func createSource(_ source: SourceRecord, audit: AuditEntry) async throws {
