@@ -48,15 +48,7 @@ final class PolicyTests: XCTestCase {
     }
 
     static func withPolicies(_ body: @escaping @Sendable (Setup, any TestClientProtocol) async throws -> Void) async throws {
-        let database = try await TestServices.freshDatabase(prefix: "pol")
-        try TestServices.runScript(RestAPITests.fixture, database: database)
-        let node = try await TestNode.make()
-        try await node.application().test(.router) { client in
-            let keys = try await client.createTenant(node, "blog")
-            let registered = try await client.call(
-                .post, "/admin/v1/tenants/blog/sources", headers: node.adminHeaders,
-                json: ["name": "main", "kind": "postgres", "url": .string(database)])
-            XCTAssertEqual(registered.status, .created, String(buffer: registered.body))
+        try await TestNode.withFixtureSource(RestAPITests.fixture, slug: "blog", prefix: "pol") { node, database, keys, client in
             let put = try await client.call(.put, "/admin/v1/tenants/blog/policies", headers: node.adminHeaders, json: policies)
             XCTAssertEqual(put.status, .ok, String(buffer: put.body))
             let ring = try await node.services.directory.keyRing(for: "blog")

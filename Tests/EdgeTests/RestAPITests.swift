@@ -38,15 +38,7 @@ final class RestAPITests: XCTestCase {
     }
 
     static func withSource(_ body: @escaping @Sendable (Setup, any TestClientProtocol) async throws -> Void) async throws {
-        let database = try await TestServices.freshDatabase(prefix: "rest")
-        try TestServices.runScript(Self.fixture, database: database)
-        let node = try await TestNode.make()
-        try await node.application().test(.router) { client in
-            let keys = try await client.createTenant(node, "blog")
-            let registered = try await client.call(
-                .post, "/admin/v1/tenants/blog/sources", headers: node.adminHeaders,
-                json: ["name": "main", "kind": "postgres", "url": .string(database)])
-            XCTAssertEqual(registered.status, .created, String(buffer: registered.body))
+        try await TestNode.withFixtureSource(fixture, slug: "blog", prefix: "rest") { node, database, keys, client in
             try await body(Setup(node: node, database: database, service: keys.service, anon: keys.anon), client)
         }
     }

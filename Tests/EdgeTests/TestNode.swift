@@ -87,3 +87,24 @@ extension TestClientProtocol {
         return (try XCTUnwrap(reply.json?["anonKey"]?.stringValue), try XCTUnwrap(reply.json?["serviceKey"]?.stringValue))
     }
 }
+
+extension TestNode {
+    /// A node (driven in router mode) with tenant `slug` whose default source is a fresh database
+    /// loaded from `fixture`.
+    static func withFixtureSource(
+        _ fixture: String, slug: String, prefix: String,
+        _ body: @escaping @Sendable (TestNode, _ database: String, _ keys: (anon: String, service: String), any TestClientProtocol) async throws -> Void
+    ) async throws {
+        let database = try await TestServices.freshDatabase(prefix: prefix)
+        try TestServices.runScript(fixture, database: database)
+        let node = try await TestNode.make()
+        try await node.application().test(.router) { client in
+            let keys = try await client.createTenant(node, slug)
+            let registered = try await client.call(
+                .post, "/admin/v1/tenants/\(slug)/sources", headers: node.adminHeaders,
+                json: ["name": "main", "kind": "postgres", "url": .string(database)])
+            XCTAssertEqual(registered.status, .created, String(buffer: registered.body))
+            try await body(node, database, keys, client)
+        }
+    }
+}

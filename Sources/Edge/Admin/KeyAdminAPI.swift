@@ -16,7 +16,7 @@ struct KeyAdminAPI {
     }
 
     @Sendable func list(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await existingTenant(context)
+        let tenant = try await node.existingTenant(context)
         let secrets = try await node.store.jwtSecrets(tenant.slug)
         let formatter = ISO8601DateFormatter()
         return try jsonResponse(.array(secrets.map { secret in
@@ -28,7 +28,7 @@ struct KeyAdminAPI {
     }
 
     @Sendable func rotate(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await existingTenant(context)
+        let tenant = try await node.existingTenant(context)
         let now = Date()
         let kid = "k" + String(UInt64(now.timeIntervalSince1970), radix: 36) + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let secret = TenantKeyRing.newSecret()
@@ -51,7 +51,7 @@ struct KeyAdminAPI {
     }
 
     @Sendable func revoke(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await existingTenant(context)
+        let tenant = try await node.existingTenant(context)
         let kid = context.parameters.get("kid") ?? ""
         let audit = AuditEntry(at: Date(), actor: "admin", action: "keys.revoke", tenant: tenant.slug, requestID: context.requestID, detail: ["kid": .string(kid)])
         do {
@@ -63,11 +63,5 @@ struct KeyAdminAPI {
         }
         try await node.directory.refresh(tenant.slug)
         return Response(status: .noContent)
-    }
-
-    func existingTenant(_ context: EdgeContext) async throws -> Tenant {
-        let slug = context.parameters.get("slug") ?? ""
-        guard Slug.isValid(slug), let tenant = try await node.store.tenant(slug) else { throw APIError.tenantNotFound(slug) }
-        return tenant
     }
 }

@@ -15,14 +15,14 @@ struct PolicyAdminAPI {
     }
 
     @Sendable func get(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         let document = try await node.store.policies(slug)
         let value = document.flatMap { try? JSONValue.parse(Array($0.utf8)) } ?? ["policies": []]
         return try jsonResponse(value)
     }
 
     @Sendable func put(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         let body = try await JSONBody.read(request, maxBytes: 4 << 20)
         let document = JSONValue.object(body.object)
         let policies: [Policy]
@@ -38,11 +38,5 @@ struct PolicyAdminAPI {
         guard try await node.store.setPolicies(slug, document: document.jsonString, audit: audit) else { throw APIError.tenantNotFound(slug) }
         await node.directory.stop(slug)
         return try jsonResponse(document)
-    }
-
-    func existingTenant(_ context: EdgeContext) async throws -> String {
-        let slug = context.parameters.get("slug") ?? ""
-        guard Slug.isValid(slug), try await node.store.tenant(slug) != nil else { throw APIError.tenantNotFound(slug) }
-        return slug
     }
 }

@@ -22,7 +22,7 @@ struct SourceAdminAPI {
     static let namePattern = "^[a-z][a-z0-9_-]{0,62}$"
 
     @Sendable func create(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         let body = try await JSONBody.read(request)
         let kind = try body.requiredString("kind")
         let name = try body.requiredString("name")
@@ -69,7 +69,7 @@ struct SourceAdminAPI {
     }
 
     @Sendable func list(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         let records = try await node.store.sources(slug)
         return try jsonResponse(.array(records.map { record in
             var object = record.config
@@ -84,7 +84,7 @@ struct SourceAdminAPI {
     }
 
     @Sendable func delete(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         let name = context.parameters.get("source") ?? ""
         let audit = AuditEntry(at: Date(), actor: "admin", action: "source.delete", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
         guard try await node.store.deleteSource(tenant: slug, name: name, audit: audit) else { throw APIError.sourceNotFound(name) }
@@ -93,7 +93,7 @@ struct SourceAdminAPI {
     }
 
     @Sendable func refresh(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         let name = context.parameters.get("source") ?? ""
         guard let record = try await node.store.sources(slug).first(where: { $0.name == name }) else { throw APIError.sourceNotFound(name) }
         let model: SchemaModel
@@ -113,7 +113,7 @@ struct SourceAdminAPI {
     }
 
     @Sendable func schema(_ request: Request, context: EdgeContext) async throws -> Response {
-        let slug = try await existingTenant(context)
+        let slug = try await node.existingTenant(context).slug
         var sources: [JSONValue] = []
         for record in try await node.store.sources(slug) {
             let model = (try? JSONValue.parse(Array(record.model.utf8))) ?? .null
@@ -193,11 +193,5 @@ struct SourceAdminAPI {
             }),
             "functions": .array(model.operations.map { .string($0.name) }),
         ]
-    }
-
-    func existingTenant(_ context: EdgeContext) async throws -> String {
-        let slug = context.parameters.get("slug") ?? ""
-        guard Slug.isValid(slug), try await node.store.tenant(slug) != nil else { throw APIError.tenantNotFound(slug) }
-        return slug
     }
 }

@@ -52,13 +52,13 @@ struct TenantAdminAPI {
     }
 
     @Sendable func get(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await existingTenant(context)
+        let tenant = try await node.existingTenant(context)
         let keyRing = try await node.directory.keyRing(for: tenant.slug)
         return try jsonResponse(view(tenant, keyRing: keyRing))
     }
 
     @Sendable func update(_ request: Request, context: EdgeContext) async throws -> Response {
-        var tenant = try await existingTenant(context)
+        var tenant = try await node.existingTenant(context)
         let previousTimeout = tenant.limits.requestTimeoutMs
         let body = try await JSONBody.read(request)
         try body.allowOnly(["name", "status", "limits"])
@@ -94,14 +94,14 @@ struct TenantAdminAPI {
     }
 
     @Sendable func restart(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await existingTenant(context)
+        let tenant = try await node.existingTenant(context)
         await node.directory.stop(tenant.slug)
         try await node.store.appendAudit(audit(context, "tenant.restart", tenant: tenant.slug))
         return try jsonResponse(["slug": .string(tenant.slug), "restarted": true])
     }
 
     @Sendable func tenantAudit(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await existingTenant(context)
+        let tenant = try await node.existingTenant(context)
         return try await auditResponse(request, tenant: tenant.slug)
     }
 
@@ -131,12 +131,6 @@ struct TenantAdminAPI {
             object["detail"] = .object(entry.detail)
             return .object(object)
         }))
-    }
-
-    private func existingTenant(_ context: EdgeContext) async throws -> Tenant {
-        let slug = context.parameters.get("slug") ?? ""
-        guard Slug.isValid(slug), let tenant = try await node.store.tenant(slug) else { throw APIError.tenantNotFound(slug) }
-        return tenant
     }
 
     private func audit(_ context: EdgeContext, _ action: String, tenant: String?, detail: JSONObject = JSONObject()) -> AuditEntry {

@@ -26,6 +26,13 @@ struct NodeServices: Sendable {
         return bound.publicBaseURL
     }
 
+    /// The tenant named by the route's `:slug`, or the 404 every admin route answers for it.
+    func existingTenant(_ context: EdgeContext) async throws -> Tenant {
+        let slug = context.parameters.get("slug") ?? ""
+        guard Slug.isValid(slug), let tenant = try await store.tenant(slug) else { throw APIError.tenantNotFound(slug) }
+        return tenant
+    }
+
     func apiURL(for slug: String) -> String {
         "\(baseURL)/t/\(slug)"
     }
