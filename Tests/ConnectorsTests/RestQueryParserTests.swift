@@ -114,3 +114,16 @@ final class RestQueryParserTests: XCTestCase {
         XCTAssertEqual(query.conditions[[]]?.count, 1)
     }
 }
+
+extension RestQueryParserTests {
+    func testCastsAreAsciiTypeNamesOnly() {
+        assertParseError([("select", "id::\u{0D4E})")])
+        assertParseError([("select", "id::text\u{0301}")])
+        XCTAssertNoThrow(try parse([("select", "id::character varying,x::int[]")]))
+    }
+
+    func testQuotingDoublesEveryQuoteScalar() {
+        XCTAssertEqual(quote("a\"\u{0301}b"), "\"a\"\"\u{0301}b\"")
+        XCTAssertEqual(quote("plain"), "\"plain\"")
+    }
+}

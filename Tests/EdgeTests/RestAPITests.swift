@@ -219,6 +219,10 @@ final class RestAPITests: XCTestCase {
             XCTAssertEqual(xml.status, .notAcceptable)
             let badRange = try await client.call(.get, "/t/blog/rest/v1/orgs", headers: setup.headers([.range: "5-1"]))
             XCTAssertEqual(badRange.status, .rangeNotSatisfiable)
+            let hugeRange = try await client.call(.get, "/t/blog/rest/v1/orgs?select=id", headers: setup.headers([.range: "0-9223372036854775807"]))
+            XCTAssertEqual(hugeRange.status, .ok, "an enormous range is just the whole table")
+            let keyInQuery = try await client.call(.get, "/t/blog/rest/v1/orgs?select=id&order=id&apikey=\(setup.service)", headers: [.authorization: "Bearer \(setup.service)"])
+            XCTAssertEqual(keyInQuery.json, [["id": 1], ["id": 2]], "apikey in the query string is a credential, not a filter")
         }
     }
 
@@ -303,6 +307,21 @@ final class RestAPITests: XCTestCase {
                 XCTAssertEqual(reply.status, status, "\(path) \(body.jsonString): \(String(buffer: reply.body))")
                 XCTAssertEqual(reply.code, code, "\(path) \(body.jsonString): \(String(buffer: reply.body))")
             }
+            let twoAsOne = try await client.call(
+                .post, base + "/labels", headers: setup.headers([.accept: "application/vnd.pgrst.object+json", .prefer: "return=representation"]),
+                json: [["id": 70, "name": "a"], ["id": 71, "name": "b"]])
+            XCTAssertEqual(twoAsOne.status, .notAcceptable)
+            XCTAssertEqual(twoAsOne.code, "PGRST116")
+            try await assertEqual(try await setup.scalar("SELECT count(*) FROM labels WHERE id IN (70, 71)"), "0", "rolled back")
+            let oneAsOne = try await client.call(
+                .post, base + "/labels", headers: setup.headers([.accept: "application/vnd.pgrst.object+json", .prefer: "return=representation"]),
+                json: ["id": 72, "name": "c"])
+            XCTAssertEqual(oneAsOne.json, ["id": 72, "name": "c"])
+            _ = try await client.call(.delete, base + "/labels?id=eq.72", headers: setup.headers())
+            let widening = try await client.call(.delete, base + "/labels?limit=1&order=id", headers: setup.headers())
+            XCTAssertEqual(widening.code, "PGRST100", "limit on DELETE is refused, not ignored")
+            let emptyPatch = try await client.call(.patch, base + "/labels?id=eq.1", headers: setup.headers(), json: [:])
+            XCTAssertEqual(emptyPatch.code, "PGRST100")
             let broken = try await client.call(.post, base + "/labels", headers: setup.headers(), raw: "{\"id\": 1,")
             XCTAssertEqual(broken.code, "MB100")
             try await assertEqual(try await setup.scalar("SELECT count(*) FROM labels"), "3", "no failed write left anything behind")

@@ -60,7 +60,9 @@ public final class PostgresSource: Sendable {
     }
 
     /// Runs one statement and returns its single row (body, page_count, total).
-    public func execute(_ statement: SQLStatement, rollback: Bool = false) async throws -> StatementResult {
+    /// `requireOne`: the client asked for a single object; a write touching another number of rows
+    /// is undone and answered PGRST116, as PostgREST does.
+    public func execute(_ statement: SQLStatement, rollback: Bool = false, requireOne: Bool = false) async throws -> StatementResult {
         let client = current.get().client
         do {
             if !gate.tryAcquire() {
@@ -72,7 +74,7 @@ public final class PostgresSource: Sendable {
         defer { gate.release() }
         do {
             return try await client.withConnection { connection in
-                guard rollback || statement.checked else {
+                guard rollback || statement.checked || requireOne else {
                     return try await Self.run(statement, on: connection, logger: logger)
                 }
                 // A transaction, so that a write whose rows fail their policy check, or that
@@ -80,6 +82,10 @@ public final class PostgresSource: Sendable {
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     let result = try await Self.run(statement, on: connection, logger: logger)
+                    if requireOne && result.count != 1 {
+                        try await connection.query("ROLLBACK", logger: logger)
+                        throw RestError.singular(result.count)
+                    }
                     if result.violations > 0 {
                         try await connection.query("ROLLBACK", logger: logger)
                         throw RestError(

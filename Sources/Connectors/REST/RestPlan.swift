@@ -26,6 +26,8 @@ public struct EmbedPlan: Sendable {
     public var outputName: String
     public var inner: Bool
     public var plan: ReadPlan
+    /// For many-to-many: the rows of the junction table the caller may read (nil: all).
+    public var junctionRule: RowRule? = nil
 }
 
 public enum WriteKind: Sendable, Equatable {

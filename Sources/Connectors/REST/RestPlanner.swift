@@ -63,7 +63,26 @@ public struct RestPlanner: Sendable {
                 }
                 let name = embed.alias ?? embed.relation
                 let plan = try read(target, select: embed.select.isEmpty ? [.star] : embed.select, query: query, path: path + [name])
-                embeds.append(EmbedPlan(relation: relation, outputName: name, inner: embed.inner, plan: plan))
+                // The join reads the key columns on both sides, and a junction table in between:
+                // all of them must be readable, as PostgreSQL's column privileges would demand.
+                for column in relation.fromColumns { try permit(Field(name: column, path: []) ) }
+                var junctionRule: RowRule?
+                if !access.bypass {
+                    let childGrant = try compiler.grant(target, .read)
+                    for column in relation.toColumns where !(childGrant?.columns?.contains(column) ?? true) {
+                        throw access.deniedColumn(column, target.name, .read)
+                    }
+                    if let junction = relation.junction,
+                        let junctionEntity = model.entities.first(where: { $0.qualifiedName == junction.entity })
+                    {
+                        let junctionGrant = try compiler.grant(junctionEntity, .read)
+                        for column in junction.fromColumns + junction.toColumns where !(junctionGrant?.columns?.contains(column) ?? true) {
+                            throw access.deniedColumn(column, junctionEntity.name, .read)
+                        }
+                        junctionRule = junctionGrant?.rows
+                    }
+                }
+                embeds.append(EmbedPlan(relation: relation, outputName: name, inner: embed.inner, plan: plan, junctionRule: junctionRule))
             }
         }
         let conditions = query.conditions[path] ?? []
@@ -151,13 +170,26 @@ public struct RestPlanner: Sendable {
             for index in rows.indices { rows[index][column] = value }
             if !columns.contains(column) { columns.append(column) }
         }
-        if let onConflict, grant != nil, case .merge = onConflict {
-            _ = try compiler.grant(entity, .update)  // an upsert that may update needs update rights too
+        if let onConflict, !access.bypass, case .merge = onConflict {
+            // The update half of an upsert would need the update policy's rows, columns and check
+            // applied to the conflicting row; until that is built, refuse rather than bypass it.
+            throw RestError(
+                status: access.role == "anon" ? 401 : 403, code: "42501",
+                message: "permission denied: upserts that update (merge-duplicates, PUT) are for the service role",
+                hint: "insert, or update with PATCH, which policies cover")
         }
         let target = ReadPlan(entity: entity, columns: [], embeds: [], conditions: [], order: [], limit: nil, offset: nil)
         return WritePlan(
             kind: .insert(rows: rows, columns: columns, onConflict: onConflict, missingDefault: missingDefault), target: target,
             returning: try returning(entity, query: query, needed: returnsRows), check: grant?.check)
+    }
+
+    static func both(_ first: RowRule?, _ second: RowRule?) -> RowRule? {
+        switch (first, second) {
+        case (nil, nil): nil
+        case (let rule?, nil), (nil, let rule?): rule
+        case (let a?, let b?): .and([a, b])
+        }
     }
 
     /// What a write returns, seen through the caller's read policy when rows are sent back.
@@ -180,8 +212,11 @@ public struct RestPlanner: Sendable {
             for column in values.keys where !allowed.contains(column) { throw access.deniedColumn(column, entity.name, .update) }
         }
         for (column, value) in grant?.presets ?? [] { values[column] = value }
+        guard !values.isEmpty else {
+            throw RestError(status: 400, code: "PGRST100", message: "PATCH needs at least one column to set")
+        }
         var target = try filterPlan(entity, query: query)
-        target.rowRule = grant?.rows
+        target.rowRule = Self.both(target.rowRule, grant?.rows)
         return WritePlan(
             kind: .update(values: values, columns: values.keys), target: target,
             returning: try returning(entity, query: query, needed: returnsRows), check: grant?.check)
@@ -190,9 +225,25 @@ public struct RestPlanner: Sendable {
     /// The rows a write targets: the request's top-level filters, which must name existing
     /// columns (readability is not required to target rows, as in PostgreSQL's UPDATE … WHERE).
     func filterPlan(_ entity: Entity, query: RestQuery) throws(RestError) -> ReadPlan {
+        // Refused rather than ignored: dropping them would write to more rows than asked.
+        if !query.order.isEmpty || !query.limit.isEmpty || !query.offset.isEmpty || query.conditions.keys.contains(where: { !$0.isEmpty }) {
+            throw RestError(
+                status: 400, code: "PGRST100", message: "order, limit, offset and embedded filters are not supported on PATCH and DELETE",
+                hint: "filter the rows to change with top-level filters")
+        }
         let conditions = query.conditions[[]] ?? []
         for condition in conditions { try check(condition, in: entity) }
-        return ReadPlan(entity: entity, columns: [], embeds: [], conditions: conditions, order: [], limit: nil, offset: nil)
+        var plan = ReadPlan(entity: entity, columns: [], embeds: [], conditions: conditions, order: [], limit: nil, offset: nil)
+        // Filtering reveals values, so as in PostgreSQL, the filtered columns and rows must be readable.
+        if !conditions.isEmpty, let grant = try compiler.grant(entity, .read) {
+            for condition in conditions {
+                for field in Self.fields(of: condition) where !(grant.columns?.contains(field.name) ?? true) {
+                    throw access.deniedColumn(field.name, entity.name, .read)
+                }
+            }
+            plan.rowRule = grant.rows
+        }
+        return plan
     }
 
     public func delete(_ entityName: String, query: RestQuery, returnsRows: Bool = true) throws(RestError) -> WritePlan {
@@ -202,7 +253,7 @@ public struct RestPlanner: Sendable {
         }
         let grant = try compiler.grant(entity, .delete)
         var target = try filterPlan(entity, query: query)
-        target.rowRule = grant?.rows
+        target.rowRule = Self.both(target.rowRule, grant?.rows)
         return WritePlan(kind: .delete, target: target, returning: try returning(entity, query: query, needed: returnsRows))
     }
 

@@ -302,9 +302,12 @@ public struct RestQueryParser: Sendable {
             var cast: String?
             if let castRange = body.range(of: "::") {
                 let castText = String(body[castRange.upperBound...])
-                guard !castText.isEmpty,
-                    castText.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == " " || $0 == "[" || $0 == "]" }),
-                    castText.first?.isLetter ?? false
+                // ASCII only, checked by scalar: a type name, optionally with spaces and [].
+                guard let first = castText.unicodeScalars.first, ("a"..."z").contains(first) || ("A"..."Z").contains(first),
+                    castText.unicodeScalars.allSatisfy({ scalar in
+                        ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                            || scalar == "_" || scalar == " " || scalar == "[" || scalar == "]"
+                    })
                 else { throw .parse("invalid cast '\(castText)'") }
                 cast = castText
                 body = body[..<castRange.lowerBound]

@@ -81,7 +81,7 @@ public struct SQLRenderer: Sendable {
         if let rule = plan.rowRule { parts.append(self.rule(rule, alias: alias, into: &statement)) }
         for (index, embed) in plan.embeds.enumerated() where embed.inner {
             let child = "e\(alias)_\(index)"
-            var where_ = [join(embed.relation, parent: alias, child: child, into: &statement)]
+            var where_ = [join(embed.relation, parent: alias, child: child, junctionRule: embed.junctionRule, into: &statement)]
             let own = conditions(embed.plan, alias: child, into: &statement)
             if !own.isEmpty { where_.append(own) }
             parts.append("EXISTS (SELECT 1 FROM \(quote(embed.plan.entity.qualifiedName)) AS \(quote(child)) WHERE \(where_.joined(separator: " AND ")))")
@@ -90,7 +90,7 @@ public struct SQLRenderer: Sendable {
     }
 
     func embedExpression(_ embed: EmbedPlan, parent: String, child: String, depth: Int, into statement: inout SQLStatement) -> String {
-        let joinCondition = join(embed.relation, parent: parent, child: child, into: &statement)
+        let joinCondition = join(embed.relation, parent: parent, child: child, junctionRule: embed.junctionRule, into: &statement)
         let inner = select(embed.plan, alias: child, depth: depth, into: &statement, extraWhere: [joinCondition])
         let row = quote(child + "_row")
         if embed.relation.isToOne {
@@ -100,12 +100,15 @@ public struct SQLRenderer: Sendable {
     }
 
     /// How a child row relates to its parent row.
-    func join(_ relation: Relation, parent: String, child: String, into statement: inout SQLStatement) -> String {
+    func join(_ relation: Relation, parent: String, child: String, junctionRule: RowRule? = nil, into statement: inout SQLStatement) -> String {
         if let junction = relation.junction {
-            let j = quote(child + "_j")
+            let alias = child + "_j"
+            let j = quote(alias)
             let toParent = zip(junction.fromColumns, relation.fromColumns).map { "\(j).\(quote($0)) = \(quote(parent)).\(quote($1))" }
             let toChild = zip(junction.toColumns, relation.toColumns).map { "\(j).\(quote($0)) = \(quote(child)).\(quote($1))" }
-            return "EXISTS (SELECT 1 FROM \(quote(junction.entity)) AS \(j) WHERE \((toParent + toChild).joined(separator: " AND ")))"
+            var conditions = toParent + toChild
+            if let junctionRule { conditions.append(rule(junctionRule, alias: alias, into: &statement)) }
+            return "EXISTS (SELECT 1 FROM \(quote(junction.entity)) AS \(j) WHERE \(conditions.joined(separator: " AND ")))"
         }
         return zip(relation.toColumns, relation.fromColumns)
             .map { "\(quote(child)).\(quote($0)) = \(quote(parent)).\(quote($1))" }
@@ -369,7 +372,7 @@ public struct SQLRenderer: Sendable {
         case .array(let items) where arrayType:
             return "{" + items.map { item -> String in
                 guard let text = argumentText(item, arrayType: false) else { return "NULL" }
-                return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+                return "\"" + escaping(escaping(text, "\\", as: "\\\\"), "\"", as: "\\\"") + "\""
             }.joined(separator: ",") + "}"
         default: return value.jsonString
         }

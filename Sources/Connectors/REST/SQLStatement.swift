@@ -47,7 +47,18 @@ public struct SQLStatement: Sendable {
 @inline(__always)
 public func quote(_ identifier: String) -> String {
     guard identifier.utf8.contains(0x22) else { return "\"" + identifier + "\"" }
-    return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    return "\"" + escaping(identifier, "\"", as: "\"\"") + "\""
+}
+
+/// Replaces every `character` scalar. By scalar, not by grapheme: a quote followed by a combining
+/// mark is still a quote to PostgreSQL.
+func escaping(_ text: String, _ character: Unicode.Scalar, as replacement: String) -> String {
+    var out = ""
+    out.unicodeScalars.reserveCapacity(text.unicodeScalars.count + 2)
+    for scalar in text.unicodeScalars {
+        if scalar == character { out.unicodeScalars.append(contentsOf: replacement.unicodeScalars) } else { out.unicodeScalars.append(scalar) }
+    }
+    return out
 }
 
 func quote(_ name: EntityName) -> String {

@@ -47,8 +47,10 @@ struct RestAPI {
     /// The query string in order. Hummingbird decodes values but not keys, and keys such as
     /// `details->>lang` arrive percent-encoded from real clients.
     static func items(_ request: Request) -> [(String, String)] {
-        request.uri.queryParameters.map { pair in
+        request.uri.queryParameters.compactMap { pair in
             let key = String(pair.key)
+            // `apikey` in the query string is a credential (WebSocket-style clients), not a filter.
+            guard key != "apikey" else { return nil }
             return (key.removingPercentEncoding ?? key, String(pair.value))
         }
     }
@@ -102,7 +104,9 @@ struct RestAPI {
                     entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault,
                     returnsRows: representation || prefer.returning == .headersOnly)
             }
-            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation || prefer.returning == .headersOnly), prefer: prefer)
+            let result = try await execute(
+                target, SQLRenderer().write(plan, returnRows: representation || prefer.returning == .headersOnly), prefer: prefer,
+                requireOne: Self.wantsObject(request))
             var headers = HTTPFields()
             var applied: [String] = []
             if let resolution = prefer.resolution, request.method == .post { applied.append("resolution=\(resolution.rawValue)") }
@@ -116,17 +120,17 @@ struct RestAPI {
                 headers[.location] = location
             }
             guard representation else { return Response(status: request.method == .put ? .noContent : status, headers: headers) }
-            return try bodyResponse(result.body ?? "[]", status: status, headers: headers, request: request)
+            return try bodyResponse(result.body ?? "[]", status: status, headers: headers, request: request, rows: result.count)
         case .patch:
             let rows = try await bodyRows(request, single: true)
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query, returnsRows: representation) }
-            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer)
+            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer, requireOne: Self.wantsObject(request))
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         case .delete:
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.delete(entity, query: query, returnsRows: representation) }
-            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer)
+            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer, requireOne: Self.wantsObject(request))
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         default:
             throw APIError.methodNotAllowed()
@@ -180,9 +184,9 @@ struct RestAPI {
         do { return try body() } catch let error as RestError { throw APIError(error) }
     }
 
-    func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences) async throws -> StatementResult {
+    func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences, requireOne: Bool = false) async throws -> StatementResult {
         do {
-            return try await target.source.execute(statement, rollback: prefer.rollback)
+            return try await target.source.execute(statement, rollback: prefer.rollback, requireOne: requireOne)
         } catch let error as RestError {
             throw APIError(error)
         }
@@ -199,7 +203,8 @@ struct RestAPI {
         if query.offset[[]] == nil { query.offset[[]] = start }
         if let end = Int(parts[1]) {
             guard end >= start else { throw APIError(status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable") }
-            query.limit[[]] = min(query.limit[[]] ?? Int.max, end - start + 1)
+            let (span, overflow) = (end - start).addingReportingOverflow(1)
+            query.limit[[]] = min(query.limit[[]] ?? Int.max, overflow ? Int.max : span)
         }
     }
 
@@ -249,7 +254,7 @@ struct RestAPI {
         let parts = entity.primaryKey.compactMap { column -> String? in
             guard let value = row[column] else { return nil }
             let text = value.stringValue ?? value.jsonString
-            return "\(column)=eq.\(text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? text)"
+            return "\(column)=eq.\(text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text)"
         }
         return "/\(entity.name)?" + parts.joined(separator: "&")
     }
@@ -274,6 +279,10 @@ struct RestAPI {
         if !applied.isEmpty { headers[.preferenceApplied] = applied.joined(separator: ", ") }
         guard representation else { return Response(status: .noContent, headers: headers) }
         return try bodyResponse(result.body ?? "[]", status: .ok, headers: headers, request: request, rows: result.count)
+    }
+
+    static func wantsObject(_ request: Request) -> Bool {
+        request.headers[.accept]?.lowercased().contains("application/vnd.pgrst.object") ?? false
     }
 
     /// Writes the JSON body in the media type the client accepts: JSON, a single object, or CSV.
