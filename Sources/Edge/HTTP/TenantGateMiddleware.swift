@@ -33,7 +33,7 @@ struct TenantGateMiddleware: RouterMiddleware {
 
         var context = context
         context.tenant = tree
-        context.caller = try Self.authenticate(request, verify: tree.verify)
+        context.caller = try Self.authenticate(request, slug: slug, verify: tree.verify)
         context.logger[metadataKey: "tenant"] = .string(slug)
         context.logger[metadataKey: "role"] = .string(context.caller?.role ?? "")
 
@@ -71,7 +71,7 @@ struct TenantGateMiddleware: RouterMiddleware {
 
     /// `apikey` must be one of the tenant's keys (anon or service role); `Authorization: Bearer`,
     /// when present, decides the role, else the apikey does.
-    static func authenticate(_ request: Request, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
+    static func authenticate(_ request: Request, slug: String, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
         guard let apiKey = request.headers[.apikey] ?? request.uri.queryParameters.get("apikey"), !apiKey.isEmpty else {
             throw APIError.missingAPIKey
         }
@@ -81,7 +81,7 @@ struct TenantGateMiddleware: RouterMiddleware {
         } catch {
             throw APIError.invalidAPIKey("\(error)")
         }
-        try checkTenant(keyClaims, slug: slug(request))
+        try checkTenant(keyClaims, slug: slug)
         guard let keyRole = keyClaims["role"]?.stringValue, keyRole == "anon" || keyRole == "service_role" else {
             throw APIError.invalidAPIKey("an API key must carry role anon or service_role")
         }
@@ -105,7 +105,7 @@ struct TenantGateMiddleware: RouterMiddleware {
         } catch {
             throw APIError.invalidJWT("\(error)")
         }
-        try checkTenant(claims, slug: slug(request))
+        try checkTenant(claims, slug: slug)
         let role = claims["role"]?.stringValue ?? "anon"
         guard !role.isEmpty, role.utf8.count <= 63 else { throw APIError.jwtClaims("JWT role claim is invalid") }
         return Caller(role: role, keyRole: keyRole, claims: claims)
@@ -113,13 +113,8 @@ struct TenantGateMiddleware: RouterMiddleware {
 
     /// A token of ours names its tenant in `ref`; one naming another tenant is refused even if the
     /// secrets happened to match.
-    private static func slug(_ request: Request) -> String? {
-        let parts = request.uri.path.split(separator: "/", maxSplits: 2)
-        return parts.count >= 2 && parts[0] == "t" ? String(parts[1]) : nil
-    }
-
-    private static func checkTenant(_ claims: JSONObject, slug: String?) throws {
-        if let ref = claims["ref"]?.stringValue, let slug, ref != slug {
+    private static func checkTenant(_ claims: JSONObject, slug: String) throws {
+        if let ref = claims["ref"]?.stringValue, ref != slug {
             throw APIError.invalidJWT("JWT belongs to another tenant")
         }
     }
