@@ -7,12 +7,13 @@ public struct ReadPlan: Sendable {
     public var columns: [SelectedColumn]
     public var embeds: [EmbedPlan]
     public var conditions: [Condition]
-    public var innerEmbeds: [EmbedPlan] { embeds.filter(\.inner) }
     public var order: [OrderTerm]
     public var limit: Int?
     public var offset: Int?
     /// The rows the caller's policies let them see (nil: all).
     public var rowRule: RowRule? = nil
+    /// The columns the caller's policies let them read (nil: all).
+    public var readableColumns: Set<String>? = nil
 }
 
 public struct SelectedColumn: Sendable {

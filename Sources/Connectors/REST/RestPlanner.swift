@@ -68,8 +68,7 @@ public struct RestPlanner: Sendable {
                 for column in relation.fromColumns { try permit(Field(name: column, path: []) ) }
                 var junctionRule: RowRule?
                 if !access.bypass {
-                    let childGrant = try compiler.grant(target, .read)
-                    for column in relation.toColumns where !(childGrant?.columns?.contains(column) ?? true) {
+                    for column in relation.toColumns where !(plan.readableColumns?.contains(column) ?? true) {
                         throw access.deniedColumn(column, target.name, .read)
                     }
                     if let junction = relation.junction,
@@ -97,7 +96,7 @@ public struct RestPlanner: Sendable {
         }
         return ReadPlan(
             entity: entity, columns: columns, embeds: embeds, conditions: conditions, order: order,
-            limit: query.limit[path], offset: query.offset[path], rowRule: grant?.rows)
+            limit: query.limit[path], offset: query.offset[path], rowRule: grant?.rows, readableColumns: allowed)
     }
 
     func check(_ field: Field, in entity: Entity) throws(RestError) {

@@ -45,12 +45,7 @@ struct PolicyCompiler {
             guard let column = entity.column(named: name) else { return .always(false) }
             return .compare(column: column, op: op, value: access.resolve(value))
         case .related(let name, let inner):
-            let candidates = model.relations(from: entity.qualifiedName).filter {
-                $0.to.name == name || ($0.isToOne && $0.kind != .manyToMany && $0.fromColumns == [name]) || $0.constraint == name
-            }
-            guard let relation = candidates.first, let target = model.entities.first(where: { $0.qualifiedName == relation.to }) else {
-                return .always(false)
-            }
+            guard let (relation, target) = model.policyRelation(name, from: entity) else { return .always(false) }
             return .related(relation, target: target, try rule(inner, target))
         case .and(let parts): return .and(try parts.map { part throws(RestError) in try rule(part, entity) })
         case .or(let parts): return .or(try parts.map { part throws(RestError) in try rule(part, entity) })
@@ -83,10 +78,7 @@ public enum PolicyValidator {
         case .compare(let column, _, _):
             guard entity.column(named: column) != nil else { throw PolicyError("\(path).\(column)", "unknown column '\(column)' of '\(entity.name)'") }
         case .related(let name, let inner):
-            let relation = model.relations(from: entity.qualifiedName).first {
-                $0.to.name == name || ($0.isToOne && $0.kind != .manyToMany && $0.fromColumns == [name]) || $0.constraint == name
-            }
-            guard let relation, let target = model.entities.first(where: { $0.qualifiedName == relation.to }) else {
+            guard let (_, target) = model.policyRelation(name, from: entity) else {
                 throw PolicyError("\(path).\(name)", "'\(name)' is neither a column nor a relation of '\(entity.name)'")
             }
             try check(inner, entity: target, model: model, path: "\(path).\(name)")
@@ -95,5 +87,17 @@ public enum PolicyValidator {
         case .not(let inner):
             try check(inner, entity: entity, model: model, path: path)
         }
+    }
+}
+
+extension SchemaModel {
+    /// The relation a policy names from `entity` — by target table, foreign-key column or constraint —
+    /// and the entity it leads to.
+    func policyRelation(_ name: String, from entity: Entity) -> (Relation, Entity)? {
+        let relation = relations(from: entity.qualifiedName).first {
+            $0.to.name == name || ($0.isToOne && $0.kind != .manyToMany && $0.fromColumns == [name]) || $0.constraint == name
+        }
+        guard let relation, let target = entities.first(where: { $0.qualifiedName == relation.to }) else { return nil }
+        return (relation, target)
     }
 }

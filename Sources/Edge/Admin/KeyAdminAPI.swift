@@ -30,15 +30,14 @@ struct KeyAdminAPI {
     @Sendable func rotate(_ request: Request, context: EdgeContext) async throws -> Response {
         let tenant = try await node.existingTenant(context)
         let now = Date()
-        let kid = "k" + String(UInt64(now.timeIntervalSince1970), radix: 36) + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        let secret = TenantKeyRing.newSecret()
-        let sealed = try node.secretBox.seal(secret, context: TenantDirectory.jwtSecretContext(slug: tenant.slug, kid: kid))
         // Sorted newest first by creation time: a rotation within the same millisecond as the
         // previous one must still come first, so it is stamped just after the newest.
         let newest = try await node.store.jwtSecrets(tenant.slug).map(\.createdAt).max() ?? now
         let createdAt = max(now, newest.addingTimeInterval(0.001))
+        let (_, sealed) = try node.registrar.sealedSecret(for: tenant.slug, createdAt: createdAt)
+        let kid = sealed.kid
         let audit = AuditEntry(at: now, actor: "admin", action: "keys.rotate", tenant: tenant.slug, requestID: context.requestID, detail: ["kid": .string(kid)])
-        guard try await node.store.addJWTSecret(tenant.slug, secret: SealedJWTSecret(kid: kid, sealed: sealed, createdAt: createdAt), audit: audit) else {
+        guard try await node.store.addJWTSecret(tenant.slug, secret: sealed, audit: audit) else {
             throw APIError.tenantNotFound(tenant.slug)
         }
         try await node.directory.refresh(tenant.slug)

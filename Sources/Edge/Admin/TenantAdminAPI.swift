@@ -28,22 +28,13 @@ struct TenantAdminAPI {
         let name = try Self.validName(try body.requiredString("name"))
         let limits = try Self.limits(from: try body.object("limits"), base: .default)
 
-        // Whole seconds: the API keys are derived from the creation time, which must survive a
-        // round trip through either store unchanged.
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
-        let tenant = Tenant(slug: slug, name: name, createdAt: now, limits: limits)
-        let kid = "k" + String(UInt64(now.timeIntervalSince1970), radix: 36) + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        let secret = TenantKeyRing.newSecret()
-        let sealed = try node.secretBox.seal(secret, context: TenantDirectory.jwtSecretContext(slug: slug, kid: kid))
         do {
-            try await node.store.createTenant(
-                tenant, secret: SealedJWTSecret(kid: kid, sealed: sealed, createdAt: now),
-                audit: audit(context, "tenant.create", tenant: slug, detail: ["name": .string(name)]))
+            let (tenant, keyRing) = try await node.registrar.create(
+                slug: slug, name: name, limits: limits, actor: "admin", requestID: context.requestID)
+            return try jsonResponse(view(tenant, keyRing: keyRing), status: .created)
         } catch ControlPlaneError.duplicate {
             throw APIError.tenantExists(slug)
         }
-        let keyRing = TenantKeyRing(slug: slug, secrets: [(kid, secret)])
-        return try jsonResponse(view(tenant, keyRing: keyRing), status: .created)
     }
 
     @Sendable func list(_ request: Request, context: EdgeContext) async throws -> Response {

@@ -23,8 +23,6 @@ struct EdgeContext: RequestContext {
 struct Caller: Sendable {
     /// `anon`, `authenticated`, `service_role`, or a role named by the token.
     var role: String
-    /// The role of the apikey that admitted the request.
-    var keyRole: String
     var claims: JSONObject
 
     var isServiceRole: Bool { role == "service_role" }

@@ -86,7 +86,7 @@ struct TenantGateMiddleware: RouterMiddleware {
             throw APIError.invalidAPIKey("an API key must carry role anon or service_role")
         }
         guard let authorization = request.headers[.authorization] else {
-            return Caller(role: keyRole, keyRole: keyRole, claims: keyClaims)
+            return Caller(role: keyRole, claims: keyClaims)
         }
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
@@ -108,7 +108,7 @@ struct TenantGateMiddleware: RouterMiddleware {
         try checkTenant(claims, slug: slug)
         let role = claims["role"]?.stringValue ?? "anon"
         guard !role.isEmpty, role.utf8.count <= 63 else { throw APIError.jwtClaims("JWT role claim is invalid") }
-        return Caller(role: role, keyRole: keyRole, claims: claims)
+        return Caller(role: role, claims: claims)
     }
 
     /// A token of ours names its tenant in `ref`; one naming another tenant is refused even if the

@@ -158,17 +158,9 @@ enum Node {
 
     private static func createDemoTenant(_ node: NodeServices, announce: (String) -> Void) async throws {
         guard try await node.store.tenant("demo") == nil else { return }
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
-        let kid = "k" + String(UInt64(now.timeIntervalSince1970), radix: 36)
-        let secret = TenantKeyRing.newSecret()
-        let sealed = try node.secretBox.seal(secret, context: TenantDirectory.jwtSecretContext(slug: "demo", kid: kid))
-        let tenant = Tenant(slug: "demo", name: "Demo", createdAt: now)
-        try await node.store.createTenant(
-            tenant, secret: SealedJWTSecret(kid: kid, sealed: sealed, createdAt: now),
-            audit: AuditEntry(at: now, actor: "node", action: "tenant.create", tenant: "demo", requestID: nil, detail: ["name": "Demo"]))
-        let keys = TenantKeyRing(slug: "demo", secrets: [(kid, secret)])
+        let (tenant, keys) = try await node.registrar.create(slug: "demo", name: "Demo", actor: "node", requestID: nil)
         announce("mini-baas: created the demo tenant at \(node.apiURL(for: "demo"))")
-        announce("  anon key: \(keys.apiKey(role: "anon", issuedAt: now))")
+        announce("  anon key: \(keys.apiKey(role: "anon", issuedAt: tenant.createdAt))")
     }
 
     static func describe(_ error: any Error) -> String {

@@ -15,6 +15,8 @@ struct NodeServices: Sendable {
     let lifecycle: NodeLifecycle
     let logger: Logger
 
+    var registrar: TenantRegistrar { TenantRegistrar(store: store, secretBox: secretBox) }
+
     var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger) }
 
     /// The base every `apiUrl` starts from: the public URL if one is configured, else the address
