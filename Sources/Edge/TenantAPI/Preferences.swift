@@ -9,7 +9,17 @@ struct Preferences {
     var resolution: Resolution?
     var missingDefault = false
     var rollback = false
-    var applied: [String] = []
+
+    /// The `Preference-Applied` value for a write, naming `resolution` and `missing` only where the
+    /// write honoured them.
+    func appliedForWrite(resolution honoursResolution: Bool, missing honoursMissing: Bool) -> String? {
+        var applied: [String] = []
+        if honoursResolution, let resolution { applied.append("resolution=\(resolution.rawValue)") }
+        if honoursMissing, missingDefault { applied.append("missing=default") }
+        if let returning { applied.append("return=\(returning.rawValue)") }
+        if rollback { applied.append("tx=rollback") }
+        return applied.isEmpty ? nil : applied.joined(separator: ", ")
+    }
 
     init(_ header: String?) {
         for raw in (header ?? "").split(separator: ",") {

@@ -99,21 +99,15 @@ struct RestAPI {
                 throw APIError(status: .badRequest, code: "PGRST102", message: "All object keys must match")
             }
             let representation = prefer.returning == .representation
+            let returnsRows = representation || prefer.returning == .headersOnly
             let plan = try Self.rest {
                 try target.planner.insert(
-                    entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault,
-                    returnsRows: representation || prefer.returning == .headersOnly)
+                    entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault, returnsRows: returnsRows)
             }
             let result = try await execute(
-                target, SQLRenderer().write(plan, returnRows: representation || prefer.returning == .headersOnly), prefer: prefer,
-                requireOne: Self.wantsObject(request))
+                target, SQLRenderer().write(plan, returnRows: returnsRows), prefer: prefer, requireOne: Self.wantsObject(request))
             var headers = HTTPFields()
-            var applied: [String] = []
-            if let resolution = prefer.resolution, request.method == .post { applied.append("resolution=\(resolution.rawValue)") }
-            if prefer.missingDefault { applied.append("missing=default") }
-            if let returning = prefer.returning { applied.append("return=\(returning.rawValue)") }
-            if prefer.rollback { applied.append("tx=rollback") }
-            if !applied.isEmpty { headers[.preferenceApplied] = applied.joined(separator: ", ") }
+            if let applied = prefer.appliedForWrite(resolution: request.method == .post, missing: true) { headers[.preferenceApplied] = applied }
             headers[.contentRange] = "*/*"
             let status: HTTPResponse.Status = request.method == .put ? (representation ? .ok : .noContent) : .created
             if prefer.returning == .headersOnly, let location = location(entity: plan.target.entity, body: result.body) {
@@ -273,10 +267,7 @@ struct RestAPI {
     func writeResponse(_ result: StatementResult, representation: Bool, request: Request, prefer: Preferences) throws -> Response {
         var headers = HTTPFields()
         headers[.contentRange] = result.count == 0 ? "*/*" : "0-\(result.count - 1)/*"
-        var applied: [String] = []
-        if let returning = prefer.returning { applied.append("return=\(returning.rawValue)") }
-        if prefer.rollback { applied.append("tx=rollback") }
-        if !applied.isEmpty { headers[.preferenceApplied] = applied.joined(separator: ", ") }
+        if let applied = prefer.appliedForWrite(resolution: false, missing: false) { headers[.preferenceApplied] = applied }
         guard representation else { return Response(status: .noContent, headers: headers) }
         return try bodyResponse(result.body ?? "[]", status: .ok, headers: headers, request: request, rows: result.count)
     }
