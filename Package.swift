@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
+        // libxcrypt's bcrypt, for end-user passwords.
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .target(
             name: "Runtime",
             dependencies: [
@@ -47,7 +49,10 @@ let package = Package(
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                "CCrypt",
             ],
             swiftSettings: swiftSettings
         ),

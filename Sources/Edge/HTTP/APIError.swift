@@ -12,6 +12,8 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     var details: String?
     var hint: String?
     var headers: HTTPFields = [:]
+    /// Fields some clients look for beside the four standard ones (GoTrue's `weak_password`).
+    var extra: JSONObject = [:]
 
     var description: String { "\(code) \(status.code): \(message)" }
 
@@ -25,6 +27,7 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         body["message"] = .string(message)
         body["details"] = details.map(JSONValue.string) ?? .null
         body["hint"] = hint.map(JSONValue.string) ?? .null
+        for (key, value) in extra { body[key] = value }
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(body).encoded())))

@@ -9,9 +9,12 @@ struct EdgeContext: RequestContext {
     var requestID: String = ""
     var tenant: TenantSupervisor?
     var caller: Caller?
+    /// The peer's IP address, for per-address throttles; "unknown" when the channel has none.
+    let remoteAddress: String
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// Bodies are bounded by the tenant's limit in the tenant gate and by `AdminBody` for admin

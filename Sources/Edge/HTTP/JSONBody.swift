@@ -49,6 +49,26 @@ struct JSONBody {
         return value
     }
 
+    func bool(_ field: String) throws -> Bool? {
+        guard let value = object[field], value != .null else { return nil }
+        guard let bool = value.boolValue else { throw APIError.invalidField(field, "expected true or false, got \(value.typeName)") }
+        return bool
+    }
+
+    func int(_ field: String) throws -> Int? {
+        guard let value = object[field], value != .null else { return nil }
+        guard let number = value.intValue, let int = Int(exactly: number) else {
+            throw APIError.invalidField(field, "expected an integer, got \(value.typeName)")
+        }
+        return int
+    }
+
+    func array(_ field: String) throws -> [JSONValue]? {
+        guard let value = object[field], value != .null else { return nil }
+        guard let array = value.arrayValue else { throw APIError.invalidField(field, "expected an array, got \(value.typeName)") }
+        return array
+    }
+
     func object(_ field: String) throws -> JSONObject? {
         guard let value = object[field], value != .null else { return nil }
         guard let object = value.objectValue else { throw APIError.invalidField(field, "expected an object, got \(value.typeName)") }

@@ -101,6 +101,7 @@ enum Node {
         SourceAdminAPI(node: node, catalog: node.sourceCatalog).register(on: admin)
         PolicyAdminAPI(node: node).register(on: admin)
         KeyAdminAPI(node: node).register(on: admin)
+        AuthAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

@@ -14,6 +14,8 @@ struct NodeServices: Sendable {
     let startedAt: Date
     let lifecycle: NodeLifecycle
     let logger: Logger
+    /// Password-guessing budgets, shared by all tenants' auth endpoints on this node.
+    let loginThrottle = LoginThrottle()
 
     var registrar: TenantRegistrar { TenantRegistrar(store: store, secretBox: secretBox) }
 

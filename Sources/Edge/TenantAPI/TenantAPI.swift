@@ -13,6 +13,8 @@ struct TenantAPI {
         let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory))
         tenant.get("rest/v1", use: openAPIDocument)
         RestAPI(node: node).register(on: tenant)
+        let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(directory: node.directory, requiresAPIKey: false))
+        AuthAPI(node: node).register(keyed: tenant, open: open)
     }
 
     /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.

@@ -65,6 +65,66 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 4, statements: [
+            """
+            CREATE TABLE auth_settings (
+              tenant TEXT PRIMARY KEY REFERENCES tenants(slug) ON DELETE CASCADE,
+              document TEXT NOT NULL,
+              sealed_secrets BLOB NOT NULL,
+              updated_at_ms INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE auth_users (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              email TEXT NOT NULL,
+              profile TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id),
+              UNIQUE (tenant, email)
+            )
+            """,
+            """
+            CREATE TABLE auth_sessions (
+              tenant TEXT NOT NULL,
+              id TEXT NOT NULL,
+              user_id TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              revoked_at_ms INTEGER,
+              PRIMARY KEY (tenant, id),
+              FOREIGN KEY (tenant, user_id) REFERENCES auth_users(tenant, id) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE auth_tokens (
+              tenant TEXT NOT NULL,
+              hash TEXT NOT NULL,
+              kind TEXT NOT NULL,
+              user_id TEXT NOT NULL,
+              session_id TEXT,
+              data TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              spent_at_ms INTEGER,
+              PRIMARY KEY (tenant, hash),
+              FOREIGN KEY (tenant, user_id) REFERENCES auth_users(tenant, id) ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX auth_tokens_session ON auth_tokens (tenant, session_id)",
+            "CREATE INDEX auth_tokens_user ON auth_tokens (tenant, user_id, kind)",
+            """
+            CREATE TABLE auth_identities (
+              tenant TEXT NOT NULL,
+              provider TEXT NOT NULL,
+              subject TEXT NOT NULL,
+              user_id TEXT NOT NULL,
+              data TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, provider, subject),
+              FOREIGN KEY (tenant, user_id) REFERENCES auth_users(tenant, id) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -129,6 +189,66 @@ enum Migrations {
               tenant text PRIMARY KEY REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
               document jsonb NOT NULL,
               updated_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+        ]),
+        Step(version: 4, statements: [
+            """
+            CREATE TABLE minibaas.auth_settings (
+              tenant text PRIMARY KEY REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              document jsonb NOT NULL,
+              sealed_secrets bytea NOT NULL,
+              updated_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            """
+            CREATE TABLE minibaas.auth_users (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              email text NOT NULL,
+              profile jsonb NOT NULL,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id),
+              UNIQUE (tenant, email)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.auth_sessions (
+              tenant text NOT NULL,
+              id text NOT NULL,
+              user_id text NOT NULL,
+              created_at timestamptz NOT NULL,
+              revoked_at timestamptz,
+              PRIMARY KEY (tenant, id),
+              FOREIGN KEY (tenant, user_id) REFERENCES minibaas.auth_users(tenant, id) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE minibaas.auth_tokens (
+              tenant text NOT NULL,
+              hash text NOT NULL,
+              kind text NOT NULL,
+              user_id text NOT NULL,
+              session_id text,
+              data jsonb NOT NULL,
+              created_at timestamptz NOT NULL,
+              spent_at timestamptz,
+              PRIMARY KEY (tenant, hash),
+              FOREIGN KEY (tenant, user_id) REFERENCES minibaas.auth_users(tenant, id) ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX auth_tokens_session ON minibaas.auth_tokens (tenant, session_id)",
+            "CREATE INDEX auth_tokens_user ON minibaas.auth_tokens (tenant, user_id, kind)",
+            """
+            CREATE TABLE minibaas.auth_identities (
+              tenant text NOT NULL,
+              provider text NOT NULL,
+              subject text NOT NULL,
+              user_id text NOT NULL,
+              data jsonb NOT NULL,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, provider, subject),
+              FOREIGN KEY (tenant, user_id) REFERENCES minibaas.auth_users(tenant, id) ON DELETE CASCADE
             )
             """,
         ]),

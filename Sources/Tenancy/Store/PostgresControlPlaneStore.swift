@@ -8,7 +8,7 @@ import Runtime
 /// migrations take an advisory lock so that nodes starting together apply each step once.
 public final class PostgresControlPlaneStore: ControlPlaneStore {
     public let client: PostgresClient
-    private let logger: Logger
+    let logger: Logger
 
     /// The caller must keep `client.run()` running (the node adds it to its service group).
     public init(url: PostgresURL, logger: Logger) {
@@ -291,7 +291,7 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
 
     // MARK: - Rows
 
-    private static func insertAudit(_ entry: AuditEntry, into db: PostgresConnection, logger: Logger) async throws {
+    static func insertAudit(_ entry: AuditEntry, into db: PostgresConnection, logger: Logger) async throws {
         let detail = StoreCoding.encodeObject(entry.detail)
         try await db.query(
             """
@@ -307,7 +307,7 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
         return nil
     }
 
-    private static func hasRow(_ rows: PostgresRowSequence) async throws -> Bool {
+    static func hasRow(_ rows: PostgresRowSequence) async throws -> Bool {
         var found = false
         for try await _ in rows { found = true }
         return found

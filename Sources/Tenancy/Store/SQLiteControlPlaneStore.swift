@@ -37,7 +37,7 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
 
     // MARK: - Transactions
 
-    private func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
         try await exclusive.withPermit {
             _ = try await connection.query("BEGIN IMMEDIATE")
             do {
@@ -51,7 +51,7 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         }
     }
 
-    private func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         try await exclusive.withPermit { try await connection.query(sql, binds) }
     }
 
@@ -115,6 +115,9 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
             _ = try await db.query("DELETE FROM tenant_jwt_secrets WHERE tenant = ?", [.text(slug)])
             _ = try await db.query("DELETE FROM sources WHERE tenant = ?", [.text(slug)])
             _ = try await db.query("DELETE FROM policies WHERE tenant = ?", [.text(slug)])
+            for table in ["auth_identities", "auth_tokens", "auth_sessions", "auth_users", "auth_settings"] {
+                _ = try await db.query("DELETE FROM \(table) WHERE tenant = ?", [.text(slug)])
+            }
             _ = try await db.query("DELETE FROM tenants WHERE slug = ?", [.text(slug)])
             try await Self.insertAudit(audit, into: db)
             return true
@@ -285,7 +288,7 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
 
     // MARK: - Rows
 
-    private static func insertAudit(_ entry: AuditEntry, into db: SQLiteConnection) async throws {
+    static func insertAudit(_ entry: AuditEntry, into db: SQLiteConnection) async throws {
         _ = try await db.query(
             "INSERT INTO audit_log (at_ms, actor, action, tenant, request_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
             [.integer(Int(StoreCoding.milliseconds(entry.at))), .text(entry.actor), .text(entry.action),

@@ -1,0 +1,211 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Runtime
+import Tenancy
+
+/// `{apiUrl}/auth/v1/…`: GoTrue's routes, so that `supabase-auth` works unchanged. Most routes need
+/// the tenant's API key like every tenant route; the e-mail link target (`GET /verify`) and the
+/// OIDC redirects are opened by a browser, which has none.
+struct AuthAPI {
+    let node: NodeServices
+
+    func register(keyed: RouterGroup<EdgeContext>, open: RouterGroup<EdgeContext>) {
+        let keyed = keyed.group("auth/v1").add(middleware: GoTrueResponseMiddleware())
+        keyed.get("settings", use: settings)
+        keyed.post("signup", use: signUp)
+        keyed.post("token", use: token)
+        keyed.get("user", use: user)
+        keyed.put("user", use: updateUser)
+        keyed.post("logout", use: logout)
+        keyed.post("recover", use: recover)
+        keyed.post("verify", use: verifyPosted)
+        let open = open.add(middleware: GoTrueResponseMiddleware())
+        open.get("verify", use: verifyLink)
+    }
+
+    func service(_ context: EdgeContext) async throws -> AuthService {
+        guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
+        let settings = try await AuthService.settings(slug: tree.slug, store: node.store, secretBox: node.secretBox)
+        return AuthService(
+            slug: tree.slug, authURL: node.apiURL(for: tree.slug) + "/auth/v1", store: node.store, keyRing: tree.keyRing,
+            settings: settings, throttle: node.loginThrottle)
+    }
+
+    @Sendable func settings(_ request: Request, context: EdgeContext) async throws -> Response {
+        try jsonResponse(.object(try await service(context).publicSettings()))
+    }
+
+    @Sendable func signUp(_ request: Request, context: EdgeContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        guard let email = try body.string("email") else {
+            if try body.string("phone") != nil {
+                throw AuthFailure(422, "phone_provider_disabled", "Phone sign-ups are not supported; sign up with an e-mail address")
+            }
+            throw AuthFailure.validationFailed("an email is required")
+        }
+        let password = try body.requiredString("password")
+        let auth = try await service(context)
+        switch try await auth.signUp(
+            email: email, password: password, data: try body.object("data") ?? [:], pkce: try Self.pkce(body),
+            redirectTo: request.uri.queryParameters.get("redirect_to").map { String($0) })
+        {
+        case .session(let session): return try jsonResponse(.object(session))
+        case .unconfirmed(let user): return try jsonResponse(.object(user))
+        }
+    }
+
+    @Sendable func token(_ request: Request, context: EdgeContext) async throws -> Response {
+        let grant = request.uri.queryParameters.get("grant_type").map { String($0) } ?? ""
+        let body = try await JSONBody.read(request)
+        let auth = try await service(context)
+        let session: JSONObject
+        switch grant {
+        case "password":
+            guard let email = try body.string("email") else {
+                throw AuthFailure.validationFailed("sign in with an email and a password; phone sign-in is not supported")
+            }
+            session = try await auth.signIn(email: email, password: try body.requiredString("password"), clientAddress: context.remoteAddress)
+        case "refresh_token":
+            session = try await auth.refresh(try body.requiredString("refresh_token"))
+        case "pkce":
+            session = try await auth.exchange(authCode: try body.requiredString("auth_code"), verifier: try body.requiredString("code_verifier"))
+        default:
+            throw AuthFailure(400, "unsupported_grant_type", "grant_type must be password, refresh_token or pkce")
+        }
+        return try jsonResponse(.object(session))
+    }
+
+    @Sendable func user(_ request: Request, context: EdgeContext) async throws -> Response {
+        let auth = try await service(context)
+        let user = try await auth.currentUser(claims: context.caller?.claims ?? [:])
+        return try jsonResponse(.object(try await auth.userJSON(user)))
+    }
+
+    @Sendable func updateUser(_ request: Request, context: EdgeContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        let auth = try await service(context)
+        let user = try await auth.update(
+            claims: context.caller?.claims ?? [:], email: try body.string("email"), password: try body.string("password"),
+            data: try body.object("data"), redirectTo: request.uri.queryParameters.get("redirect_to").map { String($0) })
+        return try jsonResponse(.object(user))
+    }
+
+    @Sendable func logout(_ request: Request, context: EdgeContext) async throws -> Response {
+        let scopeName = request.uri.queryParameters.get("scope").map { String($0) } ?? "global"
+        guard let scope = AuthService.SignOutScope(rawValue: scopeName) else {
+            throw AuthFailure.validationFailed("scope must be global, local or others")
+        }
+        try await service(context).signOut(claims: context.caller?.claims ?? [:], scope: scope)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func recover(_ request: Request, context: EdgeContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        try await service(context).recover(
+            email: try body.requiredString("email"), pkce: try Self.pkce(body),
+            redirectTo: request.uri.queryParameters.get("redirect_to").map { String($0) }, clientAddress: context.remoteAddress)
+        return try jsonResponse(.object([:]))
+    }
+
+    /// `POST /verify {type, token_hash}`: the client verifies a token from an e-mail itself.
+    @Sendable func verifyPosted(_ request: Request, context: EdgeContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        let kind = try Self.verifyKind(try body.requiredString("type"))
+        guard let tokenHash = try body.string("token_hash") else {
+            throw AuthFailure.validationFailed("send the token_hash from the e-mail; six-digit codes are not issued by this server")
+        }
+        guard case .session(let session) = try await service(context).verify(kind: kind, tokenHash: tokenHash, issueCode: false) else {
+            throw APIError.internalError(requestID: context.requestID)
+        }
+        return try jsonResponse(.object(session))
+    }
+
+    /// `GET /verify?token=…&type=…&redirect_to=…`: the link in the e-mail. Always answers with a
+    /// redirect to the tenant's site: tokens (or a PKCE code) on success, the error otherwise, the
+    /// way GoTrue does, so that a browser never lands on a bare JSON error.
+    @Sendable func verifyLink(_ request: Request, context: EdgeContext) async throws -> Response {
+        let auth = try await service(context)
+        let query = request.uri.queryParameters
+        let target = auth.redirect(query.get("redirect_to").map { String($0) })
+        let type = query.get("type").map { String($0) } ?? ""
+        do {
+            let kind = try Self.verifyKind(type)
+            let token = query.get("token").map { String($0) } ?? ""
+            switch try await auth.verify(kind: kind, tokenHash: token, issueCode: true) {
+            case .authCode(let code):
+                return Self.redirect(to: target, query: ["code": code])
+            case .session(let session):
+                var fragment: [String: String] = ["token_type": "bearer", "type": type]
+                for key in ["access_token", "refresh_token", "expires_in", "expires_at"] {
+                    if let value = session[key] { fragment[key] = value.stringValue ?? String(decoding: value.encoded(), as: UTF8.self) }
+                }
+                return Self.redirect(to: target, fragment: fragment)
+            }
+        } catch let failure as AuthFailure {
+            return Self.redirect(
+                to: target, fragment: ["error": "access_denied", "error_code": failure.code, "error_description": failure.message])
+        }
+    }
+
+    static func redirect(to target: String, query: [String: String] = [:], fragment: [String: String] = [:]) -> Response {
+        var components = URLComponents(string: target) ?? URLComponents()
+        if !query.isEmpty {
+            components.queryItems = (components.queryItems ?? []) + query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+        }
+        if !fragment.isEmpty {
+            var encoder = URLComponents()
+            encoder.queryItems = fragment.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+            components.percentEncodedFragment = encoder.percentEncodedQuery
+        }
+        return Response(status: .seeOther, headers: [.location: components.string ?? target, .cacheControl: "no-store"])
+    }
+
+    static func verifyKind(_ type: String) throws -> AuthService.VerifyKind {
+        guard let kind = AuthService.VerifyKind(rawValue: type) else {
+            throw AuthFailure.validationFailed("type must be signup, email, recovery or email_change")
+        }
+        return kind
+    }
+
+    static func pkce(_ body: JSONBody) throws -> PKCEChallenge? {
+        guard let challenge = try body.string("code_challenge"), !challenge.isEmpty else { return nil }
+        let method = try body.string("code_challenge_method") ?? "plain"
+        guard ["s256", "plain"].contains(method.lowercased()) else {
+            throw AuthFailure.validationFailed("code_challenge_method must be s256 or plain")
+        }
+        return PKCEChallenge(value: challenge, method: method)
+    }
+}
+
+/// Auth routes answer like GoTrue: errors carry GoTrue's codes, and the API-version header tells
+/// the clients to read the code from the body's `code` field.
+struct GoTrueResponseMiddleware: RouterMiddleware {
+    typealias Context = EdgeContext
+
+    func handle(_ request: Request, context: EdgeContext, next: (Request, EdgeContext) async throws -> Response) async throws -> Response {
+        do {
+            var response = try await next(request, context)
+            response.headers[.supabaseAPIVersion] = "2024-01-01"
+            return response
+        } catch let failure as AuthFailure {
+            var error = APIError(
+                status: HTTPResponse.Status(code: failure.status), code: failure.code, message: failure.message, hint: failure.hint,
+                headers: [.supabaseAPIVersion: "2024-01-01"])
+            if let retryAfter = failure.retryAfter { error.headers[.retryAfter] = String(retryAfter) }
+            if let reasons = failure.weakPasswordReasons { error.extra["weak_password"] = ["reasons": .array(reasons.map(JSONValue.string))] }
+            throw error
+        } catch var error as APIError {
+            error.headers[.supabaseAPIVersion] = "2024-01-01"
+            throw error
+        }
+    }
+}
+
+extension AuthFailure {
+    static func validationFailed(_ message: String) -> AuthFailure { AuthFailure(400, "validation_failed", message) }
+}
+
+extension HTTPField.Name {
+    static let supabaseAPIVersion = HTTPField.Name("x-supabase-api-version")!
+}
