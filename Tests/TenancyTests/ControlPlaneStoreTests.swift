@@ -28,6 +28,12 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testAuditLogIsNewestFirstAndFiltered() async throws { try await contract.auditLogIsNewestFirstAndFiltered() }
     func testSettingsOverwrite() async throws { try await contract.settingsOverwrite() }
     func testConcurrentCreatesOfOneSlugYieldOneTenant() async throws { try await contract.concurrentCreatesOfOneSlugYieldOneTenant() }
+    func testUsersBelongToTheirTenant() async throws { try await contract.usersBelongToTheirTenant() }
+    func testOneTimeTokensAreTakenOnce() async throws { try await contract.oneTimeTokensAreTakenOnce() }
+    func testRefreshTokensRotateAndReuseRevokesTheSession() async throws { try await contract.refreshTokensRotateAndReuseRevokesTheSession() }
+    func testSessionsRevokeByScope() async throws { try await contract.sessionsRevokeByScope() }
+    func testIdentitiesLinkToUsers() async throws { try await contract.identitiesLinkToUsers() }
+    func testAuthSettingsRoundTrip() async throws { try await contract.authSettingsRoundTrip() }
 
     func testAuditLogRefusesRewrites() async throws {
         try await store.appendAudit(AuditEntry(at: Date(), actor: "admin", action: "x", tenant: nil, requestID: nil))
@@ -76,6 +82,12 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testAuditLogIsNewestFirstAndFiltered() async throws { try await contract.auditLogIsNewestFirstAndFiltered() }
     func testSettingsOverwrite() async throws { try await contract.settingsOverwrite() }
     func testConcurrentCreatesOfOneSlugYieldOneTenant() async throws { try await contract.concurrentCreatesOfOneSlugYieldOneTenant() }
+    func testUsersBelongToTheirTenant() async throws { try await contract.usersBelongToTheirTenant() }
+    func testOneTimeTokensAreTakenOnce() async throws { try await contract.oneTimeTokensAreTakenOnce() }
+    func testRefreshTokensRotateAndReuseRevokesTheSession() async throws { try await contract.refreshTokensRotateAndReuseRevokesTheSession() }
+    func testSessionsRevokeByScope() async throws { try await contract.sessionsRevokeByScope() }
+    func testIdentitiesLinkToUsers() async throws { try await contract.identitiesLinkToUsers() }
+    func testAuthSettingsRoundTrip() async throws { try await contract.authSettingsRoundTrip() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {
         let store = self.store!

@@ -207,3 +207,37 @@ func XCTUnwrapAsync<T>(_ value: @autoclosure () async throws -> T?, file: Static
     let resolved = try await value()
     return try XCTUnwrap(resolved, file: file, line: line)
 }
+
+/// End-user auth passes straight through: these tests only take tenant reads away.
+extension SwitchableStore {
+    func authSettings(_ slug: String) async throws -> (document: String, sealedSecrets: [UInt8])? { try await inner.authSettings(slug) }
+    func setAuthSettings(_ slug: String, document: String, sealedSecrets: [UInt8], audit: AuditEntry) async throws -> Bool {
+        try await inner.setAuthSettings(slug, document: document, sealedSecrets: sealedSecrets, audit: audit)
+    }
+    func createUser(_ user: AuthUser, token: AuthToken?) async throws { try await inner.createUser(user, token: token) }
+    func user(tenant: String, id: String) async throws -> AuthUser? { try await inner.user(tenant: tenant, id: id) }
+    func user(tenant: String, email: String) async throws -> AuthUser? { try await inner.user(tenant: tenant, email: email) }
+    func updateUser(_ user: AuthUser) async throws -> Bool { try await inner.updateUser(user) }
+    func deleteUser(tenant: String, id: String) async throws { try await inner.deleteUser(tenant: tenant, id: id) }
+    func putToken(_ token: AuthToken) async throws { try await inner.putToken(token) }
+    func takeToken(tenant: String, hash: String, kind: AuthToken.Kind, notBefore: Date) async throws -> AuthToken? {
+        try await inner.takeToken(tenant: tenant, hash: hash, kind: kind, notBefore: notBefore)
+    }
+    func createSession(tenant: String, id: String, userID: String, refresh: AuthToken) async throws {
+        try await inner.createSession(tenant: tenant, id: id, userID: userID, refresh: refresh)
+    }
+    func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date) async throws -> RefreshRotation {
+        try await inner.rotateRefreshToken(tenant: tenant, hash: hash, nextHash: nextHash, at: at)
+    }
+    func sessionIsActive(tenant: String, id: String) async throws -> Bool { try await inner.sessionIsActive(tenant: tenant, id: id) }
+    func revokeSessions(tenant: String, userID: String, scope: SessionScope, at: Date) async throws {
+        try await inner.revokeSessions(tenant: tenant, userID: userID, scope: scope, at: at)
+    }
+    func identityUser(tenant: String, provider: String, subject: String) async throws -> String? {
+        try await inner.identityUser(tenant: tenant, provider: provider, subject: subject)
+    }
+    func linkIdentity(tenant: String, provider: String, subject: String, userID: String, data: JSONObject, at: Date) async throws {
+        try await inner.linkIdentity(tenant: tenant, provider: provider, subject: subject, userID: userID, data: data, at: at)
+    }
+    func identities(tenant: String, userID: String) async throws -> [AuthIdentity] { try await inner.identities(tenant: tenant, userID: userID) }
+}

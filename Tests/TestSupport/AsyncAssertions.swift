@@ -31,3 +31,10 @@ public func assertFalse(
     let value = try await expression()
     XCTAssertFalse(value, message, file: file, line: line)
 }
+
+public func assertNotNil<T>(
+    _ expression: @autoclosure () async throws -> T?, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+) async throws {
+    let value = try await expression()
+    XCTAssertNotNil(value, message, file: file, line: line)
+}
