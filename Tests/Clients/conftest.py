@@ -83,7 +83,7 @@ def tenant(node):
     database = fresh_database()
     call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token,
          {"name": "main", "kind": "postgres", "url": database})
-    return {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"], "anonKey": created["anonKey"], "database": database}
+    return {"slug": slug, "apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"], "anonKey": created["anonKey"], "database": database}
 
 
 def sql(database, query):
