@@ -16,6 +16,8 @@ struct NodeServices: Sendable {
     let logger: Logger
     /// Password-guessing budgets, shared by all tenants' auth endpoints on this node.
     let loginThrottle = LoginThrottle()
+    /// OIDC discovery documents and key sets, cached for all tenants.
+    let relyingParty = OIDCRelyingParty()
 
     var registrar: TenantRegistrar { TenantRegistrar(store: store, secretBox: secretBox) }
 

@@ -22,6 +22,8 @@ struct AuthAPI {
         keyed.post("verify", use: verifyPosted)
         let open = open.add(middleware: GoTrueResponseMiddleware())
         open.get("verify", use: verifyLink)
+        open.get("authorize", use: authorize)
+        open.get("callback", use: callback)
     }
 
     func service(_ context: EdgeContext) async throws -> AuthService {
@@ -29,7 +31,7 @@ struct AuthAPI {
         let settings = try await AuthService.settings(slug: tree.slug, store: node.store, secretBox: node.secretBox)
         return AuthService(
             slug: tree.slug, authURL: node.apiURL(for: tree.slug) + "/auth/v1", store: node.store, keyRing: tree.keyRing,
-            settings: settings, throttle: node.loginThrottle)
+            settings: settings, throttle: node.loginThrottle, relyingParty: node.relyingParty, secretBox: node.secretBox)
     }
 
     @Sendable func settings(_ request: Request, context: EdgeContext) async throws -> Response {
@@ -136,16 +138,62 @@ struct AuthAPI {
             case .authCode(let code):
                 return Self.redirect(to: target, query: ["code": code])
             case .session(let session):
-                var fragment: [String: String] = ["token_type": "bearer", "type": type]
-                for key in ["access_token", "refresh_token", "expires_in", "expires_at"] {
-                    if let value = session[key] { fragment[key] = value.stringValue ?? String(decoding: value.encoded(), as: UTF8.self) }
-                }
-                return Self.redirect(to: target, fragment: fragment)
+                return Self.redirect(to: target, session: session, type: type)
             }
         } catch let failure as AuthFailure {
-            return Self.redirect(
-                to: target, fragment: ["error": "access_denied", "error_code": failure.code, "error_description": failure.message])
+            return Self.redirect(to: target, failure: failure)
         }
+    }
+
+    /// `GET /authorize?provider=…`: off to the identity provider.
+    @Sendable func authorize(_ request: Request, context: EdgeContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        guard let provider = query.get("provider").map({ String($0) }), !provider.isEmpty else {
+            throw AuthFailure.validationFailed("provider is required")
+        }
+        var pkce: PKCEChallenge?
+        if let challenge = query.get("code_challenge").map({ String($0) }), !challenge.isEmpty {
+            let method = query.get("code_challenge_method").map { String($0) } ?? "plain"
+            guard ["s256", "plain"].contains(method.lowercased()) else {
+                throw AuthFailure.validationFailed("code_challenge_method must be s256 or plain")
+            }
+            pkce = PKCEChallenge(value: challenge, method: method)
+        }
+        let url = try await service(context).beginSignIn(
+            provider: provider, redirectTo: query.get("redirect_to").map { String($0) }, pkce: pkce,
+            scopes: query.get("scopes").map { String($0) })
+        return Response(status: .found, headers: [.location: url, .cacheControl: "no-store"])
+    }
+
+    /// `GET /callback?code=…&state=…`: back from the identity provider.
+    @Sendable func callback(_ request: Request, context: EdgeContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        let auth = try await service(context)
+        let providerError = query.get("error").map { String($0) }.map { error in
+            query.get("error_description").map { "\(error): \($0)" } ?? error
+        }
+        let (target, result) = await auth.finishSignIn(
+            code: query.get("code").map { String($0) }, state: query.get("state").map { String($0) } ?? "", providerError: providerError)
+        switch result {
+        case .success(.authCode(let code)): return Self.redirect(to: target ?? auth.redirect(nil), query: ["code": code])
+        case .success(.session(let session)): return Self.redirect(to: target ?? auth.redirect(nil), session: session, type: "oauth")
+        case .failure(let failure):
+            // Without a trustworthy state there is no safe place to send the browser: answer here.
+            guard let target else { throw failure }
+            return Self.redirect(to: target, failure: failure)
+        }
+    }
+
+    static func redirect(to target: String, session: JSONObject, type: String) -> Response {
+        var fragment: [String: String] = ["token_type": "bearer", "type": type]
+        for key in ["access_token", "refresh_token", "expires_in", "expires_at"] {
+            if let value = session[key] { fragment[key] = value.stringValue ?? String(decoding: value.encoded(), as: UTF8.self) }
+        }
+        return redirect(to: target, fragment: fragment)
+    }
+
+    static func redirect(to target: String, failure: AuthFailure) -> Response {
+        redirect(to: target, fragment: ["error": "access_denied", "error_code": failure.code, "error_description": failure.message])
     }
 
     static func redirect(to target: String, query: [String: String] = [:], fragment: [String: String] = [:]) -> Response {

@@ -13,6 +13,9 @@ public struct AuthService: Sendable {
     public let settings: AuthSettings
     public let throttle: LoginThrottle
     public let hasher: PasswordHasher
+    /// For OIDC sign-in: the node's relying party and the box that seals flow state.
+    public let relyingParty: OIDCRelyingParty?
+    public let secretBox: SecretBox?
     public var now: @Sendable () -> Date = { Date() }
 
     static let minPasswordLength = 6
@@ -22,8 +25,10 @@ public struct AuthService: Sendable {
 
     public init(
         slug: String, authURL: String, store: any AuthStore, keyRing: TenantKeyRing, settings: AuthSettings, throttle: LoginThrottle,
-        hasher: PasswordHasher = PasswordHasher()
+        hasher: PasswordHasher = PasswordHasher(), relyingParty: OIDCRelyingParty? = nil, secretBox: SecretBox? = nil
     ) {
+        self.relyingParty = relyingParty
+        self.secretBox = secretBox
         self.slug = slug
         self.authURL = authURL
         self.store = store
