@@ -17,7 +17,7 @@ final class PolicyTests: XCTestCase {
              "when": ["published": ["eq": true]]],
             ["entity": "posts", "role": "authenticated", "action": "read",
              "when": ["or": [["author_id": ["eq": ["var": "auth.claims.author_id"]]], ["published": ["eq": true]]]]],
-            ["entity": "posts", "role": "authenticated", "action": "create", "columns": ["title", "tags", "published"],
+            ["entity": "posts", "role": "authenticated", "action": "create", "columns": ["id", "title", "tags", "published"],
              "set": ["author_id": ["var": "auth.claims.author_id"]], "check": ["published": ["eq": false]]],
             ["entity": "posts", "role": "authenticated", "action": "update", "columns": ["title", "published", "author_id"],
              "when": ["author_id": ["eq": ["var": "auth.claims.author_id"]]]],
@@ -27,6 +27,8 @@ final class PolicyTests: XCTestCase {
              "when": ["orgs": ["name": ["eq": ["var": "auth.claims.org"]]]]],
             ["entity": "labels", "role": "authenticated", "action": "read"],
             ["entity": "posts", "role": "anon", "action": "update", "columns": ["title"], "when": ["published": ["eq": true]]],
+            ["entity": "posts_by", "role": "authenticated", "action": "execute"],
+            ["entity": "add_numbers", "role": "anon", "action": "execute"],
         ],
     ]
 
@@ -75,6 +77,8 @@ final class PolicyTests: XCTestCase {
                 (["policies": [["entity": "posts", "role": "anon", "action": "read", "check": ["published": ["eq": true]]]]], "$.policies[0].check"),
                 (["policies": [["entity": "posts", "role": "anon", "action": "read", "extra": 1]]], "$.policies[0].extra"),
                 (["rules": []], "$.rules"),
+                (["policies": [["entity": "no_such_fn", "role": "anon", "action": "execute"]]], "$.policies[0].entity"),
+                (["policies": [["entity": "add_numbers", "role": "anon", "action": "execute", "when": ["a": ["eq": 1]]]]], "$.policies[0].when"),
             ]
             for (document, path) in bad {
                 let reply = try await client.call(.put, "/admin/v1/tenants/blog/policies", headers: setup.node.adminHeaders, json: document)
@@ -171,13 +175,6 @@ final class PolicyTests: XCTestCase {
             let anonEdit = try await client.call(.patch, base + "?id=eq.3", headers: setup.anonymous, json: ["title": "Edited by anon"])
             XCTAssertEqual(anonEdit.status, .noContent)
             try await assertEqual(try await setup.scalar("SELECT title FROM posts WHERE id = 3"), "Edited by anon")
-            // The update half of an upsert is not covered by policies yet: refused, not bypassed.
-            let upsert = try await client.call(
-                .post, base, headers: setup.user(setup.ada).merging([.prefer: "resolution=merge-duplicates"]), json: ["title": "x"])
-            XCTAssertEqual(upsert.status, .forbidden)
-            let put = try await client.call(.put, base + "?id=eq.3", headers: setup.user(setup.ada), json: ["id": 3, "title": "x"])
-            XCTAssertEqual(put.status, .forbidden)
-
             // Deletes: only own, unpublished rows.
             let publishedDelete = try await client.call(.delete, base + "?id=eq.1", headers: setup.user(setup.ada))
             XCTAssertEqual(publishedDelete.status, .noContent)
@@ -191,7 +188,68 @@ final class PolicyTests: XCTestCase {
             try await assertEqual(try await setup.scalar("SELECT count(*) FROM posts"), before, "one created, one deleted")
         }
     }
+
+    func testUpsertsUpdateOnlyUnderTheUpdatePolicy() async throws {
+        try await Self.withPolicies { setup, client in
+            let base = "/t/blog/rest/v1/posts"
+            let merge = setup.user(setup.ada).merging([.prefer: "resolution=merge-duplicates,return=representation"])
+            // Ada's own draft: updated.
+            let own = try await client.call(.post, base + "?select=id,title", headers: merge, json: [["id": 2, "title": "Poetical Science, 2nd ed."]])
+            XCTAssertEqual(own.status, .created, String(buffer: own.body))
+            XCTAssertEqual(own.json, [["id": 2, "title": "Poetical Science, 2nd ed."]])
+            try await assertEqual(try await setup.scalar("SELECT title FROM posts WHERE id = 2"), "Poetical Science, 2nd ed.")
+            // Alan's post: the conflicting row is not Ada's to update, so it stays as it is.
+            let others = try await client.call(.post, base + "?select=id", headers: merge, json: [["id": 3, "title": "Hijacked"]])
+            XCTAssertEqual(others.json, [])
+            try await assertEqual(try await setup.scalar("SELECT title FROM posts WHERE id = 3"), "Computing Machinery")
+            // Each row meets its own check: an updated row the update check, a new row the create check.
+            let published = try await client.call(.post, base + "?select=id", headers: merge, json: [["id": 1, "title": "Notes, again", "published": true]])
+            XCTAssertEqual(published.status, .created, String(buffer: published.body))
+            let loud = try await client.call(.post, base, headers: merge, json: [["id": 100, "title": "Loud", "published": true]])
+            XCTAssertEqual(loud.status, .forbidden)
+            try await assertEqual(try await setup.scalar("SELECT count(*) FROM posts WHERE id = 100"), "0")
+            let mixed = try await client.call(.post, base, headers: merge, json: [["id": 2, "title": "fine", "published": false], ["id": 101, "title": "Loud", "published": true]])
+            XCTAssertEqual(mixed.status, .forbidden, "one bad row undoes the whole upsert")
+            try await assertEqual(try await setup.scalar("SELECT title FROM posts WHERE id = 2"), "Poetical Science, 2nd ed.")
+            // tags may be set on create but not updated.
+            let tags = try await client.call(.post, base, headers: merge, json: [["id": 2, "title": "t", "tags": ["x"]]])
+            XCTAssertEqual(tags.status, .forbidden)
+            XCTAssertTrue(String(buffer: tags.body).contains("tags"))
+            // PUT is an upsert of one row, under the same rules.
+            let put = try await client.call(.put, base + "?id=eq.2", headers: setup.user(setup.ada), json: ["id": 2, "title": "Put by Ada"])
+            XCTAssertEqual(put.status, .noContent, String(buffer: put.body))
+            try await assertEqual(try await setup.scalar("SELECT title FROM posts WHERE id = 2"), "Put by Ada")
+            _ = try await client.call(.put, base + "?id=eq.4", headers: setup.user(setup.ada), json: ["id": 4, "title": "Put over Grace"])
+            try await assertEqual(try await setup.scalar("SELECT title FROM posts WHERE id = 4"), "Compilers")
+            // Without an update policy, an upsert that may update is refused outright.
+            let anon = try await client.call(
+                .post, "/t/blog/rest/v1/labels", headers: setup.user(setup.grace).merging([.prefer: "resolution=merge-duplicates"]), json: [["id": 1, "name": "x"]])
+            XCTAssertEqual(anon.status, .forbidden)
+        }
+    }
+
+    func testFunctionsNeedAnExecutePolicyAndTheirRowsTheReadPolicy() async throws {
+        try await Self.withPolicies { setup, client in
+            let sum = try await client.call(.get, "/t/blog/rest/v1/rpc/add_numbers?a=2&b=3", headers: setup.anonymous)
+            XCTAssertEqual(sum.status, .ok, String(buffer: sum.body))
+            XCTAssertEqual(sum.json, 5)
+            let tags = try await client.call(.get, "/t/blog/rest/v1/rpc/tag_list", headers: setup.anonymous)
+            XCTAssertEqual(tags.status, .unauthorized)
+            XCTAssertEqual(tags.code, "42501")
+            let touch = try await client.call(.post, "/t/blog/rest/v1/rpc/touch_post", headers: setup.user(setup.ada), json: ["post": 1])
+            XCTAssertEqual(touch.status, .forbidden)
+            try await assertEqual(try await setup.scalar("SELECT score FROM posts WHERE id = 1"), "9.50", "a refused call runs nothing")
+            // Grace may call posts_by, but sees Ada's posts only as her read policy allows: not the draft.
+            let ada = try await client.call(.get, "/t/blog/rest/v1/rpc/posts_by?author=1&select=id", headers: setup.user(setup.grace))
+            XCTAssertEqual(ada.status, .ok, String(buffer: ada.body))
+            let visible = try await setup.sql("SELECT id FROM posts WHERE author_id = 1 AND (author_id = 3 OR published) ORDER BY id")
+            XCTAssertEqual(ada.json, visible)
+            let own = try await client.call(.get, "/t/blog/rest/v1/rpc/posts_by?author=1&select=id", headers: setup.user(setup.ada))
+            XCTAssertEqual(own.json, [["id": 1], ["id": 2]])
+        }
+    }
 }
+
 
 extension HTTPFields {
     func merging(_ other: HTTPFields) -> HTTPFields {

@@ -49,8 +49,23 @@ public struct WritePlan: Sendable {
     public var target: ReadPlan
     /// What to return of the written rows.
     public var returning: ReadPlan
-    /// What every written row must satisfy, or the write is undone (policies' `check`).
+    /// What every written row must satisfy, or the write is undone (policies' `check`). For an
+    /// upsert under policies, what inserted rows must satisfy.
     public var check: RowRule? = nil
+    /// The update half of an upsert, under the caller's update policy (nil: the service role's
+    /// plain `DO UPDATE` of every sent column).
+    public var conflictUpdate: ConflictUpdate? = nil
+}
+
+public struct ConflictUpdate: Sendable {
+    /// Which existing rows the caller may update; others are left as they are.
+    public var rows: RowRule?
+    /// The columns to overwrite from the sent row.
+    public var columns: [String]
+    /// Values forced by the update policy.
+    public var presets: [(String, JSONValue)]
+    /// What updated rows must satisfy.
+    public var check: RowRule?
 }
 
 public struct CallPlan: Sendable {

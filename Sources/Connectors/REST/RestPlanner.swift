@@ -169,18 +169,24 @@ public struct RestPlanner: Sendable {
             for index in rows.indices { rows[index][column] = value }
             if !columns.contains(column) { columns.append(column) }
         }
-        if let onConflict, !access.bypass, case .merge = onConflict {
-            // The update half of an upsert would need the update policy's rows, columns and check
-            // applied to the conflicting row; until that is built, refuse rather than bypass it.
-            throw RestError(
-                status: access.role == "anon" ? 401 : 403, code: "42501",
-                message: "permission denied: upserts that update (merge-duplicates, PUT) are for the service role",
-                hint: "insert, or update with PATCH, which policies cover")
+        var conflictUpdate: ConflictUpdate?
+        if let onConflict, !access.bypass, case .merge(let conflictTarget) = onConflict {
+            // The update half runs under the update policy: only rows it lets the caller update,
+            // only its columns, its presets, and its check on the result.
+            let updateGrant = try compiler.grant(entity, .update)
+            let createPresets = Set((grant?.presets ?? []).map(\.0))
+            // Create presets say who a new row belongs to; they do not rewrite an existing row.
+            let updated = columns.filter { !conflictTarget.contains($0) && !createPresets.contains($0) }
+            if let allowed = updateGrant?.columns {
+                for column in updated where !allowed.contains(column) { throw access.deniedColumn(column, entity.name, .update) }
+            }
+            conflictUpdate = ConflictUpdate(
+                rows: updateGrant?.rows, columns: updated, presets: updateGrant?.presets ?? [], check: updateGrant?.check)
         }
         let target = ReadPlan(entity: entity, columns: [], embeds: [], conditions: [], order: [], limit: nil, offset: nil)
         return WritePlan(
             kind: .insert(rows: rows, columns: columns, onConflict: onConflict, missingDefault: missingDefault), target: target,
-            returning: try returning(entity, query: query, needed: returnsRows), check: grant?.check)
+            returning: try returning(entity, query: query, needed: returnsRows), check: grant?.check, conflictUpdate: conflictUpdate)
     }
 
     static func both(_ first: RowRule?, _ second: RowRule?) -> RowRule? {
@@ -259,10 +265,10 @@ public struct RestPlanner: Sendable {
     // MARK: - Functions
 
     public func call(_ name: String, arguments: [(String, JSONValue)], query: RestQuery) throws(RestError) -> CallPlan {
-        guard access.bypass else {
-            throw RestError(
-                status: access.role == "anon" ? 401 : 403, code: "42501",
-                message: "permission denied: functions are callable by the service role only", hint: "policies cover tables and views")
+        // A function runs with the source's own database rights, so calling one is granted
+        // explicitly; rows of an entity it returns still pass through that entity's read policy.
+        if !access.bypass && access.policies(for: name, .execute).isEmpty {
+            throw access.denied(.execute, name)
         }
         let candidates = model.operations.filter { $0.name == name }
         let given = Set(arguments.map(\.0))

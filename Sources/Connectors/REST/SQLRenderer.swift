@@ -299,15 +299,32 @@ public struct SQLRenderer: Sendable {
                 }
                 switch onConflict {
                 case .merge(let target)?:
-                    let updates = columns.filter { !target.contains($0) }
                     sql += " ON CONFLICT (\(target.map(quote).joined(separator: ", "))) DO "
-                    sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.map { "\(quote($0)) = EXCLUDED.\(quote($0))" }.joined(separator: ", ")
+                    if let update = plan.conflictUpdate {
+                        var sets = update.columns.filter { name in !update.presets.contains { $0.0 == name } }
+                            .map { "\(quote($0)) = EXCLUDED.\(quote($0))" }
+                        for (name, value) in update.presets {
+                            let type = plan.target.entity.column(named: name)?.nativeType ?? "text"
+                            let text = Self.argumentText(value, arrayType: type.hasSuffix("[]"))
+                            sets.append("\(quote(name)) = " + (text.map { "CAST(\(statement.bind($0)) AS \(type))" } ?? "NULL"))
+                        }
+                        if sets.isEmpty {
+                            sql += "NOTHING"
+                        } else {
+                            sql += "UPDATE SET " + sets.joined(separator: ", ")
+                            if let rows = update.rows { sql += " WHERE " + rule(rows, alias: "t0", into: &statement) }
+                        }
+                    } else {
+                        let updates = columns.filter { !target.contains($0) }
+                        sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.map { "\(quote($0)) = EXCLUDED.\(quote($0))" }.joined(separator: ", ")
+                    }
                 case .ignore(let target)?:
                     sql += " ON CONFLICT (\(target.map(quote).joined(separator: ", "))) DO NOTHING"
                 case nil:
                     break
                 }
-                written = sql + " RETURNING \"t0\".*"
+                // xmax = 0 tells an inserted row from an updated one, so each meets its own check.
+                written = sql + " RETURNING \"t0\".*" + (plan.conflictUpdate == nil ? "" : ", (\"t0\".xmax = 0) AS \"_mb_inserted\"")
             }
         case .update(let values, let columns):
             let list = columns.map(quote).joined(separator: ", ")
@@ -328,7 +345,12 @@ public struct SQLRenderer: Sendable {
             body = "NULL::text"
         }
         var violations = "NULL::bigint"
-        if let check = plan.check {
+        if let update = plan.conflictUpdate, plan.check != nil || update.check != nil {
+            statement.checked = true
+            let inserted = rule(plan.check ?? .always(true), alias: "t0", into: &statement)
+            let updated = rule(update.check ?? .always(true), alias: "t0", into: &statement)
+            violations = "(SELECT count(*) FROM \"_written\" AS \"t0\" WHERE (CASE WHEN \"t0\".\"_mb_inserted\" THEN (\(inserted)) ELSE (\(updated)) END) IS NOT TRUE)"
+        } else if let check = plan.check {
             statement.checked = true
             violations = "(SELECT count(*) FROM \"_written\" AS \"t0\" WHERE (\(rule(check, alias: "t0", into: &statement))) IS NOT TRUE)"
         }

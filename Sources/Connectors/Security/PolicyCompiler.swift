@@ -59,6 +59,12 @@ public enum PolicyValidator {
     public static func validate(_ policies: [Policy], models: [SchemaModel]) throws(PolicyError) {
         for (index, policy) in policies.enumerated() {
             let path = "$.policies[\(index)]"
+            if policy.action == .execute {
+                guard models.contains(where: { model in model.operations.contains { $0.name == policy.entity } }) else {
+                    throw PolicyError("\(path).entity", "unknown function '\(policy.entity)'")
+                }
+                continue
+            }
             guard let (model, entity) = models.lazy.compactMap({ model in model.entity(named: policy.entity).map { (model, $0) } }).first else {
                 throw PolicyError("\(path).entity", "unknown entity '\(policy.entity)'")
             }

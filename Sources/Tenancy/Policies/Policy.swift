@@ -4,7 +4,8 @@ import Runtime
 /// which rows (`when`), what new rows must satisfy (`check`), and values forced from the session
 /// (`set`). Several policies for the same entity, role and action are OR-ed; no policy means deny.
 public struct Policy: Sendable, Equatable {
-    public enum Action: String, Sendable, CaseIterable { case read, create, update, delete }
+    /// `execute` names a function (RPC) instead of an entity; it takes no columns or conditions.
+    public enum Action: String, Sendable, CaseIterable { case read, create, update, delete, execute }
 
     public var entity: String
     public var role: String
@@ -80,7 +81,12 @@ public enum PolicyParser {
             throw PolicyError("\(path).role", "expected a role name")
         }
         guard let actionText = object["action"]?.stringValue, let action = Policy.Action(rawValue: actionText) else {
-            throw PolicyError("\(path).action", "expected one of read, create, update, delete")
+            throw PolicyError("\(path).action", "expected one of read, create, update, delete, execute")
+        }
+        if action == .execute {
+            for key in ["columns", "when", "check", "set"] where object[key] != nil && object[key] != .null {
+                throw PolicyError("\(path).\(key)", "an execute policy names a function and a role only")
+            }
         }
         var columns: [String]?
         if let value = object["columns"], value != .null {
