@@ -9,6 +9,8 @@ import time
 import urllib.request
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("MINIBAAS_BIN", os.path.join(ROOT, ".build", "debug", "minibaas"))
@@ -91,3 +93,66 @@ def sql(database, query):
     out = subprocess.run(["psql", database, "-qtAX", "-c", f"select coalesce(json_agg(o), '[]') from ({query}) o"],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
+
+
+# --- a real SMTP server on loopback (aiosmtpd), requiring AUTH like a hosted relay ------------
+
+SMTP_USER = "mailer"
+SMTP_PASSWORD = "mail-" + secrets.token_hex(6)
+
+
+class Sink:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append({"to": envelope.rcpt_tos, "text": envelope.content.decode("utf-8", "replace"),
+                              "authenticated": session.authenticated})
+        return "250 OK"
+
+    def last_for(self, address):
+        found = [m for m in self.messages if address in m["to"]]
+        assert found, f"no mail for {address}; got {[m['to'] for m in self.messages]}"
+        return found[-1]["text"]
+
+    def wait_for(self, address, count=1, timeout=10):
+        """The text of the count-th mail to address, once it has arrived."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = [m for m in self.messages if address in m["to"]]
+            if len(found) >= count:
+                return found[count - 1]["text"]
+            time.sleep(0.05)
+        raise AssertionError(f"no mail #{count} for {address} within {timeout} s")
+
+
+def _authenticate(server, session, envelope, mechanism, auth_data):
+    return AuthResult(success=auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode())
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=_free_port(), authenticator=_authenticate,
+                            auth_require_tls=False, auth_required=True)
+    controller.start()
+    yield controller, sink
+    controller.stop()
+
+
+def smtp_settings(controller):
+    return {"host": "127.0.0.1", "port": controller.port, "username": SMTP_USER, "password": SMTP_PASSWORD,
+            "from": "noreply@minibaas.test", "tls": False}
+
+
+def token_hash(mail_text):
+    match = re.search(r"token_hash (\S+)", mail_text)
+    assert match, mail_text
+    return match.group(1)

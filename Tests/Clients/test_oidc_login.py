@@ -2,6 +2,7 @@
 official client does it: `sign_in_with_oauth` gives the URL, a browser follows the redirects, and
 the client exchanges the PKCE code for a session. The tenant names its provider "keycloak", one of
 the names the client accepts for a generic OpenID provider."""
+import http.cookiejar
 import json
 import secrets
 import urllib.error
@@ -12,7 +13,7 @@ import pytest
 from supabase import create_client
 from supabase_auth.errors import AuthApiError
 
-from conftest import call
+from conftest import call, smtp_settings, token_hash
 from oidc_provider import Provider
 
 SITE = "http://localhost:3998"
@@ -23,9 +24,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def browse(url):
-    """Follows redirects like a browser until one leaves for the site; returns that Location."""
-    opener = urllib.request.build_opener(NoRedirect)
+def browse(url, cookies=None):
+    """Follows redirects like a browser (keeping its cookies) until one leaves for the site;
+    returns that Location."""
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPCookieProcessor(cookies or http.cookiejar.CookieJar()))
     for _ in range(6):
         if url.startswith(SITE):
             return url
@@ -47,11 +49,11 @@ def provider():
 
 
 @pytest.fixture()
-def oidc_tenant(node, provider):
+def oidc_tenant(node, provider, smtp):
     slug = "oidc" + secrets.token_hex(3)
     created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "OIDC"})
     call("PUT", f"{node.base}/admin/v1/tenants/{slug}/auth", node.token, {
-        "autoconfirm": True, "siteUrl": SITE,
+        "autoconfirm": False, "siteUrl": SITE, "smtp": smtp_settings(smtp[0]),
         "providers": [{"name": "keycloak", "issuer": provider.issuer, "clientId": provider.client_id,
                        "clientSecret": provider.client_secret}]})
     return created
@@ -64,11 +66,11 @@ def sign_in(tenant):
     return client, landed
 
 
+
 def test_sign_in_with_the_provider_creates_then_finds_the_user(oidc_tenant, provider):
     client, landed = sign_in(oidc_tenant)
     assert landed.startswith(SITE + "/after?code="), landed
-    code = urllib.parse.parse_qs(urllib.parse.urlsplit(landed).query)["code"][0]
-    session = client.auth.exchange_code_for_session({"auth_code": code})
+    session = client.auth.exchange_code_for_session({"auth_code": code_from(landed)})
     user = session.user
     assert user.email == provider.email and user.email_confirmed_at is not None
     assert user.app_metadata["provider"] == "keycloak"
@@ -76,25 +78,52 @@ def test_sign_in_with_the_provider_creates_then_finds_the_user(oidc_tenant, prov
     assert client.auth.get_user(session.session.access_token).user.id == user.id
 
     again, landed_again = sign_in(oidc_tenant)
-    code = urllib.parse.parse_qs(urllib.parse.urlsplit(landed_again).query)["code"][0]
-    assert again.auth.exchange_code_for_session({"auth_code": code}).user.id == user.id
+    assert again.auth.exchange_code_for_session({"auth_code": code_from(landed_again)}).user.id == user.id
 
 
-def test_a_password_account_is_linked_by_its_verified_email(oidc_tenant, provider):
+def code_from(landed):
+    assert "?code=" in landed, landed
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(landed).query)["code"][0]
+
+
+def test_a_confirmed_password_account_is_linked_by_its_verified_email(oidc_tenant, provider, smtp):
+    _, sink = smtp
     password_client = create_client(oidc_tenant["apiUrl"], oidc_tenant["anonKey"])
     existing = password_client.auth.sign_up({"email": provider.email, "password": "pw-123456"}).user
+    password_client.auth.verify_otp({"type": "signup", "token_hash": token_hash(sink.wait_for(provider.email))})
     client, landed = sign_in(oidc_tenant)
-    code = urllib.parse.parse_qs(urllib.parse.urlsplit(landed).query)["code"][0]
-    user = client.auth.exchange_code_for_session({"auth_code": code}).user
+    user = client.auth.exchange_code_for_session({"auth_code": code_from(landed)}).user
     assert user.id == existing.id
     assert sorted(identity.provider for identity in user.identities) == ["email", "keycloak"]
 
 
-def test_an_unverified_email_does_not_take_over_an_account(oidc_tenant, provider):
-    provider.email_verified = False
-    create_client(oidc_tenant["apiUrl"], oidc_tenant["anonKey"]).auth.sign_up({"email": provider.email, "password": "pw-123456"})
+def test_an_unconfirmed_account_is_not_linked(oidc_tenant, provider, smtp):
+    # Someone registered the address with a password of their own and never proved it: linking
+    # would let them share the real owner's account.
+    create_client(oidc_tenant["apiUrl"], oidc_tenant["anonKey"]).auth.sign_up({"email": provider.email, "password": "squatter-pw"})
     _, landed = sign_in(oidc_tenant)
-    assert "error_code=email_exists" in landed and "code=" not in landed.split("#")[0]
+    assert "error_code=email_exists" in landed and "?code=" not in landed, landed
+
+
+def test_an_unverified_provider_email_is_refused(oidc_tenant, provider):
+    provider.email_verified = False
+    _, landed = sign_in(oidc_tenant)
+    assert "error_code=provider_email_needs_verification" in landed and "?code=" not in landed, landed
+
+
+def test_the_callback_only_works_in_the_browser_that_began_the_flow(oidc_tenant, provider):
+    client = create_client(oidc_tenant["apiUrl"], oidc_tenant["anonKey"])
+    oauth = client.auth.sign_in_with_oauth({"provider": "keycloak", "options": {"redirect_to": SITE + "/after"}})
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with pytest.raises(urllib.error.HTTPError) as to_provider:
+        opener.open(oauth.url)
+    with pytest.raises(urllib.error.HTTPError) as to_callback:
+        opener.open(to_provider.value.headers["Location"])
+    callback = to_callback.value.headers["Location"]
+    # The attacker's callback URL, opened in the victim's browser (no flow cookie): refused here.
+    with pytest.raises(urllib.error.HTTPError) as victim:
+        urllib.request.build_opener(NoRedirect).open(callback)
+    assert victim.value.code == 400 and json.loads(victim.value.read())["code"] == "bad_oauth_state"
 
 
 @pytest.mark.parametrize("mode", ["wrong_audience", "forged_signature", "wrong_nonce", "expired", "wrong_issuer", "alg_none"])

@@ -148,8 +148,21 @@ final class AuthTests: XCTestCase {
         }
     }
 
-    func testRefreshRotatesAndReuseRevokesTheFamily() async throws {
+    func testARetriedRefreshWithinTheReuseIntervalIsNoReuse() async throws {
         try await withAuthTenant { _, keys, client in
+            let signUp = try await client.call(
+                .post, "/t/acme/auth/v1/signup", headers: AuthTests.keyed(keys.anon), json: ["email": "ann@example.com", "password": "secret-pw"])
+            let first = try XCTUnwrap(signUp.json?["refresh_token"]?.stringValue)
+            for _ in 0..<2 {
+                let refreshed = try await client.call(
+                    .post, "/t/acme/auth/v1/token?grant_type=refresh_token", headers: AuthTests.keyed(keys.anon), json: ["refresh_token": .string(first)])
+                XCTAssertEqual(refreshed.status, .ok, "a retry within the default 10 s is answered, not punished")
+            }
+        }
+    }
+
+    func testRefreshRotatesAndReuseRevokesTheFamily() async throws {
+        try await withAuthTenant(["autoconfirm": true, "refreshTokenReuseInterval": 0]) { _, keys, client in
             let signUp = try await client.call(
                 .post, "/t/acme/auth/v1/signup", headers: AuthTests.keyed(keys.anon), json: ["email": "ann@example.com", "password": "secret-pw"])
             let first = try XCTUnwrap(signUp.json?["refresh_token"]?.stringValue)
@@ -205,6 +218,27 @@ final class AuthTests: XCTestCase {
             XCTAssertEqual(refresh.code, "refresh_token_not_found")
             let badScope = try await client.call(.post, "/t/acme/auth/v1/logout?scope=everyone", headers: AuthTests.keyed(keys.anon, bearer: sessions[1].access))
             XCTAssertEqual(badScope.code, "validation_failed")
+        }
+    }
+
+    func testChangingThePasswordEndsEveryOtherSession() async throws {
+        try await withAuthTenant { _, keys, client in
+            _ = try await client.call(
+                .post, "/t/acme/auth/v1/signup", headers: AuthTests.keyed(keys.anon), json: ["email": "ann@example.com", "password": "secret-pw"])
+            var tokens: [String] = []
+            for _ in 0..<2 {
+                let signIn = try await client.call(
+                    .post, "/t/acme/auth/v1/token?grant_type=password", headers: AuthTests.keyed(keys.anon),
+                    json: ["email": "ann@example.com", "password": "secret-pw"])
+                tokens.append(try XCTUnwrap(signIn.json?["access_token"]?.stringValue))
+            }
+            let changed = try await client.call(
+                .put, "/t/acme/auth/v1/user", headers: AuthTests.keyed(keys.anon, bearer: tokens[0]), json: ["password": "brand-new-pw"])
+            XCTAssertEqual(changed.status, .ok)
+            let mine = try await client.call(.get, "/t/acme/auth/v1/user", headers: AuthTests.keyed(keys.anon, bearer: tokens[0]))
+            XCTAssertEqual(mine.status, .ok, "the session that changed the password stays")
+            let other = try await client.call(.get, "/t/acme/auth/v1/user", headers: AuthTests.keyed(keys.anon, bearer: tokens[1]))
+            XCTAssertEqual(other.code, "session_not_found", "whoever knew the old password is signed out")
         }
     }
 

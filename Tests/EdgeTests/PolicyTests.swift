@@ -78,6 +78,7 @@ final class PolicyTests: XCTestCase {
                 (["policies": [["entity": "posts", "role": "anon", "action": "read", "extra": 1]]], "$.policies[0].extra"),
                 (["rules": []], "$.rules"),
                 (["policies": [["entity": "no_such_fn", "role": "anon", "action": "execute"]]], "$.policies[0].entity"),
+                (["policies": [["entity": "posts", "role": "anon", "action": "create", "when": ["published": ["eq": false]]]]], "$.policies[0].when"),
                 (["policies": [["entity": "add_numbers", "role": "anon", "action": "execute", "when": ["a": ["eq": 1]]]]], "$.policies[0].when"),
             ]
             for (document, path) in bad {

@@ -74,19 +74,32 @@ extension ControlPlaneStoreContract {
         try await store.createSession(tenant: "acme", id: "s1", userID: "u1", refresh: refresh("acme", "t1", user: "u1", session: "s1"))
         try await store.createSession(tenant: "acme", id: "s2", userID: "u1", refresh: refresh("acme", "x1", user: "u1", session: "s2"))
         try await assertEqual(
-            try await store.rotateRefreshToken(tenant: "acme", hash: "t1", nextHash: "t2", at: Date()), .rotated(userID: "u1", sessionID: "s1"))
-        try await assertEqual(try await store.rotateRefreshToken(tenant: "acme", hash: "nope", nextHash: "z", at: Date()), .invalid)
-        try await assertEqual(try await store.rotateRefreshToken(tenant: "acme", hash: "t1", nextHash: "t3", at: Date()), .reused)
+            try await store.rotateRefreshToken(tenant: "acme", hash: "t1", nextHash: "t2", at: Date(), graceSince: Date().addingTimeInterval(60)), .rotated(userID: "u1", sessionID: "s1"))
+        try await assertEqual(try await store.rotateRefreshToken(tenant: "acme", hash: "nope", nextHash: "z", at: Date(), graceSince: Date().addingTimeInterval(60)), .invalid)
+        try await assertEqual(try await store.rotateRefreshToken(tenant: "acme", hash: "t1", nextHash: "t3", at: Date(), graceSince: Date().addingTimeInterval(60)), .reused)
         try await assertFalse(try await store.sessionIsActive(tenant: "acme", id: "s1"))
         // The whole family is gone, the current token included; the other session is untouched.
-        try await assertEqual(try await store.rotateRefreshToken(tenant: "acme", hash: "t2", nextHash: "t4", at: Date()), .invalid)
+        try await assertEqual(try await store.rotateRefreshToken(tenant: "acme", hash: "t2", nextHash: "t4", at: Date(), graceSince: Date().addingTimeInterval(60)), .invalid)
         try await assertTrue(try await store.sessionIsActive(tenant: "acme", id: "s2"))
+
+        // Within the grace period a spent token rotates again: the client's retry of a lost answer.
+        try await store.createSession(tenant: "acme", id: "s3", userID: "u1", refresh: refresh("acme", "g1", user: "u1", session: "s3"))
+        let spentAt = Date()
+        try await assertEqual(
+            try await store.rotateRefreshToken(tenant: "acme", hash: "g1", nextHash: "g2", at: spentAt, graceSince: spentAt),
+            .rotated(userID: "u1", sessionID: "s3"))
+        try await assertEqual(
+            try await store.rotateRefreshToken(tenant: "acme", hash: "g1", nextHash: "g3", at: spentAt.addingTimeInterval(1), graceSince: spentAt.addingTimeInterval(-9)),
+            .rotated(userID: "u1", sessionID: "s3"))
+        try await assertEqual(
+            try await store.rotateRefreshToken(tenant: "acme", hash: "g1", nextHash: "g4", at: spentAt.addingTimeInterval(20), graceSince: spentAt.addingTimeInterval(10)),
+            .reused)
 
         // Two presentations of one token at once: exactly one rotates.
         let store = self.store
         let outcomes = try await withThrowingTaskGroup(of: RefreshRotation.self) { group in
             for index in 0..<4 {
-                group.addTask { try await store.rotateRefreshToken(tenant: "acme", hash: "x1", nextHash: "x1-\(index)", at: Date()) }
+                group.addTask { try await store.rotateRefreshToken(tenant: "acme", hash: "x1", nextHash: "x1-\(index)", at: Date(), graceSince: Date().addingTimeInterval(60)) }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }

@@ -219,6 +219,9 @@ extension SwitchableStore {
     func user(tenant: String, email: String) async throws -> AuthUser? { try await inner.user(tenant: tenant, email: email) }
     func updateUser(_ user: AuthUser) async throws -> Bool { try await inner.updateUser(user) }
     func deleteUser(tenant: String, id: String) async throws { try await inner.deleteUser(tenant: tenant, id: id) }
+    func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws {
+        try await inner.mergeUserProfile(tenant: tenant, id: id, fields: fields)
+    }
     func putToken(_ token: AuthToken) async throws { try await inner.putToken(token) }
     func takeToken(tenant: String, hash: String, kind: AuthToken.Kind, notBefore: Date) async throws -> AuthToken? {
         try await inner.takeToken(tenant: tenant, hash: hash, kind: kind, notBefore: notBefore)
@@ -226,8 +229,8 @@ extension SwitchableStore {
     func createSession(tenant: String, id: String, userID: String, refresh: AuthToken) async throws {
         try await inner.createSession(tenant: tenant, id: id, userID: userID, refresh: refresh)
     }
-    func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date) async throws -> RefreshRotation {
-        try await inner.rotateRefreshToken(tenant: tenant, hash: hash, nextHash: nextHash, at: at)
+    func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date, graceSince: Date) async throws -> RefreshRotation {
+        try await inner.rotateRefreshToken(tenant: tenant, hash: hash, nextHash: nextHash, at: at, graceSince: graceSince)
     }
     func sessionIsActive(tenant: String, id: String) async throws -> Bool { try await inner.sessionIsActive(tenant: tenant, id: id) }
     func revokeSessions(tenant: String, userID: String, scope: SessionScope, at: Date) async throws {

@@ -173,6 +173,12 @@ public struct RestPlanner: Sendable {
         if let onConflict, !access.bypass, case .merge(let conflictTarget) = onConflict {
             // The update half runs under the update policy: only rows it lets the caller update,
             // only its columns, its presets, and its check on the result.
+            // Telling inserted from updated rows (for their two checks) needs a table's xmax.
+            guard entity.kind == .table else {
+                throw RestError(
+                    status: 405, code: "PGRST105", message: "upserts under policies are supported on tables; '\(entity.name)' is a \(entity.kind.rawValue)",
+                    hint: "insert, or update with PATCH")
+            }
             let updateGrant = try compiler.grant(entity, .update)
             let createPresets = Set((grant?.presets ?? []).map(\.0))
             // Create presets say who a new row belongs to; they do not rewrite an existing row.

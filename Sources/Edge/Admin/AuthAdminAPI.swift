@@ -23,7 +23,7 @@ struct AuthAdminAPI {
     @Sendable func put(_ request: Request, context: EdgeContext) async throws -> Response {
         let slug = try await node.existingTenant(context).slug
         let body = try await JSONBody.read(request)
-        try body.allowOnly(["autoconfirm", "siteUrl", "smtp", "providers", "accessTokenTtl"])
+        try body.allowOnly(["autoconfirm", "siteUrl", "smtp", "providers", "accessTokenTtl", "refreshTokenReuseInterval"])
         let previous = try await AuthService.settings(slug: slug, store: node.store, secretBox: node.secretBox)
         var settings = AuthSettings()
         settings.autoconfirm = try body.bool("autoconfirm") ?? false
@@ -44,6 +44,12 @@ struct AuthAdminAPI {
         if let ttl = try body.int("accessTokenTtl") {
             guard (60...7 * 86400).contains(ttl) else { throw APIError.invalidField("accessTokenTtl", "must be between 60 and 604800 seconds") }
             settings.accessTokenTTL = ttl
+        }
+        if let interval = try body.int("refreshTokenReuseInterval") {
+            guard (0...3600).contains(interval) else {
+                throw APIError.invalidField("refreshTokenReuseInterval", "must be between 0 and 3600 seconds")
+            }
+            settings.refreshTokenReuseInterval = interval
         }
         let sealed = try node.secretBox.seal(
             JSONValue.object(settings.secretsDocument()).encoded(), context: AuthSettings.sealingContext(slug: slug))
@@ -76,7 +82,8 @@ struct AuthAdminAPI {
         let name = try body.requiredString("name")
         guard (1...32).contains(name.utf8.count), name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 })
         else { throw APIError.invalidField("\(field).name", "use 1-32 characters of a-z, 0-9, '-' and '_'") }
-        let issuer = try httpURL(try body.requiredString("issuer"), field: "\(field).issuer")
+        // Kept exactly as given: an ID token's `iss` must equal it character for character.
+        let issuer = try httpURL(try body.requiredString("issuer"), field: "\(field).issuer", trimSlash: false)
         let clientID = try body.requiredString("clientId")
         let secret = try body.string("clientSecret") ?? previous.first { $0.name == name }?.clientSecret ?? ""
         let scopes = try (body.array("scopes") ?? ["openid", "email", "profile"]).map { value in
@@ -88,10 +95,10 @@ struct AuthAdminAPI {
         return OIDCProviderSettings(name: name, issuer: issuer, clientID: clientID, clientSecret: secret, scopes: scopes)
     }
 
-    private static func httpURL(_ text: String, field: String) throws -> String {
+    private static func httpURL(_ text: String, field: String, trimSlash: Bool = true) throws -> String {
         guard let url = URLComponents(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false else {
             throw APIError.invalidField(field, "expected an http(s) URL")
         }
-        return text.hasSuffix("/") ? String(text.dropLast()) : text
+        return trimSlash && text.hasSuffix("/") ? String(text.dropLast()) : text
     }
 }

@@ -159,10 +159,28 @@ struct AuthAPI {
             }
             pkce = PKCEChallenge(value: challenge, method: method)
         }
-        let url = try await service(context).beginSignIn(
+        let auth = try await service(context)
+        let (url, binding) = try await auth.beginSignIn(
             provider: provider, redirectTo: query.get("redirect_to").map { String($0) }, pkce: pkce,
             scopes: query.get("scopes").map { String($0) })
-        return Response(status: .found, headers: [.location: url, .cacheControl: "no-store"])
+        let secure = auth.authURL.hasPrefix("https:") ? "; Secure" : ""
+        return Response(status: .found, headers: [
+            .location: url, .cacheControl: "no-store",
+            .setCookie: "\(Self.flowCookie(auth.slug))=\(binding); Path=/; Max-Age=600; HttpOnly; SameSite=Lax\(secure)",
+        ])
+    }
+
+    /// The cookie that ties an OIDC flow to the browser that began it.
+    static func flowCookie(_ slug: String) -> String { "mb-oauth-\(slug)" }
+
+    static func cookie(_ name: String, in request: Request) -> String? {
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                if parts.count == 2, parts[0] == name { return String(parts[1]) }
+            }
+        }
+        return nil
     }
 
     /// `GET /callback?code=…&state=…`: back from the identity provider.
@@ -173,7 +191,8 @@ struct AuthAPI {
             query.get("error_description").map { "\(error): \($0)" } ?? error
         }
         let (target, result) = await auth.finishSignIn(
-            code: query.get("code").map { String($0) }, state: query.get("state").map { String($0) } ?? "", providerError: providerError)
+            code: query.get("code").map { String($0) }, state: query.get("state").map { String($0) } ?? "", providerError: providerError,
+            browserBinding: Self.cookie(Self.flowCookie(auth.slug), in: request))
         switch result {
         case .success(.authCode(let code)): return Self.redirect(to: target ?? auth.redirect(nil), query: ["code": code])
         case .success(.session(let session)): return Self.redirect(to: target ?? auth.redirect(nil), session: session, type: "oauth")

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import Runtime
 
 /// GoTrue's behaviour for one tenant: sign-up, password and refresh-token grants, e-mail links,
@@ -107,7 +108,10 @@ public struct AuthService: Sendable {
     public func refresh(_ refreshToken: String) async throws -> JSONObject {
         let next = Self.newSecret()
         let at = now()
-        switch try await store.rotateRefreshToken(tenant: slug, hash: Self.digest(refreshToken), nextHash: Self.digest(next), at: at) {
+        let graceSince = at.addingTimeInterval(-TimeInterval(settings.refreshTokenReuseInterval))
+        switch try await store.rotateRefreshToken(
+            tenant: slug, hash: Self.digest(refreshToken), nextHash: Self.digest(next), at: at, graceSince: graceSince)
+        {
         case .invalid: throw AuthFailure.refreshTokenNotFound
         case .reused: throw AuthFailure.refreshTokenReused
         case .rotated(let userID, let sessionID):
@@ -157,16 +161,16 @@ public struct AuthService: Sendable {
         else { throw AuthFailure.otpExpired }
         guard var user = try await store.user(tenant: slug, id: token.userID) else { throw AuthFailure.otpExpired }
         let at = now()
+        // Following any link proves the address it was sent to.
+        if user.profile.emailConfirmedAt == nil { user.profile.emailConfirmedAt = at }
         switch kind {
-        case .signup, .email:
-            if user.profile.emailConfirmedAt == nil { user.profile.emailConfirmedAt = at }
-        case .recovery:
-            // Following a recovery link proves the address as well.
-            if user.profile.emailConfirmedAt == nil { user.profile.emailConfirmedAt = at }
+        case .signup, .email, .recovery:
+            if user.profile.emailVerifiedAt == nil { user.profile.emailVerifiedAt = at }
         case .emailChange:
             guard let newEmail = token.data["email"]?.stringValue else { throw AuthFailure.otpExpired }
             user.email = newEmail
             user.profile.newEmail = nil
+            user.profile.emailVerifiedAt = at
         }
         user.profile.updatedAt = at
         do {
@@ -193,15 +197,23 @@ public struct AuthService: Sendable {
             throw AuthFailure(422, "email_provider_disabled", "This tenant cannot send e-mail, so password recovery is unavailable")
         }
         if let wait = throttle.attempt(tenant: slug, email: email, address: clientAddress) { throw AuthFailure.throttled(retryAfter: wait) }
-        guard var user = try await store.user(tenant: slug, email: email) else { return }
+        guard let user = try await store.user(tenant: slug, email: email) else { return }
         let at = now()
         let link = OneTimeLink(kind: .recovery, user: user, pkce: pkce, at: at)
         try await store.putToken(link.token)
-        user.profile.recoverySentAt = at
-        _ = try await store.updateUser(user)
-        try await mail(
-            to: email, subject: "Reset your password",
-            text: "Follow this link to choose a new password:\n\n\(link.url(authURL: authURL, type: "recovery", redirectTo: redirect(redirectTo)))\n\nOr verify with token_hash \(link.secret)\nThe link is valid for one hour.\n")
+        try await store.mergeUserProfile(tenant: slug, id: user.id, fields: ["recoverySentAt": AuthUser.Profile.time(at)])
+        let text = "Follow this link to choose a new password:\n\n\(link.url(authURL: authURL, type: "recovery", redirectTo: redirect(redirectTo)))\n\nOr verify with token_hash \(link.secret)\nThe link is valid for one hour.\n"
+        // Sent after answering: waiting for SMTP (or reporting its failure) only for registered
+        // addresses would tell who has an account.
+        let service = self
+        Task {
+            do {
+                try await service.mail(to: email, subject: "Reset your password", text: text)
+            } catch {
+                Logger(label: "minibaas.auth").warning(
+                    "recovery mail not sent", metadata: ["tenant": .string(service.slug), "error": .string("\(error)")])
+            }
+        }
     }
 
     // MARK: - The signed-in user
@@ -251,6 +263,11 @@ public struct AuthService: Sendable {
         } catch ControlPlaneError.duplicate {
             throw AuthFailure.emailExists
         }
+        if password != nil {
+            // A new password ends every other session: whoever knew the old one is signed out.
+            let current = claims["session_id"]?.stringValue
+            try await store.revokeSessions(tenant: slug, userID: user.id, scope: current.map(SessionScope.allBut) ?? .all, at: at)
+        }
         if let pendingLink, let newEmail = user.profile.newEmail {
             try await store.putToken(pendingLink.token)
             try await mail(
@@ -292,7 +309,7 @@ public struct AuthService: Sendable {
         let at = now()
         var user = user
         user.profile.lastSignInAt = at
-        _ = try await store.updateUser(user)
+        try await store.mergeUserProfile(tenant: slug, id: user.id, fields: ["lastSignInAt": AuthUser.Profile.time(at)])
         let sessionID = UUID().uuidString.lowercased()
         let refreshToken = Self.newSecret()
         try await store.createSession(

@@ -9,6 +9,9 @@ public struct AuthSettings: Sendable, Equatable {
     public var smtp: SMTPSettings?
     public var providers: [OIDCProviderSettings] = []
     public var accessTokenTTL = 3600
+    /// Seconds after its first use during which a refresh token may be presented again (a retry
+    /// of a refresh whose answer was lost) without counting as reuse. GoTrue's default is 10.
+    public var refreshTokenReuseInterval = 10
 
     public init() {}
 
@@ -34,6 +37,7 @@ public struct AuthSettings: Sendable, Equatable {
             ]
         })
         object["accessTokenTtl"] = .integer(Int64(accessTokenTTL))
+        object["refreshTokenReuseInterval"] = .integer(Int64(refreshTokenReuseInterval))
         return object
     }
 
@@ -67,6 +71,7 @@ public struct AuthSettings: Sendable, Equatable {
                 scopes: (provider["scopes"]?.arrayValue ?? []).compactMap(\.stringValue))
         }
         settings.accessTokenTTL = Int(document["accessTokenTtl"]?.intValue ?? 3600)
+        settings.refreshTokenReuseInterval = Int(document["refreshTokenReuseInterval"]?.intValue ?? 10)
         return settings
     }
 }

@@ -15,6 +15,10 @@ public struct AuthUser: Sendable, Equatable {
     public struct Profile: Sendable, Equatable {
         public var passwordHash: String?
         public var emailConfirmedAt: Date?
+        /// When the address was proven (a link followed, or a provider that verified it); unlike
+        /// `emailConfirmedAt`, never set by autoconfirm. Only a proven account is linked to an
+        /// OIDC identity with the same address.
+        public var emailVerifiedAt: Date?
         public var confirmationSentAt: Date?
         public var recoverySentAt: Date?
         public var lastSignInAt: Date?
@@ -40,7 +44,7 @@ public struct AuthUser: Sendable, Equatable {
 }
 
 extension AuthUser.Profile {
-    private static func time(_ date: Date?) -> JSONValue {
+    static func time(_ date: Date?) -> JSONValue {
         date.map { .integer(Int64(($0.timeIntervalSince1970 * 1000).rounded())) } ?? .null
     }
 
@@ -53,6 +57,7 @@ extension AuthUser.Profile {
         var object = JSONObject()
         object["passwordHash"] = passwordHash.map(JSONValue.string) ?? .null
         object["emailConfirmedAt"] = Self.time(emailConfirmedAt)
+        object["emailVerifiedAt"] = Self.time(emailVerifiedAt)
         object["confirmationSentAt"] = Self.time(confirmationSentAt)
         object["recoverySentAt"] = Self.time(recoverySentAt)
         object["lastSignInAt"] = Self.time(lastSignInAt)
@@ -72,6 +77,7 @@ extension AuthUser.Profile {
             appMetadata: object["appMetadata"]?.objectValue ?? [:], userMetadata: object["userMetadata"]?.objectValue ?? [:])
         profile.passwordHash = object["passwordHash"]?.stringValue
         profile.emailConfirmedAt = date(object["emailConfirmedAt"])
+        profile.emailVerifiedAt = date(object["emailVerifiedAt"])
         profile.confirmationSentAt = date(object["confirmationSentAt"])
         profile.recoverySentAt = date(object["recoverySentAt"])
         profile.lastSignInAt = date(object["lastSignInAt"])
@@ -132,6 +138,9 @@ public protocol AuthStore: Sendable {
     func user(tenant: String, email: String) async throws -> AuthUser?
     /// Writes e-mail and profile; `ControlPlaneError.duplicate` when the new e-mail is taken.
     func updateUser(_ user: AuthUser) async throws -> Bool
+    /// Sets a few profile fields in place, leaving the rest as stored: bookkeeping such as the
+    /// last sign-in must never write back a profile read before a concurrent password change.
+    func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws
     func deleteUser(tenant: String, id: String) async throws
 
     /// Stores a one-time token, replacing unused ones of the same kind for the same user.
@@ -141,8 +150,10 @@ public protocol AuthStore: Sendable {
 
     /// Starts a session with its first refresh token.
     func createSession(tenant: String, id: String, userID: String, refresh: AuthToken) async throws
-    /// Spends a refresh token and stores `nextHash` as its successor, atomically.
-    func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date) async throws -> RefreshRotation
+    /// Spends a refresh token and stores `nextHash` as its successor, atomically. A token spent
+    /// at or after `graceSince` may be spent again (a client retrying a refresh whose answer it
+    /// lost); one spent before revokes the session.
+    func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date, graceSince: Date) async throws -> RefreshRotation
     /// Whether a session exists and is not revoked.
     func sessionIsActive(tenant: String, id: String) async throws -> Bool
     /// Revokes one session, all the user's sessions, or all but one.

@@ -27,24 +27,25 @@ public final class LoginThrottle: @unchecked Sendable {
         self.capacity = capacity
     }
 
-    /// nil when the attempt may go ahead, else the seconds to wait.
+    /// nil when the attempt may go ahead, else the seconds to wait. The address is asked first, so
+    /// a flood from one address is refused before it can touch (or create) any account's bucket.
     public func attempt(tenant: String, email: String, address clientAddress: String) -> Int? {
-        let decisions = [
-            bucket("a|\(tenant)|\(email)", account).take(),
-            bucket("i|\(tenant)|\(clientAddress)", address).take(),
-        ]
-        let waits = decisions.compactMap { decision -> Double? in
-            if case .limited(let retryAfter) = decision { return retryAfter }
-            return nil
-        }
-        return waits.max().map { max(1, Int($0.rounded(.up))) }
+        if case .limited(let wait) = bucket("i|\(tenant)|\(clientAddress)", address).take() { return Self.seconds(wait) }
+        if case .limited(let wait) = bucket("a|\(tenant)|\(email)", account).take() { return Self.seconds(wait) }
+        return nil
     }
+
+    private static func seconds(_ wait: Double) -> Int { max(1, Int(wait.rounded(.up))) }
 
     private func bucket(_ key: String, _ budget: Budget) -> TokenBucket {
         lock.withLock {
             if let bucket = buckets[key] { return bucket }
-            // Bounded memory under a spray of addresses: forgetting everyone only forgives them.
-            if buckets.count >= capacity { buckets.removeAll(keepingCapacity: true) }
+            // Bounded memory: forget buckets that have refilled (they hold no history). Only when
+            // every bucket still holds history is an arbitrary half dropped — never all at once.
+            if buckets.count >= capacity {
+                buckets = buckets.filter { !$0.value.isFull }
+                if buckets.count >= capacity { buckets = Dictionary(uniqueKeysWithValues: buckets.prefix(capacity / 2).map { ($0.key, $0.value) }) }
+            }
             let bucket = TokenBucket(rate: budget.rate, capacity: budget.attempts)
             buckets[key] = bucket
             return bucket

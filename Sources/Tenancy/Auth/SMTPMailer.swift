@@ -59,6 +59,8 @@ public struct SMTPMailer: Sendable {
             try await dialogue.command("EHLO minibaas", expect: 250)
             if settings.tls && !implicitTLS {
                 try await dialogue.command("STARTTLS", expect: 220)
+                // Anything already buffered was sent in clear before the handshake: an injection.
+                guard dialogue.pending.isEmpty else { throw SMTPError.protocolViolation("data after STARTTLS reply") }
                 try await channel.channel.pipeline.addHandler(try Self.tlsHandler(host: host), position: .first).get()
                 try await dialogue.command("EHLO minibaas", expect: 250)
             }

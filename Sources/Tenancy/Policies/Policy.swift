@@ -96,7 +96,11 @@ public enum PolicyParser {
             columns = list.compactMap(\.stringValue)
         }
         var when: PolicyExpression?
-        if let value = object["when"], value != .null { when = try expression(value, path: "\(path).when", depth: 0) }
+        if let value = object["when"], value != .null {
+            // A new row has no "before": accepting `when` here and ignoring it would allow every row.
+            guard action != .create else { throw PolicyError("\(path).when", "create policies restrict new rows with check, not when") }
+            when = try expression(value, path: "\(path).when", depth: 0)
+        }
         var check: PolicyExpression?
         if let value = object["check"], value != .null {
             guard action == .create || action == .update else { throw PolicyError("\(path).check", "only create and update policies have a check") }

@@ -35,6 +35,14 @@ public final class TokenBucket: @unchecked Sendable {
         }
     }
 
+    /// Whether the bucket has refilled completely, i.e. holds nothing worth remembering.
+    public var isFull: Bool {
+        lock.withLock {
+            refill()
+            return tokens >= capacity
+        }
+    }
+
     public func reconfigure(rate: Double, capacity: Int) {
         lock.withLock {
             refill()

@@ -79,6 +79,14 @@ extension PostgresControlPlaneStore {
         }
     }
 
+    public func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws {
+        try await client.query(
+            """
+            UPDATE minibaas.auth_users SET profile = profile || \(StoreCoding.encodeObject(fields))::jsonb
+            WHERE tenant = \(tenant) AND id = \(id)
+            """, logger: logger)
+    }
+
     public func deleteUser(tenant: String, id: String) async throws {
         try await client.query("DELETE FROM minibaas.auth_users WHERE tenant = \(tenant) AND id = \(id)", logger: logger)
     }
@@ -129,25 +137,25 @@ extension PostgresControlPlaneStore {
         }
     }
 
-    public func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date) async throws -> RefreshRotation {
+    public func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date, graceSince: Date) async throws -> RefreshRotation {
         try await client.withTransaction(logger: logger) { db in
             let rows = try await db.query(
                 """
-                SELECT t.user_id, t.session_id, t.spent_at IS NOT NULL, s.revoked_at IS NOT NULL FROM minibaas.auth_tokens t
+                SELECT t.user_id, t.session_id, coalesce(t.spent_at < \(graceSince), false), s.revoked_at IS NOT NULL FROM minibaas.auth_tokens t
                 JOIN minibaas.auth_sessions s ON s.tenant = t.tenant AND s.id = t.session_id
                 WHERE t.tenant = \(tenant) AND t.hash = \(hash) AND t.kind = 'refresh'
                 FOR UPDATE
                 """, logger: logger)
             var found: (String, String, Bool, Bool)?
             for try await row in rows.decode((String, String, Bool, Bool).self) { found = row }
-            guard let (userID, sessionID, spent, revoked) = found, !revoked else { return .invalid }
-            if spent {
+            guard let (userID, sessionID, spentBeforeGrace, revoked) = found, !revoked else { return .invalid }
+            if spentBeforeGrace {
                 try await db.query(
                     "UPDATE minibaas.auth_sessions SET revoked_at = \(at) WHERE tenant = \(tenant) AND id = \(sessionID)", logger: logger)
                 return .reused
             }
             try await db.query(
-                "UPDATE minibaas.auth_tokens SET spent_at = \(at) WHERE tenant = \(tenant) AND hash = \(hash)", logger: logger)
+                "UPDATE minibaas.auth_tokens SET spent_at = coalesce(spent_at, \(at)) WHERE tenant = \(tenant) AND hash = \(hash)", logger: logger)
             try await Self.insertToken(
                 AuthToken(tenant: tenant, hash: nextHash, kind: .refresh, userID: userID, sessionID: sessionID, createdAt: at),
                 into: db, logger: logger)

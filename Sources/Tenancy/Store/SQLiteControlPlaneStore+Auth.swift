@@ -72,6 +72,14 @@ extension SQLiteControlPlaneStore {
         }
     }
 
+    public func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws {
+        try await transaction { db in
+            _ = try await db.query(
+                "UPDATE auth_users SET profile = json_patch(profile, ?) WHERE tenant = ? AND id = ?",
+                [.text(StoreCoding.encodeObject(fields)), .text(tenant), .text(id)])
+        }
+    }
+
     public func deleteUser(tenant: String, id: String) async throws {
         try await transaction { db in
             for table in ["auth_identities", "auth_tokens", "auth_sessions"] {
@@ -122,7 +130,7 @@ extension SQLiteControlPlaneStore {
         }
     }
 
-    public func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date) async throws -> RefreshRotation {
+    public func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date, graceSince: Date) async throws -> RefreshRotation {
         try await transaction { db in
             let rows = try await db.query(
                 """
@@ -133,13 +141,13 @@ extension SQLiteControlPlaneStore {
             guard let row = rows.first, let userID = row.column("user_id")?.string, let sessionID = row.column("session_id")?.string,
                 row.column("revoked_at_ms")?.integer == nil
             else { return .invalid }
-            if row.column("spent_at_ms")?.integer != nil {
+            if let spent = row.column("spent_at_ms")?.integer, Int64(spent) < StoreCoding.milliseconds(graceSince) {
                 _ = try await db.query(
                     "UPDATE auth_sessions SET revoked_at_ms = ? WHERE tenant = ? AND id = ?", [Self.ms(at), .text(tenant), .text(sessionID)])
                 return .reused
             }
             _ = try await db.query(
-                "UPDATE auth_tokens SET spent_at_ms = ? WHERE tenant = ? AND hash = ?", [Self.ms(at), .text(tenant), .text(hash)])
+                "UPDATE auth_tokens SET spent_at_ms = coalesce(spent_at_ms, ?) WHERE tenant = ? AND hash = ?", [Self.ms(at), .text(tenant), .text(hash)])
             try await Self.insertToken(
                 AuthToken(tenant: tenant, hash: nextHash, kind: .refresh, userID: userID, sessionID: sessionID, createdAt: at), into: db)
             return .rotated(userID: userID, sessionID: sessionID)

@@ -18,8 +18,12 @@ extension AuthService {
         var expires: Date
     }
 
-    /// The provider's authorization URL to send the browser to.
-    public func beginSignIn(provider name: String, redirectTo: String?, pkce: PKCEChallenge?, scopes: String?) async throws -> String {
+    /// The provider's authorization URL to send the browser to, and the value the browser must
+    /// bring back (in a cookie) to `/callback`: it ties the flow to the browser that began it, so
+    /// a callback URL sent to someone else cannot sign them into the sender's account.
+    public func beginSignIn(
+        provider name: String, redirectTo: String?, pkce: PKCEChallenge?, scopes: String?
+    ) async throws -> (url: String, browserBinding: String) {
         let provider = try provider(named: name)
         let endpoints: OIDCRelyingParty.Endpoints
         do {
@@ -36,20 +40,25 @@ extension AuthService {
         guard var url = URLComponents(string: endpoints.authorization) else {
             throw AuthFailure(502, "oauth_provider_unavailable", "The identity provider's authorization endpoint is not a URL")
         }
+        let sealed = try seal(state)
         url.queryItems = (url.queryItems ?? []) + [
             URLQueryItem(name: "response_type", value: "code"), URLQueryItem(name: "client_id", value: provider.clientID),
             URLQueryItem(name: "redirect_uri", value: callbackURL), URLQueryItem(name: "scope", value: requested.joined(separator: " ")),
-            URLQueryItem(name: "state", value: try seal(state)), URLQueryItem(name: "nonce", value: state.nonce),
+            URLQueryItem(name: "state", value: sealed), URLQueryItem(name: "nonce", value: state.nonce),
             URLQueryItem(name: "code_challenge", value: Base64URL.encode(Array(SHA256.hash(data: Array(state.verifier.utf8))))),
             URLQueryItem(name: "code_challenge_method", value: "S256"),
         ]
-        return url.string ?? endpoints.authorization
+        return (url.string ?? endpoints.authorization, Self.digest(sealed))
     }
 
     /// Where the browser lands after the provider; `target` is where to send it next, with the
     /// result (or, when `target` is nil, the state was unusable and there is nowhere safe to go).
-    public func finishSignIn(code: String?, state sealed: String, providerError: String?) async -> (target: String?, result: Result<Verified, AuthFailure>) {
-        guard let state = try? open(sealed), state.expires > now() else {
+    public func finishSignIn(
+        code: String?, state sealed: String, providerError: String?, browserBinding: String?
+    ) async -> (target: String?, result: Result<Verified, AuthFailure>) {
+        guard let browserBinding, PasswordHasher.constantTimeEquals(Array(browserBinding.utf8), Array(Self.digest(sealed).utf8)),
+            let state = try? open(sealed), state.expires > now()
+        else {
             return (nil, .failure(AuthFailure(400, "bad_oauth_state", OIDCError.invalidState.description)))
         }
         do {
@@ -100,11 +109,15 @@ extension AuthService {
         }
         let verified = claims["email_verified"]?.boolValue ?? (claims["email_verified"]?.stringValue == "true")
         if var existing = try await store.user(tenant: slug, email: email) {
-            // Linking on an unverified address would let anyone who can name an e-mail at some
-            // provider take over the account that owns it.
-            guard verified else {
-                throw AuthFailure(422, "email_exists", "An account with this e-mail exists; the provider has not verified the address")
+            // Both sides must have proven the address: an unverified claim at the provider would
+            // take over the account, and an account whose address was never proven may belong to
+            // someone who registered another person's address with a password of their own.
+            guard verified, existing.profile.emailVerifiedAt != nil else {
+                throw AuthFailure(
+                    422, "email_exists", "An account with this e-mail exists and cannot be linked automatically",
+                    hint: "sign in with the account's password first; its address must be confirmed and verified by the provider")
             }
+            existing.profile.emailVerifiedAt = existing.profile.emailVerifiedAt ?? at
             var providers = existing.profile.appMetadata["providers"]?.arrayValue ?? []
             if !providers.contains(.string(provider)) { providers.append(.string(provider)) }
             existing.profile.appMetadata["providers"] = .array(providers)
@@ -113,9 +126,16 @@ extension AuthService {
             try await store.linkIdentity(tenant: slug, provider: provider, subject: subject, userID: existing.id, data: data, at: at)
             return existing
         }
+        // An address nobody verified would put a stranger's e-mail into `auth.email` for policies.
+        guard verified || settings.autoconfirm else {
+            throw AuthFailure(
+                422, "provider_email_needs_verification", "The identity provider has not verified this e-mail address",
+                hint: "verify the address at the provider, or enable autoconfirm for this tenant")
+        }
         var profile = AuthUser.Profile(
             updatedAt: at, appMetadata: ["provider": .string(provider), "providers": [.string(provider)]], userMetadata: data)
-        profile.emailConfirmedAt = verified ? at : nil
+        profile.emailConfirmedAt = at
+        profile.emailVerifiedAt = verified ? at : nil
         let user = AuthUser(tenant: slug, id: UUID().uuidString.lowercased(), email: email, createdAt: at, profile: profile)
         do {
             try await store.createUser(user, token: nil)

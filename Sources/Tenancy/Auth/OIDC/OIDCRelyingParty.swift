@@ -81,7 +81,7 @@ public final class OIDCRelyingParty: Sendable {
 
     private func entry(issuer: String) async throws(OIDCError) -> Entry {
         if let cached = cache.get(issuer), ContinuousClock.now - cached.fetchedAt < lifetime { return cached }
-        let url = issuer + "/.well-known/openid-configuration"
+        let url = (issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer) + "/.well-known/openid-configuration"
         let (status, json) = try await fetchJSON(HTTPClientRequest(url: url), failure: OIDCError.discovery)
         guard status == 200, let document = json?.objectValue else { throw .discovery("GET \(url) answered \(status)") }
         // The document must speak for the issuer we were configured with (OpenID Discovery §4.3).
