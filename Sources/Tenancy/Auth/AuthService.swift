@@ -172,12 +172,7 @@ public struct AuthService: Sendable {
             user.profile.newEmail = nil
             user.profile.emailVerifiedAt = at
         }
-        user.profile.updatedAt = at
-        do {
-            _ = try await store.updateUser(user)
-        } catch ControlPlaneError.duplicate {
-            throw AuthFailure.emailExists
-        }
+        try await save(&user, at: at)
         let method = kind == .recovery ? "recovery" : "otp"
         if issueCode, let challenge = token.data["challenge"]?.stringValue, let challengeMethod = token.data["method"]?.stringValue {
             let code = Self.newSecret()
@@ -257,12 +252,7 @@ public struct AuthService: Sendable {
                 }
             }
         }
-        user.profile.updatedAt = at
-        do {
-            _ = try await store.updateUser(user)
-        } catch ControlPlaneError.duplicate {
-            throw AuthFailure.emailExists
-        }
+        try await save(&user, at: at)
         if password != nil {
             // A new password ends every other session: whoever knew the old one is signed out.
             let current = claims["session_id"]?.stringValue
@@ -362,6 +352,16 @@ public struct AuthService: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// Writes a changed user; an e-mail another user holds is GoTrue's `email_exists`.
+    private func save(_ user: inout AuthUser, at: Date) async throws {
+        user.profile.updatedAt = at
+        do {
+            _ = try await store.updateUser(user)
+        } catch ControlPlaneError.duplicate {
+            throw AuthFailure.emailExists
+        }
+    }
 
     /// Where an e-mail link lands: the requested address when it is on the tenant's site, else the site.
     /// Anything else would make our e-mails an open redirect.
