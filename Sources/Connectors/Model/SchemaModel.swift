@@ -163,6 +163,9 @@ public struct Relation: Sendable, Codable, Equatable {
     public var toColumns: [String]
     /// For many-to-many: the join table, its columns pointing at `from`, and at `to`.
     public var junction: Junction?
+    /// For one-to-one, which both sides see alike: whether `from` is the table holding the
+    /// foreign key (needed to create it again, e.g. when provisioning an uploaded schema).
+    public var holdsForeignKey: Bool?
 
     public struct Junction: Sendable, Codable, Equatable {
         public var entity: EntityName

@@ -74,12 +74,18 @@ struct ModelBuilder {
         var relationList: [Relation] = []
         for fk in foreignKeys where entities[fk.from] != nil && entities[fk.to] != nil {
             let unique = entities[fk.from]?.isUnique(fk.columns) ?? false
-            relationList.append(Relation(
+            var forward = Relation(
                 constraint: fk.name, kind: unique ? .oneToOne : .manyToOne, from: fk.from, fromColumns: fk.columns,
-                to: fk.to, toColumns: fk.toColumns))
-            relationList.append(Relation(
+                to: fk.to, toColumns: fk.toColumns)
+            var backward = Relation(
                 constraint: fk.name, kind: unique ? .oneToOne : .oneToMany, from: fk.to, fromColumns: fk.toColumns,
-                to: fk.from, toColumns: fk.columns))
+                to: fk.from, toColumns: fk.columns)
+            if unique {
+                forward.holdsForeignKey = true
+                backward.holdsForeignKey = false
+            }
+            relationList.append(forward)
+            relationList.append(backward)
         }
         // Junctions: two foreign keys of one table, both within its primary key.
         let byTable = Dictionary(grouping: foreignKeys, by: \.from)

@@ -139,6 +139,13 @@ public final class PostgresSource: Sendable {
 
     /// Connects once (so a wrong address or password fails at once, with its reason), checks the
     /// schemas exist, and reads the model.
+    /// Connects once and runs `SELECT 1`: the database is there and takes these credentials.
+    public static func ping(url: PostgresURL, logger: Logger) async throws {
+        let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0, logger: logger)
+        defer { Task { try? await connection.close() } }
+        try await withTimeout(.seconds(10)) { _ = try await connection.query("SELECT 1", logger: logger) }
+    }
+
     public static func introspect(url: PostgresURL, schemas: [String], logger: Logger) async throws -> SchemaModel {
         let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0, logger: logger)
         do {

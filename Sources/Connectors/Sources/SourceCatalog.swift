@@ -29,6 +29,9 @@ public struct SourceCatalog: Sendable {
         public var extra: JSONObject
         /// Extra secrets to seal (e.g. the Supabase service key).
         public var extraSecrets: JSONObject
+        /// An uploaded model to serve instead of introspecting (the connection user may not be
+        /// allowed to read the catalogs); the database is only checked to be reachable.
+        public var uploadedModel: SchemaModel?
 
         public init(name: String, kind: String, url: PostgresURL, schemas: [String], maxConnections: Int, extra: JSONObject = [:], extraSecrets: JSONObject = [:]) {
             self.name = name
@@ -46,7 +49,13 @@ public struct SourceCatalog: Sendable {
     }
 
     public func register(tenant: String, _ registration: PostgresRegistration, requestID: String?) async throws -> SchemaModel {
-        let model = try await PostgresSource.introspect(url: registration.url, schemas: registration.schemas, logger: logger)
+        let model: SchemaModel
+        if let uploaded = registration.uploadedModel {
+            try await PostgresSource.ping(url: registration.url, logger: logger)
+            model = uploaded
+        } else {
+            model = try await PostgresSource.introspect(url: registration.url, schemas: registration.schemas, logger: logger)
+        }
         var secrets = registration.extraSecrets
         secrets["url"] = .string(registration.urlText)
         let sealed = try secretBox.seal(JSONValue.object(secrets).encoded(), context: Self.secretContext(tenant: tenant, source: registration.name))
@@ -68,9 +77,29 @@ public struct SourceCatalog: Sendable {
         return model
     }
 
-    /// Re-introspects a stored source and replaces its model.
+    /// Stores an uploaded model that no database serves yet: it shows in the tenant's schema and
+    /// documentation, and its entities answer 404 on the REST API until a database is attached.
+    public func registerModelOnly(tenant: String, name: String, config: JSONObject, model: SchemaModel, requestID: String?) async throws {
+        let now = Date()
+        let sealed = try secretBox.seal(JSONValue.object([:]).encoded(), context: Self.secretContext(tenant: tenant, source: name))
+        let record = SourceRecord(
+            tenant: tenant, name: name, kind: "schema", config: config, sealedSecrets: sealed,
+            model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), createdAt: now, updatedAt: now)
+        try await store.createSource(record, audit: AuditEntry(
+            at: now, actor: "admin", action: "source.create", tenant: tenant, requestID: requestID,
+            detail: ["name": .string(name), "kind": "schema"]))
+    }
+
+    /// Whether a record is served by a database (everything but a model-only upload).
+    static func isServed(_ record: SourceRecord) -> Bool {
+        ["postgres", "supabase"].contains(record.kind) || (record.kind == "schema" && record.config["served"] == true)
+    }
+
+    /// Re-introspects a stored source and replaces its model. An uploaded model served over a
+    /// database the node may not introspect stays as uploaded (`SourceCatalogError.uploaded`).
     public func refresh(tenant: String, name: String, requestID: String?) async throws -> SchemaModel? {
         guard let record = try await store.sources(tenant).first(where: { $0.name == name }) else { return nil }
+        guard record.kind != "schema" || record.config["provisioned"] == true else { throw SourceCatalogError.uploadedModel(name) }
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
         _ = try await store.updateSourceModel(
@@ -96,7 +125,7 @@ public struct SourceCatalog: Sendable {
     /// The start hook of every tenant tree: builds the tenant's sources from the control plane and
     /// runs one supervised pool per source.
     public func load(into tree: TenantSupervisor) async throws {
-        let records = try await store.sources(tree.slug).filter { ["postgres", "supabase"].contains($0.kind) }
+        let records = try await store.sources(tree.slug).filter(Self.isServed)
         var sources: [PostgresSource] = []
         for record in records {
             let (url, schemas, maxConnections) = try open(record)
@@ -138,5 +167,14 @@ extension SourceCatalog.PostgresRegistration {
         components.path = "/" + url.database
         components.queryItems = [URLQueryItem(name: "sslmode", value: url.sslMode.rawValue)]
         return components.string ?? url.redacted
+    }
+}
+
+public enum SourceCatalogError: Error, Equatable, CustomStringConvertible {
+    case uploadedModel(String)
+    public var description: String {
+        switch self {
+        case .uploadedModel(let name): "source '\(name)' serves an uploaded model; upload a new document instead of refreshing"
+        }
     }
 }

@@ -47,10 +47,12 @@ struct SourceAdminAPI {
             postgres.extra["projectUrl"] = .string(projectURL)
             if let key = try body.string("serviceKey") { postgres.extraSecrets["serviceKey"] = .string(key) }
             registration = postgres
-        case "schema", "openapi", "graphql", "mongodb":
+        case "schema":
+            return try await createUploaded(body, slug: slug, name: name, context: context)
+        case "openapi", "graphql", "mongodb":
             throw APIError(
                 status: .notImplemented, code: "MB306", message: "source kind '\(kind)' is not available yet",
-                hint: "postgres and supabase (with dbUrl) sources are available")
+                hint: "postgres, supabase (with dbUrl) and schema sources are available")
         default:
             throw APIError.invalidField("kind", "must be one of postgres, supabase, schema, openapi, graphql, mongodb")
         }
@@ -104,6 +106,8 @@ struct SourceAdminAPI {
             model = refreshed
         } catch let error as APIError {
             throw error
+        } catch let error as SourceCatalogError {
+            throw APIError(status: .conflict, code: "MB323", message: error.description)
         } catch {
             throw Self.connectionError(error, url: nil)
         }
@@ -127,6 +131,95 @@ struct SourceAdminAPI {
     static func validName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.unicodeScalars.count <= 63 else { return false }
         return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+    }
+
+    /// `kind: schema`: an uploaded document, served over `url`, provisioned into the hosted
+    /// database (`provision: true`), or kept as a model only.
+    func createUploaded(_ body: JSONBody, slug: String, name: String, context: EdgeContext) async throws -> Response {
+        try body.allowOnly(["name", "kind", "format", "document", "url", "provision", "schemas", "maxConnections", "acquireTimeoutMs"])
+        let formatName = try body.requiredString("format")
+        guard let format = UploadedSchema.Format(rawValue: formatName) else {
+            throw APIError.invalidField("format", "must be one of \(UploadedSchema.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let document = try body.requiredString("document")
+        let provision = try body.bool("provision") ?? false
+        if provision && body.object["url"] != nil {
+            throw APIError.invalidField("provision", "either serve the model over your database (url) or provision it, not both")
+        }
+        let parsed: UploadedSchema.Parsed
+        do {
+            parsed = try UploadedSchema.parse(document, format: format)
+        } catch {
+            throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
+        }
+        guard !parsed.model.entities.isEmpty else {
+            throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document defines no tables", details: "document")
+        }
+        if try await node.store.sources(slug).contains(where: { $0.name == name }) { throw APIError.sourceExists(name) }
+        var config: JSONObject = ["format": .string(format.rawValue), "warnings": .array(parsed.warnings.map(JSONValue.string))]
+        let model: SchemaModel
+        var schemas = ["public"]
+        if provision {
+            guard let hosted = node.configuration.hostedDatabaseURL else {
+                throw APIError(
+                    status: .unprocessableContent, code: "MB322", message: "no hosted database to provision into",
+                    hint: "set MINIBAAS_HOSTED_DATABASE_URL (cluster nodes default to DATABASE_URL)")
+            }
+            let schema = "\(slug)_\(name)"
+            let provisioner = SchemaProvisioner(url: hosted, schema: schema, logger: context.logger)
+            let plan: (statements: [String], warnings: [String])
+            do {
+                plan = try provisioner.statements(for: parsed.model)
+            } catch {
+                throw APIError(status: .unprocessableContent, code: "MB321", message: "the model cannot be provisioned: \(error.message)")
+            }
+            do {
+                try await provisioner.apply(plan.statements)
+            } catch {
+                throw Self.connectionError(error, url: hosted)
+            }
+            config["provisioned"] = true
+            config["served"] = true
+            config["warnings"] = .array((parsed.warnings + plan.warnings).map(JSONValue.string))
+            var registration = SourceCatalog.PostgresRegistration(name: name, kind: "schema", url: hosted, schemas: [schema], maxConnections: 10)
+            registration.extra = config
+            schemas = [schema]
+            do {
+                model = try await catalog.register(tenant: slug, registration, requestID: context.requestID)
+            } catch ControlPlaneError.duplicate {
+                throw APIError.sourceExists(name)
+            } catch {
+                throw Self.connectionError(error, url: hosted)
+            }
+        } else if body.object["url"] != nil {
+            var registration = try postgres(body, name: name, kind: "schema", urlField: "url")
+            config["served"] = true
+            for (key, value) in config { registration.extra[key] = value }
+            registration.uploadedModel = parsed.model
+            schemas = registration.schemas
+            do {
+                model = try await catalog.register(tenant: slug, registration, requestID: context.requestID)
+            } catch ControlPlaneError.duplicate {
+                throw APIError.sourceExists(name)
+            } catch {
+                throw Self.connectionError(error, url: registration.url)
+            }
+        } else {
+            do {
+                try await catalog.registerModelOnly(tenant: slug, name: name, config: config, model: parsed.model, requestID: context.requestID)
+            } catch ControlPlaneError.duplicate {
+                throw APIError.sourceExists(name)
+            }
+            model = parsed.model
+        }
+        await node.directory.stop(slug)
+        guard case .object(var summary) = Self.summary(name: name, kind: "schema", model: model, schemas: schemas) else {
+            throw APIError.internalError(requestID: context.requestID)
+        }
+        summary["format"] = .string(format.rawValue)
+        summary["provisioned"] = .bool(provision)
+        summary["warnings"] = config["warnings"] ?? []
+        return try jsonResponse(.object(summary), status: .created)
     }
 
     func postgres(_ body: JSONBody, name: String, kind: String, urlField: String) throws -> SourceCatalog.PostgresRegistration {

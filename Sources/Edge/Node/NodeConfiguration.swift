@@ -11,6 +11,8 @@ struct NodeConfiguration: Sendable {
     var port: Int
     var dataDir: String
     var databaseURL: PostgresURL?
+    /// Where uploaded schemas are provisioned: `MINIBAAS_HOSTED_DATABASE_URL`, else `DATABASE_URL`.
+    var hostedDatabaseURL: PostgresURL?
     var redisURL: String?
     var adminToken: String?
     var masterKey: String?
@@ -52,6 +54,10 @@ struct NodeConfiguration: Sendable {
         var databaseURL: PostgresURL?
         if let text = env("DATABASE_URL") {
             do { databaseURL = try PostgresURL(text) } catch { throw .init("DATABASE_URL: \(error)") }
+        }
+        var hostedDatabaseURL = databaseURL
+        if let text = env("MINIBAAS_HOSTED_DATABASE_URL") {
+            do { hostedDatabaseURL = try PostgresURL(text) } catch { throw .init("MINIBAAS_HOSTED_DATABASE_URL: \(error)") }
         }
         let redisURL = env("REDIS_URL")
         if let redisURL, !(redisURL.hasPrefix("redis://") || redisURL.hasPrefix("rediss://")) {
@@ -96,7 +102,7 @@ struct NodeConfiguration: Sendable {
         }
         return NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
-            redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
+            hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
             publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10))
     }
 

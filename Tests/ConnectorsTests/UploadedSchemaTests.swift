@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import Runtime
+import TestSupport
+import XCTest
+@testable import Connectors
+@testable import Tenancy
+
+/// Uploaded SQL schemas: real `pg_dump --schema-only` output must read into the model live
+/// introspection builds of the same database; hand-written DDL and hostile documents too.
+final class UploadedSchemaTests: XCTestCase {
+    static var fixture: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/rest-fixture.sql").path
+    }
+
+    static func pgDump(_ url: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["pg_dump", "--schema-only", url]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// What both sides must agree on; defaults lose the `public.` that pg_dump (run with an empty
+    /// search_path) writes before sequence and type names.
+    static func comparable(_ model: SchemaModel) -> JSONValue {
+        .array(model.entities.map { entity in
+            [
+                "name": .string("\(entity.schema).\(entity.name)"), "kind": .string(entity.kind.rawValue),
+                "comment": entity.comment.map(JSONValue.string) ?? .null,
+                "pk": .array(entity.primaryKey.map(JSONValue.string)),
+                "unique": .array(entity.uniqueKeys.map { .string($0.name + ":" + $0.columns.joined(separator: ",")) }),
+                "writable": .array([.bool(entity.insertable), .bool(entity.updatable), .bool(entity.deletable)]),
+                "indexes": .array(entity.indexes.map { .string("\($0.name):\($0.columns.joined(separator: ",")):\($0.unique)") }.sorted { $0.stringValue! < $1.stringValue! }),
+                "columns": .array(entity.columns.map { column in
+                    [
+                        "name": .string(column.name), "type": .string(column.type.rawValue), "native": .string(column.nativeType),
+                        "element": column.elementType.map { .string($0.rawValue) } ?? .null, "nullable": .bool(column.nullable),
+                        "default": column.defaultExpression.map { .string($0.replacingOccurrences(of: "'public.", with: "'").replacingOccurrences(of: "::public.", with: "::")) } ?? .null,
+                        "identity": .bool(column.isIdentity), "generated": .bool(column.isGenerated), "updatable": .bool(column.updatable),
+                        "comment": column.comment.map(JSONValue.string) ?? .null, "enum": column.enumValues.map { .array($0.map(JSONValue.string)) } ?? .null,
+                    ]
+                }),
+            ]
+        })
+    }
+
+    func testPgDumpOfTheFixtureReadsLikeLiveIntrospection() async throws {
+        let database = try await TestServices.freshDatabase(prefix: "upl")
+        try TestServices.runScript(Self.fixture, database: database)
+        let live = try await PostgresSource.introspect(url: try PostgresURL(database), schemas: ["public", "Extra"], logger: Logger(label: "test"))
+        let dump = try Self.pgDump(database)
+        let (parsed, warnings) = try SQLSchemaParser.parse(dump)
+
+        XCTAssertEqual(parsed.entities.map(\.name), live.entities.map(\.name))
+        for (mine, theirs) in zip(Self.comparable(parsed).arrayValue ?? [], Self.comparable(live).arrayValue ?? []) {
+            guard mine != theirs, let mineObject = mine.objectValue, let theirObject = theirs.objectValue else { continue }
+            for (key, value) in theirObject where mineObject[key] != value {
+                if let columns = value.arrayValue, let myColumns = mineObject[key]?.arrayValue, columns.count == myColumns.count {
+                    for (a, b) in zip(myColumns, columns) where a != b {
+                        XCTFail("\(theirObject["name"]?.stringValue ?? "") column: parsed \(a.jsonString) live \(b.jsonString)")
+                    }
+                } else {
+                    XCTFail("\(theirObject["name"]?.stringValue ?? "") \(key): parsed \(mineObject[key]?.jsonString ?? "nil") live \(value.jsonString)")
+                }
+            }
+        }
+        XCTAssertEqual(parsed.relations, live.relations)
+        XCTAssertEqual(parsed.enums, live.enums)
+        XCTAssertEqual(parsed.operations.map(\.name).sorted(), live.operations.map(\.name).sorted())
+        for operation in live.operations {
+            let mine = try XCTUnwrap(parsed.operation(named: operation.name))
+            XCTAssertEqual(mine.arguments.map(\.name), operation.arguments.map(\.name), operation.name)
+            XCTAssertEqual(mine.arguments.map(\.nativeType), operation.arguments.map(\.nativeType), operation.name)
+            XCTAssertEqual(mine.arguments.map(\.hasDefault), operation.arguments.map(\.hasDefault), operation.name)
+            XCTAssertEqual(mine.returnsSet, operation.returnsSet, operation.name)
+            XCTAssertEqual(mine.returnsEntity, operation.returnsEntity, operation.name)
+            XCTAssertEqual(mine.volatility, operation.volatility, operation.name)
+        }
+        // Sequences are modelled through their columns; nothing else of the dump is lost silently.
+        XCTAssertTrue(warnings.allSatisfy { $0.contains("SEQUENCE") || $0.contains("SCHEMA") }, "\(warnings)")
+    }
+
+    func testHandWrittenDDL() throws {
+        let (model, warnings) = try SQLSchemaParser.parse("""
+            -- a comment; with a semicolon
+            create type Mood as enum ('ok', 'it''s fine');
+            CREATE TABLE "Teams" (id serial PRIMARY KEY, "Name" varchar(40) NOT NULL UNIQUE);
+            create table members (
+              id bigint generated always as identity,
+              team_id int references "Teams" on delete cascade,
+              email text not null,
+              mood mood default 'ok',
+              tags text[] default '{}'::text[],
+              joined timestamptz default now(),
+              score numeric(6,2) check (score >= 0),
+              constraint members_pkey primary key (id),
+              constraint members_email_team unique (team_id, email)
+            );
+            create table badges (id int primary key, name text);
+            create table member_badges (
+              member_id bigint references members (id), badge_id int references badges,
+              primary key (member_id, badge_id)
+            );
+            CREATE INDEX members_joined ON members USING btree (joined DESC);
+            comment on table members is 'People in teams';
+            COMMENT ON COLUMN members.email IS 'login';
+            create view active as select m.id, m.email from members m where m.score > 0;
+            CREATE EXTENSION IF NOT EXISTS pgcrypto;
+            """)
+        XCTAssertEqual(model.entities.map(\.name), ["Teams", "active", "badges", "member_badges", "members"], "in byte order, as introspection lists them")
+        let members = try XCTUnwrap(model.entity(named: "members"))
+        XCTAssertEqual(members.primaryKey, ["id"])
+        XCTAssertEqual(members.comment, "People in teams")
+        XCTAssertEqual(members.column(named: "email")?.comment, "login")
+        XCTAssertEqual(members.column(named: "id")?.isIdentity, true)
+        XCTAssertEqual(members.column(named: "mood")?.type, .enumeration)
+        XCTAssertEqual(members.column(named: "mood")?.enumValues, ["ok", "it's fine"])
+        XCTAssertEqual(members.column(named: "tags")?.nativeType, "text[]")
+        XCTAssertEqual(members.column(named: "tags")?.elementType, .string)
+        XCTAssertEqual(members.column(named: "joined")?.nativeType, "timestamp with time zone")
+        XCTAssertEqual(members.column(named: "score")?.nativeType, "numeric(6,2)")
+        XCTAssertEqual(members.uniqueKeys, [UniqueKey(name: "members_email_team", columns: ["team_id", "email"])])
+        XCTAssertEqual(members.indexes.map(\.name), ["members_joined", "members_pkey", "members_email_team"], "keys come with their indexes")
+        let teams = try XCTUnwrap(model.entity(named: "Teams"))
+        XCTAssertEqual(teams.column(named: "Name")?.nativeType, "character varying(40)")
+        XCTAssertEqual(teams.column(named: "id")?.defaultExpression, #"nextval('"Teams_id_seq"'::regclass)"#)
+        let kinds = Set(model.relations.map { "\($0.from.name)->\($0.to.name):\($0.kind.rawValue)" })
+        XCTAssertTrue(kinds.contains("members->Teams:manyToOne"), "\(kinds)")
+        XCTAssertTrue(kinds.contains("Teams->members:oneToMany"))
+        XCTAssertTrue(kinds.contains("members->badges:manyToMany"), "the junction's two keys lie in its primary key")
+        let memberTeam = try XCTUnwrap(model.relations.first { $0.from.name == "members" && $0.to.name == "Teams" })
+        XCTAssertEqual(memberTeam.toColumns, ["id"], "REFERENCES without columns means the primary key")
+        let view = try XCTUnwrap(model.entity(named: "active"))
+        XCTAssertEqual(view.kind, .view)
+        XCTAssertEqual(view.columns.map(\.name), ["id", "email"])
+        XCTAssertEqual(view.column(named: "email")?.nativeType, "text")
+        XCTAssertTrue(view.updatable, "a one-table view without grouping is updatable")
+        XCTAssertEqual(warnings.count, 1)
+        XCTAssertTrue(warnings[0].contains("EXTENSION") && warnings[0].hasPrefix("line 24:"), warnings[0])
+    }
+
+    func testBadDocumentsFailWithWhere() {
+        let cases: [(String, String)] = [
+            ("create table t (id int,\n  name text default 'open", "line 2"),
+            ("create table t (id int primary key, name)", "line 1, column 41"),
+            ("create table t (id int) ; create table u (x int references)", "line 1"),
+            ("create table \"\" (id int)", "zero-length"),
+            ("create table t (id int default 1\0)", "NUL"),
+        ]
+        for (document, expected) in cases {
+            XCTAssertThrowsError(try UploadedSchema.parse(document, format: .sql), document) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+    }
+
+    func testHostileDocumentsDoNotCrashOrHang() throws {
+        let deep = "create table t (id int default " + String(repeating: "(", count: 10_000) + "1" + String(repeating: ")", count: 10_000) + ");"
+        let (model, _) = try SQLSchemaParser.parse(deep)
+        XCTAssertEqual(model.entities.first?.columns.first?.name, "id")
+        let unbalanced = "create table t (id int default " + String(repeating: "(", count: 10_000) + ");"
+        XCTAssertThrowsError(try SQLSchemaParser.parse(unbalanced))
+        let many = (0..<2_000).map { "create table t\($0) (id int primary key, parent int references t\(max(0, $0 - 1)));" }.joined(separator: "\n")
+        let (wide, _) = try SQLSchemaParser.parse(many)
+        XCTAssertEqual(wide.entities.count, 2_000)
+        let huge = String(repeating: "-- padding\n", count: (UploadedSchema.maxDocumentBytes / 11) + 10)
+        XCTAssertThrowsError(try UploadedSchema.parse(huge, format: .sql)) { error in
+            XCTAssertTrue("\(error)".contains("larger than"))
+        }
+        XCTAssertThrowsError(try UploadedSchema.parse("{}", format: .prisma))
+    }
+
+    func testProvisioningRefusesWhatItCannotGenerateSafely() throws {
+        let provisioner = SchemaProvisioner(url: try PostgresURL("postgresql://x@127.0.0.1:1/x"), schema: "acme_main", logger: Logger(label: "test"))
+        let unsafeDefault = try SQLSchemaParser.parse("create table t (id int primary key, v text default pg_read_file('/etc/passwd'));").model
+        XCTAssertThrowsError(try provisioner.statements(for: unsafeDefault)) { error in
+            XCTAssertTrue("\(error)".contains("t.v"), "\(error)")
+        }
+        let unknownType = try SQLSchemaParser.parse("create table t (id int primary key, v geometry);").model
+        XCTAssertThrowsError(try provisioner.statements(for: unknownType))
+        let injection = try SQLSchemaParser.parse(#"create table "x""); drop table y; --" (id int primary key, "a""b" text default 'it''s');"#).model
+        let statements = try provisioner.statements(for: injection).statements
+        XCTAssertTrue(statements.contains { $0.contains(#"CREATE TABLE IF NOT EXISTS "acme_main"."x""); drop table y; --" ("id" integer NOT NULL, "a""b" text DEFAULT 'it''s', PRIMARY KEY ("id"))"#) }, "\(statements)")
+    }
+}
