@@ -189,3 +189,70 @@ final class UploadedSchemaTests: XCTestCase {
         XCTAssertTrue(statements.contains { $0.contains(#"CREATE TABLE IF NOT EXISTS "acme_main"."x""); drop table y; --" ("id" integer NOT NULL, "a""b" text DEFAULT 'it''s', PRIMARY KEY ("id"))"#) }, "\(statements)")
     }
 }
+
+/// Prisma schemas, as Prisma Migrate would lay them out on PostgreSQL.
+final class PrismaSchemaTests: XCTestCase {
+    static var shop: String {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/uploads/shop.prisma").path
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    func testARealisticSchema() throws {
+        let parsed = try UploadedSchema.parse(Self.shop, format: .prisma)
+        let model = parsed.model
+        XCTAssertEqual(model.entities.count, 25, "22 models and 3 implicit join tables: \(model.entities.map(\.name))")
+        for name in ["users", "profiles", "Session", "Order", "audit_events", "_CategoryToProduct", "_Wishlist", "_DiscountToProduct"] {
+            XCTAssertNotNil(model.entity(named: name), name)
+        }
+        let users = try XCTUnwrap(model.entity(named: "users"))
+        XCTAssertEqual(users.comment, "People who buy things")
+        XCTAssertEqual(users.column(named: "email")?.nativeType, "character varying(255)")
+        XCTAssertEqual(users.column(named: "email")?.comment, "used to sign in")
+        XCTAssertEqual(users.column(named: "created_at")?.nativeType, "timestamp(3) without time zone")
+        XCTAssertEqual(users.column(named: "created_at")?.defaultExpression, "CURRENT_TIMESTAMP")
+        XCTAssertEqual(users.column(named: "role")?.enumValues, ["CUSTOMER", "STAFF", "ADMIN"])
+        XCTAssertEqual(users.column(named: "role")?.defaultExpression, "'CUSTOMER'::\"Role\"")
+        XCTAssertEqual(users.column(named: "name")?.nullable, true)
+        XCTAssertEqual(users.column(named: "id")?.defaultExpression, "nextval('users_id_seq'::regclass)")
+        XCTAssertEqual(users.uniqueKeys, [UniqueKey(name: "users_email_key", columns: ["email"])])
+        XCTAssertNil(users.column(named: "profile"), "relation fields are not columns")
+
+        let product = try XCTUnwrap(model.entity(named: "Product"))
+        XCTAssertEqual(product.column(named: "price")?.nativeType, "numeric(10,2)")
+        XCTAssertEqual(product.column(named: "tags")?.nativeType, "text[]")
+        XCTAssertEqual(product.column(named: "attributes")?.nativeType, "jsonb")
+        XCTAssertEqual(model.entity(named: "Session")?.column(named: "id")?.defaultExpression, "gen_random_uuid()")
+        XCTAssertEqual(model.entity(named: "CartItem")?.primaryKey, ["cartId", "productId"])
+        XCTAssertEqual(model.entity(named: "Order")?.column(named: "status")?.enumValues, ["PENDING", "PAID", "SHIPPED", "canceled"])
+        XCTAssertNil(model.entity(named: "Order")?.column(named: "number")?.defaultExpression, "cuid() is made by Prisma's client")
+        XCTAssertTrue(parsed.warnings.contains { $0.contains("cuid") }, "\(parsed.warnings)")
+
+        let relations = Set(model.relations.map { "\($0.from.name)->\($0.to.name):\($0.kind.rawValue)" })
+        for expected in [
+            "Order->users:manyToOne", "users->Order:oneToMany", "profiles->users:oneToOne", "users->profiles:oneToOne",
+            "Payment->Order:oneToOne", "Category->Category:manyToOne", "Product->Category:manyToMany", "Category->Product:manyToMany",
+            "users->Product:manyToMany", "Order->Coupon:manyToOne", "CartItem->Cart:manyToOne",
+        ] {
+            XCTAssertTrue(relations.contains(expected), "\(expected) missing from \(relations.sorted())")
+        }
+        let coupon = try XCTUnwrap(model.relations.first { $0.from.name == "Order" && $0.to.name == "Coupon" })
+        XCTAssertEqual(coupon.fromColumns, ["couponCode"])
+        XCTAssertEqual(coupon.toColumns, ["code"])
+        XCTAssertEqual(coupon.constraint, "Order_couponCode_fkey")
+    }
+
+    func testBadPrismaSaysWhere() {
+        let cases: [(String, String)] = [
+            ("model A {\n  id Int @id\n", "not closed"),
+            ("model A {\n  id Int @id %\n}", "line 2"),
+            ("modle A {}", "line 1, column 1"),
+            ("model A {\n  b B @relation(fields: [x, y], references: [id])\n  x Int\n}\nmodel B {\n  id Int @id\n}", "as many fields"),
+        ]
+        for (document, expected) in cases {
+            XCTAssertThrowsError(try UploadedSchema.parse(document, format: .prisma), document) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+    }
+}

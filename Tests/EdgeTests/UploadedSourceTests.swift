@@ -118,3 +118,31 @@ final class UploadedSourceTests: XCTestCase {
         }
     }
 }
+
+extension UploadedSourceTests {
+    func testAPrismaSchemaIsProvisionedAndServed() async throws {
+        let hosted = try await TestServices.freshDatabase(prefix: "hosted")
+        let node = try await TestNode.make(environment: ["MINIBAAS_HOSTED_DATABASE_URL": hosted])
+        let shop = try String(
+            contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/uploads/shop.prisma").path, encoding: .utf8)
+        try await node.application().test(.router) { client in
+            let keys = try await client.createTenant(node, "shop")
+            let created = try await client.call(
+                .post, "/admin/v1/tenants/shop/sources", headers: node.adminHeaders,
+                json: ["name": "main", "kind": "schema", "format": "prisma", "document": .string(shop), "provision": true])
+            XCTAssertEqual(created.status, .created, String(buffer: created.body))
+            XCTAssertEqual(created.json?["entities"]?.arrayValue?.count, 25)
+            let service: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)", .contentType: "application/json", .prefer: "return=representation"]
+            for (path, body) in [
+                ("Category", ["name": "Tools"] as JSONValue), ("Product", ["sku": "H-1", "name": "Hammer", "price": 12.5, "tags": ["steel"]]),
+                ("_CategoryToProduct", ["A": 1, "B": 1]),
+            ] {
+                let reply = try await client.call(.post, "/t/shop/rest/v1/\(path)", headers: service, json: body)
+                XCTAssertEqual(reply.status, .created, "\(path): \(String(buffer: reply.body))")
+            }
+            let products = try await client.call(.get, "/t/shop/rest/v1/Product?select=name,price,stock,active,Category(name)", headers: service)
+            XCTAssertEqual(products.json, [["name": "Hammer", "price": 12.5, "stock": 0, "active": true, "Category": [["name": "Tools"]]]])
+        }
+    }
+}

@@ -12,42 +12,12 @@ struct SQLSchemaParser {
     private var statementStart = 0
     private var statementEnd = 0
 
-    private struct ColumnDraft {
-        var name: String
-        var type: SQLTypeName
-        var notNull = false
-        var defaultExpression: String?
-        var identity = false
-        var generated = false
-        var comment: String?
-    }
-
-    private struct TableDraft {
-        var schema: String
-        var name: String
-        var kind: String  // r, v, m
-        var columns: [ColumnDraft] = []
-        var comment: String?
-        var updatableMask = 28
-        var viewColumnUpdatable: [String: Bool] = [:]
-    }
-
-    private struct ForeignKeyDraft {
-        var schema: String
-        var table: String
-        var name: String
-        var columns: [String]
-        var targetSchema: String
-        var targetTable: String
-        var targetColumns: [String]
-    }
-
-    private var tables: [TableDraft] = []
+    private var tables: [SchemaDraft.Table] = []
     private var tableIndex: [String: Int] = [:]
-    private var keys: [(schema: String, table: String, name: String, type: String, columns: [String])] = []
-    private var foreignKeys: [ForeignKeyDraft] = []
+    private var keys: [SchemaDraft.Key] = []
+    private var foreignKeys: [SchemaDraft.ForeignKey] = []
     private var indexes: [JSONValue] = []
-    private var enums: [(schema: String, name: String, values: [String])] = []
+    private var enums: [SchemaDraft.Enum] = []
     private var enumSchemas: [String: String] = [:]
     private var functions: [JSONValue] = []
     private(set) var warnings: [String] = []
@@ -143,9 +113,9 @@ struct SQLSchemaParser {
             // CREATE TABLE … AS / PARTITION OF / OF type: not a definition we can read.
             return skip(from: startToken)
         }
-        var table = TableDraft(schema: schema, name: name, kind: "r")
+        var table = SchemaDraft.Table(schema: schema, name: name, kind: "r")
         var pendingKeys: [(String, String, [String])] = []
-        var pendingForeignKeys: [ForeignKeyDraft] = []
+        var pendingForeignKeys: [SchemaDraft.ForeignKey] = []
         while true {
             if acceptSymbol(")") { break }
             var constraintName: String?
@@ -192,11 +162,11 @@ struct SQLSchemaParser {
     }
 
     private mutating func columnDefinition(
-        table: String, schema: String, keys: inout [(String, String, [String])], foreignKeys: inout [ForeignKeyDraft]
-    ) throws(SQLSyntaxError) -> ColumnDraft {
+        table: String, schema: String, keys: inout [(String, String, [String])], foreignKeys: inout [SchemaDraft.ForeignKey]
+    ) throws(SQLSyntaxError) -> SchemaDraft.Column {
         let name = try identifier()
         let type = try typeName()
-        var column = ColumnDraft(name: name, type: type)
+        var column = SchemaDraft.Column(name: name, type: type)
         if type.serial {
             column.notNull = true
             let sequence = "\(table)_\(name)_seq"
@@ -260,7 +230,7 @@ struct SQLSchemaParser {
     ]
 
     /// `REFERENCES t [(cols)] [MATCH …] [ON DELETE …] [ON UPDATE …] [DEFERRABLE …]`.
-    private mutating func references(schema: String, table: String, columns: [String]) throws(SQLSyntaxError) -> ForeignKeyDraft {
+    private mutating func references(schema: String, table: String, columns: [String]) throws(SQLSyntaxError) -> SchemaDraft.ForeignKey {
         let (targetSchema, targetTable) = try qualifiedName()
         var targetColumns: [String] = []
         if tokens[position].isSymbol("(") { targetColumns = try columnList() }
@@ -285,7 +255,7 @@ struct SQLSchemaParser {
                 break
             }
         }
-        return ForeignKeyDraft(
+        return SchemaDraft.ForeignKey(
             schema: schema, table: table, name: "", columns: columns, targetSchema: targetSchema, targetTable: targetTable,
             targetColumns: targetColumns)
     }
@@ -325,7 +295,7 @@ struct SQLSchemaParser {
                     _ = accept("column")
                     _ = accept("if") && expect("not") && expect("exists")
                     var keys: [(String, String, [String])] = []
-                    var fks: [ForeignKeyDraft] = []
+                    var fks: [SchemaDraft.ForeignKey] = []
                     let column = try columnDefinition(table: name, schema: schema, keys: &keys, foreignKeys: &fks)
                     if let index = tableIndex["\(schema).\(name)"] { tables[index].columns.append(column) }
                     for (constraint, type, columns) in keys { addKey(schema: schema, table: name, name: constraint, type: type, columns: columns) }
@@ -432,7 +402,7 @@ struct SQLSchemaParser {
             position += 1
             _ = acceptSymbol(",")
         }
-        enums.append((schema, name, values))
+        enums.append(SchemaDraft.Enum(schema: schema, name: name, values: values))
         enumSchemas[name] = schema
     }
 
@@ -443,7 +413,7 @@ struct SQLSchemaParser {
         if tokens[position].isSymbol("(") { declared = try columnList() }
         if accept("with") { try skipParenthesised() }
         try expectWord("as")
-        var view = TableDraft(schema: schema, name: name, kind: materialized ? "m" : "v")
+        var view = SchemaDraft.Table(schema: schema, name: name, kind: materialized ? "m" : "v")
         let body = Array(tokens[position..<statementEnd])
         let (columns, simple) = viewColumns(body)
         for (index, column) in columns.enumerated() {
@@ -460,7 +430,7 @@ struct SQLSchemaParser {
     /// The output columns of a view's SELECT, typed from the tables it reads where an item is a
     /// plain column reference; and whether the view is simple enough for PostgreSQL to update it
     /// (one table, no grouping, set operations, DISTINCT, LIMIT or aggregates).
-    private func viewColumns(_ body: [SQLToken]) -> (columns: [(draft: ColumnDraft, direct: Bool)], simple: Bool) {
+    private func viewColumns(_ body: [SQLToken]) -> (columns: [(draft: SchemaDraft.Column, direct: Bool)], simple: Bool) {
         guard let select = body.firstIndex(where: { $0.isWord("select") }) else { return ([], false) }
         var depth = 0
         var fromIndex: Int?
@@ -478,7 +448,7 @@ struct SQLSchemaParser {
             index += 1
         }
         // FROM: the tables and their aliases.
-        var sources: [(alias: String, table: TableDraft)] = []
+        var sources: [(alias: String, table: SchemaDraft.Table)] = []
         var simple = true
         if let fromIndex {
             var cursor = fromIndex + 1
@@ -535,7 +505,7 @@ struct SQLSchemaParser {
             simple = false
         }
         if let first = body[select + 1..<body.count].first, first.isWord("distinct") { simple = false }
-        var columns: [(ColumnDraft, Bool)] = []
+        var columns: [(SchemaDraft.Column, Bool)] = []
         for item in items where !item.isEmpty {
             var expression = item
             var alias: String?
@@ -578,7 +548,7 @@ struct SQLSchemaParser {
             } else if let call = expression.first, call.isWord("count") {
                 type = SQLTypeName(native: "bigint", typname: "int8", category: "N")
             }
-            columns.append((ColumnDraft(name: name, type: type), false))
+            columns.append((SchemaDraft.Column(name: name, type: type), false))
         }
         return (columns, simple && sources.count == 1)
     }
@@ -853,11 +823,11 @@ struct SQLSchemaParser {
 
     private mutating func addKey(schema: String, table: String, name: String, type: String, columns: [String]) {
         keys.removeAll { $0.schema == schema && $0.table == table && $0.name == name }
-        keys.append((schema, table, name, type, columns))
+        keys.append(SchemaDraft.Key(schema: schema, table: table, name: name, type: type, columns: columns))
         if type == "p" { for column in columns { mutateColumn(schema, table, column) { $0.notNull = true } } }
     }
 
-    private mutating func mutateColumn(_ schema: String, _ table: String, _ column: String, _ change: (inout ColumnDraft) -> Void) {
+    private mutating func mutateColumn(_ schema: String, _ table: String, _ column: String, _ change: (inout SchemaDraft.Column) -> Void) {
         guard let index = tableIndex["\(schema).\(table)"], let columnIndex = tables[index].columns.firstIndex(where: { $0.name == column }) else { return }
         change(&tables[index].columns[columnIndex])
     }
@@ -865,59 +835,6 @@ struct SQLSchemaParser {
     // MARK: - Model
 
     private func build() -> SchemaModel {
-        // Introspection lists relations by schema and name in byte order; so does an upload.
-        let ordered = tables.sorted { a, b in
-            a.schema == b.schema ? a.name.utf8.lexicographicallyPrecedes(b.name.utf8) : a.schema.utf8.lexicographicallyPrecedes(b.schema.utf8)
-        }
-        let relations: [JSONValue] = ordered.map { table in
-            let columns: [JSONValue] = table.columns.map { column in
-                var object: JSONObject = [
-                    "name": .string(column.name), "type": .string(column.type.native), "typtype": .string(column.type.typtype),
-                    "category": .string(column.type.category), "typname": .string(column.type.typname), "notnull": .bool(column.notNull),
-                    "default": column.defaultExpression.map(JSONValue.string) ?? .null, "identity": .bool(column.identity),
-                    "generated": .bool(column.generated),
-                    "updatable": .bool(table.kind == "r" ? !column.generated : (table.viewColumnUpdatable[column.name] ?? false)),
-                    "comment": column.comment.map(JSONValue.string) ?? .null,
-                ]
-                if let element = column.type.element {
-                    object["elemname"] = .string(element.typname)
-                    object["elemcategory"] = .string(element.category)
-                    object["elemtyptype"] = .string(element.typtype)
-                }
-                return .object(object)
-            }
-            return [
-                "schema": .string(table.schema), "name": .string(table.name), "kind": .string(table.kind),
-                "comment": table.comment.map(JSONValue.string) ?? .null, "updatable_mask": .integer(Int64(table.updatableMask)),
-                "columns": .array(columns),
-            ]
-        }
-        var constraints: [JSONValue] = keys.map { key in
-            ["schema": .string(key.schema), "table": .string(key.table), "name": .string(key.name), "type": .string(key.type),
-             "columns": .array(key.columns.map(JSONValue.string))]
-        }
-        for fk in foreignKeys {
-            var targetColumns = fk.targetColumns
-            if targetColumns.isEmpty {
-                targetColumns = keys.first { $0.schema == fk.targetSchema && $0.table == fk.targetTable && $0.type == "p" }?.columns ?? []
-            }
-            constraints.append([
-                "schema": .string(fk.schema), "table": .string(fk.table), "name": .string(fk.name), "type": "f",
-                "columns": .array(fk.columns.map(JSONValue.string)), "fschema": .string(fk.targetSchema), "ftable": .string(fk.targetTable),
-                "fcolumns": .array(targetColumns.map(JSONValue.string)),
-            ])
-        }
-        // Primary keys and unique constraints are backed by indexes of their name, as in the catalog.
-        var indexes = self.indexes
-        for key in keys where !indexes.contains(where: { $0["name"]?.stringValue == key.name && $0["schema"]?.stringValue == key.schema }) {
-            indexes.append([
-                "schema": .string(key.schema), "table": .string(key.table), "name": .string(key.name), "unique": true, "method": "btree",
-                "columns": .array(key.columns.map(JSONValue.string)),
-            ])
-        }
-        let enumValues: [JSONValue] = enums.map { item in
-            ["schema": .string(item.schema), "name": .string(item.name), "values": .array(item.values.map(JSONValue.string))]
-        }
-        return ModelBuilder(relations: relations, constraints: constraints, indexes: indexes, enums: enumValues, functions: functions).build()
+        SchemaDraft(tables: tables, keys: keys, foreignKeys: foreignKeys, indexes: indexes, enums: enums, functions: functions).build()
     }
 }

@@ -31,7 +31,14 @@ public enum UploadedSchema {
             } catch {
                 throw Failure(message: error.message, location: "line \(error.line), column \(error.column)")
             }
-        case .prisma, .jsonschema, .openapi:
+        case .prisma:
+            do {
+                let (model, warnings) = try PrismaSchemaParser.parse(document)
+                return Parsed(model: model, warnings: warnings)
+            } catch {
+                throw Failure(message: error.message, location: "line \(error.line), column \(error.column)")
+            }
+        case .jsonschema, .openapi:
             throw Failure(message: "the \(format.rawValue) format is not read yet; upload SQL DDL", location: "format")
         }
     }
