@@ -256,3 +256,85 @@ final class PrismaSchemaTests: XCTestCase {
         }
     }
 }
+
+/// JSON Schema and OpenAPI documents: object schemas as tables, `$ref`s as foreign keys.
+final class JSONSchemaUploadTests: XCTestCase {
+    static func fixture(_ name: String) -> String {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/uploads/\(name)").path
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    func checkLibrary(_ model: SchemaModel) throws {
+        XCTAssertEqual(model.entities.count, 23, "\(model.entities.map(\.name))")
+        let book = try XCTUnwrap(model.entity(named: "Book"))
+        XCTAssertEqual(book.primaryKey, ["id"])
+        XCTAssertEqual(book.column(named: "id")?.nativeType, "bigint")
+        XCTAssertEqual(book.column(named: "isbn")?.nativeType, "character varying(17)")
+        XCTAssertEqual(book.column(named: "tags")?.nativeType, "text[]")
+        XCTAssertEqual(book.column(named: "author_id")?.nativeType, "uuid", "a reference takes the target's key type")
+        XCTAssertEqual(book.column(named: "author_id")?.nullable, false, "author is required")
+        XCTAssertEqual(book.column(named: "publisher_id")?.nullable, true)
+        XCTAssertEqual(book.column(named: "language")?.enumValues, ["en", "fr", "de"])
+        XCTAssertEqual(book.column(named: "metadata")?.nativeType, "jsonb")
+        XCTAssertEqual(book.column(named: "series_id")?.nativeType, "integer", "Series.books points back from Book")
+        let author = try XCTUnwrap(model.entity(named: "Author"))
+        XCTAssertEqual(author.column(named: "createdAt")?.nativeType, "timestamp with time zone", "allOf merged")
+        XCTAssertEqual(author.column(named: "createdAt")?.nullable, false)
+        XCTAssertEqual(author.column(named: "country")?.enumValues, ["FR", "DE", "US", "JP"])
+        XCTAssertEqual(model.enums.filter { $0.name == "Country" }.count, 1, "one enum type for every use of #/…/Country")
+        XCTAssertEqual(model.entity(named: "Publisher")?.column(named: "website")?.nullable, true)
+        XCTAssertEqual(model.entity(named: "Member")?.column(named: "active")?.defaultExpression, "true")
+        XCTAssertEqual(model.entity(named: "Shelf")?.column(named: "capacity")?.defaultExpression, "100")
+        XCTAssertEqual(model.entity(named: "Tag")?.primaryKey, ["name"])
+        XCTAssertEqual(model.entity(named: "Copy")?.primaryKey, ["barcode"])
+        XCTAssertEqual(model.entity(named: "Library")?.column(named: "name")?.nativeType, "character varying(120)")
+        let relations = Set(model.relations.map { "\($0.from.name)->\($0.to.name):\($0.kind.rawValue)" })
+        for expected in ["Book->Author:manyToOne", "Author->Book:oneToMany", "Shelf->Library:manyToOne", "Loan->Member:manyToOne",
+                         "Genre->Genre:manyToOne", "Copy->Book:manyToOne", "Fine->Loan:manyToOne"] {
+            XCTAssertTrue(relations.contains(expected), "\(expected) missing from \(relations.sorted())")
+        }
+        let provisioner = SchemaProvisioner(url: try PostgresURL("postgresql://x@127.0.0.1:1/x"), schema: "lib_main", logger: Logger(label: "test"))
+        XCTAssertNoThrow(try provisioner.statements(for: model), "everything read can be provisioned")
+    }
+
+    func testJSONSchema() throws {
+        let parsed = try UploadedSchema.parse(Self.fixture("library.schema.json"), format: .jsonschema)
+        try checkLibrary(parsed.model)
+        XCTAssertTrue(parsed.warnings.contains { $0.hasPrefix("/$defs/Book/properties/metadata") }, "\(parsed.warnings)")
+        XCTAssertTrue(parsed.model.operations.isEmpty)
+    }
+
+    func testOpenAPI() throws {
+        let parsed = try UploadedSchema.parse(Self.fixture("library.openapi.json"), format: .openapi)
+        try checkLibrary(parsed.model)
+        let operations = Dictionary(uniqueKeysWithValues: parsed.model.operations.map { ($0.name, $0) })
+        XCTAssertEqual(operations.keys.sorted(), ["createBook", "deleteBooksId", "getBook", "getMembersIdLoans", "listBooks"])
+        XCTAssertEqual(operations["listBooks"]?.returnsEntity?.name, "Book")
+        XCTAssertEqual(operations["listBooks"]?.returnsSet, true)
+        XCTAssertEqual(operations["listBooks"]?.arguments.map(\.name), ["limit", "author"])
+        XCTAssertEqual(operations["getBook"]?.arguments.map(\.name), ["id"])
+        XCTAssertEqual(operations["getBook"]?.arguments.first?.hasDefault, false)
+        XCTAssertEqual(operations["createBook"]?.arguments.map(\.name), ["body"])
+        XCTAssertEqual(operations["getMembersIdLoans"]?.returnsEntity?.name, "Loan")
+    }
+
+    func testBadDocumentsPointAtTheProblem() {
+        let cases: [(String, UploadedSchema.Format, String)] = [
+            ("{not json", .jsonschema, "not valid JSON"),
+            (##"{"$defs": {"A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/Missing"}}}}}"##, .jsonschema, "/$defs/A/properties/b"),
+            (##"{"$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"$ref": "#/$defs/A"}}}"##, .jsonschema, "cycle"),
+            (##"{"$defs": {"A": {"type": "object", "properties": {"b": 3}}}}"##, .jsonschema, "/$defs/A/properties/b"),
+            (##"{"$defs": {}}"##, .jsonschema, "no object schemas"),
+            (##"{"swagger": "2.0"}"##, .openapi, "/openapi"),
+            (##"{"$defs": {"A": {"type": "object", "properties": {"b": {"$ref": "https://evil.example/x.json"}}}}}"##, .jsonschema, "inside the document"),
+        ]
+        for (document, format, expected) in cases {
+            XCTAssertThrowsError(try UploadedSchema.parse(document, format: format), document) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+        let deep = "{\"$defs\": {\"A\": " + String(repeating: "{\"a\": ", count: 2_000) + "1" + String(repeating: "}", count: 2_000) + "}}"
+        XCTAssertThrowsError(try UploadedSchema.parse(deep, format: .jsonschema))
+    }
+}

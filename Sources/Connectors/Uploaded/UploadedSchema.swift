@@ -39,7 +39,12 @@ public enum UploadedSchema {
                 throw Failure(message: error.message, location: "line \(error.line), column \(error.column)")
             }
         case .jsonschema, .openapi:
-            throw Failure(message: "the \(format.rawValue) format is not read yet; upload SQL DDL", location: "format")
+            do {
+                let (model, warnings) = try JSONSchemaReader.read(document, openAPI: format == .openapi)
+                return Parsed(model: model, warnings: warnings)
+            } catch {
+                throw Failure(message: error.message, location: error.pointer.isEmpty ? "/" : error.pointer)
+            }
         }
     }
 }
