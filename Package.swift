@@ -63,6 +63,7 @@ let package = Package(
             name: "Connectors",
             dependencies: [
                 "Tenancy",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
@@ -72,6 +73,7 @@ let package = Package(
             dependencies: [
                 "Runtime", "Tenancy", "Connectors",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

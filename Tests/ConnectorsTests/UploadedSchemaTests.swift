@@ -174,6 +174,20 @@ final class UploadedSchemaTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("larger than"))
         }
         XCTAssertThrowsError(try UploadedSchema.parse("{}", format: .prisma))
+        // Documents that stop in the middle of a statement end in an error, never past the end.
+        for truncated in [
+            "create index", "create view v", "create table t (a int references b", "create table t (a int generated always as identity",
+            "create table t (a int references b on delete set", "create unique", "alter table", "comment on column", "create type t as enum (",
+            "create function f(", "create table t (a numeric(", "create table t (a int[",
+        ] {
+            _ = try? SQLSchemaParser.parse(truncated)
+        }
+        for truncated in ["model A { id", "model A {\n  id Int @default(", "enum E {", "model", "model A { id Int @relation(fields: ["] {
+            XCTAssertThrowsError(try UploadedSchema.parse(truncated, format: .prisma), truncated)
+        }
+        XCTAssertThrowsError(try UploadedSchema.parse("create table t (a text default 'x\0y')", format: .sql)) { error in
+            XCTAssertTrue("\(error)".contains("NUL"))
+        }
     }
 
     func testProvisioningRefusesWhatItCannotGenerateSafely() throws {
@@ -186,7 +200,7 @@ final class UploadedSchemaTests: XCTestCase {
         XCTAssertThrowsError(try provisioner.statements(for: unknownType))
         let injection = try SQLSchemaParser.parse(#"create table "x""); drop table y; --" (id int primary key, "a""b" text default 'it''s');"#).model
         let statements = try provisioner.statements(for: injection).statements
-        XCTAssertTrue(statements.contains { $0.contains(#"CREATE TABLE IF NOT EXISTS "acme_main"."x""); drop table y; --" ("id" integer NOT NULL, "a""b" text DEFAULT 'it''s', PRIMARY KEY ("id"))"#) }, "\(statements)")
+        XCTAssertTrue(statements.contains { $0.contains(#"CREATE TABLE "acme_main"."x""); drop table y; --" ("id" integer NOT NULL, "a""b" text DEFAULT 'it''s', PRIMARY KEY ("id"))"#) }, "\(statements)")
     }
 }
 
@@ -336,5 +350,16 @@ final class JSONSchemaUploadTests: XCTestCase {
         }
         let deep = "{\"$defs\": {\"A\": " + String(repeating: "{\"a\": ", count: 2_000) + "1" + String(repeating: "}", count: 2_000) + "}}"
         XCTAssertThrowsError(try UploadedSchema.parse(deep, format: .jsonschema))
+        // Wide fan-out: 14 levels of 50 references each would be 50^14 visits.
+        var definitions: [String] = []
+        for level in 0..<14 {
+            let refs = Array(repeating: "{\"$ref\": \"#/$defs/D\(level + 1)\"}", count: 50).joined(separator: ",")
+            definitions.append("\"D\(level)\": {\"allOf\": [\(refs)]}")
+        }
+        definitions.append("\"D14\": {\"type\": \"object\", \"properties\": {\"id\": {\"type\": \"integer\"}}}")
+        let wide = "{\"$defs\": {" + definitions.joined(separator: ",") + "}}"
+        XCTAssertThrowsError(try UploadedSchema.parse(wide, format: .jsonschema)) { error in
+            XCTAssertTrue("\(error)".contains("expands"), "\(error)")
+        }
     }
 }

@@ -35,7 +35,7 @@ final class UploadedSourceTests: XCTestCase {
             XCTAssertEqual(created.json?["entities"], ["projects", "tasks"])
             XCTAssertTrue(String(buffer: created.body).contains("open_tasks"), "the view that was not provisioned is named in the warnings")
             try await assertEqual(
-                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.tables WHERE table_schema = 'acme_main'", database: hosted), "2")
+                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.tables WHERE table_schema = 'mb_acme_main'", database: hosted), "2")
 
             let service: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)", .contentType: "application/json", .prefer: "return=representation"]
             let project = try await client.call(.post, "/t/acme/rest/v1/projects", headers: service, json: ["name": "Launch"])
@@ -50,6 +50,19 @@ final class UploadedSourceTests: XCTestCase {
                 .post, "/admin/v1/tenants/acme/sources", headers: node.adminHeaders,
                 json: ["name": "main", "kind": "schema", "format": "sql", "document": .string(Self.ddl), "provision": true])
             XCTAssertEqual(again.status, .conflict)
+
+            // Deleting the source drops its hosted tables; the name can then be provisioned afresh.
+            let deleted = try await client.call(.delete, "/admin/v1/tenants/acme/sources/main", headers: node.adminHeaders)
+            XCTAssertEqual(deleted.status, .noContent)
+            try await assertEqual(
+                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.schemata WHERE schema_name = 'mb_acme_main'", database: hosted), "0")
+            // A schema the hosted database already has is never taken over.
+            _ = try await TestServices.scalar("CREATE SCHEMA mb_acme_main", database: hosted)
+            let taken = try await client.call(
+                .post, "/admin/v1/tenants/acme/sources", headers: node.adminHeaders,
+                json: ["name": "main", "kind": "schema", "format": "sql", "document": .string(Self.ddl), "provision": true])
+            XCTAssertEqual(taken.status, .conflict, String(buffer: taken.body))
+            XCTAssertEqual(taken.code, "MB325")
         }
     }
 
@@ -71,7 +84,7 @@ final class UploadedSourceTests: XCTestCase {
             XCTAssertEqual(broken.code, "MB320")
             XCTAssertEqual(broken.json?["details"], "line 2, column 18")
             try await assertEqual(
-                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.schemata WHERE schema_name LIKE 'acme_%'", database: hosted), "0")
+                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.schemata WHERE schema_name LIKE 'mb_acme_%'", database: hosted), "0")
             let sources = try await client.call(.get, "/admin/v1/tenants/acme/sources", headers: node.adminHeaders)
             XCTAssertEqual(sources.json, [])
         }

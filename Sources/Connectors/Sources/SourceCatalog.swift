@@ -77,17 +77,32 @@ public struct SourceCatalog: Sendable {
         return model
     }
 
-    /// Stores an uploaded model that no database serves yet: it shows in the tenant's schema and
-    /// documentation, and its entities answer 404 on the REST API until a database is attached.
-    public func registerModelOnly(tenant: String, name: String, config: JSONObject, model: SchemaModel, requestID: String?) async throws {
+    /// Stores a source that no database serves: an uploaded model kept as a model, or an upstream
+    /// API (its spec in `config`, its credentials in `secrets`, sealed).
+    public func registerStored(
+        tenant: String, name: String, kind: String, config: JSONObject, secrets: JSONObject = [:], model: SchemaModel, requestID: String?
+    ) async throws {
         let now = Date()
-        let sealed = try secretBox.seal(JSONValue.object([:]).encoded(), context: Self.secretContext(tenant: tenant, source: name))
+        let sealed = try secretBox.seal(JSONValue.object(secrets).encoded(), context: Self.secretContext(tenant: tenant, source: name))
         let record = SourceRecord(
-            tenant: tenant, name: name, kind: "schema", config: config, sealedSecrets: sealed,
+            tenant: tenant, name: name, kind: kind, config: config, sealedSecrets: sealed,
             model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), createdAt: now, updatedAt: now)
-        try await store.createSource(record, audit: AuditEntry(
-            at: now, actor: "admin", action: "source.create", tenant: tenant, requestID: requestID,
-            detail: ["name": .string(name), "kind": "schema"]))
+        var detail: JSONObject = ["name": .string(name), "kind": .string(kind)]
+        if let base = config["baseUrl"] { detail["baseUrl"] = base }
+        try await store.createSource(record, audit: AuditEntry(at: now, actor: "admin", action: "source.create", tenant: tenant, requestID: requestID, detail: detail))
+    }
+
+    /// Drops the hosted tables of a provisioned upload, with their data: they exist only for the
+    /// source being deleted. Anything else is left alone; a failure is logged, not thrown, so a
+    /// deletion is never blocked by an unreachable hosted database.
+    public func dropProvisioned(_ record: SourceRecord) async {
+        guard record.kind == "schema", record.config["provisioned"] == true else { return }
+        do {
+            let (url, schemas, _) = try open(record)
+            for schema in schemas { try await SchemaProvisioner(url: url, schema: schema, logger: logger).drop() }
+        } catch {
+            logger.error("cannot drop provisioned schema", metadata: ["tenant": .string(record.tenant), "source": .string(record.name), "error": .string("\(error)")])
+        }
     }
 
     /// Whether a record is served by a database (everything but a model-only upload).
@@ -100,6 +115,7 @@ public struct SourceCatalog: Sendable {
     public func refresh(tenant: String, name: String, requestID: String?) async throws -> SchemaModel? {
         guard let record = try await store.sources(tenant).first(where: { $0.name == name }) else { return nil }
         guard record.kind != "schema" || record.config["provisioned"] == true else { throw SourceCatalogError.uploadedModel(name) }
+        guard record.kind != "openapi" else { throw SourceCatalogError.uploadedModel(name) }
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
         _ = try await store.updateSourceModel(
@@ -139,6 +155,7 @@ public struct SourceCatalog: Sendable {
         }
         let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name
         tree.attachments.set(TenantSources(sources: sources, defaultName: defaultName))
+        tree.attachments.set(TenantUpstreams(upstreams: try await upstreams(of: tree.slug)))
         var policies: [Policy] = []
         if let document = try await store.policies(tree.slug) {
             do {
@@ -152,6 +169,27 @@ public struct SourceCatalog: Sendable {
         for source in sources {
             await tree.startChild(ChildSpec(name: "source:\(source.name)") { await source.runPool() })
         }
+    }
+}
+
+extension SourceCatalog {
+    /// The tenant's upstream APIs, from their stored specs and sealed headers.
+    func upstreams(of tenant: String) async throws -> [UpstreamSource] {
+        var upstreams: [UpstreamSource] = []
+        for record in try await store.sources(tenant) where record.kind == "openapi" {
+            guard let document = record.config["spec"], let base = record.config["baseUrl"]?.stringValue else { continue }
+            let spec: UpstreamSpec
+            do {
+                spec = try UpstreamSpec.parse(document)
+            } catch {
+                logger.error("stored upstream spec does not parse", metadata: ["tenant": .string(tenant), "source": .string(record.name)])
+                continue
+            }
+            let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: tenant, source: record.name)))
+            let headers = (secrets["headers"]?.objectValue ?? [:]).compactMap { name, value in value.stringValue.map { (name, $0) } }
+            upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: headers, model: Self.model(of: record)))
+        }
+        return upstreams
     }
 }
 

@@ -17,6 +17,14 @@ struct JSONSchemaReader {
     /// Entity name by the pointer of its definition.
     private var entityPointers: [String: String] = [:]
     static let maxRefDepth = 32
+    /// Schema nodes a document may make us visit: `allOf` fans out, and a small document could
+    /// otherwise ask for an exponential walk.
+    static let maxWork = 200_000
+    private let work = WorkCounter()
+
+    final class WorkCounter: @unchecked Sendable {
+        var count = 0
+    }
 
     struct Failure: Error {
         var pointer: String
@@ -75,6 +83,7 @@ struct JSONSchemaReader {
             entityPointers[definition.pointer] = definition.name
             entities.append((definition.pointer, definition.name, resolved))
         }
+        guard entities.count <= SQLSchemaParser.maxObjects else { throw Failure(pointer: "", message: "more than \(SQLSchemaParser.maxObjects) object schemas") }
         guard !entities.isEmpty else {
             throw Failure(pointer: openAPI ? "/components/schemas" : "/$defs", message: "no object schemas to make tables of")
         }
@@ -174,6 +183,8 @@ struct JSONSchemaReader {
     /// A schema with `$ref` followed and `allOf` merged (properties and required united).
     private func merged(_ schema: JSONObject, pointer: String, depth: Int) throws(Failure) -> JSONObject {
         guard depth < Self.maxRefDepth else { throw Failure(pointer: pointer, message: "references nest deeper than \(Self.maxRefDepth) (a cycle?)") }
+        work.count += 1
+        guard work.count <= Self.maxWork else { throw Failure(pointer: pointer, message: "the schema expands to more than \(Self.maxWork) parts") }
         var result = schema
         if let ref = schema["$ref"]?.stringValue {
             result = try merged(try resolve(ref, at: pointer), pointer: String(ref.dropFirst()), depth: depth + 1)

@@ -189,6 +189,7 @@ struct PrismaSchemaParser {
                 continue
             }
             let fieldName = try word()
+            guard position < tokens.count else { throw SQLSyntaxError(message: "field \(fieldName) has no type", line: token.line, column: token.column) }
             let typeToken = tokens[position]
             let type = try word()
             var optional = false

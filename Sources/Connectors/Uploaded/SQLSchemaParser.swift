@@ -15,6 +15,10 @@ struct SQLSchemaParser {
     private var tables: [SchemaDraft.Table] = []
     private var tableIndex: [String: Int] = [:]
     private var keys: [SchemaDraft.Key] = []
+    private var keyNames = Set<String>()
+    /// Tables, keys and indexes a document may define: far beyond real schemas, well short of
+    /// what would tie up the node or the hosted database's lock table.
+    static let maxObjects = 20_000
     private var foreignKeys: [SchemaDraft.ForeignKey] = []
     private var indexes: [JSONValue] = []
     private var enums: [SchemaDraft.Enum] = []
@@ -63,7 +67,7 @@ struct SQLSchemaParser {
     }
 
     private mutating func statement() throws(SQLSyntaxError) {
-        let first = tokens[position]
+        let first = current
         if first.isWord("create") {
             position += 1
             _ = accept("or") && expect("replace")
@@ -151,6 +155,7 @@ struct SQLSchemaParser {
             break
         }
         let key = "\(schema).\(name)"
+        guard tables.count < Self.maxObjects else { throw SQLSyntaxError(message: "more than \(Self.maxObjects) tables", line: startToken.line, column: startToken.column) }
         if let existing = tableIndex[key] {
             tables[existing] = table
         } else {
@@ -173,7 +178,7 @@ struct SQLSchemaParser {
             let qualified = (schema == "public" ? "" : "\(SQLNames.quoteIfNeeded(schema)).") + SQLNames.quoteIfNeeded(sequence)
             column.defaultExpression = "nextval('\(qualified)'::regclass)"
         }
-        while position < statementEnd, !tokens[position].isSymbol(","), !tokens[position].isSymbol(")") {
+        while position < statementEnd, !current.isSymbol(","), !current.isSymbol(")") {
             var constraintName: String?
             if accept("constraint") { constraintName = try identifier() }
             if accept("not") {
@@ -205,7 +210,7 @@ struct SQLSchemaParser {
                 if accept("identity") {
                     column.identity = true
                     column.notNull = true
-                    if tokens[position].isSymbol("(") { try skipParenthesised() }
+                    if current.isSymbol("(") { try skipParenthesised() }
                 } else {
                     // The catalog shows a generated column's expression as its default; so does the model.
                     guard acceptSymbol("(") else { throw unexpected("'('") }
@@ -233,19 +238,19 @@ struct SQLSchemaParser {
     private mutating func references(schema: String, table: String, columns: [String]) throws(SQLSyntaxError) -> SchemaDraft.ForeignKey {
         let (targetSchema, targetTable) = try qualifiedName()
         var targetColumns: [String] = []
-        if tokens[position].isSymbol("(") { targetColumns = try columnList() }
+        if current.isSymbol("(") { targetColumns = try columnList() }
         while position < statementEnd {
             if accept("match") {
-                position += 1
+                advance()
             } else if accept("on") {
-                position += 1  // delete | update
+                advance()  // delete | update
                 if accept("set") {
-                    position += 1  // null | default
-                    if tokens[position].isSymbol("(") { try skipParenthesised() }
+                    advance()  // null | default
+                    if current.isSymbol("(") { try skipParenthesised() }
                 } else if accept("no") {
                     try expectWord("action")
                 } else {
-                    position += 1  // cascade | restrict
+                    advance()  // cascade | restrict
                 }
             } else if accept("deferrable") || accept("initially") || accept("deferred") || accept("immediate") {
                 continue
@@ -333,8 +338,8 @@ struct SQLSchemaParser {
                 } else {
                     skipUntilListEnd()
                 }
-            } else if position < statementEnd && (tokens[position].isWord("owner") || tokens[position].isWord("enable")
-                || tokens[position].isWord("replica") || tokens[position].isWord("force") || tokens[position].isWord("cluster"))
+            } else if position < statementEnd && (current.isWord("owner") || current.isWord("enable")
+                || current.isWord("replica") || current.isWord("force") || current.isWord("cluster"))
             {
                 skipUntilListEnd()
             } else {
@@ -350,7 +355,7 @@ struct SQLSchemaParser {
         _ = accept("concurrently")
         _ = accept("if") && expect("not") && expect("exists")
         var indexName = ""
-        if !tokens[position].isWord("on") { indexName = try identifier() }
+        if !current.isWord("on") { indexName = try identifier() }
         try expectWord("on")
         _ = accept("only")
         let (schema, table) = try qualifiedName()
@@ -362,7 +367,7 @@ struct SQLSchemaParser {
             let start = position
             var depth = 0
             while position < statementEnd {
-                let token = tokens[position]
+                let token = current
                 if token.isSymbol("(") { depth += 1 }
                 if token.isSymbol(")") {
                     if depth == 0 { break }
@@ -397,9 +402,9 @@ struct SQLSchemaParser {
         guard acceptSymbol("(") else { throw unexpected("'('") }
         var values: [String] = []
         while !acceptSymbol(")") {
-            guard position < statementEnd, tokens[position].kind == .string else { throw unexpected("an enum label") }
-            values.append(tokens[position].text)
-            position += 1
+            guard position < statementEnd, current.kind == .string else { throw unexpected("an enum label") }
+            values.append(current.text)
+            advance()
             _ = acceptSymbol(",")
         }
         enums.append(SchemaDraft.Enum(schema: schema, name: name, values: values))
@@ -410,7 +415,7 @@ struct SQLSchemaParser {
         _ = accept("if") && expect("not") && expect("exists")
         let (schema, name) = try qualifiedName()
         var declared: [String] = []
-        if tokens[position].isSymbol("(") { declared = try columnList() }
+        if current.isSymbol("(") { declared = try columnList() }
         if accept("with") { try skipParenthesised() }
         try expectWord("as")
         var view = SchemaDraft.Table(schema: schema, name: name, kind: materialized ? "m" : "v")
@@ -573,10 +578,10 @@ struct SQLSchemaParser {
             if accept("in") {} else if accept("out") { mode = "o" } else if accept("inout") { mode = "b" } else if accept("variadic") { mode = "v" }
             // `name type` or just `type`: a name is followed by something that is not `,`, `)` or `(`.
             var argName = ""
-            if position + 1 < statementEnd, tokens[position].kind == .word || tokens[position].kind == .quoted,
+            if position + 1 < statementEnd, current.kind == .word || current.kind == .quoted,
                 !tokens[position + 1].isSymbol(","), !tokens[position + 1].isSymbol(")"), !tokens[position + 1].isSymbol("("),
                 !tokens[position + 1].isSymbol("."), !tokens[position + 1].isSymbol("["),
-                !(tokens[position].kind == .word && ["double", "character", "timestamp", "time", "bit"].contains(tokens[position].text))
+                !(current.kind == .word && ["double", "character", "timestamp", "time", "bit"].contains(current.text))
             {
                 argName = try identifier()
             }
@@ -618,7 +623,7 @@ struct SQLSchemaParser {
             } else if accept("volatile") {
                 volatility = "v"
             } else {
-                position += 1
+                advance()
             }
         }
         var function: JSONObject = [
@@ -655,7 +660,7 @@ struct SQLSchemaParser {
 
     private mutating func commentText() -> String? {
         guard position < statementEnd else { return nil }
-        let token = tokens[position]
+        let token = current
         position += 1
         return token.kind == .string ? token.text : nil
     }
@@ -668,9 +673,9 @@ struct SQLSchemaParser {
         var words: [String] = []
         var schema: String?
         var modifiers: [String] = []
-        guard position < statementEnd, tokens[position].kind == .word || tokens[position].kind == .quoted else { throw unexpected("a type name") }
-        words.append(tokens[position].text)
-        position += 1
+        guard position < statementEnd, current.kind == .word || current.kind == .quoted else { throw unexpected("a type name") }
+        words.append(current.text)
+        advance()
         if acceptSymbol(".") {
             schema = words[0]
             words = [try identifier()]
@@ -683,8 +688,8 @@ struct SQLSchemaParser {
         if acceptSymbol("(") {
             while !acceptSymbol(")") {
                 guard position < statementEnd else { throw unexpected("')'") }
-                if !tokens[position].isSymbol(",") { modifiers.append(tokens[position].text) }
-                position += 1
+                if !current.isSymbol(",") { modifiers.append(current.text) }
+                advance()
             }
         }
         if words[0] == "timestamp" || words[0] == "time" {
@@ -700,14 +705,14 @@ struct SQLSchemaParser {
         }
         var dimensions = 0
         while acceptSymbol("[") {
-            while position < statementEnd && !tokens[position].isSymbol("]") { position += 1 }
+            while position < statementEnd && !current.isSymbol("]") { position += 1 }
             _ = acceptSymbol("]")
             dimensions += 1
         }
         if accept("array") {
             dimensions += 1
             if acceptSymbol("[") {
-                while position < statementEnd && !tokens[position].isSymbol("]") { position += 1 }
+                while position < statementEnd && !current.isSymbol("]") { position += 1 }
                 _ = acceptSymbol("]")
             }
         }
@@ -719,7 +724,7 @@ struct SQLSchemaParser {
         let start = position
         var depth = 0
         while position < statementEnd {
-            let token = tokens[position]
+            let token = current
             if token.isSymbol("(") { depth += 1 }
             if token.isSymbol(")") {
                 if depth == 0 { break }
@@ -740,7 +745,7 @@ struct SQLSchemaParser {
     }
 
     private mutating func identifier() throws(SQLSyntaxError) -> String {
-        guard position < statementEnd, tokens[position].kind == .word || tokens[position].kind == .quoted else { throw unexpected("a name") }
+        guard position < statementEnd, current.kind == .word || current.kind == .quoted else { throw unexpected("a name") }
         position += 1
         return tokens[position - 1].text
     }
@@ -757,8 +762,8 @@ struct SQLSchemaParser {
         guard acceptSymbol("(") else { throw unexpected("'('") }
         var depth = 1
         while position < statementEnd && depth > 0 {
-            if tokens[position].isSymbol("(") { depth += 1 }
-            if tokens[position].isSymbol(")") { depth -= 1 }
+            if current.isSymbol("(") { depth += 1 }
+            if current.isSymbol(")") { depth -= 1 }
             position += 1
         }
         guard depth == 0 else { throw unexpected("')'") }
@@ -768,7 +773,7 @@ struct SQLSchemaParser {
     private mutating func skipUntilListEnd() {
         var depth = 0
         while position < statementEnd {
-            let token = tokens[position]
+            let token = current
             if token.isSymbol("(") { depth += 1 }
             if token.isSymbol(")") {
                 if depth == 0 { return }
@@ -780,21 +785,34 @@ struct SQLSchemaParser {
     }
 
     private mutating func skipIndexParameters() {
-        while position < statementEnd, tokens[position].isWord("include") || tokens[position].isWord("with") || tokens[position].isWord("using")
-            || tokens[position].isWord("deferrable") || tokens[position].isWord("initially")
+        while position < statementEnd, current.isWord("include") || current.isWord("with") || current.isWord("using")
+            || current.isWord("deferrable") || current.isWord("initially")
         {
             skipUntilListEnd()
         }
     }
 
+    /// The token at `position`, or an empty end-of-statement marker past the statement's end: the
+    /// parser may look at it freely without ever indexing beyond the document.
+    private var current: SQLToken {
+        if position < statementEnd && position < tokens.count { return tokens[position] }
+        let last = tokens.last
+        return SQLToken(kind: .symbol, text: "", line: last?.line ?? 1, column: last?.column ?? 1, start: last?.end ?? 0, end: last?.end ?? 0)
+    }
+
+    /// Steps over one token, never past the statement's end.
+    private mutating func advance() {
+        if position < statementEnd { position += 1 }
+    }
+
     private mutating func accept(_ word: String) -> Bool {
-        guard position < statementEnd, tokens[position].isWord(word) else { return false }
+        guard position < statementEnd, current.isWord(word) else { return false }
         position += 1
         return true
     }
 
     private mutating func acceptSymbol(_ symbol: String) -> Bool {
-        guard position < statementEnd, tokens[position].isSymbol(symbol) else { return false }
+        guard position < statementEnd, current.isSymbol(symbol) else { return false }
         position += 1
         return true
     }
@@ -817,12 +835,16 @@ struct SQLSchemaParser {
             let last = tokens[max(0, min(statementEnd, tokens.count) - 1)]
             return SQLSyntaxError(message: "expected \(expected) before the end of the statement", line: last.line, column: last.column)
         }
-        let token = tokens[position]
+        let token = current
         return SQLSyntaxError(message: "expected \(expected), found '\(token.text)'", line: token.line, column: token.column)
     }
 
     private mutating func addKey(schema: String, table: String, name: String, type: String, columns: [String]) {
-        keys.removeAll { $0.schema == schema && $0.table == table && $0.name == name }
+        // A key named twice keeps its last definition; the set keeps the common case linear.
+        if !keyNames.insert("\(schema).\(table).\(name)").inserted {
+            keys.removeAll { $0.schema == schema && $0.table == table && $0.name == name }
+        }
+        guard keys.count < Self.maxObjects else { return }
         keys.append(SchemaDraft.Key(schema: schema, table: table, name: name, type: type, columns: columns))
         if type == "p" { for column in columns { mutateColumn(schema, table, column) { $0.notNull = true } } }
     }

@@ -31,6 +31,13 @@ enum SQLTokenizer {
     static func tokenize(_ source: String) throws(SQLSyntaxError) -> [SQLToken] {
         let bytes = Array(source.utf8)
         guard bytes.count <= maxBytes else { throw SQLSyntaxError(message: "the document is larger than \(maxBytes >> 20) MiB", line: 1, column: 1) }
+        // NUL cannot be stored in PostgreSQL text, so none may hide in a string or a name either.
+        if let nul = bytes.firstIndex(of: 0) {
+            let before = bytes[..<nul]
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let column = nul - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+            throw SQLSyntaxError(message: "NUL byte in the document", line: line, column: column)
+        }
         var tokens: [SQLToken] = []
         var index = 0
         var line = 1

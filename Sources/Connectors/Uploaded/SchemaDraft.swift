@@ -101,7 +101,8 @@ struct SchemaDraft {
         }
         // Primary keys and unique constraints are backed by indexes of their name, as in the catalog.
         var indexes = self.indexes
-        for key in keys where !indexes.contains(where: { $0["name"]?.stringValue == key.name && $0["schema"]?.stringValue == key.schema }) {
+        var indexNames = Set(indexes.map { "\($0["schema"]?.stringValue ?? "").\($0["name"]?.stringValue ?? "")" })
+        for key in keys where indexNames.insert("\(key.schema).\(key.name)").inserted {
             indexes.append([
                 "schema": .string(key.schema), "table": .string(key.table), "name": .string(key.name), "unique": true, "method": "btree",
                 "columns": .array(key.columns.map(JSONValue.string)),

@@ -27,7 +27,8 @@ public struct SchemaProvisioner: Sendable {
 
     /// The statements for `model`, or why it cannot be provisioned safely.
     public func statements(for model: SchemaModel) throws(Refusal) -> (statements: [String], warnings: [String]) {
-        var statements = ["CREATE SCHEMA IF NOT EXISTS \(Self.quote(schema))"]
+        // A schema of its own, created here: one that already exists belongs to someone else.
+        var statements = ["CREATE SCHEMA \(Self.quote(schema))"]
         var warnings: [String] = []
         let enumNames = Set(model.enums.map(\.name))
         var seen = Set<String>()
@@ -37,12 +38,8 @@ public struct SchemaProvisioner: Sendable {
             }
         }
         for item in model.enums {
-            let labels = item.values.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
-            // CREATE TYPE has no IF NOT EXISTS; the DO block makes it idempotent.
-            statements.append("""
-                DO $mb$ BEGIN CREATE TYPE \(Self.quote(schema)).\(Self.quote(item.name)) AS ENUM (\(labels)); \
-                EXCEPTION WHEN duplicate_object THEN NULL; END $mb$
-                """)
+            let labels = item.values.map(Self.literal).joined(separator: ", ")
+            statements.append("CREATE TYPE \(Self.quote(schema)).\(Self.quote(item.name)) AS ENUM (\(labels))")
         }
         for entity in model.entities {
             guard entity.kind == .table else {
@@ -70,29 +67,34 @@ public struct SchemaProvisioner: Sendable {
             for key in entity.uniqueKeys {
                 parts.append("CONSTRAINT \(Self.quote(key.name)) UNIQUE (\(key.columns.map(Self.quote).joined(separator: ", ")))")
             }
-            statements.append("CREATE TABLE IF NOT EXISTS \(Self.quote(schema)).\(Self.quote(entity.name)) (\(parts.joined(separator: ", ")))")
+            statements.append("CREATE TABLE \(Self.quote(schema)).\(Self.quote(entity.name)) (\(parts.joined(separator: ", ")))")
             if let comment = entity.comment {
                 statements.append("COMMENT ON TABLE \(Self.quote(schema)).\(Self.quote(entity.name)) IS \(Self.literal(comment))")
             }
-            for index in entity.indexes where !index.columns.isEmpty {
+            // Keys bring their own indexes; creating them again would collide with those.
+            let keyIndexes = [entity.primaryKey] + entity.uniqueKeys.map(\.columns)
+            for index in entity.indexes where !index.columns.isEmpty && !(index.unique && keyIndexes.contains(index.columns)) {
                 guard index.columns.allSatisfy({ entity.column(named: $0) != nil }) else {
                     warnings.append("index '\(index.name)' on an expression is not provisioned")
                     continue
                 }
                 statements.append(
-                    "CREATE \(index.unique ? "UNIQUE " : "")INDEX IF NOT EXISTS \(Self.quote(index.name)) ON \(Self.quote(schema)).\(Self.quote(entity.name)) (\(index.columns.map(Self.quote).joined(separator: ", ")))")
+                    "CREATE \(index.unique ? "UNIQUE " : "")INDEX \(Self.quote(index.name)) ON \(Self.quote(schema)).\(Self.quote(entity.name)) (\(index.columns.map(Self.quote).joined(separator: ", ")))")
             }
         }
-        // Foreign keys last, once every table exists; each only if not there yet.
+        // Foreign keys last, once every table exists.
         for relation in model.relations where relation.kind == .manyToOne || (relation.kind == .oneToOne && relation.holdsForeignKey == true) {
-            let from = "\(Self.quote(schema)).\(Self.quote(relation.from.name))"
-            let to = "\(Self.quote(schema)).\(Self.quote(relation.to.name))"
+            guard !relation.toColumns.isEmpty, relation.toColumns.count == relation.fromColumns.count else {
+                warnings.append("foreign key '\(relation.constraint)' names no key of '\(relation.to.name)'; not provisioned")
+                continue
+            }
             statements.append("""
-                DO $mb$ BEGIN ALTER TABLE \(from) ADD CONSTRAINT \(Self.quote(relation.constraint)) FOREIGN KEY \
-                (\(relation.fromColumns.map(Self.quote).joined(separator: ", "))) REFERENCES \(to) (\(relation.toColumns.map(Self.quote).joined(separator: ", "))); \
-                EXCEPTION WHEN duplicate_object THEN NULL; END $mb$
+                ALTER TABLE \(Self.quote(schema)).\(Self.quote(relation.from.name)) ADD CONSTRAINT \(Self.quote(relation.constraint)) \
+                FOREIGN KEY (\(relation.fromColumns.map(Self.quote).joined(separator: ", "))) \
+                REFERENCES \(Self.quote(schema)).\(Self.quote(relation.to.name)) (\(relation.toColumns.map(Self.quote).joined(separator: ", ")))
                 """)
         }
+        guard !statements.contains(where: { $0.utf8.contains(0) }) else { throw Refusal(message: "a name or label contains a NUL byte") }
         return (statements, warnings)
     }
 
@@ -102,14 +104,29 @@ public struct SchemaProvisioner: Sendable {
         defer { Task { try? await connection.close() } }
         try await connection.query("BEGIN", logger: logger)
         do {
-            // Two uploads into one hosted database at once must not interleave their DDL.
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(schema)))", logger: logger)
+            // Literals in the generated DDL are standard strings, whatever the server's default.
+            try await connection.query("SET LOCAL standard_conforming_strings = on", logger: logger)
             for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
             try await connection.query("COMMIT", logger: logger)
         } catch {
             try? await connection.query("ROLLBACK", logger: logger)
             throw error
         }
+    }
+
+    /// Drops a provisioned schema with everything in it (its source was deleted, or registering it
+    /// failed after the DDL ran).
+    public func drop() async throws {
+        let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0, logger: logger)
+        defer { Task { try? await connection.close() } }
+        try await connection.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(Self.quote(schema)) CASCADE"), logger: logger)
+    }
+
+    /// The schema an uploaded source of a tenant is provisioned into; nil when the name would not
+    /// fit PostgreSQL's 63 bytes (it would be cut, and two sources could meet in one schema).
+    public static func schemaName(tenant: String, source: String) -> String? {
+        let name = "mb_\(tenant)_\(source)"
+        return name.utf8.count <= 63 ? name : nil
     }
 
     static func quote(_ name: String) -> String {
@@ -135,7 +152,7 @@ public struct SchemaProvisioner: Sendable {
             "time with time zone", "date", "interval", "uuid", "json", "jsonb", "bytea", "inet", "cidr", "macaddr", "tsvector", "xml",
         ]
         // Modifiers: `numeric(5,2)`, `character varying(20)`, `timestamp(3) with time zone`.
-        let withoutModifiers = base.replacingOccurrences(of: #"\(\d{1,4}(,\d{1,4})?\)"#, with: "", options: .regularExpression)
+        let withoutModifiers = base.replacingOccurrences(of: #"\([0-9]{1,8}(,[0-9]{1,8})?\)"#, with: "", options: .regularExpression)
         if builtins.contains(withoutModifiers) { return base + suffix }
         let unquoted = base.hasPrefix("\"") && base.hasSuffix("\"") && base.count >= 2
             ? String(base.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"") : base

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Connectors
 import Foundation
 import Hummingbird
@@ -49,7 +50,9 @@ struct SourceAdminAPI {
             registration = postgres
         case "schema":
             return try await createUploaded(body, slug: slug, name: name, context: context)
-        case "openapi", "graphql", "mongodb":
+        case "openapi":
+            return try await createUpstream(body, slug: slug, name: name, context: context)
+        case "graphql", "mongodb":
             throw APIError(
                 status: .notImplemented, code: "MB306", message: "source kind '\(kind)' is not available yet",
                 hint: "postgres, supabase (with dbUrl) and schema sources are available")
@@ -89,8 +92,10 @@ struct SourceAdminAPI {
         let slug = try await node.existingTenant(context).slug
         let name = context.parameters.get("source") ?? ""
         let audit = AuditEntry(at: Date(), actor: "admin", action: "source.delete", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
+        let record = try await node.store.sources(slug).first { $0.name == name }
         guard try await node.store.deleteSource(tenant: slug, name: name, audit: audit) else { throw APIError.sourceNotFound(name) }
         await node.directory.stop(slug)
+        if let record { await catalog.dropProvisioned(record) }
         return Response(status: .noContent)
     }
 
@@ -133,6 +138,75 @@ struct SourceAdminAPI {
         return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
     }
 
+    /// `kind: openapi`: an existing REST API described by OpenAPI 3.x or Swagger 2.0 (JSON), proxied
+    /// under `{apiUrl}/api/v1` with the tenant's credentials for it.
+    func createUpstream(_ body: JSONBody, slug: String, name: String, context: EdgeContext) async throws -> Response {
+        try body.allowOnly(["name", "kind", "document", "specUrl", "baseUrl", "headers"])
+        let text: String
+        if let document = body.object["document"], document != .null {
+            text = document.stringValue ?? document.jsonString
+        } else if let specURL = try body.string("specUrl") {
+            guard let url = URL(string: specURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw APIError.invalidField("specUrl", "expected an http(s) URL")
+            }
+            text = try await Self.fetchSpec(specURL)
+        } else {
+            throw APIError.invalidField("document", "give the OpenAPI document, or specUrl to fetch it from")
+        }
+        let spec: UpstreamSpec
+        do {
+            spec = try UpstreamSpec.parse(text)
+        } catch {
+            throw APIError(status: .badRequest, code: "MB320", message: "the API description cannot be read: \(error.message)", details: error.location)
+        }
+        var baseURL = try body.string("baseUrl")
+        if baseURL == nil, let server = spec.document["servers"]?.arrayValue?.first?["url"]?.stringValue, server.hasPrefix("http") { baseURL = server }
+        guard let base = baseURL, let parsed = URL(string: base), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw APIError.invalidField("baseUrl", "expected the upstream's http(s) base URL")
+        }
+        var headers = JSONObject()
+        for (header, value) in try body.object("headers") ?? [:] {
+            guard let text = value.stringValue, !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }),
+                !header.isEmpty, header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3A })
+            else { throw APIError.invalidField("headers.\(header)", "expected a header name with a one-line string value") }
+            headers[header] = .string(text)
+        }
+        var model = (try? UploadedSchema.parse(text, format: spec.isSwagger ? .jsonschema : .openapi).model) ?? SchemaModel()
+        model.operations = spec.operations
+        if try await node.store.sources(slug).contains(where: { $0.name == name }) { throw APIError.sourceExists(name) }
+        let config: JSONObject = ["baseUrl": .string(base), "spec": spec.document, "headerNames": .array(headers.keys.map(JSONValue.string))]
+        do {
+            try await catalog.registerStored(
+                tenant: slug, name: name, kind: "openapi", config: config, secrets: ["headers": .object(headers)], model: model, requestID: context.requestID)
+        } catch ControlPlaneError.duplicate {
+            throw APIError.sourceExists(name)
+        }
+        await node.directory.stop(slug)
+        guard case .object(var summary) = Self.summary(name: name, kind: "openapi", model: model, schemas: []) else {
+            throw APIError.internalError(requestID: context.requestID)
+        }
+        summary["baseUrl"] = .string(base)
+        summary["operations"] = .array(spec.routes.map { .string("\($0.method) \($0.path) (\($0.operationID))") })
+        return try jsonResponse(.object(summary), status: .created)
+    }
+
+    static func fetchSpec(_ url: String) async throws -> String {
+        do {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Accept", value: "application/json")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            guard response.status.code == 200 else {
+                throw APIError(status: .unprocessableContent, code: "MB324", message: "fetching the spec answered HTTP \(response.status.code)")
+            }
+            let body = try await response.body.collect(upTo: UploadedSchema.maxDocumentBytes)
+            return String(buffer: body)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(status: .unprocessableContent, code: "MB324", message: "cannot fetch the spec from \(url): \(error)")
+        }
+    }
+
     /// `kind: schema`: an uploaded document, served over `url`, provisioned into the hosted
     /// database (`provision: true`), or kept as a model only.
     func createUploaded(_ body: JSONBody, slug: String, name: String, context: EdgeContext) async throws -> Response {
@@ -165,7 +239,9 @@ struct SourceAdminAPI {
                     status: .unprocessableContent, code: "MB322", message: "no hosted database to provision into",
                     hint: "set MINIBAAS_HOSTED_DATABASE_URL (cluster nodes default to DATABASE_URL)")
             }
-            let schema = "\(slug)_\(name)"
+            guard let schema = SchemaProvisioner.schemaName(tenant: slug, source: name) else {
+                throw APIError.invalidField("name", "tenant and source names together must fit PostgreSQL's 63-byte schema names")
+            }
             let provisioner = SchemaProvisioner(url: hosted, schema: schema, logger: context.logger)
             let plan: (statements: [String], warnings: [String])
             do {
@@ -175,6 +251,8 @@ struct SourceAdminAPI {
             }
             do {
                 try await provisioner.apply(plan.statements)
+            } catch where PostgresControlPlaneStore.sqlState(of: error) == "42P06" {
+                throw APIError(status: .conflict, code: "MB325", message: "the hosted database already has a schema named \(schema)")
             } catch {
                 throw Self.connectionError(error, url: hosted)
             }
@@ -186,9 +264,10 @@ struct SourceAdminAPI {
             schemas = [schema]
             do {
                 model = try await catalog.register(tenant: slug, registration, requestID: context.requestID)
-            } catch ControlPlaneError.duplicate {
-                throw APIError.sourceExists(name)
             } catch {
+                // Nothing is half-made: the tables go again when the source cannot be recorded.
+                try? await provisioner.drop()
+                if case ControlPlaneError.duplicate = error { throw APIError.sourceExists(name) }
                 throw Self.connectionError(error, url: hosted)
             }
         } else if body.object["url"] != nil {
@@ -206,7 +285,7 @@ struct SourceAdminAPI {
             }
         } else {
             do {
-                try await catalog.registerModelOnly(tenant: slug, name: name, config: config, model: parsed.model, requestID: context.requestID)
+                try await catalog.registerStored(tenant: slug, name: name, kind: "schema", config: config, model: parsed.model, requestID: context.requestID)
             } catch ControlPlaneError.duplicate {
                 throw APIError.sourceExists(name)
             }

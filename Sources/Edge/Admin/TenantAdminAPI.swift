@@ -77,10 +77,12 @@ struct TenantAdminAPI {
 
     @Sendable func delete(_ request: Request, context: EdgeContext) async throws -> Response {
         let slug = context.parameters.get("slug") ?? ""
+        let sources = Slug.isValid(slug) ? try await node.store.sources(slug) : []
         guard Slug.isValid(slug), try await node.store.deleteTenant(slug, audit: audit(context, "tenant.delete", tenant: slug)) else {
             throw APIError.tenantNotFound(slug)
         }
         await node.directory.stop(slug)
+        for record in sources { await node.sourceCatalog.dropProvisioned(record) }
         return Response(status: .noContent)
     }
 

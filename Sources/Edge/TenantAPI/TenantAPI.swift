@@ -13,6 +13,7 @@ struct TenantAPI {
         let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory))
         tenant.get("rest/v1", use: openAPIDocument)
         RestAPI(node: node).register(on: tenant)
+        UpstreamAPI(node: node).register(on: tenant)
         let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(directory: node.directory, requiresAPIKey: false))
         AuthAPI(node: node).register(keyed: tenant, open: open)
     }

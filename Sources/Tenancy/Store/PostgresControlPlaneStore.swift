@@ -301,7 +301,7 @@ public final class PostgresControlPlaneStore: ControlPlaneStore {
     }
 
     /// The SQLSTATE of a server error, also when a transaction wrapped it.
-    static func sqlState(of error: any Error) -> String? {
+    public static func sqlState(of error: any Error) -> String? {
         if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
         if let error = error as? PostgresTransactionError, let inner = error.closureError { return sqlState(of: inner) }
         return nil
