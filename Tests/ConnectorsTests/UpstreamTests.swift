@@ -99,3 +99,48 @@ final class UpstreamTests: XCTestCase {
         XCTAssertNotNil(cache.get("c"))
     }
 }
+
+/// What a GraphQL request asks of an upstream, measured before it is forwarded.
+final class GraphQLQueryAnalyzerTests: XCTestCase {
+    func testRootsDepthAndCost() throws {
+        let simple = try GraphQLQueryAnalyzer.analyze("{ books { title author { name } } }", operationName: nil)
+        XCTAssertEqual(simple.rootFields, ["books"])
+        XCTAssertEqual(simple.operation, "query")
+        XCTAssertEqual(simple.depth, 3)
+        let aliased = try GraphQLQueryAnalyzer.analyze(
+            #"""
+            query Q($n: Int = 3) @cached { first: books(first: 5, filter: {title: "a, b } c"}) { ...F } me { id } }
+            fragment F on Book { title(format: """block { string""") }
+            mutation M { addBook(title: "x") { id } }
+            """#, operationName: "Q")
+        XCTAssertEqual(aliased.rootFields, ["books", "me"])
+        XCTAssertEqual(aliased.cost, 1 + 5 * 1 + 2, "a list's children count once per item asked for")
+        let mutation = try GraphQLQueryAnalyzer.analyze("mutation M { addBook(title: \"x\") { id } } query Q { books { id } }", operationName: "M")
+        XCTAssertEqual(mutation.operation, "mutation")
+        XCTAssertEqual(mutation.rootFields, ["addBook"])
+    }
+
+    func testRefusals() {
+        var limits = GraphQLQueryAnalyzer.Limits()
+        limits.maxDepth = 4
+        limits.maxCost = 50
+        let cases: [(String, String?, String)] = [
+            ("{ a { b { c { d { e } } } } }", nil, "deep"),
+            ("{ a(first: 100) { b c } }", nil, "costs"),
+            ("{ a { b }", nil, "expected"),
+            ("{ a { ...X } } fragment X on A { b { ...X } }", nil, "spreads itself"),
+            ("{ a { ...Nope } }", nil, "unknown fragment"),
+            ("query A { a } query B { b }", nil, "operationName"),
+            ("query A { a }", "B", "no operation named B"),
+            ("{ a(x: \"unterminated) }", nil, "unterminated"),
+            ("{ a } ☃", nil, "unexpected"),
+            (String(repeating: "{ a ", count: 100) + String(repeating: "}", count: 100), nil, "deeper than 64"),
+        ]
+        for (query, name, expected) in cases {
+            XCTAssertThrowsError(try GraphQLQueryAnalyzer.analyze(query, operationName: name, limits: limits), query) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+        XCTAssertThrowsError(try GraphQLQueryAnalyzer.analyze(String(repeating: "{", count: 70_000), operationName: nil))
+    }
+}

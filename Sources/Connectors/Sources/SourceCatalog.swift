@@ -115,7 +115,7 @@ public struct SourceCatalog: Sendable {
     public func refresh(tenant: String, name: String, requestID: String?) async throws -> SchemaModel? {
         guard let record = try await store.sources(tenant).first(where: { $0.name == name }) else { return nil }
         guard record.kind != "schema" || record.config["provisioned"] == true else { throw SourceCatalogError.uploadedModel(name) }
-        guard record.kind != "openapi" else { throw SourceCatalogError.uploadedModel(name) }
+        guard record.kind != "openapi" && record.kind != "graphql" else { throw SourceCatalogError.uploadedModel(name) }
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
         _ = try await store.updateSourceModel(
@@ -155,7 +155,7 @@ public struct SourceCatalog: Sendable {
         }
         let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name
         tree.attachments.set(TenantSources(sources: sources, defaultName: defaultName))
-        tree.attachments.set(TenantUpstreams(upstreams: try await upstreams(of: tree.slug)))
+        tree.attachments.set(try await upstreams(of: tree.slug))
         var policies: [Policy] = []
         if let document = try await store.policies(tree.slug) {
             do {
@@ -174,8 +174,13 @@ public struct SourceCatalog: Sendable {
 
 extension SourceCatalog {
     /// The tenant's upstream APIs, from their stored specs and sealed headers.
-    func upstreams(of tenant: String) async throws -> [UpstreamSource] {
+    func upstreams(of tenant: String) async throws -> TenantUpstreams {
         var upstreams: [UpstreamSource] = []
+        var graphQL: [GraphQLUpstream] = []
+        for record in try await store.sources(tenant) where record.kind == "graphql" {
+            guard let url = record.config["url"]?.stringValue else { continue }
+            graphQL.append(GraphQLUpstream(name: record.name, url: url, headers: try headers(of: record), model: Self.model(of: record)))
+        }
         for record in try await store.sources(tenant) where record.kind == "openapi" {
             guard let document = record.config["spec"], let base = record.config["baseUrl"]?.stringValue else { continue }
             let spec: UpstreamSpec
@@ -185,11 +190,15 @@ extension SourceCatalog {
                 logger.error("stored upstream spec does not parse", metadata: ["tenant": .string(tenant), "source": .string(record.name)])
                 continue
             }
-            let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: tenant, source: record.name)))
-            let headers = (secrets["headers"]?.objectValue ?? [:]).compactMap { name, value in value.stringValue.map { (name, $0) } }
-            upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: headers, model: Self.model(of: record)))
+            upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: try headers(of: record), model: Self.model(of: record)))
         }
-        return upstreams
+        return TenantUpstreams(upstreams: upstreams, graphQL: graphQL)
+    }
+
+    /// An upstream's sealed headers (its credentials), opened.
+    func headers(of record: SourceRecord) throws -> [(String, String)] {
+        let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: record.tenant, source: record.name)))
+        return (secrets["headers"]?.objectValue ?? [:]).compactMap { name, value in value.stringValue.map { (name, $0) } }
     }
 }
 

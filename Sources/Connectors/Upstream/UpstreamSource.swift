@@ -195,9 +195,18 @@ public final class UpstreamSource: Sendable {
 /// A tenant's upstream sources, hung on its tree.
 public final class TenantUpstreams: Sendable {
     public let upstreams: [UpstreamSource]
-    public init(upstreams: [UpstreamSource]) { self.upstreams = upstreams }
+    public let graphQL: [GraphQLUpstream]
+    public init(upstreams: [UpstreamSource], graphQL: [GraphQLUpstream] = []) {
+        self.upstreams = upstreams
+        self.graphQL = graphQL
+    }
+    /// By name, or the first when no name is given.
     public func upstream(named name: String?) -> UpstreamSource? {
         guard let name else { return upstreams.first }
         return upstreams.first { $0.name == name }
+    }
+    public func graphQL(named name: String?) -> GraphQLUpstream? {
+        guard let name else { return graphQL.first }
+        return graphQL.first { $0.name == name }
     }
 }

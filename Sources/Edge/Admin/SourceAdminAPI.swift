@@ -52,10 +52,12 @@ struct SourceAdminAPI {
             return try await createUploaded(body, slug: slug, name: name, context: context)
         case "openapi":
             return try await createUpstream(body, slug: slug, name: name, context: context)
-        case "graphql", "mongodb":
+        case "graphql":
+            return try await createGraphQL(body, slug: slug, name: name, context: context)
+        case "mongodb":
             throw APIError(
                 status: .notImplemented, code: "MB306", message: "source kind '\(kind)' is not available yet",
-                hint: "postgres, supabase (with dbUrl) and schema sources are available")
+                hint: "postgres, supabase (with dbUrl), schema, openapi and graphql sources are available")
         default:
             throw APIError.invalidField("kind", "must be one of postgres, supabase, schema, openapi, graphql, mongodb")
         }
@@ -164,13 +166,7 @@ struct SourceAdminAPI {
         guard let base = baseURL, let parsed = URL(string: base), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
             throw APIError.invalidField("baseUrl", "expected the upstream's http(s) base URL")
         }
-        var headers = JSONObject()
-        for (header, value) in try body.object("headers") ?? [:] {
-            guard let text = value.stringValue, !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }),
-                !header.isEmpty, header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3A })
-            else { throw APIError.invalidField("headers.\(header)", "expected a header name with a one-line string value") }
-            headers[header] = .string(text)
-        }
+        let headers = try Self.headers(body)
         var model = (try? UploadedSchema.parse(text, format: spec.isSwagger ? .jsonschema : .openapi).model) ?? SchemaModel()
         model.operations = spec.operations
         if try await node.store.sources(slug).contains(where: { $0.name == name }) { throw APIError.sourceExists(name) }
@@ -187,6 +183,48 @@ struct SourceAdminAPI {
         }
         summary["baseUrl"] = .string(base)
         summary["operations"] = .array(spec.routes.map { .string("\($0.method) \($0.path) (\($0.operationID))") })
+        return try jsonResponse(.object(summary), status: .created)
+    }
+
+    /// Upstream credentials: header names and one-line values, nothing that could split a request.
+    static func headers(_ body: JSONBody) throws -> JSONObject {
+        var headers = JSONObject()
+        for (header, value) in try body.object("headers") ?? [:] {
+            guard let text = value.stringValue, !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }),
+                !header.isEmpty, header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3A })
+            else { throw APIError.invalidField("headers.\(header)", "expected a header name with a one-line string value") }
+            headers[header] = .string(text)
+        }
+        return headers
+    }
+
+    /// `kind: graphql`: an existing GraphQL API, introspected once and proxied at `{apiUrl}/graphql/v1`.
+    func createGraphQL(_ body: JSONBody, slug: String, name: String, context: EdgeContext) async throws -> Response {
+        try body.allowOnly(["name", "kind", "url", "headers"])
+        let url = try body.requiredString("url")
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw APIError.invalidField("url", "expected the GraphQL endpoint's http(s) URL")
+        }
+        let headers = try Self.headers(body)
+        let model: SchemaModel
+        do {
+            model = try await GraphQLUpstream.introspect(url: url, headers: headers.compactMap { name, value in value.stringValue.map { (name, $0) } })
+        } catch {
+            throw APIError(status: .unprocessableContent, code: "MB326", message: "the GraphQL endpoint cannot be introspected: \(UpstreamAPI.error(error, path: []).message)")
+        }
+        if try await node.store.sources(slug).contains(where: { $0.name == name }) { throw APIError.sourceExists(name) }
+        do {
+            try await catalog.registerStored(
+                tenant: slug, name: name, kind: "graphql", config: ["url": .string(url), "headerNames": .array(headers.keys.map(JSONValue.string))],
+                secrets: ["headers": .object(headers)], model: model, requestID: context.requestID)
+        } catch ControlPlaneError.duplicate {
+            throw APIError.sourceExists(name)
+        }
+        await node.directory.stop(slug)
+        guard case .object(var summary) = Self.summary(name: name, kind: "graphql", model: model, schemas: []) else {
+            throw APIError.internalError(requestID: context.requestID)
+        }
+        summary["url"] = .string(url)
         return try jsonResponse(.object(summary), status: .created)
     }
 

@@ -17,6 +17,46 @@ struct UpstreamAPI {
                 tenant.on("\(base)/**", method: method, use: forward)
             }
         }
+        tenant.post("graphql/v1", use: graphQL)
+        tenant.post("sources/:source/graphql/v1", use: graphQL)
+    }
+
+    /// `POST {apiUrl}/graphql/v1 {query, variables?, operationName?}` to a GraphQL upstream.
+    @Sendable func graphQL(_ request: Request, context: EdgeContext) async throws -> Response {
+        guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
+        let name = context.parameters.get("source")
+        guard let upstream = tree.attachments.get(TenantUpstreams.self)?.graphQL(named: name) else {
+            throw APIError.sourceNotFound(name ?? "(no GraphQL source registered)")
+        }
+        let body = try await JSONBody.read(request, maxBytes: tree.tenant.limits.maxBodyBytes)
+        try body.allowOnly(["query", "variables", "operationName", "extensions"])
+        let query = try body.requiredString("query")
+        let operationName = try body.string("operationName")
+        let analysis: GraphQLQueryAnalyzer.Analysis
+        do {
+            analysis = try GraphQLQueryAnalyzer.analyze(query, operationName: operationName, limits: upstream.limits)
+        } catch {
+            throw APIError(status: .badRequest, code: "MB706", message: "the GraphQL request is refused: \(error.message)")
+        }
+        if !caller.isServiceRole {
+            let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
+            for field in analysis.rootFields where field != "__typename" {
+                guard policies.contains(where: { $0.entity == field && $0.role == caller.role && $0.action == .execute }) else {
+                    throw APIError(
+                        status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
+                        message: "permission denied: no execute policy on '\(field)' for role \(caller.role)")
+                }
+            }
+        }
+        let deadline = Duration.milliseconds(tree.tenant.limits.requestTimeoutMs * 9 / 10)
+        let answer: UpstreamSource.Answer
+        do {
+            answer = try await upstream.forward(body.object, deadline: deadline)
+        } catch {
+            throw Self.error(error, path: ["graphql"])
+        }
+        return Response(
+            status: HTTPResponse.Status(code: answer.status), headers: [.contentType: "application/json"], body: .init(byteBuffer: answer.body))
     }
 
     @Sendable func forward(_ request: Request, context: EdgeContext) async throws -> Response {
