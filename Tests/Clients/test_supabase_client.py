@@ -101,3 +101,30 @@ def test_openapi_document_is_valid(tenant):
         document = json.loads(response.read())
     validate(document)
     assert "/posts" in document["paths"] and "/rpc/add_numbers" in document["paths"]
+
+
+def test_a_supabase_project_without_its_database_url(node, tenant):
+    """Another mini-baas tenant stands in for a Supabase project: registered with its URL and service
+    key only, it is reached through its REST endpoint, and the official client works unchanged."""
+    import secrets as _secrets
+    from conftest import call as admin_call
+    slug = "px" + _secrets.token_hex(4)
+    created = admin_call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Proxy"})
+    registered = admin_call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token,
+                            {"name": "project", "kind": "supabase", "url": tenant["apiUrl"], "serviceKey": tenant["serviceKey"]})
+    assert registered["proxy"] is True and "posts" in registered["entities"]
+    client = create_client(created["apiUrl"], created["serviceKey"])
+    data = client.table("posts").select("id,title").eq("published", True).order("id").execute().data
+    assert data == sql(tenant["database"], "select id, title from posts where published order by id")
+    counted = client.table("posts").select("id", count="exact").limit(1).execute()
+    assert counted.count == sql(tenant["database"], "select count(*) as n from posts")[0]["n"]
+    client.table("labels").insert({"id": 77, "name": "through the proxy"}).execute()
+    assert sql(tenant["database"], "select name from labels where id = 77") == [{"name": "through the proxy"}]
+    assert client.rpc("add_numbers", {"a": 2, "b": 3}).execute().data == 5
+    with pytest.raises(Exception) as unknown:
+        client.table("ghosts").select("*").execute()
+    assert "PGRST205" in str(unknown.value)
+    anon = create_client(created["apiUrl"], created["anonKey"])
+    with pytest.raises(Exception) as refused:
+        anon.table("posts").select("id").execute()
+    assert "42501" in str(refused.value)

@@ -144,3 +144,34 @@ final class GraphQLQueryAnalyzerTests: XCTestCase {
         XCTAssertThrowsError(try GraphQLQueryAnalyzer.analyze(String(repeating: "{", count: 70_000), operationName: nil))
     }
 }
+
+/// A Supabase project's `/rest/v1/` description (PostgREST's Swagger 2.0) read into the model.
+final class RestProxyModelTests: XCTestCase {
+    func testPostgRESTSwaggerNotesGiveKeysAndRelations() throws {
+        let swagger: JSONValue = [
+            "swagger": "2.0",
+            "definitions": [
+                "authors": ["type": "object", "required": ["id", "name"], "properties": [
+                    "id": ["type": "integer", "format": "bigint", "description": "Note:\nThis is a Primary Key.<pk/>"],
+                    "name": ["type": "string", "format": "text"],
+                    "mood": ["type": "string", "format": "public.mood", "enum": ["happy", "sad"]],
+                ]],
+                "posts": ["type": "object", "required": ["id"], "properties": [
+                    "id": ["type": "integer", "format": "integer", "description": "Note:\nThis is a Primary Key.<pk/>"],
+                    "author_id": ["type": "integer", "format": "bigint", "description": "Note:\nThis is a Foreign Key to `authors.id`.<fk table='authors' column='id'/>"],
+                    "tags": ["type": "array", "items": ["type": "string"], "format": "text[]"],
+                    "published_at": ["type": "string", "format": "timestamp with time zone"],
+                ]],
+            ],
+        ]
+        let model = RestProxySource.model(from: swagger)
+        XCTAssertEqual(model.entities.map(\.name), ["authors", "posts"])
+        XCTAssertEqual(model.entity(named: "authors")?.primaryKey, ["id"])
+        XCTAssertEqual(model.entity(named: "authors")?.column(named: "id")?.nativeType, "bigint")
+        XCTAssertEqual(model.entity(named: "authors")?.column(named: "name")?.nullable, false)
+        XCTAssertEqual(model.entity(named: "posts")?.column(named: "tags")?.nativeType, "text[]")
+        XCTAssertEqual(model.entity(named: "posts")?.column(named: "published_at")?.type, .datetime)
+        let kinds = Set(model.relations.map { "\($0.from.name)->\($0.to.name):\($0.kind.rawValue)" })
+        XCTAssertEqual(kinds, ["posts->authors:manyToOne", "authors->posts:oneToMany"])
+    }
+}

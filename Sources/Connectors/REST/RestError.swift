@@ -20,7 +20,7 @@ public struct RestError: Error, Sendable, Equatable, CustomStringConvertible {
     static func parse(_ message: String, details: String? = nil) -> RestError {
         RestError(status: 400, code: "PGRST100", message: message, details: details)
     }
-    static func unknownTable(_ name: String) -> RestError {
+    public static func unknownTable(_ name: String) -> RestError {
         RestError(status: 404, code: "PGRST205", message: "Could not find the table '\(name)' in the schema cache")
     }
     static func unknownColumn(_ column: String, in entity: String) -> RestError {

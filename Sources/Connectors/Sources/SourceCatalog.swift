@@ -107,7 +107,8 @@ public struct SourceCatalog: Sendable {
 
     /// Whether a record is served by a database (everything but a model-only upload).
     static func isServed(_ record: SourceRecord) -> Bool {
-        ["postgres", "supabase"].contains(record.kind) || (record.kind == "schema" && record.config["served"] == true)
+        record.kind == "postgres" || (record.kind == "supabase" && record.config["proxy"] != true)
+            || (record.kind == "schema" && record.config["served"] == true)
     }
 
     /// Re-introspects a stored source and replaces its model. An uploaded model served over a
@@ -115,7 +116,9 @@ public struct SourceCatalog: Sendable {
     public func refresh(tenant: String, name: String, requestID: String?) async throws -> SchemaModel? {
         guard let record = try await store.sources(tenant).first(where: { $0.name == name }) else { return nil }
         guard record.kind != "schema" || record.config["provisioned"] == true else { throw SourceCatalogError.uploadedModel(name) }
-        guard record.kind != "openapi" && record.kind != "graphql" else { throw SourceCatalogError.uploadedModel(name) }
+        guard record.kind != "openapi" && record.kind != "graphql" && record.config["proxy"] != true else {
+            throw SourceCatalogError.uploadedModel(name)
+        }
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
         _ = try await store.updateSourceModel(
@@ -192,7 +195,14 @@ extension SourceCatalog {
             }
             upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: try headers(of: record), model: Self.model(of: record)))
         }
-        return TenantUpstreams(upstreams: upstreams, graphQL: graphQL)
+        var proxies: [RestProxySource] = []
+        for record in try await store.sources(tenant) where record.kind == "supabase" && record.config["proxy"] == true {
+            guard let project = record.config["projectUrl"]?.stringValue else { continue }
+            let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: tenant, source: record.name)))
+            guard let key = secrets["serviceKey"]?.stringValue else { continue }
+            proxies.append(RestProxySource(name: record.name, projectURL: project, serviceKey: key, model: Self.model(of: record)))
+        }
+        return TenantUpstreams(upstreams: upstreams, graphQL: graphQL, restProxies: proxies)
     }
 
     /// An upstream's sealed headers (its credentials), opened.

@@ -196,9 +196,15 @@ public final class UpstreamSource: Sendable {
 public final class TenantUpstreams: Sendable {
     public let upstreams: [UpstreamSource]
     public let graphQL: [GraphQLUpstream]
-    public init(upstreams: [UpstreamSource], graphQL: [GraphQLUpstream] = []) {
+    public let restProxies: [RestProxySource]
+    public init(upstreams: [UpstreamSource], graphQL: [GraphQLUpstream] = [], restProxies: [RestProxySource] = []) {
         self.upstreams = upstreams
         self.graphQL = graphQL
+        self.restProxies = restProxies
+    }
+    public func restProxy(named name: String?) -> RestProxySource? {
+        guard let name else { return restProxies.first }
+        return restProxies.first { $0.name == name }
     }
     /// By name, or the first when no name is given.
     public func upstream(named name: String?) -> UpstreamSource? {

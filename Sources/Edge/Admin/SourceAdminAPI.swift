@@ -36,9 +36,7 @@ struct SourceAdminAPI {
         case "supabase":
             try body.allowOnly(["name", "kind", "url", "serviceKey", "dbUrl", "schemas", "maxConnections", "acquireTimeoutMs"])
             guard try body.string("dbUrl") != nil else {
-                throw APIError(
-                    status: .notImplemented, code: "MB306", message: "a supabase source needs dbUrl for now",
-                    hint: "pass the project's PostgreSQL connection string as dbUrl; proxying through the project's REST endpoint is not built yet")
+                return try await createSupabaseProxy(body, slug: slug, name: name, context: context)
             }
             var postgres = try postgres(body, name: name, kind: kind, urlField: "dbUrl")
             let projectURL = try body.requiredString("url")
@@ -196,6 +194,39 @@ struct SourceAdminAPI {
             headers[header] = .string(text)
         }
         return headers
+    }
+
+    /// `kind: supabase` without `dbUrl`: the project is reached through its REST endpoint with its
+    /// service key; the model comes from the project's `/rest/v1/` description.
+    func createSupabaseProxy(_ body: JSONBody, slug: String, name: String, context: EdgeContext) async throws -> Response {
+        let projectURL = try body.requiredString("url")
+        guard let url = URL(string: projectURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            throw APIError.invalidField("url", "must be the project's http(s) URL")
+        }
+        let serviceKey = try body.requiredString("serviceKey")
+        guard !serviceKey.isEmpty, !serviceKey.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+            throw APIError.invalidField("serviceKey", "expected the project's service-role key")
+        }
+        let model: SchemaModel
+        do {
+            model = try await RestProxySource.describe(projectURL: projectURL, serviceKey: serviceKey)
+        } catch {
+            throw APIError(status: .unprocessableContent, code: "MB327", message: "the project's REST endpoint cannot be read: \(UpstreamAPI.error(error, path: []).message)")
+        }
+        if try await node.store.sources(slug).contains(where: { $0.name == name }) { throw APIError.sourceExists(name) }
+        do {
+            try await catalog.registerStored(
+                tenant: slug, name: name, kind: "supabase", config: ["projectUrl": .string(projectURL), "proxy": true],
+                secrets: ["serviceKey": .string(serviceKey)], model: model, requestID: context.requestID)
+        } catch ControlPlaneError.duplicate {
+            throw APIError.sourceExists(name)
+        }
+        await node.directory.stop(slug)
+        guard case .object(var summary) = Self.summary(name: name, kind: "supabase", model: model, schemas: []) else {
+            throw APIError.internalError(requestID: context.requestID)
+        }
+        summary["proxy"] = true
+        return try jsonResponse(.object(summary), status: .created)
     }
 
     /// `kind: graphql`: an existing GraphQL API, introspected once and proxied at `{apiUrl}/graphql/v1`.
