@@ -124,24 +124,12 @@ struct SQLSchemaParser {
             if acceptSymbol(")") { break }
             var constraintName: String?
             if accept("constraint") { constraintName = try identifier() }
-            if accept("primary") {
-                try expectWord("key")
-                let columns = try columnList()
-                pendingKeys.append((constraintName ?? "\(name)_pkey", "p", columns))
-            } else if accept("unique") {
-                _ = accept("nulls") && (accept("not") || true) && expect("distinct")
-                let columns = try columnList()
-                pendingKeys.append((constraintName ?? "\(name)_\(columns.joined(separator: "_"))_key", "u", columns))
-                skipIndexParameters()
-            } else if accept("foreign") {
-                try expectWord("key")
-                let columns = try columnList()
-                try expectWord("references")
-                var fk = try references(schema: schema, table: name, columns: columns)
-                fk.name = constraintName ?? "\(name)_\(columns.joined(separator: "_"))_fkey"
-                pendingForeignKeys.append(fk)
-            } else if accept("check") || accept("exclude") {
-                skipUntilListEnd()
+            if let constraint = try tableConstraint(schema: schema, table: name, named: constraintName) {
+                switch constraint {
+                case .key(let key): pendingKeys.append((key.name, key.type, key.columns))
+                case .foreignKey(let fk): pendingForeignKeys.append(fk)
+                case .ignored: break
+                }
             } else if constraintName == nil && accept("like") {
                 warnings.append("line \(tokens[position - 1].line): LIKE in CREATE TABLE \(name) skipped")
                 skipUntilListEnd()
@@ -164,6 +152,41 @@ struct SQLSchemaParser {
         }
         for (constraint, type, columns) in pendingKeys { addKey(schema: schema, table: name, name: constraint, type: type, columns: columns) }
         foreignKeys += pendingForeignKeys
+    }
+
+    private enum TableConstraint {
+        case key(SchemaDraft.Key)
+        case foreignKey(SchemaDraft.ForeignKey)
+        case ignored
+    }
+
+    /// A table constraint (in CREATE TABLE or ALTER TABLE … ADD), or nil when none starts here.
+    private mutating func tableConstraint(schema: String, table: String, named name: String?) throws(SQLSyntaxError) -> TableConstraint? {
+        if accept("primary") {
+            try expectWord("key")
+            let columns = try columnList()
+            skipIndexParameters()
+            return .key(SchemaDraft.Key(schema: schema, table: table, name: name ?? "\(table)_pkey", type: "p", columns: columns))
+        }
+        if accept("unique") {
+            _ = accept("nulls") && (accept("not") || true) && expect("distinct")
+            let columns = try columnList()
+            skipIndexParameters()
+            return .key(SchemaDraft.Key(schema: schema, table: table, name: name ?? "\(table)_\(columns.joined(separator: "_"))_key", type: "u", columns: columns))
+        }
+        if accept("foreign") {
+            try expectWord("key")
+            let columns = try columnList()
+            try expectWord("references")
+            var fk = try references(schema: schema, table: table, columns: columns)
+            fk.name = name ?? "\(table)_\(columns.joined(separator: "_"))_fkey"
+            return .foreignKey(fk)
+        }
+        if accept("check") || accept("exclude") {
+            skipUntilListEnd()
+            return .ignored
+        }
+        return nil
     }
 
     private mutating func columnDefinition(
@@ -276,26 +299,12 @@ struct SQLSchemaParser {
             if accept("add") {
                 var constraintName: String?
                 if accept("constraint") { constraintName = try identifier() }
-                if accept("primary") {
-                    try expectWord("key")
-                    let columns = try columnList()
-                    addKey(schema: schema, table: name, name: constraintName ?? "\(name)_pkey", type: "p", columns: columns)
-                    for column in columns { mutateColumn(schema, name, column) { $0.notNull = true } }
-                    skipIndexParameters()
-                } else if accept("unique") {
-                    _ = accept("nulls") && (accept("not") || true) && expect("distinct")
-                    let columns = try columnList()
-                    addKey(schema: schema, table: name, name: constraintName ?? "\(name)_\(columns.joined(separator: "_"))_key", type: "u", columns: columns)
-                    skipIndexParameters()
-                } else if accept("foreign") {
-                    try expectWord("key")
-                    let columns = try columnList()
-                    try expectWord("references")
-                    var fk = try references(schema: schema, table: name, columns: columns)
-                    fk.name = constraintName ?? "\(name)_\(columns.joined(separator: "_"))_fkey"
-                    foreignKeys.append(fk)
-                } else if accept("check") || accept("exclude") {
-                    skipUntilListEnd()
+                if let constraint = try tableConstraint(schema: schema, table: name, named: constraintName) {
+                    switch constraint {
+                    case .key(let key): addKey(schema: schema, table: name, name: key.name, type: key.type, columns: key.columns)
+                    case .foreignKey(let fk): foreignKeys.append(fk)
+                    case .ignored: break
+                    }
                 } else {
                     _ = accept("column")
                     _ = accept("if") && expect("not") && expect("exists")

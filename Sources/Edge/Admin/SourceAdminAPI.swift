@@ -176,9 +176,7 @@ struct SourceAdminAPI {
             throw APIError.sourceExists(name)
         }
         await node.directory.stop(slug)
-        guard case .object(var summary) = Self.summary(name: name, kind: "openapi", model: model, schemas: []) else {
-            throw APIError.internalError(requestID: context.requestID)
-        }
+        var summary = Self.summaryObject(name: name, kind: "openapi", model: model, schemas: [])
         summary["baseUrl"] = .string(base)
         summary["operations"] = .array(spec.routes.map { .string("\($0.method) \($0.path) (\($0.operationID))") })
         return try jsonResponse(.object(summary), status: .created)
@@ -222,9 +220,7 @@ struct SourceAdminAPI {
             throw APIError.sourceExists(name)
         }
         await node.directory.stop(slug)
-        guard case .object(var summary) = Self.summary(name: name, kind: "supabase", model: model, schemas: []) else {
-            throw APIError.internalError(requestID: context.requestID)
-        }
+        var summary = Self.summaryObject(name: name, kind: "supabase", model: model, schemas: [])
         summary["proxy"] = true
         return try jsonResponse(.object(summary), status: .created)
     }
@@ -252,9 +248,7 @@ struct SourceAdminAPI {
             throw APIError.sourceExists(name)
         }
         await node.directory.stop(slug)
-        guard case .object(var summary) = Self.summary(name: name, kind: "graphql", model: model, schemas: []) else {
-            throw APIError.internalError(requestID: context.requestID)
-        }
+        var summary = Self.summaryObject(name: name, kind: "graphql", model: model, schemas: [])
         summary["url"] = .string(url)
         return try jsonResponse(.object(summary), status: .created)
     }
@@ -361,9 +355,7 @@ struct SourceAdminAPI {
             model = parsed.model
         }
         await node.directory.stop(slug)
-        guard case .object(var summary) = Self.summary(name: name, kind: "schema", model: model, schemas: schemas) else {
-            throw APIError.internalError(requestID: context.requestID)
-        }
+        var summary = Self.summaryObject(name: name, kind: "schema", model: model, schemas: schemas)
         summary["format"] = .string(format.rawValue)
         summary["provisioned"] = .bool(provision)
         summary["warnings"] = config["warnings"] ?? []
@@ -425,6 +417,11 @@ struct SourceAdminAPI {
     }
 
     static func summary(name: String, kind: String, model: SchemaModel, schemas: [String]) -> JSONValue {
+        .object(summaryObject(name: name, kind: kind, model: model, schemas: schemas))
+    }
+
+    /// What registration answers: the entities, relations and functions found.
+    static func summaryObject(name: String, kind: String, model: SchemaModel, schemas: [String]) -> JSONObject {
         [
             "name": .string(name), "kind": .string(kind), "schemas": .array(schemas.map(JSONValue.string)),
             "entities": .array(model.entities.map { .string($0.name) }),
