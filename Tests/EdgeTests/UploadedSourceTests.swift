@@ -159,3 +159,60 @@ extension UploadedSourceTests {
         }
     }
 }
+
+extension UploadedSourceTests {
+    func testReuploadingMigratesAdditivelyAndDestructiveOnlyWhenAllowed() async throws {
+        let hosted = try await TestServices.freshDatabase(prefix: "hosted")
+        let node = try await TestNode.make(environment: ["MINIBAAS_HOSTED_DATABASE_URL": hosted])
+        try await node.application().test(.router) { client in
+            let keys = try await client.createTenant(node, "acme")
+            let created = try await client.call(
+                .post, "/admin/v1/tenants/acme/sources", headers: node.adminHeaders,
+                json: ["name": "main", "kind": "schema", "format": "sql", "document": .string(Self.ddl), "provision": true])
+            XCTAssertEqual(created.status, .created, String(buffer: created.body))
+            let service: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)", .contentType: "application/json"]
+            _ = try await client.call(.post, "/t/acme/rest/v1/projects", headers: service, json: ["name": "Launch"])
+            let first = try await client.call(.post, "/t/acme/rest/v1/tasks", headers: service, json: ["project_id": 1, "title": "Write docs"])
+            XCTAssertEqual(first.status, .created, String(buffer: first.body))
+
+            let v2 = Self.ddl
+                .replacingOccurrences(of: "('todo', 'done')", with: "('todo', 'doing', 'done')")
+                .replacingOccurrences(of: "created_at timestamptz not null default now()", with: "created_at timestamptz not null default now(),\n  due date")
+                + "\ncreate table labels (id serial primary key, name text not null unique);\ncreate index tasks_due on tasks (due);"
+            let migrated = try await client.call(
+                .put, "/admin/v1/tenants/acme/sources/main", headers: node.adminHeaders, json: ["format": "sql", "document": .string(v2)])
+            XCTAssertEqual(migrated.status, .ok, String(buffer: migrated.body))
+            let changes = migrated.json?["changes"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            for expected in ["new table labels", "new column tasks.due", "enum status gains doing", "new index tasks_due"] {
+                XCTAssertTrue(changes.contains(expected), "\(expected) missing from \(changes)")
+            }
+            let doing = try await client.call(
+                .post, "/t/acme/rest/v1/tasks", headers: service, json: ["project_id": 1, "title": "Ship", "state": "doing", "due": "2026-12-01"])
+            XCTAssertEqual(doing.status, .created, String(buffer: doing.body))
+            try await assertEqual(try await TestServices.scalar("SELECT count(*)::text FROM mb_acme_main.tasks", database: hosted), "2", "rows survive")
+
+            // Dropping a column loses data: refused unless asked for, and nothing changes.
+            let v3 = v2.replacingOccurrences(of: "  title text not null,\n", with: "")
+            let refused = try await client.call(
+                .put, "/admin/v1/tenants/acme/sources/main", headers: node.adminHeaders, json: ["format": "sql", "document": .string(v3)])
+            XCTAssertEqual(refused.status, .conflict, String(buffer: refused.body))
+            XCTAssertEqual(refused.code, "MB328")
+            XCTAssertTrue(refused.json?["details"]?.stringValue?.contains("tasks.title") == true)
+            try await assertEqual(
+                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.columns WHERE table_schema = 'mb_acme_main' AND column_name = 'title'", database: hosted), "1")
+            let allowed = try await client.call(
+                .put, "/admin/v1/tenants/acme/sources/main", headers: node.adminHeaders,
+                json: ["format": "sql", "document": .string(v3), "allowDestructive": true])
+            XCTAssertEqual(allowed.status, .ok, String(buffer: allowed.body))
+            try await assertEqual(
+                try await TestServices.scalar("SELECT count(*)::text FROM information_schema.columns WHERE table_schema = 'mb_acme_main' AND column_name = 'title'", database: hosted), "0")
+
+            let lostLabel = v3.replacingOccurrences(of: "('todo', 'doing', 'done')", with: "('todo', 'done')")
+            let enumRefused = try await client.call(
+                .put, "/admin/v1/tenants/acme/sources/main", headers: node.adminHeaders,
+                json: ["format": "sql", "document": .string(lostLabel), "allowDestructive": true])
+            XCTAssertEqual(enumRefused.status, .unprocessableContent)
+            XCTAssertEqual(enumRefused.code, "MB321")
+        }
+    }
+}

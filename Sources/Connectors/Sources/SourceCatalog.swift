@@ -128,7 +128,7 @@ public struct SourceCatalog: Sendable {
     }
 
     /// Opens a record's sealed URL and its settings.
-    func open(_ record: SourceRecord) throws -> (PostgresURL, [String], Int) {
+    public func open(_ record: SourceRecord) throws -> (PostgresURL, [String], Int) {
         let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: record.tenant, source: record.name)))
         guard let text = secrets["url"]?.stringValue else { throw ControlPlaneError.corrupt("source \(record.name) has no URL") }
         let url = try PostgresURL(text)

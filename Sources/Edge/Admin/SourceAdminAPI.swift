@@ -16,6 +16,7 @@ struct SourceAdminAPI {
         group.post("tenants/:slug/sources", use: create)
         group.get("tenants/:slug/sources", use: list)
         group.delete("tenants/:slug/sources/:source", use: delete)
+        group.put("tenants/:slug/sources/:source", use: reupload)
         group.post("tenants/:slug/sources/:source/refresh", use: refresh)
         group.get("tenants/:slug/schema", use: schema)
     }
@@ -192,6 +193,75 @@ struct SourceAdminAPI {
             headers[header] = .string(text)
         }
         return headers
+    }
+
+    /// `PUT …/sources/{name}` `{format, document, allowDestructive?}`: a new version of an uploaded
+    /// schema. A provisioned one is migrated in place (additive steps always, destructive ones only
+    /// when allowed, all in one transaction); one served over the tenant's database, or kept as a
+    /// model, takes the new model as it is.
+    @Sendable func reupload(_ request: Request, context: EdgeContext) async throws -> Response {
+        let slug = try await node.existingTenant(context).slug
+        let name = context.parameters.get("source") ?? ""
+        guard let record = try await node.store.sources(slug).first(where: { $0.name == name }) else { throw APIError.sourceNotFound(name) }
+        guard record.kind == "schema" else {
+            throw APIError(status: .conflict, code: "MB323", message: "only uploaded schemas are replaced by a new document; refresh other sources")
+        }
+        let body = try await JSONBody.read(request)
+        try body.allowOnly(["format", "document", "allowDestructive"])
+        let formatName = try body.requiredString("format")
+        guard let format = UploadedSchema.Format(rawValue: formatName) else {
+            throw APIError.invalidField("format", "must be one of \(UploadedSchema.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let document = try body.requiredString("document")
+        let parsed: UploadedSchema.Parsed
+        do {
+            parsed = try UploadedSchema.parse(document, format: format)
+        } catch {
+            throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
+        }
+        var changes: [String] = []
+        let model: SchemaModel
+        if record.config["provisioned"] == true {
+            let (url, schemas, _) = try catalog.open(record)
+            let provisioner = SchemaProvisioner(url: url, schema: schemas.first ?? "", logger: context.logger)
+            let migration: SchemaMigration
+            do {
+                migration = try SchemaMigration.plan(from: SourceCatalog.model(of: record), to: parsed.model, provisioner: provisioner)
+            } catch {
+                throw APIError(status: .unprocessableContent, code: "MB321", message: "the new model cannot be migrated to: \(error.message)")
+            }
+            if !migration.destructive.isEmpty, try body.bool("allowDestructive") != true {
+                throw APIError(
+                    status: .conflict, code: "MB328", message: "the new schema would lose or rewrite data", details: migration.destructive.joined(separator: "; "),
+                    hint: "send allowDestructive: true to apply it anyway")
+            }
+            do {
+                if !migration.statements.isEmpty { try await provisioner.apply(migration.statements) }
+            } catch {
+                let state = PostgresControlPlaneStore.sqlState(of: error)
+                throw APIError(status: .conflict, code: "MB329", message: "the hosted database refused the migration; nothing was changed", details: state.map { "SQLSTATE \($0)" } ?? "\(error)")
+            }
+            do {
+                guard let refreshed = try await catalog.refresh(tenant: slug, name: name, requestID: context.requestID) else { throw APIError.sourceNotFound(name) }
+                model = refreshed
+            } catch let error as APIError {
+                throw error
+            } catch {
+                throw Self.connectionError(error, url: url)
+            }
+            changes = migration.changes
+        } else {
+            model = parsed.model
+            let audit = AuditEntry(at: Date(), actor: "admin", action: "source.reupload", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
+            _ = try await node.store.updateSourceModel(
+                tenant: slug, name: name, model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), audit: audit)
+            changes = ["model replaced"]
+        }
+        await node.directory.stop(slug)
+        var summary = Self.summaryObject(name: name, kind: "schema", model: model, schemas: record.config["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        summary["changes"] = .array(changes.map(JSONValue.string))
+        summary["warnings"] = .array(parsed.warnings.map(JSONValue.string))
+        return try jsonResponse(.object(summary))
     }
 
     /// `kind: supabase` without `dbUrl`: the project is reached through its REST endpoint with its
