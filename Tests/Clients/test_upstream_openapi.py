@@ -196,3 +196,16 @@ def test_a_dead_upstream_is_a_clear_502_then_the_breaker_opens(node, upstream):
          {"name": "gone", "kind": "openapi", "document": json.dumps(spec), "baseUrl": f"http://127.0.0.1:{free_port()}"})
     codes = [request("GET", f"{created['apiUrl']}/api/v1/pets", created["serviceKey"])[2]["code"] for _ in range(7)]
     assert codes[0] == "MB702" and codes[-1] == "MB704", codes
+
+
+def test_the_rest_grammar_over_an_upstream_collection(api):
+    from supabase import create_client
+    client = create_client(f"{api['apiUrl']}/sources/pets", api["serviceKey"])
+    rows = client.table("Pet").select("name").limit(1).execute().data
+    assert rows == [{"name": "Rex"}]
+    status, _, body = request("GET", f"{api['apiUrl']}/sources/pets/rest/v1/Pet?order=name", api["serviceKey"])
+    assert status == 400 and body["code"] == "MB707"
+    status, _, body = request("GET", f"{api['apiUrl']}/sources/pets/rest/v1/Pet?age=gt.2", api["serviceKey"])
+    assert status == 400 and body["code"] == "MB707" and "limit" in body["hint"]
+    status, _, body = request("GET", f"{api['apiUrl']}/sources/pets/rest/v1/Nothing", api["serviceKey"])
+    assert status == 404 and body["code"] == "PGRST205"

@@ -175,3 +175,62 @@ final class RestProxyModelTests: XCTestCase {
         XCTAssertEqual(kinds, ["posts->authors:manyToOne", "authors->posts:oneToMany"])
     }
 }
+
+/// OpenAPI and JSON Schema documents written in YAML.
+final class YAMLDocumentTests: XCTestCase {
+    func testAYAMLSpecReadsLikeItsJSON() throws {
+        let yaml = """
+            openapi: 3.0.3
+            info: {title: Pets, version: "1"}
+            paths:
+              /pets/{id}:
+                parameters:
+                  - {name: id, in: path, required: true, schema: {type: integer}}
+                get:
+                  operationId: getPet
+                  responses:
+                    "200":
+                      description: ok
+                      content:
+                        application/json:
+                          schema: {$ref: "#/components/schemas/Pet"}
+            components:
+              schemas:
+                Base: &base
+                  type: object
+                  properties:
+                    id: {type: integer, format: int64}
+                Pet:
+                  allOf:
+                    - *base
+                    - type: object
+                      required: [name]
+                      properties:
+                        name: {type: string, maxLength: 30}
+                        vaccinated: {type: boolean, default: false}
+                        weight: {type: number, nullable: true}
+            """
+        let spec = try UpstreamSpec.parse(yaml)
+        XCTAssertEqual(spec.match(method: "GET", path: ["pets", "7"])?.route.operationID, "getPet")
+        let model = try UploadedSchema.parse(yaml, format: .openapi).model
+        let pet = try XCTUnwrap(model.entity(named: "Pet"))
+        XCTAssertEqual(pet.column(named: "id")?.nativeType, "bigint", "the anchor's properties arrive through allOf")
+        XCTAssertEqual(pet.column(named: "name")?.nativeType, "character varying(30)")
+        XCTAssertEqual(pet.column(named: "vaccinated")?.defaultExpression, "false")
+        XCTAssertEqual(pet.column(named: "weight")?.nullable, true)
+    }
+
+    func testExpandingAnchorsAreRefused() {
+        var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in 1..<9 {
+            lines.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]")
+        }
+        let laughs = "openapi: 3.0.0\npaths: {}\n" + lines.joined(separator: "\n")
+        XCTAssertThrowsError(try UpstreamSpec.parse(laughs)) { error in
+            XCTAssertTrue("\(error)".contains("expands"), "\(error)")
+        }
+        XCTAssertThrowsError(try UploadedSchema.parse("key: [unclosed", format: .openapi)) { error in
+            XCTAssertTrue("\(error)".contains("YAML"), "\(error)")
+        }
+    }
+}

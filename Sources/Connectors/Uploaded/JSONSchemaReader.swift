@@ -39,11 +39,11 @@ struct JSONSchemaReader {
         guard text.utf8.count <= SQLTokenizer.maxBytes else { throw Failure(pointer: "", message: "the document is larger than 16 MiB") }
         let value: JSONValue
         do {
-            value = try JSONValue.parse(Array(text.utf8))
+            value = try StructuredDocument.parse(text)
         } catch {
-            throw Failure(pointer: "", message: "not valid JSON: \(error)")
+            throw Failure(pointer: "", message: error.message)
         }
-        guard value.objectValue != nil else { throw Failure(pointer: "", message: "expected a JSON object") }
+        guard value.objectValue != nil else { throw Failure(pointer: "", message: "expected an object at the top of the document") }
         var reader = JSONSchemaReader(root: value)
         try reader.run(openAPI: openAPI)
         let draft = SchemaDraft(tables: reader.tables, keys: reader.keys, foreignKeys: reader.foreignKeys, indexes: [], enums: reader.enums, functions: [])

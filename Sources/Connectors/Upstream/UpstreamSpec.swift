@@ -36,9 +36,9 @@ public struct UpstreamSpec: Sendable {
         }
         let document: JSONValue
         do {
-            document = try JSONValue.parse(Array(text.utf8))
+            document = try StructuredDocument.parse(text)
         } catch {
-            throw UploadedSchema.Failure(message: "not valid JSON: \(error)", location: "/")
+            throw UploadedSchema.Failure(message: error.message, location: "/")
         }
         return try parse(document)
     }

@@ -108,6 +108,11 @@ struct RestAPI {
 
     @Sendable func table(_ request: Request, context: EdgeContext) async throws -> Response {
         if let proxy = proxy(context) { return try await forward(request, context: context, to: proxy, path: context.parameters.get("entity") ?? "") }
+        if let name = context.parameters.get("source"), context.tenant?.attachments.get(TenantSources.self)?.source(named: name) == nil,
+            let upstream = context.tenant?.attachments.get(TenantUpstreams.self)?.upstream(named: name)
+        {
+            return try await UpstreamAPI(node: node).collection(request, context: context, upstream: upstream, entity: context.parameters.get("entity") ?? "")
+        }
         let target = try target(context)
         let entity = context.parameters.get("entity") ?? ""
         let prefer = Preferences(request.headers[.prefer])

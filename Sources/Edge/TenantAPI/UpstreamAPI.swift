@@ -104,6 +104,80 @@ struct UpstreamAPI {
             body: request.method == .head ? .init() : .init(byteBuffer: answer.body))
     }
 
+    /// `GET {apiUrl}/sources/{name}/rest/v1/{entity}` over an upstream: the REST grammar's subset a
+    /// list operation can carry — `limit`, `offset` and `eq` filters mapped to the operation's
+    /// declared query parameters, `select` applied to the answer. Anything else is a clear 400.
+    func collection(_ request: Request, context: EdgeContext, upstream: UpstreamSource, entity: String) async throws -> Response {
+        guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
+        guard request.method == .get || request.method == .head else {
+            throw APIError(status: .methodNotAllowed, code: "MB707", message: "upstream collections are read-only through the REST grammar; use /api/v1")
+        }
+        guard let route = upstream.spec.routes.first(where: { route in
+            route.method == "GET" && route.returns?.name == entity && route.returns?.list == true
+                && !route.segments.contains { if case .parameter = $0 { true } else { false } }
+        }) else {
+            throw APIError(RestError.unknownTable(entity))
+        }
+        if !caller.isServiceRole {
+            let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
+            guard policies.contains(where: { $0.entity == route.operationID && $0.role == caller.role && $0.action == .execute }) else {
+                throw APIError(
+                    status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
+                    message: "permission denied: no execute policy on '\(route.operationID)' for role \(caller.role)")
+            }
+        }
+        let declared = Set(route.parameters.filter { $0.location == .query }.map(\.name))
+        var forwarded: [(String, String)] = []
+        var select: [String]?
+        for (key, value) in RestAPI.items(request) {
+            switch key {
+            case "select":
+                let columns = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard columns.allSatisfy({ !$0.isEmpty && !$0.contains("(") && !$0.contains(":") }) else {
+                    throw APIError(status: .badRequest, code: "MB707", message: "select over an upstream takes plain column names only")
+                }
+                if !columns.contains("*") { select = columns }
+            case "limit", "offset":
+                let name = key == "offset" && !declared.contains("offset") && declared.contains("skip") ? "skip" : key
+                guard declared.contains(name), Int(value) != nil else {
+                    throw APIError(status: .badRequest, code: "MB707", message: "\(route.operationID) takes no \(key)", hint: "its parameters: \(declared.sorted().joined(separator: ", "))")
+                }
+                forwarded.append((name, value))
+            default:
+                guard value.hasPrefix("eq."), declared.contains(key) else {
+                    throw APIError(
+                        status: .badRequest, code: "MB707", message: "'\(key)=\(value)' cannot be sent to \(route.operationID)",
+                        hint: "only eq filters on its declared parameters: \(declared.sorted().joined(separator: ", "))")
+                }
+                forwarded.append((key, String(value.dropFirst(3))))
+            }
+        }
+        let path = route.segments.compactMap { segment -> String? in if case .literal(let text) = segment { text } else { nil } }
+        let answer: UpstreamSource.Answer
+        do {
+            answer = try await upstream.forward(
+                method: "GET", path: path, query: forwarded, body: nil, deadline: .milliseconds(tree.tenant.limits.requestTimeoutMs * 9 / 10))
+        } catch {
+            throw Self.error(error, path: path)
+        }
+        guard answer.status == 200 else {
+            return Response(status: HTTPResponse.Status(code: answer.status), headers: [.contentType: answer.contentType ?? "application/json"], body: .init(byteBuffer: answer.body))
+        }
+        guard let rows = try? JSONValue.parse(answer.body.readableBytesView).arrayValue else {
+            throw Self.error(.badAnswer("\(route.operationID) did not answer with a JSON array"), path: path)
+        }
+        let projected: [JSONValue] = rows.map { row in
+            guard let select, let object = row.objectValue else { return row }
+            var kept = JSONObject()
+            for column in select { kept[column] = object[column] ?? .null }
+            return .object(kept)
+        }
+        let offset = forwarded.first { $0.0 == "offset" || $0.0 == "skip" }.flatMap { Int($0.1) } ?? 0
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        headers[.contentRange] = projected.isEmpty ? "*/*" : "\(offset)-\(offset + projected.count - 1)/*"
+        return Response(status: .ok, headers: headers, body: request.method == .head ? .init() : .init(byteBuffer: ByteBuffer(bytes: JSONValue.array(projected).encoded())))
+    }
+
     static func error(_ failure: UpstreamSource.Failure, path: [String]) -> APIError {
         switch failure {
         case .noRoute(let allowed) where allowed.isEmpty:
