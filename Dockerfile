@@ -1,0 +1,21 @@
+# mini-baas node image: built with the Swift toolchain, run on a slim Debian as a non-root user.
+FROM swift:6.0-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libcrypt-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Benchmarks ./Benchmarks
+COPY Tests ./Tests
+RUN swift build -c release --product minibaas --static-swift-stdlib \
+ && install -D "$(swift build -c release --show-bin-path)/minibaas" /out/minibaas
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libcrypt1 tzdata \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 minibaas && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin minibaas \
+ && install -d -o 10001 -g 10001 /data
+COPY --from=build /out/minibaas /usr/local/bin/minibaas
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/minibaas"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data"]

@@ -1,0 +1,80 @@
+"""The Helm chart in chart/, rendered and linted offline with helm-python-sdk (Helm's own Go code,
+no cluster) and every rendered manifest validated with kubernetes-validate against a current
+Kubernetes version. No Kubernetes cluster is available on our machines."""
+import os
+
+import kubernetes_validate
+import pytest
+import yaml
+from helm_python import Chart, HelmValuesError, lint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHART = os.path.join(ROOT, "chart")
+KUBE_VERSION = "1.30.0"
+
+
+def render(values=None):
+    chart = Chart.load(CHART)
+    try:
+        rendered = chart.render(values or {}, name="baas", namespace="apps", is_install=True)
+    finally:
+        chart.close()
+    documents = {}
+    for path, text in rendered.items():
+        if path.endswith("NOTES.txt"):
+            assert "minibaas-secrets" in text, "the notes say where credentials come from"
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                documents[(document["kind"], path)] = document
+    return documents
+
+
+def test_the_chart_lints_clean():
+    report = lint(CHART, strict=True, kube_version="v" + KUBE_VERSION)
+    assert report["errors"] == [], report
+    assert not [m for m in report["messages"] if m["severity"] >= 2], report["messages"]
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"autoscaling": {"enabled": True}, "serviceMonitor": {"enabled": True}, "secretKeys": {"hostedDatabaseUrl": "HOSTED_URL"},
+     "config": {"publicUrl": "https://api.example.com", "baseDomain": "api.example.com"}},
+])
+def test_every_manifest_is_valid_kubernetes(values):
+    documents = render(values)
+    kinds = sorted(kind for kind, _ in documents)
+    expected = {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"}
+    assert expected <= set(kinds), kinds
+    for (kind, path), document in documents.items():
+        if kind == "ServiceMonitor":
+            assert document["apiVersion"] == "monitoring.coreos.com/v1"  # a CRD: no core schema to check against
+            continue
+        kubernetes_validate.validate(document, KUBE_VERSION, strict=True)
+    deployment = next(d for (k, _), d in documents.items() if k == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    env = {e["name"]: e for e in container["env"]}
+    for name in ["DATABASE_URL", "REDIS_URL", "MINIBAAS_ADMIN_TOKEN", "MINIBAAS_MASTER_KEY"]:
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "minibaas-secrets", "secrets come from a Secret, never values"
+    assert env["MINIBAAS_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    if values.get("autoscaling", {}).get("enabled"):
+        assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
+        assert "MINIBAAS_HOSTED_DATABASE_URL" in env
+    else:
+        assert deployment["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("bad", [
+    {"replicaCount": 0},
+    {"replicaCount": "three"},
+    {"service": {"port": 70000}},
+    {"config": {"logLevel": "loud"}},
+    {"existingSecret": ""},
+])
+def test_the_values_schema_refuses_bad_values(bad):
+    with pytest.raises(HelmValuesError):
+        render(bad)
