@@ -31,9 +31,13 @@ let package = Package(
     targets: [
         // libxcrypt's bcrypt, for end-user passwords.
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        // hiredis's RESP reader and command formatting, for the Redis client (I/O is swift-nio's).
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
         .target(
             name: "Runtime",
             dependencies: [
+                "CHiredis",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
