@@ -780,17 +780,7 @@ struct SQLSchemaParser {
 
     /// To the next `,` or `)` at depth 0 (the end of a table element or an ALTER action).
     private mutating func skipUntilListEnd() {
-        var depth = 0
-        while position < statementEnd {
-            let token = current
-            if token.isSymbol("(") { depth += 1 }
-            if token.isSymbol(")") {
-                if depth == 0 { return }
-                depth -= 1
-            }
-            if depth == 0 && token.isSymbol(",") { return }
-            position += 1
-        }
+        _ = expressionText(until: [])
     }
 
     private mutating func skipIndexParameters() {
