@@ -374,17 +374,7 @@ struct SQLSchemaParser {
         var columns: [String] = []
         while true {
             let start = position
-            var depth = 0
-            while position < statementEnd {
-                let token = current
-                if token.isSymbol("(") { depth += 1 }
-                if token.isSymbol(")") {
-                    if depth == 0 { break }
-                    depth -= 1
-                }
-                if token.isSymbol(","), depth == 0 { break }
-                position += 1
-            }
+            _ = expressionText(until: [])
             let element = Array(tokens[start..<position])
             // A plain column (with ordering options) reads as its name; anything else as written.
             if let first = element.first, first.kind == .word || first.kind == .quoted,

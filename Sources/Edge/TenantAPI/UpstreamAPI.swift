@@ -38,16 +38,7 @@ struct UpstreamAPI {
         } catch {
             throw APIError(status: .badRequest, code: "MB706", message: "the GraphQL request is refused: \(error.message)")
         }
-        if !caller.isServiceRole {
-            let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
-            for field in analysis.rootFields where field != "__typename" {
-                guard policies.contains(where: { $0.entity == field && $0.role == caller.role && $0.action == .execute }) else {
-                    throw APIError(
-                        status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
-                        message: "permission denied: no execute policy on '\(field)' for role \(caller.role)")
-                }
-            }
-        }
+        for field in analysis.rootFields where field != "__typename" { try Self.requireExecute(field, caller: caller, tree: tree) }
         let deadline = Duration.milliseconds(tree.tenant.limits.requestTimeoutMs * 9 / 10)
         let answer: UpstreamSource.Answer
         do {
@@ -71,12 +62,7 @@ struct UpstreamAPI {
             guard let (route, _) = upstream.spec.match(method: method == "HEAD" ? "GET" : method, path: path) else {
                 throw Self.error(.noRoute(allowed: upstream.spec.allowedMethods(path: path)), path: path)
             }
-            let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
-            guard policies.contains(where: { $0.entity == route.operationID && $0.role == caller.role && $0.action == .execute }) else {
-                throw APIError(
-                    status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
-                    message: "permission denied: no execute policy on '\(route.operationID)' for role \(caller.role)")
-            }
+            try Self.requireExecute(route.operationID, caller: caller, tree: tree)
         }
         let query = request.uri.queryParameters.compactMap { pair -> (String, String)? in
             let key = String(pair.key).removingPercentEncoding ?? String(pair.key)
@@ -119,12 +105,7 @@ struct UpstreamAPI {
             throw APIError(RestError.unknownTable(entity))
         }
         if !caller.isServiceRole {
-            let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
-            guard policies.contains(where: { $0.entity == route.operationID && $0.role == caller.role && $0.action == .execute }) else {
-                throw APIError(
-                    status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
-                    message: "permission denied: no execute policy on '\(route.operationID)' for role \(caller.role)")
-            }
+            try Self.requireExecute(route.operationID, caller: caller, tree: tree)
         }
         let declared = Set(route.parameters.filter { $0.location == .query }.map(\.name))
         var forwarded: [(String, String)] = []
@@ -176,6 +157,18 @@ struct UpstreamAPI {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         headers[.contentRange] = projected.isEmpty ? "*/*" : "\(offset)-\(offset + projected.count - 1)/*"
         return Response(status: .ok, headers: headers, body: request.method == .head ? .init() : .init(byteBuffer: ByteBuffer(bytes: JSONValue.array(projected).encoded())))
+    }
+
+    /// Upstream operations are functions to our policies: roles other than the service role need
+    /// an `execute` policy naming the operation.
+    static func requireExecute(_ operation: String, caller: Caller, tree: TenantSupervisor) throws {
+        guard !caller.isServiceRole else { return }
+        let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
+        guard policies.contains(where: { $0.entity == operation && $0.role == caller.role && $0.action == .execute }) else {
+            throw APIError(
+                status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",
+                message: "permission denied: no execute policy on '\(operation)' for role \(caller.role)")
+        }
     }
 
     static func error(_ failure: UpstreamSource.Failure, path: [String]) -> APIError {
