@@ -14,7 +14,7 @@ final class TenantEdgeTests: XCTestCase {
     /// Adds tenant routes that report the caller and that take a while, behind the real gate.
     static func probes(_ node: TestNode) -> (Router<EdgeContext>) -> Void {
         { router in
-            let tenant = router.group("t/:slug/probe").add(middleware: TenantGateMiddleware(directory: node.services.directory))
+            let tenant = router.group("t/:slug/probe").add(middleware: TenantGateMiddleware(directory: node.services.directory, cluster: node.services.cluster, forwarder: node.services.forwarder))
             tenant.get("whoami") { _, context in
                 try jsonResponse(["role": .string(context.caller?.role ?? ""), "sub": context.caller?.claims["sub"] ?? .null])
             }

@@ -37,10 +37,17 @@ struct TestNode {
         let directory = TenantDirectory(store: store, secretBox: box, configuration: directoryConfiguration, logger: Logger(label: "test"))
         let catalog = SourceCatalog(store: store, secretBox: box, logger: Logger(label: "test"))
         await directory.addStartHook { tree in try await catalog.load(into: tree) }
+        // Alone, as an embedded node is: leases in memory, long enough that no renewal is needed.
+        var clusterConfiguration = ClusterCoordinator.Configuration()
+        clusterConfiguration.leaseTTL = .seconds(3600)
+        let cluster = ClusterCoordinator(
+            nodeID: configuration.nodeID, backend: LocalCoordinationBackend(), configuration: clusterConfiguration, logger: Logger(label: "test"))
+        await cluster.join(address: "http://127.0.0.1:1")
+        await directory.addStopHook { slug in await cluster.release(slug) }
         let services = NodeServices(
             configuration: configuration, store: store, secretBox: box, directory: directory,
             adminToken: AdminToken(token: "test-admin-token-0123456789"), startedAt: Date(), lifecycle: NodeLifecycle(),
-            logger: Logger(label: "test"))
+            cluster: cluster, logger: Logger(label: "test"))
         return TestNode(services: services)
     }
 

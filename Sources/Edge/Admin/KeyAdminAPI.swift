@@ -41,6 +41,7 @@ struct KeyAdminAPI {
             throw APIError.tenantNotFound(tenant.slug)
         }
         try await node.directory.refresh(tenant.slug)
+        await node.cluster.publish(.tenantChanged, slug: tenant.slug)
         let ring = try await node.directory.keyRing(for: tenant.slug)
         return try jsonResponse(
             [
@@ -61,6 +62,7 @@ struct KeyAdminAPI {
             throw APIError(status: .conflict, code: "MB305", message: "cannot revoke the last active signing secret", hint: "rotate first")
         }
         try await node.directory.refresh(tenant.slug)
+        await node.cluster.publish(.tenantChanged, slug: tenant.slug)
         return Response(status: .noContent)
     }
 }

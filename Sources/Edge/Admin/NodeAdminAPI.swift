@@ -27,7 +27,12 @@ struct NodeAdminAPI {
         var tenants: [JSONValue] = []
         for tree in await node.directory.active() {
             let snapshot = await tree.snapshot()
-            tenants.append(Self.json(snapshot, owner: node.configuration.nodeID))
+            var entry = Self.json(snapshot, owner: node.configuration.nodeID)
+            if case .object(var fields) = entry, let lease = node.cluster.heldLease(tree.slug) {
+                fields["fencingToken"] = .integer(lease.token)
+                entry = .object(fields)
+            }
+            tenants.append(entry)
         }
         let uptime = Date().timeIntervalSince(node.startedAt)
         let body: JSONValue = [
@@ -42,14 +47,28 @@ struct NodeAdminAPI {
         return try jsonResponse(body)
     }
 
+    /// DESIGN.md's cluster view, plus what an operator needs beside it: each member's start time and
+    /// load, each placement's fencing token, and whether Redis answered.
     @Sendable func cluster(_ request: Request, context: EdgeContext) async throws -> Response {
+        let snapshot = await node.cluster.snapshot()
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let members: [JSONValue] = snapshot.members.map { member in
+            [
+                "id": .string(member.id), "address": .string(member.address),
+                "lastHeartbeat": .string(formatter.string(from: member.lastHeartbeat)),
+                "startedAt": .string(formatter.string(from: member.startedAt)), "load": .integer(Int64(member.load)),
+            ]
+        }
         var placements = JSONObject()
-        for tree in await node.directory.active() { placements[tree.slug] = .string(node.configuration.nodeID) }
-        let member: JSONValue = [
-            "id": .string(node.configuration.nodeID), "address": .string(node.baseURL),
-            "lastHeartbeat": .string(ISO8601DateFormatter().string(from: Date())),
-        ]
-        return try jsonResponse(["self": .string(node.configuration.nodeID), "members": [member], "placements": .object(placements)])
+        var tokens = JSONObject()
+        for (slug, owner) in snapshot.placements { placements[slug] = .string(owner) }
+        for (slug, token) in snapshot.tokens { tokens[slug] = .integer(token) }
+        return try jsonResponse([
+            "self": .string(node.configuration.nodeID), "members": .array(members), "placements": .object(placements),
+            "fencingTokens": .object(tokens), "coordination": .string(node.configuration.redisURL == nil ? "in-process" : "redis"),
+            "coordinationReachable": .bool(snapshot.backendReachable),
+        ])
     }
 
     @Sendable func ready(_ request: Request, context: EdgeContext) async throws -> Response {

@@ -36,7 +36,7 @@ struct PolicyAdminAPI {
             at: Date(), actor: "admin", action: "policies.replace", tenant: slug, requestID: context.requestID,
             detail: ["count": .integer(Int64(policies.count))])
         guard try await node.store.setPolicies(slug, document: document.jsonString, audit: audit) else { throw APIError.tenantNotFound(slug) }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         return try jsonResponse(document)
     }
 }

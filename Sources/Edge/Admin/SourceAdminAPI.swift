@@ -70,7 +70,7 @@ struct SourceAdminAPI {
             throw Self.connectionError(error, url: registration.url)
         }
         // The tree picks the new source up when it next starts.
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         return try jsonResponse(Self.summary(name: name, kind: kind, model: model, schemas: registration.schemas), status: .created)
     }
 
@@ -95,7 +95,7 @@ struct SourceAdminAPI {
         let audit = AuditEntry(at: Date(), actor: "admin", action: "source.delete", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
         let record = try await node.store.sources(slug).first { $0.name == name }
         guard try await node.store.deleteSource(tenant: slug, name: name, audit: audit) else { throw APIError.sourceNotFound(name) }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         if let record { await catalog.dropProvisioned(record) }
         return Response(status: .noContent)
     }
@@ -117,7 +117,7 @@ struct SourceAdminAPI {
         } catch {
             throw Self.connectionError(error, url: nil)
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         let schemas = record.config["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? []
         return try jsonResponse(Self.summary(name: name, kind: record.kind, model: model, schemas: schemas))
     }
@@ -176,7 +176,7 @@ struct SourceAdminAPI {
         } catch ControlPlaneError.duplicate {
             throw APIError.sourceExists(name)
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         var summary = Self.summaryObject(name: name, kind: "openapi", model: model, schemas: [])
         summary["baseUrl"] = .string(base)
         summary["operations"] = .array(spec.routes.map { .string("\($0.method) \($0.path) (\($0.operationID))") })
@@ -257,7 +257,7 @@ struct SourceAdminAPI {
                 tenant: slug, name: name, model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), audit: audit)
             changes = ["model replaced"]
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         var summary = Self.summaryObject(name: name, kind: "schema", model: model, schemas: record.config["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         summary["changes"] = .array(changes.map(JSONValue.string))
         summary["warnings"] = .array(parsed.warnings.map(JSONValue.string))
@@ -289,7 +289,7 @@ struct SourceAdminAPI {
         } catch ControlPlaneError.duplicate {
             throw APIError.sourceExists(name)
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         var summary = Self.summaryObject(name: name, kind: "supabase", model: model, schemas: [])
         summary["proxy"] = true
         return try jsonResponse(.object(summary), status: .created)
@@ -317,7 +317,7 @@ struct SourceAdminAPI {
         } catch ControlPlaneError.duplicate {
             throw APIError.sourceExists(name)
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         var summary = Self.summaryObject(name: name, kind: "graphql", model: model, schemas: [])
         summary["url"] = .string(url)
         return try jsonResponse(.object(summary), status: .created)
@@ -424,7 +424,7 @@ struct SourceAdminAPI {
             }
             model = parsed.model
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug)
         var summary = Self.summaryObject(name: name, kind: "schema", model: model, schemas: schemas)
         summary["format"] = .string(format.rawValue)
         summary["provisioned"] = .bool(provision)

@@ -68,9 +68,10 @@ struct TenantAdminAPI {
         }
         if tenant.limits.requestTimeoutMs != previousTimeout {
             // Source pools carry the statement timeout on their connections: start them afresh.
-            await node.directory.stop(tenant.slug)
+            await node.tenantChanged(tenant.slug)
         } else {
             try await node.directory.refresh(tenant.slug)
+        await node.cluster.publish(.tenantChanged, slug: tenant.slug)
         }
         return try jsonResponse(view(tenant, keyRing: nil))
     }
@@ -81,14 +82,14 @@ struct TenantAdminAPI {
         guard Slug.isValid(slug), try await node.store.deleteTenant(slug, audit: audit(context, "tenant.delete", tenant: slug)) else {
             throw APIError.tenantNotFound(slug)
         }
-        await node.directory.stop(slug)
+        await node.tenantChanged(slug, deleted: true)
         for record in sources { await node.sourceCatalog.dropProvisioned(record) }
         return Response(status: .noContent)
     }
 
     @Sendable func restart(_ request: Request, context: EdgeContext) async throws -> Response {
         let tenant = try await node.existingTenant(context)
-        await node.directory.stop(tenant.slug)
+        await node.tenantChanged(tenant.slug)
         try await node.store.appendAudit(audit(context, "tenant.restart", tenant: tenant.slug))
         return try jsonResponse(["slug": .string(tenant.slug), "restarted": true])
     }

@@ -125,6 +125,24 @@ extension APIError {
         APIError(status: .serviceUnavailable, code: "MB500", message: "control plane unavailable", hint: "retry shortly",
                  headers: [.retryAfter: "1"])
     }
+    // MARK: Cluster
+    static func tenantUnplaced(_ why: String) -> APIError {
+        APIError(status: .serviceUnavailable, code: "MB510", message: "no node can serve this tenant right now", details: why,
+                 hint: "retry shortly", headers: [.retryAfter: "1"])
+    }
+    static func ownerFailed(_ member: String) -> APIError {
+        APIError(status: .badGateway, code: "MB511", message: "the node that owns this tenant failed while handling the request",
+                 details: "owner: \(member); the request may or may not have been applied",
+                 hint: "check before retrying a non-idempotent request")
+    }
+    static func ownerTimedOut(_ member: String) -> APIError {
+        APIError(status: .gatewayTimeout, code: "MB512", message: "the node that owns this tenant did not answer in time",
+                 details: "owner: \(member); the request may or may not have been applied")
+    }
+    static let ownershipLost = APIError(
+        status: .serviceUnavailable, code: "MB513", message: "this node lost the tenant to another node before the request ran",
+        details: "nothing was applied", hint: "retry: the new owner serves it", headers: [.retryAfter: "0"])
+
     static let shuttingDown = APIError(
         status: .serviceUnavailable, code: "MB501", message: "node is shutting down", headers: [.retryAfter: "1", .connection: "close"])
 }

@@ -11,6 +11,8 @@ import Tenancy
 struct TenantGateMiddleware: RouterMiddleware {
     typealias Context = EdgeContext
     let directory: TenantDirectory
+    let cluster: ClusterCoordinator
+    let forwarder: OwnerForwarder
     /// False only for the few routes a browser reaches without keys (e-mail links, OIDC
     /// redirects); their callers are `anon` and the handlers check what they need themselves.
     var requiresAPIKey = true
@@ -18,6 +20,15 @@ struct TenantGateMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: EdgeContext, next: (Request, EdgeContext) async throws -> Response) async throws -> Response {
         let slug = context.parameters.get("slug") ?? ""
         guard Slug.isValid(slug) else { throw APIError.tenantNotFound(slug) }
+        let lease: TenantLease
+        if let held = cluster.servingLease(slug) {
+            lease = held
+        } else {
+            switch try await place(slug, request, context: context) {
+            case .served(let response): return response
+            case .local(let held): lease = held
+            }
+        }
         let tree: TenantSupervisor?
         do {
             if let running = directory.runningTree(slug) {
@@ -29,7 +40,11 @@ struct TenantGateMiddleware: RouterMiddleware {
             context.logger.error("cannot load tenant", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
             throw APIError.controlPlaneUnavailable()
         }
-        guard let tree else { throw APIError.tenantNotFound(slug) }
+        guard let tree else {
+            // No such tenant: a lease on its name would only clutter the cluster view.
+            await cluster.release(slug)
+            throw APIError.tenantNotFound(slug)
+        }
         tree.touch()
         let tenant = tree.tenant
         guard tenant.status == .active else { throw APIError.tenantDisabled(slug) }
@@ -60,7 +75,13 @@ struct TenantGateMiddleware: RouterMiddleware {
                         throw APIError.bodyTooLarge(limit: maxBody)
                     }
                 }
-                return try await next(request, admitted)
+                // Checked again once the body is in: a node paused since admission may have lost
+                // the tenant to another owner, and must not act for it.
+                guard cluster.stillServes(lease) else { throw APIError.ownershipLost }
+                var response = try await next(request, admitted)
+                response.headers[OwnerForwarder.servedByHeader] = cluster.nodeID
+                response.headers[OwnerForwarder.fencingHeader] = String(lease.token)
+                return response
             }
             }
         } catch let refusal as RequestGate.Refusal {
@@ -70,6 +91,106 @@ struct TenantGateMiddleware: RouterMiddleware {
             case .deadlineExceeded: throw APIError.deadlineExceeded
             }
         }
+    }
+
+    private enum Placement {
+        case local(TenantLease)
+        case served(Response)
+    }
+
+    /// Finds the tenant's owner when this node does not hold its lease, and forwards the request
+    /// there (or redirects to it). A member that cannot be reached is suspected and the tenant
+    /// placed again, so a dead owner costs the client a wait, not an error.
+    private func place(_ slug: String, _ request: Request, context: EdgeContext) async throws -> Placement {
+        let hops = request.headers[OwnerForwarder.hopsHeader].flatMap { Int($0) } ?? 0
+        guard hops <= cluster.configuration.maxHops else { throw APIError.tenantUnplaced("forwarded too many times") }
+        var request = request
+        var body: ByteBuffer?
+        var route: ClusterCoordinator.Route
+        if hops == 0, let cached = cluster.cachedRemote(slug) {
+            route = .remote(cached)
+        } else {
+            route = await cluster.route(slug, hops: hops)
+        }
+        for _ in 0..<4 {
+            switch route {
+            case .local(let lease):
+                return .local(lease)
+            case .unavailable(let reason):
+                throw APIError.tenantUnplaced(reason)
+            case .remote(let member):
+                if forwarder.mode == .redirect && hops == 0 { return .served(forwarder.redirect(request, to: member)) }
+                if body == nil && request.method != .get && request.method != .head {
+                    do {
+                        body = try await request.collectBody(upTo: OwnerForwarder.maxBufferedBody)
+                    } catch {
+                        throw APIError.bodyTooLarge(limit: OwnerForwarder.maxBufferedBody)
+                    }
+                }
+                do {
+                    return .served(try await watchedForward(request, body: body, to: member, hops: hops, context: context))
+                } catch .unreachable(let error) {
+                    context.logger.warning("owner unreachable; placing again", metadata: [
+                        "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),
+                    ])
+                    await cluster.suspect(member)
+                    route = await cluster.route(slug, hops: hops)
+                } catch .timedOut {
+                    throw APIError.ownerTimedOut(member.id)
+                } catch .memberLost where Self.safeToRepeat(request.method) {
+                    route = await cluster.route(slug, hops: hops)
+                } catch .memberLost {
+                    throw APIError.ownerTimedOut(member.id)
+                } catch .broken(let error) {
+                    context.logger.error("forwarded request failed", metadata: [
+                        "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),
+                    ])
+                    throw APIError.ownerFailed(member.id)
+                }
+            }
+        }
+        throw APIError.tenantUnplaced("no member could be reached")
+    }
+
+    /// Forwards while watching the owner's heartbeat: an owner that stops beating (paused, cut
+    /// off) accepts connections but answers nobody, so the forward is abandoned when the
+    /// membership view drops it rather than at the timeout.
+    private func watchedForward(
+        _ request: Request, body: ByteBuffer?, to member: ClusterMember, hops: Int, context: EdgeContext
+    ) async throws(OwnerForwarder.Failure) -> Response {
+        let cluster = self.cluster
+        let forwarder = self.forwarder
+        let interval = cluster.configuration.heartbeatInterval
+        let timeout = cluster.configuration.placementWait + .seconds(60)
+        let remoteAddress = context.remoteAddress
+        do {
+            return try await withThrowingTaskGroup(of: Response?.self) { group in
+                group.addTask {
+                    try await forwarder.forward(request, body: body, to: member, hops: hops, clientAddress: remoteAddress, timeout: timeout)
+                }
+                group.addTask {
+                    while await cluster.isLive(member) {
+                        try await Task.sleep(for: interval)
+                    }
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else {
+                    throw OwnerForwarder.Failure.memberLost
+                }
+                return response
+            }
+        } catch let failure as OwnerForwarder.Failure {
+            throw failure
+        } catch {
+            throw .broken(error)
+        }
+    }
+
+    /// Methods whose repetition changes nothing (RFC 9110 §9.2.2): a forward whose owner vanished
+    /// may be sent again elsewhere; anything else reports an unknown outcome.
+    static func safeToRepeat(_ method: HTTPRequest.Method) -> Bool {
+        method == .get || method == .head || method == .options
     }
 
     /// `apikey` must be one of the tenant's keys (anon or service role); `Authorization: Bearer`,

@@ -62,9 +62,18 @@ enum Node {
         let catalog = SourceCatalog(store: store, secretBox: secretBox, logger: logger)
         await directory.addStartHook { tree in try await catalog.load(into: tree) }
         let lifecycle = NodeLifecycle()
+        let cluster = try makeCoordinator(configuration, logger: logger)
+        await cluster.setHooks(.init(
+            load: { directory.inFlight },
+            handOver: { slug in await directory.handOver(slug) },
+            drop: { slug in await directory.stop(slug) },
+            tenantEvent: { event in
+                if let slug = event.slug { await directory.stop(slug) }
+            }))
+        await directory.addStopHook { slug in await cluster.release(slug) }
         let node = NodeServices(
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
-            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, logger: logger)
+            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster, logger: logger)
 
         if firstRun && configuration.mode == .embedded {
             try await createDemoTenant(node, announce: announce)
@@ -80,7 +89,7 @@ enum Node {
                 announce("mini-baas node \(configuration.nodeID) (\(configuration.mode.rawValue) mode) listening on http://\(configuration.host):\(port)")
             },
             logger: logger)
-        app.addServices(DirectoryService(directory: directory, lifecycle: lifecycle))
+        app.addServices(DirectoryService(directory: directory, lifecycle: lifecycle, cluster: cluster, address: { node.advertisedAddress }))
 
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -108,6 +117,24 @@ enum Node {
     }
 
     // MARK: - Start-up steps
+
+    /// Redis when `REDIS_URL` is set; otherwise the node coordinates with itself, in memory,
+    /// through the same coordinator.
+    private static func makeCoordinator(_ configuration: NodeConfiguration, logger: Logger) throws -> ClusterCoordinator {
+        let backend: any CoordinationBackend
+        if let text = configuration.redisURL {
+            let url: RedisURL
+            do { url = try RedisURL(text) } catch { throw StartupError(description: "REDIS_URL: \(error)") }
+            backend = RedisCoordinationBackend(redis: RedisClient(url: url, logger: logger), prefix: configuration.redisPrefix)
+        } else {
+            backend = LocalCoordinationBackend()
+        }
+        var settings = ClusterCoordinator.Configuration()
+        settings.heartbeatInterval = configuration.heartbeatInterval
+        settings.leaseTTL = configuration.leaseTTL
+        settings.placementWait = configuration.leaseTTL + configuration.heartbeatInterval * 3
+        return ClusterCoordinator(nodeID: configuration.nodeID, backend: backend, configuration: settings, logger: logger)
+    }
 
     private static func prepareDataDir(_ path: String) throws {
         do {
@@ -173,18 +200,36 @@ enum Node {
     }
 }
 
-/// Runs the tenant directory's upkeep while the node serves, and on shutdown — after the HTTP server
-/// has drained — stops every tenant tree.
+/// Runs the tenant directory's upkeep and the node's cluster membership while the node serves. On
+/// shutdown the node first leaves the cluster (others stop sending it work), then — after the HTTP
+/// server has drained — stops every tenant tree and only then gives up its leases.
 struct DirectoryService: Service {
     let directory: TenantDirectory
     let lifecycle: NodeLifecycle
+    let cluster: ClusterCoordinator
+    let address: @Sendable () -> String
 
     func run() async throws {
         await withGracefulShutdownHandler {
-            await cancelWhenGracefulShutdown { await directory.runMaintenance() }
+            await cancelWhenGracefulShutdown {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await directory.runMaintenance() }
+                    group.addTask {
+                        // Members are announced with the port the server actually bound.
+                        while lifecycle.boundPort == nil {
+                            do { try await Task.sleep(for: .milliseconds(10)) } catch { return }
+                        }
+                        await cluster.run(address: address())
+                    }
+                    await group.waitForAll()
+                }
+            }
         } onGracefulShutdown: {
             lifecycle.beginDraining()
+            Task { await cluster.leave() }
         }
+        await cluster.leave()
         await directory.stopAll()
+        await cluster.releaseAll()
     }
 }

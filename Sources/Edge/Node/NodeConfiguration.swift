@@ -21,6 +21,14 @@ struct NodeConfiguration: Sendable {
     var publicURL: String?
     var logLevel: Logger.Level
     var shutdownGrace: Duration
+    /// Where other nodes reach this one; defaults to the address the server bound.
+    var advertiseURL: String?
+    var heartbeatInterval: Duration = .seconds(1)
+    var leaseTTL: Duration = .seconds(5)
+    /// `proxy`: requests for a tenant another node owns are forwarded; `redirect`: answered 307.
+    var forwarding: OwnerForwarder.Mode = .proxy
+    /// Prefix of every Redis key and channel, so several clusters can share one Redis.
+    var redisPrefix = "minibaas:"
 
     var mode: Mode { databaseURL == nil ? .embedded : .cluster }
 
@@ -100,10 +108,42 @@ struct NodeConfiguration: Sendable {
         } else {
             level = .info
         }
+        func milliseconds(_ name: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Duration {
+            guard let text = env(name) else { return .milliseconds(value) }
+            guard let parsed = Int(text), range.contains(parsed) else {
+                throw .init("\(name) must be a number of milliseconds between \(range.lowerBound) and \(range.upperBound); got '\(text)'")
+            }
+            return .milliseconds(parsed)
+        }
+        let heartbeat = try milliseconds("MINIBAAS_HEARTBEAT_MS", default: 1000, range: 50...60_000)
+        let leaseTTL = try milliseconds("MINIBAAS_LEASE_TTL_MS", default: 5000, range: 200...600_000)
+        guard leaseTTL >= heartbeat * 2 else { throw .init("MINIBAAS_LEASE_TTL_MS must be at least twice MINIBAAS_HEARTBEAT_MS") }
+        let forwarding: OwnerForwarder.Mode
+        if let text = env("MINIBAAS_FORWARDING") {
+            guard let mode = OwnerForwarder.Mode(rawValue: text.lowercased()) else {
+                throw .init("MINIBAAS_FORWARDING must be proxy or redirect; got '\(text)'")
+            }
+            forwarding = mode
+        } else {
+            forwarding = .proxy
+        }
+        let advertiseURL = env("MINIBAAS_ADVERTISE_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if let advertiseURL {
+            guard let url = URL(string: advertiseURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
+                url.path.isEmpty
+            else {
+                throw .init("MINIBAAS_ADVERTISE_URL must be an http(s) URL without a path, like http://10.0.0.5:8080")
+            }
+        }
+        let redisPrefix = env("MINIBAAS_REDIS_PREFIX") ?? "minibaas:"
+        guard redisPrefix.utf8.count <= 64, !redisPrefix.contains(where: { $0.isWhitespace || $0 == "*" }) else {
+            throw .init("MINIBAAS_REDIS_PREFIX may not contain spaces or '*' and must be at most 64 bytes")
+        }
         return NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
             hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
-            publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10))
+            publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10), advertiseURL: advertiseURL,
+            heartbeatInterval: heartbeat, leaseTTL: leaseTTL, forwarding: forwarding, redisPrefix: redisPrefix)
     }
 
     private static func defaultNodeID() -> String {

@@ -13,6 +13,8 @@ struct NodeServices: Sendable {
     let adminToken: AdminToken
     let startedAt: Date
     let lifecycle: NodeLifecycle
+    /// Which node serves which tenant; on a node alone, the same leases kept in memory.
+    let cluster: ClusterCoordinator
     let logger: Logger
     /// Password-guessing budgets, shared by all tenants' auth endpoints on this node.
     let loginThrottle = LoginThrottle()
@@ -37,6 +39,28 @@ struct NodeServices: Sendable {
         let slug = context.parameters.get("slug") ?? ""
         guard Slug.isValid(slug), let tenant = try await store.tenant(slug) else { throw APIError.tenantNotFound(slug) }
         return tenant
+    }
+
+    var forwarder: OwnerForwarder {
+        OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID)
+    }
+
+    /// Where other members reach this node.
+    var advertisedAddress: String {
+        guard configuration.advertiseURL == nil, let port = lifecycle.boundPort else {
+            return configuration.advertiseURL ?? configuration.publicBaseURL
+        }
+        var bound = configuration
+        bound.port = port
+        bound.publicURL = nil
+        return bound.publicBaseURL
+    }
+
+    /// After an admin change: this node drops what it holds of the tenant, and tells the others
+    /// (the tenant's owner may be another node).
+    func tenantChanged(_ slug: String, deleted: Bool = false) async {
+        await directory.stop(slug)
+        await cluster.publish(deleted ? .tenantDeleted : .tenantChanged, slug: slug)
     }
 
     func apiURL(for slug: String) -> String {

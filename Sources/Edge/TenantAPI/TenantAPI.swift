@@ -10,11 +10,11 @@ struct TenantAPI {
     let node: NodeServices
 
     func register(on router: Router<EdgeContext>) {
-        let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory))
+        let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory, cluster: node.cluster, forwarder: node.forwarder))
         tenant.get("rest/v1", use: openAPIDocument)
         RestAPI(node: node).register(on: tenant)
         UpstreamAPI(node: node).register(on: tenant)
-        let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(directory: node.directory, requiresAPIKey: false))
+        let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(directory: node.directory, cluster: node.cluster, forwarder: node.forwarder, requiresAPIKey: false))
         AuthAPI(node: node).register(keyed: tenant, open: open)
     }
 

@@ -36,6 +36,7 @@ public actor TenantDirectory {
     /// Extra children every new tree gets (connectors and later subsystems register here).
     private var childFactories: [@Sendable (TenantSupervisor) -> ChildSpec?] = []
     private var startHooks: [@Sendable (TenantSupervisor) async throws -> Void] = []
+    private var stopHooks: [@Sendable (String) async -> Void] = []
     private let activeGauge = Gauge(label: "minibaas_active_tenants")
 
     public init(store: any ControlPlaneStore, secretBox: SecretBox, configuration: Configuration = .init(), logger: Logger) {
@@ -49,6 +50,11 @@ public actor TenantDirectory {
     /// the tenant unavailable for that request, and the next request tries again.
     public func addStartHook(_ hook: @escaping @Sendable (TenantSupervisor) async throws -> Void) {
         startHooks.append(hook)
+    }
+
+    /// Called after a tree stops (the cluster gives up the tenant's lease then).
+    public func addStopHook(_ hook: @escaping @Sendable (String) async -> Void) {
+        stopHooks.append(hook)
     }
 
     public func addChildFactory(_ factory: @escaping @Sendable (TenantSupervisor) -> ChildSpec?) {
@@ -86,17 +92,41 @@ public actor TenantDirectory {
     /// Stops a tenant's tree (deletion, or an admin restart). The next request starts a fresh one.
     public func stop(_ slug: String) async {
         unknown[slug] = nil
-        guard let tree = running.removeValue(forKey: slug) else { return }
+        guard let tree = running.removeValue(forKey: slug) else {
+            for hook in stopHooks { await hook(slug) }
+            return
+        }
         activeGauge.record(running.count)
         await tree.stop()
+        for hook in stopHooks { await hook(slug) }
         logger.info("tenant tree stopped", metadata: ["tenant": .string(slug)])
+    }
+
+    /// Stops a tenant's tree once the requests it is running have finished (at most `within`),
+    /// for a tenant whose lease moves to another node; new requests are already sent there.
+    public func handOver(_ slug: String, within: Duration = .seconds(10)) async {
+        if let tree = running[slug] {
+            let deadline = clock.now + within
+            while tree.gate.activeCount + tree.gate.queuedCount > 0, clock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        await stop(slug)
+    }
+
+    /// Requests running in all trees, announced in the node's heartbeat.
+    public nonisolated var inFlight: Int {
+        table.all.values.reduce(0) { $0 + $1.gate.activeCount }
     }
 
     public func stopAll() async {
         let trees = running
         running.removeAll()
         activeGauge.record(0)
-        for tree in trees.values { await tree.stop() }
+        for tree in trees.values {
+            await tree.stop()
+            for hook in stopHooks { await hook(tree.slug) }
+        }
     }
 
     /// Stops trees idle for longer than the idle timeout, unless they still have requests running.

@@ -1,0 +1,92 @@
+import Foundation
+
+/// The in-process backend of a node that runs alone: the same lease and fencing rules as Redis,
+/// kept in memory.
+public actor LocalCoordinationBackend: CoordinationBackend {
+    private struct Lease {
+        var holder: LeaseHolder
+        var expires: ContinuousClock.Instant
+    }
+
+    private var heartbeats: [String: (member: ClusterMember, expires: ContinuousClock.Instant)] = [:]
+    private var leaseTable: [String: Lease] = [:]
+    private var lastToken: [String: Int64] = [:]
+    private var subscribers: [UInt64: AsyncStream<ClusterEvent>.Continuation] = [:]
+    private var nextSubscriber: UInt64 = 0
+
+    public init() {}
+
+    public func announce(_ member: ClusterMember, ttl: Duration) {
+        heartbeats[member.id] = (member, .now + ttl)
+    }
+
+    public func withdraw(_ member: ClusterMember) {
+        if heartbeats[member.id]?.member.incarnation == member.incarnation { heartbeats[member.id] = nil }
+    }
+
+    public func members() -> [ClusterMember] {
+        let now = ContinuousClock.now
+        return heartbeats.values.filter { $0.expires > now }.map(\.member).sorted { $0.id < $1.id }
+    }
+
+    public func acquire(_ slug: String, node: String, incarnation: String, ttl: Duration) -> LeaseGrant {
+        let now = ContinuousClock.now
+        if let lease = leaseTable[slug], lease.expires > now {
+            return .held(by: lease.holder, remaining: lease.expires - now)
+        }
+        let token = nextToken(slug)
+        leaseTable[slug] = Lease(holder: LeaseHolder(node: node, incarnation: incarnation, token: token), expires: now + ttl)
+        return .granted(token: token)
+    }
+
+    public func renew(_ slug: String, holder: LeaseHolder, ttl: Duration) -> Int64? {
+        let now = ContinuousClock.now
+        if let lease = leaseTable[slug], lease.expires > now {
+            guard lease.holder == holder else { return nil }
+            leaseTable[slug]?.expires = now + ttl
+            return holder.token
+        }
+        let token = nextToken(slug)
+        leaseTable[slug] = Lease(holder: LeaseHolder(node: holder.node, incarnation: holder.incarnation, token: token), expires: now + ttl)
+        return token
+    }
+
+    public func release(_ slug: String, holder: LeaseHolder) {
+        if leaseTable[slug]?.holder == holder { leaseTable[slug] = nil }
+    }
+
+    public func holder(of slug: String) -> LeaseHolder? {
+        guard let lease = leaseTable[slug], lease.expires > .now else { return nil }
+        return lease.holder
+    }
+
+    public func leases() -> [String: LeaseHolder] {
+        let now = ContinuousClock.now
+        return leaseTable.filter { $0.value.expires > now }.mapValues(\.holder)
+    }
+
+    public func publish(_ event: ClusterEvent) {
+        for continuation in subscribers.values { continuation.yield(event) }
+    }
+
+    public func events() -> AsyncStream<ClusterEvent> {
+        let (stream, continuation) = AsyncStream<ClusterEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let id = nextSubscriber
+        nextSubscriber += 1
+        subscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id) }
+        }
+        return stream
+    }
+
+    private func unsubscribe(_ id: UInt64) {
+        subscribers[id] = nil
+    }
+
+    private func nextToken(_ slug: String) -> Int64 {
+        let token = (lastToken[slug] ?? 0) + 1
+        lastToken[slug] = token
+        return token
+    }
+}

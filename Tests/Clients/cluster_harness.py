@@ -1,0 +1,220 @@
+"""Real mini-baas nodes, a real redis-server and the test PostgreSQL, on loopback: a cluster to
+hurt (kill -9, SIGSTOP, Redis restarts) and watch. Used by test_cluster.py and by
+Benchmarks/cluster/failover.py."""
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("MINIBAAS_BIN", os.path.join(ROOT, ".build", "debug", "minibaas"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url(name):
+    admin = os.environ["MINIBAAS_TEST_DATABASE_URL"]
+    return re.sub(r"/[^/?]+(\?|$)", f"/{name}\\1", admin, count=1)
+
+
+def create_database(prefix):
+    name = prefix + secrets.token_hex(5)
+    subprocess.run(["psql", os.environ["MINIBAAS_TEST_DATABASE_URL"], "-qc", f'create database "{name}"'], check=True)
+    return database_url(name)
+
+
+def psql(url, query):
+    return subprocess.run(["psql", url, "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", query],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+class Redis:
+    """A redis-server of our own (no persistence, like a cache-only deployment), restartable."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="minibaas-redis-")
+        self.process = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ClusterNode:
+    def __init__(self, cluster, node_id, extra_env=None):
+        self.cluster = cluster
+        self.id = node_id
+        self.base = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBAAS_") and k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update({
+            "DATABASE_URL": cluster.control_plane,
+            "REDIS_URL": cluster.redis.url,
+            "MINIBAAS_MASTER_KEY": cluster.master_key,
+            "MINIBAAS_ADMIN_TOKEN": cluster.token,
+            "MINIBAAS_NODE_ID": node_id,
+            "MINIBAAS_HEARTBEAT_MS": str(cluster.heartbeat_ms),
+            "MINIBAAS_LEASE_TTL_MS": str(cluster.lease_ttl_ms),
+            "MINIBAAS_REDIS_PREFIX": cluster.prefix,
+            "MINIBAAS_LOG_LEVEL": os.environ.get("MINIBAAS_CLUSTER_LOG_LEVEL", "warning"),
+        })
+        env.update(extra_env or {})
+        self.log = open(os.path.join(cluster.dir, f"{node_id}.log"), "a")
+        self.process = subprocess.Popen([BINARY, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=self.log,
+                                        env=env, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.process.stdout.readline()
+            match = re.search(r"listening on (http://[\d.]+:\d+)", line or "")
+            if match:
+                self.base = match.group(1)
+                break
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node {node_id} exited early; see {self.log.name}")
+        assert self.base, f"node {node_id} did not start"
+        # Keep draining stdout so the node never blocks on a full pipe.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+
+    @property
+    def alive(self):
+        return self.process.poll() is None
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def pause(self):
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def terminate(self):
+        if self.alive:
+            self.resume()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+class Cluster:
+    def __init__(self, nodes=3, heartbeat_ms=250, lease_ttl_ms=1500, extra_env=None):
+        self.dir = tempfile.mkdtemp(prefix="minibaas-cluster-")
+        self.heartbeat_ms = heartbeat_ms
+        self.lease_ttl_ms = lease_ttl_ms
+        self.prefix = "t" + secrets.token_hex(4) + ":"
+        self.master_key = secrets.token_hex(32)
+        self.token = "cluster-admin-" + secrets.token_hex(12)
+        self.control_plane = create_database("cp_")
+        self.redis = Redis()
+        self.nodes = []
+        self.extra_env = extra_env or {}
+        for index in range(nodes):
+            self.add_node()
+        self.wait_for_members(nodes)
+
+    def add_node(self, extra_env=None):
+        env = dict(self.extra_env)
+        env.update(extra_env or {})
+        node = ClusterNode(self, f"n{len(self.nodes) + 1}", env)
+        self.nodes.append(node)
+        return node
+
+    def live_nodes(self):
+        return [n for n in self.nodes if n.alive]
+
+    def stop(self):
+        for node in self.nodes:
+            node.terminate()
+        self.redis.stop()
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def request(self, method, url, token=None, body=None, headers=None, timeout=15):
+        """(status, headers, parsed body); connection failures raise OSError."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                raw = response.read()
+                return response.status, dict(response.headers), json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = raw.decode(errors="replace")
+            return error.code, dict(error.headers), parsed
+
+    def admin(self, method, path, body=None, node=None):
+        node = node or self.live_nodes()[0]
+        return self.request(method, node.base + "/admin/v1" + path, self.token, body)
+
+    def create_tenant(self, slug, node=None):
+        status, _, created = self.admin("POST", "/tenants", {"slug": slug, "name": slug}, node)
+        assert status == 201, created
+        return created
+
+    def view(self, node=None):
+        status, _, body = self.admin("GET", "/cluster", node=node)
+        assert status == 200, body
+        return body
+
+    def wait_for_members(self, count, node=None, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            view = self.view(node)
+            if len(view["members"]) == count:
+                return view
+            time.sleep(0.1)
+        raise AssertionError(f"expected {count} members, have {self.view(node)['members']}")
+
+    def tenant_get(self, node, slug, anon_key, path="/rest/v1/", timeout=15):
+        return self.request("GET", f"{node.base}/t/{slug}{path}", headers={"apikey": anon_key}, timeout=timeout)
