@@ -366,3 +366,51 @@ def test_redirect_mode_answers_307_to_the_owner():
             assert error.headers["Location"] == f"{cluster.nodes[1].base}/t/{slug}/rest/v1/?select=x"
     finally:
         cluster.stop()
+
+
+def test_admin_changes_through_any_node_reach_the_owner_at_once(cluster):
+    created = {f"adm{i}": cluster.create_tenant(f"adm{i}") for i in range(6)}
+    for slug, keys in created.items():
+        assert cluster.tenant_get(cluster.nodes[0], slug, keys["anonKey"])[0] == 200
+    placements = cluster.view()["placements"]
+    slug = sorted(created)[0]
+    owner = next(n for n in cluster.nodes if n.id == placements[slug])
+    other = next(n for n in cluster.nodes if n is not owner)
+    status, _, body = cluster.admin("PATCH", f"/tenants/{slug}", {"status": "disabled"}, node=other)
+    assert status == 200, body
+    # No waiting for the owner's periodic re-read: the event reaches it through Redis.
+    deadline = time.time() + 1.0
+    while True:
+        status, _, body = cluster.tenant_get(owner, slug, created[slug]["anonKey"])
+        if status == 403 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 403 and body["code"] == "MB302", body
+    # Deleting through a non-owner ends the owner's tree and lease.
+    status, _, _ = cluster.admin("DELETE", f"/tenants/{slug}", node=other)
+    assert status == 204
+    assert cluster.tenant_get(owner, slug, created[slug]["anonKey"])[0] == 404
+    deadline = time.time() + 3
+    while slug in cluster.view()["placements"] and time.time() < deadline:
+        time.sleep(0.1)
+    assert slug not in cluster.view()["placements"]
+
+
+def test_sigterm_hands_tenants_over_without_waiting_for_the_lease(cluster):
+    keys = {f"term{i:02d}": cluster.create_tenant(f"term{i:02d}")["anonKey"] for i in range(24)}
+    for slug, key in keys.items():
+        assert cluster.tenant_get(cluster.nodes[0], slug, key)[0] == 200
+    before = cluster.view()["placements"]
+    leaving = cluster.nodes[2]
+    theirs = [slug for slug in keys if before[slug] == leaving.id]
+    assert theirs
+    started = time.monotonic()
+    leaving.terminate()
+    stopped = time.monotonic()
+    for slug in theirs:
+        status, headers, body = cluster.tenant_get(cluster.nodes[0], slug, keys[slug])
+        assert status == 200, body
+        assert headers["x-minibaas-node"] in ("n1", "n2")
+    took = time.monotonic() - stopped
+    # A crash costs the lease TTL; a clean stop releases the leases, so it costs far less.
+    assert took < LEASE_TTL_MS / 1000, f"took {took:.2f}s after a {stopped - started:.2f}s shutdown"

@@ -43,7 +43,7 @@ struct TestNode {
         let cluster = ClusterCoordinator(
             nodeID: configuration.nodeID, backend: LocalCoordinationBackend(), configuration: clusterConfiguration, logger: Logger(label: "test"))
         await cluster.join(address: "http://127.0.0.1:1")
-        await directory.addStopHook { slug in await cluster.release(slug) }
+        await directory.addPassivationHook { slug in await cluster.release(slug) }
         let services = NodeServices(
             configuration: configuration, store: store, secretBox: box, directory: directory,
             adminToken: AdminToken(token: "test-admin-token-0123456789"), startedAt: Date(), lifecycle: NodeLifecycle(),

@@ -71,7 +71,7 @@ struct TenantAdminAPI {
             await node.tenantChanged(tenant.slug)
         } else {
             try await node.directory.refresh(tenant.slug)
-        await node.cluster.publish(.tenantChanged, slug: tenant.slug)
+            await node.cluster.publish(.tenantChanged, slug: tenant.slug)
         }
         return try jsonResponse(view(tenant, keyRing: nil))
     }

@@ -68,9 +68,11 @@ enum Node {
             handOver: { slug in await directory.handOver(slug) },
             drop: { slug in await directory.stop(slug) },
             tenantEvent: { event in
-                if let slug = event.slug { await directory.stop(slug) }
+                guard let slug = event.slug else { return }
+                await directory.stop(slug)
+                if event.kind == .tenantDeleted { await cluster.release(slug) }
             }))
-        await directory.addStopHook { slug in await cluster.release(slug) }
+        await directory.addPassivationHook { slug in await cluster.release(slug) }
         let node = NodeServices(
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
             adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster, logger: logger)

@@ -60,6 +60,7 @@ struct NodeServices: Sendable {
     /// (the tenant's owner may be another node).
     func tenantChanged(_ slug: String, deleted: Bool = false) async {
         await directory.stop(slug)
+        if deleted { await cluster.release(slug) }
         await cluster.publish(deleted ? .tenantDeleted : .tenantChanged, slug: slug)
     }
 

@@ -36,7 +36,7 @@ public actor TenantDirectory {
     /// Extra children every new tree gets (connectors and later subsystems register here).
     private var childFactories: [@Sendable (TenantSupervisor) -> ChildSpec?] = []
     private var startHooks: [@Sendable (TenantSupervisor) async throws -> Void] = []
-    private var stopHooks: [@Sendable (String) async -> Void] = []
+    private var passivationHooks: [@Sendable (String) async -> Void] = []
     private let activeGauge = Gauge(label: "minibaas_active_tenants")
 
     public init(store: any ControlPlaneStore, secretBox: SecretBox, configuration: Configuration = .init(), logger: Logger) {
@@ -52,9 +52,10 @@ public actor TenantDirectory {
         startHooks.append(hook)
     }
 
-    /// Called after a tree stops (the cluster gives up the tenant's lease then).
-    public func addStopHook(_ hook: @escaping @Sendable (String) async -> Void) {
-        stopHooks.append(hook)
+    /// Called after an idle tree is passivated (the cluster gives up the tenant's lease then, so
+    /// a node does not keep renewing leases for tenants nobody uses).
+    public func addPassivationHook(_ hook: @escaping @Sendable (String) async -> Void) {
+        passivationHooks.append(hook)
     }
 
     public func addChildFactory(_ factory: @escaping @Sendable (TenantSupervisor) -> ChildSpec?) {
@@ -92,13 +93,9 @@ public actor TenantDirectory {
     /// Stops a tenant's tree (deletion, or an admin restart). The next request starts a fresh one.
     public func stop(_ slug: String) async {
         unknown[slug] = nil
-        guard let tree = running.removeValue(forKey: slug) else {
-            for hook in stopHooks { await hook(slug) }
-            return
-        }
+        guard let tree = running.removeValue(forKey: slug) else { return }
         activeGauge.record(running.count)
         await tree.stop()
-        for hook in stopHooks { await hook(slug) }
         logger.info("tenant tree stopped", metadata: ["tenant": .string(slug)])
     }
 
@@ -123,10 +120,7 @@ public actor TenantDirectory {
         let trees = running
         running.removeAll()
         activeGauge.record(0)
-        for tree in trees.values {
-            await tree.stop()
-            for hook in stopHooks { await hook(tree.slug) }
-        }
+        for tree in trees.values { await tree.stop() }
     }
 
     /// Stops trees idle for longer than the idle timeout, unless they still have requests running.
@@ -138,6 +132,7 @@ public actor TenantDirectory {
         for slug in idle.keys.sorted() {
             logger.debug("passivating idle tenant", metadata: ["tenant": .string(slug)])
             await stop(slug)
+            for hook in passivationHooks { await hook(slug) }
         }
     }
 
