@@ -1,8 +1,12 @@
 """Real mini-baas nodes, a real redis-server and the test PostgreSQL, on loopback: a cluster to
 hurt (kill -9, SIGSTOP, Redis restarts) and watch. Used by test_cluster.py and by
 Benchmarks/cluster/failover.py."""
+import bisect
+import collections
+import itertools
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -218,3 +222,105 @@ class Cluster:
 
     def tenant_get(self, node, slug, anon_key, path="/rest/v1/", timeout=15):
         return self.request("GET", f"{node.base}/t/{slug}{path}", headers={"apikey": anon_key}, timeout=timeout)
+
+
+# --- write load and what it must show -----------------------------------------------------
+
+def writes_database():
+    url = create_database("cw_")
+    psql(url, "create table writes (id bigserial primary key, tenant text not null, seq int not null, unique (tenant, seq))")
+    return url
+
+
+def tenants_with_writes(cluster, count, database):
+    tenants = {}
+    for index in range(count):
+        slug = f"w{index:02d}{random.randrange(10**6):06d}"
+        created = cluster.create_tenant(slug, cluster.nodes[index % len(cluster.nodes)])
+        status, _, body = cluster.admin("POST", f"/tenants/{slug}/sources",
+                                        {"name": "main", "kind": "postgres", "url": database})
+        assert status == 201, body
+        tenants[slug] = created
+    return tenants
+
+
+class WriteLoad:
+    """Writers spreading inserts over every tenant and every node; each attempt is recorded with
+    what the client saw: status, serving node, fencing token, send and answer times."""
+
+    def __init__(self, cluster, tenants, workers=6):
+        self.cluster = cluster
+        self.tenants = tenants
+        self.records = []
+        self.lock = threading.Lock()
+        self.sequence = itertools.count(1)
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(index,), daemon=True) for index in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self, index):
+        slugs = sorted(self.tenants)
+        nodes = list(self.cluster.nodes)
+        turn = index
+        while not self.stopping.is_set():
+            turn += 1
+            slug = slugs[turn % len(slugs)]
+            node = nodes[(turn // len(slugs) + index) % len(nodes)]
+            seq = next(self.sequence)
+            keys = self.tenants[slug]
+            sent = time.monotonic()
+            try:
+                status, headers, _ = self.cluster.request(
+                    "POST", f"{node.base}/t/{slug}/rest/v1/writes", keys["serviceKey"], {"tenant": slug, "seq": seq},
+                    headers={"apikey": keys["anonKey"], "Prefer": "return=minimal"}, timeout=20)
+            except OSError:
+                status, headers = None, {}
+            answered = time.monotonic()
+            token = headers.get("x-minibaas-fencing-token")
+            with self.lock:
+                self.records.append({
+                    "slug": slug, "seq": seq, "status": status, "entry": node.id, "node": headers.get("x-minibaas-node"),
+                    "token": int(token) if token else None, "sent": sent, "answered": answered})
+            if status != 201:
+                time.sleep(0.02)
+
+    def finish(self):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        return self.records
+
+
+def check_fencing(records):
+    """Per tenant: once a write was acknowledged under token T, no write sent after that is
+    acknowledged under a smaller token — an owner that lost the tenant never serves it again —
+    and every token belongs to exactly one node."""
+    acked = [r for r in records if r["status"] == 201]
+    owners = {}
+    for record in acked:
+        assert record["token"] is not None and record["node"], record
+        assert owners.setdefault(record["token"], record["node"]) == record["node"], f"token {record['token']} served by two nodes"
+    by_tenant = collections.defaultdict(list)
+    for record in acked:
+        by_tenant[record["slug"]].append(record)
+    for slug, items in by_tenant.items():
+        items.sort(key=lambda r: r["answered"])
+        answered = [r["answered"] for r in items]
+        running_max = list(itertools.accumulate((r["token"] for r in items), max))
+        for record in items:
+            earlier = bisect.bisect_left(answered, record["sent"])
+            if earlier:
+                assert record["token"] >= running_max[earlier - 1], (
+                    f"{slug}: write {record['seq']} served by {record['node']} under token {record['token']} after "
+                    f"token {running_max[earlier - 1]} had been acknowledged")
+    return len(acked)
+
+
+def check_nothing_lost(records, database):
+    rows = psql(database, "select tenant || ':' || seq from writes").split()
+    stored = set(rows)
+    acked = {f"{r['slug']}:{r['seq']}" for r in records if r["status"] == 201}
+    lost = acked - stored
+    assert not lost, f"{len(lost)} acknowledged writes are missing: {sorted(lost)[:10]}"
+    return len(acked)
