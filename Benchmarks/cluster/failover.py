@@ -20,7 +20,8 @@ def failover_run():
         database = writes_database()
         tenants = tenants_with_writes(cluster, 9, database)
         load = WriteLoad(cluster, tenants)
-        time.sleep(3)
+        cluster.wait_for_placements(tenants)
+        time.sleep(2)
         view = cluster.view()
         owners = [view["placements"].get(slug) for slug in tenants]
         victim_id = max(set(owners) - {None}, key=owners.count)
@@ -41,8 +42,9 @@ def failover_run():
         cluster.stop()
 
 
-def p50_ms(url, key):
-    out = subprocess.run(["wrk", "-t1", "-c8", "-d8s", "--latency", "-H", f"apikey: {key}", url],
+def p50_ms(url, keys):
+    out = subprocess.run(["wrk", "-t1", "-c8", "-d8s", "--latency", "-H", f"apikey: {keys['anonKey']}",
+                          "-H", f"Authorization: Bearer {keys['serviceKey']}", url],
                          check=True, capture_output=True, text=True).stdout
     match = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     value, unit = float(match.group(1)), match.group(2)
@@ -57,13 +59,14 @@ def forwarding_overhead():
         tenants = tenants_with_writes(cluster, 1, database)
         slug, keys = next(iter(tenants.items()))
         path = f"/t/{slug}/rest/v1/writes?id=eq.7"
-        status, headers, _ = cluster.request("GET", cluster.nodes[0].base + path, headers={"apikey": keys["anonKey"]})
-        assert status == 200
+        status, headers, body = cluster.request("GET", cluster.nodes[0].base + path, keys["serviceKey"],
+                                                headers={"apikey": keys["anonKey"]})
+        assert status == 200, body
         owner = next(n for n in cluster.nodes if n.id == headers["x-minibaas-node"])
         other = next(n for n in cluster.nodes if n is not owner)
-        p50_ms(owner.base + path, keys["anonKey"])  # warm-up
-        at_owner = p50_ms(owner.base + path, keys["anonKey"])
-        through_other = p50_ms(other.base + path, keys["anonKey"])
+        p50_ms(owner.base + path, keys)  # warm-up
+        at_owner = p50_ms(owner.base + path, keys)
+        through_other = p50_ms(other.base + path, keys)
         return at_owner, through_other
     finally:
         cluster.stop()

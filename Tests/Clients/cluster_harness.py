@@ -220,6 +220,16 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError(f"expected {count} members, have {self.view(node)['members']}")
 
+    def wait_for_placements(self, slugs, timeout=20):
+        """The cluster view once every one of `slugs` has an owner."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            view = self.view()
+            if all(slug in view["placements"] for slug in slugs):
+                return view
+            time.sleep(0.1)
+        raise AssertionError(f"not all tenants were placed: {self.view()['placements']}")
+
     def tenant_get(self, node, slug, anon_key, path="/rest/v1/", timeout=15):
         return self.request("GET", f"{node.base}/t/{slug}{path}", headers={"apikey": anon_key}, timeout=timeout)
 

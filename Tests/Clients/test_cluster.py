@@ -65,6 +65,13 @@ def test_three_nodes_spread_300_tenants_and_agree_on_owners(cluster):
     answers = [cluster.tenant_get(node, slug, keys[slug]) for node in cluster.nodes]
     assert len({(status, json_key(body)) for status, _, body in answers}) == 1
     assert {headers["x-minibaas-node"] for _, headers, _ in answers} == {placements[slug]}
+    # A client cannot pose as a forwarding node: a forged hop count is ignored, so a non-owner
+    # still forwards instead of taking the tenant.
+    non_owner = next(n for n in cluster.nodes if n.id != placements[slug])
+    for forged in ["2", "1.0.abc", "-5", "2.%d.%s" % (time.time(), "0" * 32)]:
+        status, headers, _ = cluster.request("GET", f"{non_owner.base}/t/{slug}/rest/v1/",
+                                             headers={"apikey": keys[slug], "x-minibaas-hops": forged})
+        assert status == 200 and headers["x-minibaas-node"] == placements[slug], forged
     # An unknown tenant is 404 through every node, and leaves no lease behind.
     for node in cluster.nodes:
         status, _, body = cluster.tenant_get(node, "nosuchtenant", keys[slug])
@@ -81,7 +88,8 @@ def test_kill_9_during_writes_loses_nothing_and_fails_over_within_the_lease(clus
     database = writes_database()
     tenants = tenants_with_writes(cluster, 9, database)
     load = WriteLoad(cluster, tenants)
-    time.sleep(2.0)
+    cluster.wait_for_placements(tenants)
+    time.sleep(1.0)
     view = cluster.view()
     owned = collections.Counter(view["placements"][slug] for slug in tenants if slug in view["placements"])
     victim_id = owned.most_common(1)[0][0]
@@ -152,13 +160,24 @@ def test_sigstopped_owner_loses_its_tenants_and_does_not_serve_them_when_resumed
     assert all(view["placements"].get(slug) != paused.id for slug in lost)
 
 
-def test_redis_restart_keeps_owners_serving_then_they_re_register(cluster):
+def test_redis_restart_keeps_owners_serving_then_they_re_register():
+    # Owners serve through an outage for MINIBAAS_REDIS_OUTAGE_GRACE_MS (default: one lease TTL);
+    # this outage lasts two TTLs, so the grace is set above it.
+    cluster = Cluster(3, heartbeat_ms=HEARTBEAT_MS, lease_ttl_ms=LEASE_TTL_MS,
+                      extra_env={"MINIBAAS_REDIS_OUTAGE_GRACE_MS": str(LEASE_TTL_MS * 4)})
+    try:
+        redis_restart_scenario(cluster)
+    finally:
+        cluster.stop()
+
+
+def redis_restart_scenario(cluster):
     database = writes_database()
     tenants = tenants_with_writes(cluster, 6, database)
     for slug, keys in tenants.items():
         status, _, body = cluster.tenant_get(cluster.nodes[0], slug, keys["anonKey"])
         assert status == 200, body
-    before = cluster.view()
+    before = cluster.wait_for_placements(tenants)
     owners = {slug: next(n for n in cluster.nodes if n.id == before["placements"][slug]) for slug in tenants}
 
     cluster.redis.kill()

@@ -61,6 +61,15 @@ def test_every_manifest_is_valid_kubernetes(values):
     for name in ["DATABASE_URL", "REDIS_URL", "MINIBAAS_ADMIN_TOKEN", "MINIBAAS_MASTER_KEY"]:
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "minibaas-secrets", "secrets come from a Secret, never values"
     assert env["MINIBAAS_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # Members reach each other pod to pod; $(POD_IP) is expanded by the kubelet, so it must be defined first.
+    names = [e["name"] for e in container["env"]]
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["MINIBAAS_ADVERTISE_URL"]["value"] == "http://$(POD_IP):8080"
+    assert names.index("POD_IP") < names.index("MINIBAAS_ADVERTISE_URL")
+    configmap = next(d for (k, _), d in documents.items() if k == "ConfigMap")
+    assert configmap["data"]["MINIBAAS_FORWARDING"] == "proxy"
+    assert configmap["data"]["MINIBAAS_HEARTBEAT_MS"] == "1000"
+    assert configmap["data"]["MINIBAAS_LEASE_TTL_MS"] == "5000"
     if values.get("autoscaling", {}).get("enabled"):
         assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
         assert "MINIBAAS_HOSTED_DATABASE_URL" in env
@@ -73,6 +82,8 @@ def test_every_manifest_is_valid_kubernetes(values):
     {"replicaCount": "three"},
     {"service": {"port": 70000}},
     {"config": {"logLevel": "loud"}},
+    {"config": {"forwarding": "teleport"}},
+    {"config": {"heartbeatMs": 10}},
     {"existingSecret": ""},
 ])
 def test_the_values_schema_refuses_bad_values(bad):

@@ -47,7 +47,8 @@ struct TestNode {
         let services = NodeServices(
             configuration: configuration, store: store, secretBox: box, directory: directory,
             adminToken: AdminToken(token: "test-admin-token-0123456789"), startedAt: Date(), lifecycle: NodeLifecycle(),
-            cluster: cluster, logger: Logger(label: "test"))
+            cluster: cluster, forwarder: OwnerForwarder(mode: .proxy, nodeID: configuration.nodeID, masterKey: SymmetricKey(size: .bits256)),
+            logger: Logger(label: "test"))
         return TestNode(services: services)
     }
 

@@ -51,7 +51,32 @@ final class ClusterTests: XCTestCase {
 
     func testRedisBackendKeepsTheLeaseContract() async throws {
         let redis = RedisClient(url: try redisURL(), logger: Logger(label: "test"))
-        try await checkLeaseContract(RedisCoordinationBackend(redis: redis, prefix: "test-\(UUID().uuidString):"))
+        let prefix = "test-\(UUID().uuidString):"
+        // A Redis whose data began long ago: no quiet period.
+        _ = try await redis.send(["SET", prefix + "epoch", "0"])
+        try await checkLeaseContract(RedisCoordinationBackend(redis: redis, prefix: prefix))
+        await redis.close()
+    }
+
+    /// After Redis lost its data, nobody is granted a new lease for one TTL — but a previous
+    /// holder takes its own back at once.
+    func testRedisAfterDataLossLetsPreviousHoldersBackFirst() async throws {
+        let redis = RedisClient(url: try redisURL(), logger: Logger(label: "test"))
+        let prefix = "test-\(UUID().uuidString):"
+        let backend = RedisCoordinationBackend(redis: redis, prefix: prefix)
+        guard case .settling(let remaining) = try await backend.acquire("t", node: "n2", incarnation: "i", ttl: .milliseconds(500)) else {
+            return XCTFail("a Redis without an epoch is settling")
+        }
+        XCTAssertEqual(remaining, .milliseconds(500))
+        let restored = try await backend.renew("x", holder: LeaseHolder(node: "n1", incarnation: "i", token: 7), ttl: .seconds(5))
+        XCTAssertNotNil(restored, "a previous holder re-takes its lease during the quiet period")
+        guard case .settling = try await backend.acquire("t", node: "n2", incarnation: "i", ttl: .milliseconds(500)) else {
+            return XCTFail("still settling")
+        }
+        try await Task.sleep(for: .milliseconds(550))
+        guard case .granted = try await backend.acquire("t", node: "n2", incarnation: "i", ttl: .milliseconds(500)) else {
+            return XCTFail("granted once settled")
+        }
         await redis.close()
     }
 
@@ -90,15 +115,24 @@ final class ClusterTests: XCTestCase {
         let leases = try await backend.leases()
         XCTAssertEqual(leases[slug], n2)
 
-        // A holder whose lease lapsed with nobody taking it gets it back, under a new token.
+        // A renewal that crosses a release does not take the lease back.
         try await backend.release(slug, holder: n2)
         let none = try await backend.holder(of: slug)
         XCTAssertNil(none)
-        let retaken = try await backend.renew(slug, holder: n2, ttl: .seconds(5))
+        let crossed = try await backend.renew(slug, holder: n2, ttl: .seconds(5))
+        XCTAssertNil(crossed, "released means released")
+
+        // A holder whose lease lapsed with nobody taking it gets it back, under a new token; a
+        // renewal carrying an older token of the same holder is still the holder's.
+        guard case .granted(let third) = try await backend.acquire(slug, node: "n3", incarnation: "i3", ttl: .milliseconds(200)) else {
+            return XCTFail("a released lease is free")
+        }
+        let n3 = LeaseHolder(node: "n3", incarnation: "i3", token: third)
+        try await Task.sleep(for: .milliseconds(300))
+        let retaken = try await backend.renew(slug, holder: n3, ttl: .seconds(5))
         XCTAssertNotNil(retaken)
-        XCTAssertGreaterThan(retaken ?? 0, second)
-        let batch = try await backend.renewAll(
-            [(slug, LeaseHolder(node: "n2", incarnation: "i2", token: retaken ?? 0)), (slug, n1)], ttl: .seconds(5))
+        XCTAssertGreaterThan(retaken ?? 0, third)
+        let batch = try await backend.renewAll([(slug, n3), (slug, n1)], ttl: .seconds(5))
         XCTAssertEqual(batch, [retaken, nil])
 
         // Membership: announced members expire unless they beat again.
@@ -131,15 +165,19 @@ final class ClusterTests: XCTestCase {
         let prefix = "test-\(UUID().uuidString):"
         let redis = RedisClient(url: try redisURL(), logger: Logger(label: "test"))
         let backend = RedisCoordinationBackend(redis: redis, prefix: prefix)
+        _ = try await redis.send(["SET", prefix + "epoch", "0"])
         guard case .granted(let before) = try await backend.acquire("t", node: "n1", incarnation: "i", ttl: .seconds(5)) else {
             return XCTFail("granted")
         }
         // What a restart loses: the lease and the counter.
         _ = try await redis.send(["DEL", prefix + "lease:t", prefix + "fence:t"])
-        guard case .granted(let after) = try await backend.acquire("t", node: "n2", incarnation: "i", ttl: .seconds(5)) else {
+        let after = try await backend.renew("t", holder: LeaseHolder(node: "n1", incarnation: "i", token: before), ttl: .seconds(5))
+        XCTAssertGreaterThan(after ?? 0, before)
+        _ = try await redis.send(["DEL", prefix + "lease:t", prefix + "fence:t"])
+        guard case .granted(let later) = try await backend.acquire("t", node: "n2", incarnation: "i", ttl: .seconds(5)) else {
             return XCTFail("granted")
         }
-        XCTAssertGreaterThan(after, before)
+        XCTAssertGreaterThan(later, after ?? .max)
         await redis.close()
     }
 
@@ -150,8 +188,10 @@ final class ClusterTests: XCTestCase {
         var settings = ClusterCoordinator.Configuration()
         settings.heartbeatInterval = .milliseconds(100)
         settings.leaseTTL = .seconds(2)
+        settings.placementWait = .milliseconds(300)
         let redis = RedisClient(url: try redisURL(), logger: Logger(label: "test"))
         let backend = RedisCoordinationBackend(redis: redis, prefix: prefix)
+        _ = try await redis.send(["SET", prefix + "epoch", "0"])
         let a = ClusterCoordinator(nodeID: "a", backend: backend, configuration: settings, logger: Logger(label: "a"))
         let b = ClusterCoordinator(nodeID: "b", backend: backend, configuration: settings, logger: Logger(label: "b"))
         await a.join(address: "http://a")
@@ -165,9 +205,10 @@ final class ClusterTests: XCTestCase {
             let (here, there) = owner == "a" ? (a, b) : (b, a)
             guard case .local(let lease) = await here.route(slug, hops: 0) else { return XCTFail("\(owner) serves \(slug)") }
             XCTAssertEqual(lease.node, owner)
-            guard case .remote(let member) = await there.route(slug, hops: 0) else { return XCTFail("the other forwards \(slug)") }
+            guard case .remote(let member, let isHolder) = await there.route(slug, hops: 0) else { return XCTFail("the other forwards \(slug)") }
             XCTAssertEqual(member.id, owner)
             XCTAssertEqual(member.address, "http://\(owner)")
+            XCTAssertTrue(isHolder)
             if owner == "a" { ownedByA += 1 }
         }
         XCTAssertTrue((3...17).contains(ownedByA))
@@ -175,12 +216,21 @@ final class ClusterTests: XCTestCase {
         let slug = (0..<20).map { "tenant\($0)" }.first { RendezvousHash.owner(of: $0, among: ["a", "b"]) == "a" }!
         let token = a.heldLease(slug)?.token
         await a.release(slug)
-        // A forwarded request reaching b while nobody holds the lease: b takes it, with a larger token.
-        guard case .local(let taken) = await b.route(slug, hops: 1) else { return XCTFail("b takes the free lease") }
+        // Nobody holds it now: b sends even a forwarded request to the rightful owner instead of
+        // taking the tenant itself, and the owner takes it again under a larger token.
+        guard case .remote(let owner, let isHolder) = await b.route(slug, hops: 1) else { return XCTFail("b forwards to a") }
+        XCTAssertEqual(owner.id, "a")
+        XCTAssertFalse(isHolder)
+        guard case .local(let taken) = await a.route(slug, hops: 1) else { return XCTFail("a takes the free lease") }
         XCTAssertGreaterThan(taken.token, token ?? .max)
-        let snapshot = await a.snapshot()
-        XCTAssertEqual(snapshot.placements[slug], "b")
+        let snapshot = await b.snapshot()
+        XCTAssertEqual(snapshot.placements[slug], "a")
         XCTAssertEqual(Set(snapshot.members.map(\.id)), ["a", "b"])
+        // At the last hop nobody forwards again.
+        let unheld = (0..<50).map { "unheld\($0)" }.first { RendezvousHash.owner(of: $0, among: ["a", "b"]) == "a" }!
+        guard case .unavailable = await b.route(unheld, hops: settings.maxHops) else {
+            return XCTFail("no forwarding past the hop limit")
+        }
         await a.leave()
         await b.leave()
         await redis.close()

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,10 +19,23 @@ struct OwnerForwarder: Sendable {
 
     let mode: Mode
     let nodeID: String
+    /// Signs the hop count nodes pass along, so a client cannot claim its request was forwarded
+    /// (which would make a non-owner take the tenant). Derived from the cluster's master key.
+    let hopKey: SymmetricKey
+    let bodyBudget: BodyBudget
+
+    init(mode: Mode, nodeID: String, masterKey: SymmetricKey, bufferedBodies: Int = 32) {
+        self.mode = mode
+        self.nodeID = nodeID
+        self.hopKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: masterKey, info: Data("minibaas forwarded-request hops".utf8), outputByteCount: 32)
+        self.bodyBudget = BodyBudget(permits: bufferedBodies)
+    }
 
     /// Bodies are buffered (so a forward to a member that turns out dead can go elsewhere); the
-    /// owner applies the tenant's own, smaller, limit.
-    static let maxBufferedBody = 16 << 20
+    /// owner applies the tenant's own, smaller, limit. With `bodyBudget` this bounds what
+    /// forwarding may hold in memory at once to 32 × 8 MiB.
+    static let maxBufferedBody = 8 << 20
     static let hopsHeader = HTTPField.Name("x-minibaas-hops")!
     static let servedByHeader = HTTPField.Name("x-minibaas-node")!
     static let fencingHeader = HTTPField.Name("x-minibaas-fencing-token")!
@@ -31,6 +45,8 @@ struct OwnerForwarder: Sendable {
     static let client: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.timeout.connect = .seconds(1)
+        // An owner that stalls halfway through a response must not hold the forward forever.
+        configuration.timeout.read = .seconds(75)
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         configuration.redirectConfiguration = .disallow
@@ -52,6 +68,32 @@ struct OwnerForwarder: Sendable {
         case timedOut
         /// The member dropped out of the cluster while the request was with it.
         case memberLost
+        /// Every connection to the member stayed busy: the request was never sent.
+        case busy
+    }
+
+    /// The hop count a request arrives with: `hops.seconds.signature` from another node, else 0.
+    func verifiedHops(_ request: Request, now: Date = Date()) -> Int {
+        guard let value = request.headers[Self.hopsHeader] else { return 0 }
+        let parts = value.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, let hops = Int(parts[0]), (1...8).contains(hops), let seconds = Int64(parts[1]),
+            abs(Int64(now.timeIntervalSince1970) - seconds) <= 30
+        else { return 0 }
+        let expected = signature(hops: hops, seconds: seconds, method: request.method.rawValue, path: request.uri.path)
+        guard Array(parts[2].utf8).count == expected.utf8.count,
+            zip(parts[2].utf8, expected.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0
+        else { return 0 }
+        return hops
+    }
+
+    func hopsHeaderValue(hops: Int, method: String, path: String, now: Date = Date()) -> String {
+        let seconds = Int64(now.timeIntervalSince1970)
+        return "\(hops).\(seconds).\(signature(hops: hops, seconds: seconds, method: method, path: path))"
+    }
+
+    private func signature(hops: Int, seconds: Int64, method: String, path: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(for: Data("\(hops) \(seconds) \(method) \(path)".utf8), using: hopKey)
+        return code.prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
     func redirect(_ request: Request, to member: ClusterMember) -> Response {
@@ -67,7 +109,8 @@ struct OwnerForwarder: Sendable {
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) && field.name != Self.hopsHeader {
             outbound.headers.add(name: field.name.rawName, value: field.value)
         }
-        outbound.headers.replaceOrAdd(name: Self.hopsHeader.rawName, value: String(hops + 1))
+        outbound.headers.replaceOrAdd(
+            name: Self.hopsHeader.rawName, value: hopsHeaderValue(hops: hops + 1, method: request.method.rawValue, path: request.uri.path))
         let forwardedFor = request.headers[.init("x-forwarded-for")!].map { $0 + ", " + clientAddress } ?? clientAddress
         outbound.headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor)
         if let authority = request.head.authority { outbound.headers.replaceOrAdd(name: "x-forwarded-host", value: authority) }
@@ -78,6 +121,7 @@ struct OwnerForwarder: Sendable {
         do {
             response = try await Self.client.execute(outbound, timeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         } catch {
+            if let error = error as? HTTPClientError, error == .getConnectionFromPoolTimeout { throw .busy }
             if Self.isConnectFailure(error) { throw .unreachable(error) }
             if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout { throw .timedOut }
             throw .broken(error)
@@ -97,5 +141,45 @@ struct OwnerForwarder: Sendable {
         if let error = error as? ChannelError, case .connectTimeout = error { return true }
         if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { return true }
         return false
+    }
+}
+
+/// How many forwarded request bodies may be held in memory at once on this node.
+final class BodyBudget: @unchecked Sendable {
+    private let lock = Lock()
+    private var available: Int
+
+    init(permits: Int) {
+        available = permits
+    }
+
+    func take() -> BodyPermit? {
+        lock.withLock {
+            guard available > 0 else { return nil }
+            available -= 1
+            return BodyPermit(budget: self)
+        }
+    }
+
+    fileprivate func giveBack() {
+        lock.withLock { available += 1 }
+    }
+}
+
+final class BodyPermit: @unchecked Sendable {
+    private weak var budget: BodyBudget?
+    private let lock = Lock()
+    private var released = false
+
+    fileprivate init(budget: BodyBudget) {
+        self.budget = budget
+    }
+
+    func release() {
+        let first = lock.withLock {
+            defer { released = true }
+            return !released
+        }
+        if first { budget?.giveBack() }
     }
 }

@@ -20,13 +20,17 @@ struct TenantGateMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: EdgeContext, next: (Request, EdgeContext) async throws -> Response) async throws -> Response {
         let slug = context.parameters.get("slug") ?? ""
         guard Slug.isValid(slug) else { throw APIError.tenantNotFound(slug) }
+        var request = request
         let lease: TenantLease
         if let held = cluster.servingLease(slug) {
             lease = held
         } else {
             switch try await place(slug, request, context: context) {
             case .served(let response): return response
-            case .local(let held): lease = held
+            // The request as placement left it: its body may have been read into memory.
+            case .local(let held, let placed):
+                lease = held
+                request = placed
             }
         }
         let tree: TenantSupervisor?
@@ -38,6 +42,8 @@ struct TenantGateMiddleware: RouterMiddleware {
             }
         } catch {
             context.logger.error("cannot load tenant", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
+            // No tree will ever passivate this lease: give it up rather than renew it forever.
+            await cluster.release(slug)
             throw APIError.controlPlaneUnavailable()
         }
         guard let tree else {
@@ -60,13 +66,14 @@ struct TenantGateMiddleware: RouterMiddleware {
             throw APIError.bodyTooLarge(limit: maxBody)
         }
         let admitted = context
+        let placed = request
         // The gate runs the rest of the chain in a child task so its deadline can cancel it; the
         // chain closure is only ever called once, from that task, while this call waits for it.
         do {
             return try await withoutActuallyEscaping(next) { next in
             nonisolated(unsafe) let next = next
             return try await tree.gate.run {
-                var request = request
+                var request = placed
                 // Collected inside the gate so that slow uploads count against the deadline.
                 if request.method != .get && request.method != .head {
                     do {
@@ -94,7 +101,7 @@ struct TenantGateMiddleware: RouterMiddleware {
     }
 
     private enum Placement {
-        case local(TenantLease)
+        case local(TenantLease, Request)
         case served(Response)
     }
 
@@ -102,25 +109,37 @@ struct TenantGateMiddleware: RouterMiddleware {
     /// there (or redirects to it). A member that cannot be reached is suspected and the tenant
     /// placed again, so a dead owner costs the client a wait, not an error.
     private func place(_ slug: String, _ request: Request, context: EdgeContext) async throws -> Placement {
-        let hops = request.headers[OwnerForwarder.hopsHeader].flatMap { Int($0) } ?? 0
-        guard hops <= cluster.configuration.maxHops else { throw APIError.tenantUnplaced("forwarded too many times") }
+        let hops = forwarder.verifiedHops(request)
+        // Unknown names never reach the cluster: no lease, no Redis key for them.
+        do {
+            guard try await directory.exists(slug) else { throw APIError.tenantNotFound(slug) }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            context.logger.error("cannot look up tenant", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
+            throw APIError.controlPlaneUnavailable()
+        }
         var request = request
         var body: ByteBuffer?
+        var permit: BodyPermit?
+        defer { permit?.release() }
         var route: ClusterCoordinator.Route
         if hops == 0, let cached = cluster.cachedRemote(slug) {
-            route = .remote(cached)
+            route = .remote(cached, isHolder: true)
         } else {
             route = await cluster.route(slug, hops: hops)
         }
         for _ in 0..<4 {
             switch route {
             case .local(let lease):
-                return .local(lease)
+                return .local(lease, request)
             case .unavailable(let reason):
                 throw APIError.tenantUnplaced(reason)
-            case .remote(let member):
-                if forwarder.mode == .redirect && hops == 0 { return .served(forwarder.redirect(request, to: member)) }
+            case .remote(let member, let isHolder):
+                if forwarder.mode == .redirect && hops == 0 && isHolder { return .served(forwarder.redirect(request, to: member)) }
                 if body == nil && request.method != .get && request.method != .head {
+                    guard let granted = forwarder.bodyBudget.take() else { throw APIError.overloaded }
+                    permit = granted
                     do {
                         body = try await request.collectBody(upTo: OwnerForwarder.maxBufferedBody)
                     } catch {
@@ -135,12 +154,20 @@ struct TenantGateMiddleware: RouterMiddleware {
                     ])
                     await cluster.suspect(member)
                     route = await cluster.route(slug, hops: hops)
+                } catch .busy {
+                    // Never sent: the owner is alive but every connection to it is in use.
+                    route = await cluster.route(slug, hops: hops)
                 } catch .timedOut {
                     throw APIError.ownerTimedOut(member.id)
                 } catch .memberLost where Self.safeToRepeat(request.method) {
                     route = await cluster.route(slug, hops: hops)
                 } catch .memberLost {
                     throw APIError.ownerTimedOut(member.id)
+                } catch .broken(let error) where Self.safeToRepeat(request.method) {
+                    context.logger.warning("forwarded request failed; placing again", metadata: [
+                        "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),
+                    ])
+                    route = await cluster.route(slug, hops: hops)
                 } catch .broken(let error) {
                     context.logger.error("forwarded request failed", metadata: [
                         "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),

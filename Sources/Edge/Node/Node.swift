@@ -54,7 +54,8 @@ enum Node {
         } catch {
             throw StartupError(description: "cannot prepare the control plane (\(configuration.databaseURL?.redacted ?? configuration.dataDir)): \(describe(error))")
         }
-        let secretBox = SecretBox(masterKey: try loadMasterKey(configuration))
+        let masterKey = try loadMasterKey(configuration)
+        let secretBox = SecretBox(masterKey: masterKey)
         try await checkMasterKey(secretBox, store: store)
         let (adminToken, firstRun) = try await loadAdminToken(configuration, store: store, announce: announce)
 
@@ -75,7 +76,8 @@ enum Node {
         await directory.addPassivationHook { slug in await cluster.release(slug) }
         let node = NodeServices(
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
-            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster, logger: logger)
+            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
+            forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger)
 
         if firstRun && configuration.mode == .embedded {
             try await createDemoTenant(node, announce: announce)
@@ -93,8 +95,13 @@ enum Node {
             logger: logger)
         app.addServices(DirectoryService(directory: directory, lifecycle: lifecycle, cluster: cluster, address: { node.advertisedAddress }))
 
+        // A service group stops its services in reverse order: the node leaves the cluster (so
+        // others stop sending it work) before the HTTP server drains.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [
+                .init(service: app, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: ClusterExitService(cluster: cluster)),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger))
@@ -127,13 +134,17 @@ enum Node {
         if let text = configuration.redisURL {
             let url: RedisURL
             do { url = try RedisURL(text) } catch { throw StartupError(description: "REDIS_URL: \(error)") }
-            backend = RedisCoordinationBackend(redis: RedisClient(url: url, logger: logger), prefix: configuration.redisPrefix)
+            // Reconnect attempts no further apart than a heartbeat: after a Redis restart every node
+            // must be back well within the quiet period in which previous owners restore leases.
+            let backoff = Backoff(base: .milliseconds(50), cap: configuration.heartbeatInterval, jitter: 0.2)
+            backend = RedisCoordinationBackend(redis: RedisClient(url: url, backoff: backoff, logger: logger), prefix: configuration.redisPrefix)
         } else {
             backend = LocalCoordinationBackend()
         }
         var settings = ClusterCoordinator.Configuration()
         settings.heartbeatInterval = configuration.heartbeatInterval
         settings.leaseTTL = configuration.leaseTTL
+        settings.outageGrace = configuration.outageGrace
         settings.placementWait = configuration.leaseTTL + configuration.heartbeatInterval * 3
         return ClusterCoordinator(nodeID: configuration.nodeID, backend: backend, configuration: settings, logger: logger)
     }
@@ -233,5 +244,15 @@ struct DirectoryService: Service {
         await cluster.leave()
         await directory.stopAll()
         await cluster.releaseAll()
+    }
+}
+
+/// Leaves the cluster at the start of a graceful shutdown, before the server drains.
+struct ClusterExitService: Service {
+    let cluster: ClusterCoordinator
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await cluster.leave()
     }
 }

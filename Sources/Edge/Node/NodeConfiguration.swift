@@ -25,6 +25,8 @@ struct NodeConfiguration: Sendable {
     var advertiseURL: String?
     var heartbeatInterval: Duration = .seconds(1)
     var leaseTTL: Duration = .seconds(5)
+    /// How long past the start of a Redis outage a node keeps serving the tenants it held.
+    var outageGrace: Duration = .seconds(5)
     /// `proxy`: requests for a tenant another node owns are forwarded; `redirect`: answered 307.
     var forwarding: OwnerForwarder.Mode = .proxy
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
@@ -118,6 +120,9 @@ struct NodeConfiguration: Sendable {
         let heartbeat = try milliseconds("MINIBAAS_HEARTBEAT_MS", default: 1000, range: 50...60_000)
         let leaseTTL = try milliseconds("MINIBAAS_LEASE_TTL_MS", default: 5000, range: 200...600_000)
         guard leaseTTL >= heartbeat * 2 else { throw .init("MINIBAAS_LEASE_TTL_MS must be at least twice MINIBAAS_HEARTBEAT_MS") }
+        let (ttlSeconds, ttlAttoseconds) = leaseTTL.components
+        let outageGrace = try milliseconds(
+            "MINIBAAS_REDIS_OUTAGE_GRACE_MS", default: Int(ttlSeconds * 1000 + ttlAttoseconds / 1_000_000_000_000_000), range: 0...3_600_000)
         let forwarding: OwnerForwarder.Mode
         if let text = env("MINIBAAS_FORWARDING") {
             guard let mode = OwnerForwarder.Mode(rawValue: text.lowercased()) else {
@@ -143,7 +148,7 @@ struct NodeConfiguration: Sendable {
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
             hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
             publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10), advertiseURL: advertiseURL,
-            heartbeatInterval: heartbeat, leaseTTL: leaseTTL, forwarding: forwarding, redisPrefix: redisPrefix)
+            heartbeatInterval: heartbeat, leaseTTL: leaseTTL, outageGrace: outageGrace, forwarding: forwarding, redisPrefix: redisPrefix)
     }
 
     private static func defaultNodeID() -> String {

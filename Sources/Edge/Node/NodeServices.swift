@@ -15,6 +15,7 @@ struct NodeServices: Sendable {
     let lifecycle: NodeLifecycle
     /// Which node serves which tenant; on a node alone, the same leases kept in memory.
     let cluster: ClusterCoordinator
+    let forwarder: OwnerForwarder
     let logger: Logger
     /// Password-guessing budgets, shared by all tenants' auth endpoints on this node.
     let loginThrottle = LoginThrottle()
@@ -41,9 +42,6 @@ struct NodeServices: Sendable {
         return tenant
     }
 
-    var forwarder: OwnerForwarder {
-        OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID)
-    }
 
     /// Where other members reach this node.
     var advertisedAddress: String {

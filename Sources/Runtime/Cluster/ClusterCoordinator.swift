@@ -20,6 +20,11 @@ public actor ClusterCoordinator {
         /// Forwarded at most this many times, so nodes with different views cannot bounce a
         /// request forever.
         public var maxHops = 2
+        /// How long past the start of a Redis outage this node keeps serving the leases it held
+        /// then. Zero is strict: never serve past a lease, and an outage stops every tenant after
+        /// one TTL. A node cut off from Redis alone cannot tell that from a Redis restart, so for
+        /// up to this long it may serve a tenant another node has taken meanwhile.
+        public var outageGrace: Duration = .seconds(5)
 
         public init() {}
 
@@ -38,7 +43,9 @@ public actor ClusterCoordinator {
     /// What the node does for a request.
     public enum Route: Sendable {
         case local(TenantLease)
-        case remote(ClusterMember)
+        /// Forward to `member`; `isHolder` when it holds the lease and is not handing it over (only
+        /// then may a client be redirected there: anything else could bounce it back).
+        case remote(ClusterMember, isHolder: Bool)
         case unavailable(reason: String)
     }
 
@@ -87,6 +94,8 @@ public actor ClusterCoordinator {
     private var announced = false
     private var leaving = false
     private var recoveredAt: ContinuousClock.Instant?
+    /// Trees being stopped after their leases were lost; shutdown waits for them.
+    private var dropTasks: [Task<Void, Never>] = []
     private let leaseGauge = Gauge(label: "minibaas_cluster_leases")
     private let memberGauge = Gauge(label: "minibaas_cluster_members")
     private let lostCounter = Counter(label: "minibaas_cluster_leases_lost_total")
@@ -110,7 +119,7 @@ public actor ClusterCoordinator {
 
     /// The lease to serve `slug` under, when this node holds a valid one: the hot path.
     public nonisolated func servingLease(_ slug: String) -> TenantLease? {
-        guard let lease = table.lease(slug), lease.isServable(at: .now, lenient: table.backendDown) else { return nil }
+        guard let lease = table.lease(slug), lease.isServable(at: .now, outage: table.outage) else { return nil }
         return lease
     }
 
@@ -125,7 +134,12 @@ public actor ClusterCoordinator {
         let deadline = ContinuousClock.now + configuration.placementWait
         var waited = false
         while true {
-            if leaving { return .unavailable(reason: "this node is leaving the cluster") }
+            if leaving {
+                if hops < configuration.maxHops, let owner = placementOwner(slug, excludingSelf: true) {
+                    return .remote(owner, isHolder: false)
+                }
+                return .unavailable(reason: "this node is leaving the cluster")
+            }
             switch await decide(slug, hops: hops) {
             case .done(let route):
                 if waited, case .local = route { logger.debug("placed after waiting", metadata: ["tenant": .string(slug)]) }
@@ -145,26 +159,27 @@ public actor ClusterCoordinator {
 
     private func decide(_ slug: String, hops: Int) async -> Decision {
         let poll = Duration.milliseconds(100)
+        let canForward = hops < configuration.maxHops
         if let lease = table.lease(slug) {
-            if lease.isServable(at: .now, lenient: table.backendDown) { return .done(.local(lease)) }
+            if lease.isServable(at: .now, outage: table.outage) { return .done(.local(lease)) }
             if lease.isHandingOver {
-                if hops < configuration.maxHops, let target = placementOwner(slug, excludingSelf: true) {
-                    return .done(.remote(target))
-                }
+                if canForward, let target = placementOwner(slug, excludingSelf: true) { return .done(.remote(target, isHolder: false)) }
                 return .wait(poll, "tenant is moving between nodes")
             }
             // Expired as this node counts: only the backend can say whether it is still ours.
             let sent = ContinuousClock.now
             do {
-                if let token = try await backend.renew(slug, holder: lease.holder, ttl: configuration.leaseTTL) {
+                let token = try await backend.renew(slug, holder: lease.holder, ttl: configuration.leaseTTL)
+                backendReachable()
+                guard table.lease(slug) === lease else { return .wait(.zero, "the lease changed meanwhile") }
+                if let token {
                     lease.renewed(token: token, until: sent + configuration.validity)
-                    backendReachable()
                     return .done(.local(lease))
                 }
-                await lose(slug, lease, why: "held by another node after it lapsed")
+                lose(lease, why: "held by another node after it lapsed")
             } catch {
                 backendUnreachable(error)
-                return .done(.local(lease))
+                return .done(.unavailable(reason: "this node's lease lapsed and the coordination backend is unreachable"))
             }
         }
 
@@ -175,38 +190,39 @@ public actor ClusterCoordinator {
         } catch {
             backendUnreachable(error)
             // Whoever owned it before the outage still serves it; the last view says who.
-            if hops < configuration.maxHops, let owner = placementOwner(slug, excludingSelf: false), owner.id != nodeID {
-                return .done(.remote(owner))
+            if canForward, let owner = placementOwner(slug, excludingSelf: false), owner.id != nodeID {
+                return .done(.remote(owner, isHolder: false))
             }
             return .done(.unavailable(reason: "the coordination backend is unreachable"))
         }
         let owner = placementOwner(slug, excludingSelf: false)
         if let holder, holder.node == nodeID, holder.incarnation == incarnation {
-            // Ours in the backend but not in the table (a hand-over that raced a renewal): adopt
-            // it as expired, so the next look renews it before serving.
+            // Ours in the backend but not in the table (a renewal that raced a release): adopt it
+            // as expired, so the next look renews it before serving.
             table.insert(TenantLease(slug: slug, node: nodeID, incarnation: incarnation, token: holder.token, validUntil: .now))
             return .wait(.zero, "adopting the tenant's lease")
         }
         if let holder {
-            if let member = liveMember(holder.node), member.incarnation == holder.incarnation {
-                // The holder is alive. Forward to it — unless this node is the rightful owner and
-                // the request already came through another node: then the holder is handing over.
-                if hops == 0 || (owner?.id != nodeID && hops < configuration.maxHops) {
-                    table.rememberRemote(slug, member, for: configuration.heartbeatInterval / 2)
-                    return .done(.remote(member))
-                }
-                return .wait(poll, "tenant is moving between nodes")
+            guard let member = liveMember(holder.node), member.incarnation == holder.incarnation else {
+                return .wait(poll, "the tenant's previous owner is gone; waiting for its lease to lapse")
             }
-            return .wait(poll, "the tenant's previous owner is gone; waiting for its lease to lapse")
+            if hops == 0 || (owner?.id != nodeID && canForward) {
+                if owner?.id == member.id { table.rememberRemote(slug, member, for: configuration.heartbeatInterval / 2) }
+                return .done(.remote(member, isHolder: true))
+            }
+            // This node is the rightful owner and the request came through the holder (or went
+            // round): the holder is handing over. Wait for its release.
+            return .wait(poll, "tenant is moving between nodes")
         }
-        if let owner, owner.id != nodeID, hops == 0 {
-            return .done(.remote(owner))
+        guard let owner else { return .wait(poll, "this node has not joined the cluster yet") }
+        if owner.id != nodeID {
+            if canForward { return .done(.remote(owner, isHolder: false)) }
+            return .wait(poll, "waiting for the tenant's owner to take it")
         }
         if let recoveredAt, ContinuousClock.now - recoveredAt < configuration.leaseTTL {
             // After a coordination outage the previous owners restore their leases first.
             return .wait(poll, "the cluster is re-forming after a coordination outage")
         }
-        if !announced { return .wait(poll, "this node has not joined the cluster yet") }
         let sent = ContinuousClock.now
         do {
             switch try await backend.acquire(slug, node: nodeID, incarnation: incarnation, ttl: configuration.leaseTTL) {
@@ -218,10 +234,13 @@ public actor ClusterCoordinator {
                 logger.info("took tenant lease", metadata: ["tenant": .string(slug), "token": .stringConvertible(token)])
                 return .done(.local(lease))
             case .held(let other, let remaining):
-                if let member = liveMember(other.node), member.incarnation == other.incarnation, hops < configuration.maxHops {
-                    return .done(.remote(member))
+                if other.node == nodeID && other.incarnation == incarnation { return .wait(.zero, "raced another request of this node") }
+                if let member = liveMember(other.node), member.incarnation == other.incarnation, canForward {
+                    return .done(.remote(member, isHolder: true))
                 }
                 return .wait(min(max(remaining, .milliseconds(20)), poll), "waiting for the tenant's lease to lapse")
+            case .settling(let remaining):
+                return .wait(min(max(remaining, .milliseconds(20)), poll), "Redis lost its data; previous owners restore their leases first")
             }
         } catch {
             backendUnreachable(error)
@@ -232,12 +251,13 @@ public actor ClusterCoordinator {
     /// Whether `lease` still allows serving: checked again just before a request's work runs, so
     /// a node paused between admission and work does not act on a lease it lost meanwhile.
     public nonisolated func stillServes(_ lease: TenantLease) -> Bool {
-        lease.isServable(at: .now, lenient: table.backendDown)
+        lease.stillValid(at: .now, outage: table.outage)
     }
 
     /// Gives up this node's lease on `slug` (its tree stopped: idle, deleted, or unknown).
     public func release(_ slug: String) async {
         guard let lease = table.lease(slug) else { return }
+        lease.markLost()
         table.remove(slug)
         leaseGauge.record(table.count)
         do {
@@ -254,8 +274,9 @@ public actor ClusterCoordinator {
 
     /// A forward to `member` could not connect: keep it out of placement until it beats again.
     public func suspect(_ member: ClusterMember) {
-        guard member.id != nodeID else { return }
+        guard member.id != nodeID, view[member.id]?.incarnation == member.incarnation else { return }
         suspects[member.id] = view[member.id]?.lastHeartbeat ?? member.lastHeartbeat
+        view[member.id] = nil
         table.forgetRemotes(of: member.id)
         logger.warning("member unreachable", metadata: ["member": .string(member.id)])
     }
@@ -295,7 +316,9 @@ public actor ClusterCoordinator {
     }
 
     public func releaseAll() async {
+        for task in dropTasks { await task.value }
         for lease in table.all() {
+            lease.markLost()
             table.remove(lease.slug)
             try? await backend.release(lease.slug, holder: lease.holder)
         }
@@ -330,6 +353,11 @@ public actor ClusterCoordinator {
         let member = me()
         do {
             try await backend.announce(member, ttl: configuration.memberTTL)
+            if leaving {
+                // `leave` ran while this beat was in flight: take it back.
+                try? await backend.withdraw(member)
+                return
+            }
             let joined = !announced
             announced = true
             backendReachable()
@@ -390,7 +418,7 @@ public actor ClusterCoordinator {
     /// Hands over the tenants that now belong to another live member. A move waits until two
     /// consecutive views agree, so a flapping member does not bounce tenants.
     private func rebalance() async {
-        guard announced, !leaving, !table.backendDown else { return }
+        guard announced, !leaving, table.outage == nil else { return }
         var seen: [String: String] = [:]
         for lease in table.all() where !lease.isHandingOver && !lease.isLost {
             guard let owner = placementOwner(lease.slug, excludingSelf: false), owner.id != nodeID else { continue }
@@ -403,6 +431,7 @@ public actor ClusterCoordinator {
             let hooks = self.hooks
             Task {
                 await hooks?.handOver(lease.slug)
+                lease.markLost()
                 try? await backend.release(lease.slug, holder: lease.holder)
                 self.forget(lease)
             }
@@ -415,12 +444,23 @@ public actor ClusterCoordinator {
         leaseGauge.record(table.count)
     }
 
-    private func lose(_ slug: String, _ lease: TenantLease, why: String) async {
+    /// The lease is gone: stop serving under it at once; its tree is stopped in the background
+    /// (many lost at once after a pause must not stall renewing the others).
+    private func lose(_ lease: TenantLease, why: String) {
+        guard table.lease(lease.slug) === lease else { return }
         lease.markLost()
         forget(lease)
         lostCounter.increment()
-        logger.warning("lost tenant lease", metadata: ["tenant": .string(slug), "why": .string(why)])
-        await hooks?.drop(slug)
+        logger.warning("lost tenant lease", metadata: ["tenant": .string(lease.slug), "why": .string(why)])
+        let hooks = self.hooks
+        let slug = lease.slug
+        dropTasks.removeAll { $0.isCancelled }
+        dropTasks.append(Task {
+            // Only if no newer lease on the tenant was taken meanwhile.
+            guard self.table.lease(slug) == nil else { return }
+            await hooks?.drop(slug)
+        })
+        if dropTasks.count > 1000 { dropTasks.removeFirst(dropTasks.count - 1000) }
     }
 
     // MARK: - Leases
@@ -444,28 +484,36 @@ public actor ClusterCoordinator {
             backendUnreachable(error)
             return
         }
-        for (lease, token) in zip(leases, tokens) {
+        for (lease, token) in zip(leases, tokens) where table.lease(lease.slug) === lease {
             if let token {
                 if token != lease.token {
                     logger.info("re-took a lapsed tenant lease", metadata: ["tenant": .string(lease.slug), "token": .stringConvertible(token)])
                 }
                 lease.renewed(token: token, until: sent + configuration.validity)
             } else {
-                await lose(lease.slug, lease, why: "another node holds it")
+                lose(lease, why: "another node holds it")
             }
         }
     }
 
     private func backendReachable() {
-        guard table.backendDown else { return }
-        table.backendDown = false
+        guard table.outage != nil else { return }
+        table.outage = nil
         recoveredAt = .now
         logger.notice("coordination backend reachable again; restoring leases and membership")
     }
 
+    /// Only a lost connection is an outage; an error reply is an answer, and serving on through
+    /// it would let a node outlive a lease Redis has already given to someone else.
     private func backendUnreachable(_ error: any Error) {
-        guard !table.backendDown else { return }
-        table.backendDown = true
+        switch error as? RedisError {
+        case .unavailable, .timedOut: break
+        default:
+            logger.warning("coordination backend error", metadata: ["error": .string("\(error)")])
+            return
+        }
+        guard table.outage == nil else { return }
+        table.outage = Outage(since: .now, grace: configuration.outageGrace)
         logger.error("coordination backend unreachable; serving the tenants this node holds", metadata: ["error": .string("\(error)")])
     }
 
@@ -528,7 +576,7 @@ public actor ClusterCoordinator {
                 tokens[lease.slug] = lease.token
             }
         }
-        return Snapshot(members: members.sorted { $0.id < $1.id }, placements: placements, tokens: tokens, backendReachable: !table.backendDown)
+        return Snapshot(members: members.sorted { $0.id < $1.id }, placements: placements, tokens: tokens, backendReachable: table.outage == nil)
     }
 
     /// The lease this node holds on `slug`, for the supervisor view.
@@ -542,7 +590,7 @@ final class RoutingTable: @unchecked Sendable {
     private let lock = Lock()
     private var leases: [String: TenantLease] = [:]
     private var remotes: [String: (member: ClusterMember, until: ContinuousClock.Instant)] = [:]
-    private var down = false
+    private var currentOutage: Outage?
 
     func lease(_ slug: String) -> TenantLease? { lock.withLock { leases[slug] } }
     func insert(_ lease: TenantLease) {
@@ -555,9 +603,9 @@ final class RoutingTable: @unchecked Sendable {
     func all() -> [TenantLease] { lock.withLock { Array(leases.values) } }
     var count: Int { lock.withLock { leases.count } }
 
-    var backendDown: Bool {
-        get { lock.withLock { down } }
-        set { lock.withLock { down = newValue } }
+    var outage: Outage? {
+        get { lock.withLock { currentOutage } }
+        set { lock.withLock { currentOutage = newValue } }
     }
 
     func remote(_ slug: String) -> ClusterMember? {

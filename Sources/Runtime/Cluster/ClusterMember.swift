@@ -61,6 +61,9 @@ public enum LeaseGrant: Sendable, Equatable {
     case granted(token: Int64)
     /// Someone else holds it, for about `remaining` more.
     case held(by: LeaseHolder, remaining: Duration)
+    /// The backend lost its data (a Redis restart without persistence) moments ago: for
+    /// `remaining` more, only the previous holders may take their leases back.
+    case settling(remaining: Duration)
 }
 
 /// What nodes tell each other outside heartbeats and leases.

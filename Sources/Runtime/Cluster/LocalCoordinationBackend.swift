@@ -42,17 +42,21 @@ public actor LocalCoordinationBackend: CoordinationBackend {
     public func renew(_ slug: String, holder: LeaseHolder, ttl: Duration) -> Int64? {
         let now = ContinuousClock.now
         if let lease = leaseTable[slug], lease.expires > now {
-            guard lease.holder == holder else { return nil }
+            guard lease.holder.node == holder.node, lease.holder.incarnation == holder.incarnation else { return nil }
             leaseTable[slug]?.expires = now + ttl
-            return holder.token
+            return lease.holder.token
         }
+        // Lapsed: taken back only if nobody was granted it since.
+        guard lastToken[slug] == nil || lastToken[slug] == holder.token else { return nil }
         let token = nextToken(slug)
         leaseTable[slug] = Lease(holder: LeaseHolder(node: holder.node, incarnation: holder.incarnation, token: token), expires: now + ttl)
         return token
     }
 
     public func release(_ slug: String, holder: LeaseHolder) {
-        if leaseTable[slug]?.holder == holder { leaseTable[slug] = nil }
+        guard let lease = leaseTable[slug], lease.expires > .now, lease.holder == holder else { return }
+        leaseTable[slug] = nil
+        _ = nextToken(slug)
     }
 
     public func holder(of slug: String) -> LeaseHolder? {

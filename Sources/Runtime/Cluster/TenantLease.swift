@@ -23,11 +23,23 @@ public final class TenantLease: @unchecked Sendable {
 
     var holder: LeaseHolder { lock.withLock { LeaseHolder(node: node, incarnation: incarnation, token: currentToken) } }
 
-    /// Whether a request may be served under this lease now. `lenient` is set while the
-    /// coordination backend is unreachable: nobody can take a lease then, so the owner keeps
-    /// serving what it holds rather than the whole cluster going dark.
-    func isServable(at now: ContinuousClock.Instant, lenient: Bool) -> Bool {
-        lock.withLock { !lost && !handingOver && (now < validUntil || lenient) }
+    /// Whether a request may be served under this lease now. While the coordination backend is
+    /// unreachable (`outage`), a lease that was valid when the outage began stays servable for
+    /// the outage grace: nobody can take a lease from an unreachable Redis, so the owner keeps
+    /// serving rather than the whole cluster going dark.
+    func isServable(at now: ContinuousClock.Instant, outage: Outage?) -> Bool {
+        lock.withLock { !lost && !handingOver && Self.valid(now, validUntil, outage) }
+    }
+
+    /// Like `isServable`, but a lease being handed over still serves the requests it admitted.
+    func stillValid(at now: ContinuousClock.Instant, outage: Outage?) -> Bool {
+        lock.withLock { !lost && Self.valid(now, validUntil, outage) }
+    }
+
+    private static func valid(_ now: ContinuousClock.Instant, _ validUntil: ContinuousClock.Instant, _ outage: Outage?) -> Bool {
+        if now < validUntil { return true }
+        guard let outage else { return false }
+        return validUntil > outage.since && now < outage.since + outage.grace
     }
 
     var isHandingOver: Bool { lock.withLock { handingOver } }
@@ -45,4 +57,11 @@ public final class TenantLease: @unchecked Sendable {
 
     func beginHandOver() { lock.withLock { handingOver = true } }
     func markLost() { lock.withLock { lost = true } }
+}
+
+/// A coordination outage as this node sees it: since when, and how long leases held at its start
+/// keep serving.
+struct Outage: Sendable {
+    var since: ContinuousClock.Instant
+    var grace: Duration
 }
