@@ -155,7 +155,7 @@ struct TenantAdminAPI {
         return trimmed
     }
 
-    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs"]
+    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime"]
 
     /// Applies the given fields onto `base`; every field is checked for type and range.
     static func limits(from object: JSONObject?, base: TenantLimits) throws -> TenantLimits {
@@ -181,13 +181,51 @@ struct TenantAdminAPI {
         if let value = try integer("maxQueued") { limits.maxQueued = value }
         if let value = try integer("maxBodyBytes") { limits.maxBodyBytes = value }
         if let value = try integer("requestTimeoutMs") { limits.requestTimeoutMs = value }
+        if let value = object["realtime"] {
+            guard case .object(let realtime) = value else { throw APIError.invalidField("limits.realtime", "expected an object") }
+            limits.realtime = try realtimeLimits(realtime, base: limits.realtime)
+        }
         let problems = limits.problems()
         if !problems.isEmpty { throw APIError.invalidField("limits", problems.joined(separator: "; ")) }
         return limits
     }
 
+    static let realtimeFields = ["maxConnections", "maxChannelsPerClient", "joinsPerSecond", "eventsPerSecond", "maxPayloadBytes", "outboundQueue"]
+
+    static func realtimeLimits(_ object: JSONObject, base: RealtimeLimits) throws -> RealtimeLimits {
+        let unknown = object.keys.filter { !realtimeFields.contains($0) }
+        if !unknown.isEmpty { throw APIError.unknownFields(unknown.map { "limits.realtime.\($0)" }, allowed: realtimeFields) }
+        var limits = base
+        func number(_ key: String) throws -> Double? {
+            guard let value = object[key] else { return nil }
+            guard let number = value.doubleValue else { throw APIError.invalidField("limits.realtime.\(key)", "expected a number, got \(value.typeName)") }
+            return number
+        }
+        func integer(_ key: String) throws -> Int? {
+            guard let value = object[key] else { return nil }
+            guard let int = value.intValue, let small = Int(exactly: int) else {
+                throw APIError.invalidField("limits.realtime.\(key)", "expected a whole number, got \(value.typeName)")
+            }
+            return small
+        }
+        if let value = try integer("maxConnections") { limits.maxConnections = value }
+        if let value = try integer("maxChannelsPerClient") { limits.maxChannelsPerClient = value }
+        if let value = try number("joinsPerSecond") { limits.joinsPerSecond = value }
+        if let value = try number("eventsPerSecond") { limits.eventsPerSecond = value }
+        if let value = try integer("maxPayloadBytes") { limits.maxPayloadBytes = value }
+        if let value = try integer("outboundQueue") { limits.outboundQueue = value }
+        return limits
+    }
+
     static func limitsJSON(_ limits: TenantLimits) -> JSONValue {
         [
+            "realtime": [
+                "maxConnections": .integer(Int64(limits.realtime.maxConnections)),
+                "maxChannelsPerClient": .integer(Int64(limits.realtime.maxChannelsPerClient)),
+                "joinsPerSecond": .number(limits.realtime.joinsPerSecond), "eventsPerSecond": .number(limits.realtime.eventsPerSecond),
+                "maxPayloadBytes": .integer(Int64(limits.realtime.maxPayloadBytes)),
+                "outboundQueue": .integer(Int64(limits.realtime.outboundQueue)),
+            ],
             "requestsPerSecond": .number(limits.requestsPerSecond), "burst": .integer(Int64(limits.burst)),
             "maxConcurrent": .integer(Int64(limits.maxConcurrent)), "maxQueued": .integer(Int64(limits.maxQueued)),
             "maxBodyBytes": .integer(Int64(limits.maxBodyBytes)), "requestTimeoutMs": .integer(Int64(limits.requestTimeoutMs)),

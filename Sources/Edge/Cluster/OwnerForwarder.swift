@@ -96,8 +96,15 @@ struct OwnerForwarder: Sendable {
         return code.prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
-    func redirect(_ request: Request, to member: ClusterMember) -> Response {
-        let target = member.address + (request.uri.path) + (request.uri.query.map { "?" + $0 } ?? "")
+    /// `webSocket`: the Location uses ws:// or wss://, which WebSocket clients require.
+    func redirect(_ request: Request, to member: ClusterMember, webSocket: Bool = false) -> Response {
+        var address = member.address
+        if webSocket {
+            if address.hasPrefix("https://") { address = "wss://" + address.dropFirst(8) } else if address.hasPrefix("http://") {
+                address = "ws://" + address.dropFirst(7)
+            }
+        }
+        let target = address + (request.uri.path) + (request.uri.query.map { "?" + $0 } ?? "")
         return Response(status: .temporaryRedirect, headers: [.location: target, .contentLength: "0"])
     }
 

@@ -137,6 +137,10 @@ struct TenantGateMiddleware: RouterMiddleware {
                 throw APIError.tenantUnplaced(reason)
             case .remote(let member, let isHolder):
                 if forwarder.mode == .redirect && hops == 0 && isHolder { return .served(forwarder.redirect(request, to: member)) }
+                if Self.isWebSocketUpgrade(request) {
+                    // A socket cannot be proxied by this HTTP path: send the client to the owner.
+                    return .served(forwarder.redirect(request, to: member, webSocket: true))
+                }
                 if body == nil && request.method != .get && request.method != .head {
                     guard let granted = forwarder.bodyBudget.take() else { throw APIError.overloaded }
                     permit = granted
@@ -212,6 +216,10 @@ struct TenantGateMiddleware: RouterMiddleware {
         } catch {
             throw .broken(error)
         }
+    }
+
+    static func isWebSocketUpgrade(_ request: Request) -> Bool {
+        request.headers[.upgrade]?.lowercased() == "websocket"
     }
 
     /// Methods whose repetition changes nothing (RFC 9110 §9.2.2): a forward whose owner vanished

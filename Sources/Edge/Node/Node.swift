@@ -2,6 +2,7 @@ import Connectors
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import PostgresNIO
 import Runtime
@@ -84,8 +85,14 @@ enum Node {
         }
 
         let router = makeRouter(node, metrics: metrics)
+        let realtime = RealtimeGateway(directory: directory, cluster: cluster)
         var app = Application(
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
+            server: .http1WebSocketUpgrade(
+                configuration: .init(ws: .init(maxFrameSize: 16 << 20, autoPing: .enabled(timePeriod: .seconds(30))))
+            ) { head, _, logger in
+                await realtime.shouldUpgrade(head, logger: logger)
+            },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "mini-baas"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port

@@ -12,6 +12,11 @@ struct TenantAPI {
     func register(on router: Router<EdgeContext>) {
         let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory, cluster: node.cluster, forwarder: node.forwarder))
         tenant.get("rest/v1", use: openAPIDocument)
+        // Reached only when the socket was not upgraded here (the upgrade happens before routing).
+        tenant.get("realtime/v1/websocket") { _, _ -> Response in
+            throw APIError(status: .upgradeRequired, code: "MB800", message: "this endpoint speaks WebSocket only",
+                           hint: "connect with a WebSocket client (Upgrade: websocket)", headers: [.upgrade: "websocket"])
+        }
         RestAPI(node: node).register(on: tenant)
         UpstreamAPI(node: node).register(on: tenant)
         let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(directory: node.directory, cluster: node.cluster, forwarder: node.forwarder, requiresAPIKey: false))

@@ -12,6 +12,8 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     public var maxBodyBytes: Int
     /// Deadline for one request, in milliseconds.
     public var requestTimeoutMs: Int
+    /// Realtime quotas, in the spirit of Supabase's defaults.
+    public var realtime: RealtimeLimits = .default
 
     public static let `default` = TenantLimits(
         requestsPerSecond: 200, burst: 400, maxConcurrent: 32, maxQueued: 128,
@@ -26,15 +28,69 @@ public struct TenantLimits: Sendable, Equatable, Codable {
         self.requestTimeoutMs = requestTimeoutMs
     }
 
+    enum CodingKeys: String, CodingKey {
+        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime
+    }
+
+    /// Records written before realtime existed have no `realtime`: they get the defaults.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        requestsPerSecond = try container.decode(Double.self, forKey: .requestsPerSecond)
+        burst = try container.decode(Int.self, forKey: .burst)
+        maxConcurrent = try container.decode(Int.self, forKey: .maxConcurrent)
+        maxQueued = try container.decode(Int.self, forKey: .maxQueued)
+        maxBodyBytes = try container.decode(Int.self, forKey: .maxBodyBytes)
+        requestTimeoutMs = try container.decode(Int.self, forKey: .requestTimeoutMs)
+        realtime = try container.decodeIfPresent(RealtimeLimits.self, forKey: .realtime) ?? .default
+    }
+
     /// Bounds that keep one tenant's settings from hurting the node: each problem names its field.
     public func problems() -> [String] {
-        var problems: [String] = []
+        var problems: [String] = realtime.problems()
         if !(requestsPerSecond > 0 && requestsPerSecond <= 1_000_000) { problems.append("requestsPerSecond must be in (0, 1000000]") }
         if !(1...1_000_000).contains(burst) { problems.append("burst must be in [1, 1000000]") }
         if !(1...10_000).contains(maxConcurrent) { problems.append("maxConcurrent must be in [1, 10000]") }
         if !(0...100_000).contains(maxQueued) { problems.append("maxQueued must be in [0, 100000]") }
         if !(1...(256 << 20)).contains(maxBodyBytes) { problems.append("maxBodyBytes must be in [1, 268435456]") }
         if !(10...600_000).contains(requestTimeoutMs) { problems.append("requestTimeoutMs must be in [10, 600000]") }
+        return problems
+    }
+}
+
+/// Per-tenant realtime quotas. Supabase's free-tier defaults are 200 concurrent clients, 100
+/// channels per client, 100 joins/s, 100 messages/s and 256 KiB payloads; ours are the same
+/// except messages, which are counted per tenant for client-sent messages.
+public struct RealtimeLimits: Sendable, Equatable, Codable {
+    public var maxConnections: Int
+    public var maxChannelsPerClient: Int
+    public var joinsPerSecond: Double
+    /// Client-sent messages (broadcast, presence) per second, for the whole tenant.
+    public var eventsPerSecond: Double
+    public var maxPayloadBytes: Int
+    /// Messages waiting to be written to one client; a client further behind is disconnected.
+    public var outboundQueue: Int
+
+    public static let `default` = RealtimeLimits(
+        maxConnections: 200, maxChannelsPerClient: 100, joinsPerSecond: 100, eventsPerSecond: 100, maxPayloadBytes: 256 << 10,
+        outboundQueue: 1000)
+
+    public init(maxConnections: Int, maxChannelsPerClient: Int, joinsPerSecond: Double, eventsPerSecond: Double, maxPayloadBytes: Int, outboundQueue: Int) {
+        self.maxConnections = maxConnections
+        self.maxChannelsPerClient = maxChannelsPerClient
+        self.joinsPerSecond = joinsPerSecond
+        self.eventsPerSecond = eventsPerSecond
+        self.maxPayloadBytes = maxPayloadBytes
+        self.outboundQueue = outboundQueue
+    }
+
+    func problems() -> [String] {
+        var problems: [String] = []
+        if !(1...100_000).contains(maxConnections) { problems.append("realtime.maxConnections must be in [1, 100000]") }
+        if !(1...10_000).contains(maxChannelsPerClient) { problems.append("realtime.maxChannelsPerClient must be in [1, 10000]") }
+        if !(joinsPerSecond > 0 && joinsPerSecond <= 100_000) { problems.append("realtime.joinsPerSecond must be in (0, 100000]") }
+        if !(eventsPerSecond > 0 && eventsPerSecond <= 1_000_000) { problems.append("realtime.eventsPerSecond must be in (0, 1000000]") }
+        if !(64...(16 << 20)).contains(maxPayloadBytes) { problems.append("realtime.maxPayloadBytes must be in [64, 16777216]") }
+        if !(1...1_000_000).contains(outboundQueue) { problems.append("realtime.outboundQueue must be in [1, 1000000]") }
         return problems
     }
 }

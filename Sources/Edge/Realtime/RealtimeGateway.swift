@@ -1,0 +1,147 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Runtime
+import Tenancy
+
+/// `GET {apiUrl}/realtime/v1/websocket?apikey=…&vsn=1.0.0`: upgrades to a WebSocket speaking
+/// Phoenix channels v1, as Supabase Realtime does. Only the tenant's owner upgrades; on any other
+/// node, or when the request is refused, the request falls through to the HTTP routes, which
+/// redirect it to the owner or answer the error in the usual shape.
+struct RealtimeGateway: Sendable {
+    let directory: TenantDirectory
+    let cluster: ClusterCoordinator
+    private static let ids = IDSource()
+
+    static let path = "/realtime/v1/websocket"
+
+    func shouldUpgrade(_ head: HTTPRequest, logger: Logger) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard let (slug, query) = Self.target(head), let lease = cluster.servingLease(slug) else { return .dontUpgrade }
+        var running = directory.runningTree(slug)
+        if running == nil { running = try? await directory.supervisor(for: slug) }
+        guard let tree = running, tree.tenant.status == .active, cluster.stillServes(lease) else { return .dontUpgrade }
+        let caller: Caller
+        do {
+            guard let apiKey = query["apikey"], !apiKey.isEmpty else { return .dontUpgrade }
+            let keyCaller = try Self.caller(forToken: apiKey, tree: tree)
+            guard keyCaller.role == "anon" || keyCaller.role == "service_role" else { return .dontUpgrade }
+            caller = keyCaller
+        } catch {
+            return .dontUpgrade
+        }
+        tree.touch()
+        let hub = Self.hub(of: tree, logger: logger)
+        let limits = tree.tenant.limits.realtime
+        return .upgrade([:]) { inbound, outbound, _ in
+            let session = RealtimeSession(id: Self.ids.next(), caller: caller, outboxLimit: limits.outboundQueue)
+            if let refusal = await hub.admit(session) {
+                try await outbound.write(.text(PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: refusal).encoded()))
+                try await outbound.close(.policyViolation, reason: "connection limit")
+                return
+            }
+            let writer = Task {
+                for await item in session.outbox.items() {
+                    switch item {
+                    case .message(let text):
+                        try await outbound.write(.text(text))
+                    case .closing(let text):
+                        try await outbound.write(.text(text))
+                        try await outbound.close(.goingAway, reason: nil)
+                        return
+                    }
+                }
+            }
+            do {
+                for try await message in inbound.messages(maxSize: limits.maxPayloadBytes) {
+                    tree.touch()
+                    guard case .text(let text) = message else {
+                        session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "binary frames are not part of the protocol"))
+                        continue
+                    }
+                    let decoded: PhoenixMessage
+                    do {
+                        decoded = try PhoenixMessage(decoding: text)
+                    } catch {
+                        session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "unreadable message: \(error)"))
+                        continue
+                    }
+                    if decoded.topic == "phoenix" && decoded.event == "heartbeat" {
+                        session.send(.reply(to: decoded, status: "ok", response: [:]))
+                        continue
+                    }
+                    await hub.handle(decoded, from: session)
+                }
+            } catch {
+                logger.debug("realtime socket ended", metadata: ["error": .string("\(error)")])
+            }
+            await hub.remove(session)
+            session.outbox.finish()
+            writer.cancel()
+        }
+    }
+
+    /// The tenant's hub, created with its tree's first socket; when the tree stops, every socket
+    /// is told to reconnect (the tenant moved, or was changed).
+    static func hub(of tree: TenantSupervisor, logger: Logger) -> RealtimeHub {
+        var created = false
+        let hub = tree.attachments.getOrSet { () -> RealtimeHub in
+            created = true
+            return RealtimeHub(tree: tree, logger: logger)
+        }
+        if created {
+            Task {
+                await tree.startChild(ChildSpec(name: "realtime") {
+                    await withTaskCancellationHandler {
+                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                    } onCancel: {
+                        Task { await hub.closeAll(reason: "the tenant is restarting or moving; reconnect") }
+                    }
+                })
+            }
+        }
+        return hub
+    }
+
+    /// `/t/{slug}/realtime/v1/websocket` and its query.
+    static func target(_ head: HTTPRequest) -> (String, [String: String])? {
+        guard head.method == .get, let path = head.path else { return nil }
+        let parts = path.split(separator: "?", maxSplits: 1)
+        let route = parts[0]
+        guard route.hasPrefix("/t/"), route.hasSuffix(path.contains("?") ? Substring(Self.path) : Substring(Self.path)) else { return nil }
+        let slug = route.dropFirst(3).dropLast(Self.path.count)
+        guard Slug.isValid(String(slug)) else { return nil }
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                guard let key = kv.first?.removingPercentEncoding else { continue }
+                query[key] = kv.count == 2 ? String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding : ""
+            }
+        }
+        return (String(slug), query)
+    }
+
+    /// Who a token (an API key or a user's access token) makes the client.
+    static func caller(forToken token: String, tree: TenantSupervisor) throws -> Caller {
+        let claims = try tree.verify(token)
+        if let ref = claims["ref"]?.stringValue, ref != tree.slug { throw JWTError.invalidClaims("JWT belongs to another tenant") }
+        let role = claims["role"]?.stringValue ?? "anon"
+        guard !role.isEmpty, role.utf8.count <= 63 else { throw JWTError.invalidClaims("JWT role claim is invalid") }
+        return Caller(role: role, claims: claims)
+    }
+}
+
+/// Session ids, unique on this node.
+final class IDSource: @unchecked Sendable {
+    private let lock = Lock()
+    private var last: UInt64 = 0
+    func next() -> UInt64 {
+        lock.withLock {
+            last += 1
+            return last
+        }
+    }
+}

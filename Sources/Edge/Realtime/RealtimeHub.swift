@@ -1,0 +1,426 @@
+import Connectors
+import Foundation
+import Logging
+import Metrics
+import Runtime
+import Tenancy
+
+/// A tenant's realtime fan-out: its channels with their members, presence and database-change
+/// bindings, and the change feeds of its sources. Lives in the tenant's tree, so it goes when the
+/// tree goes (idle, moved to another node, deleted) and its sockets are told to reconnect.
+actor RealtimeHub {
+    struct Binding {
+        let id: Int
+        let event: String
+        let schema: String
+        let table: String?
+        let filterText: String?
+        let filter: ChangeFilter?
+        let select: [String]?
+        let source: String
+        /// By entity name; built at join for a table, lazily for a whole schema.
+        var authorizers: [String: ChangeAuthorizer?]
+
+        func json() -> JSONValue {
+            var object: JSONObject = ["id": .integer(Int64(id)), "event": .string(event), "schema": .string(schema)]
+            if let table { object["table"] = .string(table) }
+            if let filterText { object["filter"] = .string(filterText) }
+            if let select { object["select"] = .array(select.map(JSONValue.string)) }
+            return .object(object)
+        }
+    }
+
+    struct Member {
+        let session: RealtimeSession
+        let joinRef: String?
+        let broadcastSelf: Bool
+        let broadcastAck: Bool
+        let presenceKey: String
+        var bindings: [Binding]
+    }
+
+    struct PresenceEntry {
+        let session: UInt64
+        let ref: String
+        let meta: JSONObject
+    }
+
+    let tree: TenantSupervisor
+    private let logger: Logger
+    private var channels: [String: [UInt64: Member]] = [:]
+    private var presence: [String: [String: [PresenceEntry]]] = [:]
+    private var sessions: [UInt64: RealtimeSession] = [:]
+    private var topicsBySession: [UInt64: Set<String>] = [:]
+    private var feeds: [String: PostgresChangeFeed.Capability] = [:]
+    private var nextBinding = 1
+    private var nextPresenceRef = 1
+    private let joins: TokenBucket
+    private let events: TokenBucket
+    private let delivered = Counter(label: "minibaas_realtime_messages_total")
+
+    init(tree: TenantSupervisor, logger: Logger) {
+        self.tree = tree
+        self.logger = logger
+        let limits = tree.tenant.limits.realtime
+        joins = TokenBucket(rate: limits.joinsPerSecond, capacity: max(Int(limits.joinsPerSecond), 1))
+        events = TokenBucket(rate: limits.eventsPerSecond, capacity: max(Int(limits.eventsPerSecond), 1))
+    }
+
+    var limits: RealtimeLimits { tree.tenant.limits.realtime }
+
+    // MARK: - Sessions
+
+    /// Admits a new client, or says why not (the tenant's connection quota).
+    func admit(_ session: RealtimeSession) -> String? {
+        guard sessions.count < limits.maxConnections else {
+            return "ConnectionRateLimitReached: this tenant has \(limits.maxConnections) realtime clients connected already"
+        }
+        sessions[session.id] = session
+        return nil
+    }
+
+    func remove(_ session: RealtimeSession) {
+        for topic in topicsBySession[session.id] ?? [] { leave(topic, session: session) }
+        topicsBySession[session.id] = nil
+        sessions[session.id] = nil
+    }
+
+    /// Tells every client to reconnect (the tree is stopping: the tenant moves or is idle).
+    func closeAll(reason: String) {
+        for session in sessions.values {
+            session.outbox.close(with: PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: reason).encoded())
+        }
+    }
+
+    // MARK: - Channel messages
+
+    func handle(_ message: PhoenixMessage, from session: RealtimeSession) async {
+        switch message.event {
+        case "phx_join": await join(message, session: session)
+        case "phx_leave":
+            leave(message.topic, session: session)
+            session.send(.reply(to: message, status: "ok", response: [:]))
+        case "access_token": refreshToken(message, session: session)
+        case "broadcast": broadcast(message, session: session)
+        case "presence": trackPresence(message, session: session)
+        default:
+            session.send(.reply(to: message, status: "error", response: ["reason": .string("unknown event '\(message.event)'")]))
+        }
+    }
+
+    private func join(_ message: PhoenixMessage, session: RealtimeSession) async {
+        func refuse(_ reason: String) {
+            session.send(.reply(to: message, status: "error", response: ["reason": .string(reason)]))
+        }
+        guard (joins.take() == .allowed) else { return refuse("ClientJoinRateLimitReached: too many joins per second for this tenant") }
+        let topics = topicsBySession[session.id] ?? []
+        if !topics.contains(message.topic) && topics.count >= limits.maxChannelsPerClient {
+            return refuse("ChannelRateLimitReached: at most \(limits.maxChannelsPerClient) channels per client")
+        }
+        if let token = message.payload["access_token"]?.stringValue, !token.isEmpty, token != session.caller.claims["__raw"]?.stringValue {
+            do {
+                session.replaceCaller(try RealtimeGateway.caller(forToken: token, tree: tree))
+            } catch {
+                return refuse("InvalidJWTToken: \(error)")
+            }
+        }
+        if session.tokenExpired { return refuse("InvalidJWTToken: Token has expired") }
+        let config = message.payload["config"]?.objectValue ?? [:]
+        let broadcast = config["broadcast"]?.objectValue ?? [:]
+        let presenceConfig = config["presence"]?.objectValue ?? [:]
+        var bindings: [Binding] = []
+        for (index, spec) in (config["postgres_changes"]?.arrayValue ?? []).enumerated() {
+            do {
+                bindings.append(try binding(spec, caller: session.caller))
+            } catch let error as RestError {
+                return refuse("postgres_changes[\(index)]: \(error.message)")
+            } catch {
+                return refuse("postgres_changes[\(index)]: \(error)")
+            }
+        }
+        if topics.contains(message.topic) { leave(message.topic, session: session) }
+        var key = presenceConfig["key"]?.stringValue ?? ""
+        if key.isEmpty { key = UUID().uuidString.lowercased() }
+        let member = Member(
+            session: session, joinRef: message.joinRef ?? message.ref, broadcastSelf: broadcast["self"]?.boolValue ?? false,
+            broadcastAck: broadcast["ack"]?.boolValue ?? false, presenceKey: key, bindings: bindings)
+        channels[message.topic, default: [:]][session.id] = member
+        topicsBySession[session.id, default: []].insert(message.topic)
+        session.send(.reply(to: message, status: "ok", response: ["postgres_changes": .array(bindings.map { $0.json() })]))
+        if !bindings.isEmpty {
+            for source in Set(bindings.map(\.source)) {
+                let capability = await ensureFeed(source)
+                let text: String
+                switch capability {
+                case .available: text = "Subscribed to PostgreSQL"
+                case .unavailable(let why): text = "database changes cannot be captured for this source: \(why)"
+                }
+                session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: capability == .available,
+                                     message: text, extension: "postgres_changes"))
+            }
+        }
+        if presenceConfig["enabled"]?.boolValue == true || presence[message.topic] != nil {
+            session.send(PhoenixMessage(topic: message.topic, event: "presence_state", payload: presenceState(message.topic)))
+        }
+    }
+
+    private func leave(_ topic: String, session: RealtimeSession) {
+        guard channels[topic]?.removeValue(forKey: session.id) != nil else { return }
+        if channels[topic]?.isEmpty == true { channels[topic] = nil }
+        topicsBySession[session.id]?.remove(topic)
+        untrack(topic, session: session.id)
+    }
+
+    private func refreshToken(_ message: PhoenixMessage, session: RealtimeSession) {
+        guard let token = message.payload["access_token"]?.stringValue else { return }
+        do {
+            session.replaceCaller(try RealtimeGateway.caller(forToken: token, tree: tree))
+        } catch {
+            session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false, message: "InvalidJWTToken: \(error)"))
+            return
+        }
+        // What the client may see may have changed: every binding is authorised again.
+        for topic in topicsBySession[session.id] ?? [] {
+            guard var member = channels[topic]?[session.id] else { continue }
+            var kept: [Binding] = []
+            for binding in member.bindings {
+                do {
+                    var fresh = try self.binding(binding.json(), caller: session.caller)
+                    fresh = Binding(
+                        id: binding.id, event: fresh.event, schema: fresh.schema, table: fresh.table, filterText: fresh.filterText,
+                        filter: fresh.filter, select: fresh.select, source: fresh.source, authorizers: fresh.authorizers)
+                    kept.append(fresh)
+                } catch {
+                    session.send(.system(topic: topic, channel: Self.channelName(topic), ok: false,
+                                         message: "postgres_changes binding \(binding.id) dropped: \(error)", extension: "postgres_changes"))
+                }
+            }
+            member.bindings = kept
+            channels[topic]?[session.id] = member
+        }
+    }
+
+    private func broadcast(_ message: PhoenixMessage, session: RealtimeSession) {
+        guard let member = channels[message.topic]?[session.id] else {
+            return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
+        }
+        guard (events.take() == .allowed) else {
+            return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
+                                        message: "ChannelRateLimitReached: too many messages per second for this tenant"))
+        }
+        let outgoing = PhoenixMessage(topic: message.topic, event: "broadcast", payload: message.payload).encoded()
+        for (id, other) in channels[message.topic] ?? [:] where id != session.id || member.broadcastSelf {
+            other.session.send(encoded: outgoing, topic: message.topic)
+        }
+        delivered.increment(by: Int64(channels[message.topic]?.count ?? 0))
+        if member.broadcastAck { session.send(.reply(to: message, status: "ok", response: [:])) }
+    }
+
+    private func trackPresence(_ message: PhoenixMessage, session: RealtimeSession) {
+        guard let member = channels[message.topic]?[session.id] else {
+            return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
+        }
+        guard (events.take() == .allowed) else {
+            return session.send(.reply(to: message, status: "error", response: ["reason": .string("ChannelRateLimitReached")]))
+        }
+        switch message.payload["event"]?.stringValue {
+        case "track":
+            let leaves = removePresence(message.topic, session: session.id)
+            let ref = "\(nextPresenceRef)"
+            nextPresenceRef += 1
+            var meta = message.payload["payload"]?.objectValue ?? [:]
+            meta["phx_ref"] = .string(ref)
+            if let previous = leaves[member.presenceKey]?.first { meta["phx_ref_prev"] = .string(previous.ref) }
+            presence[message.topic, default: [:]][member.presenceKey, default: []].append(PresenceEntry(session: session.id, ref: ref, meta: meta))
+            publishDiff(message.topic, joins: [member.presenceKey: [meta]], leaves: leaves.mapValues { $0.map(\.meta) })
+        case "untrack":
+            untrack(message.topic, session: session.id)
+        default:
+            return session.send(.reply(to: message, status: "error", response: ["reason": .string("presence event must be track or untrack")]))
+        }
+        session.send(.reply(to: message, status: "ok", response: [:]))
+    }
+
+    private func untrack(_ topic: String, session: UInt64) {
+        let leaves = removePresence(topic, session: session)
+        if !leaves.isEmpty { publishDiff(topic, joins: [:], leaves: leaves.mapValues { $0.map(\.meta) }) }
+    }
+
+    private func removePresence(_ topic: String, session: UInt64) -> [String: [PresenceEntry]] {
+        var removed: [String: [PresenceEntry]] = [:]
+        guard var keys = presence[topic] else { return removed }
+        for (key, entries) in keys {
+            let mine = entries.filter { $0.session == session }
+            guard !mine.isEmpty else { continue }
+            removed[key] = mine
+            let rest = entries.filter { $0.session != session }
+            keys[key] = rest.isEmpty ? nil : rest
+        }
+        presence[topic] = keys.isEmpty ? nil : keys
+        return removed
+    }
+
+    private func presenceState(_ topic: String) -> JSONObject {
+        var state = JSONObject()
+        for (key, entries) in presence[topic] ?? [:] {
+            state[key] = ["metas": .array(entries.map { .object($0.meta) })]
+        }
+        return state
+    }
+
+    private func publishDiff(_ topic: String, joins: [String: [JSONObject]], leaves: [String: [JSONObject]]) {
+        func state(_ entries: [String: [JSONObject]]) -> JSONValue {
+            var object = JSONObject()
+            for (key, metas) in entries { object[key] = ["metas": .array(metas.map(JSONValue.object))] }
+            return .object(object)
+        }
+        let diff = PhoenixMessage(topic: topic, event: "presence_diff", payload: ["joins": state(joins), "leaves": state(leaves)]).encoded()
+        for member in (channels[topic] ?? [:]).values { member.session.send(encoded: diff, topic: topic) }
+    }
+
+    // MARK: - Database changes
+
+    /// A `postgres_changes` binding checked against the model and the caller's policies.
+    private func binding(_ spec: JSONValue, caller: Caller) throws -> Binding {
+        guard case .object(let object) = spec else { throw RestError(status: 400, code: "PGRST100", message: "a binding is an object") }
+        let event = (object["event"]?.stringValue ?? "*").uppercased()
+        guard ["*", "INSERT", "UPDATE", "DELETE"].contains(event) else {
+            throw RestError(status: 400, code: "PGRST100", message: "event must be *, INSERT, UPDATE or DELETE")
+        }
+        let schema = object["schema"]?.stringValue ?? "public"
+        let table = object["table"]?.stringValue.flatMap { $0 == "*" || $0.isEmpty ? nil : $0 }
+        let filterText = object["filter"]?.stringValue
+        var filter: ChangeFilter?
+        if let filterText {
+            do { filter = try ChangeFilter(parsing: filterText) } catch { throw RestError(status: 400, code: "PGRST100", message: error.description) }
+        }
+        let select = object["select"]?.arrayValue?.compactMap(\.stringValue)
+        guard let sources = tree.attachments.get(TenantSources.self) else {
+            throw RestError(status: 404, code: "PGRST205", message: "this tenant has no PostgreSQL source")
+        }
+        let source = sources.sources.first { source in
+            source.model.entities.contains { $0.schema == schema && (table == nil || $0.name == table) }
+        }
+        guard let source else {
+            throw RestError(status: 404, code: "PGRST205", message: "no table '\(schema).\(table ?? "*")' in the tenant's sources")
+        }
+        let access = access(for: caller)
+        var authorizers: [String: ChangeAuthorizer?] = [:]
+        if let table, let entity = source.model.entities.first(where: { $0.schema == schema && $0.name == table }) {
+            authorizers[table] = try ChangeAuthorizer(
+                model: source.model, entity: entity, access: access, select: select, filterColumns: filter?.columns ?? [])
+        } else if !access.bypass {
+            throw RestError(status: 403, code: "42501", message: "only service_role may subscribe to a whole schema; name a table")
+        }
+        let id = nextBinding
+        nextBinding += 1
+        return Binding(id: id, event: event, schema: schema, table: table, filterText: filterText, filter: filter, select: select,
+                       source: source.name, authorizers: authorizers)
+    }
+
+    private func access(for caller: Caller) -> Access {
+        Access(role: caller.role, claims: caller.claims,
+               policies: caller.isServiceRole ? [] : tree.attachments.get(TenantPolicies.self)?.policies ?? [])
+    }
+
+    /// Starts the source's change feed under the tenant's tree, once.
+    private func ensureFeed(_ name: String) async -> PostgresChangeFeed.Capability {
+        if let known = feeds[name] { return known }
+        guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else {
+            return .unavailable("the source is gone")
+        }
+        let capability = await PostgresChangeFeed.probe(url: source.url, logger: logger)
+        feeds[name] = capability
+        guard capability == .available else {
+            logger.warning("no change capture", metadata: ["source": .string(name), "why": .string("\(capability)")])
+            return capability
+        }
+        let feed = PostgresChangeFeed(slot: PostgresChangeFeed.slotName(tenant: tree.slug, source: name), url: source.url, logger: logger)
+        await tree.startChild(ChildSpec(name: "change-feed:\(name)") { [weak self] in
+            try await feed.run { [weak self] events in await self?.dispatch(source: name, events) }
+        })
+        return capability
+    }
+
+    /// What capture each source has, for the supervisor endpoint.
+    func captureStatus() -> [String: String] {
+        feeds.mapValues { capability in
+            switch capability {
+            case .available: "logical decoding (wal2json)"
+            case .unavailable(let why): "unavailable: \(why)"
+            }
+        }
+    }
+
+    /// Delivers each change to the members whose bindings match it and whose policies let them
+    /// see it. Members with the same role, claims and binding shape share one decision and one
+    /// encoded payload.
+    func dispatch(source: String, _ changes: [ChangeEvent]) {
+        for change in changes {
+            var encodedByVerdict: [String: String?] = [:]
+            for (topic, members) in channels {
+                for member in members.values {
+                    var ids: [Int] = []
+                    var data: String?
+                    for (index, binding) in member.bindings.enumerated() where binding.source == source {
+                        guard binding.schema == change.schema, binding.table == nil || binding.table == change.table,
+                            binding.event == "*" || binding.event == change.kind.rawValue
+                        else { continue }
+                        if let filter = binding.filter, !filter.matches(change.kind == .delete ? change.oldRecord : change.record) { continue }
+                        let authorizer = authorizer(for: binding, change: change, member: member, topic: topic, index: index)
+                        guard let authorizer else { continue }
+                        let caller = member.session.caller
+                        let key = "\(caller.role)|\(caller.claims["sub"]?.stringValue ?? "")|\(binding.select?.joined(separator: ",") ?? "*")|\(binding.table ?? "")|\(caller.isServiceRole)"
+                        let encoded: String?
+                        if let cached = encodedByVerdict[key] {
+                            encoded = cached
+                        } else {
+                            switch authorizer.verdict(for: change) {
+                            case .withhold: encoded = nil
+                            case .deliver(let record, let old): encoded = Self.encodeData(change, record: record, old: old)
+                            }
+                            encodedByVerdict[key] = encoded
+                        }
+                        guard let encoded else { continue }
+                        ids.append(binding.id)
+                        data = encoded
+                    }
+                    guard let data, !ids.isEmpty else { continue }
+                    let text = "{\"topic\":\(Self.quoted(topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
+                    member.session.send(encoded: text, topic: topic)
+                    delivered.increment()
+                }
+            }
+        }
+    }
+
+    /// The binding's authorizer for the change's table, built on first use for schema-wide
+    /// bindings (service role only).
+    private func authorizer(for binding: Binding, change: ChangeEvent, member: Member, topic: String, index: Int) -> ChangeAuthorizer? {
+        if let known = binding.authorizers[change.table] { return known }
+        guard let source = tree.attachments.get(TenantSources.self)?.source(named: binding.source),
+            let entity = source.model.entities.first(where: { $0.schema == change.schema && $0.name == change.table })
+        else { return nil }
+        let made = try? ChangeAuthorizer(model: source.model, entity: entity, access: access(for: member.session.caller), select: binding.select, filterColumns: [])
+        channels[topic]?[member.session.id]?.bindings[index].authorizers[change.table] = .some(made)
+        return made
+    }
+
+    static func encodeData(_ change: ChangeEvent, record: JSONObject, old: JSONObject) -> String {
+        let columns: [JSONValue] = change.columns.map { ["name": .string($0.name), "type": .string($0.type)] }
+        let data: JSONObject = [
+            "schema": .string(change.schema), "table": .string(change.table), "commit_timestamp": .string(change.commitTimestamp),
+            "type": .string(change.kind.rawValue), "columns": .array(columns), "record": .object(record), "old_record": .object(old),
+            "errors": .null,
+        ]
+        return String(decoding: JSONValue.object(data).encoded(), as: UTF8.self)
+    }
+
+    static func quoted(_ text: String) -> String {
+        String(decoding: JSONValue.string(text).encoded(), as: UTF8.self)
+    }
+
+    static func channelName(_ topic: String) -> String {
+        topic.hasPrefix("realtime:") ? String(topic.dropFirst("realtime:".count)) : topic
+    }
+}

@@ -1,0 +1,103 @@
+import Runtime
+
+/// What waits to be written to one WebSocket client. Bounded: a client that falls `limit`
+/// messages behind is sent one `system` message saying so and disconnected, so a slow consumer
+/// costs a bounded amount of memory and never slows delivery to anyone else.
+final class RealtimeOutbox: @unchecked Sendable {
+    enum Item {
+        case message(String)
+        /// Write this last message, then close the socket.
+        case closing(String)
+    }
+
+    private let lock = Lock()
+    private var queue: [String] = []
+    private var head = 0
+    private var closingMessage: String?
+    private var finished = false
+    private let limit: Int
+    private let signal: AsyncStream<Void>.Continuation
+    private let signals: AsyncStream<Void>
+
+    init(limit: Int) {
+        self.limit = limit
+        (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues a message; false when the client was too far behind (it is being disconnected).
+    @discardableResult
+    func send(_ text: String, overflow: @autoclosure () -> String) -> Bool {
+        let accepted: Bool = lock.withLock {
+            guard closingMessage == nil, !finished else { return false }
+            if queue.count - head >= limit {
+                closingMessage = overflow()
+                queue.removeAll()
+                head = 0
+                return false
+            }
+            queue.append(text)
+            return true
+        }
+        signal.yield()
+        return accepted
+    }
+
+    /// Ends the stream after `text` (a server-side close: moved tenant, quota).
+    func close(with text: String) {
+        lock.withLock {
+            if closingMessage == nil { closingMessage = text }
+        }
+        signal.yield()
+    }
+
+    func finish() {
+        lock.withLock { finished = true }
+        signal.finish()
+    }
+
+    var pending: Int { lock.withLock { queue.count - head } }
+
+    /// The writer's loop: every queued message in order, then the closing one if any.
+    func items() -> AsyncStream<Item> {
+        AsyncStream { continuation in
+            let task = Task {
+                for await _ in signals {
+                    while let item = take() {
+                        continuation.yield(item)
+                        if case .closing = item {
+                            continuation.finish()
+                            return
+                        }
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func take() -> Item? {
+        lock.withLock {
+            if let closing = closingMessage {
+                closingMessage = nil
+                finished = true
+                queue.removeAll()
+                head = 0
+                return .closing(closing)
+            }
+            guard head < queue.count else {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+                return nil
+            }
+            defer {
+                head += 1
+                if head > 1024 && head * 2 > queue.count {
+                    queue.removeFirst(head)
+                    head = 0
+                }
+            }
+            return .message(queue[head])
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Runtime
+import Tenancy
+
+/// One WebSocket client of a tenant: who it is (refreshed by `access_token`), what waits to be
+/// written to it, and its per-client counters.
+final class RealtimeSession: @unchecked Sendable {
+    let id: UInt64
+    let outbox: RealtimeOutbox
+    private let lock = Lock()
+    private var currentCaller: Caller
+    private var expiresAt: Date?
+
+    init(id: UInt64, caller: Caller, outboxLimit: Int) {
+        self.id = id
+        self.currentCaller = caller
+        self.outbox = RealtimeOutbox(limit: outboxLimit)
+        self.expiresAt = Self.expiry(caller.claims)
+    }
+
+    var caller: Caller { lock.withLock { currentCaller } }
+
+    func replaceCaller(_ caller: Caller) {
+        lock.withLock {
+            currentCaller = caller
+            expiresAt = Self.expiry(caller.claims)
+        }
+    }
+
+    /// Whether the token the client authenticated with has run out (it must send a fresh one).
+    var tokenExpired: Bool {
+        lock.withLock { expiresAt.map { $0 < Date() } ?? false }
+    }
+
+    private static func expiry(_ claims: JSONObject) -> Date? {
+        claims["exp"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
+    }
+
+    /// Queues `message`; a client too far behind is told and disconnected instead.
+    func send(_ message: PhoenixMessage) {
+        outbox.send(message.encoded(), overflow: Self.overflowNotice(topic: message.topic))
+    }
+
+    func send(encoded text: String, topic: String) {
+        outbox.send(text, overflow: Self.overflowNotice(topic: topic))
+    }
+
+    static func overflowNotice(topic: String) -> String {
+        PhoenixMessage.system(
+            topic: topic, channel: topic, ok: false,
+            message: "the client is not reading fast enough; disconnecting (outbound queue full)", extension: "system"
+        ).encoded()
+    }
+}
