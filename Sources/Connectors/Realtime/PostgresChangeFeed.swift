@@ -78,6 +78,15 @@ public actor PostgresChangeFeed {
     /// Reads changes until cancelled, handing each round's changes to `dispatch` before the slot
     /// moves past them. Throws when the database goes away (its supervisor restarts it).
     public func run(dispatch: @escaping @Sendable ([ChangeEvent]) async -> Void) async throws {
+        do {
+            try await loop(dispatch: dispatch)
+        } catch let error as PSQLError {
+            // The supervisor shows this: the server's own words, not postgres-nio's redacted text.
+            throw FeedError.database(error.serverInfo?[.message] ?? "\(error.code)")
+        }
+    }
+
+    private func loop(dispatch: @escaping @Sendable ([ChangeEvent]) async -> Void) async throws {
         let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 2, logger: logger)
         self.connection = connection
         defer {
@@ -89,7 +98,7 @@ public actor PostgresChangeFeed {
             let (events, last) = try await peek(on: connection)
             if !events.isEmpty { await dispatch(events) }
             if let last {
-                _ = try await connection.query("select pg_replication_slot_advance(\(slot), \(last)::pg_lsn)", logger: logger)
+                _ = try await connection.query("select pg_replication_slot_advance(\(slot)::name, \(last)::pg_lsn)", logger: logger)
             }
             if events.isEmpty && last == nil {
                 try await Task.sleep(for: interval)
@@ -103,7 +112,7 @@ public actor PostgresChangeFeed {
             guard plugin == "wal2json" else { throw FeedError.foreignSlot(slot, plugin) }
             return
         }
-        _ = try await connection.query("select pg_create_logical_replication_slot(\(slot), 'wal2json')", logger: logger)
+        _ = try await connection.query("select pg_create_logical_replication_slot(\(slot)::name, 'wal2json')", logger: logger)
         logger.info("created replication slot", metadata: ["slot": .string(slot)])
     }
 
@@ -111,7 +120,7 @@ public actor PostgresChangeFeed {
     private func peek(on connection: PostgresConnection) async throws -> ([ChangeEvent], String?) {
         let rows = try await connection.query(
             """
-            select lsn::text, data from pg_logical_slot_peek_changes(\(slot), null, \(batch),
+            select lsn::text, data from pg_logical_slot_peek_changes(\(slot)::name, null, \(unescaped: String(batch)),
               'format-version', '2', 'include-timestamp', '1', 'include-types', '1', 'include-transaction', '1')
             """, logger: logger)
         var events: [ChangeEvent] = []
@@ -158,8 +167,10 @@ public actor PostgresChangeFeed {
 
     enum FeedError: Error, CustomStringConvertible {
         case foreignSlot(String, String)
+        case database(String)
         var description: String {
             switch self {
+            case .database(let message): "change feed: \(message)"
             case .foreignSlot(let slot, let plugin): "replication slot \(slot) exists with plugin \(plugin), not wal2json"
             }
         }

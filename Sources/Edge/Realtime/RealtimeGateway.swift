@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
 import Runtime
 import Tenancy
 
@@ -18,19 +19,37 @@ struct RealtimeGateway: Sendable {
 
     static let path = "/realtime/v1/websocket"
 
-    func shouldUpgrade(_ head: HTTPRequest, logger: Logger) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        guard let (slug, query) = Self.target(head), let lease = cluster.servingLease(slug) else { return .dontUpgrade }
+    typealias Upgrade = ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
+
+    /// Decides the upgrade. A refused upgrade could only be answered with an empty 400, so
+    /// refusals upgrade and then say why in a `system` message before closing, as Supabase does.
+    func shouldUpgrade(_ head: HTTPRequest, logger: Logger) async -> Upgrade {
+        guard let (slug, query) = Self.target(head) else { return .dontUpgrade }
+        let lease: TenantLease
+        if let held = cluster.servingLease(slug) {
+            lease = held
+        } else {
+            guard (try? await directory.exists(slug)) == true else { return Self.refusal("tenant '\(slug)' does not exist") }
+            switch await cluster.route(slug, hops: 0) {
+            case .local(let held): lease = held
+            case .remote(let member, _): return Self.refusal("this tenant is served by \(member.address); connect there", code: .goingAway)
+            case .unavailable(let why): return Self.refusal("no node can serve this tenant right now: \(why)", code: .goingAway)
+            }
+        }
         var running = directory.runningTree(slug)
         if running == nil { running = try? await directory.supervisor(for: slug) }
-        guard let tree = running, tree.tenant.status == .active, cluster.stillServes(lease) else { return .dontUpgrade }
+        guard let tree = running, cluster.stillServes(lease) else { return Self.refusal("the tenant is unavailable", code: .goingAway) }
+        guard tree.tenant.status == .active else { return Self.refusal("tenant '\(slug)' is disabled") }
         let caller: Caller
         do {
-            guard let apiKey = query["apikey"], !apiKey.isEmpty else { return .dontUpgrade }
+            guard let apiKey = query["apikey"], !apiKey.isEmpty else { return Self.refusal("InvalidJWTToken: the apikey parameter is required") }
             let keyCaller = try Self.caller(forToken: apiKey, tree: tree)
-            guard keyCaller.role == "anon" || keyCaller.role == "service_role" else { return .dontUpgrade }
+            guard keyCaller.role == "anon" || keyCaller.role == "service_role" else {
+                return Self.refusal("InvalidJWTToken: an API key must carry role anon or service_role")
+            }
             caller = keyCaller
         } catch {
-            return .dontUpgrade
+            return Self.refusal("InvalidJWTToken: \(error)")
         }
         tree.touch()
         let hub = Self.hub(of: tree, logger: logger)
@@ -80,6 +99,13 @@ struct RealtimeGateway: Sendable {
             await hub.remove(session)
             session.outbox.finish()
             writer.cancel()
+        }
+    }
+
+    static func refusal(_ reason: String, code: WebSocketErrorCode = .policyViolation) -> Upgrade {
+        .upgrade([:]) { _, outbound, _ in
+            try await outbound.write(.text(PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: reason).encoded()))
+            try await outbound.close(code, reason: String(reason.prefix(120)))
         }
     }
 
