@@ -60,16 +60,16 @@ def test_changes_made_with_psql_and_through_rest_arrive_in_order(tenant):
         client = await connect(tenant, tenant["serviceKey"])
         changes = asyncio.Queue()
         await subscribe_changes(client, "orgs", changes, table="orgs", schema="public")
-        psql(tenant["database"], "insert into orgs (id, name) values (100, 'Initech')")
+        psql(tenant["database"], "insert into orgs (id, name) values (100, 'Initech Co')")
         inserted = await next_change(changes)
         assert inserted["type"] == "INSERT" and inserted["schema"] == "public" and inserted["table"] == "orgs"
-        assert inserted["record"] == {"id": 100, "name": "Initech"}
+        assert inserted["record"] == {"id": 100, "name": "Initech Co"}
         assert inserted["commit_timestamp"].startswith(time.strftime("%Y-"))
         assert {"name": "id", "type": "integer"} in inserted["columns"]
         psql(tenant["database"], "update orgs set name = 'Initrode' where id = 100")
         updated = await next_change(changes)
         assert updated["type"] == "UPDATE" and updated["record"]["name"] == "Initrode"
-        assert updated["old_record"] == {"id": 100, "name": "Initech"}, "REPLICA IDENTITY FULL gives the whole old row"
+        assert updated["old_record"] == {"id": 100, "name": "Initech Co"}, "REPLICA IDENTITY FULL gives the whole old row"
         psql(tenant["database"], "delete from orgs where id = 100")
         deleted = await next_change(changes)
         assert deleted["type"] == "DELETE" and deleted["old_record"]["id"] == 100
@@ -79,5 +79,131 @@ def test_changes_made_with_psql_and_through_rest_arrive_in_order(tenant):
         kinds = [(await next_change(changes))["type"] for _ in range(2)]
         assert kinds == ["INSERT", "UPDATE"]
         await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_filters_select_and_bad_bindings(tenant):
+    async def scenario():
+        client = await connect(tenant, tenant["serviceKey"])
+        eq, listed, negated, combined = (asyncio.Queue() for _ in range(4))
+        await subscribe_changes(client, "eq", eq, event="INSERT", table="orgs", schema="public", filter="name=eq.Acme Two")
+        await subscribe_changes(client, "in", listed, event="INSERT", table="orgs", schema="public", filter="id=in.(201,203)")
+        await subscribe_changes(client, "not", negated, event="INSERT", table="orgs", schema="public", filter="name=not.like.A*")
+        await subscribe_changes(client, "and", combined, event="INSERT", table="orgs", schema="public",
+                                filter="id=gte.202,name=ilike.%corp")
+        psql(tenant["database"], "insert into orgs (id, name) values (201, 'Acme Two'), (202, 'Globex Corp'), (203, 'Umbrella')")
+        assert (await next_change(eq))["record"] == {"id": 201, "name": "Acme Two"}
+        assert sorted([(await next_change(listed))["record"]["id"] for _ in range(2)]) == [201, 203]
+        assert sorted([(await next_change(negated))["record"]["id"] for _ in range(2)]) == [202, 203]
+        assert (await next_change(combined))["record"]["id"] == 202
+        for queue in (eq, listed, negated, combined):
+            await nothing_more(queue, 0.3)
+
+        # A select list narrows the record; a column that does not exist is refused at join.
+        narrowed = asyncio.Queue()
+        await subscribe_changes(client, "narrow", narrowed, event="INSERT", table="orgs", schema="public", select=["id"])
+        psql(tenant["database"], "insert into orgs (id, name) values (204, 'Initech Two')")
+        assert (await next_change(narrowed))["record"] == {"id": 204}
+        for binding, reason in [({"filter": "nope=eq.1"}, "nope"), ({"filter": "id=between.1"}, "unknown operator"),
+                                ({"table": "no_such_table"}, "no_such_table")]:
+            channel = client.channel("bad" + reason)
+            spec = {"table": "orgs", "schema": "public", **binding}
+            channel.on_postgres_changes("*", callback=lambda p: None, **spec)
+            states = []
+            await channel.subscribe(lambda state, error: states.append((state, str(error))))
+            assert states[-1][0] == "CHANNEL_ERROR" and reason in states[-1][1], states
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_two_users_get_only_the_rows_and_columns_their_policies_allow(node, tenant):
+    slug = tenant["slug"]
+    call("PUT", f"{node.base}/admin/v1/tenants/{slug}/auth", node.token, {"autoconfirm": True, "siteUrl": "http://localhost"})
+    psql(tenant["database"], "create table notes (id serial primary key, owner_id uuid not null, title text not null, secret text)")
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources/main/refresh", node.token, {})
+    call("PUT", f"{node.base}/admin/v1/tenants/{slug}/policies", node.token, {"policies": [
+        {"entity": "notes", "role": "authenticated", "action": "read", "columns": ["id", "owner_id", "title"],
+         "when": {"owner_id": {"eq": {"var": "auth.uid"}}}},
+    ]})
+
+    def sign_up(email):
+        request = urllib.request.Request(f"{tenant['apiUrl']}/auth/v1/signup", method="POST",
+                                         data=json.dumps({"email": email, "password": "password-123"}).encode())
+        request.add_header("apikey", tenant["anonKey"])
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=15) as response:
+            session = json.loads(response.read())
+        return session["access_token"], session["user"]["id"]
+
+    ann_token, ann_id = sign_up(f"ann-{time.time_ns()}@example.com")
+    bob_token, bob_id = sign_up(f"bob-{time.time_ns()}@example.com")
+
+    async def scenario():
+        ann_client, bob_client = await connect(tenant), await connect(tenant)
+        await ann_client.set_auth(ann_token)
+        await bob_client.set_auth(bob_token)
+        ann, bob = asyncio.Queue(), asyncio.Queue()
+        await subscribe_changes(ann_client, "notes", ann, table="notes", schema="public")
+        await subscribe_changes(bob_client, "notes", bob, table="notes", schema="public")
+        psql(tenant["database"], f"insert into notes (owner_id, title, secret) values ('{ann_id}', 'ann 1', 's1'), "
+                                 f"('{bob_id}', 'bob 1', 's2'), ('{ann_id}', 'ann 2', 's3')")
+        ann_rows = [(await next_change(ann))["record"] for _ in range(2)]
+        bob_rows = [(await next_change(bob))["record"] for _ in range(1)]
+        assert [r["title"] for r in ann_rows] == ["ann 1", "ann 2"]
+        assert [r["title"] for r in bob_rows] == ["bob 1"]
+        assert all("secret" not in r for r in ann_rows + bob_rows), "a column the policy does not grant is never sent"
+        await nothing_more(ann, 0.5)
+        await nothing_more(bob, 0.1)
+        # Asking for a column the policy withholds is refused; anon may not read notes at all.
+        channel = ann_client.channel("secret")
+        channel.on_postgres_changes("*", callback=lambda p: None, table="notes", schema="public", select=["secret"])
+        states = []
+        await channel.subscribe(lambda state, error: states.append((state, str(error))))
+        assert states[-1][0] == "CHANNEL_ERROR" and "secret" in states[-1][1]
+        anon_client = await connect(tenant)
+        channel = anon_client.channel("anon")
+        channel.on_postgres_changes("*", callback=lambda p: None, table="notes", schema="public")
+        states = []
+        await channel.subscribe(lambda state, error: states.append((state, str(error))))
+        assert states[-1][0] == "CHANNEL_ERROR" and "permission denied" in states[-1][1]
+        for client in (ann_client, bob_client, anon_client):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_broadcast_and_presence_between_clients(tenant):
+    async def scenario():
+        alice, bob = await connect(tenant), await connect(tenant)
+        got_alice, got_bob = asyncio.Queue(), asyncio.Queue()
+        room_a = alice.channel("room", {"config": {"broadcast": {"self": True, "ack": True}, "presence": {"key": "alice", "enabled": True}}})
+        room_b = bob.channel("room", {"config": {"broadcast": {"self": False, "ack": False}, "presence": {"key": "bob", "enabled": True}}})
+        room_a.on_broadcast("chat", got_alice.put_nowait)
+        room_b.on_broadcast("chat", got_bob.put_nowait)
+        synced = asyncio.Event()
+        room_b.on_presence_sync(lambda: synced.set() if set(room_b.presence_state()) == {"alice", "bob"} else None)
+        await room_a.subscribe()
+        await room_b.subscribe()
+        await room_a.send_broadcast("chat", {"text": "hello"})
+        assert (await asyncio.wait_for(got_bob.get(), 5))["payload"] == {"text": "hello"}
+        assert (await asyncio.wait_for(got_alice.get(), 5))["payload"] == {"text": "hello"}, "self: true echoes to the sender"
+        await room_b.send_broadcast("chat", {"text": "hi"})
+        assert (await asyncio.wait_for(got_alice.get(), 5))["payload"] == {"text": "hi"}
+        await asyncio.sleep(0.3)
+        assert got_bob.empty(), "self: false does not echo"
+
+        await room_a.track({"status": "online"})
+        await room_b.track({"status": "away"})
+        await asyncio.wait_for(synced.wait(), 5)
+        state = room_b.presence_state()
+        assert state["alice"][0]["status"] == "online" and state["bob"][0]["status"] == "away"
+        left = asyncio.Event()
+        room_b.on_presence_leave(lambda key, current, gone: left.set() if key == "alice" else None)
+        await alice.close()
+        await asyncio.wait_for(left.wait(), 5)
+        assert set(room_b.presence_state()) == {"bob"}
+        await bob.close()
 
     asyncio.run(scenario())

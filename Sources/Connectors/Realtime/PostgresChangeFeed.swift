@@ -75,6 +75,18 @@ public actor PostgresChangeFeed {
         }
     }
 
+    /// Creates the slot if it is missing, so that changes committed from now on are kept even
+    /// before the feed's first round (a subscriber is told "subscribed" only after this).
+    public func prepare() async throws {
+        do {
+            let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 4, logger: logger)
+            defer { Task { try? await connection.close() } }
+            try await ensureSlot(on: connection)
+        } catch let error as PSQLError {
+            throw FeedError.database(error.serverInfo?[.message] ?? "\(error.code)")
+        }
+    }
+
     /// Reads changes until cancelled, handing each round's changes to `dispatch` before the slot
     /// moves past them. Throws when the database goes away (its supervisor restarts it).
     public func run(dispatch: @escaping @Sendable ([ChangeEvent]) async -> Void) async throws {
@@ -98,7 +110,7 @@ public actor PostgresChangeFeed {
             let (events, last) = try await peek(on: connection)
             if !events.isEmpty { await dispatch(events) }
             if let last {
-                _ = try await connection.query("select pg_replication_slot_advance(\(slot)::name, \(last)::pg_lsn)", logger: logger)
+                try await Self.complete(connection.query("select pg_replication_slot_advance(\(slot)::name, \(last)::pg_lsn)", logger: logger))
             }
             if events.isEmpty && last == nil {
                 try await Task.sleep(for: interval)
@@ -112,7 +124,7 @@ public actor PostgresChangeFeed {
             guard plugin == "wal2json" else { throw FeedError.foreignSlot(slot, plugin) }
             return
         }
-        _ = try await connection.query("select pg_create_logical_replication_slot(\(slot)::name, 'wal2json')", logger: logger)
+        try await Self.complete(connection.query("select pg_create_logical_replication_slot(\(slot)::name, 'wal2json')", logger: logger))
         logger.info("created replication slot", metadata: ["slot": .string(slot)])
     }
 
@@ -152,17 +164,36 @@ public actor PostgresChangeFeed {
         (try? JSONValue.parse(Array(data.utf8)))?["timestamp"]?.stringValue
     }
 
-    /// Drops the slot (the source is being deleted), so the server stops keeping WAL for it.
+    /// Drops the slot (the source is being deleted), so the server stops keeping WAL for it. The
+    /// tenant's tree has just been told to stop; its feed lets go of the slot within moments.
     public static func dropSlot(_ slot: String, url: PostgresURL, logger: Logger) async {
         do {
             let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 3, logger: logger)
             defer { Task { try? await connection.close() } }
-            _ = try await connection.query(
-                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = \(slot) and not active",
-                logger: logger)
+            for _ in 0..<50 {
+                let rows = try await connection.query(
+                    "select active from pg_replication_slots where slot_name = \(slot)", logger: logger)
+                var active: Bool?
+                for try await flag in rows.decode(Bool.self) { active = flag }
+                guard let active else { return }
+                if !active {
+                    try await complete(connection.query("select pg_drop_replication_slot(\(slot)::name)", logger: logger))
+                    logger.info("dropped replication slot", metadata: ["slot": .string(slot)])
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            logger.warning("replication slot still in use; not dropped", metadata: ["slot": .string(slot)])
         } catch {
             logger.warning("could not drop replication slot", metadata: ["slot": .string(slot), "error": .string("\(error)")])
         }
+    }
+
+    /// Reads a statement to its end: postgres-nio hands back the rows as soon as they are
+    /// described, and closing the connection before the end would cancel the statement (a slot
+    /// being created would vanish).
+    static func complete(_ rows: PostgresRowSequence) async throws {
+        for try await _ in rows {}
     }
 
     enum FeedError: Error, CustomStringConvertible {

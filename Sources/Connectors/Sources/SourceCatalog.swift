@@ -96,6 +96,10 @@ public struct SourceCatalog: Sendable {
     /// source being deleted. Anything else is left alone; a failure is logged, not thrown, so a
     /// deletion is never blocked by an unreachable hosted database.
     public func dropProvisioned(_ record: SourceRecord) async {
+        if Self.isServed(record), let (url, _, _) = try? open(record) {
+            // The change feed's slot would keep WAL on the server forever.
+            await PostgresChangeFeed.dropSlot(PostgresChangeFeed.slotName(tenant: record.tenant, source: record.name), url: url, logger: logger)
+        }
         guard record.kind == "schema", record.config["provisioned"] == true else { return }
         do {
             let (url, schemas, _) = try open(record)

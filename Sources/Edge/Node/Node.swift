@@ -107,7 +107,7 @@ enum Node {
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: app, successTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: ClusterExitService(cluster: cluster)),
+                .init(service: ClusterExitService(cluster: cluster, directory: directory)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
@@ -254,12 +254,17 @@ struct DirectoryService: Service {
     }
 }
 
-/// Leaves the cluster at the start of a graceful shutdown, before the server drains.
+/// At the start of a graceful shutdown, before the server drains: leaves the cluster, and tells
+/// realtime clients to reconnect (elsewhere) — the server would otherwise wait for their sockets.
 struct ClusterExitService: Service {
     let cluster: ClusterCoordinator
+    let directory: TenantDirectory
 
     func run() async throws {
         try? await gracefulShutdown()
         await cluster.leave()
+        for tree in await directory.active() {
+            await tree.attachments.get(RealtimeHub.self)?.closeAll(reason: "the node is shutting down; reconnect")
+        }
     }
 }

@@ -336,6 +336,13 @@ actor RealtimeHub {
             return capability
         }
         let feed = PostgresChangeFeed(slot: PostgresChangeFeed.slotName(tenant: tree.slug, source: name), url: source.url, logger: logger)
+        do {
+            try await feed.prepare()
+        } catch {
+            let failed = PostgresChangeFeed.Capability.unavailable("cannot create the replication slot: \(error)")
+            feeds[name] = nil
+            return failed
+        }
         await tree.startChild(ChildSpec(name: "change-feed:\(name)") { [weak self] in
             try await feed.run { [weak self] events in await self?.dispatch(source: name, events) }
         })
