@@ -44,9 +44,9 @@ def call(method, url, token=None, body=None):
 
 
 class Node:
-    def __init__(self):
-        self.data_dir = tempfile.mkdtemp(prefix="minibaas-py-")
-        self.token = "python-admin-token-" + secrets.token_hex(8)
+    def __init__(self, data_dir=None, token=None):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="minibaas-py-")
+        self.token = token or "python-admin-token-" + secrets.token_hex(8)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBAAS_") and k not in ("DATABASE_URL", "REDIS_URL")}
         env["MINIBAAS_ADMIN_TOKEN"] = self.token
         env["MINIBAAS_LOG_LEVEL"] = "warning"

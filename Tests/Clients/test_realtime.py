@@ -207,3 +207,146 @@ def test_broadcast_and_presence_between_clients(tenant):
         await bob.close()
 
     asyncio.run(scenario())
+
+
+class RawSocketClient:
+    """A WebSocket client that reads only when told to, on a socket with a small receive buffer:
+    a consumer that really falls behind (the official client reads eagerly in the background)."""
+
+    def __init__(self, url):
+        import base64
+        import os
+        import socket
+        from urllib.parse import urlparse
+        parsed = urlparse(url)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        self.sock.connect((parsed.hostname, parsed.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {parsed.path}?{parsed.query} HTTP/1.1\r\nHost: {parsed.netloc}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(1)
+        assert self.buffer.startswith(b"HTTP/1.1 101"), self.buffer
+        self.buffer = b""
+
+    def send(self, text):
+        import os
+        import struct
+        data, mask = text.encode(), os.urandom(4)
+        header = bytes([0x81]) + (bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + struct.pack(">H", len(data)))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def messages(self, timeout=10):
+        """Every text message until the server closes (or goes quiet)."""
+        import struct
+        self.sock.settimeout(timeout)
+        while True:
+            while True:
+                frame = self.parse()
+                if frame is None:
+                    break
+                opcode, payload = frame
+                if opcode == 0x8:
+                    return
+                if opcode == 0x1:
+                    yield json.loads(payload)
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.buffer += chunk
+
+    def parse(self):
+        import struct
+        if len(self.buffer) < 2:
+            return None
+        opcode, length, offset = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
+        if length == 126:
+            if len(self.buffer) < 4:
+                return None
+            length, offset = struct.unpack(">H", self.buffer[2:4])[0], 4
+        elif length == 127:
+            if len(self.buffer) < 10:
+                return None
+            length, offset = struct.unpack(">Q", self.buffer[2:10])[0], 10
+        if len(self.buffer) < offset + length:
+            return None
+        payload, self.buffer = self.buffer[offset:offset + length], self.buffer[offset + length:]
+        return opcode, payload
+
+
+def test_a_slow_consumer_is_told_and_disconnected_while_others_keep_up(node, tenant):
+    call("PATCH", f"{node.base}/admin/v1/tenants/{tenant['slug']}", node.token,
+         {"limits": {"realtime": {"outboundQueue": 20, "eventsPerSecond": 100000}}})
+    ws_url = tenant["apiUrl"].replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={tenant['anonKey']}&vsn=1.0.0"
+    slow = RawSocketClient(ws_url)
+    slow.send(json.dumps({"topic": "realtime:firehose", "event": "phx_join", "ref": "1", "join_ref": "1",
+                          "payload": {"config": {"broadcast": {"self": False}}}}))
+    count, blob = 300, "x" * 60_000
+
+    async def scenario():
+        sender, reader = await connect(tenant), await connect(tenant)
+        received = []
+        done = asyncio.Event()
+        listening = reader.channel("firehose")
+        listening.on_broadcast("blob", lambda payload: (received.append(payload), len(received) == count and done.set()))
+        talking = sender.channel("firehose")
+        await listening.subscribe()
+        await talking.subscribe()
+        for index in range(count):
+            await talking.send_broadcast("blob", {"n": index, "data": blob})
+        await asyncio.wait_for(done.wait(), 60)
+        assert [p["payload"]["n"] for p in received] == list(range(count)), "the fast reader misses nothing"
+        await sender.close()
+        await reader.close()
+
+    asyncio.run(scenario())
+    # The slow one, reading at last, finds what fitted in the buffers, then the notice, then the end.
+    messages = list(slow.messages())
+    assert messages[0]["event"] == "phx_reply" and messages[0]["payload"]["status"] == "ok"
+    broadcasts = [m for m in messages if m["event"] == "broadcast"]
+    assert len(broadcasts) < count, "it could not have kept up"
+    notice = messages[-1]
+    assert notice["event"] == "system" and notice["payload"]["status"] == "error", notice
+    assert "not reading fast enough" in notice["payload"]["message"]
+
+
+def test_changes_committed_while_the_node_was_down_arrive_after_restart(tenant):
+    from conftest import Node
+    own = Node()
+    try:
+        created = call("POST", f"{own.base}/admin/v1/tenants", own.token, {"slug": tenant["slug"] + "r", "name": "Restart"})
+        call("POST", f"{own.base}/admin/v1/tenants/{created['slug']}/sources", own.token,
+             {"name": "main", "kind": "postgres", "url": tenant["database"]})
+        mine = {"apiUrl": created["apiUrl"], "anonKey": created["anonKey"], "serviceKey": created["serviceKey"]}
+
+        async def subscribe_once():
+            client = await connect(mine, mine["serviceKey"])
+            queue = asyncio.Queue()
+            await subscribe_changes(client, "orgs", queue, event="INSERT", table="orgs", schema="public")
+            psql(tenant["database"], "insert into orgs (id, name) values (400, 'Before')")
+            assert (await next_change(queue))["record"]["id"] == 400
+            await client.close()
+
+        asyncio.run(subscribe_once())
+        own.stop()
+        psql(tenant["database"], "insert into orgs (id, name) values (401, 'While down 1'), (402, 'While down 2')")
+        psql(tenant["database"], "update orgs set name = 'While down 3' where id = 401")
+        own = Node(data_dir=own.data_dir, token=own.token)
+        mine["apiUrl"] = f"{own.base}/t/{created['slug']}"
+
+        async def after_restart():
+            client = await connect(mine, mine["serviceKey"])
+            queue = asyncio.Queue()
+            await subscribe_changes(client, "orgs", queue, table="orgs", schema="public")
+            seen = [await next_change(queue) for _ in range(3)]
+            assert [(c["type"], c["record"]["id"]) for c in seen] == [("INSERT", 401), ("INSERT", 402), ("UPDATE", 401)]
+            await client.close()
+
+        asyncio.run(after_restart())
+    finally:
+        own.stop()

@@ -90,8 +90,8 @@ enum Node {
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
             server: .http1WebSocketUpgrade(
                 configuration: .init(ws: .init(maxFrameSize: 16 << 20, autoPing: .enabled(timePeriod: .seconds(30))))
-            ) { head, _, logger in
-                await realtime.shouldUpgrade(head, logger: logger)
+            ) { head, channel, logger in
+                await realtime.shouldUpgrade(head, channel: channel, logger: logger)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "mini-baas"),
             onServerRunning: { channel in

@@ -23,7 +23,7 @@ struct RealtimeGateway: Sendable {
 
     /// Decides the upgrade. A refused upgrade could only be answered with an empty 400, so
     /// refusals upgrade and then say why in a `system` message before closing, as Supabase does.
-    func shouldUpgrade(_ head: HTTPRequest, logger: Logger) async -> Upgrade {
+    func shouldUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async -> Upgrade {
         guard let (slug, query) = Self.target(head) else { return .dontUpgrade }
         let lease: TenantLease
         if let held = cluster.servingLease(slug) {
@@ -61,44 +61,60 @@ struct RealtimeGateway: Sendable {
                 try await outbound.close(.policyViolation, reason: "connection limit")
                 return
             }
-            let writer = Task {
-                for await item in session.outbox.items() {
-                    switch item {
-                    case .message(let text):
-                        try await outbound.write(.text(text))
-                    case .closing(let text):
-                        try await outbound.write(.text(text))
-                        try await outbound.close(.goingAway, reason: nil)
-                        return
-                    }
-                }
-            }
-            do {
-                for try await message in inbound.messages(maxSize: limits.maxPayloadBytes) {
-                    tree.touch()
-                    guard case .text(let text) = message else {
-                        session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "binary frames are not part of the protocol"))
-                        continue
-                    }
-                    let decoded: PhoenixMessage
+            // Writer and reader run side by side; when either ends (the client left, or was told
+            // to go), the other is stopped and the socket closes.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
                     do {
-                        decoded = try PhoenixMessage(decoding: text)
+                        while let item = await session.outbox.next() {
+                            // NIO's own queue is kept under its high-water mark: a client that does
+                            // not read leaves messages in the outbox, which is bounded.
+                            while !channel.isWritable {
+                                try await Task.sleep(for: .milliseconds(5))
+                            }
+                            switch item {
+                            case .message(let text):
+                                try await outbound.write(.text(text))
+                            case .closing(let text):
+                                try await outbound.write(.text(text))
+                                try await outbound.close(.goingAway, reason: nil)
+                                return
+                            }
+                        }
                     } catch {
-                        session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "unreadable message: \(error)"))
-                        continue
+                        logger.debug("realtime writer ended", metadata: ["error": .string("\(error)")])
                     }
-                    if decoded.topic == "phoenix" && decoded.event == "heartbeat" {
-                        session.send(.reply(to: decoded, status: "ok", response: [:]))
-                        continue
-                    }
-                    await hub.handle(decoded, from: session)
                 }
-            } catch {
-                logger.debug("realtime socket ended", metadata: ["error": .string("\(error)")])
+                group.addTask {
+                    do {
+                        for try await message in inbound.messages(maxSize: limits.maxPayloadBytes) {
+                            tree.touch()
+                            guard case .text(let text) = message else {
+                                session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "binary frames are not part of the protocol"))
+                                continue
+                            }
+                            let decoded: PhoenixMessage
+                            do {
+                                decoded = try PhoenixMessage(decoding: text)
+                            } catch {
+                                session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "unreadable message: \(error)"))
+                                continue
+                            }
+                            if decoded.topic == "phoenix" && decoded.event == "heartbeat" {
+                                session.send(.reply(to: decoded, status: "ok", response: [:]))
+                                continue
+                            }
+                            await hub.handle(decoded, from: session)
+                        }
+                    } catch {
+                        logger.debug("realtime socket ended", metadata: ["error": .string("\(error)")])
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+                session.outbox.finish()
             }
             await hub.remove(session)
-            session.outbox.finish()
-            writer.cancel()
         }
     }
 

@@ -18,6 +18,8 @@ final class RealtimeOutbox: @unchecked Sendable {
     private let limit: Int
     private let signal: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
+    /// Used by the single writer only.
+    private nonisolated(unsafe) lazy var waiter = signals.makeAsyncIterator()
 
     init(limit: Int) {
         self.limit = limit
@@ -57,22 +59,14 @@ final class RealtimeOutbox: @unchecked Sendable {
 
     var pending: Int { lock.withLock { queue.count - head } }
 
-    /// The writer's loop: every queued message in order, then the closing one if any.
-    func items() -> AsyncStream<Item> {
-        AsyncStream { continuation in
-            let task = Task {
-                for await _ in signals {
-                    while let item = take() {
-                        continuation.yield(item)
-                        if case .closing = item {
-                            continuation.finish()
-                            return
-                        }
-                    }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
+    /// The next message for the writer (its only caller), waiting for one; nil once finished.
+    /// Messages leave the outbox only when the writer is ready for them, so a stuck writer makes
+    /// the outbox — and only the outbox, which is bounded — grow.
+    func next() async -> Item? {
+        while true {
+            if let item = take() { return item }
+            if lock.withLock({ finished }) { return nil }
+            guard await waiter.next() != nil else { return take() }
         }
     }
 

@@ -20,6 +20,16 @@ enum StoreCoding {
         if let value = object["maxQueued"]?.intValue { limits.maxQueued = Int(value) }
         if let value = object["maxBodyBytes"]?.intValue { limits.maxBodyBytes = Int(value) }
         if let value = object["requestTimeoutMs"]?.intValue { limits.requestTimeoutMs = Int(value) }
+        if let realtime = object["realtime"] {
+            var quotas = limits.realtime
+            if let value = realtime["maxConnections"]?.intValue { quotas.maxConnections = Int(value) }
+            if let value = realtime["maxChannelsPerClient"]?.intValue { quotas.maxChannelsPerClient = Int(value) }
+            if let value = realtime["joinsPerSecond"]?.doubleValue { quotas.joinsPerSecond = value }
+            if let value = realtime["eventsPerSecond"]?.doubleValue { quotas.eventsPerSecond = value }
+            if let value = realtime["maxPayloadBytes"]?.intValue { quotas.maxPayloadBytes = Int(value) }
+            if let value = realtime["outboundQueue"]?.intValue { quotas.outboundQueue = Int(value) }
+            limits.realtime = quotas
+        }
         return limits
     }
 
