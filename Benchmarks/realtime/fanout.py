@@ -1,0 +1,111 @@
+"""Fan-out latency and sustained throughput for Benchmarks/realtime/run.sh (see there)."""
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import websockets
+
+BASE, ADMIN, DB = sys.argv[1:4]
+
+
+def admin(method, path, body=None):
+    request = urllib.request.Request(BASE + "/admin/v1" + path, method=method, data=json.dumps(body).encode() if body else None)
+    request.add_header("Authorization", f"Bearer {ADMIN}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def psql(statement):
+    subprocess.run(["psql", DB, "-qX", "-v", "ON_ERROR_STOP=1", "-c", statement], check=True, capture_output=True)
+
+
+async def subscriber(url, arrivals, ready):
+    async with websockets.connect(url, max_size=None, open_timeout=60) as socket:
+        await socket.send(json.dumps({"topic": "realtime:ticks", "event": "phx_join", "ref": "1", "join_ref": "1", "payload": {
+            "config": {"postgres_changes": [{"event": "INSERT", "schema": "public", "table": "ticks"}]}}}))
+        await socket.recv()
+        ready.release()
+        async for text in socket:
+            arrivals.append((time.time(), text))
+
+
+async def run(count, work):
+    tenant = admin("POST", "/tenants", {"slug": f"rt{count}x{int(time.time()) % 100000}", "name": "bench"})
+    admin("PATCH", f"/tenants/{tenant['slug']}", {"limits": {"realtime": {
+        "maxConnections": 5000, "joinsPerSecond": 100000, "outboundQueue": 100000}}})
+    admin("POST", f"/tenants/{tenant['slug']}/sources", {"name": "main", "kind": "postgres", "url": DB})
+    url = tenant["apiUrl"].replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={tenant['serviceKey']}&vsn=1.0.0"
+    arrivals = []
+    ready = asyncio.Semaphore(0)
+    tasks = [asyncio.create_task(subscriber(url, arrivals, ready)) for _ in range(count)]
+    for _ in range(count):
+        await ready.acquire()
+    await asyncio.sleep(1)
+    arrivals.clear()
+    result = await work(arrivals)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return result
+
+
+async def fanout(arrivals):
+    latencies = []
+    for _ in range(20):
+        arrivals.clear()
+        psql("insert into ticks (sent_at) values (extract(epoch from clock_timestamp()))")
+        deadline = time.time() + 10
+        while len([a for a in arrivals if "postgres_changes" in a[1]]) < 1000 and time.time() < deadline:
+            await asyncio.sleep(0.01)
+        for received, text in arrivals:
+            message = json.loads(text)
+            if message["event"] == "postgres_changes":
+                latencies.append((received - message["payload"]["data"]["record"]["sent_at"]) * 1000)
+        await asyncio.sleep(0.3)
+    return latencies
+
+
+async def sustained(arrivals):
+    started = time.time()
+    loop = asyncio.get_running_loop()
+    # One transaction per row, committed as fast as one psql session can.
+    await loop.run_in_executor(None, psql, """do $$ begin
+        for i in 1..100000 loop
+          insert into ticks (sent_at, note) values (extract(epoch from clock_timestamp()), 'sustained');
+          commit;
+          exit when clock_timestamp() - statement_timestamp() > interval '10 seconds';
+        end loop; end $$""")
+    committed = time.time() - started
+    await asyncio.sleep(3)
+    per = {}
+    for _, text in arrivals:
+        if "postgres_changes" in text:
+            per.setdefault(0, 0)
+            per[0] += 1
+    rows = int(subprocess.run(["psql", DB, "-qtAX", "-c", "select count(*) from ticks where note = 'sustained'"],
+                              capture_output=True, text=True).stdout)
+    return rows, committed, per.get(0, 0)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    latencies = asyncio.run(run(1000, fanout))
+    print(f"fan-out to 1000 subscribers, 20 commits: {len(latencies)} deliveries (expected 20000), "
+          f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms "
+          f"(target p99 <= 100 ms)")
+    rows, seconds, delivered = asyncio.run(run(100, sustained))
+    print(f"sustained: {rows} single-row transactions in {seconds:.1f} s ({rows / seconds:.0f} commits/s); "
+          f"{delivered} deliveries to 100 subscribers (expected {rows * 100}), {delivered / seconds:.0f} deliveries/s")
+
+
+if __name__ == "__main__":
+    main()
