@@ -55,41 +55,41 @@ async def run(count, work):
 
 
 async def fanout(arrivals):
-    latencies = []
+    latencies, missing = [], 0
     for _ in range(20):
-        arrivals.clear()
-        psql("insert into ticks (sent_at) values (extract(epoch from clock_timestamp()))")
+        tick = subprocess.run(["psql", DB, "-qtAX", "-c", "insert into ticks (sent_at) values (extract(epoch from clock_timestamp())) returning id"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        marker = f'"id":{tick},'
         deadline = time.time() + 10
-        while len([a for a in arrivals if "postgres_changes" in a[1]]) < 1000 and time.time() < deadline:
+        while sum(1 for _, text in arrivals if marker in text) < 1000 and time.time() < deadline:
             await asyncio.sleep(0.01)
-        for received, text in arrivals:
-            message = json.loads(text)
-            if message["event"] == "postgres_changes":
-                latencies.append((received - message["payload"]["data"]["record"]["sent_at"]) * 1000)
+        mine = [(received, text) for received, text in arrivals if marker in text]
+        missing += 1000 - len(mine)
+        for received, text in mine:
+            latencies.append((received - json.loads(text)["payload"]["data"]["record"]["sent_at"]) * 1000)
         await asyncio.sleep(0.3)
-    return latencies
+    return latencies, missing
 
 
 async def sustained(arrivals):
+    """5,000 single-row transactions committed back to back; the clock runs from the first commit
+    to the last delivery, so the figure is what the whole path sustains, not what psql can write."""
+    rows = 5000
     started = time.time()
     loop = asyncio.get_running_loop()
-    # One transaction per row, committed as fast as one psql session can.
-    await loop.run_in_executor(None, psql, """do $$ begin
-        for i in 1..100000 loop
+    await loop.run_in_executor(None, psql, f"""do $$ begin
+        for i in 1..{rows} loop
           insert into ticks (sent_at, note) values (extract(epoch from clock_timestamp()), 'sustained');
           commit;
-          exit when clock_timestamp() - statement_timestamp() > interval '10 seconds';
         end loop; end $$""")
     committed = time.time() - started
-    await asyncio.sleep(3)
-    per = {}
-    for _, text in arrivals:
-        if "postgres_changes" in text:
-            per.setdefault(0, 0)
-            per[0] += 1
-    rows = int(subprocess.run(["psql", DB, "-qtAX", "-c", "select count(*) from ticks where note = 'sustained'"],
-                              capture_output=True, text=True).stdout)
-    return rows, committed, per.get(0, 0)
+    expected = rows * 100
+    deadline = time.time() + 120
+    while sum(1 for _, text in arrivals if "postgres_changes" in text) < expected and time.time() < deadline:
+        await asyncio.sleep(0.1)
+    delivered = [received for received, text in arrivals if "postgres_changes" in text]
+    elapsed = (max(delivered) if delivered else time.time()) - started
+    return rows, committed, len(delivered), elapsed
 
 
 def percentile(values, p):
@@ -98,13 +98,14 @@ def percentile(values, p):
 
 
 def main():
-    latencies = asyncio.run(run(1000, fanout))
-    print(f"fan-out to 1000 subscribers, 20 commits: {len(latencies)} deliveries (expected 20000), "
+    latencies, missing = asyncio.run(run(1000, fanout))
+    print(f"fan-out to 1000 subscribers, 20 commits: {len(latencies)} deliveries, {missing} missing, "
           f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms "
           f"(target p99 <= 100 ms)")
-    rows, seconds, delivered = asyncio.run(run(100, sustained))
-    print(f"sustained: {rows} single-row transactions in {seconds:.1f} s ({rows / seconds:.0f} commits/s); "
-          f"{delivered} deliveries to 100 subscribers (expected {rows * 100}), {delivered / seconds:.0f} deliveries/s")
+    rows, committed, delivered, elapsed = asyncio.run(run(100, sustained))
+    print(f"sustained: {rows} single-row transactions committed in {committed:.1f} s; {delivered} of {rows * 100} deliveries "
+          f"to 100 subscribers done {elapsed:.1f} s after the first commit: {rows / elapsed:.0f} changes/s, "
+          f"{delivered / elapsed:.0f} deliveries/s")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,18 @@ actor RealtimeHub {
         events = TokenBucket(rate: limits.eventsPerSecond, capacity: max(Int(limits.eventsPerSecond), 1))
     }
 
-    var limits: RealtimeLimits { tree.tenant.limits.realtime }
+    private var appliedLimits: RealtimeLimits?
+
+    /// The tenant's current quotas; the rate buckets follow an admin change at the next use.
+    var limits: RealtimeLimits {
+        let current = tree.tenant.limits.realtime
+        if current != appliedLimits {
+            joins.reconfigure(rate: current.joinsPerSecond, capacity: max(Int(current.joinsPerSecond), 1))
+            events.reconfigure(rate: current.eventsPerSecond, capacity: max(Int(current.eventsPerSecond), 1))
+            appliedLimits = current
+        }
+        return current
+    }
 
     // MARK: - Sessions
 
@@ -112,6 +123,7 @@ actor RealtimeHub {
         func refuse(_ reason: String) {
             session.send(.reply(to: message, status: "error", response: ["reason": .string(reason)]))
         }
+        let limits = self.limits
         guard (joins.take() == .allowed) else { return refuse("ClientJoinRateLimitReached: too many joins per second for this tenant") }
         let topics = topicsBySession[session.id] ?? []
         if !topics.contains(message.topic) && topics.count >= limits.maxChannelsPerClient {
@@ -204,6 +216,7 @@ actor RealtimeHub {
         guard let member = channels[message.topic]?[session.id] else {
             return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
         }
+        _ = limits
         guard (events.take() == .allowed) else {
             return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
                                         message: "ChannelRateLimitReached: too many messages per second for this tenant"))
@@ -220,6 +233,7 @@ actor RealtimeHub {
         guard let member = channels[message.topic]?[session.id] else {
             return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
         }
+        _ = limits
         guard (events.take() == .allowed) else {
             return session.send(.reply(to: message, status: "error", response: ["reason": .string("ChannelRateLimitReached")]))
         }
