@@ -331,3 +331,36 @@ def test_sigterm_hands_tenants_over_without_waiting_for_the_lease(cluster):
     took = time.monotonic() - stopped
     # A crash costs the lease TTL; a clean stop releases the leases, so it costs far less.
     assert took < LEASE_TTL_MS / 1000, f"took {took:.2f}s after a {stopped - started:.2f}s shutdown"
+
+
+def test_realtime_sockets_reach_the_owner_through_any_node():
+    import asyncio
+    from realtime import AsyncRealtimeClient
+    cluster = Cluster(2, heartbeat_ms=HEARTBEAT_MS, lease_ttl_ms=LEASE_TTL_MS)
+    try:
+        created = cluster.create_tenant("sockets")
+        assert cluster.tenant_get(cluster.nodes[0], "sockets", created["anonKey"])[0] == 200
+        owner = cluster.view()["placements"]["sockets"]
+        other = next(n for n in cluster.nodes if n.id != owner)
+        owning = next(n for n in cluster.nodes if n.id == owner)
+
+        async def scenario():
+            near = AsyncRealtimeClient(f"{owning.base}/t/sockets/realtime/v1", created["anonKey"], auto_reconnect=False)
+            far = AsyncRealtimeClient(f"{other.base}/t/sockets/realtime/v1", created["anonKey"], auto_reconnect=False)
+            await near.connect()
+            await far.connect()
+            got_near, got_far = asyncio.Queue(), asyncio.Queue()
+            a = near.channel("room").on_broadcast("hi", got_near.put_nowait)
+            b = far.channel("room").on_broadcast("hi", got_far.put_nowait)
+            await a.subscribe()
+            await b.subscribe()
+            await b.send_broadcast("hi", {"from": "far"})
+            assert (await asyncio.wait_for(got_near.get(), 5))["payload"] == {"from": "far"}
+            await a.send_broadcast("hi", {"from": "near"})
+            assert (await asyncio.wait_for(got_far.get(), 5))["payload"] == {"from": "near"}
+            await near.close()
+            await far.close()
+
+        asyncio.run(scenario())
+    finally:
+        cluster.stop()

@@ -74,12 +74,16 @@ struct OwnerForwarder: Sendable {
 
     /// The hop count a request arrives with: `hops.seconds.signature` from another node, else 0.
     func verifiedHops(_ request: Request, now: Date = Date()) -> Int {
-        guard let value = request.headers[Self.hopsHeader] else { return 0 }
+        verifiedHops(request.headers[Self.hopsHeader], method: request.method.rawValue, path: request.uri.path, now: now)
+    }
+
+    func verifiedHops(_ header: String?, method: String, path: String, now: Date = Date()) -> Int {
+        guard let value = header else { return 0 }
         let parts = value.split(separator: ".", maxSplits: 2)
         guard parts.count == 3, let hops = Int(parts[0]), (1...8).contains(hops), let seconds = Int64(parts[1]),
             abs(Int64(now.timeIntervalSince1970) - seconds) <= 30
         else { return 0 }
-        let expected = signature(hops: hops, seconds: seconds, method: request.method.rawValue, path: request.uri.path)
+        let expected = signature(hops: hops, seconds: seconds, method: method, path: path)
         guard Array(parts[2].utf8).count == expected.utf8.count,
             zip(parts[2].utf8, expected.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0
         else { return 0 }

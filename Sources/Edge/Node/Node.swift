@@ -85,7 +85,7 @@ enum Node {
         }
 
         let router = makeRouter(node, metrics: metrics)
-        let realtime = RealtimeGateway(directory: directory, cluster: cluster)
+        let realtime = RealtimeGateway(directory: directory, cluster: cluster, forwarder: node.forwarder)
         var app = Application(
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
             server: .http1WebSocketUpgrade(

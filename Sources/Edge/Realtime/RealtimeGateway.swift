@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWSClient
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -15,6 +16,7 @@ import Tenancy
 struct RealtimeGateway: Sendable {
     let directory: TenantDirectory
     let cluster: ClusterCoordinator
+    let forwarder: OwnerForwarder
     private static let ids = IDSource()
 
     static let path = "/realtime/v1/websocket"
@@ -32,7 +34,13 @@ struct RealtimeGateway: Sendable {
             guard (try? await directory.exists(slug)) == true else { return Self.refusal("tenant '\(slug)' does not exist") }
             switch await cluster.route(slug, hops: 0) {
             case .local(let held): lease = held
-            case .remote(let member, _): return Self.refusal("this tenant is served by \(member.address); connect there", code: .goingAway)
+            case .remote(let member, _):
+                let route = head.path ?? ""
+                let plainPath = String(route.split(separator: "?", maxSplits: 1).first ?? "")
+                guard forwarder.verifiedHops(head.headerFields[OwnerForwarder.hopsHeader], method: "GET", path: plainPath) == 0 else {
+                    return Self.refusal("the tenant moved while this socket was forwarded; reconnect", code: .goingAway)
+                }
+                return proxy(to: member, path: route, plainPath: plainPath, logger: logger)
             case .unavailable(let why): return Self.refusal("no node can serve this tenant right now: \(why)", code: .goingAway)
             }
         }
@@ -115,6 +123,45 @@ struct RealtimeGateway: Sendable {
                 session.outbox.finish()
             }
             await hub.remove(session)
+        }
+    }
+
+    /// A socket that reached a node which does not own the tenant is relayed, frame by frame, to
+    /// the owner — the client never needs to know where the tenant lives.
+    private func proxy(to member: ClusterMember, path: String, plainPath: String, logger: Logger) -> Upgrade {
+        var address = member.address
+        if address.hasPrefix("https://") { address = "wss://" + address.dropFirst(8) } else if address.hasPrefix("http://") {
+            address = "ws://" + address.dropFirst(7)
+        }
+        var headers = HTTPFields()
+        headers[OwnerForwarder.hopsHeader] = forwarder.hopsHeaderValue(hops: 1, method: "GET", path: plainPath)
+        let configuration = WebSocketClientConfiguration(maxFrameSize: 16 << 20, additionalHeaders: headers)
+        let target = address + path
+        return .upgrade([:]) { inbound, outbound, _ in
+            try await WebSocketClient.connect(url: target, configuration: configuration, logger: logger) { upstreamInbound, upstreamOutbound, _ in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for try await message in inbound.messages(maxSize: 16 << 20) {
+                            switch message {
+                            case .text(let text): try await upstreamOutbound.write(.text(text))
+                            case .binary(let bytes): try await upstreamOutbound.write(.binary(bytes))
+                            }
+                        }
+                        try? await upstreamOutbound.close(.normalClosure, reason: nil)
+                    }
+                    group.addTask {
+                        for try await message in upstreamInbound.messages(maxSize: 16 << 20) {
+                            switch message {
+                            case .text(let text): try await outbound.write(.text(text))
+                            case .binary(let bytes): try await outbound.write(.binary(bytes))
+                            }
+                        }
+                        try? await outbound.close(.goingAway, reason: nil)
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            }
         }
     }
 
