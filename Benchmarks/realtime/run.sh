@@ -24,6 +24,9 @@ PORT=$(free_port)
 MINIBAAS_ADMIN_TOKEN=$ADMIN MINIBAAS_LOG_LEVEL=error "$BIN/minibaas" serve --port "$PORT" --data-dir "$SERVICES_DIR/node" >"$SERVICES_DIR/node.log" 2>&1 &
 BACKGROUND_PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+# The test server runs with synchronous_commit off, which holds WAL back for up to
+# wal_writer_delay (200 ms) — and logical decoding sees only flushed WAL. Measure as deployed.
+psql "$MINIBAAS_TEST_DATABASE_URL" -qc "alter system set synchronous_commit = on" -c "select pg_reload_conf()" >/dev/null
 psql "$MINIBAAS_TEST_DATABASE_URL" -qc "create database rtbench"
 DB="postgresql://postgres@127.0.0.1:$PGPORT/rtbench?sslmode=disable"
 psql "$DB" -qc "create table ticks (id bigserial primary key, sent_at double precision not null, note text)"

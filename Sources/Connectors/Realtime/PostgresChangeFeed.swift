@@ -15,7 +15,7 @@ import Tenancy
 /// the slot. Only one node reads a slot at a time: the tenant's lease owner.
 ///
 /// The slot is read with SQL (`pg_logical_slot_peek_changes` / `pg_replication_slot_advance`)
-/// over an ordinary connection, polled every `interval`, not with libpq's streaming replication
+/// over an ordinary connection, polled every `interval` (20 ms) while idle, not with libpq's streaming replication
 /// protocol: postgres-nio has no replication mode and there is no libpq shim yet.
 public actor PostgresChangeFeed {
     public enum Capability: Sendable, Equatable {
@@ -31,7 +31,7 @@ public actor PostgresChangeFeed {
     private let logger: Logger
     private var connection: PostgresConnection?
 
-    public init(slot: String, url: PostgresURL, interval: Duration = .milliseconds(50), batch: Int = 2000, logger: Logger) {
+    public init(slot: String, url: PostgresURL, interval: Duration = .milliseconds(20), batch: Int = 2000, logger: Logger) {
         self.slot = slot
         self.url = url
         self.interval = interval
