@@ -350,3 +350,19 @@ def test_changes_committed_while_the_node_was_down_arrive_after_restart(tenant):
         asyncio.run(after_restart())
     finally:
         own.stop()
+
+
+def test_refused_connections_and_private_channels(tenant):
+    async def scenario():
+        bad = AsyncRealtimeClient(f"{tenant['apiUrl']}/realtime/v1", "not-a-key", auto_reconnect=False, max_retries=1)
+        with pytest.raises(Exception):
+            await bad.connect()
+        client = await connect(tenant)
+        channel = client.channel("secret-room", {"config": {"private": True, "broadcast": {"self": False, "ack": False},
+                                                            "presence": {"key": "", "enabled": False}}})
+        states = []
+        await channel.subscribe(lambda state, error: states.append((state, str(error))))
+        assert states[-1][0] == "CHANNEL_ERROR" and "private channels" in states[-1][1], states
+        await client.close()
+
+    asyncio.run(scenario())

@@ -91,8 +91,48 @@ final class RealtimeTests: XCTestCase {
         XCTAssertEqual(service.verdict(for: change), .deliver(record: change.record, oldRecord: [:]))
     }
 
+    /// SQL's three-valued logic and the column's type, as the REST API's WHERE clause would apply.
+    func testPolicyEvaluationFollowsSQL() throws {
+        let posts = Entity(schema: "public", name: "posts", kind: .table, columns: [
+            Column(name: "id", type: .integer, nativeType: "integer"),
+            Column(name: "status", type: .string, nativeType: "text"),
+            Column(name: "body", type: .string, nativeType: "text"),
+            Column(name: "visible_from", type: .datetime, nativeType: "timestamp with time zone"),
+            Column(name: "pinned", type: .boolean, nativeType: "boolean"),
+        ], primaryKey: ["id"])
+        let model = SchemaModel(entities: [posts])
+        func authorizer(_ when: String) throws -> ChangeAuthorizer {
+            let policies = try PolicyParser.parse(document: try JSONValue.parse(Array(
+                #"{"policies": [{"entity": "posts", "role": "anon", "action": "read", "when": \#(when)}]}"#.utf8)))
+            return try ChangeAuthorizer(model: model, entity: posts, access: Access(role: "anon", claims: [:], policies: policies), select: nil, filterColumns: [])
+        }
+        func insert(_ row: JSONObject) -> ChangeEvent {
+            ChangeEvent(schema: "public", table: "posts", kind: .insert, commitTimestamp: "t", record: row, oldRecord: [:], columns: [])
+        }
+        // NOT (status = 'archived') hides a null status, as SQL does.
+        let notArchived = try authorizer(#"{"not": {"status": {"eq": "archived"}}}"#)
+        XCTAssertEqual(notArchived.verdict(for: insert(["id": 1, "status": .null])), .withhold)
+        XCTAssertNotEqual(notArchived.verdict(for: insert(["id": 1, "status": "live"])), .withhold)
+        // Timestamps compare as instants, whatever their spelling.
+        let embargo = try authorizer(#"{"visible_from": {"lt": "2025-01-01T03:00:00Z"}}"#)
+        XCTAssertEqual(embargo.verdict(for: insert(["id": 2, "visible_from": "2025-01-01 05:00:00+00"])), .withhold)
+        XCTAssertNotEqual(embargo.verdict(for: insert(["id": 2, "visible_from": "2025-01-01 01:00:00+00"])), .withhold)
+        XCTAssertNotEqual(embargo.verdict(for: insert(["id": 2, "visible_from": "2025-01-01 04:00:00+02"])), .withhold)
+        // A boolean column against a literal spelled as text.
+        let pinned = try authorizer(#"{"pinned": {"neq": "true"}}"#)
+        XCTAssertEqual(pinned.verdict(for: insert(["id": 3, "pinned": true])), .withhold)
+        XCTAssertNotEqual(pinned.verdict(for: insert(["id": 3, "pinned": false])), .withhold)
+        // An update that publishes a draft does not reveal the draft.
+        let published = try authorizer(#"{"status": {"eq": "published"}}"#)
+        let update = ChangeEvent(
+            schema: "public", table: "posts", kind: .update, commitTimestamp: "t", record: ["id": 4, "status": "published", "body": "final"],
+            oldRecord: ["id": 4, "status": "draft", "body": "secret draft"], columns: [])
+        XCTAssertEqual(published.verdict(for: update), .deliver(record: ["id": 4, "status": "published", "body": "final"], oldRecord: ["id": 4]))
+    }
+
     func testSlotNamesAreValidAndDistinct() {
-        XCTAssertEqual(PostgresChangeFeed.slotName(tenant: "acme-co", source: "main"), "mb_acme_co_main")
+        XCTAssertTrue(PostgresChangeFeed.slotName(tenant: "acme-co", source: "main").hasPrefix("mb_acme_co_main_"))
+        XCTAssertNotEqual(PostgresChangeFeed.slotName(tenant: "acme-x", source: "a"), PostgresChangeFeed.slotName(tenant: "acme", source: "x_a"))
         let long = PostgresChangeFeed.slotName(tenant: String(repeating: "a", count: 40), source: String(repeating: "b", count: 40))
         XCTAssertLessThanOrEqual(long.utf8.count, 63)
         XCTAssertNotEqual(long, PostgresChangeFeed.slotName(tenant: String(repeating: "a", count: 40), source: String(repeating: "b", count: 39) + "c"))

@@ -42,7 +42,16 @@ public struct ChangeAuthorizer: Sendable {
         switch event.kind {
         case .insert, .update:
             if let rows, Self.evaluate(rows, event.record) != true { return .withhold }
-            return .deliver(record: project(event.record), oldRecord: event.kind == .update ? project(oldRow(event)) : [:])
+            guard event.kind == .update else { return .deliver(record: project(event.record), oldRecord: [:]) }
+            // The old image is told only if the old row was visible too (an update that publishes a
+            // draft must not reveal the draft); otherwise only its key.
+            var old = event.oldRecord
+            if let rows, Self.evaluate(rows, old) != true {
+                var key = JSONObject()
+                for (name, value) in old where keyColumns.contains(name) { key[name] = value }
+                old = key
+            }
+            return .deliver(record: project(event.record), oldRecord: project(old))
         case .delete:
             // The row is gone; with a full old image its old values decide, else only its key is
             // told (as Supabase does under RLS), and only to those who may read the entity.
@@ -63,11 +72,13 @@ public struct ChangeAuthorizer: Sendable {
         return result
     }
 
-    /// true/false when the row decides it; nil when it cannot (a related entity's condition).
+    /// SQL's three values: true, false, or nil for unknown (a null operand, values that cannot be
+    /// compared, a related entity's condition). Anything but true withholds the row, as a WHERE
+    /// clause would.
     static func evaluate(_ rule: RowRule, _ row: JSONObject) -> Bool? {
         switch rule {
         case .always(let value): return value
-        case .compare(let column, let op, let value): return compare(row[column.name] ?? .null, op, value)
+        case .compare(let column, let op, let value): return compare(row[column.name] ?? .null, op, value, column: column)
         case .related: return nil
         case .and(let parts):
             var unknown = false
@@ -93,51 +104,107 @@ public struct ChangeAuthorizer: Sendable {
         }
     }
 
-    /// SQL semantics: a comparison with null is not true.
-    static func compare(_ left: JSONValue, _ op: PolicyOperator, _ right: JSONValue) -> Bool {
+    static func compare(_ left: JSONValue, _ op: PolicyOperator, _ right: JSONValue, column: Column) -> Bool? {
         if op == .isNull {
             let wanted = right.boolValue ?? true
             return (left == .null) == wanted
         }
-        if left == .null || right == .null { return false }
+        if left == .null || right == .null { return nil }
         switch op {
-        case .eq: return order(left, right) == .orderedSame
-        case .neq: return order(left, right).map { $0 != .orderedSame } ?? true
-        case .gt: return order(left, right) == .orderedDescending
-        case .gte: return [.orderedDescending, .orderedSame].contains(order(left, right))
-        case .lt: return order(left, right) == .orderedAscending
-        case .lte: return [.orderedAscending, .orderedSame].contains(order(left, right))
-        case .in: return (right.arrayValue ?? []).contains { order(left, $0) == .orderedSame }
-        case .nin: return !(right.arrayValue ?? []).contains { order(left, $0) == .orderedSame }
+        case .eq: return order(left, right, column).map { $0 == .orderedSame }
+        case .neq: return order(left, right, column).map { $0 != .orderedSame }
+        case .gt: return order(left, right, column).map { $0 == .orderedDescending }
+        case .gte: return order(left, right, column).map { $0 != .orderedAscending }
+        case .lt: return order(left, right, column).map { $0 == .orderedAscending }
+        case .lte: return order(left, right, column).map { $0 != .orderedDescending }
+        case .in, .nin:
+            guard let items = right.arrayValue else { return nil }
+            var unknown = false
+            for item in items {
+                switch order(left, item, column) {
+                case .orderedSame?: return op == .in
+                case nil: unknown = true
+                default: break
+                }
+            }
+            return unknown ? nil : op == .nin
         case .like, .ilike:
             guard case .string(let text) = left, case .string(let pattern) = right,
                 let regex = try? ChangeFilter.likePattern(pattern, caseInsensitive: op == .ilike)
-            else { return false }
+            else { return nil }
             let range = NSRange(text.startIndex..., in: text)
             return regex.firstMatch(in: text, options: [.anchored], range: range).map { $0.range == range } ?? false
         case .contains:
             if case .array(let items) = left { return items.contains(right) }
             if case .string(let text) = left, case .string(let part) = right { return text.contains(part) }
-            return false
-        case .isNull: return false
+            return nil
+        case .isNull: return nil
         }
     }
 
-    /// Numbers by value (a uuid or text key compared with a claim is text), everything else
-    /// by equality.
-    static func order(_ left: JSONValue, _ right: JSONValue) -> ComparisonResult? {
-        if let a = left.doubleValue, let b = right.doubleValue {
-            return a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+    /// Compares as the column's type would: numbers by value, booleans, timestamps and dates as
+    /// instants, uuids without regard to case, text by code points. Nil when the two cannot be
+    /// read as that type.
+    static func order(_ left: JSONValue, _ right: JSONValue, _ column: Column) -> ComparisonResult? {
+        func ordered<T: Comparable>(_ a: T, _ b: T) -> ComparisonResult { a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame }
+        switch column.type {
+        case .integer, .bigint, .number:
+            guard let a = number(left), let b = number(right) else { return nil }
+            return ordered(a, b)
+        case .boolean:
+            guard let a = boolean(left), let b = boolean(right) else { return nil }
+            return a == b ? .orderedSame : (a ? .orderedDescending : .orderedAscending)
+        case .datetime, .date:
+            guard let a = instant(left), let b = instant(right) else { return nil }
+            return ordered(a, b)
+        case .uuid:
+            guard case .string(let a) = left, case .string(let b) = right else { return nil }
+            return ordered(a.lowercased(), b.lowercased())
+        default:
+            switch (left, right) {
+            case (.string(let a), .string(let b)): return ordered(a, b)
+            case (.array, _), (.object, _): return left == right ? .orderedSame : nil
+            default:
+                if let a = number(left), let b = number(right) { return ordered(a, b) }
+                return left == right ? .orderedSame : nil
+            }
         }
-        if case .string(let a) = left, case .string(let b) = right {
-            return a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+    }
+
+    static func number(_ value: JSONValue) -> Double? {
+        if let number = value.doubleValue { return number }
+        if case .string(let text) = value { return Double(text) }
+        return nil
+    }
+
+    static func boolean(_ value: JSONValue) -> Bool? {
+        if let flag = value.boolValue { return flag }
+        if case .string(let text) = value {
+            switch text.lowercased() {
+            case "true", "t", "1", "yes", "on": return true
+            case "false", "f", "0", "no", "off": return false
+            default: return nil
+            }
         }
-        if let a = left.doubleValue, case .string(let text) = right, let b = Double(text) {
-            return a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+        return nil
+    }
+
+    /// wal2json's `2025-01-01 05:00:00+00`, ISO 8601 with or without fractions and zone, or a
+    /// date: as seconds since 1970 (a value without a zone is taken as UTC).
+    static func instant(_ value: JSONValue) -> Double? {
+        guard case .string(var text) = value else { return nil }
+        text = text.replacingOccurrences(of: " ", with: "T")
+        if text.count == 10 { text += "T00:00:00Z" }
+        if let sign = text.lastIndex(where: { $0 == "+" || $0 == "-" }), text.distance(from: text.startIndex, to: sign) > 10 {
+            let zone = text[text.index(after: sign)...]
+            if zone.count == 2 { text += ":00" }
+        } else if !text.hasSuffix("Z") {
+            text += "Z"
         }
-        if case .string(let text) = left, let a = Double(text), let b = right.doubleValue {
-            return a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
-        }
-        return left == right ? .orderedSame : nil
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)?.timeIntervalSince1970
     }
 }

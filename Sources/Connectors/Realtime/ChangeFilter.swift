@@ -56,6 +56,11 @@ public struct ChangeFilter: Sendable {
             case .like, .ilike:
                 pattern = try Self.likePattern(values[0], caseInsensitive: op == .ilike)
             case .match, .imatch:
+                // Patterns run in the hub for every change: short ones, without nested
+                // quantifiers that backtrack exponentially.
+                guard values[0].count <= 200, values[0].range(of: #"\)[*+{?]"#, options: .regularExpression) == nil
+                    || values[0].range(of: #"\([^)]*[*+][^)]*\)"#, options: .regularExpression) == nil
+                else { throw Invalid(description: "filter '\(part)': pattern too long or with nested quantifiers") }
                 do {
                     pattern = try NSRegularExpression(pattern: values[0], options: op == .imatch ? [.caseInsensitive] : [])
                 } catch {
@@ -100,7 +105,7 @@ public struct ChangeFilter: Sendable {
         case .gte: return [.orderedDescending, .orderedSame].contains(compare(value, operand))
         case .in: return value != .null && condition.values.contains { compare(value, $0) == .orderedSame }
         case .like, .ilike, .match, .imatch:
-            guard let text = text(value), let pattern = condition.pattern else { return false }
+            guard let text = text(value), text.utf8.count <= 100_000, let pattern = condition.pattern else { return false }
             let range = NSRange(text.startIndex..., in: text)
             if condition.op == .like || condition.op == .ilike {
                 return pattern.firstMatch(in: text, options: [.anchored], range: range).map { $0.range == range } ?? false

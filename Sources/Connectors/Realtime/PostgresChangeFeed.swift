@@ -39,15 +39,14 @@ public actor PostgresChangeFeed {
         self.logger = logger
     }
 
-    /// `mb_{tenant}_{source}`, shortened with a hash to PostgreSQL's 63-byte limit; slot names
-    /// allow lower-case letters, digits and underscores only.
+    /// `mb_{tenant}_{source}_{hash}`: readable, and the hash of the exact pair keeps two pairs
+    /// that read alike (`acme-x`/`a` and `acme`/`x_a`) apart. Slot names allow lower-case
+    /// letters, digits and underscores, at most 63 bytes.
     public static func slotName(tenant: String, source: String) -> String {
-        let raw = "mb_\(tenant)_\(source)".lowercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }
-        let name = String(raw)
-        guard name.utf8.count > 63 else { return name }
+        let readable = String("\(tenant)_\(source)".lowercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }.prefix(40))
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return String(name.prefix(46)) + "_" + String(hash, radix: 16)
+        for byte in (tenant + "\u{0}" + source).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "mb_\(readable)_\(String(hash, radix: 16))"
     }
 
     /// Whether the source's server can feed this: `wal_level = logical`, the REPLICATION

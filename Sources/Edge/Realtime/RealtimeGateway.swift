@@ -23,8 +23,9 @@ struct RealtimeGateway: Sendable {
 
     typealias Upgrade = ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
 
-    /// Decides the upgrade. A refused upgrade could only be answered with an empty 400, so
-    /// refusals upgrade and then say why in a `system` message before closing, as Supabase does.
+    /// Decides the upgrade. A refusal is an empty 400 (the upgrade path cannot answer more), with
+    /// the reason in the node's log: the official client backs off and gives up after a failed
+    /// handshake, while a socket closed after upgrading would make it reconnect at once, forever.
     func shouldUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async -> Upgrade {
         guard let (slug, query) = Self.target(head) else { return .dontUpgrade }
         let lease: TenantLease
@@ -166,10 +167,8 @@ struct RealtimeGateway: Sendable {
     }
 
     static func refusal(_ reason: String, code: WebSocketErrorCode = .policyViolation) -> Upgrade {
-        .upgrade([:]) { _, outbound, _ in
-            try await outbound.write(.text(PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: reason).encoded()))
-            try await outbound.close(code, reason: String(reason.prefix(120)))
-        }
+        Logger(label: "minibaas.realtime").notice("realtime upgrade refused", metadata: ["reason": .string(reason)])
+        return .dontUpgrade
     }
 
     /// The tenant's hub, created with its tree's first socket; when the tree stops, every socket
@@ -182,13 +181,15 @@ struct RealtimeGateway: Sendable {
         }
         if created {
             Task {
-                await tree.startChild(ChildSpec(name: "realtime") {
+                let started = await tree.startChild(ChildSpec(name: "realtime") {
                     await withTaskCancellationHandler {
                         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                     } onCancel: {
                         Task { await hub.closeAll(reason: "the tenant is restarting or moving; reconnect") }
                     }
                 })
+                // A tree already stopping takes no children: its sockets must not be orphaned.
+                if !started { await hub.closeAll(reason: "the tenant is restarting or moving; reconnect") }
             }
         }
         return hub

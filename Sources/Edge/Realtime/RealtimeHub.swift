@@ -14,16 +14,22 @@ actor RealtimeHub {
         let event: String
         let schema: String
         let table: String?
+        /// The table as the client sent it (`*` included): echoed back, since the client matches
+        /// the reply against its own binding.
+        let tableText: String?
         let filterText: String?
         let filter: ChangeFilter?
         let select: [String]?
         let source: String
+        /// Who decides what this binding sees: role, every claim, and the columns asked for.
+        /// Bindings with the same audience share one decision and one payload per change.
+        let audience: String
         /// By entity name; built at join for a table, lazily for a whole schema.
         var authorizers: [String: ChangeAuthorizer?]
 
         func json() -> JSONValue {
             var object: JSONObject = ["id": .integer(Int64(id)), "event": .string(event), "schema": .string(schema)]
-            if let table { object["table"] = .string(table) }
+            if let tableText { object["table"] = .string(tableText) }
             if let filterText { object["filter"] = .string(filterText) }
             if let select { object["select"] = .array(select.map(JSONValue.string)) }
             return .object(object)
@@ -52,6 +58,9 @@ actor RealtimeHub {
     private var sessions: [UInt64: RealtimeSession] = [:]
     private var topicsBySession: [UInt64: Set<String>] = [:]
     private var feeds: [String: PostgresChangeFeed.Capability] = [:]
+    private var feedStarts: [String: Task<PostgresChangeFeed.Capability, Never>] = [:]
+    /// Sessions already told their token expired.
+    private var expiredNotified: Set<UInt64> = []
     private var nextBinding = 1
     private var nextPresenceRef = 1
     private let joins: TokenBucket
@@ -91,6 +100,7 @@ actor RealtimeHub {
     }
 
     func remove(_ session: RealtimeSession) {
+        expiredNotified.remove(session.id)
         for topic in topicsBySession[session.id] ?? [] { leave(topic, session: session) }
         topicsBySession[session.id] = nil
         sessions[session.id] = nil
@@ -106,6 +116,10 @@ actor RealtimeHub {
     // MARK: - Channel messages
 
     func handle(_ message: PhoenixMessage, from session: RealtimeSession) async {
+        if session.tokenExpired, message.event == "broadcast" || message.event == "presence" {
+            return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
+                                        message: "InvalidJWTToken: Token has expired; send a fresh access_token"))
+        }
         switch message.event {
         case "phx_join": await join(message, session: session)
         case "phx_leave":
@@ -129,28 +143,48 @@ actor RealtimeHub {
         if !topics.contains(message.topic) && topics.count >= limits.maxChannelsPerClient {
             return refuse("ChannelRateLimitReached: at most \(limits.maxChannelsPerClient) channels per client")
         }
-        if let token = message.payload["access_token"]?.stringValue, !token.isEmpty, token != session.caller.claims["__raw"]?.stringValue {
+        var caller = session.caller
+        var tokenChanged = false
+        if let token = message.payload["access_token"]?.stringValue, !token.isEmpty {
             do {
-                session.replaceCaller(try RealtimeGateway.caller(forToken: token, tree: tree))
+                caller = try RealtimeGateway.caller(forToken: token, tree: tree)
+                tokenChanged = true
             } catch {
                 return refuse("InvalidJWTToken: \(error)")
             }
         }
-        if session.tokenExpired { return refuse("InvalidJWTToken: Token has expired") }
+        if RealtimeSession.expired(caller.claims) { return refuse("InvalidJWTToken: Token has expired") }
         let config = message.payload["config"]?.objectValue ?? [:]
+        if config["private"]?.boolValue == true {
+            return refuse("private channels need authorisation rules for broadcast and presence, which this server does not have yet")
+        }
         let broadcast = config["broadcast"]?.objectValue ?? [:]
         let presenceConfig = config["presence"]?.objectValue ?? [:]
         var bindings: [Binding] = []
         for (index, spec) in (config["postgres_changes"]?.arrayValue ?? []).enumerated() {
             do {
-                bindings.append(try binding(spec, caller: session.caller))
+                bindings.append(try binding(spec, caller: caller))
             } catch let error as RestError {
                 return refuse("postgres_changes[\(index)]: \(error.message)")
             } catch {
                 return refuse("postgres_changes[\(index)]: \(error)")
             }
         }
-        if topics.contains(message.topic) { leave(message.topic, session: session) }
+        // The slot exists before the client is told it is subscribed, so nothing committed after
+        // that is missed.
+        var notices: [String] = []
+        for source in Set(bindings.map(\.source)).sorted() {
+            switch await ensureFeed(source) {
+            case .available: notices.append("Subscribed to PostgreSQL")
+            case .unavailable(let why): notices.append("database changes cannot be captured for this source: \(why)")
+            }
+        }
+        guard sessions[session.id] != nil else { return }
+        if tokenChanged {
+            session.replaceCaller(caller)
+            reauthorise(session, except: message.topic)
+        }
+        if topicsBySession[session.id]?.contains(message.topic) == true { leave(message.topic, session: session) }
         var key = presenceConfig["key"]?.stringValue ?? ""
         if key.isEmpty { key = UUID().uuidString.lowercased() }
         let member = Member(
@@ -159,17 +193,10 @@ actor RealtimeHub {
         channels[message.topic, default: [:]][session.id] = member
         topicsBySession[session.id, default: []].insert(message.topic)
         session.send(.reply(to: message, status: "ok", response: ["postgres_changes": .array(bindings.map { $0.json() })]))
-        if !bindings.isEmpty {
-            for source in Set(bindings.map(\.source)) {
-                let capability = await ensureFeed(source)
-                let text: String
-                switch capability {
-                case .available: text = "Subscribed to PostgreSQL"
-                case .unavailable(let why): text = "database changes cannot be captured for this source: \(why)"
-                }
-                session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: capability == .available,
-                                     message: text, extension: "postgres_changes"))
-            }
+        // Told with status ok even when capture is unavailable: the official client answers an
+        // error status by rejoining forever.
+        for notice in notices {
+            session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: true, message: notice, extension: "postgres_changes"))
         }
         if presenceConfig["enabled"]?.boolValue == true || presence[message.topic] != nil {
             session.send(PhoenixMessage(topic: message.topic, event: "presence_state", payload: presenceState(message.topic)))
@@ -191,19 +218,25 @@ actor RealtimeHub {
             session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false, message: "InvalidJWTToken: \(error)"))
             return
         }
-        // What the client may see may have changed: every binding is authorised again.
-        for topic in topicsBySession[session.id] ?? [] {
+        expiredNotified.remove(session.id)
+        reauthorise(session, except: nil)
+    }
+
+    /// The caller changed: every binding of the session is authorised again; ones no longer
+    /// allowed are dropped and the client told.
+    private func reauthorise(_ session: RealtimeSession, except skipped: String?) {
+        for topic in topicsBySession[session.id] ?? [] where topic != skipped {
             guard var member = channels[topic]?[session.id] else { continue }
             var kept: [Binding] = []
             for binding in member.bindings {
                 do {
-                    var fresh = try self.binding(binding.json(), caller: session.caller)
-                    fresh = Binding(
-                        id: binding.id, event: fresh.event, schema: fresh.schema, table: fresh.table, filterText: fresh.filterText,
-                        filter: fresh.filter, select: fresh.select, source: fresh.source, authorizers: fresh.authorizers)
-                    kept.append(fresh)
+                    let fresh = try self.binding(binding.json(), caller: session.caller)
+                    kept.append(Binding(
+                        id: binding.id, event: fresh.event, schema: fresh.schema, table: fresh.table, tableText: fresh.tableText,
+                        filterText: fresh.filterText, filter: fresh.filter, select: fresh.select, source: fresh.source,
+                        audience: fresh.audience, authorizers: fresh.authorizers))
                 } catch {
-                    session.send(.system(topic: topic, channel: Self.channelName(topic), ok: false,
+                    session.send(.system(topic: topic, channel: Self.channelName(topic), ok: true,
                                          message: "postgres_changes binding \(binding.id) dropped: \(error)", extension: "postgres_changes"))
                 }
             }
@@ -302,7 +335,8 @@ actor RealtimeHub {
             throw RestError(status: 400, code: "PGRST100", message: "event must be *, INSERT, UPDATE or DELETE")
         }
         let schema = object["schema"]?.stringValue ?? "public"
-        let table = object["table"]?.stringValue.flatMap { $0 == "*" || $0.isEmpty ? nil : $0 }
+        let tableText = object["table"]?.stringValue
+        let table = tableText.flatMap { $0 == "*" || $0.isEmpty ? nil : $0 }
         let filterText = object["filter"]?.stringValue
         var filter: ChangeFilter?
         if let filterText {
@@ -328,8 +362,10 @@ actor RealtimeHub {
         }
         let id = nextBinding
         nextBinding += 1
-        return Binding(id: id, event: event, schema: schema, table: table, filterText: filterText, filter: filter, select: select,
-                       source: source.name, authorizers: authorizers)
+        let claims = String(decoding: JSONValue.object(caller.claims).encoded(), as: UTF8.self)
+        let audience = "\(caller.role)\u{0}\(claims)\u{0}\(select?.joined(separator: ",") ?? "*")\u{0}\(schema).\(table ?? "*")"
+        return Binding(id: id, event: event, schema: schema, table: table, tableText: tableText, filterText: filterText, filter: filter,
+                       select: select, source: source.name, audience: audience, authorizers: authorizers)
     }
 
     private func access(for caller: Caller) -> Access {
@@ -337,14 +373,24 @@ actor RealtimeHub {
                policies: caller.isServiceRole ? [] : tree.attachments.get(TenantPolicies.self)?.policies ?? [])
     }
 
-    /// Starts the source's change feed under the tenant's tree, once.
+    /// Starts the source's change feed under the tenant's tree, once; concurrent joins wait for
+    /// the same start.
     private func ensureFeed(_ name: String) async -> PostgresChangeFeed.Capability {
         if let known = feeds[name] { return known }
+        if let starting = feedStarts[name] { return await starting.value }
+        let task = Task { await self.startFeed(name) }
+        feedStarts[name] = task
+        let capability = await task.value
+        feedStarts[name] = nil
+        if capability == .available { feeds[name] = capability }
+        return capability
+    }
+
+    private func startFeed(_ name: String) async -> PostgresChangeFeed.Capability {
         guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else {
             return .unavailable("the source is gone")
         }
         let capability = await PostgresChangeFeed.probe(url: source.url, logger: logger)
-        feeds[name] = capability
         guard capability == .available else {
             logger.warning("no change capture", metadata: ["source": .string(name), "why": .string("\(capability)")])
             return capability
@@ -353,14 +399,27 @@ actor RealtimeHub {
         do {
             try await feed.prepare()
         } catch {
-            let failed = PostgresChangeFeed.Capability.unavailable("cannot create the replication slot: \(error)")
-            feeds[name] = nil
-            return failed
+            return .unavailable("cannot create the replication slot: \(error)")
         }
-        await tree.startChild(ChildSpec(name: "change-feed:\(name)") { [weak self] in
-            try await feed.run { [weak self] events in await self?.dispatch(source: name, events) }
+        let logger = self.logger
+        // The feed retries on its own: a database restart must not count against the tenant's
+        // restart budget and take its REST API down with it.
+        let started = await tree.startChild(ChildSpec(name: "change-feed:\(name)") { [weak self] in
+            var attempt = 0
+            while !Task.isCancelled {
+                do {
+                    try await feed.run { [weak self] events in await self?.dispatch(source: name, events) }
+                    return
+                } catch is CancellationError {
+                    return
+                } catch {
+                    attempt += 1
+                    logger.warning("change feed failed; retrying", metadata: ["source": .string(name), "error": .string("\(error)")])
+                    try await Task.sleep(for: Backoff(base: .milliseconds(200), cap: .seconds(30), jitter: 0.2).delay(forAttempt: attempt))
+                }
+            }
         })
-        return capability
+        return started ? capability : .unavailable("the tenant is stopping")
     }
 
     /// What capture each source has, for the supervisor endpoint.
@@ -374,42 +433,45 @@ actor RealtimeHub {
     }
 
     /// Delivers each change to the members whose bindings match it and whose policies let them
-    /// see it. Members with the same role, claims and binding shape share one decision and one
-    /// encoded payload.
+    /// see it. Bindings with the same audience (role, claims, columns) share one decision and one
+    /// encoded payload; a member whose bindings see different payloads gets one message each.
     func dispatch(source: String, _ changes: [ChangeEvent]) {
         for change in changes {
-            var encodedByVerdict: [String: String?] = [:]
+            var encodedByAudience: [String: String?] = [:]
             for (topic, members) in channels {
                 for member in members.values {
-                    var ids: [Int] = []
-                    var data: String?
+                    if member.session.tokenExpired {
+                        if expiredNotified.insert(member.session.id).inserted {
+                            member.session.send(.system(topic: topic, channel: Self.channelName(topic), ok: false,
+                                                        message: "InvalidJWTToken: Token has expired; send a fresh access_token"))
+                        }
+                        continue
+                    }
+                    var idsByPayload: [String: [Int]] = [:]
                     for (index, binding) in member.bindings.enumerated() where binding.source == source {
                         guard binding.schema == change.schema, binding.table == nil || binding.table == change.table,
                             binding.event == "*" || binding.event == change.kind.rawValue
                         else { continue }
                         if let filter = binding.filter, !filter.matches(change.kind == .delete ? change.oldRecord : change.record) { continue }
-                        let authorizer = authorizer(for: binding, change: change, member: member, topic: topic, index: index)
-                        guard let authorizer else { continue }
-                        let caller = member.session.caller
-                        let key = "\(caller.role)|\(caller.claims["sub"]?.stringValue ?? "")|\(binding.select?.joined(separator: ",") ?? "*")|\(binding.table ?? "")|\(caller.isServiceRole)"
+                        guard let authorizer = authorizer(for: binding, change: change, member: member, topic: topic, index: index) else { continue }
                         let encoded: String?
-                        if let cached = encodedByVerdict[key] {
+                        if let cached = encodedByAudience[binding.audience] {
                             encoded = cached
                         } else {
                             switch authorizer.verdict(for: change) {
                             case .withhold: encoded = nil
                             case .deliver(let record, let old): encoded = Self.encodeData(change, record: record, old: old)
                             }
-                            encodedByVerdict[key] = encoded
+                            encodedByAudience[binding.audience] = encoded
                         }
                         guard let encoded else { continue }
-                        ids.append(binding.id)
-                        data = encoded
+                        idsByPayload[encoded, default: []].append(binding.id)
                     }
-                    guard let data, !ids.isEmpty else { continue }
-                    let text = "{\"topic\":\(Self.quoted(topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
-                    member.session.send(encoded: text, topic: topic)
-                    delivered.increment()
+                    for (data, ids) in idsByPayload {
+                        let text = "{\"topic\":\(Self.quoted(topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
+                        member.session.send(encoded: text, topic: topic)
+                        delivered.increment()
+                    }
                 }
             }
         }
@@ -428,7 +490,9 @@ actor RealtimeHub {
     }
 
     static func encodeData(_ change: ChangeEvent, record: JSONObject, old: JSONObject) -> String {
-        let columns: [JSONValue] = change.columns.map { ["name": .string($0.name), "type": .string($0.type)] }
+        // Only the columns the subscriber sees are named.
+        let visible = Set(record.keys).union(old.keys)
+        let columns: [JSONValue] = change.columns.filter { visible.contains($0.name) }.map { ["name": .string($0.name), "type": .string($0.type)] }
         let data: JSONObject = [
             "schema": .string(change.schema), "table": .string(change.table), "commit_timestamp": .string(change.commitTimestamp),
             "type": .string(change.kind.rawValue), "columns": .array(columns), "record": .object(record), "old_record": .object(old),

@@ -32,6 +32,10 @@ final class RealtimeSession: @unchecked Sendable {
         lock.withLock { expiresAt.map { $0 < Date() } ?? false }
     }
 
+    static func expired(_ claims: JSONObject) -> Bool {
+        expiry(claims).map { $0 < Date() } ?? false
+    }
+
     private static func expiry(_ claims: JSONObject) -> Date? {
         claims["exp"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
     }
