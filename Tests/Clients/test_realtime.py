@@ -5,6 +5,7 @@ import asyncio
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -366,3 +367,66 @@ def test_refused_connections_and_private_channels(tenant):
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_read_cache_hits_then_follows_direct_writes_and_answers_304(node, tenant):
+    def get(path, headers=None):
+        request = urllib.request.Request(f"{tenant['apiUrl']}/rest/v1/{path}")
+        request.add_header("apikey", tenant["anonKey"])
+        request.add_header("Authorization", f"Bearer {tenant['serviceKey']}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, dict(response.headers), json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), None
+
+    def hits():
+        with urllib.request.urlopen(f"{node.base}/metrics", timeout=15) as response:
+            text = response.read().decode()
+        line = next((l for l in text.splitlines() if l.startswith("minibaas_cache_hits_total") and f'tenant="{tenant["slug"]}"' in l), None)
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    psql(tenant["database"], "insert into orgs (id, name) values (500, 'Cached')")
+    status, headers, body = get("orgs?id=eq.500")
+    assert status == 200 and body == [{"id": 500, "name": "Cached"}]
+    before = hits()
+    assert get("orgs?id=eq.500")[2] == body
+    assert hits() == before + 1, "the second identical read is answered from the cache"
+    etag = headers["ETag"]
+    status, again, _ = get("orgs?id=eq.500", {"If-None-Match": etag})
+    assert status == 304 and again["ETag"] == etag
+
+    # A direct database write, with no change feed running: visible within a second.
+    psql(tenant["database"], "update orgs set name = 'Changed' where id = 500")
+    time.sleep(1.1)
+    status, fresh, body = get("orgs?id=eq.500", {"If-None-Match": etag})
+    assert status == 200 and body == [{"id": 500, "name": "Changed"}] and fresh["ETag"] != etag
+
+    # A write through mini-baas drops the entries at once.
+    assert get("orgs?id=eq.500")[2][0]["name"] == "Changed"
+    rest(tenant, "PATCH", "orgs?id=eq.500", {"name": "Through REST"})
+    assert get("orgs?id=eq.500")[2][0]["name"] == "Through REST"
+
+    # With a change feed running, a direct write drops them as soon as the change arrives.
+    async def with_feed():
+        client = await connect(tenant, tenant["serviceKey"])
+        changes = asyncio.Queue()
+        await subscribe_changes(client, "orgs", changes, event="UPDATE", table="orgs", schema="public")
+        assert get("orgs?id=eq.500")[2][0]["name"] == "Through REST"
+        psql(tenant["database"], "update orgs set name = 'Via feed' where id = 500")
+        await next_change(changes)
+        await asyncio.sleep(0.05)
+        assert get("orgs?id=eq.500")[2][0]["name"] == "Via feed"
+        await client.close()
+
+    asyncio.run(with_feed())
+    # Another caller never gets this caller's entry: anon has no read policy on orgs here.
+    request = urllib.request.Request(f"{tenant['apiUrl']}/rest/v1/orgs?id=eq.500")
+    request.add_header("apikey", tenant["anonKey"])
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            assert response.status != 200, "anon must not be served the service role's cached rows"
+    except urllib.error.HTTPError as error:
+        assert error.code in (401, 403)

@@ -436,6 +436,8 @@ actor RealtimeHub {
     /// see it. Bindings with the same audience (role, claims, columns) share one decision and one
     /// encoded payload; a member whose bindings see different payloads gets one message each.
     func dispatch(source: String, _ changes: [ChangeEvent]) {
+        // The same feed keeps the tenant's read cache honest.
+        if !changes.isEmpty { tree.attachments.get(RestReadCache.self)?.invalidate(source: source) }
         for change in changes {
             var encodedByAudience: [String: String?] = [:]
             for (topic, members) in channels {

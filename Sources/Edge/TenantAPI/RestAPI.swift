@@ -1,4 +1,5 @@
 import Connectors
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -120,6 +121,16 @@ struct RestAPI {
         switch request.method {
         case .get, .head:
             try applyRange(request.headers, to: &query)
+            let cache = context.tenant.map { tree in tree.attachments.getOrSet { RestReadCache(tenant: tree.slug) } }
+            let cacheKey = context.caller.map { caller in
+                RestReadCache.key(
+                    source: target.source.name, entity: entity, query: Self.items(request), range: request.headers[.range],
+                    prefer: request.headers[.prefer], caller: caller)
+            }
+            if let cache, let cacheKey, !prefer.rollback, let cached = cache.get(cacheKey) {
+                let plan = try Self.rest { try target.planner.read(entity, query) }
+                return try respond(read: cached, request: request, prefer: prefer, offset: plan.offset ?? 0)
+            }
             let plan = try Self.rest { try target.planner.read(entity, query) }
             var planned: Int?
             if prefer.count == .planned || prefer.count == .estimated {
@@ -133,6 +144,7 @@ struct RestAPI {
             let exact = prefer.count == .exact || (prefer.count == .estimated && (planned ?? 0) <= Self.exactCountLimit)
             var result = try await execute(target, SQLRenderer().read(plan, count: exact), prefer: prefer)
             if !exact, let planned { result.total = planned }
+            if let cache, let cacheKey { cache.put(cacheKey, source: target.source.name, result) }
             return try respond(read: result, request: request, prefer: prefer, offset: plan.offset ?? 0)
         case .post, .put:
             let rows = try await bodyRows(request, single: request.method == .put)
@@ -161,6 +173,7 @@ struct RestAPI {
             }
             let result = try await execute(
                 target, SQLRenderer().write(plan, returnRows: returnsRows), prefer: prefer, requireOne: Self.wantsObject(request))
+            invalidateReads(context, target)
             var headers = HTTPFields()
             if let applied = prefer.appliedForWrite(resolution: request.method == .post, missing: true) { headers[.preferenceApplied] = applied }
             headers[.contentRange] = "*/*"
@@ -175,11 +188,13 @@ struct RestAPI {
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query, returnsRows: representation) }
             let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer, requireOne: Self.wantsObject(request))
+            invalidateReads(context, target)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         case .delete:
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.delete(entity, query: query, returnsRows: representation) }
             let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer, requireOne: Self.wantsObject(request))
+            invalidateReads(context, target)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         default:
             throw APIError.methodNotAllowed()
@@ -213,6 +228,8 @@ struct RestAPI {
             throw APIError(status: .methodNotAllowed, code: "MB610", message: "function '\(name)' is volatile: call it with POST")
         }
         let result = try await execute(target, SQLRenderer().call(plan, count: false), prefer: prefer)
+        // A function called with POST may have written anything.
+        if request.method == .post { invalidateReads(context, target) }
         if plan.operation.returnsVoid { return Response(status: .noContent) }
         if plan.read != nil || plan.operation.returnsSet {
             return try respond(read: result, request: request, prefer: prefer, offset: plan.read?.offset ?? 0)
@@ -234,6 +251,11 @@ struct RestAPI {
 
     static func rest<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as RestError { throw APIError(error) }
+    }
+
+    /// A write through mini-baas: the next read of this source goes to the database.
+    func invalidateReads(_ context: EdgeContext, _ target: Target) {
+        context.tenant?.attachments.get(RestReadCache.self)?.invalidate(source: target.source.name)
     }
 
     func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences, requireOne: Bool = false) async throws -> StatementResult {
@@ -318,8 +340,23 @@ struct RestAPI {
         if let count = prefer.count { headers[.preferenceApplied] = "count=\(count.rawValue)" }
         var status = HTTPResponse.Status.ok
         if let totalCount = result.total, result.count < totalCount, result.count > 0 || offset > 0 { status = .partialContent }
+        // A strong validator of the body the client would get (the representation depends on Accept).
+        let body = result.body ?? "[]"
+        var digest = SHA256()
+        digest.update(data: Array(body.utf8))
+        digest.update(data: Array((request.headers[.accept] ?? "").utf8))
+        let tag = "\"" + digest.finalize().prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+        headers[.eTag] = tag
+        if let candidates = request.headers[.ifNoneMatch],
+            candidates == "*" || candidates.split(separator: ",").contains(where: {
+                let candidate = $0.trimmingCharacters(in: .whitespaces)
+                return candidate == tag || candidate == "W/" + tag
+            })
+        {
+            return Response(status: .notModified, headers: [.eTag: tag])
+        }
         if request.method == .head { return Response(status: status, headers: headers) }
-        return try bodyResponse(result.body ?? "[]", status: status, headers: headers, request: request, rows: result.count)
+        return try bodyResponse(body, status: status, headers: headers, request: request, rows: result.count)
     }
 
     func writeResponse(_ result: StatementResult, representation: Bool, request: Request, prefer: Preferences) throws -> Response {

@@ -1,0 +1,94 @@
+import Connectors
+import Metrics
+import Runtime
+
+/// A tenant's cache shard for REST reads: the database's answer to a GET, kept for at most one
+/// second, keyed by source, the request as the client sent it, the caller's role and every claim
+/// of its token — so nobody is ever answered from an entry made for a caller who may see more.
+///
+/// Writes through mini-baas and changes from the source's change feed drop the source's entries
+/// at once; the one-second lifetime bounds what a write made elsewhere (with no feed running) can
+/// leave stale. Bounded in entries and bytes, least recently used out first.
+final class RestReadCache: @unchecked Sendable {
+    private struct Entry {
+        var result: StatementResult
+        var source: String
+        var bytes: Int
+        var expires: ContinuousClock.Instant
+        var used: UInt64
+    }
+
+    private let lock = Lock()
+    private var entries: [String: Entry] = [:]
+    private var bytes = 0
+    private var tick: UInt64 = 0
+    private let maxEntries: Int
+    private let maxBytes: Int
+    private let ttl: Duration
+    private let hits: Counter
+    private let misses: Counter
+    private let evictions: Counter
+
+    init(tenant: String, maxEntries: Int = 1000, maxBytes: Int = 8 << 20, ttl: Duration = .seconds(1)) {
+        self.maxEntries = maxEntries
+        self.maxBytes = maxBytes
+        self.ttl = ttl
+        hits = Counter(label: "minibaas_cache_hits_total", dimensions: [("tenant", tenant)])
+        misses = Counter(label: "minibaas_cache_misses_total", dimensions: [("tenant", tenant)])
+        evictions = Counter(label: "minibaas_cache_evictions_total", dimensions: [("tenant", tenant)])
+    }
+
+    static func key(source: String, entity: String, query: [(String, String)], range: String?, prefer: String?, caller: Caller) -> String {
+        var key = "\(source)\u{0}\(entity)\u{0}\(caller.role)\u{0}"
+        key += String(decoding: JSONValue.object(caller.claims).encoded(), as: UTF8.self)
+        for (name, value) in query { key += "\u{0}\(name)=\(value)" }
+        key += "\u{0}range=\(range ?? "")\u{0}prefer=\(prefer ?? "")"
+        return key
+    }
+
+    func get(_ key: String) -> StatementResult? {
+        let found: StatementResult? = lock.withLock {
+            guard var entry = entries[key] else { return nil }
+            guard entry.expires > .now else {
+                remove(key)
+                return nil
+            }
+            tick += 1
+            entry.used = tick
+            entries[key] = entry
+            return entry.result
+        }
+        if found != nil { hits.increment() } else { misses.increment() }
+        return found
+    }
+
+    func put(_ key: String, source: String, _ result: StatementResult) {
+        let size = key.utf8.count + (result.body?.utf8.count ?? 0)
+        guard size <= maxBytes / 8 else { return }
+        var evicted = 0
+        lock.withLock {
+            remove(key)
+            tick += 1
+            entries[key] = Entry(result: result, source: source, bytes: size, expires: .now + ttl, used: tick)
+            bytes += size
+            while entries.count > maxEntries || bytes > maxBytes, let oldest = entries.min(by: { $0.value.used < $1.value.used })?.key {
+                remove(oldest)
+                evicted += 1
+            }
+        }
+        if evicted > 0 { evictions.increment(by: Int64(evicted)) }
+    }
+
+    /// Drops every entry read from `source` (a write through mini-baas, or a change from its feed).
+    func invalidate(source: String) {
+        lock.withLock {
+            for (key, entry) in entries where entry.source == source { remove(key) }
+        }
+    }
+
+    var count: Int { lock.withLock { entries.count } }
+
+    private func remove(_ key: String) {
+        if let entry = entries.removeValue(forKey: key) { bytes -= entry.bytes }
+    }
+}
