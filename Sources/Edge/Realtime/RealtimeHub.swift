@@ -125,7 +125,14 @@ actor RealtimeHub {
         case "phx_leave":
             leave(message.topic, session: session)
             session.send(.reply(to: message, status: "ok", response: [:]))
-        case "access_token": refreshToken(message, session: session)
+        case "access_token":
+            // Each one re-authorises every binding of the session: counted like client messages.
+            _ = limits
+            guard events.take() == .allowed else {
+                return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
+                                            message: "ChannelRateLimitReached: too many messages per second for this tenant"))
+            }
+            refreshToken(message, session: session)
         case "broadcast": broadcast(message, session: session)
         case "presence": trackPresence(message, session: session)
         default:

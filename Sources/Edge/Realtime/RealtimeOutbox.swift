@@ -1,8 +1,8 @@
 import Runtime
 
 /// What waits to be written to one WebSocket client. Bounded: a client that falls `limit`
-/// messages behind is sent one `system` message saying so and disconnected, so a slow consumer
-/// costs a bounded amount of memory and never slows delivery to anyone else.
+/// messages (or `byteLimit` bytes) behind is sent one `system` message saying so and disconnected,
+/// so a slow consumer costs a bounded amount of memory and never slows delivery to anyone else.
 final class RealtimeOutbox: @unchecked Sendable {
     enum Item {
         case message(String)
@@ -15,14 +15,17 @@ final class RealtimeOutbox: @unchecked Sendable {
     private var head = 0
     private var closingMessage: String?
     private var finished = false
+    private var queuedBytes = 0
     private let limit: Int
+    private let byteLimit: Int
     private let signal: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
     /// Used by the single writer only.
     private nonisolated(unsafe) lazy var waiter = signals.makeAsyncIterator()
 
-    init(limit: Int) {
+    init(limit: Int, byteLimit: Int = 32 << 20) {
         self.limit = limit
+        self.byteLimit = byteLimit
         (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -31,13 +34,15 @@ final class RealtimeOutbox: @unchecked Sendable {
     func send(_ text: String, overflow: @autoclosure () -> String) -> Bool {
         let accepted: Bool = lock.withLock {
             guard closingMessage == nil, !finished else { return false }
-            if queue.count - head >= limit {
+            if queue.count - head >= limit || queuedBytes + text.utf8.count > byteLimit {
                 closingMessage = overflow()
                 queue.removeAll()
                 head = 0
+                queuedBytes = 0
                 return false
             }
             queue.append(text)
+            queuedBytes += text.utf8.count
             return true
         }
         signal.yield()
@@ -77,6 +82,7 @@ final class RealtimeOutbox: @unchecked Sendable {
                 finished = true
                 queue.removeAll()
                 head = 0
+                queuedBytes = 0
                 return .closing(closing)
             }
             guard head < queue.count else {
@@ -84,6 +90,7 @@ final class RealtimeOutbox: @unchecked Sendable {
                 head = 0
                 return nil
             }
+            queuedBytes -= queue[head].utf8.count
             defer {
                 head += 1
                 if head > 1024 && head * 2 > queue.count {
