@@ -23,6 +23,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("MINIBAAS_BIN", os.path.join(ROOT, ".build", "debug", "minibaas"))
 
 
+def node_environment(settings):
+    """This process's environment without any node setting of its own, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBAAS_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(settings)
+    return env
+
+
+def start_node(args, env, stderr, name="node"):
+    """Starts `minibaas serve --port 0 ARGS`; returns the process and its base URL once it listens."""
+    process = subprocess.Popen([BINARY, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        match = re.search(r"listening on (http://[\d.]+:\d+)", process.stdout.readline() or "")
+        if match:
+            # Keep draining stdout so the node never blocks on a full pipe.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, match.group(1)
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early")
+    process.kill()
+    raise RuntimeError(f"{name} did not start within 60 s")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,8 +112,7 @@ class ClusterNode:
         self.cluster = cluster
         self.id = node_id
         self.base = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBAAS_") and k not in ("DATABASE_URL", "REDIS_URL")}
-        env.update({
+        env = node_environment({
             "DATABASE_URL": cluster.control_plane,
             "REDIS_URL": cluster.redis.url,
             "MINIBAAS_MASTER_KEY": cluster.master_key,
@@ -103,20 +125,7 @@ class ClusterNode:
         })
         env.update(extra_env or {})
         self.log = open(os.path.join(cluster.dir, f"{node_id}.log"), "a")
-        self.process = subprocess.Popen([BINARY, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=self.log,
-                                        env=env, text=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = self.process.stdout.readline()
-            match = re.search(r"listening on (http://[\d.]+:\d+)", line or "")
-            if match:
-                self.base = match.group(1)
-                break
-            if self.process.poll() is not None:
-                raise RuntimeError(f"node {node_id} exited early; see {self.log.name}")
-        assert self.base, f"node {node_id} did not start"
-        # Keep draining stdout so the node never blocks on a full pipe.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        self.process, self.base = start_node([], env, self.log, name=f"node {node_id} (see {self.log.name})")
 
     @property
     def alive(self):

@@ -12,8 +12,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from cluster_harness import node_environment, start_node
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("MINIBAAS_BIN", os.path.join(ROOT, ".build", "debug", "minibaas"))
 FIXTURE = os.path.join(ROOT, "Tests", "Fixtures", "rest-fixture.sql")
 
 
@@ -47,23 +48,8 @@ class Node:
     def __init__(self, data_dir=None, token=None):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="minibaas-py-")
         self.token = token or "python-admin-token-" + secrets.token_hex(8)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBAAS_") and k not in ("DATABASE_URL", "REDIS_URL")}
-        env["MINIBAAS_ADMIN_TOKEN"] = self.token
-        env["MINIBAAS_LOG_LEVEL"] = "warning"
-        self.process = subprocess.Popen(
-            [BINARY, "serve", "--port", "0", "--data-dir", self.data_dir],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-        deadline = time.time() + 60
-        self.base = None
-        while time.time() < deadline:
-            line = self.process.stdout.readline()
-            match = re.search(r"listening on (http://[\d.]+:\d+)", line or "")
-            if match:
-                self.base = match.group(1)
-                break
-            if self.process.poll() is not None:
-                raise RuntimeError("node exited early")
-        assert self.base, "node did not start"
+        env = node_environment({"MINIBAAS_ADMIN_TOKEN": self.token, "MINIBAAS_LOG_LEVEL": "warning"})
+        self.process, self.base = start_node(["--data-dir", self.data_dir], env, subprocess.DEVNULL)
 
     def stop(self):
         self.process.terminate()

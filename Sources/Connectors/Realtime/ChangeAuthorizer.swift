@@ -56,13 +56,8 @@ public struct ChangeAuthorizer: Sendable {
             // The row is gone; with a full old image its old values decide, else only its key is
             // told (as Supabase does under RLS), and only to those who may read the entity.
             if let rows, event.oldRecord.count > keyColumns.count, Self.evaluate(rows, event.oldRecord) != true { return .withhold }
-            return .deliver(record: [:], oldRecord: project(oldRow(event)))
+            return .deliver(record: [:], oldRecord: project(event.oldRecord))
         }
-    }
-
-    /// Without REPLICA IDENTITY FULL only key columns are known of the old row.
-    private func oldRow(_ event: ChangeEvent) -> JSONObject {
-        event.oldRecord
     }
 
     private func project(_ row: JSONObject) -> JSONObject {

@@ -160,27 +160,14 @@ struct TenantAdminAPI {
     /// Applies the given fields onto `base`; every field is checked for type and range.
     static func limits(from object: JSONObject?, base: TenantLimits) throws -> TenantLimits {
         guard let object else { return base }
-        let unknown = object.keys.filter { !limitFields.contains($0) }
-        if !unknown.isEmpty { throw APIError.unknownFields(unknown.map { "limits.\($0)" }, allowed: limitFields) }
+        let fields = try LimitFields(object, path: "limits", allowed: limitFields)
         var limits = base
-        func integer(_ key: String) throws -> Int? {
-            guard let value = object[key] else { return nil }
-            guard let int = value.intValue, let small = Int(exactly: int) else {
-                throw APIError.invalidField("limits.\(key)", "expected a whole number, got \(value.typeName)")
-            }
-            return small
-        }
-        if let value = object["requestsPerSecond"] {
-            guard let number = value.doubleValue else {
-                throw APIError.invalidField("limits.requestsPerSecond", "expected a number, got \(value.typeName)")
-            }
-            limits.requestsPerSecond = number
-        }
-        if let value = try integer("burst") { limits.burst = value }
-        if let value = try integer("maxConcurrent") { limits.maxConcurrent = value }
-        if let value = try integer("maxQueued") { limits.maxQueued = value }
-        if let value = try integer("maxBodyBytes") { limits.maxBodyBytes = value }
-        if let value = try integer("requestTimeoutMs") { limits.requestTimeoutMs = value }
+        if let value = try fields.number("requestsPerSecond") { limits.requestsPerSecond = value }
+        if let value = try fields.integer("burst") { limits.burst = value }
+        if let value = try fields.integer("maxConcurrent") { limits.maxConcurrent = value }
+        if let value = try fields.integer("maxQueued") { limits.maxQueued = value }
+        if let value = try fields.integer("maxBodyBytes") { limits.maxBodyBytes = value }
+        if let value = try fields.integer("requestTimeoutMs") { limits.requestTimeoutMs = value }
         if let value = object["realtime"] {
             guard case .object(let realtime) = value else { throw APIError.invalidField("limits.realtime", "expected an object") }
             limits.realtime = try realtimeLimits(realtime, base: limits.realtime)
@@ -193,28 +180,45 @@ struct TenantAdminAPI {
     static let realtimeFields = ["maxConnections", "maxChannelsPerClient", "joinsPerSecond", "eventsPerSecond", "maxPayloadBytes", "outboundQueue"]
 
     static func realtimeLimits(_ object: JSONObject, base: RealtimeLimits) throws -> RealtimeLimits {
-        let unknown = object.keys.filter { !realtimeFields.contains($0) }
-        if !unknown.isEmpty { throw APIError.unknownFields(unknown.map { "limits.realtime.\($0)" }, allowed: realtimeFields) }
+        let fields = try LimitFields(object, path: "limits.realtime", allowed: realtimeFields)
         var limits = base
-        func number(_ key: String) throws -> Double? {
-            guard let value = object[key] else { return nil }
-            guard let number = value.doubleValue else { throw APIError.invalidField("limits.realtime.\(key)", "expected a number, got \(value.typeName)") }
-            return number
+        if let value = try fields.integer("maxConnections") { limits.maxConnections = value }
+        if let value = try fields.integer("maxChannelsPerClient") { limits.maxChannelsPerClient = value }
+        if let value = try fields.number("joinsPerSecond") { limits.joinsPerSecond = value }
+        if let value = try fields.number("eventsPerSecond") { limits.eventsPerSecond = value }
+        if let value = try fields.integer("maxPayloadBytes") { limits.maxPayloadBytes = value }
+        if let value = try fields.integer("outboundQueue") { limits.outboundQueue = value }
+        return limits
+    }
+
+    /// One object of limit fields: unknown names refused, each value read with its type checked
+    /// and its full path in the error.
+    struct LimitFields {
+        let object: JSONObject
+        let path: String
+
+        init(_ object: JSONObject, path: String, allowed: [String]) throws {
+            let unknown = object.keys.filter { !allowed.contains($0) }
+            if !unknown.isEmpty { throw APIError.unknownFields(unknown.map { "\(path).\($0)" }, allowed: allowed) }
+            self.object = object
+            self.path = path
         }
+
         func integer(_ key: String) throws -> Int? {
             guard let value = object[key] else { return nil }
             guard let int = value.intValue, let small = Int(exactly: int) else {
-                throw APIError.invalidField("limits.realtime.\(key)", "expected a whole number, got \(value.typeName)")
+                throw APIError.invalidField("\(path).\(key)", "expected a whole number, got \(value.typeName)")
             }
             return small
         }
-        if let value = try integer("maxConnections") { limits.maxConnections = value }
-        if let value = try integer("maxChannelsPerClient") { limits.maxChannelsPerClient = value }
-        if let value = try number("joinsPerSecond") { limits.joinsPerSecond = value }
-        if let value = try number("eventsPerSecond") { limits.eventsPerSecond = value }
-        if let value = try integer("maxPayloadBytes") { limits.maxPayloadBytes = value }
-        if let value = try integer("outboundQueue") { limits.outboundQueue = value }
-        return limits
+
+        func number(_ key: String) throws -> Double? {
+            guard let value = object[key] else { return nil }
+            guard let number = value.doubleValue else {
+                throw APIError.invalidField("\(path).\(key)", "expected a number, got \(value.typeName)")
+            }
+            return number
+        }
     }
 
     static func limitsJSON(_ limits: TenantLimits) -> JSONValue {

@@ -102,14 +102,16 @@ struct OwnerForwarder: Sendable {
 
     /// `webSocket`: the Location uses ws:// or wss://, which WebSocket clients require.
     func redirect(_ request: Request, to member: ClusterMember, webSocket: Bool = false) -> Response {
-        var address = member.address
-        if webSocket {
-            if address.hasPrefix("https://") { address = "wss://" + address.dropFirst(8) } else if address.hasPrefix("http://") {
-                address = "ws://" + address.dropFirst(7)
-            }
-        }
+        let address = webSocket ? Self.webSocketAddress(member.address) : member.address
         let target = address + (request.uri.path) + (request.uri.query.map { "?" + $0 } ?? "")
         return Response(status: .temporaryRedirect, headers: [.location: target, .contentLength: "0"])
+    }
+
+    /// A member's http(s) address as the ws(s) one WebSocket clients connect to.
+    static func webSocketAddress(_ address: String) -> String {
+        if address.hasPrefix("https://") { return "wss://" + address.dropFirst(8) }
+        if address.hasPrefix("http://") { return "ws://" + address.dropFirst(7) }
+        return address
     }
 
     /// Forwards `request` (whose body is `body`) to `member`.

@@ -234,6 +234,17 @@ struct TenantGateMiddleware: RouterMiddleware {
         guard let apiKey = request.headers[.apikey] ?? request.uri.queryParameters.get("apikey"), !apiKey.isEmpty else {
             throw APIError.missingAPIKey
         }
+        let keyCaller = try apiKeyCaller(apiKey, slug: slug, verify: verify)
+        guard let authorization = request.headers[.authorization] else { return keyCaller }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw APIError.invalidJWT("Authorization header must be 'Bearer <token>'")
+        }
+        return try tokenCaller(String(parts[1]).trimmingCharacters(in: .whitespaces), slug: slug, verify: verify)
+    }
+
+    /// The caller an API key makes: one of the tenant's keys, with role anon or service_role.
+    static func apiKeyCaller(_ apiKey: String, slug: String, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
         let keyClaims: JSONObject
         do {
             keyClaims = try verify(apiKey)
@@ -244,14 +255,11 @@ struct TenantGateMiddleware: RouterMiddleware {
         guard let keyRole = keyClaims["role"]?.stringValue, keyRole == "anon" || keyRole == "service_role" else {
             throw APIError.invalidAPIKey("an API key must carry role anon or service_role")
         }
-        guard let authorization = request.headers[.authorization] else {
-            return Caller(role: keyRole, claims: keyClaims)
-        }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw APIError.invalidJWT("Authorization header must be 'Bearer <token>'")
-        }
-        let token = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        return Caller(role: keyRole, claims: keyClaims)
+    }
+
+    /// The caller an access token (a user's, or a key used as one) makes.
+    static func tokenCaller(_ token: String, slug: String, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
         let claims: JSONObject
         do {
             claims = try verify(token)

@@ -221,8 +221,8 @@ enum Node {
 }
 
 /// Runs the tenant directory's upkeep and the node's cluster membership while the node serves. On
-/// shutdown the node first leaves the cluster (others stop sending it work), then — after the HTTP
-/// server has drained — stops every tenant tree and only then gives up its leases.
+/// shutdown — after the HTTP server has drained — stops every tenant tree and only then gives up
+/// its leases.
 struct DirectoryService: Service {
     let directory: TenantDirectory
     let lifecycle: NodeLifecycle
@@ -246,9 +246,8 @@ struct DirectoryService: Service {
             }
         } onGracefulShutdown: {
             lifecycle.beginDraining()
-            Task { await cluster.leave() }
         }
-        await cluster.leave()
+        // The node left the cluster already (ClusterExitService, first to stop).
         await directory.stopAll()
         await cluster.releaseAll()
     }

@@ -29,10 +29,7 @@ struct NodeServices: Sendable {
     /// The base every `apiUrl` starts from: the public URL if one is configured, else the address
     /// the server actually bound (which differs from the configured one with `--port 0`).
     var baseURL: String {
-        guard configuration.publicURL == nil, let port = lifecycle.boundPort else { return configuration.publicBaseURL }
-        var bound = configuration
-        bound.port = port
-        return bound.publicBaseURL
+        configuration.publicURL == nil ? boundAddress : configuration.publicBaseURL
     }
 
     /// The tenant named by the route's `:slug`, or the 404 every admin route answers for it.
@@ -45,12 +42,15 @@ struct NodeServices: Sendable {
 
     /// Where other members reach this node.
     var advertisedAddress: String {
-        guard configuration.advertiseURL == nil, let port = lifecycle.boundPort else {
-            return configuration.advertiseURL ?? configuration.publicBaseURL
-        }
+        configuration.advertiseURL ?? boundAddress
+    }
+
+    /// `http://host:port` with the port the server actually bound (which differs from the
+    /// configured one with `--port 0`).
+    private var boundAddress: String {
         var bound = configuration
-        bound.port = port
         bound.publicURL = nil
+        if let port = lifecycle.boundPort { bound.port = port }
         return bound.publicBaseURL
     }
 

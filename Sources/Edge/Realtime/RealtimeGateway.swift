@@ -39,24 +39,20 @@ struct RealtimeGateway: Sendable {
                 let route = head.path ?? ""
                 let plainPath = String(route.split(separator: "?", maxSplits: 1).first ?? "")
                 guard forwarder.verifiedHops(head.headerFields[OwnerForwarder.hopsHeader], method: "GET", path: plainPath) == 0 else {
-                    return Self.refusal("the tenant moved while this socket was forwarded; reconnect", code: .goingAway)
+                    return Self.refusal("the tenant moved while this socket was forwarded; reconnect")
                 }
                 return proxy(to: member, path: route, plainPath: plainPath, logger: logger)
-            case .unavailable(let why): return Self.refusal("no node can serve this tenant right now: \(why)", code: .goingAway)
+            case .unavailable(let why): return Self.refusal("no node can serve this tenant right now: \(why)")
             }
         }
         var running = directory.runningTree(slug)
         if running == nil { running = try? await directory.supervisor(for: slug) }
-        guard let tree = running, cluster.stillServes(lease) else { return Self.refusal("the tenant is unavailable", code: .goingAway) }
+        guard let tree = running, cluster.stillServes(lease) else { return Self.refusal("the tenant is unavailable") }
         guard tree.tenant.status == .active else { return Self.refusal("tenant '\(slug)' is disabled") }
         let caller: Caller
         do {
             guard let apiKey = query["apikey"], !apiKey.isEmpty else { return Self.refusal("InvalidJWTToken: the apikey parameter is required") }
-            let keyCaller = try Self.caller(forToken: apiKey, tree: tree)
-            guard keyCaller.role == "anon" || keyCaller.role == "service_role" else {
-                return Self.refusal("InvalidJWTToken: an API key must carry role anon or service_role")
-            }
-            caller = keyCaller
+            caller = try TenantGateMiddleware.apiKeyCaller(apiKey, slug: slug, verify: tree.verify)
         } catch {
             return Self.refusal("InvalidJWTToken: \(error)")
         }
@@ -130,35 +126,15 @@ struct RealtimeGateway: Sendable {
     /// A socket that reached a node which does not own the tenant is relayed, frame by frame, to
     /// the owner — the client never needs to know where the tenant lives.
     private func proxy(to member: ClusterMember, path: String, plainPath: String, logger: Logger) -> Upgrade {
-        var address = member.address
-        if address.hasPrefix("https://") { address = "wss://" + address.dropFirst(8) } else if address.hasPrefix("http://") {
-            address = "ws://" + address.dropFirst(7)
-        }
         var headers = HTTPFields()
         headers[OwnerForwarder.hopsHeader] = forwarder.hopsHeaderValue(hops: 1, method: "GET", path: plainPath)
         let configuration = WebSocketClientConfiguration(maxFrameSize: 16 << 20, additionalHeaders: headers)
-        let target = address + path
+        let target = OwnerForwarder.webSocketAddress(member.address) + path
         return .upgrade([:]) { inbound, outbound, _ in
             try await WebSocketClient.connect(url: target, configuration: configuration, logger: logger) { upstreamInbound, upstreamOutbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for try await message in inbound.messages(maxSize: 16 << 20) {
-                            switch message {
-                            case .text(let text): try await upstreamOutbound.write(.text(text))
-                            case .binary(let bytes): try await upstreamOutbound.write(.binary(bytes))
-                            }
-                        }
-                        try? await upstreamOutbound.close(.normalClosure, reason: nil)
-                    }
-                    group.addTask {
-                        for try await message in upstreamInbound.messages(maxSize: 16 << 20) {
-                            switch message {
-                            case .text(let text): try await outbound.write(.text(text))
-                            case .binary(let bytes): try await outbound.write(.binary(bytes))
-                            }
-                        }
-                        try? await outbound.close(.goingAway, reason: nil)
-                    }
+                    group.addTask { try await Self.relay(inbound, to: upstreamOutbound, closing: .normalClosure) }
+                    group.addTask { try await Self.relay(upstreamInbound, to: outbound, closing: .goingAway) }
                     try await group.next()
                     group.cancelAll()
                 }
@@ -166,7 +142,18 @@ struct RealtimeGateway: Sendable {
         }
     }
 
-    static func refusal(_ reason: String, code: WebSocketErrorCode = .policyViolation) -> Upgrade {
+    /// Copies every message from one socket to the other, then closes the other.
+    private static func relay(_ from: WebSocketInboundStream, to: WebSocketOutboundWriter, closing code: WebSocketErrorCode) async throws {
+        for try await message in from.messages(maxSize: 16 << 20) {
+            switch message {
+            case .text(let text): try await to.write(.text(text))
+            case .binary(let bytes): try await to.write(.binary(bytes))
+            }
+        }
+        try? await to.close(code, reason: nil)
+    }
+
+    static func refusal(_ reason: String) -> Upgrade {
         Logger(label: "minibaas.realtime").notice("realtime upgrade refused", metadata: ["reason": .string(reason)])
         return .dontUpgrade
     }
@@ -214,13 +201,10 @@ struct RealtimeGateway: Sendable {
         return (String(slug), query)
     }
 
-    /// Who a token (an API key or a user's access token) makes the client.
+    /// Who an access token (a user's, or an API key used as one) makes the client: the REST
+    /// gate's own rules.
     static func caller(forToken token: String, tree: TenantSupervisor) throws -> Caller {
-        let claims = try tree.verify(token)
-        if let ref = claims["ref"]?.stringValue, ref != tree.slug { throw JWTError.invalidClaims("JWT belongs to another tenant") }
-        let role = claims["role"]?.stringValue ?? "anon"
-        guard !role.isEmpty, role.utf8.count <= 63 else { throw JWTError.invalidClaims("JWT role claim is invalid") }
-        return Caller(role: role, claims: claims)
+        try TenantGateMiddleware.tokenCaller(token, slug: tree.slug, verify: tree.verify)
     }
 }
 

@@ -77,15 +77,18 @@ actor RealtimeHub {
 
     private var appliedLimits: RealtimeLimits?
 
-    /// The tenant's current quotas; the rate buckets follow an admin change at the next use.
-    var limits: RealtimeLimits {
-        let current = tree.tenant.limits.realtime
+    var limits: RealtimeLimits { tree.tenant.limits.realtime }
+
+    /// Takes one token from a rate bucket, after bringing the buckets up to the tenant's current
+    /// quotas (an admin may have changed them since the last message).
+    private func allow(_ bucket: TokenBucket) -> Bool {
+        let current = limits
         if current != appliedLimits {
             joins.reconfigure(rate: current.joinsPerSecond, capacity: max(Int(current.joinsPerSecond), 1))
             events.reconfigure(rate: current.eventsPerSecond, capacity: max(Int(current.eventsPerSecond), 1))
             appliedLimits = current
         }
-        return current
+        return bucket.take() == .allowed
     }
 
     // MARK: - Sessions
@@ -127,8 +130,7 @@ actor RealtimeHub {
             session.send(.reply(to: message, status: "ok", response: [:]))
         case "access_token":
             // Each one re-authorises every binding of the session: counted like client messages.
-            _ = limits
-            guard events.take() == .allowed else {
+            guard allow(events) else {
                 return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
                                             message: "ChannelRateLimitReached: too many messages per second for this tenant"))
             }
@@ -145,7 +147,7 @@ actor RealtimeHub {
             session.send(.reply(to: message, status: "error", response: ["reason": .string(reason)]))
         }
         let limits = self.limits
-        guard (joins.take() == .allowed) else { return refuse("ClientJoinRateLimitReached: too many joins per second for this tenant") }
+        guard allow(joins) else { return refuse("ClientJoinRateLimitReached: too many joins per second for this tenant") }
         let topics = topicsBySession[session.id] ?? []
         if !topics.contains(message.topic) && topics.count >= limits.maxChannelsPerClient {
             return refuse("ChannelRateLimitReached: at most \(limits.maxChannelsPerClient) channels per client")
@@ -256,8 +258,7 @@ actor RealtimeHub {
         guard let member = channels[message.topic]?[session.id] else {
             return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
         }
-        _ = limits
-        guard (events.take() == .allowed) else {
+        guard allow(events) else {
             return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
                                         message: "ChannelRateLimitReached: too many messages per second for this tenant"))
         }
@@ -273,8 +274,7 @@ actor RealtimeHub {
         guard let member = channels[message.topic]?[session.id] else {
             return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
         }
-        _ = limits
-        guard (events.take() == .allowed) else {
+        guard allow(events) else {
             return session.send(.reply(to: message, status: "error", response: ["reason": .string("ChannelRateLimitReached")]))
         }
         switch message.payload["event"]?.stringValue {

@@ -127,11 +127,10 @@ struct RestAPI {
                     source: target.source.name, entity: entity, query: Self.items(request), range: request.headers[.range],
                     prefer: request.headers[.prefer], caller: caller)
             }
+            let plan = try Self.rest { try target.planner.read(entity, query) }
             if let cache, let cacheKey, !prefer.rollback, let cached = cache.get(cacheKey) {
-                let plan = try Self.rest { try target.planner.read(entity, query) }
                 return try respond(read: cached, request: request, prefer: prefer, offset: plan.offset ?? 0)
             }
-            let plan = try Self.rest { try target.planner.read(entity, query) }
             var planned: Int?
             if prefer.count == .planned || prefer.count == .estimated {
                 do {

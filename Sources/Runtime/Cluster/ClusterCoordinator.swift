@@ -94,8 +94,6 @@ public actor ClusterCoordinator {
     private var announced = false
     private var leaving = false
     private var recoveredAt: ContinuousClock.Instant?
-    /// Trees being stopped after their leases were lost; shutdown waits for them.
-    private var dropTasks: [Task<Void, Never>] = []
     private let leaseGauge = Gauge(label: "minibaas_cluster_leases")
     private let memberGauge = Gauge(label: "minibaas_cluster_members")
     private let lostCounter = Counter(label: "minibaas_cluster_leases_lost_total")
@@ -203,7 +201,7 @@ public actor ClusterCoordinator {
             return .wait(.zero, "adopting the tenant's lease")
         }
         if let holder {
-            guard let member = liveMember(holder.node), member.incarnation == holder.incarnation else {
+            guard let member = view[holder.node], member.incarnation == holder.incarnation else {
                 return .wait(poll, "the tenant's previous owner is gone; waiting for its lease to lapse")
             }
             if hops == 0 || (owner?.id != nodeID && canForward) {
@@ -235,7 +233,7 @@ public actor ClusterCoordinator {
                 return .done(.local(lease))
             case .held(let other, let remaining):
                 if other.node == nodeID && other.incarnation == incarnation { return .wait(.zero, "raced another request of this node") }
-                if let member = liveMember(other.node), member.incarnation == other.incarnation, canForward {
+                if let member = view[other.node], member.incarnation == other.incarnation, canForward {
                     return .done(.remote(member, isHolder: true))
                 }
                 return .wait(min(max(remaining, .milliseconds(20)), poll), "waiting for the tenant's lease to lapse")
@@ -316,7 +314,6 @@ public actor ClusterCoordinator {
     }
 
     public func releaseAll() async {
-        for task in dropTasks { await task.value }
         for lease in table.all() {
             lease.markLost()
             table.remove(lease.slug)
@@ -403,11 +400,7 @@ public actor ClusterCoordinator {
             logger.info("membership changed", metadata: ["members": .string(fresh.keys.sorted().joined(separator: ","))])
             table.forgetAllRemotes()
         }
-        await rebalance()
-    }
-
-    private func liveMember(_ id: String) -> ClusterMember? {
-        view[id]
+        rebalance()
     }
 
     private func placementOwner(_ slug: String, excludingSelf: Bool) -> ClusterMember? {
@@ -417,7 +410,7 @@ public actor ClusterCoordinator {
 
     /// Hands over the tenants that now belong to another live member. A move waits until two
     /// consecutive views agree, so a flapping member does not bounce tenants.
-    private func rebalance() async {
+    private func rebalance() {
         guard announced, !leaving, table.outage == nil else { return }
         var seen: [String: String] = [:]
         for lease in table.all() where !lease.isHandingOver && !lease.isLost {
@@ -454,13 +447,11 @@ public actor ClusterCoordinator {
         logger.warning("lost tenant lease", metadata: ["tenant": .string(lease.slug), "why": .string(why)])
         let hooks = self.hooks
         let slug = lease.slug
-        dropTasks.removeAll { $0.isCancelled }
-        dropTasks.append(Task {
+        Task {
             // Only if no newer lease on the tenant was taken meanwhile.
             guard self.table.lease(slug) == nil else { return }
             await hooks?.drop(slug)
-        })
-        if dropTasks.count > 1000 { dropTasks.removeFirst(dropTasks.count - 1000) }
+        }
     }
 
     // MARK: - Leases
