@@ -34,6 +34,8 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         // hiredis's RESP reader and command formatting, for the Redis client (I/O is swift-nio's).
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
+        // libpq's streaming replication, for the realtime change feed.
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
         .target(
             name: "Runtime",
             dependencies: [
@@ -69,6 +71,7 @@ let package = Package(
             name: "Connectors",
             dependencies: [
                 "Tenancy",
+                "CLibPQ",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Yams", package: "Yams"),

@@ -8,15 +8,12 @@ import Tenancy
 /// A PostgreSQL source's committed changes, read through a persistent logical replication slot
 /// with wal2json (format-version 2).
 ///
-/// The slot is named per tenant and source and created on first use. Each round peeks a batch of
-/// whole transactions, hands their changes (in commit order) to `dispatch`, and only then advances
-/// the slot to the last commit dispatched — so a node that dies mid-way delivers those changes
-/// again after restart (at least once), and changes committed while no node ran are waiting in
-/// the slot. Only one node reads a slot at a time: the tenant's lease owner.
-///
-/// The slot is read with SQL (`pg_logical_slot_peek_changes` / `pg_replication_slot_advance`)
-/// over an ordinary connection, polled every `interval` (20 ms) while idle, not with libpq's streaming replication
-/// protocol: postgres-nio has no replication mode and there is no libpq shim yet.
+/// The slot is named per tenant and source and created on first use. Its changes are streamed
+/// over libpq's replication protocol (`ReplicationStream`); each transaction's changes are handed
+/// to `dispatch` in commit order, and only then is the slot's position confirmed — so a node that
+/// dies mid-way delivers those changes again after restart (at least once), and changes committed
+/// while no node ran are waiting in the slot. Only one node reads a slot at a time: the tenant's
+/// lease owner (the server refuses a second reader of an active slot).
 public actor PostgresChangeFeed {
     public enum Capability: Sendable, Equatable {
         case available
@@ -26,16 +23,11 @@ public actor PostgresChangeFeed {
 
     public let slot: String
     private let url: PostgresURL
-    private let interval: Duration
-    private let batch: Int
     private let logger: Logger
-    private var connection: PostgresConnection?
 
-    public init(slot: String, url: PostgresURL, interval: Duration = .milliseconds(20), batch: Int = 2000, logger: Logger) {
+    public init(slot: String, url: PostgresURL, logger: Logger) {
         self.slot = slot
         self.url = url
-        self.interval = interval
-        self.batch = batch
         self.logger = logger
     }
 
@@ -86,34 +78,15 @@ public actor PostgresChangeFeed {
         }
     }
 
-    /// Reads changes until cancelled, handing each round's changes to `dispatch` before the slot
-    /// moves past them. Throws when the database goes away (its supervisor restarts it).
+    /// Streams changes until cancelled, handing each transaction's changes to `dispatch` before
+    /// the slot moves past them. Throws when the database goes away (the caller retries).
     public func run(dispatch: @escaping @Sendable ([ChangeEvent]) async -> Void) async throws {
+        // The slot may have been dropped by hand since `prepare`; a missing slot is made again.
+        try await prepare()
         do {
-            try await loop(dispatch: dispatch)
-        } catch let error as PSQLError {
-            // The supervisor shows this: the server's own words, not postgres-nio's redacted text.
-            throw FeedError.database(error.serverInfo?[.message] ?? "\(error.code)")
-        }
-    }
-
-    private func loop(dispatch: @escaping @Sendable ([ChangeEvent]) async -> Void) async throws {
-        let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 2, logger: logger)
-        self.connection = connection
-        defer {
-            self.connection = nil
-            Task { try? await connection.close() }
-        }
-        try await ensureSlot(on: connection)
-        while !Task.isCancelled {
-            let (events, last) = try await peek(on: connection)
-            if !events.isEmpty { await dispatch(events) }
-            if let last {
-                try await Self.complete(connection.query("select pg_replication_slot_advance(\(slot)::name, \(last)::pg_lsn)", logger: logger))
-            }
-            if events.isEmpty && last == nil {
-                try await Task.sleep(for: interval)
-            }
+            try await ReplicationStream(parameters: url.replicationParameters, slot: slot, logger: logger).run(dispatch: dispatch)
+        } catch let failure as ReplicationStream.Failure {
+            throw FeedError.database(failure.description)
         }
     }
 
@@ -125,42 +98,6 @@ public actor PostgresChangeFeed {
         }
         try await Self.complete(connection.query("select pg_create_logical_replication_slot(\(slot)::name, 'wal2json')", logger: logger))
         logger.info("created replication slot", metadata: ["slot": .string(slot)])
-    }
-
-    /// One batch of whole transactions: their changes, and the LSN of the last commit in it.
-    private func peek(on connection: PostgresConnection) async throws -> ([ChangeEvent], String?) {
-        let rows = try await connection.query(
-            """
-            select lsn::text, data from pg_logical_slot_peek_changes(\(slot)::name, null, \(unescaped: String(batch)),
-              'format-version', '2', 'include-timestamp', '1', 'include-types', '1', 'include-transaction', '1')
-            """, logger: logger)
-        var events: [ChangeEvent] = []
-        var pending: [ChangeEvent] = []
-        var last: String?
-        var stamp: String?
-        for try await (lsn, data) in rows.decode((String, String).self) {
-            if data.hasPrefix("{\"action\":\"B\"") {
-                pending = []
-                stamp = Self.timestamp(data)
-                continue
-            }
-            if data.hasPrefix("{\"action\":\"C\"") {
-                events.append(contentsOf: pending)
-                pending = []
-                last = lsn
-                continue
-            }
-            do {
-                if let event = try Wal2JSONDecoder.decode(data, commitTimestamp: stamp) { pending.append(event) }
-            } catch {
-                logger.error("skipping a change wal2json wrote that cannot be read", metadata: ["error": .string("\(error)")])
-            }
-        }
-        return (events, last)
-    }
-
-    private static func timestamp(_ data: String) -> String? {
-        (try? JSONValue.parse(Array(data.utf8)))?["timestamp"]?.stringValue
     }
 
     /// Drops the slot (the source is being deleted), so the server stops keeping WAL for it. The
