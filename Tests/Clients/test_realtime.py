@@ -3,6 +3,7 @@ mini-baas tenant: database changes (made with psql and through the REST API), fi
 broadcast, presence, a slow consumer, and a node restart with changes committed while it was down."""
 import asyncio
 import json
+import secrets
 import subprocess
 import time
 import urllib.error
@@ -430,3 +431,54 @@ def test_read_cache_hits_then_follows_direct_writes_and_answers_304(node, tenant
             assert response.status != 200, "anon must not be served the service role's cached rows"
     except urllib.error.HTTPError as error:
         assert error.code in (401, 403)
+
+
+def test_without_logical_decoding_rest_writes_are_still_published(node, tenant):
+    # A role without REPLICATION cannot read a slot: the source says so, and what is written
+    # through the REST API still reaches subscribers.
+    role = "plain_" + secrets.token_hex(4)
+    psql(tenant["database"], f"create role {role} login; grant usage on schema public to {role}; "
+                             f"grant all on all tables in schema public to {role}")
+    url = tenant["database"].replace("//postgres@", f"//{role}@", 1)
+    assert role in url
+    slug = tenant["slug"] + "p"
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Plain"})
+    summary = call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token,
+                   {"name": "main", "kind": "postgres", "url": url})
+    assert summary["changeCapture"]["mode"] == "rest-writes", summary["changeCapture"]
+    assert "REPLICATION" in summary["changeCapture"]["reason"]
+    mine = {"apiUrl": created["apiUrl"], "anonKey": created["anonKey"], "serviceKey": created["serviceKey"]}
+
+    async def scenario():
+        client = await connect(mine, mine["serviceKey"])
+        queue = asyncio.Queue()
+        await subscribe_changes(client, "orgs", queue, table="orgs", schema="public")
+        rest(mine, "POST", "orgs", [{"id": 501, "name": "Rest One"}, {"id": 502, "name": "Rest Two"}])
+        first, second = await next_change(queue), await next_change(queue)
+        assert [(first["type"], first["record"]), (second["type"], second["record"])] == [
+            ("INSERT", {"id": 501, "name": "Rest One"}), ("INSERT", {"id": 502, "name": "Rest Two"})]
+        assert {"name": "name", "type": "text"} in first["columns"] and first["commit_timestamp"].startswith(time.strftime("%Y-"))
+        # An upsert that meets an existing row is an update.
+        request = urllib.request.Request(f"{mine['apiUrl']}/rest/v1/orgs", method="POST",
+                                         data=json.dumps({"id": 501, "name": "Rest One Merged"}).encode())
+        for header, value in {"apikey": mine["anonKey"], "Authorization": f"Bearer {mine['serviceKey']}",
+                              "Content-Type": "application/json", "Prefer": "resolution=merge-duplicates"}.items():
+            request.add_header(header, value)
+        urllib.request.urlopen(request, timeout=15).read()
+        merged = await next_change(queue)
+        assert merged["type"] == "UPDATE" and merged["record"]["name"] == "Rest One Merged" and merged["old_record"] == {"id": 501}
+        rest(mine, "PATCH", "orgs?id=eq.502", {"name": "Rest Two Patched"})
+        patched = await next_change(queue)
+        assert patched["type"] == "UPDATE" and patched["record"] == {"id": 502, "name": "Rest Two Patched"}
+        rest(mine, "DELETE", "orgs?id=in.(501,502)")
+        deleted = sorted([(await next_change(queue))["old_record"]["id"] for _ in range(2)])
+        assert deleted == [501, 502]
+        # A write made elsewhere cannot be seen without logical decoding — and is not invented.
+        psql(tenant["database"], "insert into orgs (id, name) values (503, 'Direct')")
+        await nothing_more(queue, 0.5)
+        await client.close()
+
+    asyncio.run(scenario())
+    supervisor = call("GET", f"{node.base}/admin/v1/supervisor", node.token)
+    entry = next(t for t in supervisor["tenants"] if t["slug"] == slug)
+    assert "REPLICATION" in entry["changeCapture"]["main"] and "REST writes published" in entry["changeCapture"]["main"]

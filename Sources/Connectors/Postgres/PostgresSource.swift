@@ -131,6 +131,12 @@ public final class PostgresSource: Sendable {
             }
             return StatementResult(body: body + "]", count: count, total: nil)
         }
+        if statement.publishes {
+            for try await (body, count, total, violations, changes) in rows.decode((String?, Int64?, Int64?, Int64?, String?).self) {
+                return StatementResult(
+                    body: body, count: Int(count ?? 0), total: total.map(Int.init), violations: Int(violations ?? 0), changes: changes)
+            }
+        }
         for try await (body, count, total, violations) in rows.decode((String?, Int64?, Int64?, Int64?).self) {
             return StatementResult(body: body, count: Int(count ?? 0), total: total.map(Int.init), violations: Int(violations ?? 0))
         }
@@ -169,6 +175,8 @@ public struct StatementResult: Sendable {
     public var count: Int
     public var total: Int?
     public var violations: Int = 0
+    /// The written rows as a JSON array, when the statement `publishes`.
+    public var changes: String?
 }
 
 /// What can go wrong registering a source, each with its own clear answer.

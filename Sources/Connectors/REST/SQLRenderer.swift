@@ -271,8 +271,11 @@ public struct SQLRenderer: Sendable {
 
     // MARK: - Writes
 
-    public func write(_ plan: WritePlan, returnRows: Bool) -> SQLStatement {
+    /// `publishRows` adds the written rows, every column, as `changes` (with `_mb_inserted` telling
+    /// an upsert's inserts from its updates).
+    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool = false) -> SQLStatement {
         var statement = SQLStatement()
+        statement.publishes = publishRows
         let table = quote(plan.target.entity.qualifiedName)
         let written: String
         switch plan.kind {
@@ -323,8 +326,10 @@ public struct SQLRenderer: Sendable {
                 case nil:
                     break
                 }
-                // xmax = 0 tells an inserted row from an updated one, so each meets its own check.
-                written = sql + " RETURNING \"t0\".*" + (plan.conflictUpdate == nil ? "" : ", (\"t0\".xmax = 0) AS \"_mb_inserted\"")
+                // xmax = 0 tells an inserted row from an updated one, so each meets its own check
+                // (and is published as what it was).
+                let upsert = plan.conflictUpdate != nil || (publishRows && onConflict != nil && plan.target.entity.kind == .table)
+                written = sql + " RETURNING \"t0\".*" + (upsert ? ", (\"t0\".xmax = 0) AS \"_mb_inserted\"" : "")
             }
         case .update(let values, let columns):
             let list = columns.map(quote).joined(separator: ", ")
@@ -354,7 +359,8 @@ public struct SQLRenderer: Sendable {
             statement.checked = true
             violations = "(SELECT count(*) FROM \"_written\" AS \"t0\" WHERE (\(rule(check, alias: "t0", into: &statement))) IS NOT TRUE)"
         }
-        statement.sql = "WITH \"_written\" AS (\(written)) SELECT \(body) AS body, (SELECT count(*) FROM \"_written\") AS page_count, NULL::bigint AS total, \(violations) AS violations"
+        let changes = publishRows ? "(SELECT json_agg(\"t0\")::text FROM \"_written\" AS \"t0\")" : "NULL::text"
+        statement.sql = "WITH \"_written\" AS (\(written)) SELECT \(body) AS body, (SELECT count(*) FROM \"_written\") AS page_count, NULL::bigint AS total, \(violations) AS violations, \(changes) AS changes"
         return statement
     }
 

@@ -11,6 +11,9 @@ public struct SQLStatement: Sendable {
     /// instead of the single (body, page_count, total, violations) row. Cheaper for the database
     /// than aggregating.
     public var streaming = false
+    /// Set when a write also answers every row it wrote, whole (`changes`), for realtime
+    /// subscribers of a source whose changes cannot be captured from the database.
+    public var publishes = false
     private var count = 0
     private var aliases = 0
 

@@ -28,8 +28,14 @@ struct NodeAdminAPI {
         for tree in await node.directory.active() {
             let snapshot = await tree.snapshot()
             var entry = Self.json(snapshot, owner: node.configuration.nodeID)
-            if case .object(var fields) = entry, let lease = node.cluster.heldLease(tree.slug) {
-                fields["fencingToken"] = .integer(lease.token)
+            if case .object(var fields) = entry {
+                if let lease = node.cluster.heldLease(tree.slug) { fields["fencingToken"] = .integer(lease.token) }
+                // How each source's changes reach realtime subscribers, once one has subscribed.
+                if let hub = tree.attachments.get(RealtimeHub.self) {
+                    var capture = JSONObject()
+                    for (source, status) in await hub.captureStatus().sorted(by: { $0.key < $1.key }) { capture[source] = .string(status) }
+                    fields["changeCapture"] = .object(capture)
+                }
                 entry = .object(fields)
             }
             tenants.append(entry)

@@ -71,7 +71,9 @@ struct SourceAdminAPI {
         }
         // The tree picks the new source up when it next starts.
         await node.tenantChanged(slug)
-        return try jsonResponse(Self.summary(name: name, kind: kind, model: model, schemas: registration.schemas), status: .created)
+        var summary = Self.summaryObject(name: name, kind: kind, model: model, schemas: registration.schemas)
+        summary["changeCapture"] = Self.captureSummary(await PostgresChangeFeed.probe(url: registration.url, logger: context.logger))
+        return try jsonResponse(.object(summary), status: .created)
     }
 
     @Sendable func list(_ request: Request, context: EdgeContext) async throws -> Response {
@@ -484,6 +486,17 @@ struct SourceAdminAPI {
             return APIError(status: .unprocessableContent, code: "MB310", message: "cannot connect to \(target): \(reason)")
         }
         return APIError(status: .unprocessableContent, code: "MB310", message: "cannot connect to \(target): \(error)")
+    }
+
+    /// Whether realtime can follow the source's own changes, and if not, why and what still works.
+    static func captureSummary(_ capability: PostgresChangeFeed.Capability) -> JSONValue {
+        switch capability {
+        case .available:
+            ["mode": "logical-decoding", "detail": "every committed change is streamed from a wal2json replication slot"]
+        case .unavailable(let why):
+            ["mode": "rest-writes", "reason": .string(why),
+             "detail": "only changes made through this API's REST writes reach realtime subscribers"]
+        }
     }
 
     static func summary(name: String, kind: String, model: SchemaModel, schemas: [String]) -> JSONValue {

@@ -51,7 +51,21 @@ actor RealtimeHub {
         let meta: JSONObject
     }
 
+    /// Sources whose own changes cannot be captured: their REST writes are published instead.
+    /// Read on every REST write, so outside the actor.
+    final class UncapturedSources: @unchecked Sendable {
+        private let lock = Lock()
+        private var names: Set<String> = []
+        func contains(_ name: String) -> Bool { lock.withLock { names.contains(name) } }
+        func set(_ name: String, uncaptured: Bool) {
+            lock.withLock {
+                if uncaptured { names.insert(name) } else { names.remove(name) }
+            }
+        }
+    }
+
     let tree: TenantSupervisor
+    nonisolated let uncaptured = UncapturedSources()
     private let logger: Logger
     private var channels: [String: [UInt64: Member]] = [:]
     private var presence: [String: [String: [PresenceEntry]]] = [:]
@@ -59,6 +73,9 @@ actor RealtimeHub {
     private var topicsBySession: [UInt64: Set<String>] = [:]
     private var feeds: [String: PostgresChangeFeed.Capability] = [:]
     private var feedStarts: [String: Task<PostgresChangeFeed.Capability, Never>] = [:]
+    /// Why capture could not start, per source, for the supervisor endpoint (asked again at the
+    /// next join: the source may have been fixed).
+    private var lastRefusal: [String: PostgresChangeFeed.Capability] = [:]
     /// Sessions already told their token expired.
     private var expiredNotified: Set<UInt64> = []
     private var nextBinding = 1
@@ -185,7 +202,8 @@ actor RealtimeHub {
         for source in Set(bindings.map(\.source)).sorted() {
             switch await ensureFeed(source) {
             case .available: notices.append("Subscribed to PostgreSQL")
-            case .unavailable(let why): notices.append("database changes cannot be captured for this source: \(why)")
+            case .unavailable(let why):
+                notices.append("database changes cannot be captured for this source (\(why)); changes made through the REST API are published")
             }
         }
         guard sessions[session.id] != nil else { return }
@@ -389,7 +407,8 @@ actor RealtimeHub {
         feedStarts[name] = task
         let capability = await task.value
         feedStarts[name] = nil
-        if capability == .available { feeds[name] = capability }
+        if capability == .available { feeds[name] = capability } else { lastRefusal[name] = capability }
+        uncaptured.set(name, uncaptured: capability != .available)
         return capability
     }
 
@@ -431,12 +450,17 @@ actor RealtimeHub {
 
     /// What capture each source has, for the supervisor endpoint.
     func captureStatus() -> [String: String] {
-        feeds.mapValues { capability in
+        lastRefusal.merging(feeds) { _, running in running }.mapValues { capability in
             switch capability {
             case .available: "logical decoding (wal2json)"
-            case .unavailable(let why): "unavailable: \(why)"
+            case .unavailable(let why): "unavailable (\(why)); REST writes published"
             }
         }
+    }
+
+    /// Rows written through the REST API to a source whose changes cannot be captured.
+    func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) {
+        dispatch(source: source, RestWriteChanges.events(rows: rows, entity: entity, operation: operation))
     }
 
     /// Delivers each change to the members whose bindings match it and whose policies let them

@@ -170,9 +170,12 @@ struct RestAPI {
                 try target.planner.insert(
                     entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault, returnsRows: returnsRows)
             }
+            let publisher = writePublisher(context, target)
             let result = try await execute(
-                target, SQLRenderer().write(plan, returnRows: returnsRows), prefer: prefer, requireOne: Self.wantsObject(request))
+                target, SQLRenderer().write(plan, returnRows: returnsRows, publishRows: publisher != nil), prefer: prefer,
+                requireOne: Self.wantsObject(request))
             invalidateReads(context, target)
+            await publish(result, of: plan, .insert, source: target, to: publisher, prefer: prefer)
             var headers = HTTPFields()
             if let applied = prefer.appliedForWrite(resolution: request.method == .post, missing: true) { headers[.preferenceApplied] = applied }
             headers[.contentRange] = "*/*"
@@ -186,14 +189,22 @@ struct RestAPI {
             let rows = try await bodyRows(request, single: true)
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query, returnsRows: representation) }
-            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer, requireOne: Self.wantsObject(request))
+            let publisher = writePublisher(context, target)
+            let result = try await execute(
+                target, SQLRenderer().write(plan, returnRows: representation, publishRows: publisher != nil), prefer: prefer,
+                requireOne: Self.wantsObject(request))
             invalidateReads(context, target)
+            await publish(result, of: plan, .update, source: target, to: publisher, prefer: prefer)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         case .delete:
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.delete(entity, query: query, returnsRows: representation) }
-            let result = try await execute(target, SQLRenderer().write(plan, returnRows: representation), prefer: prefer, requireOne: Self.wantsObject(request))
+            let publisher = writePublisher(context, target)
+            let result = try await execute(
+                target, SQLRenderer().write(plan, returnRows: representation, publishRows: publisher != nil), prefer: prefer,
+                requireOne: Self.wantsObject(request))
             invalidateReads(context, target)
+            await publish(result, of: plan, .delete, source: target, to: publisher, prefer: prefer)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         default:
             throw APIError.methodNotAllowed()
@@ -250,6 +261,21 @@ struct RestAPI {
 
     static func rest<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as RestError { throw APIError(error) }
+    }
+
+    /// The tenant's realtime hub, when it has subscribers to this source whose changes the
+    /// database cannot hand over: the write then answers its rows, to publish them.
+    func writePublisher(_ context: EdgeContext, _ target: Target) -> RealtimeHub? {
+        guard let hub = context.tenant?.attachments.get(RealtimeHub.self), hub.uncaptured.contains(target.source.name) else { return nil }
+        return hub
+    }
+
+    func publish(
+        _ result: StatementResult, of plan: WritePlan, _ operation: RestWriteChanges.Operation, source target: Target, to hub: RealtimeHub?,
+        prefer: Preferences
+    ) async {
+        guard let hub, !prefer.rollback, let rows = result.changes else { return }
+        await hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
     }
 
     /// A write through mini-baas: the next read of this source goes to the database.
