@@ -1,6 +1,6 @@
 # mini-baas node image: built with the Swift toolchain, run on a slim Debian as a non-root user.
 FROM swift:6.0-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libcrypt-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libcrypt-dev libhiredis-dev libpq-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
@@ -10,7 +10,7 @@ RUN swift build -c release --product minibaas --static-swift-stdlib \
  && install -D "$(swift build -c release --show-bin-path)/minibaas" /out/minibaas
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libcrypt1 tzdata \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libcrypt1 libhiredis0.14 libpq5 tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 minibaas && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin minibaas \
  && install -d -o 10001 -g 10001 /data
