@@ -176,6 +176,54 @@ def test_two_users_get_only_the_rows_and_columns_their_policies_allow(node, tena
     asyncio.run(scenario())
 
 
+def test_policies_through_a_relation_are_decided_by_the_database(node, tenant):
+    # "Authors" are readable by a user when their org is named after the user's e-mail: the
+    # change alone cannot tell, so each change is decided for every audience in one query.
+    slug = tenant["slug"]
+    call("PUT", f"{node.base}/admin/v1/tenants/{slug}/auth", node.token, {"autoconfirm": True, "siteUrl": "http://localhost"})
+    call("PUT", f"{node.base}/admin/v1/tenants/{slug}/policies", node.token, {"policies": [
+        {"entity": "Authors", "role": "authenticated", "action": "read", "columns": ["Id", "FullName", "org_id"],
+         "when": {"orgs": {"name": {"eq": {"var": "auth.email"}}}}},
+    ]})
+
+    def sign_up(email):
+        request = urllib.request.Request(f"{tenant['apiUrl']}/auth/v1/signup", method="POST",
+                                         data=json.dumps({"email": email, "password": "password-123"}).encode())
+        request.add_header("apikey", tenant["anonKey"])
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return json.loads(response.read())["access_token"]
+
+    ann_mail, bob_mail = f"ann-{time.time_ns()}@example.com", f"bob-{time.time_ns()}@example.com"
+    ann_token, bob_token = sign_up(ann_mail), sign_up(bob_mail)
+    psql(tenant["database"], f"insert into orgs (id, name) values (701, '{ann_mail}'), (702, '{bob_mail}')")
+
+    async def scenario():
+        ann_client, bob_client = await connect(tenant), await connect(tenant)
+        await ann_client.set_auth(ann_token)
+        await bob_client.set_auth(bob_token)
+        ann, bob = asyncio.Queue(), asyncio.Queue()
+        await subscribe_changes(ann_client, "authors", ann, table="Authors", schema="public")
+        await subscribe_changes(bob_client, "authors", bob, table="Authors", schema="public")
+        psql(tenant["database"], """insert into "Authors" ("FullName", org_id) values ('Ann A', 701), ('Bob B', 702), ('Ann C', 701), ('Nobody', null)""")
+        ann_rows = [(await next_change(ann))["record"] for _ in range(2)]
+        bob_rows = [(await next_change(bob))["record"] for _ in range(1)]
+        assert [r["FullName"] for r in ann_rows] == ["Ann A", "Ann C"]
+        assert [r["FullName"] for r in bob_rows] == ["Bob B"]
+        assert all("mood" not in r for r in ann_rows + bob_rows), "columns the policy does not grant stay out"
+        await nothing_more(ann, 0.5)
+        await nothing_more(bob, 0.1)
+        # Moving a row to Bob's org: Bob hears of it, Ann (whose org it left) does not.
+        psql(tenant["database"], """update "Authors" set org_id = 702 where "FullName" = 'Ann C'""")
+        moved = await next_change(bob)
+        assert moved["type"] == "UPDATE" and moved["record"]["FullName"] == "Ann C"
+        await nothing_more(ann, 0.5)
+        for client in (ann_client, bob_client):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
 def test_broadcast_and_presence_between_clients(tenant):
     async def scenario():
         alice, bob = await connect(tenant), await connect(tenant)

@@ -6,8 +6,9 @@ import Tenancy
 /// evaluated in process against the changed row, and the columns it may read.
 ///
 /// Conditions on the row's own columns are decided here without a database round trip. A
-/// condition that reaches through a relation cannot be decided from the change alone; such
-/// changes are withheld (fail closed) rather than queried per subscriber.
+/// condition that reaches through a relation cannot be decided from the change alone: the
+/// rows it leaves open are `questions`, which the caller answers with one query per change for
+/// every audience at once (`SQLRenderer.decide`); an unanswered question withholds (fail closed).
 public struct ChangeAuthorizer: Sendable {
     public enum Verdict: Sendable, Equatable {
         /// Deliver with these fields (already cut down to the readable columns).
@@ -15,10 +16,18 @@ public struct ChangeAuthorizer: Sendable {
         case withhold
     }
 
+    /// Which image of the changed row a question is about.
+    public enum Side: Int, Sendable, Hashable {
+        case new = 0
+        case old = 1
+    }
+
     /// nil when the subscriber bypasses policies.
     let columns: Set<String>?
-    let rows: RowRule?
+    public let rows: RowRule?
     let keyColumns: [String]
+    /// Whether the rule reaches through a relation, so that the database may have to decide.
+    let consultsDatabase: Bool
 
     /// Fails with the permission error the REST API would give when the role may not read the
     /// entity at all, or may not read a column it selected or filters on.
@@ -36,17 +45,40 @@ public struct ChangeAuthorizer: Sendable {
         self.columns = visible
         self.rows = grant?.rows
         self.keyColumns = entity.primaryKey
+        self.consultsDatabase = (grant?.rows).map(Self.reachesRelation) ?? false
     }
 
-    public func verdict(for event: ChangeEvent) -> Verdict {
+    /// The images of the row that only the database can decide for this change.
+    public func questions(for event: ChangeEvent) -> [Side] {
+        guard consultsDatabase, let rows else { return [] }
+        var sides: [Side] = []
+        switch event.kind {
+        case .insert:
+            if Self.evaluate(rows, event.record) == nil { sides.append(.new) }
+        case .update:
+            if Self.evaluate(rows, event.record) == nil { sides.append(.new) }
+            if Self.evaluate(rows, event.oldRecord) == nil { sides.append(.old) }
+        case .delete:
+            if event.oldRecord.count > keyColumns.count, Self.evaluate(rows, event.oldRecord) == nil { sides.append(.old) }
+        }
+        return sides
+    }
+
+    /// `answers`: the database's decisions on `questions` (a missing one counts as not visible).
+    public func verdict(for event: ChangeEvent, answers: [Side: Bool] = [:]) -> Verdict {
+        func visible(_ row: JSONObject, _ side: Side) -> Bool {
+            guard let rows else { return true }
+            if let decided = Self.evaluate(rows, row) { return decided }
+            return consultsDatabase && answers[side] == true
+        }
         switch event.kind {
         case .insert, .update:
-            if let rows, Self.evaluate(rows, event.record) != true { return .withhold }
+            if !visible(event.record, .new) { return .withhold }
             guard event.kind == .update else { return .deliver(record: project(event.record), oldRecord: [:]) }
             // The old image is told only if the old row was visible too (an update that publishes a
             // draft must not reveal the draft); otherwise only its key.
             var old = event.oldRecord
-            if let rows, Self.evaluate(rows, old) != true {
+            if !visible(old, .old) {
                 var key = JSONObject()
                 for (name, value) in old where keyColumns.contains(name) { key[name] = value }
                 old = key
@@ -55,7 +87,7 @@ public struct ChangeAuthorizer: Sendable {
         case .delete:
             // The row is gone; with a full old image its old values decide, else only its key is
             // told (as Supabase does under RLS), and only to those who may read the entity.
-            if let rows, event.oldRecord.count > keyColumns.count, Self.evaluate(rows, event.oldRecord) != true { return .withhold }
+            if event.oldRecord.count > keyColumns.count, !visible(event.oldRecord, .old) { return .withhold }
             return .deliver(record: [:], oldRecord: project(event.oldRecord))
         }
     }
@@ -65,6 +97,15 @@ public struct ChangeAuthorizer: Sendable {
         var result = JSONObject()
         for (name, value) in row where columns.contains(name) { result[name] = value }
         return result
+    }
+
+    static func reachesRelation(_ rule: RowRule) -> Bool {
+        switch rule {
+        case .related: true
+        case .always, .compare: false
+        case .and(let parts), .or(let parts): parts.contains(where: reachesRelation)
+        case .not(let inner): reachesRelation(inner)
+        }
     }
 
     /// SQL's three values: true, false, or nil for unknown (a null operand, values that cannot be

@@ -459,18 +459,21 @@ actor RealtimeHub {
     }
 
     /// Rows written through the REST API to a source whose changes cannot be captured.
-    func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) {
-        dispatch(source: source, RestWriteChanges.events(rows: rows, entity: entity, operation: operation))
+    func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) async {
+        await dispatch(source: source, RestWriteChanges.events(rows: rows, entity: entity, operation: operation))
     }
 
     /// Delivers each change to the members whose bindings match it and whose policies let them
     /// see it. Bindings with the same audience (role, claims, columns) share one decision and one
     /// encoded payload; a member whose bindings see different payloads gets one message each.
-    func dispatch(source: String, _ changes: [ChangeEvent]) {
+    /// What policies leave to the database (conditions through relations) is asked in one query
+    /// per change for every audience at once.
+    func dispatch(source: String, _ changes: [ChangeEvent]) async {
         // The same feed keeps the tenant's read cache honest.
         if !changes.isEmpty { tree.attachments.get(RestReadCache.self)?.invalidate(source: source) }
         for change in changes {
-            var encodedByAudience: [String: String?] = [:]
+            var targets: [(topic: String, session: RealtimeSession, binding: Binding)] = []
+            var deciders: [String: ChangeAuthorizer] = [:]
             for (topic, members) in channels {
                 for member in members.values {
                     if member.session.tokenExpired {
@@ -480,33 +483,79 @@ actor RealtimeHub {
                         }
                         continue
                     }
-                    var idsByPayload: [String: [Int]] = [:]
                     for (index, binding) in member.bindings.enumerated() where binding.source == source {
                         guard binding.schema == change.schema, binding.table == nil || binding.table == change.table,
                             binding.event == "*" || binding.event == change.kind.rawValue
                         else { continue }
                         if let filter = binding.filter, !filter.matches(change.kind == .delete ? change.oldRecord : change.record) { continue }
                         guard let authorizer = authorizer(for: binding, change: change, member: member, topic: topic, index: index) else { continue }
-                        let encoded: String?
-                        if let cached = encodedByAudience[binding.audience] {
-                            encoded = cached
-                        } else {
-                            switch authorizer.verdict(for: change) {
-                            case .withhold: encoded = nil
-                            case .deliver(let record, let old): encoded = Self.encodeData(change, record: record, old: old)
-                            }
-                            encodedByAudience[binding.audience] = encoded
-                        }
-                        guard let encoded else { continue }
-                        idsByPayload[encoded, default: []].append(binding.id)
-                    }
-                    for (data, ids) in idsByPayload {
-                        let text = "{\"topic\":\(Self.quoted(topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
-                        member.session.send(encoded: text, topic: topic)
-                        delivered.increment()
+                        deciders[binding.audience] = authorizer
+                        targets.append((topic, member.session, binding))
                     }
                 }
             }
+            guard !targets.isEmpty else { continue }
+            let answers = await databaseAnswers(change, deciders: deciders, source: source)
+            var encodedByAudience: [String: String] = [:]
+            for (audience, authorizer) in deciders {
+                if case .deliver(let record, let old) = authorizer.verdict(for: change, answers: answers[audience] ?? [:]) {
+                    encodedByAudience[audience] = Self.encodeData(change, record: record, old: old)
+                }
+            }
+            // One message per member and distinct payload, naming every binding it satisfies.
+            var order: [String] = []
+            var outgoing: [String: (topic: String, session: RealtimeSession, ids: [String: [Int]])] = [:]
+            for target in targets {
+                guard let encoded = encodedByAudience[target.binding.audience] else { continue }
+                let key = "\(target.session.id)\u{0}\(target.topic)"
+                if outgoing[key] == nil {
+                    order.append(key)
+                    outgoing[key] = (target.topic, target.session, [:])
+                }
+                outgoing[key]?.ids[encoded, default: []].append(target.binding.id)
+            }
+            for key in order {
+                guard let message = outgoing[key] else { continue }
+                for (data, ids) in message.ids {
+                    let text = "{\"topic\":\(Self.quoted(message.topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
+                    message.session.send(encoded: text, topic: message.topic)
+                    delivered.increment()
+                }
+            }
+        }
+    }
+
+    /// The database's decisions on what the audiences' policies cannot decide in process, from
+    /// one statement over the change's two images. On failure nothing is decided: withheld.
+    private func databaseAnswers(
+        _ change: ChangeEvent, deciders: [String: ChangeAuthorizer], source: String
+    ) async -> [String: [ChangeAuthorizer.Side: Bool]] {
+        var checks: [(rule: RowRule, row: Int)] = []
+        var askers: [(audience: String, side: ChangeAuthorizer.Side)] = []
+        for (audience, authorizer) in deciders {
+            guard let rule = authorizer.rows else { continue }
+            for side in authorizer.questions(for: change) {
+                checks.append((rule, side.rawValue))
+                askers.append((audience, side))
+            }
+        }
+        guard !checks.isEmpty, let database = tree.attachments.get(TenantSources.self)?.source(named: source),
+            let entity = database.model.entities.first(where: { $0.schema == change.schema && $0.name == change.table })
+        else { return [:] }
+        let statement = SQLRenderer().decide(checks, rows: [change.record, change.oldRecord], entity: entity)
+        do {
+            let result = try await database.execute(statement)
+            let decisions = try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []
+            var answers: [String: [ChangeAuthorizer.Side: Bool]] = [:]
+            for (index, asker) in askers.enumerated() {
+                answers[asker.audience, default: [:]][asker.side] = index < decisions.count ? decisions[index].boolValue == true : false
+            }
+            return answers
+        } catch {
+            logger.warning("policy decision through the database failed; change withheld", metadata: [
+                "table": .string("\(change.schema).\(change.table)"), "error": .string("\(error)"),
+            ])
+            return [:]
         }
     }
 
