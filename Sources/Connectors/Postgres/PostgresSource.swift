@@ -177,6 +177,14 @@ public struct StatementResult: Sendable {
     public var violations: Int = 0
     /// The written rows as a JSON array, when the statement `publishes`.
     public var changes: String?
+
+    public init(body: String?, count: Int, total: Int?, violations: Int = 0, changes: String? = nil) {
+        self.body = body
+        self.count = count
+        self.total = total
+        self.violations = violations
+        self.changes = changes
+    }
 }
 
 /// What can go wrong registering a source, each with its own clear answer.

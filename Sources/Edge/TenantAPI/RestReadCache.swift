@@ -22,6 +22,11 @@ final class RestReadCache: @unchecked Sendable {
     private var entries: [String: Entry] = [:]
     private var bytes = 0
     private var tick: UInt64 = 0
+    /// Every use in order, oldest first from `head`; a use is current while its entry's `used`
+    /// still equals its tick. Finding the least recently used entry is then amortised O(1) — a
+    /// scan of all entries on every insert made a full cache the slowest part of a read.
+    private var uses: [(key: String, tick: UInt64)] = []
+    private var head = 0
     private let maxEntries: Int
     private let maxBytes: Int
     private let ttl: Duration
@@ -53,8 +58,7 @@ final class RestReadCache: @unchecked Sendable {
                 remove(key)
                 return nil
             }
-            tick += 1
-            entry.used = tick
+            entry.used = touch(key)
             entries[key] = entry
             return entry.result
         }
@@ -68,10 +72,9 @@ final class RestReadCache: @unchecked Sendable {
         var evicted = 0
         lock.withLock {
             remove(key)
-            tick += 1
-            entries[key] = Entry(result: result, source: source, bytes: size, expires: .now + ttl, used: tick)
+            entries[key] = Entry(result: result, source: source, bytes: size, expires: .now + ttl, used: touch(key))
             bytes += size
-            while entries.count > maxEntries || bytes > maxBytes, let oldest = entries.min(by: { $0.value.used < $1.value.used })?.key {
+            while entries.count > maxEntries || bytes > maxBytes, let oldest = leastRecentlyUsed() {
                 remove(oldest)
                 evicted += 1
             }
@@ -87,6 +90,30 @@ final class RestReadCache: @unchecked Sendable {
     }
 
     var count: Int { lock.withLock { entries.count } }
+
+    private func touch(_ key: String) -> UInt64 {
+        tick += 1
+        uses.append((key, tick))
+        if uses.count > 4 * maxEntries + 1024 {
+            // Mostly stale uses (hits on the same keys): keep only the current ones, in order.
+            uses = uses[head...].filter { entries[$0.key]?.used == $0.tick || $0.key == key && $0.tick == tick }
+            head = 0
+        }
+        return tick
+    }
+
+    private func leastRecentlyUsed() -> String? {
+        while head < uses.count {
+            let use = uses[head]
+            head += 1
+            if head > 1024 && head * 2 > uses.count {
+                uses.removeFirst(head)
+                head = 0
+            }
+            if entries[use.key]?.used == use.tick { return use.key }
+        }
+        return nil
+    }
 
     private func remove(_ key: String) {
         if let entry = entries.removeValue(forKey: key) { bytes -= entry.bytes }
