@@ -97,7 +97,7 @@ struct OwnerForwarder: Sendable {
 
     private func signature(hops: Int, seconds: Int64, method: String, path: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Data("\(hops) \(seconds) \(method) \(path)".utf8), using: hopKey)
-        return code.prefix(16).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(code.prefix(16))
     }
 
     /// `webSocket`: the Location uses ws:// or wss://, which WebSocket clients require.

@@ -52,7 +52,7 @@ struct RestAPI {
             let key = String(pair.key)
             // `apikey` in the query string is a credential (WebSocket-style clients), not a filter.
             guard key != "apikey" else { return nil }
-            return (key.removingPercentEncoding ?? key, String(pair.value))
+            return (key.contains("%") ? key.removingPercentEncoding ?? key : key, String(pair.value))
         }
     }
 
@@ -370,11 +370,11 @@ struct RestAPI {
         var digest = SHA256()
         digest.update(data: Array(body.utf8))
         digest.update(data: Array((request.headers[.accept] ?? "").utf8))
-        let tag = "\"" + digest.finalize().prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+        let tag = "\"" + Hex.encode(digest.finalize().prefix(16)) + "\""
         headers[.eTag] = tag
         if let candidates = request.headers[.ifNoneMatch],
             candidates == "*" || candidates.split(separator: ",").contains(where: {
-                let candidate = $0.trimmingCharacters(in: .whitespaces)
+                let candidate = $0.trimmingSpaces
                 return candidate == tag || candidate == "W/" + tag
             })
         {

@@ -408,7 +408,7 @@ public struct AuthService: Sendable {
     }
 
     static func digest(_ secret: String) -> String {
-        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Array(secret.utf8)))
     }
 
     static func timestamp(_ date: Date) -> String {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Runtime
 
 /// The node's admin token. Only its SHA-256 digest is stored; the token is high-entropy, so a slow
 /// password hash adds nothing. Comparison is constant-time.
@@ -25,7 +26,7 @@ public struct AdminToken: Sendable {
         return difference == 0
     }
 
-    public var hexDigest: String { digest.map { String(format: "%02x", $0) }.joined() }
+    public var hexDigest: String { Hex.encode(digest) }
 
     public init?(hexDigest: String) {
         let chars = Array(hexDigest.utf8)
