@@ -42,6 +42,13 @@ final class ChangeFeedTests: XCTestCase {
         XCTAssertEqual(events.first?.record["tags"], ["k": 1])
         XCTAssertTrue(events.allSatisfy { $0.commitTimestamp.contains("T") }, "every change carries its commit time")
 
+        // A transaction larger than one part (1,000 changes) arrives whole and in order.
+        try await sql(url, "insert into items select g, 'bulk', null from generate_series(10, 2509) g")
+        let bulkArrived = await waitUntil(timeout: .seconds(20)) { await first.count() >= 2505 }
+        XCTAssertTrue(bulkArrived, "2,500 changes of one transaction streamed")
+        let bulk = await first.events.dropFirst(5).compactMap { $0.record["id"]?.doubleValue }
+        XCTAssertEqual(bulk, (10...2509).map(Double.init))
+
         // Dispatched changes are confirmed to the server, so WAL is not kept for them.
         let advanced = try await waitUntil(timeout: .seconds(15)) { try await self.confirmedPosition(url, slot: slot) > initial }
         XCTAssertTrue(advanced, "the slot's confirmed position moves once changes are dispatched")

@@ -117,15 +117,15 @@ public struct SQLRenderer: Sendable {
 
     // MARK: - Policy rules
 
-    /// One statement deciding row rules against rows that are not (or no longer) in the table —
-    /// the images of a change the realtime feed saw. `rows` become records of the entity's type;
-    /// each check is a rule over one of them. Answers (in `body`) a JSON array of booleans, one
-    /// per check, in order; unknown counts as false, as in a WHERE clause.
-    public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [JSONObject], entity: Entity) -> SQLStatement {
+    /// One statement deciding row rules against rows that are not (or no longer) in their tables
+    /// — the images of changes the realtime feed saw. Each row becomes a record of its entity's
+    /// type; each check is a rule over one of them. Answers (in `body`) a JSON array of booleans,
+    /// one per check, in order; unknown counts as false, as in a WHERE clause.
+    public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) -> SQLStatement {
         var statement = SQLStatement()
-        let table = quote(entity.qualifiedName)
         let records = rows.indices.map { index in
-            "json_populate_record(NULL::\(table), \(statement.bind(JSONValue.object(rows[index]).jsonString))::json) AS \(quote("r\(index)"))"
+            let table = quote(rows[index].entity.qualifiedName)
+            return "json_populate_record(NULL::\(table), \(statement.bind(JSONValue.object(rows[index].values).jsonString))::json) AS \(quote("r\(index)"))"
         }
         let decisions = checks.map { check in
             "coalesce((\(rule(check.rule, alias: "r\(check.row)", into: &statement))), false)"

@@ -28,6 +28,9 @@ public struct ChangeAuthorizer: Sendable {
     let keyColumns: [String]
     /// Whether the rule reaches through a relation, so that the database may have to decide.
     let consultsDatabase: Bool
+    /// The rule as text, so audiences whose rules came out the same (claims the rule does not
+    /// read differ) share one question to the database.
+    public let ruleKey: String
 
     /// Fails with the permission error the REST API would give when the role may not read the
     /// entity at all, or may not read a column it selected or filters on.
@@ -46,6 +49,7 @@ public struct ChangeAuthorizer: Sendable {
         self.rows = grant?.rows
         self.keyColumns = entity.primaryKey
         self.consultsDatabase = (grant?.rows).map(Self.reachesRelation) ?? false
+        self.ruleKey = consultsDatabase ? String(describing: grant?.rows) : ""
     }
 
     /// The images of the row that only the database can decide for this change.
@@ -57,7 +61,8 @@ public struct ChangeAuthorizer: Sendable {
             if Self.evaluate(rows, event.record) == nil { sides.append(.new) }
         case .update:
             if Self.evaluate(rows, event.record) == nil { sides.append(.new) }
-            if Self.evaluate(rows, event.oldRecord) == nil { sides.append(.old) }
+            // A key-only old image is told as it is either way.
+            if event.oldRecord.count > keyColumns.count, Self.evaluate(rows, event.oldRecord) == nil { sides.append(.old) }
         case .delete:
             if event.oldRecord.count > keyColumns.count, Self.evaluate(rows, event.oldRecord) == nil { sides.append(.old) }
         }

@@ -41,24 +41,35 @@ public actor PostgresChangeFeed {
         return "mb_\(readable)_\(String(hash, radix: 16))"
     }
 
-    /// Whether the source's server can feed this: `wal_level = logical`, the REPLICATION
-    /// privilege (or superuser), and wal2json installed and allowed.
-    public static func probe(url: PostgresURL, logger: Logger) async -> Capability {
+    /// Whether the source's server can feed this: `wal_level = logical` and the REPLICATION
+    /// privilege (or superuser). With `tryPlugin`, also that wal2json is installed, by creating
+    /// (and at once dropping) a temporary slot with it — what registration reports; a join finds
+    /// out anyway when it creates the real slot.
+    public static func probe(url: PostgresURL, tryPlugin: Bool = false, logger: Logger) async -> Capability {
         do {
             let connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 1, logger: logger)
             defer { Task { try? await connection.close() } }
             let rows = try await connection.query(
                 """
                 select current_setting('wal_level'),
-                       (select rolreplication or rolsuper from pg_roles where rolname = current_user),
-                       coalesce((select setting from pg_settings where name = 'output_plugin_libraries'), '')
+                       (select rolreplication or rolsuper from pg_roles where rolname = current_user)
                 """, logger: logger)
-            for try await (level, replication, allowed) in rows.decode((String, Bool, String).self) {
+            for try await (level, replication) in rows.decode((String, Bool).self) {
                 if level != "logical" { return .unavailable("wal_level is '\(level)', not 'logical'") }
                 if !replication { return .unavailable("the source's role has no REPLICATION privilege") }
-                if !allowed.isEmpty && !allowed.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains("wal2json") {
-                    return .unavailable("wal2json is not in output_plugin_libraries")
-                }
+            }
+            guard tryPlugin else { return .available }
+            do {
+                // Creating a slot waits for transactions in progress; a busy server is not a
+                // missing plugin, so a slow answer is taken as yes.
+                try await complete(connection.query("set statement_timeout = '3s'", logger: logger))
+                try await complete(connection.query(
+                    "select pg_create_logical_replication_slot('mb_probe_' || pg_backend_pid(), 'wal2json', true)", logger: logger))
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "57014" {
+                logger.notice("wal2json probe timed out; assuming it is there")
+            } catch let error as PSQLError {
+                let message = error.serverInfo?[.message] ?? "\(error.code)"
+                return .unavailable(message.contains("wal2json") ? "wal2json is not installed on the server (\(message))" : message)
             }
             return .available
         } catch {
@@ -91,10 +102,19 @@ public actor PostgresChangeFeed {
     }
 
     private func ensureSlot(on connection: PostgresConnection) async throws {
-        let existing = try await connection.query("select plugin from pg_replication_slots where slot_name = \(slot)", logger: logger)
-        for try await plugin in existing.decode(String.self) {
+        let existing = try await connection.query(
+            "select plugin, coalesce(to_jsonb(s) ->> 'wal_status', '') from pg_replication_slots s where slot_name = \(slot)", logger: logger)
+        var lost = false
+        for try await (plugin, status) in existing.decode((String, String).self) {
             guard plugin == "wal2json" else { throw FeedError.foreignSlot(slot, plugin) }
-            return
+            guard status == "lost" else { return }
+            lost = true
+        }
+        if lost {
+            // The server let go of the WAL the slot needed (max_slot_wal_keep_size): what was
+            // committed in between is gone; a new slot follows from now on.
+            logger.warning("replication slot lost its WAL; changes since it was last read are gone; making it anew", metadata: ["slot": .string(slot)])
+            try await Self.complete(connection.query("select pg_drop_replication_slot(\(slot)::name)", logger: logger))
         }
         try await Self.complete(connection.query("select pg_create_logical_replication_slot(\(slot)::name, 'wal2json')", logger: logger))
         logger.info("created replication slot", metadata: ["slot": .string(slot)])

@@ -17,22 +17,26 @@ import Glibc
 /// stop is noticed at once. Whole transactions cross to the consumer in commit order; the slot's
 /// confirmed position is reported to the server only after the consumer has dispatched them, so a
 /// node that dies mid-way gets them again (at least once). When the consumer falls behind, the
-/// thread stops reading and TCP pushes back on the server — memory stays bounded.
+/// thread stops reading and TCP pushes back on the server; a huge transaction crosses in parts of
+/// 1,000 changes — memory stays bounded.
 final class ReplicationStream: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
+    /// A transaction's changes, or a part of a large one.
     struct Transaction: Sendable {
         var events: [ChangeEvent]
-        /// Where the commit record ends: what to confirm once the events are dispatched.
-        var end: UInt64
+        /// Where the commit record ends: what to confirm once the events are dispatched (nil for
+        /// the parts before a large transaction's last).
+        var end: UInt64?
     }
 
     private let parameters: [(String, String)]
     private let slot: String
     private let logger: Logger
-    /// Transactions handed over but not yet dispatched, beyond which the thread stops reading.
+    /// Transactions (or parts) handed over but not yet dispatched, beyond which the thread stops
+    /// reading.
     private let window: Int
 
     // Shared between the reading thread and the consumer; guarded by `condition`.
@@ -58,14 +62,12 @@ final class ReplicationStream: @unchecked Sendable {
         let thread = Thread { [self] in read(into: continuation) }
         thread.name = "mb-feed"
         thread.start()
+        // Cancellation reaches the thread through the stream's termination, which comes only
+        // when the loop asks for more — so a dispatch under way finishes and is confirmed first.
         do {
-            try await withTaskCancellationHandler {
-                for try await transaction in transactions {
-                    if !transaction.events.isEmpty { await dispatch(transaction.events) }
-                    delivered(upTo: transaction.end)
-                }
-            } onCancel: {
-                stop()
+            for try await transaction in transactions {
+                if !transaction.events.isEmpty { await dispatch(transaction.events) }
+                delivered(upTo: transaction.end)
             }
         } catch {
             stop()
@@ -100,9 +102,9 @@ final class ReplicationStream: @unchecked Sendable {
         waiter?.resume()
     }
 
-    private func delivered(upTo end: UInt64) {
+    private func delivered(upTo end: UInt64?) {
         condition.lock()
-        confirmed = max(confirmed, end)
+        if let end { confirmed = max(confirmed, end) }
         undelivered -= 1
         condition.signal()
         condition.unlock()
@@ -202,6 +204,12 @@ final class ReplicationStream: @unchecked Sendable {
         var stamp: String?
         var reported: UInt64 = 0
         var lastReport = ContinuousClock.now
+        func handOver(_ events: [ChangeEvent], end: UInt64?) {
+            condition.lock()
+            undelivered += 1
+            condition.unlock()
+            continuation.yield(Transaction(events: events, end: end))
+        }
         while true {
             condition.lock()
             while undelivered >= window && !stopped {
@@ -225,15 +233,17 @@ final class ReplicationStream: @unchecked Sendable {
                 lastReport = .now
             }
             if behind { continue }
-            // One wait of at most 100 ms, then round again: a stop, or a dispatch to confirm,
-            // must not wait for the next message.
-            guard try pollOnce(PQsocket(connection), readable: true) else { continue }
-            guard PQconsumeInput(connection) == 1 else { throw Failure(description: Self.message(connection)) }
-            while true {
+            // What libpq already holds first (messages that came with the stream's start, or
+            // more than one read's worth); the socket only once that is drained.
+            var drained = false
+            while !drained {
                 var buffer: UnsafeMutablePointer<CChar>?
                 let length = PQgetCopyData(connection, &buffer, 1)
-                if length == 0 { break }
-                if length == -1 { throw Failure(description: "the server ended the replication stream") }
+                if length == 0 {
+                    drained = true
+                    continue
+                }
+                if length == -1 { throw Failure(description: Self.endMessage(connection)) }
                 guard length > 0, let buffer else { throw Failure(description: Self.message(connection)) }
                 defer { PQfreemem(buffer) }
                 let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(length))
@@ -245,16 +255,19 @@ final class ReplicationStream: @unchecked Sendable {
                         open = []
                         stamp = (try? JSONValue.parse(Array(text.utf8)))?["timestamp"]?.stringValue
                     } else if text.hasPrefix("{\"action\":\"C\"") {
-                        condition.lock()
-                        undelivered += 1
-                        condition.unlock()
-                        continuation.yield(Transaction(events: open ?? [], end: start))
+                        handOver(open ?? [], end: start)
                         open = nil
                     } else {
                         do {
                             if let event = try Wal2JSONDecoder.decode(text, commitTimestamp: stamp) { open?.append(event) }
                         } catch {
                             logger.error("skipping a change wal2json wrote that cannot be read", metadata: ["error": .string("\(error)")])
+                        }
+                        // A huge transaction goes over in parts (confirmed only at its commit),
+                        // so memory holds at most `window` parts, whatever its size.
+                        if let events = open, events.count >= Self.partSize {
+                            handOver(events, end: nil)
+                            open = []
                         }
                     }
                 case UInt8(ascii: "k") where bytes.count >= 18:
@@ -275,7 +288,25 @@ final class ReplicationStream: @unchecked Sendable {
                     continue
                 }
             }
+            // One wait of at most 100 ms, then round again: a stop, or a dispatch to confirm,
+            // must not wait for the next message.
+            guard try pollOnce(PQsocket(connection), readable: true) else { continue }
+            guard PQconsumeInput(connection) == 1 else { throw Failure(description: Self.message(connection)) }
         }
+    }
+
+    /// Changes handed over at once at most, within one transaction.
+    static let partSize = 1000
+
+    /// Why the server ended the stream: its error, when it sent one.
+    private static func endMessage(_ connection: OpaquePointer) -> String {
+        var words = "the server ended the replication stream"
+        while let result = PQgetResult(connection) {
+            let text = String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !text.isEmpty { words = text }
+            PQclear(result)
+        }
+        return words
     }
 
     /// A standby status update: written, flushed and applied up to `flushed`.

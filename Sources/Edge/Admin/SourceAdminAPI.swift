@@ -72,7 +72,7 @@ struct SourceAdminAPI {
         // The tree picks the new source up when it next starts.
         await node.tenantChanged(slug)
         var summary = Self.summaryObject(name: name, kind: kind, model: model, schemas: registration.schemas)
-        summary["changeCapture"] = Self.captureSummary(await PostgresChangeFeed.probe(url: registration.url, logger: context.logger))
+        summary["changeCapture"] = Self.captureSummary(await PostgresChangeFeed.probe(url: registration.url, tryPlugin: true, logger: context.logger))
         return try jsonResponse(.object(summary), status: .created)
     }
 

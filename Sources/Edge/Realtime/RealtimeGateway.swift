@@ -170,7 +170,7 @@ struct RealtimeGateway: Sendable {
             Task {
                 let started = await tree.startChild(ChildSpec(name: "realtime") {
                     await withTaskCancellationHandler {
-                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                        await hub.publishQueuedWrites()
                     } onCancel: {
                         Task { await hub.closeAll(reason: "the tenant is restarting or moving; reconnect") }
                     }

@@ -53,19 +53,19 @@ actor RealtimeHub {
 
     /// Sources whose own changes cannot be captured: their REST writes are published instead.
     /// Read on every REST write, so outside the actor.
+    /// Only while someone subscribes to them: a write then pays for returning its rows.
     final class UncapturedSources: @unchecked Sendable {
         private let lock = Lock()
         private var names: Set<String> = []
         func contains(_ name: String) -> Bool { lock.withLock { names.contains(name) } }
-        func set(_ name: String, uncaptured: Bool) {
-            lock.withLock {
-                if uncaptured { names.insert(name) } else { names.remove(name) }
-            }
-        }
+        func replace(with new: Set<String>) { lock.withLock { names = new } }
     }
 
     let tree: TenantSupervisor
     nonisolated let uncaptured = UncapturedSources()
+    /// REST writes to publish, in the order they were made; the request does not wait for them.
+    private let writes: AsyncStream<(source: String, events: [ChangeEvent])>
+    private nonisolated let writeQueue: AsyncStream<(source: String, events: [ChangeEvent])>.Continuation
     private let logger: Logger
     private var channels: [String: [UInt64: Member]] = [:]
     private var presence: [String: [String: [PresenceEntry]]] = [:]
@@ -87,6 +87,7 @@ actor RealtimeHub {
     init(tree: TenantSupervisor, logger: Logger) {
         self.tree = tree
         self.logger = logger
+        (writes, writeQueue) = AsyncStream.makeStream(of: (source: String, events: [ChangeEvent]).self, bufferingPolicy: .bufferingOldest(10_000))
         let limits = tree.tenant.limits.realtime
         joins = TokenBucket(rate: limits.joinsPerSecond, capacity: max(Int(limits.joinsPerSecond), 1))
         events = TokenBucket(rate: limits.eventsPerSecond, capacity: max(Int(limits.eventsPerSecond), 1))
@@ -219,6 +220,7 @@ actor RealtimeHub {
             broadcastAck: broadcast["ack"]?.boolValue ?? false, presenceKey: key, bindings: bindings)
         channels[message.topic, default: [:]][session.id] = member
         topicsBySession[session.id, default: []].insert(message.topic)
+        bindingsChanged()
         session.send(.reply(to: message, status: "ok", response: ["postgres_changes": .array(bindings.map { $0.json() })]))
         // Told with status ok even when capture is unavailable: the official client answers an
         // error status by rejoining forever.
@@ -235,6 +237,19 @@ actor RealtimeHub {
         if channels[topic]?.isEmpty == true { channels[topic] = nil }
         topicsBySession[session.id]?.remove(topic)
         untrack(topic, session: session.id)
+        bindingsChanged()
+    }
+
+    /// Keeps `uncaptured` to the sources that cannot be captured and still have a binding.
+    private func bindingsChanged() {
+        guard !lastRefusal.isEmpty else { return uncaptured.replace(with: []) }
+        var subscribed: Set<String> = []
+        for members in channels.values {
+            for member in members.values {
+                for binding in member.bindings where lastRefusal[binding.source] != nil { subscribed.insert(binding.source) }
+            }
+        }
+        uncaptured.replace(with: subscribed)
     }
 
     private func refreshToken(_ message: PhoenixMessage, session: RealtimeSession) {
@@ -270,6 +285,7 @@ actor RealtimeHub {
             member.bindings = kept
             channels[topic]?[session.id] = member
         }
+        bindingsChanged()
     }
 
     private func broadcast(_ message: PhoenixMessage, session: RealtimeSession) {
@@ -407,8 +423,12 @@ actor RealtimeHub {
         feedStarts[name] = task
         let capability = await task.value
         feedStarts[name] = nil
-        if capability == .available { feeds[name] = capability } else { lastRefusal[name] = capability }
-        uncaptured.set(name, uncaptured: capability != .available)
+        if capability == .available {
+            feeds[name] = capability
+            lastRefusal[name] = nil
+        } else {
+            lastRefusal[name] = capability
+        }
         return capability
     }
 
@@ -458,22 +478,40 @@ actor RealtimeHub {
         }
     }
 
-    /// Rows written through the REST API to a source whose changes cannot be captured.
-    func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) async {
-        await dispatch(source: source, RestWriteChanges.events(rows: rows, entity: entity, operation: operation))
+    /// Rows written through the REST API to a source whose changes cannot be captured: queued
+    /// for `publishQueuedWrites`, so the writer's response does not wait for the fan-out.
+    nonisolated func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) {
+        let events = RestWriteChanges.events(rows: rows, entity: entity, operation: operation)
+        guard !events.isEmpty else { return }
+        if case .dropped = writeQueue.yield((source, events)) {
+            logger.warning("realtime: too many REST writes waiting to be published; some were not", metadata: ["source": .string(source)])
+        }
+    }
+
+    /// Publishes queued REST writes one batch after another, until the tree stops.
+    func publishQueuedWrites() async {
+        for await batch in writes { await dispatch(source: batch.source, batch.events) }
+    }
+
+    /// One change's possible receivers, before the policies' verdicts.
+    private struct Delivery {
+        let change: ChangeEvent
+        var targets: [(topic: String, session: RealtimeSession, binding: Binding)] = []
+        /// One authorizer per audience (role, claims, columns).
+        var deciders: [String: ChangeAuthorizer] = [:]
     }
 
     /// Delivers each change to the members whose bindings match it and whose policies let them
     /// see it. Bindings with the same audience (role, claims, columns) share one decision and one
     /// encoded payload; a member whose bindings see different payloads gets one message each.
-    /// What policies leave to the database (conditions through relations) is asked in one query
-    /// per change for every audience at once.
+    /// What policies leave to the database (conditions through relations) is asked for the whole
+    /// batch of changes and every audience at once (`databaseAnswers`).
     func dispatch(source: String, _ changes: [ChangeEvent]) async {
         // The same feed keeps the tenant's read cache honest.
         if !changes.isEmpty { tree.attachments.get(RestReadCache.self)?.invalidate(source: source) }
+        var deliveries: [Delivery] = []
         for change in changes {
-            var targets: [(topic: String, session: RealtimeSession, binding: Binding)] = []
-            var deciders: [String: ChangeAuthorizer] = [:]
+            var delivery = Delivery(change: change)
             for (topic, members) in channels {
                 for member in members.values {
                     if member.session.tokenExpired {
@@ -489,24 +527,36 @@ actor RealtimeHub {
                         else { continue }
                         if let filter = binding.filter, !filter.matches(change.kind == .delete ? change.oldRecord : change.record) { continue }
                         guard let authorizer = authorizer(for: binding, change: change, member: member, topic: topic, index: index) else { continue }
-                        deciders[binding.audience] = authorizer
-                        targets.append((topic, member.session, binding))
+                        delivery.deciders[binding.audience] = authorizer
+                        delivery.targets.append((topic, member.session, binding))
                     }
                 }
             }
-            guard !targets.isEmpty else { continue }
-            let answers = await databaseAnswers(change, deciders: deciders, source: source)
+            if !delivery.targets.isEmpty { deliveries.append(delivery) }
+        }
+        guard !deliveries.isEmpty else { return }
+        let answers = await databaseAnswers(deliveries, source: source)
+        let waited = !answers.isEmpty
+        for (number, delivery) in deliveries.enumerated() {
             var encodedByAudience: [String: String] = [:]
-            for (audience, authorizer) in deciders {
-                if case .deliver(let record, let old) = authorizer.verdict(for: change, answers: answers[audience] ?? [:]) {
-                    encodedByAudience[audience] = Self.encodeData(change, record: record, old: old)
+            for (audience, authorizer) in delivery.deciders {
+                let verdict = authorizer.verdict(for: delivery.change, answers: answers[number]?[audience] ?? [:])
+                if case .deliver(let record, let old) = verdict {
+                    encodedByAudience[audience] = Self.encodeData(delivery.change, record: record, old: old)
                 }
             }
             // One message per member and distinct payload, naming every binding it satisfies.
             var order: [String] = []
             var outgoing: [String: (topic: String, session: RealtimeSession, ids: [String: [Int]])] = [:]
-            for target in targets {
+            for target in delivery.targets {
                 guard let encoded = encodedByAudience[target.binding.audience] else { continue }
+                // The database was asked meanwhile: only members still subscribed with the same
+                // binding, as the same caller, with a live token.
+                if waited {
+                    guard let member = channels[target.topic]?[target.session.id], !member.session.tokenExpired,
+                        member.bindings.contains(where: { $0.id == target.binding.id && $0.audience == target.binding.audience })
+                    else { continue }
+                }
                 let key = "\(target.session.id)\u{0}\(target.topic)"
                 if outgoing[key] == nil {
                     order.append(key)
@@ -525,37 +575,73 @@ actor RealtimeHub {
         }
     }
 
-    /// The database's decisions on what the audiences' policies cannot decide in process, from
-    /// one statement over the change's two images. On failure nothing is decided: withheld.
-    private func databaseAnswers(
-        _ change: ChangeEvent, deciders: [String: ChangeAuthorizer], source: String
-    ) async -> [String: [ChangeAuthorizer.Side: Bool]] {
+    /// Questions for one statement: row images, and checks (a rule over an image) with who asked.
+    private struct DecisionBatch {
+        var rows: [(entity: Entity, values: JSONObject)] = []
+        var rowIndex: [String: Int] = [:]
         var checks: [(rule: RowRule, row: Int)] = []
-        var askers: [(audience: String, side: ChangeAuthorizer.Side)] = []
-        for (audience, authorizer) in deciders {
-            guard let rule = authorizer.rows else { continue }
-            for side in authorizer.questions(for: change) {
-                checks.append((rule, side.rawValue))
-                askers.append((audience, side))
+        var checkIndex: [String: Int] = [:]
+        var askers: [[(delivery: Int, audience: String, side: ChangeAuthorizer.Side)]] = []
+        var isFull: Bool { rows.count >= 100 || checks.count >= 400 }
+    }
+
+    /// The database's decisions on what the audiences' policies cannot decide in process: by
+    /// delivery (its index), audience and image. Questions with the same rule and row are asked
+    /// once; a statement holds at most 100 row images and 400 questions. What fails is not
+    /// decided: withheld.
+    private func databaseAnswers(_ deliveries: [Delivery], source: String) async -> [Int: [String: [ChangeAuthorizer.Side: Bool]]] {
+        guard let database = tree.attachments.get(TenantSources.self)?.source(named: source) else { return [:] }
+        var answers: [Int: [String: [ChangeAuthorizer.Side: Bool]]] = [:]
+        var batch = DecisionBatch()
+        for (number, delivery) in deliveries.enumerated() {
+            let change = delivery.change
+            guard let entity = database.model.entities.first(where: { $0.schema == change.schema && $0.name == change.table }) else { continue }
+            for (audience, authorizer) in delivery.deciders {
+                guard let rule = authorizer.rows else { continue }
+                for side in authorizer.questions(for: change) {
+                    let rowKey = "\(number)\u{0}\(side.rawValue)"
+                    let row: Int
+                    if let known = batch.rowIndex[rowKey] {
+                        row = known
+                    } else {
+                        if batch.isFull {
+                            await ask(batch, database: database, into: &answers)
+                            batch = DecisionBatch()
+                        }
+                        row = batch.rows.count
+                        batch.rows.append((entity, side == .new ? change.record : change.oldRecord))
+                        batch.rowIndex[rowKey] = row
+                    }
+                    let checkKey = "\(row)\u{0}\(authorizer.ruleKey)"
+                    if let known = batch.checkIndex[checkKey] {
+                        batch.askers[known].append((number, audience, side))
+                    } else {
+                        batch.checkIndex[checkKey] = batch.checks.count
+                        batch.checks.append((rule, row))
+                        batch.askers.append([(number, audience, side)])
+                    }
+                }
             }
         }
-        guard !checks.isEmpty, let database = tree.attachments.get(TenantSources.self)?.source(named: source),
-            let entity = database.model.entities.first(where: { $0.schema == change.schema && $0.name == change.table })
-        else { return [:] }
-        let statement = SQLRenderer().decide(checks, rows: [change.record, change.oldRecord], entity: entity)
+        await ask(batch, database: database, into: &answers)
+        return answers
+    }
+
+    private func ask(
+        _ batch: DecisionBatch, database: PostgresSource, into answers: inout [Int: [String: [ChangeAuthorizer.Side: Bool]]]
+    ) async {
+        guard !batch.checks.isEmpty else { return }
         do {
-            let result = try await database.execute(statement)
+            let result = try await database.execute(SQLRenderer().decide(batch.checks, rows: batch.rows))
             let decisions = try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []
-            var answers: [String: [ChangeAuthorizer.Side: Bool]] = [:]
-            for (index, asker) in askers.enumerated() {
-                answers[asker.audience, default: [:]][asker.side] = index < decisions.count ? decisions[index].boolValue == true : false
+            for (index, group) in batch.askers.enumerated() {
+                let visible = index < decisions.count && decisions[index].boolValue == true
+                for asker in group { answers[asker.delivery, default: [:]][asker.audience, default: [:]][asker.side] = visible }
             }
-            return answers
         } catch {
-            logger.warning("policy decision through the database failed; change withheld", metadata: [
-                "table": .string("\(change.schema).\(change.table)"), "error": .string("\(error)"),
+            logger.warning("policy decision through the database failed; changes withheld", metadata: [
+                "source": .string(database.name), "error": .string("\(error)"),
             ])
-            return [:]
         }
     }
 

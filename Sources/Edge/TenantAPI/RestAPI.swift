@@ -175,7 +175,7 @@ struct RestAPI {
                 target, SQLRenderer().write(plan, returnRows: returnsRows, publishRows: publisher != nil), prefer: prefer,
                 requireOne: Self.wantsObject(request))
             invalidateReads(context, target)
-            await publish(result, of: plan, .insert, source: target, to: publisher, prefer: prefer)
+            publish(result, of: plan, .insert, source: target, to: publisher, prefer: prefer)
             var headers = HTTPFields()
             if let applied = prefer.appliedForWrite(resolution: request.method == .post, missing: true) { headers[.preferenceApplied] = applied }
             headers[.contentRange] = "*/*"
@@ -194,7 +194,7 @@ struct RestAPI {
                 target, SQLRenderer().write(plan, returnRows: representation, publishRows: publisher != nil), prefer: prefer,
                 requireOne: Self.wantsObject(request))
             invalidateReads(context, target)
-            await publish(result, of: plan, .update, source: target, to: publisher, prefer: prefer)
+            publish(result, of: plan, .update, source: target, to: publisher, prefer: prefer)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         case .delete:
             let representation = prefer.returning == .representation
@@ -204,7 +204,7 @@ struct RestAPI {
                 target, SQLRenderer().write(plan, returnRows: representation, publishRows: publisher != nil), prefer: prefer,
                 requireOne: Self.wantsObject(request))
             invalidateReads(context, target)
-            await publish(result, of: plan, .delete, source: target, to: publisher, prefer: prefer)
+            publish(result, of: plan, .delete, source: target, to: publisher, prefer: prefer)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         default:
             throw APIError.methodNotAllowed()
@@ -273,9 +273,9 @@ struct RestAPI {
     func publish(
         _ result: StatementResult, of plan: WritePlan, _ operation: RestWriteChanges.Operation, source target: Target, to hub: RealtimeHub?,
         prefer: Preferences
-    ) async {
+    ) {
         guard let hub, !prefer.rollback, let rows = result.changes else { return }
-        await hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
+        hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
     }
 
     /// A write through mini-baas: the next read of this source goes to the database.
