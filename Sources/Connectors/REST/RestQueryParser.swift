@@ -8,7 +8,7 @@ public struct RestQueryParser: Sendable {
     public static func parse(_ items: [(String, String)], argumentNames: Set<String> = []) throws(RestError) -> RestQuery {
         var query = RestQuery()
         for (key, value) in items {
-            guard !key.contains("\u{0}"), !value.contains("\u{0}") else { throw .parse("NUL bytes are not allowed in the query string") }
+            guard !key.utf8.contains(0), !value.utf8.contains(0) else { throw .parse("NUL bytes are not allowed in the query string") }
             if argumentNames.contains(key) {
                 query.arguments.append((key, value))
                 continue
@@ -43,7 +43,7 @@ public struct RestQueryParser: Sendable {
 
     /// `books.authors.name` → (["books", "authors"], "name"); JSON arrows stay in the last part.
     static func split(_ key: String) -> ([String], String) {
-        let arrow = key.range(of: "->")
+        let arrow = key.rangeOfBytes("->")
         let head = arrow.map { String(key[..<$0.lowerBound]) } ?? key
         let tail = arrow.map { String(key[$0.lowerBound...]) } ?? ""
         var parts = head.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -67,7 +67,7 @@ public struct RestQueryParser: Sendable {
 
     static func parseField(_ text: String) throws(RestError) -> Field {
         var rest = Substring(text)
-        guard let first = rest.range(of: "->") else {
+        guard let first = rest.rangeOfBytes("->") else {
             guard !text.isEmpty else { throw .parse("empty column name") }
             return Field(name: unquote(text), path: [])
         }
@@ -79,7 +79,7 @@ public struct RestQueryParser: Sendable {
             let isText = rest.hasPrefix("->>")
             guard isText || rest.hasPrefix("->") else { throw .parse("invalid JSON path", details: text) }
             rest = rest.dropFirst(isText ? 3 : 2)
-            let end = rest.range(of: "->")?.lowerBound ?? rest.endIndex
+            let end = rest.rangeOfBytes("->")?.lowerBound ?? rest.endIndex
             let key = String(rest[..<end])
             guard !key.isEmpty else { throw .parse("empty key in JSON path", details: text) }
             path.append(isText ? .text(unquote(key)) : .json(unquote(key)))

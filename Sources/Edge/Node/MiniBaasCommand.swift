@@ -33,11 +33,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         do {
             try await Node.run(configuration) { line in
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))

@@ -52,7 +52,7 @@ struct RestAPI {
             let key = String(pair.key)
             // `apikey` in the query string is a credential (WebSocket-style clients), not a filter.
             guard key != "apikey" else { return nil }
-            return (key.contains("%") ? key.removingPercentEncoding ?? key : key, String(pair.value))
+            return (key.utf8.contains(UInt8(ascii: "%")) ? key.removingPercentEncoding ?? key : key, String(pair.value))
         }
     }
 
@@ -393,14 +393,14 @@ struct RestAPI {
     }
 
     static func wantsObject(_ request: Request) -> Bool {
-        request.headers[.accept]?.lowercased().contains("application/vnd.pgrst.object") ?? false
+        request.headers[.accept]?.lowercased().containsBytes("application/vnd.pgrst.object") ?? false
     }
 
     /// Writes the JSON body in the media type the client accepts: JSON, a single object, or CSV.
     func bodyResponse(_ body: String, status: HTTPResponse.Status, headers: HTTPFields, request: Request, rows: Int? = nil) throws -> Response {
         var headers = headers
         let accept = request.headers[.accept]?.lowercased() ?? "application/json"
-        if accept.contains("application/vnd.pgrst.object") {
+        if accept.containsBytes("application/vnd.pgrst.object") {
             guard let rows, body.hasPrefix("[") else {
                 headers[.contentType] = "application/vnd.pgrst.object+json; charset=utf-8"
                 return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -414,7 +414,7 @@ struct RestAPI {
             headers[.contentType] = "text/csv; charset=utf-8"
             return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: CSVWriter.csv(fromJSONArray: body))))
         }
-        guard accept.contains("json") || accept.contains("*/*") || accept.isEmpty else {
+        guard accept.containsBytes("json") || accept.containsBytes("*/*") || accept.isEmpty else {
             throw APIError(status: .notAcceptable, code: "PGRST107", message: "None of these media types are available: \(accept)")
         }
         headers[.contentType] = "application/json; charset=utf-8"
