@@ -21,8 +21,7 @@ public final class PostgresSource: Sendable {
     public let settings: Settings
     public let model: SchemaModel
     private let gate: ConcurrencyLimiter
-    /// The pool requests use, and whether its `run()` has been called (a client runs only once).
-    private let current: Protected<(client: PostgresClient, used: Bool)>
+    private let pool: SourceConnectionPool
     private let logger: Logger
 
     public init(name: String, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings, logger: Logger) {
@@ -35,35 +34,23 @@ public final class PostgresSource: Sendable {
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
-        // Created now, so that requests arriving before the pool's child has started simply wait
-        // for it to run rather than being refused.
-        self.current = Protected((PostgresClient(configuration: Self.clientConfiguration(url, settings: settings), backgroundLogger: logger), false))
-    }
-
-    static func clientConfiguration(_ url: PostgresURL, settings: Settings) -> PostgresClient.Configuration {
-        var configuration = url.clientConfiguration()
-        configuration.options.maximumConnections = settings.maxConnections
-        configuration.options.connectTimeout = .seconds(5)
-        configuration.options.additionalStartupParameters.append(("statement_timeout", String(settings.statementTimeoutMs)))
-        return configuration
-    }
-
-    /// The pool's life: runs until cancelled. A supervised child of the tenant's tree; each
-    /// incarnation builds a fresh client, since a client runs only once.
-    public func runPool() async {
-        var client = current.get().client
-        if current.get().used {
-            client = PostgresClient(configuration: Self.clientConfiguration(url, settings: settings), backgroundLogger: logger)
+        self.pool = SourceConnectionPool(logger: logger) {
+            var configuration = try url.connectionConfiguration()
+            configuration.options.additionalStartupParameters.append(("statement_timeout", String(settings.statementTimeoutMs)))
+            return configuration
         }
-        current.set((client, true))
-        await client.run()
+    }
+
+    /// The pool's life: closes idle connections until cancelled, then all. A supervised child of
+    /// the tenant's tree.
+    public func runPool() async {
+        await pool.run()
     }
 
     /// Runs one statement and returns its single row (body, page_count, total).
     /// `requireOne`: the client asked for a single object; a write touching another number of rows
     /// is undone and answered PGRST116, as PostgREST does.
     public func execute(_ statement: SQLStatement, rollback: Bool = false, requireOne: Bool = false) async throws -> StatementResult {
-        let client = current.get().client
         do {
             if !gate.tryAcquire() {
                 try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
@@ -73,7 +60,7 @@ public final class PostgresSource: Sendable {
         }
         defer { gate.release() }
         do {
-            return try await client.withConnection { connection in
+            return try await pool.withConnection { connection in
                 guard rollback || statement.checked || requireOne else {
                     return try await Self.run(statement, on: connection, logger: logger)
                 }
@@ -106,14 +93,16 @@ public final class PostgresSource: Sendable {
 
     /// The planner's estimate of the rows a statement (an `EXPLAIN (FORMAT JSON)`) would touch.
     public func estimate(_ statement: SQLStatement) async throws -> Int {
-        let client = current.get().client
         do {
-            let rows = try await client.query(statement.query, logger: logger)
-            for try await text in rows.decode(String.self) {
-                let plan = try JSONValue.parse(Array(text.utf8))
-                return Int(plan.arrayValue?.first?["Plan"]?["Plan Rows"]?.doubleValue ?? 0)
+            return try await pool.withConnection { connection in
+                let rows = try await connection.query(statement.query, logger: logger)
+                var estimate = 0
+                for try await text in rows.decode(String.self) {
+                    let plan = try JSONValue.parse(Array(text.utf8))
+                    estimate = Int(plan.arrayValue?.first?["Plan"]?["Plan Rows"]?.doubleValue ?? 0)
+                }
+                return estimate
             }
-            return 0
         } catch let error as PSQLError {
             throw PostgresErrorMapping.restError(error, source: name)
         }
@@ -195,13 +184,4 @@ public enum SourceError: Error, Equatable, CustomStringConvertible {
         case .missingSchemas(let names): "schema(s) \(names.joined(separator: ", ")) do not exist in the database"
         }
     }
-}
-
-/// A value behind a lock.
-final class Protected<Value: Sendable>: @unchecked Sendable {
-    private let lock = Lock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }

@@ -1,0 +1,92 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import Runtime
+
+/// A source's database connections, opened on demand and reused most recently used first.
+///
+/// It does not limit or queue: the source's `ConcurrencyLimiter` already admits at most
+/// `capacity` statements, with its own acquisition timeout, so a lease here only ever takes an idle
+/// connection or opens one. What it saves over postgres-nio's `PostgresClient` pool is the timer
+/// work of parking: that pool arms a keep-alive and an idle timer every time a connection goes
+/// back with nobody waiting — which, behind our limiter, is every request — and each timer is a
+/// few tasks and a sleep that outlives its cancellation until its deadline. Here one sweeper per
+/// pool closes connections idle for longer than `idleTimeout`.
+final class SourceConnectionPool: @unchecked Sendable {
+    private let configuration: @Sendable () throws -> PostgresConnection.Configuration
+    private let idleTimeout: Duration
+    private let logger: Logger
+    private let lock = Lock()
+    private var idle: [(connection: PostgresConnection, since: ContinuousClock.Instant)] = []
+    private var nextID = 0
+    private var stopped = false
+
+    init(idleTimeout: Duration = .seconds(60), logger: Logger, configuration: @escaping @Sendable () throws -> PostgresConnection.Configuration) {
+        self.configuration = configuration
+        self.idleTimeout = idleTimeout
+        self.logger = logger
+    }
+
+    /// Runs `body` on a connection; the connection goes back afterwards unless it closed (a
+    /// database restart, a broken socket), in which case the next lease opens a fresh one.
+    func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await lease()
+        do {
+            let result = try await body(connection)
+            giveBack(connection)
+            return result
+        } catch {
+            giveBack(connection)
+            throw error
+        }
+    }
+
+    private func lease() async throws -> PostgresConnection {
+        while let connection = lock.withLock({ idle.popLast()?.connection }) {
+            // One the server closed while it sat idle (a restart) is dropped, not used.
+            if !connection.isClosed { return connection }
+        }
+        let id = lock.withLock { () -> Int in
+            nextID += 1
+            return nextID
+        }
+        return try await PostgresConnection.connect(configuration: try configuration(), id: id, logger: logger)
+    }
+
+    private func giveBack(_ connection: PostgresConnection) {
+        guard !connection.isClosed else { return }
+        let keep = lock.withLock { () -> Bool in
+            guard !stopped else { return false }
+            idle.append((connection, .now))
+            return true
+        }
+        if !keep { close(connection) }
+    }
+
+    /// Closes connections idle for longer than `idleTimeout` until cancelled, then all of them.
+    /// The source's supervised child; may run again after a restart.
+    func run() async {
+        lock.withLock { stopped = false }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            let cutoff = ContinuousClock.now - idleTimeout
+            let expired = lock.withLock { () -> [PostgresConnection] in
+                // Oldest first: the front of the list has waited longest.
+                let count = idle.prefix { $0.since < cutoff }.count
+                defer { idle.removeFirst(count) }
+                return idle.prefix(count).map(\.connection)
+            }
+            expired.forEach(close)
+        }
+        let all = lock.withLock { () -> [PostgresConnection] in
+            stopped = true
+            defer { idle = [] }
+            return idle.map(\.connection)
+        }
+        all.forEach(close)
+    }
+
+    private func close(_ connection: PostgresConnection) {
+        Task { try? await connection.close() }
+    }
+}
