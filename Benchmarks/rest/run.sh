@@ -5,11 +5,12 @@
 #   (b) GET with a two-level embed             items -> parents -> groups, through mini-baas
 #   (c) the same two through the hand-written service
 #   (d) the raw query loop on postgres-nio alone
-# Prints requests/s and p50/p99 for each and the ratios a/c and b/c. Usage: Benchmarks/rest/run.sh [seconds]
+# Each case runs ROUNDS times (default 3), the cases taking turns; prints every round, the medians,
+# and the ratios a/c and b/c per round and their medians. Usage: Benchmarks/rest/run.sh [seconds per run]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-SECONDS_EACH=${1:-15}
+SECONDS_EACH=${1:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 . "$ROOT/scripts/lib/services.sh"
 ensure_packages postgresql redis-server wrk
@@ -58,29 +59,48 @@ log "warming up"
 PATH_TEMPLATE="/t/bench/rest/v1/items?id=eq.%d" APIKEY="$KEY" wrk -t1 -c8 -d3s -s Benchmarks/rest/pk.lua "http://127.0.0.1:$MB_PORT" >/dev/null 2>&1 || true
 PATH_TEMPLATE="/items?id=%d" wrk -t1 -c8 -d3s -s Benchmarks/rest/pk.lua "http://127.0.0.1:$BASE_PORT" >/dev/null 2>&1 || true
 
-log "measuring ($SECONDS_EACH s each, $CONNECTIONS connections)"
-A=$(run_wrk a "http://127.0.0.1:$MB_PORT" "/t/bench/rest/v1/items?id=eq.%d" "$KEY")
-B=$(run_wrk b "http://127.0.0.1:$MB_PORT" "/t/bench/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.%d" "$KEY")
-C1=$(run_wrk c-pk "http://127.0.0.1:$BASE_PORT" "/items?id=%d" "")
-C2=$(run_wrk c-embed "http://127.0.0.1:$BASE_PORT" "/embed?id=%d" "")
+ROUNDS=${ROUNDS:-3}
+log "measuring ($ROUNDS rounds of $SECONDS_EACH s per case, $CONNECTIONS connections)"
+# The cases take turns, round after round: on a shared 2-core box the machine's state drifts
+# over minutes, and a case measured only early or only late would be flattered or penalised.
+RESULTS=()
+for round in $(seq "$ROUNDS"); do
+  RESULTS+=("$round $(run_wrk a "http://127.0.0.1:$MB_PORT" "/t/bench/rest/v1/items?id=eq.%d" "$KEY")")
+  RESULTS+=("$round $(run_wrk c-pk "http://127.0.0.1:$BASE_PORT" "/items?id=%d" "")")
+  RESULTS+=("$round $(run_wrk b "http://127.0.0.1:$MB_PORT" "/t/bench/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.%d" "$KEY")")
+  RESULTS+=("$round $(run_wrk c-embed "http://127.0.0.1:$BASE_PORT" "/embed?id=%d" "")")
+done
 D=$("$BIN/rest-baseline" --raw-loop --database "$DB" --seconds "$SECONDS_EACH" --concurrency "$CONNECTIONS" --connections 10)
 
-python3 - "$A" "$B" "$C1" "$C2" "$D" <<'PY'
-import sys
-rows = [line.split() for line in sys.argv[1:]]
+python3 - "$D" "${RESULTS[@]}" <<'PY'
+import statistics, sys
+raw = sys.argv[1].split()
+rounds = {}
+for line in sys.argv[2:]:
+    parts = line.split()
+    rounds.setdefault(parts[1], []).append((int(parts[0]), float(parts[2]), float(parts[3]), float(parts[4]), parts[5] if len(parts) > 5 else "0"))
 names = {"a": "(a) mini-baas, primary key", "b": "(b) mini-baas, two-level embed", "c-pk": "(c) hand-written, primary key",
-         "c-embed": "(c) hand-written, two-level embed", "raw": "(d) raw postgres-nio loop"}
-print(f"{'case':36} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
-values = {}
-for row in rows:
-    label, rps, p50, p99 = row[0], float(row[1]), float(row[2]), float(row[3])
-    errors = row[4] if len(row) > 4 else "-"
-    values[label] = (rps, p50, p99)
-    print(f"{names.get(label, label):36} {rps:10.1f} {p50:9.3f} {p99:9.3f} {errors:>8}")
-a, b, cpk, cembed = values["a"], values["b"], values["c-pk"], values["c-embed"]
+         "c-embed": "(c) hand-written, two-level embed"}
+for label in ["a", "c-pk", "b", "c-embed"]:
+    for run in rounds[label]:
+        print(f"round {run[0]}  {label:8} {run[1]:10.1f} req/s  p50 {run[2]:7.3f} ms  p99 {run[3]:7.3f} ms")
 print()
-print(f"a/c  throughput ratio: {a[0] / cpk[0]:.2f}   (target >= 0.9)")
-print(f"a/c  p99 ratio:        {a[2] / cpk[2]:.2f}   (target <= 1.25)")
-print(f"b/c  throughput ratio: {b[0] / cembed[0]:.2f}")
-print(f"b/c  p99 ratio:        {b[2] / cembed[2]:.2f}")
+print("medians over the rounds:")
+print(f"{'case':36} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
+median = {}
+for label in ["a", "b", "c-pk", "c-embed"]:
+    runs = rounds[label]
+    median[label] = tuple(statistics.median(run[i] for run in runs) for i in (1, 2, 3))
+    errors = sum(int(run[4]) for run in runs)
+    print(f"{names[label]:36} {median[label][0]:10.1f} {median[label][1]:9.3f} {median[label][2]:9.3f} {errors:>8}")
+print(f"{'(d) raw postgres-nio loop':36} {float(raw[1]):10.1f} {float(raw[2]):9.3f} {float(raw[3]):9.3f} {'-':>8}")
+def ratios(x, c):
+    return [xr[1] / cr[1] for xr, cr in zip(rounds[x], rounds[c])], [xr[3] / cr[3] for xr, cr in zip(rounds[x], rounds[c])]
+print()
+for x, c, label in [("a", "c-pk", "a/c"), ("b", "c-embed", "b/c")]:
+    throughput, p99 = ratios(x, c)
+    target = "   (target >= 0.9)" if x == "a" else ""
+    target99 = "   (target <= 1.25)" if x == "a" else ""
+    print(f"{label}  throughput ratio: {statistics.median(throughput):.2f}{target}   per round: {' '.join(f'{r:.2f}' for r in throughput)}")
+    print(f"{label}  p99 ratio:        {statistics.median(p99):.2f}{target99}   per round: {' '.join(f'{r:.2f}' for r in p99)}")
 PY
