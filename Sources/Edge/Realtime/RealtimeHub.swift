@@ -496,7 +496,8 @@ actor RealtimeHub {
     /// One change's possible receivers, before the policies' verdicts.
     private struct Delivery {
         let change: ChangeEvent
-        var targets: [(topic: String, session: RealtimeSession, binding: Binding)] = []
+        /// Per member of a channel, the bindings the change matches.
+        var targets: [(topic: String, session: RealtimeSession, bindings: [Binding])] = []
         /// One authorizer per audience (role, claims, columns).
         var deciders: [String: ChangeAuthorizer] = [:]
     }
@@ -521,6 +522,7 @@ actor RealtimeHub {
                         }
                         continue
                     }
+                    var matched: [Binding] = []
                     for (index, binding) in member.bindings.enumerated() where binding.source == source {
                         guard binding.schema == change.schema, binding.table == nil || binding.table == change.table,
                             binding.event == "*" || binding.event == change.kind.rawValue
@@ -528,8 +530,9 @@ actor RealtimeHub {
                         if let filter = binding.filter, !filter.matches(change.kind == .delete ? change.oldRecord : change.record) { continue }
                         guard let authorizer = authorizer(for: binding, change: change, member: member, topic: topic, index: index) else { continue }
                         delivery.deciders[binding.audience] = authorizer
-                        delivery.targets.append((topic, member.session, binding))
+                        matched.append(binding)
                     }
+                    if !matched.isEmpty { delivery.targets.append((topic, member.session, matched)) }
                 }
             }
             if !delivery.targets.isEmpty { deliveries.append(delivery) }
@@ -546,29 +549,22 @@ actor RealtimeHub {
                 }
             }
             // One message per member and distinct payload, naming every binding it satisfies.
-            var order: [String] = []
-            var outgoing: [String: (topic: String, session: RealtimeSession, ids: [String: [Int]])] = [:]
             for target in delivery.targets {
-                guard let encoded = encodedByAudience[target.binding.audience] else { continue }
-                // The database was asked meanwhile: only members still subscribed with the same
-                // binding, as the same caller, with a live token.
-                if waited {
-                    guard let member = channels[target.topic]?[target.session.id], !member.session.tokenExpired,
-                        member.bindings.contains(where: { $0.id == target.binding.id && $0.audience == target.binding.audience })
-                    else { continue }
+                var idsByPayload: [String: [Int]] = [:]
+                for binding in target.bindings {
+                    guard let encoded = encodedByAudience[binding.audience] else { continue }
+                    // The database was asked meanwhile: only bindings still held, by the same
+                    // caller, with a live token.
+                    if waited {
+                        guard let member = channels[target.topic]?[target.session.id], !member.session.tokenExpired,
+                            member.bindings.contains(where: { $0.id == binding.id && $0.audience == binding.audience })
+                        else { continue }
+                    }
+                    idsByPayload[encoded, default: []].append(binding.id)
                 }
-                let key = "\(target.session.id)\u{0}\(target.topic)"
-                if outgoing[key] == nil {
-                    order.append(key)
-                    outgoing[key] = (target.topic, target.session, [:])
-                }
-                outgoing[key]?.ids[encoded, default: []].append(target.binding.id)
-            }
-            for key in order {
-                guard let message = outgoing[key] else { continue }
-                for (data, ids) in message.ids {
-                    let text = "{\"topic\":\(Self.quoted(message.topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
-                    message.session.send(encoded: text, topic: message.topic)
+                for (data, ids) in idsByPayload {
+                    let text = "{\"topic\":\(Self.quoted(target.topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
+                    target.session.send(encoded: text, topic: target.topic)
                     delivered.increment()
                 }
             }
