@@ -34,11 +34,13 @@ public final class PostgresSource: Sendable {
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
-        self.pool = SourceConnectionPool(logger: logger) {
+        // Built once: a TLS context (and its trust roots) is not remade for every connection.
+        let configuration = Result { () throws -> PostgresConnection.Configuration in
             var configuration = try url.connectionConfiguration()
             configuration.options.additionalStartupParameters.append(("statement_timeout", String(settings.statementTimeoutMs)))
             return configuration
         }
+        self.pool = SourceConnectionPool(logger: logger) { try configuration.get() }
     }
 
     /// The pool's life: closes idle connections until cancelled, then all. A supervised child of
@@ -51,13 +53,7 @@ public final class PostgresSource: Sendable {
     /// `requireOne`: the client asked for a single object; a write touching another number of rows
     /// is undone and answered PGRST116, as PostgREST does.
     public func execute(_ statement: SQLStatement, rollback: Bool = false, requireOne: Bool = false) async throws -> StatementResult {
-        do {
-            if !gate.tryAcquire() {
-                try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
-            }
-        } catch is TimeoutError {
-            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free connection", hint: "retry shortly")
-        }
+        try await admitted()
         defer { gate.release() }
         do {
             return try await pool.withConnection { connection in
@@ -91,8 +87,22 @@ public final class PostgresSource: Sendable {
         }
     }
 
+    /// Waits for one of the source's `maxConnections` slots, at most the acquisition timeout;
+    /// the caller releases it.
+    private func admitted() async throws {
+        do {
+            if !gate.tryAcquire() {
+                try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
+            }
+        } catch is TimeoutError {
+            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free connection", hint: "retry shortly")
+        }
+    }
+
     /// The planner's estimate of the rows a statement (an `EXPLAIN (FORMAT JSON)`) would touch.
     public func estimate(_ statement: SQLStatement) async throws -> Int {
+        try await admitted()
+        defer { gate.release() }
         do {
             return try await pool.withConnection { connection in
                 let rows = try await connection.query(statement.query, logger: logger)

@@ -29,14 +29,31 @@ final class SourceConnectionPool: @unchecked Sendable {
 
     /// Runs `body` on a connection; the connection goes back afterwards unless it closed (a
     /// database restart, a broken socket), in which case the next lease opens a fresh one.
+    ///
+    /// A cancelled caller (its deadline passed) closes the connection: postgres-nio's `query`
+    /// does not stop for cancellation, so closing is what frees the caller — and the server rolls
+    /// back whatever the connection had open. A connection that failed with anything but the
+    /// server's own error (a broken protocol, a timeout) is closed too, never reused.
     func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await lease()
         do {
-            let result = try await body(connection)
+            let result = try await withTaskCancellationHandler {
+                try await body(connection)
+            } onCancel: {
+                self.close(connection)
+            }
             giveBack(connection)
             return result
-        } catch {
+        } catch let error as PSQLError where error.serverInfo != nil && !Task.isCancelled {
             giveBack(connection)
+            throw error
+        } catch let error as RestError where !Task.isCancelled {
+            // Decided by us after the statement (a policy check, a singular answer): the
+            // transaction was rolled back on a healthy connection.
+            giveBack(connection)
+            throw error
+        } catch {
+            close(connection)
             throw error
         }
     }

@@ -33,8 +33,11 @@ struct StderrLogHandler: LogHandler {
         }
         let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let line = "\(Self.timestamp()) \(event.level)\(label.isEmpty ? "" : " ")\(label):\(pretty) [\(event.source)] \(event.message)\n"
-        // One write(2) per line, so lines from different threads never interleave.
+        // Whole lines under one lock: a long line or a partial write must not interleave with
+        // another thread's.
         var bytes = Array(line.utf8)
+        Self.output.lock()
+        defer { Self.output.unlock() }
         bytes.withUnsafeMutableBytes { buffer in
             var offset = 0
             while offset < buffer.count {
@@ -44,6 +47,8 @@ struct StderrLogHandler: LogHandler {
             }
         }
     }
+
+    private static let output = NSLock()
 
     private static func timestamp() -> String {
         var now = time(nil)

@@ -510,6 +510,13 @@ actor RealtimeHub {
     func dispatch(source: String, _ changes: [ChangeEvent]) async {
         // The same feed keeps the tenant's read cache honest.
         if !changes.isEmpty { tree.attachments.get(RestReadCache.self)?.invalidate(source: source) }
+        // In chunks, so what is held across the database's answer stays bounded.
+        for start in stride(from: 0, to: changes.count, by: 100) {
+            await dispatchChunk(source: source, changes[start..<min(start + 100, changes.count)])
+        }
+    }
+
+    private func dispatchChunk(source: String, _ changes: ArraySlice<ChangeEvent>) async {
         var deliveries: [Delivery] = []
         for change in changes {
             var delivery = Delivery(change: change)
@@ -538,8 +545,7 @@ actor RealtimeHub {
             if !delivery.targets.isEmpty { deliveries.append(delivery) }
         }
         guard !deliveries.isEmpty else { return }
-        let answers = await databaseAnswers(deliveries, source: source)
-        let waited = !answers.isEmpty
+        let (answers, waited) = await databaseAnswers(deliveries, source: source)
         for (number, delivery) in deliveries.enumerated() {
             var encodedByAudience: [String: String] = [:]
             for (audience, authorizer) in delivery.deciders {
@@ -585,9 +591,14 @@ actor RealtimeHub {
     /// delivery (its index), audience and image. Questions with the same rule and row are asked
     /// once; a statement holds at most 100 row images and 400 questions. What fails is not
     /// decided: withheld.
-    private func databaseAnswers(_ deliveries: [Delivery], source: String) async -> [Int: [String: [ChangeAuthorizer.Side: Bool]]] {
-        guard let database = tree.attachments.get(TenantSources.self)?.source(named: source) else { return [:] }
+    /// `asked`: whether the database was asked at all (the actor was suspended meanwhile, so
+    /// deliveries must be checked against who is still subscribed), even when it failed.
+    private func databaseAnswers(
+        _ deliveries: [Delivery], source: String
+    ) async -> (answers: [Int: [String: [ChangeAuthorizer.Side: Bool]]], asked: Bool) {
+        guard let database = tree.attachments.get(TenantSources.self)?.source(named: source) else { return ([:], false) }
         var answers: [Int: [String: [ChangeAuthorizer.Side: Bool]]] = [:]
+        var asked = false
         var batch = DecisionBatch()
         for (number, delivery) in deliveries.enumerated() {
             let change = delivery.change
@@ -595,15 +606,16 @@ actor RealtimeHub {
             for (audience, authorizer) in delivery.deciders {
                 guard let rule = authorizer.rows else { continue }
                 for side in authorizer.questions(for: change) {
+                    if batch.isFull {
+                        asked = true
+                        await ask(batch, database: database, into: &answers)
+                        batch = DecisionBatch()
+                    }
                     let rowKey = "\(number)\u{0}\(side.rawValue)"
                     let row: Int
                     if let known = batch.rowIndex[rowKey] {
                         row = known
                     } else {
-                        if batch.isFull {
-                            await ask(batch, database: database, into: &answers)
-                            batch = DecisionBatch()
-                        }
                         row = batch.rows.count
                         batch.rows.append((entity, side == .new ? change.record : change.oldRecord))
                         batch.rowIndex[rowKey] = row
@@ -619,8 +631,11 @@ actor RealtimeHub {
                 }
             }
         }
-        await ask(batch, database: database, into: &answers)
-        return answers
+        if !batch.checks.isEmpty {
+            asked = true
+            await ask(batch, database: database, into: &answers)
+        }
+        return (answers, asked)
     }
 
     private func ask(

@@ -11,6 +11,9 @@ import Runtime
 /// leave stale. Bounded in entries and bytes, least recently used out first.
 final class RestReadCache: @unchecked Sendable {
     private struct Entry {
+        /// The dictionary's own key, so the use log shares its storage rather than holding the
+        /// caller's copy of a long key.
+        var key: String
         var result: StatementResult
         var source: String
         var bytes: Int
@@ -58,7 +61,7 @@ final class RestReadCache: @unchecked Sendable {
                 remove(key)
                 return nil
             }
-            entry.used = touch(key)
+            entry.used = touch(entry.key)
             entries[key] = entry
             return entry.result
         }
@@ -72,7 +75,7 @@ final class RestReadCache: @unchecked Sendable {
         var evicted = 0
         lock.withLock {
             remove(key)
-            entries[key] = Entry(result: result, source: source, bytes: size, expires: .now + ttl, used: touch(key))
+            entries[key] = Entry(key: key, result: result, source: source, bytes: size, expires: .now + ttl, used: touch(key))
             bytes += size
             while entries.count > maxEntries || bytes > maxBytes, let oldest = leastRecentlyUsed() {
                 remove(oldest)
