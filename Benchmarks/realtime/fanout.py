@@ -75,8 +75,10 @@ async def fanout(arrivals):
         marker = f'"id":{tick},'
         mine = [(received, text) for received, text in arrivals[before:] if marker in text]
         missing += FANOUT - len(mine)
-        for received, text in mine:
-            latencies.append((received - json.loads(text)["payload"]["data"]["record"]["sent_at"]) * 1000)
+        these = [(received - json.loads(text)["payload"]["data"]["record"]["sent_at"]) * 1000 for received, text in mine]
+        latencies.extend(these)
+        if these:
+            print(f"  commit {len(latencies) // max(1, FANOUT)}: first {min(these):.1f} ms, last {max(these):.1f} ms", file=sys.stderr)
         await asyncio.sleep(0.3)
     return latencies, missing
 
