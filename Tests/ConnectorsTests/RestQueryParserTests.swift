@@ -30,6 +30,14 @@ final class RestQueryParserTests: XCTestCase {
         XCTAssertEqual(select[5], .star)
     }
 
+    func testJSONPathsAreReadInBytes() throws {
+        XCTAssertEqual(try RestQueryParser.parseField("meta->a->>b"), Field(name: "meta", path: [.json("a"), .text("b")]))
+        // A combining mark after the arrow stays part of the key, not of the arrow.
+        XCTAssertEqual(try RestQueryParser.parseField("meta->\u{301}x"), Field(name: "meta", path: [.json("\u{301}x")]))
+        XCTAssertEqual(try RestQueryParser.parseField("é->k"), Field(name: "é", path: [.json("k")]))
+        XCTAssertThrowsError(try RestQueryParser.parseField("meta->"))
+    }
+
     func testFiltersWithNegationQuantifiersAndLists() throws {
         let query = try parse([
             ("genre", "not.eq.fiction"), ("id", "in.(1,\"2,3\",4)"), ("name", "like(any).{a*,*b}"),

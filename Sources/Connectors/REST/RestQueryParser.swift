@@ -76,9 +76,11 @@ public struct RestQueryParser: Sendable {
         rest = rest[first.lowerBound...]
         var path: [Field.PathStep] = []
         while !rest.isEmpty {
-            let isText = rest.hasPrefix("->>")
-            guard isText || rest.hasPrefix("->") else { throw .parse("invalid JSON path", details: text) }
-            rest = rest.dropFirst(isText ? 3 : 2)
+            // In bytes, like the search for the arrow: a combining mark after `>` must not fuse
+            // with it into one Character.
+            let isText = rest.utf8.starts(with: "->>".utf8)
+            guard isText || rest.utf8.starts(with: "->".utf8) else { throw .parse("invalid JSON path", details: text) }
+            rest = rest[rest.utf8.index(rest.startIndex, offsetBy: isText ? 3 : 2)...]
             let end = rest.rangeOfBytes("->")?.lowerBound ?? rest.endIndex
             let key = String(rest[..<end])
             guard !key.isEmpty else { throw .parse("empty key in JSON path", details: text) }

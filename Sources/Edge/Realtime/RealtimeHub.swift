@@ -66,6 +66,9 @@ actor RealtimeHub {
     /// REST writes to publish, in the order they were made; the request does not wait for them.
     private let writes: AsyncStream<(source: String, events: [ChangeEvent])>
     private nonisolated let writeQueue: AsyncStream<(source: String, events: [ChangeEvent])>.Continuation
+    /// Changes queued and not yet dispatched: the queue is bounded by this, not by its number of
+    /// writes (one bulk insert can be thousands of rows).
+    private nonisolated let queuedChanges = QueuedChanges(limit: 100_000)
     private let logger: Logger
     private var channels: [String: [UInt64: Member]] = [:]
     private var presence: [String: [String: [PresenceEntry]]] = [:]
@@ -483,14 +486,37 @@ actor RealtimeHub {
     nonisolated func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) {
         let events = RestWriteChanges.events(rows: rows, entity: entity, operation: operation)
         guard !events.isEmpty else { return }
+        guard queuedChanges.reserve(events.count) else {
+            return logger.warning("realtime: too many REST-written changes waiting to be published; these were not",
+                                  metadata: ["source": .string(source), "changes": .stringConvertible(events.count)])
+        }
         if case .dropped = writeQueue.yield((source, events)) {
+            queuedChanges.release(events.count)
             logger.warning("realtime: too many REST writes waiting to be published; some were not", metadata: ["source": .string(source)])
         }
     }
 
     /// Publishes queued REST writes one batch after another, until the tree stops.
     func publishQueuedWrites() async {
-        for await batch in writes { await dispatch(source: batch.source, batch.events) }
+        for await batch in writes {
+            await dispatch(source: batch.source, batch.events)
+            queuedChanges.release(batch.events.count)
+        }
+    }
+
+    final class QueuedChanges: @unchecked Sendable {
+        private let lock = Lock()
+        private var count = 0
+        private let limit: Int
+        init(limit: Int) { self.limit = limit }
+        func reserve(_ changes: Int) -> Bool {
+            lock.withLock {
+                guard count + changes <= limit else { return false }
+                count += changes
+                return true
+            }
+        }
+        func release(_ changes: Int) { lock.withLock { count -= changes } }
     }
 
     /// One change's possible receivers, before the policies' verdicts.
