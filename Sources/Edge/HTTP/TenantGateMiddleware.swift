@@ -242,8 +242,19 @@ struct TenantGateMiddleware: RouterMiddleware {
         }
         let token = parts[1].trimmingSpaces
         // Clients commonly send the API key as the bearer token too: one verification is enough.
-        if token.utf8.elementsEqual(apiKey.utf8) { return keyCaller }
+        if Self.sameBytes(token, apiKey) { return keyCaller }
         return try tokenCaller(token, slug: slug, verify: verify)
+    }
+
+    /// Byte equality (not String's canonical equivalence), without a generic byte-by-byte loop.
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        return a.withUTF8 { left in
+            b.withUTF8 { right in
+                left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+            }
+        }
     }
 
     /// The caller an API key makes: one of the tenant's keys, with role anon or service_role.
