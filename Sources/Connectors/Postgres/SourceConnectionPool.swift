@@ -42,7 +42,8 @@ final class SourceConnectionPool: @unchecked Sendable {
             } onCancel: {
                 self.close(connection)
             }
-            giveBack(connection)
+            // Cancelled just as the body finished: the connection may already be closing.
+            if Task.isCancelled { close(connection) } else { giveBack(connection) }
             return result
         } catch let error as PSQLError where error.serverInfo != nil && !Task.isCancelled {
             giveBack(connection)
