@@ -170,12 +170,7 @@ struct RestAPI {
                 try target.planner.insert(
                     entity, rows: rows, query: query, onConflict: onConflict, missingDefault: prefer.missingDefault, returnsRows: returnsRows)
             }
-            let publisher = writePublisher(context, target)
-            let result = try await execute(
-                target, SQLRenderer().write(plan, returnRows: returnsRows, publishRows: publisher != nil), prefer: prefer,
-                requireOne: Self.wantsObject(request))
-            invalidateReads(context, target)
-            publish(result, of: plan, .insert, source: target, to: publisher, prefer: prefer)
+            let result = try await write(plan, .insert, returnRows: returnsRows, target: target, request: request, prefer: prefer, context: context)
             var headers = HTTPFields()
             if let applied = prefer.appliedForWrite(resolution: request.method == .post, missing: true) { headers[.preferenceApplied] = applied }
             headers[.contentRange] = "*/*"
@@ -189,22 +184,12 @@ struct RestAPI {
             let rows = try await bodyRows(request, single: true)
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.update(entity, values: rows[0], query: query, returnsRows: representation) }
-            let publisher = writePublisher(context, target)
-            let result = try await execute(
-                target, SQLRenderer().write(plan, returnRows: representation, publishRows: publisher != nil), prefer: prefer,
-                requireOne: Self.wantsObject(request))
-            invalidateReads(context, target)
-            publish(result, of: plan, .update, source: target, to: publisher, prefer: prefer)
+            let result = try await write(plan, .update, returnRows: representation, target: target, request: request, prefer: prefer, context: context)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         case .delete:
             let representation = prefer.returning == .representation
             let plan = try Self.rest { try target.planner.delete(entity, query: query, returnsRows: representation) }
-            let publisher = writePublisher(context, target)
-            let result = try await execute(
-                target, SQLRenderer().write(plan, returnRows: representation, publishRows: publisher != nil), prefer: prefer,
-                requireOne: Self.wantsObject(request))
-            invalidateReads(context, target)
-            publish(result, of: plan, .delete, source: target, to: publisher, prefer: prefer)
+            let result = try await write(plan, .delete, returnRows: representation, target: target, request: request, prefer: prefer, context: context)
             return try writeResponse(result, representation: representation, request: request, prefer: prefer)
         default:
             throw APIError.methodNotAllowed()
@@ -263,19 +248,23 @@ struct RestAPI {
         do { return try body() } catch let error as RestError { throw APIError(error) }
     }
 
-    /// The tenant's realtime hub, when it has subscribers to this source whose changes the
-    /// database cannot hand over: the write then answers its rows, to publish them.
-    func writePublisher(_ context: EdgeContext, _ target: Target) -> RealtimeHub? {
-        guard let hub = context.tenant?.attachments.get(RealtimeHub.self), hub.uncaptured.contains(target.source.name) else { return nil }
-        return hub
-    }
-
-    func publish(
-        _ result: StatementResult, of plan: WritePlan, _ operation: RestWriteChanges.Operation, source target: Target, to hub: RealtimeHub?,
-        prefer: Preferences
-    ) {
-        guard let hub, !prefer.rollback, let rows = result.changes else { return }
-        hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
+    /// Runs a write, drops the source's cached reads, and — when the tenant's realtime hub has
+    /// subscribers to this source whose changes the database cannot hand over — has the statement
+    /// answer its rows too and publishes them.
+    func write(
+        _ plan: WritePlan, _ operation: RestWriteChanges.Operation, returnRows: Bool, target: Target, request: Request,
+        prefer: Preferences, context: EdgeContext
+    ) async throws -> StatementResult {
+        let hub = context.tenant?.attachments.get(RealtimeHub.self)
+        let publishes = hub?.uncaptured.contains(target.source.name) ?? false
+        let result = try await execute(
+            target, SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishes), prefer: prefer,
+            requireOne: Self.wantsObject(request))
+        invalidateReads(context, target)
+        if publishes, let hub, !prefer.rollback, let rows = result.changes {
+            hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
+        }
+        return result
     }
 
     /// A write through mini-baas: the next read of this source goes to the database.
