@@ -45,6 +45,14 @@ async def subscribe_changes(client, name, queue, **binding):
     return channel
 
 
+async def refusal_of(channel):
+    """Subscribes a channel the server must refuse; the reason the client reports."""
+    states = []
+    await channel.subscribe(lambda state, error: states.append((state, str(error))))
+    assert states and states[-1][0] == "CHANNEL_ERROR", states
+    return states[-1][1]
+
+
 async def next_change(queue, timeout=10):
     payload = await asyncio.wait_for(queue.get(), timeout)
     return payload["data"]
@@ -53,6 +61,31 @@ async def next_change(queue, timeout=10):
 async def nothing_more(queue, wait=1.0):
     await asyncio.sleep(wait)
     assert queue.empty(), [queue.get_nowait() for _ in range(queue.qsize())]
+
+
+def sign_up(tenant, email):
+    """A confirmed user of the tenant (auth autoconfirm on): its access token and id."""
+    request = urllib.request.Request(f"{tenant['apiUrl']}/auth/v1/signup", method="POST",
+                                     data=json.dumps({"email": email, "password": "password-123"}).encode())
+    request.add_header("apikey", tenant["anonKey"])
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=15) as response:
+        session = json.loads(response.read())
+    return session["access_token"], session["user"]["id"]
+
+
+async def subscribed_as(tenant, tokens, name, table):
+    """One signed-in client per token, each subscribed to every change of the table: the clients
+    and their queues."""
+    clients, queues = [], []
+    for token in tokens:
+        client = await connect(tenant)
+        await client.set_auth(token)
+        queue = asyncio.Queue()
+        await subscribe_changes(client, name, queue, table=table, schema="public")
+        clients.append(client)
+        queues.append(queue)
+    return clients, queues
 
 
 def test_changes_made_with_psql_and_through_rest_arrive_in_order(tenant):
@@ -112,9 +145,7 @@ def test_filters_select_and_bad_bindings(tenant):
             channel = client.channel("bad" + reason)
             spec = {"table": "orgs", "schema": "public", **binding}
             channel.on_postgres_changes("*", callback=lambda p: None, **spec)
-            states = []
-            await channel.subscribe(lambda state, error: states.append((state, str(error))))
-            assert states[-1][0] == "CHANNEL_ERROR" and reason in states[-1][1], states
+            assert reason in await refusal_of(channel)
         await client.close()
 
     asyncio.run(scenario())
@@ -130,25 +161,11 @@ def test_two_users_get_only_the_rows_and_columns_their_policies_allow(node, tena
          "when": {"owner_id": {"eq": {"var": "auth.uid"}}}},
     ]})
 
-    def sign_up(email):
-        request = urllib.request.Request(f"{tenant['apiUrl']}/auth/v1/signup", method="POST",
-                                         data=json.dumps({"email": email, "password": "password-123"}).encode())
-        request.add_header("apikey", tenant["anonKey"])
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=15) as response:
-            session = json.loads(response.read())
-        return session["access_token"], session["user"]["id"]
-
-    ann_token, ann_id = sign_up(f"ann-{time.time_ns()}@example.com")
-    bob_token, bob_id = sign_up(f"bob-{time.time_ns()}@example.com")
+    ann_token, ann_id = sign_up(tenant, f"ann-{time.time_ns()}@example.com")
+    bob_token, bob_id = sign_up(tenant, f"bob-{time.time_ns()}@example.com")
 
     async def scenario():
-        ann_client, bob_client = await connect(tenant), await connect(tenant)
-        await ann_client.set_auth(ann_token)
-        await bob_client.set_auth(bob_token)
-        ann, bob = asyncio.Queue(), asyncio.Queue()
-        await subscribe_changes(ann_client, "notes", ann, table="notes", schema="public")
-        await subscribe_changes(bob_client, "notes", bob, table="notes", schema="public")
+        (ann_client, bob_client), (ann, bob) = await subscribed_as(tenant, [ann_token, bob_token], "notes", "notes")
         psql(tenant["database"], f"insert into notes (owner_id, title, secret) values ('{ann_id}', 'ann 1', 's1'), "
                                  f"('{bob_id}', 'bob 1', 's2'), ('{ann_id}', 'ann 2', 's3')")
         ann_rows = [(await next_change(ann))["record"] for _ in range(2)]
@@ -161,15 +178,11 @@ def test_two_users_get_only_the_rows_and_columns_their_policies_allow(node, tena
         # Asking for a column the policy withholds is refused; anon may not read notes at all.
         channel = ann_client.channel("secret")
         channel.on_postgres_changes("*", callback=lambda p: None, table="notes", schema="public", select=["secret"])
-        states = []
-        await channel.subscribe(lambda state, error: states.append((state, str(error))))
-        assert states[-1][0] == "CHANNEL_ERROR" and "secret" in states[-1][1]
+        assert "secret" in await refusal_of(channel)
         anon_client = await connect(tenant)
         channel = anon_client.channel("anon")
         channel.on_postgres_changes("*", callback=lambda p: None, table="notes", schema="public")
-        states = []
-        await channel.subscribe(lambda state, error: states.append((state, str(error))))
-        assert states[-1][0] == "CHANNEL_ERROR" and "permission denied" in states[-1][1]
+        assert "permission denied" in await refusal_of(channel)
         for client in (ann_client, bob_client, anon_client):
             await client.close()
 
@@ -186,25 +199,12 @@ def test_policies_through_a_relation_are_decided_by_the_database(node, tenant):
          "when": {"orgs": {"name": {"eq": {"var": "auth.email"}}}}},
     ]})
 
-    def sign_up(email):
-        request = urllib.request.Request(f"{tenant['apiUrl']}/auth/v1/signup", method="POST",
-                                         data=json.dumps({"email": email, "password": "password-123"}).encode())
-        request.add_header("apikey", tenant["anonKey"])
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return json.loads(response.read())["access_token"]
-
     ann_mail, bob_mail = f"ann-{time.time_ns()}@example.com", f"bob-{time.time_ns()}@example.com"
-    ann_token, bob_token = sign_up(ann_mail), sign_up(bob_mail)
+    (ann_token, _), (bob_token, _) = sign_up(tenant, ann_mail), sign_up(tenant, bob_mail)
     psql(tenant["database"], f"insert into orgs (id, name) values (701, '{ann_mail}'), (702, '{bob_mail}')")
 
     async def scenario():
-        ann_client, bob_client = await connect(tenant), await connect(tenant)
-        await ann_client.set_auth(ann_token)
-        await bob_client.set_auth(bob_token)
-        ann, bob = asyncio.Queue(), asyncio.Queue()
-        await subscribe_changes(ann_client, "authors", ann, table="Authors", schema="public")
-        await subscribe_changes(bob_client, "authors", bob, table="Authors", schema="public")
+        (ann_client, bob_client), (ann, bob) = await subscribed_as(tenant, [ann_token, bob_token], "authors", "Authors")
         psql(tenant["database"], """insert into "Authors" ("FullName", org_id) values ('Ann A', 701), ('Bob B', 702), ('Ann C', 701), ('Nobody', null)""")
         ann_rows = [(await next_change(ann))["record"] for _ in range(2)]
         bob_rows = [(await next_change(bob))["record"] for _ in range(1)]
@@ -410,9 +410,7 @@ def test_refused_connections_and_private_channels(tenant):
         client = await connect(tenant)
         channel = client.channel("secret-room", {"config": {"private": True, "broadcast": {"self": False, "ack": False},
                                                             "presence": {"key": "", "enabled": False}}})
-        states = []
-        await channel.subscribe(lambda state, error: states.append((state, str(error))))
-        assert states[-1][0] == "CHANNEL_ERROR" and "private channels" in states[-1][1], states
+        assert "private channels" in await refusal_of(channel)
         await client.close()
 
     asyncio.run(scenario())
