@@ -580,15 +580,13 @@ public actor ClusterCoordinator {
 final class RoutingTable: @unchecked Sendable {
     private let lock = Lock()
     private var leases: [String: TenantLease] = [:]
-    private var remotes: [String: (member: ClusterMember, until: ContinuousClock.Instant)] = [:]
+    private let remotes = ExpiringCache<ClusterMember>(capacity: 100_000)
     private var currentOutage: Outage?
 
     func lease(_ slug: String) -> TenantLease? { lock.withLock { leases[slug] } }
     func insert(_ lease: TenantLease) {
-        lock.withLock {
-            leases[lease.slug] = lease
-            remotes[lease.slug] = nil
-        }
+        lock.withLock { leases[lease.slug] = lease }
+        remotes.forget(lease.slug)
     }
     func remove(_ slug: String) { lock.withLock { leases[slug] = nil } }
     func all() -> [TenantLease] { lock.withLock { Array(leases.values) } }
@@ -599,18 +597,10 @@ final class RoutingTable: @unchecked Sendable {
         set { lock.withLock { currentOutage = newValue } }
     }
 
-    func remote(_ slug: String) -> ClusterMember? {
-        lock.withLock {
-            guard let entry = remotes[slug], entry.until > .now else { return nil }
-            return entry.member
-        }
-    }
+    func remote(_ slug: String) -> ClusterMember? { remotes.value(for: slug) }
     func rememberRemote(_ slug: String, _ member: ClusterMember, for duration: Duration) {
-        lock.withLock {
-            if remotes.count > 100_000 { remotes.removeAll() }
-            remotes[slug] = (member, .now + duration)
-        }
+        remotes.remember(member, for: slug, during: duration)
     }
-    func forgetRemotes(of id: String) { lock.withLock { remotes = remotes.filter { $0.value.member.id != id } } }
-    func forgetAllRemotes() { lock.withLock { remotes.removeAll() } }
+    func forgetRemotes(of id: String) { remotes.forgetAll { $0.id == id } }
+    func forgetAllRemotes() { remotes.forgetAll() }
 }

@@ -27,7 +27,7 @@ public actor TenantDirectory {
 
     /// Written only by the actor, read by every request without an actor hop.
     private nonisolated let table = TreeTable()
-    private nonisolated let registered = ExistenceCache()
+    private nonisolated let registered = ExpiringCache<Bool>(capacity: 50_000)
     private var running: [String: TenantSupervisor] {
         get { table.all }
         set { table.replace(newValue) }
@@ -67,9 +67,9 @@ public actor TenantDirectory {
     /// no), without an actor hop: asked for every request this node forwards.
     public nonisolated func exists(_ slug: String) async throws -> Bool {
         if table[slug] != nil { return true }
-        if let known = registered.lookup(slug) { return known }
+        if let known = registered.value(for: slug) { return known }
         let found = try await store.tenant(slug) != nil
-        registered.remember(slug, found, for: found ? .seconds(5) : configuration.negativeCacheTTL)
+        registered.remember(found, for: slug, during: found ? .seconds(5) : configuration.negativeCacheTTL)
         return found
     }
 
@@ -237,24 +237,4 @@ final class TreeTable: @unchecked Sendable {
     subscript(slug: String) -> TenantSupervisor? { lock.withLock { trees[slug] } }
     var all: [String: TenantSupervisor] { lock.withLock { trees } }
     func replace(_ value: [String: TenantSupervisor]) { lock.withLock { trees = value } }
-}
-
-/// Recent answers to "is this tenant registered?", bounded.
-final class ExistenceCache: @unchecked Sendable {
-    private let lock = Lock()
-    private var entries: [String: (exists: Bool, until: ContinuousClock.Instant)] = [:]
-
-    func lookup(_ slug: String) -> Bool? {
-        lock.withLock {
-            guard let entry = entries[slug], entry.until > .now else { return nil }
-            return entry.exists
-        }
-    }
-
-    func remember(_ slug: String, _ exists: Bool, for duration: Duration) {
-        lock.withLock {
-            if entries.count > 50_000 { entries.removeAll() }
-            entries[slug] = (exists, .now + duration)
-        }
-    }
 }
