@@ -19,21 +19,27 @@ public struct PostgresIntrospector: Sendable {
     }
 
     public func introspect(_ connection: PostgresConnection, logger: Logger) async throws -> SchemaModel {
-        func document(_ sql: String) async throws -> [JSONValue] {
+        func document(_ sql: String) async throws -> String {
             var query = PostgresQuery(unsafeSQL: sql)
             query.binds.append(schemas)
             let rows = try await connection.query(query, logger: logger)
-            for try await text in rows.decode(String.self) {
-                return try JSONValue.parse(Array(text.utf8)).arrayValue ?? []
-            }
-            return []
+            var document = "[]"
+            for try await text in rows.decode(String.self) { document = text }
+            return document
         }
         let relations = try await document(Self.relationsSQL)
         let constraints = try await document(Self.constraintsSQL)
         let indexes = try await document(Self.indexesSQL)
         let enums = try await document(Self.enumsSQL)
         let functions = try await document(Self.functionsSQL)
-        return ModelBuilder(relations: relations, constraints: constraints, indexes: indexes, enums: enums, functions: functions).build()
+        // Seconds of parsing and building for ten thousand tables: not on an event loop.
+        return try await offloaded {
+            func parsed(_ text: String) throws -> [JSONValue] { try JSONValue.parse(Array(text.utf8)).arrayValue ?? [] }
+            return ModelBuilder(
+                relations: try parsed(relations), constraints: try parsed(constraints), indexes: try parsed(indexes),
+                enums: try parsed(enums), functions: try parsed(functions)
+            ).build()
+        }
     }
 
     /// The schemas that exist among `schemas`, to name missing ones in an error.

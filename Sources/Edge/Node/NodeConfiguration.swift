@@ -31,6 +31,9 @@ struct NodeConfiguration: Sendable {
     var forwarding: OwnerForwarder.Mode = .proxy
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     var redisPrefix = "minibaas:"
+    /// Swift tasks run on NIO's event loops (`MINIBAAS_TASK_EXECUTOR=event-loops`, the default) or
+    /// on Swift's own global pool (`global`).
+    var tasksOnEventLoops = true
 
     var mode: Mode { databaseURL == nil ? .embedded : .cluster }
 
@@ -144,11 +147,18 @@ struct NodeConfiguration: Sendable {
         guard redisPrefix.utf8.count <= 64, !redisPrefix.contains(where: { $0.isWhitespace || $0 == "*" }) else {
             throw .init("MINIBAAS_REDIS_PREFIX may not contain spaces or '*' and must be at most 64 bytes")
         }
+        let tasksOnEventLoops: Bool
+        switch env("MINIBAAS_TASK_EXECUTOR")?.lowercased() {
+        case nil, "event-loops": tasksOnEventLoops = true
+        case "global": tasksOnEventLoops = false
+        case let other?: throw .init("MINIBAAS_TASK_EXECUTOR must be event-loops or global; got '\(other)'")
+        }
         return NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
             hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
             publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10), advertiseURL: advertiseURL,
-            heartbeatInterval: heartbeat, leaseTTL: leaseTTL, outageGrace: outageGrace, forwarding: forwarding, redisPrefix: redisPrefix)
+            heartbeatInterval: heartbeat, leaseTTL: leaseTTL, outageGrace: outageGrace, forwarding: forwarding, redisPrefix: redisPrefix,
+            tasksOnEventLoops: tasksOnEventLoops)
     }
 
     private static func defaultNodeID() -> String {

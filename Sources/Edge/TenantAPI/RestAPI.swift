@@ -239,7 +239,8 @@ struct RestAPI {
         let name = context.parameters.get("source") ?? ""
         guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else { throw APIError.sourceNotFound(name) }
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/sources/\(name)/rest/v1", model: source.model)
-        return try jsonResponse(document.json(), headers: [.contentType: "application/openapi+json; charset=utf-8"])
+        // Thousands of tables make this a long computation: not on an event loop.
+        return try jsonResponse(try await offloaded { document.json() }, headers: [.contentType: "application/openapi+json; charset=utf-8"])
     }
 
     // MARK: - Helpers

@@ -28,6 +28,7 @@ struct TenantAPI {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
         let model = tree.attachments.get(TenantSources.self)?.defaultSource?.model ?? SchemaModel()
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/rest/v1", model: model)
-        return try jsonResponse(document.json(), headers: [.contentType: "application/openapi+json; charset=utf-8"])
+        // Thousands of tables make this a long computation: not on an event loop.
+        return try jsonResponse(try await offloaded { document.json() }, headers: [.contentType: "application/openapi+json; charset=utf-8"])
     }
 }
