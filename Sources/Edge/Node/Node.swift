@@ -79,6 +79,15 @@ enum Node {
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
             adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
             forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger)
+        if let text = configuration.redisURL, let url = try? RedisURL(text), configuration.cacheTTL > .zero {
+            // Its own connection, so cache traffic never queues ahead of the cluster's heartbeats.
+            // Attached when the tree starts, so the first write of a new owner already bumps the
+            // shared generation.
+            let redis = RedisClient(url: url, logger: logger)
+            await directory.addStartHook { tree in
+                tree.attachments.set(SharedReadCache(redis: redis, prefix: configuration.redisPrefix, tenant: tree.slug, ttl: configuration.cacheTTL))
+            }
+        }
 
         if firstRun && configuration.mode == .embedded {
             try await createDemoTenant(node, announce: announce)

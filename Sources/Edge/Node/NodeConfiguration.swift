@@ -34,6 +34,9 @@ struct NodeConfiguration: Sendable {
     /// Swift tasks run on NIO's event loops (`MINIBAAS_TASK_EXECUTOR=event-loops`, the default) or
     /// on Swift's own global pool (`global`).
     var tasksOnEventLoops = true
+    /// How long a REST read is answered from the cache (both tiers) when nothing invalidated it:
+    /// the bound on how stale a write made behind mini-baas's back can be seen. 0 turns caching off.
+    var cacheTTL: Duration = .seconds(1)
 
     var mode: Mode { databaseURL == nil ? .embedded : .cluster }
 
@@ -147,6 +150,7 @@ struct NodeConfiguration: Sendable {
         guard redisPrefix.utf8.count <= 64, !redisPrefix.contains(where: { $0.isWhitespace || $0 == "*" }) else {
             throw .init("MINIBAAS_REDIS_PREFIX may not contain spaces or '*' and must be at most 64 bytes")
         }
+        let cacheTTL = try milliseconds("MINIBAAS_CACHE_TTL_MS", default: 1000, range: 0...86_400_000)
         let tasksOnEventLoops: Bool
         switch env("MINIBAAS_TASK_EXECUTOR")?.lowercased() {
         case nil, "event-loops": tasksOnEventLoops = true
@@ -158,7 +162,7 @@ struct NodeConfiguration: Sendable {
             hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
             publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10), advertiseURL: advertiseURL,
             heartbeatInterval: heartbeat, leaseTTL: leaseTTL, outageGrace: outageGrace, forwarding: forwarding, redisPrefix: redisPrefix,
-            tasksOnEventLoops: tasksOnEventLoops)
+            tasksOnEventLoops: tasksOnEventLoops, cacheTTL: cacheTTL)
     }
 
     private static func defaultNodeID() -> String {

@@ -121,7 +121,8 @@ struct RestAPI {
         switch request.method {
         case .get, .head:
             try applyRange(request.headers, to: &query)
-            let cache = context.tenant.map { tree in tree.attachments.getOrSet { RestReadCache(tenant: tree.slug) } }
+            let ttl = node.configuration.cacheTTL
+            let cache = ttl == .zero ? nil : context.tenant.map { tree in tree.attachments.getOrSet { RestReadCache(tenant: tree.slug, ttl: ttl) } }
             let cacheKey = context.caller.map { caller in
                 RestReadCache.key(
                     source: target.source.name, entity: entity, query: Self.items(request), range: request.headers[.range],
@@ -130,6 +131,16 @@ struct RestAPI {
             let plan = try Self.rest { try target.planner.read(entity, query) }
             if let cache, let cacheKey, !prefer.rollback, let cached = cache.get(cacheKey) {
                 return try respond(read: cached, request: request, prefer: prefer, offset: plan.offset ?? 0)
+            }
+            // Cluster mode: the shared tier, under the generation read before the statement runs.
+            let shared = prefer.rollback ? nil : context.tenant?.attachments.get(SharedReadCache.self)
+            var generation: Int64?
+            if let shared, let cacheKey {
+                generation = await shared.generation(of: target.source.name)
+                if let generation, let found = await shared.get(cacheKey, source: target.source.name, generation: generation) {
+                    cache?.put(cacheKey, source: target.source.name, found)
+                    return try respond(read: found, request: request, prefer: prefer, offset: plan.offset ?? 0)
+                }
             }
             var planned: Int?
             if prefer.count == .planned || prefer.count == .estimated {
@@ -144,6 +155,7 @@ struct RestAPI {
             var result = try await execute(target, SQLRenderer().read(plan, count: exact), prefer: prefer)
             if !exact, let planned { result.total = planned }
             if let cache, let cacheKey { cache.put(cacheKey, source: target.source.name, result) }
+            if let shared, let cacheKey, let generation { shared.put(cacheKey, source: target.source.name, generation: generation, result) }
             return try respond(read: result, request: request, prefer: prefer, offset: plan.offset ?? 0)
         case .post, .put:
             let rows = try await bodyRows(request, single: request.method == .put)
@@ -270,7 +282,7 @@ struct RestAPI {
 
     /// A write through mini-baas: the next read of this source goes to the database.
     func invalidateReads(_ context: EdgeContext, _ target: Target) {
-        context.tenant?.attachments.get(RestReadCache.self)?.invalidate(source: target.source.name)
+        context.tenant?.dropCachedReads(of: target.source.name)
     }
 
     func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences, requireOne: Bool = false) async throws -> StatementResult {

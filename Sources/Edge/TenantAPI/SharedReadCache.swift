@@ -2,6 +2,7 @@ import Connectors
 import Crypto
 import Metrics
 import Runtime
+import Tenancy
 
 /// The second tier of a tenant's REST read cache in cluster mode: entries in Redis, shared by the
 /// nodes, so a node that takes a tenant over (after a move, a restart or a rolling deploy) answers
@@ -98,9 +99,9 @@ final class SharedReadCache: @unchecked Sendable {
         Task {
             let answered = try? await redis.send(["INCR", key]).integer
             lock.withLock {
-                guard case .bumping(let inFlight, let highest, let failed)? = generations[source] else { return }
+                guard case .bumping(let inFlight, let highest, let earlierFailed)? = generations[source] else { return }
                 let newest = max(highest, answered ?? highest)
-                let failed = failed || answered == nil
+                let failed = earlierFailed || answered == nil
                 if inFlight > 1 {
                     generations[source] = .bumping(inFlight: inFlight - 1, highest: newest, failed: failed)
                 } else if failed {
@@ -141,5 +142,14 @@ final class SharedReadCache: @unchecked Sendable {
             return nil
         }
         return StatementResult(body: body, count: count, total: total)
+    }
+}
+
+extension TenantSupervisor {
+    /// Drops a source's cached reads from both tiers: after a write through mini-baas, or a change
+    /// from the source's feed.
+    nonisolated func dropCachedReads(of source: String) {
+        attachments.get(RestReadCache.self)?.invalidate(source: source)
+        attachments.get(SharedReadCache.self)?.invalidate(source: source)
     }
 }
