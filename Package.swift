@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "minibaas", targets: ["Edge"]),
         .executable(name: "rest-baseline", targets: ["RestBaseline"]),
+        .executable(name: "realtime-fanout", targets: ["RealtimeFanout"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -103,6 +104,16 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/rest/Baseline",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: the WebSocket subscribers of Benchmarks/realtime's fan-out measurement.
+        .executableTarget(
+            name: "RealtimeFanout",
+            dependencies: [
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Benchmarks/realtime/FanoutClient",
             swiftSettings: swiftSettings
         ),
         // Fixtures the test targets share: the services scripts/test started, fresh databases.

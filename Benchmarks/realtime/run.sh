@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Realtime benchmark: a release-built node, the test PostgreSQL with wal2json, all on loopback.
 # (1) one committed row fanned out to 1,000 WebSocket subscribers: p50/p99 from commit to
-#     delivery, over 20 commits; (2) sustained changes/s delivered to 100 subscribers for 10 s.
+#     delivery, over 20 commits, read by a Swift client (FanoutClient: NIO, so the client's own
+#     frame parsing does not dominate the figure); (2) sustained changes/s delivered to 100
+#     subscribers (Python asyncio client, fanout.py). PYTHON_FANOUT=1 also runs (1) with the
+#     Python client, for comparison.
 # Target on this machine: p99 <= 100 ms at 1,000 subscribers. Usage: Benchmarks/realtime/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +21,7 @@ VENV="$ROOT/.venv-clients"
 
 log "building release binary"
 swift build -c release --product minibaas >/dev/null
+swift build -c release --product realtime-fanout >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 ADMIN=bench-admin-token-0123456789
 PORT=$(free_port)
@@ -30,4 +34,6 @@ psql "$MINIBAAS_TEST_DATABASE_URL" -qc "alter system set synchronous_commit = on
 psql "$MINIBAAS_TEST_DATABASE_URL" -qc "create database rtbench"
 DB="postgresql://postgres@127.0.0.1:$PGPORT/rtbench?sslmode=disable"
 psql "$DB" -qc "create table ticks (id bigserial primary key, sent_at double precision not null, note text)"
-"$VENV/bin/python" "$ROOT/Benchmarks/realtime/fanout.py" "http://127.0.0.1:$PORT" "$ADMIN" "$DB"
+"$VENV/bin/python" "$ROOT/Benchmarks/realtime/fanout.py" "http://127.0.0.1:$PORT" "$ADMIN" "$DB" setup > "$SERVICES_DIR/tenant.url"
+"$BIN/realtime-fanout" --url "$(cat "$SERVICES_DIR/tenant.url")" --database "$DB" --subscribers 1000 --commits 20
+"$VENV/bin/python" "$ROOT/Benchmarks/realtime/fanout.py" "http://127.0.0.1:$PORT" "$ADMIN" "$DB" "${PYTHON_FANOUT:+all}"

@@ -366,10 +366,11 @@ def test_realtime_sockets_reach_the_owner_through_any_node():
         cluster.stop()
 
 
-def test_shared_read_cache_serves_a_new_owner_and_a_write_invalidates_it():
+def test_shared_read_cache_serves_a_new_owner_and_writes_invalidate_it_across_hand_overs():
+    import subprocess
     from cluster_harness import create_database
-    # A long lifetime, so the hand-over fits inside it; the default (1 s) bounds staleness.
-    started = Cluster(2, heartbeat_ms=HEARTBEAT_MS, lease_ttl_ms=LEASE_TTL_MS, extra_env={"MINIBAAS_CACHE_TTL_MS": "60000"})
+    # A long lifetime, so the hand-overs fit inside it; the default (1 s) bounds staleness.
+    started = Cluster(3, heartbeat_ms=HEARTBEAT_MS, lease_ttl_ms=LEASE_TTL_MS, extra_env={"MINIBAAS_CACHE_TTL_MS": "60000"})
     try:
         database = create_database("sc_")
         psql(database, "create table notes (id int primary key, body text not null); insert into notes values (1, 'first')")
@@ -391,25 +392,43 @@ def test_shared_read_cache_serves_a_new_owner_and_a_write_invalidates_it():
                          if l.startswith("minibaas_cache_shared_hits_total") and f'tenant="{slug}"' in l), None)
             return float(line.rsplit(" ", 1)[1]) if line else 0.0
 
+        def stored_entries():
+            out = subprocess.run(["redis-cli", "-p", str(started.redis.port), "--scan", "--pattern", f"{started.prefix}cache:{slug}:*"],
+                                 check=True, capture_output=True, text=True).stdout
+            return [line for line in out.splitlines() if line]
+
+        def wait_for_entry():
+            deadline = time.time() + 5
+            while not stored_entries():
+                assert time.time() < deadline, "the read was never stored in the shared tier"
+                time.sleep(0.05)
+
+        def owner_and_successor(owner_id):
+            owner = next(node for node in started.live_nodes() if node.id == owner_id)
+            return owner, next(node for node in started.live_nodes() if node.id != owner_id)
+
         first, owner_id = read(started.nodes[0])
         assert first == "first"
+        wait_for_entry()
         # Behind mini-baas's back, with no change feed running: only the cache's lifetime bounds
         # how long this goes unseen — which shows where the next answer comes from.
         psql(database, "update notes set body = 'changed behind' where id = 1")
-        owner = next(node for node in started.nodes if node.id == owner_id)
-        successor = next(node for node in started.nodes if node.id != owner_id)
-        # The store into Redis is not awaited by the response: give it a moment before the owner goes.
-        time.sleep(0.5)
+        owner, successor = owner_and_successor(owner_id)
         owner.terminate()
         answer, new_owner = read(successor)
         assert new_owner == successor.id
         assert answer == "first", "the new owner answers from the shared tier, not from the database"
         assert shared_hits(successor) >= 1
 
-        # A write through mini-baas hides every cached read of the source at once, in both tiers.
+        # A write through the owner, then the owner goes at once: the write answered only after the
+        # shared generation moved, so the next owner never serves what was cached before it.
         status, _, body = started.request("PATCH", f"{successor.base}/t/{slug}/rest/v1/notes?id=eq.1",
                                           body={"body": "written"}, headers=headers)
         assert status == 204, body
-        assert read(successor)[0] == "written"
+        owner, last = owner_and_successor(successor.id)
+        owner.terminate()
+        answer, new_owner = read(last)
+        assert new_owner == last.id
+        assert answer == "written"
     finally:
         started.stop()

@@ -39,6 +39,20 @@ final class RestReadCacheTests: XCTestCase {
         XCTAssertNil(cache.get("k4800"), "entries of earlier rounds are gone")
     }
 
+    func testAnAnswerReadBeforeAnInvalidationIsNotStored() {
+        let cache = RestReadCache(tenant: "race")
+        let epoch = cache.epoch(of: "main")
+        cache.invalidate(source: "main")
+        cache.put("q", source: "main", epoch: epoch, result("stale"))
+        XCTAssertNil(cache.get("q"), "read before the write, finished after it: not kept")
+        cache.put("q", source: "main", epoch: cache.epoch(of: "main"), result("fresh"))
+        XCTAssertEqual(cache.get("q")?.body, "fresh")
+        cache.put("short", source: "main", lifetime: .milliseconds(30), result("from the shared tier"))
+        XCTAssertNotNil(cache.get("short"))
+        Thread.sleep(forTimeInterval: 0.06)
+        XCTAssertNil(cache.get("short"), "a copy lives only what the shared entry had left")
+    }
+
     func testBytesBoundAndSourceInvalidation() {
         let cache = RestReadCache(tenant: "bytes", maxEntries: 1000, maxBytes: 8000)
         let body = String(repeating: "x", count: 900)

@@ -70,6 +70,25 @@ final class RedisClientTests: XCTestCase {
         await client.close()
     }
 
+    func testConcurrentFirstCommandsShareOneConnection() async throws {
+        let probe = try await RedisConnection.connect(try url())
+        defer { Task { await probe.close() } }
+        func connectedClients() async throws -> Int {
+            let info = try await probe.send(["INFO", "clients"]).string ?? ""
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("connected_clients:") }
+            return Int(line?.split(separator: ":").last ?? "") ?? -1
+        }
+        let before = try await connectedClients()
+        let client = RedisClient(url: try url(), logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 { group.addTask { _ = try await client.send(["PING"]) } }
+            try await group.waitForAll()
+        }
+        let after = try await connectedClients()
+        XCTAssertEqual(after - before, 1, "callers arriving during the connect wait for it instead of opening their own")
+        await client.close()
+    }
+
     func testAnUnreachableRedisFailsFastAndIsRetriedAfterTheBackoff() async throws {
         let dead = try RedisURL("redis://127.0.0.1:1")
         let client = RedisClient(url: dead, backoff: Backoff(base: .milliseconds(200), cap: .seconds(1)), logger: Logger(label: "test"))

@@ -60,7 +60,7 @@ final class SourceConnectionPool: @unchecked Sendable {
     }
 
     private func lease() async throws -> PostgresConnection {
-        while let connection = lock.withLock({ idle.popLast()?.connection }) {
+        while let connection = lock.withLock({ takeIdle() }) {
             // One the server closed while it sat idle (a restart) is dropped, not used.
             if !connection.isClosed { return connection }
         }
@@ -69,6 +69,16 @@ final class SourceConnectionPool: @unchecked Sendable {
             return nextID
         }
         return try await PostgresConnection.connect(configuration: try configuration(), id: id, logger: logger)
+    }
+
+    /// The most recently used idle connection on the caller's own event loop if there is one, else
+    /// the most recently used. Tasks run on the event loops, so a statement on a connection of the
+    /// same loop needs no thread hop for its query, its answer, or the caller's response after it.
+    private func takeIdle() -> PostgresConnection? {
+        if let index = idle.lastIndex(where: { $0.connection.eventLoop.inEventLoop }) {
+            return idle.remove(at: index).connection
+        }
+        return idle.popLast()?.connection
     }
 
     private func giveBack(_ connection: PostgresConnection) {

@@ -70,7 +70,7 @@ public struct SourceCatalog: Sendable {
         let now = Date()
         let record = SourceRecord(
             tenant: tenant, name: registration.name, kind: registration.kind, config: config, sealedSecrets: sealed,
-            model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), createdAt: now, updatedAt: now)
+            model: try await Self.encoded(model), createdAt: now, updatedAt: now)
         try await store.createSource(record, audit: AuditEntry(
             at: now, actor: "admin", action: "source.create", tenant: tenant, requestID: requestID,
             detail: ["name": .string(registration.name), "kind": .string(registration.kind), "url": .string(registration.url.redacted)]))
@@ -86,7 +86,7 @@ public struct SourceCatalog: Sendable {
         let sealed = try secretBox.seal(JSONValue.object(secrets).encoded(), context: Self.secretContext(tenant: tenant, source: name))
         let record = SourceRecord(
             tenant: tenant, name: name, kind: kind, config: config, sealedSecrets: sealed,
-            model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), createdAt: now, updatedAt: now)
+            model: try await Self.encoded(model), createdAt: now, updatedAt: now)
         var detail: JSONObject = ["name": .string(name), "kind": .string(kind)]
         if let base = config["baseUrl"] { detail["baseUrl"] = base }
         try await store.createSource(record, audit: AuditEntry(at: now, actor: "admin", action: "source.create", tenant: tenant, requestID: requestID, detail: detail))
@@ -126,7 +126,7 @@ public struct SourceCatalog: Sendable {
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
         _ = try await store.updateSourceModel(
-            tenant: tenant, name: name, model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self),
+            tenant: tenant, name: name, model: try await Self.encoded(model),
             audit: AuditEntry(at: Date(), actor: "admin", action: "source.refresh", tenant: tenant, requestID: requestID, detail: ["name": .string(name)]))
         return model
     }
@@ -145,6 +145,17 @@ public struct SourceCatalog: Sendable {
         (try? JSONDecoder().decode(SchemaModel.self, from: Data(record.model.utf8))) ?? SchemaModel()
     }
 
+    /// The same off the event loops: a model of thousands of tables takes long to decode, and a
+    /// tree starts (a hand-over) while the node must keep renewing its leases.
+    public static func decodedModel(of record: SourceRecord) async -> SchemaModel {
+        (try? await offloaded { model(of: record) }) ?? SchemaModel()
+    }
+
+    /// A model as stored, encoded off the event loops.
+    public static func encoded(_ model: SchemaModel) async throws -> String {
+        try await offloaded { String(decoding: try JSONEncoder().encode(model), as: UTF8.self) }
+    }
+
     /// The start hook of every tenant tree: builds the tenant's sources from the control plane and
     /// runs one supervised pool per source.
     public func load(into tree: TenantSupervisor) async throws {
@@ -158,7 +169,7 @@ public struct SourceCatalog: Sendable {
             // The database gives up a little before the tenant's deadline, so a slow statement is
             // cancelled where it runs instead of holding its connection after the client is answered.
             settings.statementTimeoutMs = max(50, tree.tenant.limits.requestTimeoutMs * 9 / 10)
-            sources.append(PostgresSource(name: record.name, url: url, schemas: schemas, model: Self.model(of: record), settings: settings, logger: logger))
+            sources.append(PostgresSource(name: record.name, url: url, schemas: schemas, model: await Self.decodedModel(of: record), settings: settings, logger: logger))
         }
         let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name
         tree.attachments.set(TenantSources(sources: sources, defaultName: defaultName))
@@ -186,7 +197,7 @@ extension SourceCatalog {
         var graphQL: [GraphQLUpstream] = []
         for record in try await store.sources(tenant) where record.kind == "graphql" {
             guard let url = record.config["url"]?.stringValue else { continue }
-            graphQL.append(GraphQLUpstream(name: record.name, url: url, headers: try headers(of: record), model: Self.model(of: record)))
+            graphQL.append(GraphQLUpstream(name: record.name, url: url, headers: try headers(of: record), model: await Self.decodedModel(of: record)))
         }
         for record in try await store.sources(tenant) where record.kind == "openapi" {
             guard let document = record.config["spec"], let base = record.config["baseUrl"]?.stringValue else { continue }
@@ -197,14 +208,14 @@ extension SourceCatalog {
                 logger.error("stored upstream spec does not parse", metadata: ["tenant": .string(tenant), "source": .string(record.name)])
                 continue
             }
-            upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: try headers(of: record), model: Self.model(of: record)))
+            upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: try headers(of: record), model: await Self.decodedModel(of: record)))
         }
         var proxies: [RestProxySource] = []
         for record in try await store.sources(tenant) where record.kind == "supabase" && record.config["proxy"] == true {
             guard let project = record.config["projectUrl"]?.stringValue else { continue }
             let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: tenant, source: record.name)))
             guard let key = secrets["serviceKey"]?.stringValue else { continue }
-            proxies.append(RestProxySource(name: record.name, projectURL: project, serviceKey: key, model: Self.model(of: record)))
+            proxies.append(RestProxySource(name: record.name, projectURL: project, serviceKey: key, model: await Self.decodedModel(of: record)))
         }
         return TenantUpstreams(upstreams: upstreams, graphQL: graphQL, restProxies: proxies)
     }

@@ -217,8 +217,9 @@ struct SourceAdminAPI {
         let document = try body.requiredString("document")
         let parsed: UploadedSchema.Parsed
         do {
-            parsed = try UploadedSchema.parse(document, format: format)
-        } catch {
+            // Up to the body limit of YAML or SQL: parsed off the event loops.
+            parsed = try await offloaded { () throws -> UploadedSchema.Parsed in try UploadedSchema.parse(document, format: format) }
+        } catch let error as UploadedSchema.Failure {
             throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
         }
         var changes: [String] = []
@@ -256,7 +257,7 @@ struct SourceAdminAPI {
             model = parsed.model
             let audit = AuditEntry(at: Date(), actor: "admin", action: "source.reupload", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
             _ = try await node.store.updateSourceModel(
-                tenant: slug, name: name, model: String(decoding: try JSONEncoder().encode(model), as: UTF8.self), audit: audit)
+                tenant: slug, name: name, model: try await SourceCatalog.encoded(model), audit: audit)
             changes = ["model replaced"]
         }
         await node.tenantChanged(slug)
@@ -357,8 +358,9 @@ struct SourceAdminAPI {
         }
         let parsed: UploadedSchema.Parsed
         do {
-            parsed = try UploadedSchema.parse(document, format: format)
-        } catch {
+            // Up to the body limit of YAML or SQL: parsed off the event loops.
+            parsed = try await offloaded { () throws -> UploadedSchema.Parsed in try UploadedSchema.parse(document, format: format) }
+        } catch let error as UploadedSchema.Failure {
             throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
         }
         guard !parsed.model.entities.isEmpty else {

@@ -15,6 +15,21 @@ struct MiniBaasCommand: AsyncParsableCommand {
         version: version,
         subcommands: [Serve.self, Version.self],
         defaultSubcommand: Serve.self)
+
+    /// Before anything else runs, on the main thread, as NIO requires: unless
+    /// `MINIBAAS_TASK_EXECUTOR=global`, Swift tasks run on NIO's event loops instead of a separate
+    /// pool, so a request no longer hops threads between its socket and its handler
+    /// (Benchmarks/rest: about a sixth less CPU per request). Heavy CPU work is `offloaded` to
+    /// NIO's blocking pool. A bad value is reported by the configuration check.
+    @MainActor
+    static func main() async {
+        if ProcessInfo.processInfo.environment["MINIBAAS_TASK_EXECUTOR"]?.lowercased() != "global",
+            !NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        {
+            FileHandle.standardError.write(Data("minibaas: tasks stay on Swift's global pool (this platform refused event loops)\n".utf8))
+        }
+        await main(nil)
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -35,12 +50,6 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let level = configuration.logLevel
-        if configuration.tasksOnEventLoops {
-            // Swift tasks then run on NIO's event loops instead of a separate pool, so a request
-            // no longer hops threads between its socket and its handler (Benchmarks/rest: about
-            // a sixth less CPU per request). Heavy CPU work is `offloaded` to NIO's blocking pool.
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         do {
             try await Node.run(configuration) { line in

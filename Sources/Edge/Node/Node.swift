@@ -75,17 +75,25 @@ enum Node {
                 if event.kind == .tenantDeleted { await cluster.release(slug) }
             }))
         await directory.addPassivationHook { slug in await cluster.release(slug) }
+        // Cluster mode's shared read-cache tier: its own connection, so cache traffic never queues
+        // ahead of the cluster's heartbeats; short timeouts, since Redis is only an optimisation here.
+        let sharedCacheRedis = configuration.cacheTTL > .zero
+            ? configuration.redisURL.flatMap { try? RedisURL($0) }.map {
+                RedisClient(url: $0, commandTimeout: .milliseconds(200), connectTimeout: .milliseconds(500), logger: logger)
+            } : nil
         let node = NodeServices(
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
             adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
-            forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger)
-        if let text = configuration.redisURL, let url = try? RedisURL(text), configuration.cacheTTL > .zero {
-            // Its own connection, so cache traffic never queues ahead of the cluster's heartbeats.
-            // Attached when the tree starts, so the first write of a new owner already bumps the
-            // shared generation.
-            let redis = RedisClient(url: url, logger: logger)
+            forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger,
+            sharedCacheRedis: sharedCacheRedis)
+        if let redis = sharedCacheRedis {
+            // Attached when a tree starts, under the tenant's configuration generation as it is
+            // then; a tree that cannot read it runs without the shared tier.
             await directory.addStartHook { tree in
-                tree.attachments.set(SharedReadCache(redis: redis, prefix: configuration.redisPrefix, tenant: tree.slug, ttl: configuration.cacheTTL))
+                let prefix = configuration.redisPrefix
+                guard let generation = await SharedReadCache.configurationGeneration(redis: redis, prefix: prefix, tenant: tree.slug) else { return }
+                tree.attachments.set(
+                    SharedReadCache(redis: redis, prefix: prefix, tenant: tree.slug, configuration: generation, ttl: configuration.cacheTTL))
             }
         }
 

@@ -32,7 +32,8 @@ struct NodeConfiguration: Sendable {
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     var redisPrefix = "minibaas:"
     /// Swift tasks run on NIO's event loops (`MINIBAAS_TASK_EXECUTOR=event-loops`, the default) or
-    /// on Swift's own global pool (`global`).
+    /// on Swift's own global pool (`global`); installed by `MiniBaasCommand.main` before start-up,
+    /// checked here.
     var tasksOnEventLoops = true
     /// How long a REST read is answered from the cache (both tiers) when nothing invalidated it:
     /// the bound on how stale a write made behind mini-baas's back can be seen. 0 turns caching off.

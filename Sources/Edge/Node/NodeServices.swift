@@ -21,6 +21,8 @@ struct NodeServices: Sendable {
     let loginThrottle = LoginThrottle()
     /// OIDC discovery documents and key sets, cached for all tenants.
     let relyingParty = OIDCRelyingParty()
+    /// Cluster mode: the connection of the shared read-cache tier.
+    var sharedCacheRedis: RedisClient?
 
     var registrar: TenantRegistrar { TenantRegistrar(store: store, secretBox: secretBox) }
 
@@ -57,6 +59,11 @@ struct NodeServices: Sendable {
     /// After an admin change: this node drops what it holds of the tenant, and tells the others
     /// (the tenant's owner may be another node).
     func tenantChanged(_ slug: String, deleted: Bool = false) async {
+        // Before any tree restarts: reads cached under the old policies, sources or keys are
+        // never found again.
+        if let redis = sharedCacheRedis, !(await SharedReadCache.configurationChanged(redis: redis, prefix: configuration.redisPrefix, tenant: slug)) {
+            logger.warning("the shared read cache did not take a configuration change; its entries expire within their lifetime", metadata: ["tenant": .string(slug)])
+        }
         await directory.stop(slug)
         if deleted { await cluster.release(slug) }
         await cluster.publish(deleted ? .tenantDeleted : .tenantChanged, slug: slug)

@@ -535,7 +535,7 @@ actor RealtimeHub {
     /// batch of changes and every audience at once (`databaseAnswers`).
     func dispatch(source: String, _ changes: [ChangeEvent]) async {
         // The same feed keeps the tenant's read cache honest.
-        if !changes.isEmpty { tree.dropCachedReads(of: source) }
+        if !changes.isEmpty { await tree.dropCachedReads(of: source, waitingForSharedTier: false) }
         // In chunks, so what is held across the database's answer stays bounded.
         for start in stride(from: 0, to: changes.count, by: 100) {
             await dispatchChunk(source: source, changes[start..<min(start + 100, changes.count)])

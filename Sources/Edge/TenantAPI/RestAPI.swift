@@ -117,7 +117,8 @@ struct RestAPI {
         let target = try target(context)
         let entity = context.parameters.get("entity") ?? ""
         let prefer = Preferences(request.headers[.prefer])
-        var query = try Self.rest { try RestQueryParser.parse(Self.items(request)) }
+        let items = Self.items(request)
+        var query = try Self.rest { try RestQueryParser.parse(items) }
         switch request.method {
         case .get, .head:
             try applyRange(request.headers, to: &query)
@@ -125,20 +126,22 @@ struct RestAPI {
             let cache = ttl == .zero ? nil : context.tenant.map { tree in tree.attachments.getOrSet { RestReadCache(tenant: tree.slug, ttl: ttl) } }
             let cacheKey = context.caller.map { caller in
                 RestReadCache.key(
-                    source: target.source.name, entity: entity, query: Self.items(request), range: request.headers[.range],
-                    prefer: request.headers[.prefer], caller: caller)
+                    source: target.source.name, entity: entity, query: items, range: request.headers[.range],
+                    rangeUnit: request.headers[.rangeUnit], prefer: request.headers[.prefer], caller: caller)
             }
             let plan = try Self.rest { try target.planner.read(entity, query) }
             if let cache, let cacheKey, !prefer.rollback, let cached = cache.get(cacheKey) {
                 return try respond(read: cached, request: request, prefer: prefer, offset: plan.offset ?? 0)
             }
-            // Cluster mode: the shared tier, under the generation read before the statement runs.
+            // Taken before anything is read: an answer that raced an invalidation is not stored.
+            let epoch = cache?.epoch(of: target.source.name)
+            // Cluster mode: the shared tier.
             let shared = prefer.rollback ? nil : context.tenant?.attachments.get(SharedReadCache.self)
-            var generation: Int64?
-            if let shared, let cacheKey {
-                generation = await shared.generation(of: target.source.name)
-                if let generation, let found = await shared.get(cacheKey, source: target.source.name, generation: generation) {
-                    cache?.put(cacheKey, source: target.source.name, found)
+            var ticket: SharedReadCache.Ticket?
+            if let shared, cacheKey != nil {
+                ticket = await shared.ticket(for: target.source.name)
+                if let ticket, let cacheKey, let (found, remaining) = await shared.get(cacheKey, ticket) {
+                    cache?.put(cacheKey, source: target.source.name, epoch: epoch, lifetime: remaining, found)
                     return try respond(read: found, request: request, prefer: prefer, offset: plan.offset ?? 0)
                 }
             }
@@ -154,8 +157,8 @@ struct RestAPI {
             let exact = prefer.count == .exact || (prefer.count == .estimated && (planned ?? 0) <= Self.exactCountLimit)
             var result = try await execute(target, SQLRenderer().read(plan, count: exact), prefer: prefer)
             if !exact, let planned { result.total = planned }
-            if let cache, let cacheKey { cache.put(cacheKey, source: target.source.name, result) }
-            if let shared, let cacheKey, let generation { shared.put(cacheKey, source: target.source.name, generation: generation, result) }
+            if let cache, let cacheKey { cache.put(cacheKey, source: target.source.name, epoch: epoch, result) }
+            if let shared, let cacheKey, let ticket { shared.put(cacheKey, ticket, result) }
             return try respond(read: result, request: request, prefer: prefer, offset: plan.offset ?? 0)
         case .post, .put:
             let rows = try await bodyRows(request, single: request.method == .put)
@@ -236,7 +239,7 @@ struct RestAPI {
         }
         let result = try await execute(target, SQLRenderer().call(plan, count: false), prefer: prefer)
         // A function called with POST may have written anything.
-        if request.method == .post { invalidateReads(context, target) }
+        if request.method == .post { await invalidateReads(context, target) }
         if plan.operation.returnsVoid { return Response(status: .noContent) }
         if plan.read != nil || plan.operation.returnsSet {
             return try respond(read: result, request: request, prefer: prefer, offset: plan.read?.offset ?? 0)
@@ -251,8 +254,7 @@ struct RestAPI {
         let name = context.parameters.get("source") ?? ""
         guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else { throw APIError.sourceNotFound(name) }
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/sources/\(name)/rest/v1", model: source.model)
-        // Thousands of tables make this a long computation: not on an event loop.
-        return try jsonResponse(try await offloaded { document.json() }, headers: [.contentType: "application/openapi+json; charset=utf-8"])
+        return try await document.response()
     }
 
     // MARK: - Helpers
@@ -273,7 +275,7 @@ struct RestAPI {
         let result = try await execute(
             target, SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishes), prefer: prefer,
             requireOne: Self.wantsObject(request))
-        invalidateReads(context, target)
+        await invalidateReads(context, target)
         if publishes, let hub, !prefer.rollback, let rows = result.changes {
             hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
         }
@@ -281,8 +283,8 @@ struct RestAPI {
     }
 
     /// A write through mini-baas: the next read of this source goes to the database.
-    func invalidateReads(_ context: EdgeContext, _ target: Target) {
-        context.tenant?.dropCachedReads(of: target.source.name)
+    func invalidateReads(_ context: EdgeContext, _ target: Target) async {
+        await context.tenant?.dropCachedReads(of: target.source.name)
     }
 
     func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences, requireOne: Bool = false) async throws -> StatementResult {

@@ -30,6 +30,8 @@ final class RestReadCache: @unchecked Sendable {
     /// scan of all entries on every insert made a full cache the slowest part of a read.
     private var uses: [(key: String, tick: UInt64)] = []
     private var head = 0
+    /// Invalidations per source, so an answer read before one is not stored after it.
+    private var epochs: [String: UInt64] = [:]
     private let maxEntries: Int
     private let maxBytes: Int
     private let ttl: Duration
@@ -46,11 +48,13 @@ final class RestReadCache: @unchecked Sendable {
         evictions = Counter(label: "minibaas_cache_evictions_total", dimensions: [("tenant", tenant)])
     }
 
-    static func key(source: String, entity: String, query: [(String, String)], range: String?, prefer: String?, caller: Caller) -> String {
+    static func key(
+        source: String, entity: String, query: [(String, String)], range: String?, rangeUnit: String?, prefer: String?, caller: Caller
+    ) -> String {
         var key = "\(source)\u{0}\(entity)\u{0}\(caller.role)\u{0}"
         key += String(decoding: JSONValue.object(caller.claims).encoded(), as: UTF8.self)
         for (name, value) in query { key += "\u{0}\(name)=\(value)" }
-        key += "\u{0}range=\(range ?? "")\u{0}prefer=\(prefer ?? "")"
+        key += "\u{0}range=\(range ?? "")\u{0}unit=\(rangeUnit ?? "")\u{0}prefer=\(prefer ?? "")"
         return key
     }
 
@@ -69,13 +73,22 @@ final class RestReadCache: @unchecked Sendable {
         return found
     }
 
-    func put(_ key: String, source: String, _ result: StatementResult) {
+    /// The source's invalidation count, taken before a statement runs and given back to `put`.
+    func epoch(of source: String) -> UInt64 {
+        lock.withLock { epochs[source, default: 0] }
+    }
+
+    /// Stores an answer unless the source was invalidated since `epoch` was taken (the answer may
+    /// predate the change). `lifetime`: what the entry has left when it comes from the shared tier.
+    func put(_ key: String, source: String, epoch: UInt64? = nil, lifetime: Duration? = nil, _ result: StatementResult) {
         let size = key.utf8.count + (result.body?.utf8.count ?? 0)
         guard size <= maxBytes / 8 else { return }
         var evicted = 0
         lock.withLock {
+            if let epoch, epochs[source, default: 0] != epoch { return }
             remove(key)
-            entries[key] = Entry(key: key, result: result, source: source, bytes: size, expires: .now + ttl, used: touch(key))
+            entries[key] = Entry(
+                key: key, result: result, source: source, bytes: size, expires: .now + min(ttl, lifetime ?? ttl), used: touch(key))
             bytes += size
             while entries.count > maxEntries || bytes > maxBytes, let oldest = leastRecentlyUsed() {
                 remove(oldest)
@@ -88,6 +101,7 @@ final class RestReadCache: @unchecked Sendable {
     /// Drops every entry read from `source` (a write through mini-baas, or a change from its feed).
     func invalidate(source: String) {
         lock.withLock {
+            epochs[source, default: 0] += 1
             for (key, entry) in entries where entry.source == source { remove(key) }
         }
     }

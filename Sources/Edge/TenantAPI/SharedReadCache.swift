@@ -1,5 +1,6 @@
 import Connectors
 import Crypto
+import Foundation
 import Metrics
 import Runtime
 import Tenancy
@@ -8,148 +9,258 @@ import Tenancy
 /// nodes, so a node that takes a tenant over (after a move, a restart or a rolling deploy) answers
 /// its hot reads without going to the database first.
 ///
-/// Entries are keyed by a per-source generation. Invalidating (a write through mini-baas, a change
-/// from the feed) bumps the generation with `INCR`; until Redis has answered, this tier is bypassed
-/// for the source, so no reader ever sees an entry made before the change. An entry is stored
-/// under the generation read *before* its statement ran, so a read racing a write lands under a
-/// generation nobody asks for any more. A node that gains the tenant reads the generation afresh
-/// (this object lives in the tenant's tree). Redis being away costs a miss, never an error.
+/// Entries are keyed by the tenant's configuration generation (bumped by every admin change, read
+/// when the tree starts) and a per-source generation (bumped with `INCR` by every write through
+/// mini-baas and every change from the feed; the write answers only after Redis has). While a bump
+/// is in flight the tier is bypassed for that source; a bump Redis refused — or answered with a
+/// number that did not grow, because Redis lost the counter — bypasses it for a whole lifetime, so
+/// whatever was stored before has expired when it is used again. An entry is stored only if no
+/// invalidation happened since its statement started. Redis is given 200 ms per command; a Redis
+/// that is away or slow turns the tier off for two seconds at a time, costing misses, not errors.
 final class SharedReadCache: @unchecked Sendable {
     private enum Generation {
         case known(Int64)
-        /// `INCR`s still in flight, the highest value any of them answered so far, and whether one
+        /// `INCR`s in flight; the generation before them; the highest answer so far; whether one
         /// of them failed.
-        case bumping(inFlight: Int, highest: Int64, failed: Bool)
-        /// An `INCR` failed: entries of the old generation may still be in Redis, so the tier is
-        /// bypassed until they have expired, and the generation read again after.
+        case bumping(inFlight: Int, before: Int64?, highest: Int64?, failed: Bool)
+        /// Bypassed until then; read again after.
         case unknownUntil(ContinuousClock.Instant)
     }
+
+    /// What a read needs to store its answer afterwards.
+    struct Ticket: Sendable {
+        let source: String
+        let generation: Int64
+        let epoch: UInt64
+    }
+
+    /// Largest body stored: Redis also holds the cluster's leases, and is single-threaded.
+    static let maxEntryBytes = 256 << 10
+    /// Stores waiting for Redis at once; beyond, entries are not stored.
+    static let maxPendingStores = 64
 
     private let redis: RedisClient
     private let prefix: String
     private let tenant: String
+    private let configuration: Int64
     private let ttl: Duration
     private let lock = Lock()
     private var generations: [String: Generation] = [:]
+    /// Local invalidations per source, so an answer that raced one is not installed or stored.
+    private var epochs: [String: UInt64] = [:]
+    private var pendingStores = 0
+    private var offUntil: ContinuousClock.Instant?
     private let hits: Counter
     private let misses: Counter
 
-    init(redis: RedisClient, prefix: String, tenant: String, ttl: Duration) {
+    /// `configuration`: the tenant's configuration generation, read when its tree started.
+    init(redis: RedisClient, prefix: String, tenant: String, configuration: Int64, ttl: Duration) {
         self.redis = redis
         self.prefix = prefix
         self.tenant = tenant
+        self.configuration = configuration
         self.ttl = ttl
         hits = Counter(label: "minibaas_cache_shared_hits_total", dimensions: [("tenant", tenant)])
         misses = Counter(label: "minibaas_cache_shared_misses_total", dimensions: [("tenant", tenant)])
     }
 
-    /// The source's current generation, read from Redis the first time; nil while an
-    /// invalidation is in flight or Redis cannot say.
-    func generation(of source: String) async -> Int64? {
-        switch lock.withLock({ generations[source] }) {
-        case .known(let value)?: return value
+    // MARK: - Tenant configuration generation
+
+    static func configurationKey(prefix: String, tenant: String) -> String { "\(prefix)cache:config:\(tenant)" }
+
+    /// The tenant's configuration generation, when a tree starts; nil when Redis cannot say (the
+    /// tree then runs without this tier).
+    static func configurationGeneration(redis: RedisClient, prefix: String, tenant: String) async -> Int64? {
+        guard let reply = try? await redis.send(["GET", configurationKey(prefix: prefix, tenant: tenant)]) else { return nil }
+        switch reply {
+        case .null: return 0
+        case .string(let text): return Int64(text)
+        default: return nil
+        }
+    }
+
+    /// After an admin change (policies, sources, keys): entries made under the old configuration
+    /// are never found again. False when Redis did not take it.
+    static func configurationChanged(redis: RedisClient, prefix: String, tenant: String) async -> Bool {
+        guard case .integer? = try? await redis.send(["INCR", configurationKey(prefix: prefix, tenant: tenant)]) else { return false }
+        return true
+    }
+
+    // MARK: - Reads
+
+    /// Where a read may look, taken before its statement runs; nil while the tier is bypassed.
+    func ticket(for source: String) async -> Ticket? {
+        let (state, epoch, off) = lock.withLock { (generations[source], epochs[source, default: 0], offUntil) }
+        if let off, ContinuousClock.now < off { return nil }
+        switch state {
+        case .known(let value)?: return Ticket(source: source, generation: value, epoch: epoch)
         case .bumping?: return nil
         case .unknownUntil(let instant)? where ContinuousClock.now < instant: return nil
         case .unknownUntil?, nil: break
         }
-        guard let reply = try? await redis.send(["GET", generationKey(source)]) else { return nil }
-        let value = reply.string.flatMap { Int64($0) } ?? 0
+        let reply: RedisReply
+        do {
+            reply = try await redis.send(["GET", generationKey(source)])
+        } catch {
+            turnOff()
+            return nil
+        }
+        let value: Int64
+        switch reply {
+        case .null: value = 0
+        case .string(let text):
+            guard let parsed = Int64(text) else { return nil }
+            value = parsed
+        default: return nil
+        }
         return lock.withLock {
-            // An invalidation that started meanwhile wins.
+            // An invalidation that started meanwhile wins: what was read may predate it.
+            guard epochs[source, default: 0] == epoch else { return nil }
             switch generations[source] {
-            case .known(let current)?: return current
+            case .known(let current)?: return Ticket(source: source, generation: current, epoch: epoch)
             case .bumping?: return nil
+            case .unknownUntil(let instant)? where ContinuousClock.now < instant: return nil
             case .unknownUntil?, nil:
                 generations[source] = .known(value)
-                return value
+                return Ticket(source: source, generation: value, epoch: epoch)
             }
         }
     }
 
-    func get(_ key: String, source: String, generation: Int64) async -> StatementResult? {
-        let reply = try? await redis.send(["GET", entryKey(key, source: source, generation: generation)])
-        guard let text = reply?.string, let result = Self.decode(text) else {
+    /// The entry and how long it has left to live.
+    func get(_ key: String, _ ticket: Ticket) async -> (result: StatementResult, remaining: Duration)? {
+        let reply: RedisReply
+        do {
+            reply = try await redis.send(["GET", entryKey(key, ticket)])
+        } catch {
+            turnOff()
+            return nil
+        }
+        guard case .string(let text) = reply, let (result, expires) = Self.decode(text) else {
+            misses.increment()
+            return nil
+        }
+        let remaining = Duration.milliseconds(expires - Self.nowMilliseconds())
+        guard remaining > .zero else {
             misses.increment()
             return nil
         }
         hits.increment()
-        return result
+        return (result, remaining)
     }
 
-    /// Stores without waiting: the response does not wait for Redis.
-    func put(_ key: String, source: String, generation: Int64, _ result: StatementResult) {
-        let milliseconds = ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000
-        let command = ["SET", entryKey(key, source: source, generation: generation), Self.encode(result), "PX", String(max(1, milliseconds))]
-        let redis = self.redis
-        Task { _ = try? await redis.send(command) }
-    }
-
-    /// Every entry of `source` stops being found at once; Redis learns the new generation after.
-    func invalidate(source: String) {
-        lock.withLock {
-            switch generations[source] {
-            case .bumping(let inFlight, let highest, let failed)?:
-                generations[source] = .bumping(inFlight: inFlight + 1, highest: highest, failed: failed)
-            case .known(let value)?: generations[source] = .bumping(inFlight: 1, highest: value, failed: false)
-            case .unknownUntil?, nil: generations[source] = .bumping(inFlight: 1, highest: 0, failed: false)
-            }
+    /// Stores without the response waiting for Redis — unless an invalidation came since the
+    /// ticket was taken, the body is too big, or too many stores are already waiting.
+    func put(_ key: String, _ ticket: Ticket, _ result: StatementResult) {
+        guard (result.body?.utf8.count ?? 0) <= Self.maxEntryBytes else { return }
+        let admitted = lock.withLock { () -> Bool in
+            guard epochs[ticket.source, default: 0] == ticket.epoch, case .known(ticket.generation)? = generations[ticket.source],
+                pendingStores < Self.maxPendingStores
+            else { return false }
+            pendingStores += 1
+            return true
         }
+        guard admitted else { return }
+        let milliseconds = max(1, ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000)
+        let command = ["SET", entryKey(key, ticket), Self.encode(result, expires: Self.nowMilliseconds() + milliseconds), "PX", String(milliseconds)]
         let redis = self.redis
-        let key = generationKey(source)
         Task {
-            let answered = try? await redis.send(["INCR", key]).integer
-            lock.withLock {
-                guard case .bumping(let inFlight, let highest, let earlierFailed)? = generations[source] else { return }
-                let newest = max(highest, answered ?? highest)
-                let failed = earlierFailed || answered == nil
-                if inFlight > 1 {
-                    generations[source] = .bumping(inFlight: inFlight - 1, highest: newest, failed: failed)
-                } else if failed {
-                    generations[source] = .unknownUntil(.now + ttl)
-                } else {
-                    generations[source] = .known(newest)
-                }
+            _ = try? await redis.send(command)
+            lock.withLock { pendingStores -= 1 }
+        }
+    }
+
+    // MARK: - Invalidation
+
+    /// Every entry of `source` stops being found at once; returns once Redis has the new
+    /// generation (or refused it), so a write is answered only after its bump.
+    func invalidate(source: String) async {
+        await startInvalidation(of: source).value
+    }
+
+    /// The same, for callers that must not wait for Redis (the change feed's dispatch): the
+    /// bypass starts now; the returned task moves the generation.
+    @discardableResult
+    func startInvalidation(of source: String) -> Task<Void, Never> {
+        lock.withLock {
+            epochs[source, default: 0] += 1
+            switch generations[source] {
+            case .bumping(let inFlight, let before, let highest, let failed)?:
+                generations[source] = .bumping(inFlight: inFlight + 1, before: before, highest: highest, failed: failed)
+            case .known(let value)?: generations[source] = .bumping(inFlight: 1, before: value, highest: nil, failed: false)
+            case .unknownUntil?, nil: generations[source] = .bumping(inFlight: 1, before: nil, highest: nil, failed: false)
             }
         }
+        return Task { await self.bump(source) }
+    }
+
+    private func bump(_ source: String) async {
+        var answered: Int64?
+        if case .integer(let value)? = try? await redis.send(["INCR", generationKey(source)]) { answered = value }
+        lock.withLock {
+            guard case .bumping(let inFlight, let before, let highest, let earlierFailed)? = generations[source] else { return }
+            let newest = [highest, answered].compactMap { $0 }.max()
+            // A counter that did not grow past what this node knew was lost by Redis: entries
+            // stored under the old numbers may come back into use.
+            let failed = earlierFailed || answered == nil || (before != nil && (answered ?? 0) <= before!)
+            if inFlight > 1 {
+                generations[source] = .bumping(inFlight: inFlight - 1, before: before, highest: newest, failed: failed)
+            } else if failed || newest == nil {
+                generations[source] = .unknownUntil(.now + ttl)
+            } else {
+                generations[source] = .known(newest!)
+            }
+        }
+    }
+
+    private func turnOff() {
+        lock.withLock { offUntil = .now + .seconds(2) }
     }
 
     private func generationKey(_ source: String) -> String {
         "\(prefix)cache:gen:\(tenant):\(source)"
     }
 
-    private func entryKey(_ key: String, source: String, generation: Int64) -> String {
-        "\(prefix)cache:\(tenant):\(source):\(generation):\(Hex.encode(SHA256.hash(data: Array(key.utf8))))"
+    private func entryKey(_ key: String, _ ticket: Ticket) -> String {
+        "\(prefix)cache:\(tenant):\(configuration):\(ticket.source):\(ticket.generation):\(Hex.encode(SHA256.hash(data: Array(key.utf8))))"
     }
 
-    /// `count total` on the first line (`-` for no total), then the body; `!` alone for no body.
-    static func encode(_ result: StatementResult) -> String {
-        "\(result.count) \(result.total.map(String.init) ?? "-")\n\(result.body.map { "=" + $0 } ?? "!")"
+    static func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    /// `count total expires` on the first line (`-` for no total; expiry in Unix milliseconds, so
+    /// a copy taken into a node's own shard lives only what the entry has left), then the body
+    /// after `=`, or `!` alone for no body.
+    static func encode(_ result: StatementResult, expires: Int64) -> String {
+        "\(result.count) \(result.total.map(String.init) ?? "-") \(expires)\n\(result.body.map { "=" + $0 } ?? "!")"
     }
 
-    static func decode(_ text: String) -> StatementResult? {
-        guard let newline = text.utf8.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-        let header = text[..<newline].split(separator: " ")
-        let rest = text[text.utf8.index(after: newline)...]
-        guard header.count == 2, let count = Int(header[0]) else { return nil }
+    static func decode(_ text: String) -> (StatementResult, expires: Int64)? {
+        let bytes = text.utf8
+        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let header = text.utf8[..<newline].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+        let rest = bytes[bytes.index(after: newline)...]
+        guard header.count == 3, let count = Int(header[0]), let expires = Int64(header[2]) else { return nil }
         let total = header[1] == "-" ? nil : Int(header[1])
         if header[1] != "-" && total == nil { return nil }
         let body: String?
-        if rest == "!" {
+        if rest.elementsEqual("!".utf8) {
             body = nil
-        } else if rest.first == "=" {
-            body = String(rest.dropFirst())
+        } else if rest.first == UInt8(ascii: "=") {
+            body = String(decoding: rest.dropFirst(), as: UTF8.self)
         } else {
             return nil
         }
-        return StatementResult(body: body, count: count, total: total)
+        return (StatementResult(body: body, count: count, total: total), expires)
     }
 }
 
 extension TenantSupervisor {
     /// Drops a source's cached reads from both tiers: after a write through mini-baas, or a change
-    /// from the source's feed.
-    nonisolated func dropCachedReads(of source: String) {
+    /// from the source's feed. Entries stop being found at once; a write waits for the shared
+    /// tier's generation to move before it answers, the change feed does not.
+    nonisolated func dropCachedReads(of source: String, waitingForSharedTier: Bool = true) async {
         attachments.get(RestReadCache.self)?.invalidate(source: source)
-        attachments.get(SharedReadCache.self)?.invalidate(source: source)
+        let bump = attachments.get(SharedReadCache.self)?.startInvalidation(of: source)
+        if waitingForSharedTier { await bump?.value }
     }
 }

@@ -28,7 +28,6 @@ struct TenantAPI {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
         let model = tree.attachments.get(TenantSources.self)?.defaultSource?.model ?? SchemaModel()
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/rest/v1", model: model)
-        // Thousands of tables make this a long computation: not on an event loop.
-        return try jsonResponse(try await offloaded { document.json() }, headers: [.contentType: "application/openapi+json; charset=utf-8"])
+        return try await document.response()
     }
 }

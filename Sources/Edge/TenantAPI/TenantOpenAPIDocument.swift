@@ -1,4 +1,5 @@
 import Connectors
+import Hummingbird
 import Runtime
 import Tenancy
 
@@ -9,6 +10,14 @@ struct TenantOpenAPIDocument {
     let tenant: Tenant
     let restURL: String
     var model = SchemaModel()
+
+    /// The document as served. Thousands of tables make building and encoding it long: both run
+    /// off the event loops.
+    func response() async throws -> Response {
+        let bytes = try await offloaded { json().encoded() }
+        return Response(
+            status: .ok, headers: [.contentType: "application/openapi+json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
 
     func json() -> JSONValue {
         var paths = JSONObject()

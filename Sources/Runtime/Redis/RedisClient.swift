@@ -12,17 +12,29 @@ public actor RedisClient {
     private var retryAt: ContinuousClock.Instant?
     private let backoff: Backoff
     private let logger: Logger
+    private let commandTimeout: Duration
+    private let connectTimeout: Duration
+    /// The one connection attempt in flight: callers arriving meanwhile wait for it rather than
+    /// each opening (and leaking) a connection of their own.
+    private var connecting: Task<RedisConnection, any Error>?
 
-    public init(url: RedisURL, backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5), jitter: 0.2), logger: Logger) {
+    /// `commandTimeout`/`connectTimeout`: how long a caller may wait for Redis — seconds for the
+    /// cluster's own bookkeeping, a fraction of that where Redis is only an optimisation (a cache).
+    public init(
+        url: RedisURL, backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5), jitter: 0.2),
+        commandTimeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(3), logger: Logger
+    ) {
         self.url = url
         self.backoff = backoff
+        self.commandTimeout = commandTimeout
+        self.connectTimeout = connectTimeout
         self.logger = logger
     }
 
     public func send(_ arguments: [String]) async throws(RedisError) -> RedisReply {
         let connection = try await connected()
         do {
-            return try await connection.send(arguments)
+            return try await connection.send(arguments, timeout: commandTimeout)
         } catch {
             lost(connection, error)
             throw error
@@ -32,7 +44,7 @@ public actor RedisClient {
     public func pipeline(_ commands: [[String]]) async throws(RedisError) -> [RedisReply] {
         let connection = try await connected()
         do {
-            return try await connection.pipeline(commands)
+            return try await connection.pipeline(commands, timeout: commandTimeout)
         } catch {
             lost(connection, error)
             throw error
@@ -52,12 +64,24 @@ public actor RedisClient {
 
     private func connected() async throws(RedisError) -> RedisConnection {
         if let connection, connection.isActive { return connection }
+        if let connecting {
+            do {
+                return try await connecting.value
+            } catch {
+                throw error as? RedisError ?? .unavailable("\(error)")
+            }
+        }
         if let retryAt, ContinuousClock.now < retryAt {
             throw .unavailable("reconnecting after \(failures) failed attempt(s)")
         }
+        let (url, timeout) = (self.url, connectTimeout)
+        let attempt = Task { () async throws -> RedisConnection in try await RedisConnection.connect(url, timeout: timeout) }
+        connecting = attempt
+        defer { connecting = nil }
         do {
-            let fresh = try await RedisConnection.connect(url)
+            let fresh = try await attempt.value
             if failures > 0 { logger.info("reconnected to Redis", metadata: ["after": .stringConvertible(failures)]) }
+            if let previous = connection, previous !== fresh { Task { await previous.close() } }
             connection = fresh
             failures = 0
             retryAt = nil
@@ -65,7 +89,7 @@ public actor RedisClient {
         } catch {
             failures += 1
             retryAt = .now + backoff.delay(forAttempt: failures)
-            throw error
+            throw error as? RedisError ?? .unavailable("\(error)")
         }
     }
 
