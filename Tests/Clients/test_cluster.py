@@ -403,9 +403,11 @@ def test_shared_read_cache_serves_a_new_owner_and_writes_invalidate_it_across_ha
                 assert time.time() < deadline, "the read was never stored in the shared tier"
                 time.sleep(0.05)
 
-        def owner_and_successor(owner_id):
-            owner = next(node for node in started.live_nodes() if node.id == owner_id)
-            return owner, next(node for node in started.live_nodes() if node.id != owner_id)
+        def node_named(node_id):
+            return next(node for node in started.nodes if node.id == node_id)
+
+        def any_other_live(node_id):
+            return next(node for node in started.live_nodes() if node.id != node_id)
 
         first, owner_id = read(started.nodes[0])
         assert first == "first"
@@ -413,22 +415,21 @@ def test_shared_read_cache_serves_a_new_owner_and_writes_invalidate_it_across_ha
         # Behind mini-baas's back, with no change feed running: only the cache's lifetime bounds
         # how long this goes unseen — which shows where the next answer comes from.
         psql(database, "update notes set body = 'changed behind' where id = 1")
-        owner, successor = owner_and_successor(owner_id)
-        owner.terminate()
-        answer, new_owner = read(successor)
-        assert new_owner == successor.id
+        node_named(owner_id).terminate()
+        answer, new_owner = read(any_other_live(owner_id))
+        assert new_owner != owner_id
         assert answer == "first", "the new owner answers from the shared tier, not from the database"
-        assert shared_hits(successor) >= 1
+        assert shared_hits(node_named(new_owner)) >= 1
 
         # A write through the owner, then the owner goes at once: the write answered only after the
         # shared generation moved, so the next owner never serves what was cached before it.
-        status, _, body = started.request("PATCH", f"{successor.base}/t/{slug}/rest/v1/notes?id=eq.1",
-                                          body={"body": "written"}, headers=headers)
+        status, answered, body = started.request("PATCH", f"{node_named(new_owner).base}/t/{slug}/rest/v1/notes?id=eq.1",
+                                                 body={"body": "written"}, headers=headers)
         assert status == 204, body
-        owner, last = owner_and_successor(successor.id)
-        owner.terminate()
-        answer, new_owner = read(last)
-        assert new_owner == last.id
+        assert answered["x-minibaas-node"] == new_owner
+        node_named(new_owner).terminate()
+        answer, last_owner = read(any_other_live(new_owner))
+        assert last_owner not in (owner_id, new_owner)
         assert answer == "written"
     finally:
         started.stop()

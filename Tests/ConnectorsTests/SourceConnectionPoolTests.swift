@@ -56,4 +56,25 @@ final class SourceConnectionPoolTests: XCTestCase {
         let after = try await backendPID(pool)
         XCTAssertNotEqual(after, answered, "the cancelled statement's connection was not reused")
     }
+
+    func testConnectionsHoldingTooManyPreparedStatementsOrRetiredAreReplaced() async throws {
+        let url = try PostgresURL(try TestServices.postgresURL())
+        let pool = SourceConnectionPool(maxPrepared: 2, logger: Logger(label: "test.pool")) { try url.connectionConfiguration() }
+        let sweeper = Task { await pool.run() }
+        defer { sweeper.cancel() }
+        let first = try await backendPID(pool)
+        try await pool.withConnection { connection in
+            pool.notePrepared("a", on: connection)
+            pool.notePrepared("b", on: connection)
+            pool.notePrepared("a", on: connection)
+        }
+        let second = try await backendPID(pool)
+        XCTAssertEqual(first, second, "two distinct statements are within the bound")
+        try await pool.withConnection { connection in pool.notePrepared("c", on: connection) }
+        let third = try await backendPID(pool)
+        XCTAssertNotEqual(second, third, "a third distinct statement: the connection is replaced")
+        try await pool.withConnection { connection in pool.retire(connection) }
+        let fourth = try await backendPID(pool)
+        XCTAssertNotEqual(third, fourth, "a retired connection is not reused")
+    }
 }

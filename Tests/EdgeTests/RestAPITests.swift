@@ -484,3 +484,44 @@ extension RestAPITests {
         }
     }
 }
+
+extension RestAPITests {
+    /// Statements run prepared, once per connection: a statement that failed to prepare (the
+    /// model no longer matched the database) does not stay failed on its connection once the
+    /// database matches again, and `preparedStatements: false` runs them unnamed.
+    func testPreparedStatementsRecoverFromAFailedPreparation() async throws {
+        for prepared in [true, false] {
+            let database = try await TestServices.freshDatabase(prefix: "prep")
+            try TestServices.runScript(Self.fixture, database: database)
+            let node = try await TestNode.make()
+            try await node.application().test(.router) { client in
+                let keys = try await client.createTenant(node, "prep")
+                let registered = try await client.call(
+                    .post, "/admin/v1/tenants/prep/sources", headers: node.adminHeaders,
+                    json: ["name": "main", "kind": "postgres", "url": .string(database), "maxConnections": 1, "preparedStatements": .bool(prepared)])
+                XCTAssertEqual(registered.status, .created, String(buffer: registered.body))
+                let headers: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)"]
+                let first = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id&order=id", headers: headers)
+                XCTAssertEqual(first.json, [["id": 1], ["id": 2]])
+                try await TestServices.withClient(try .init(database)) { db in
+                    _ = try await db.query("ALTER TABLE orgs RENAME COLUMN name TO title")
+                }
+                // A statement never prepared before, naming a column that is gone: fails to prepare.
+                let broken = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&order=id", headers: headers)
+                XCTAssertEqual(broken.status, .badRequest, String(buffer: broken.body))
+                XCTAssertEqual(broken.code, "42703")
+                try await TestServices.withClient(try .init(database)) { db in
+                    _ = try await db.query("ALTER TABLE orgs RENAME COLUMN title TO name")
+                }
+                let again = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&order=id&limit=1", headers: headers)
+                XCTAssertEqual(again.status, .ok, "prepared=\(prepared): \(String(buffer: again.body))")
+                let same = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&order=id", headers: headers)
+                XCTAssertEqual(same.status, .ok, "prepared=\(prepared): the statement that failed to prepare works once the database matches: \(String(buffer: same.body))")
+                let bad = try await client.call(
+                    .post, "/admin/v1/tenants/prep/sources", headers: node.adminHeaders,
+                    json: ["name": "other", "kind": "postgres", "url": .string(database), "preparedStatements": "yes"])
+                XCTAssertEqual(bad.status, .badRequest)
+            }
+        }
+    }
+}

@@ -12,6 +12,10 @@ public final class PostgresSource: Sendable {
         public var maxConnections: Int = 10
         public var acquireTimeout: Duration = .seconds(5)
         public var statementTimeoutMs: Int = 15_000
+        /// Statements run as named prepared statements (parsed and planned once per connection).
+        /// Off for databases reached through a pooler in transaction mode (PgBouncer, Supavisor
+        /// on port 6543), where a connection's prepared statements do not follow the client.
+        public var preparedStatements = true
         public init() {}
     }
 
@@ -58,13 +62,13 @@ public final class PostgresSource: Sendable {
         do {
             return try await pool.withConnection { connection in
                 guard rollback || statement.checked || requireOne else {
-                    return try await Self.run(statement, on: connection, logger: logger)
+                    return try await run(statement, on: connection)
                 }
                 // A transaction, so that a write whose rows fail their policy check, or that
                 // asked for tx=rollback, leaves nothing behind.
                 try await connection.query("BEGIN", logger: logger)
                 do {
-                    let result = try await Self.run(statement, on: connection, logger: logger)
+                    let result = try await run(statement, on: connection)
                     if requireOne && result.count != 1 {
                         try await connection.query("ROLLBACK", logger: logger)
                         throw RestError.singular(result.count)
@@ -118,12 +122,27 @@ public final class PostgresSource: Sendable {
         }
     }
 
-    static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> StatementResult {
-        let rows = try await connection.query(statement.query, logger: logger)
+    private func run(_ statement: SQLStatement, on connection: PostgresConnection) async throws -> StatementResult {
+        guard settings.preparedStatements && statement.reusable else {
+            return try await Self.collect(try await connection.query(statement.query, logger: logger), statement)
+        }
+        let name = PreparedSQL.name(of: statement)
+        pool.notePrepared(name, on: connection)
+        do {
+            return try await Self.collect(try await PreparedSQL.execute(statement, name: name, on: connection, logger: logger), statement)
+        } catch let error as PSQLError where PreparedSQL.mayHaveFailedPreparing(error) {
+            pool.retire(connection)
+            throw error
+        }
+    }
+
+    private static func collect<Rows: AsyncSequence>(_ rows: Rows, _ statement: SQLStatement) async throws -> StatementResult
+    where Rows.Element == PostgresRow {
         if statement.streaming {
             var body = "["
             var count = 0
-            for try await row in rows.decode(String.self) {
+            for try await cells in rows {
+                let row = try cells.decode(String.self)
                 if count > 0 { body += "," }
                 body += row
                 count += 1
@@ -131,12 +150,14 @@ public final class PostgresSource: Sendable {
             return StatementResult(body: body + "]", count: count, total: nil)
         }
         if statement.publishes {
-            for try await (body, count, total, violations, changes) in rows.decode((String?, Int64?, Int64?, Int64?, String?).self) {
+            for try await row in rows {
+                let (body, count, total, violations, changes) = try row.decode((String?, Int64?, Int64?, Int64?, String?).self)
                 return StatementResult(
                     body: body, count: Int(count ?? 0), total: total.map(Int.init), violations: Int(violations ?? 0), changes: changes)
             }
         }
-        for try await (body, count, total, violations) in rows.decode((String?, Int64?, Int64?, Int64?).self) {
+        for try await row in rows {
+            let (body, count, total, violations) = try row.decode((String?, Int64?, Int64?, Int64?).self)
             return StatementResult(body: body, count: Int(count ?? 0), total: total.map(Int.init), violations: Int(violations ?? 0))
         }
         return StatementResult(body: nil, count: 0, total: nil, violations: 0)

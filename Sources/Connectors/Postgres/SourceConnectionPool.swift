@@ -18,10 +18,19 @@ final class SourceConnectionPool: @unchecked Sendable {
     private let logger: Logger
     private let lock = Lock()
     private var idle: [(connection: PostgresConnection, since: ContinuousClock.Instant)] = []
+    /// Distinct prepared statements per connection: the server keeps each for the connection's
+    /// life, so beyond `maxPrepared` a connection is closed and replaced.
+    private var prepared: [PostgresConnection.ID: Set<String>] = [:]
+    private let maxPrepared: Int
+    private var retiring: Set<PostgresConnection.ID> = []
     private var nextID = 0
     private var stopped = false
 
-    init(idleTimeout: Duration = .seconds(60), logger: Logger, configuration: @escaping @Sendable () throws -> PostgresConnection.Configuration) {
+    init(
+        idleTimeout: Duration = .seconds(60), maxPrepared: Int = 500, logger: Logger,
+        configuration: @escaping @Sendable () throws -> PostgresConnection.Configuration
+    ) {
+        self.maxPrepared = maxPrepared
         self.configuration = configuration
         self.idleTimeout = idleTimeout
         self.logger = logger
@@ -81,10 +90,21 @@ final class SourceConnectionPool: @unchecked Sendable {
         return idle.popLast()?.connection
     }
 
+    /// Records that `name` is prepared (or about to be) on `connection`.
+    func notePrepared(_ name: String, on connection: PostgresConnection) {
+        lock.withLock { _ = prepared[connection.id, default: []].insert(name) }
+    }
+
+    /// The connection is closed when it comes back instead of being reused: postgres-nio keeps a
+    /// statement that failed to prepare as failed for the connection's life.
+    func retire(_ connection: PostgresConnection) {
+        lock.withLock { retiring.insert(connection.id) }
+    }
+
     private func giveBack(_ connection: PostgresConnection) {
         guard !connection.isClosed else { return }
         let keep = lock.withLock { () -> Bool in
-            guard !stopped else { return false }
+            guard !stopped, !retiring.contains(connection.id), prepared[connection.id]?.count ?? 0 <= maxPrepared else { return false }
             idle.append((connection, .now))
             return true
         }
@@ -115,6 +135,10 @@ final class SourceConnectionPool: @unchecked Sendable {
     }
 
     private func close(_ connection: PostgresConnection) {
+        lock.withLock {
+            prepared.removeValue(forKey: connection.id)
+            retiring.remove(connection.id)
+        }
         Task { try? await connection.close() }
     }
 }

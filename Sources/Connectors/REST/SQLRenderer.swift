@@ -123,6 +123,7 @@ public struct SQLRenderer: Sendable {
     /// one per check, in order; unknown counts as false, as in a WHERE clause.
     public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) -> SQLStatement {
         var statement = SQLStatement()
+        statement.reusable = false
         let records = rows.indices.map { index in
             let table = quote(rows[index].entity.qualifiedName)
             return "json_populate_record(NULL::\(table), \(statement.bind(JSONValue.object(rows[index].values).jsonString))::json) AS \(quote("r\(index)"))"
@@ -305,6 +306,7 @@ public struct SQLRenderer: Sendable {
                 var sql: String
                 if missingDefault {
                     // One VALUES row per object, with DEFAULT where the object has no such key.
+                    statement.reusable = false
                     let types = columns.map { name in plan.target.entity.column(named: name)?.nativeType ?? "text" }
                     let values = rows.map { row in
                         "(" + zip(columns, types).map { name, type -> String in

@@ -14,7 +14,13 @@ public struct SQLStatement: Sendable {
     /// Set when a write also answers every row it wrote, whole (`changes`), for realtime
     /// subscribers of a source whose changes cannot be captured from the database.
     public var publishes = false
+    /// False for statements whose text varies with the data (one VALUES row per object, a batch
+    /// of policy questions): preparing them would only fill the connection with one-off plans.
+    public var reusable = true
     private var count = 0
+    /// The parameters' types in order (`s` text, `a` text[], `i` integer): with the SQL, what
+    /// identifies a prepared statement.
+    public private(set) var parameterTypes = ""
     private var aliases = 0
 
     /// A fresh table alias for a subquery.
@@ -26,18 +32,21 @@ public struct SQLStatement: Sendable {
     public init() {}
 
     public mutating func bind(_ value: String) -> String {
+        parameterTypes += "s"
         binds.append(value)
         count += 1
         return "$\(count)"
     }
 
     public mutating func bind(_ values: [String]) -> String {
+        parameterTypes += "a"
         binds.append(values)
         count += 1
         return "$\(count)"
     }
 
     public mutating func bind(_ value: Int) -> String {
+        parameterTypes += "i"
         binds.append(value)
         count += 1
         return "$\(count)"

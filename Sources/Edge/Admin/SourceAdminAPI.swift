@@ -32,10 +32,10 @@ struct SourceAdminAPI {
         let registration: SourceCatalog.PostgresRegistration
         switch kind {
         case "postgres":
-            try body.allowOnly(["name", "kind", "url", "schemas", "maxConnections", "acquireTimeoutMs"])
+            try body.allowOnly(["name", "kind", "url", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements"])
             registration = try postgres(body, name: name, kind: kind, urlField: "url")
         case "supabase":
-            try body.allowOnly(["name", "kind", "url", "serviceKey", "dbUrl", "schemas", "maxConnections", "acquireTimeoutMs"])
+            try body.allowOnly(["name", "kind", "url", "serviceKey", "dbUrl", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements"])
             guard try body.string("dbUrl") != nil else {
                 return try await createSupabaseProxy(body, slug: slug, name: name, context: context)
             }
@@ -346,7 +346,7 @@ struct SourceAdminAPI {
     /// `kind: schema`: an uploaded document, served over `url`, provisioned into the hosted
     /// database (`provision: true`), or kept as a model only.
     func createUploaded(_ body: JSONBody, slug: String, name: String, context: EdgeContext) async throws -> Response {
-        try body.allowOnly(["name", "kind", "format", "document", "url", "provision", "schemas", "maxConnections", "acquireTimeoutMs"])
+        try body.allowOnly(["name", "kind", "format", "document", "url", "provision", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements"])
         let formatName = try body.requiredString("format")
         guard let format = UploadedSchema.Format(rawValue: formatName) else {
             throw APIError.invalidField("format", "must be one of \(UploadedSchema.Format.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -460,6 +460,12 @@ struct SourceAdminAPI {
                 throw APIError.invalidField("acquireTimeoutMs", "must be a whole number from 10 to 60000")
             }
             registration.extra["acquireTimeoutMs"] = .integer(number)
+        }
+        if let value = body.object["preparedStatements"] {
+            guard case .bool(let enabled) = value else {
+                throw APIError.invalidField("preparedStatements", "must be true or false (false for a pooler in transaction mode)")
+            }
+            registration.extra["preparedStatements"] = .bool(enabled)
         }
         return registration
     }
