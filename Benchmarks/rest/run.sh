@@ -5,6 +5,8 @@
 #   (b) GET with a two-level embed             items -> parents -> groups, through mini-baas
 #   (c) the same two through the hand-written service
 #   (d) the raw query loop on postgres-nio alone
+#   and, for comparison only, (c) again with postgres-nio prepared statements (c-prep: mini-baas
+#   prepares its generated statements; a user who knows postgres-nio well could too)
 # Each case runs ROUNDS times (default 3), the cases taking turns; prints every round, the medians,
 # and the ratios a/c and b/c per round and their medians. Usage: Benchmarks/rest/run.sh [seconds per run]
 set -euo pipefail
@@ -34,6 +36,10 @@ BACKGROUND_PIDS+=($!)
 BASE_PORT=$(free_port)
 "$BIN/rest-baseline" --port "$BASE_PORT" --database "$DB" --connections 10 >"$SERVICES_DIR/baseline.log" 2>&1 &
 BACKGROUND_PIDS+=($!)
+PREP_PORT=$(free_port)
+"$BIN/rest-baseline" --port "$PREP_PORT" --database "$DB" --connections 10 --prepared >"$SERVICES_DIR/baseline-prepared.log" 2>&1 &
+BACKGROUND_PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PREP_PORT/items?id=1" >/dev/null && break; sleep 0.2; done
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MB_PORT/healthz" >/dev/null && curl -sf "http://127.0.0.1:$BASE_PORT/items?id=1" >/dev/null && break; sleep 0.2; done
 
 KEY=$(curl -sf -X POST "http://127.0.0.1:$MB_PORT/admin/v1/tenants" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
@@ -69,6 +75,8 @@ for round in $(seq "$ROUNDS"); do
   RESULTS+=("$round $(run_wrk c-pk "http://127.0.0.1:$BASE_PORT" "/items?id=%d" "")")
   RESULTS+=("$round $(run_wrk b "http://127.0.0.1:$MB_PORT" "/t/bench/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.%d" "$KEY")")
   RESULTS+=("$round $(run_wrk c-embed "http://127.0.0.1:$BASE_PORT" "/embed?id=%d" "")")
+  RESULTS+=("$round $(run_wrk c-prep-pk "http://127.0.0.1:$PREP_PORT" "/items?id=%d" "")")
+  RESULTS+=("$round $(run_wrk c-prep-embed "http://127.0.0.1:$PREP_PORT" "/embed?id=%d" "")")
 done
 D=$("$BIN/rest-baseline" --raw-loop --database "$DB" --seconds "$SECONDS_EACH" --concurrency "$CONNECTIONS" --connections 10)
 
@@ -80,15 +88,16 @@ for line in sys.argv[2:]:
     parts = line.split()
     rounds.setdefault(parts[1], []).append((int(parts[0]), float(parts[2]), float(parts[3]), float(parts[4]), parts[5] if len(parts) > 5 else "0"))
 names = {"a": "(a) mini-baas, primary key", "b": "(b) mini-baas, two-level embed", "c-pk": "(c) hand-written, primary key",
-         "c-embed": "(c) hand-written, two-level embed"}
-for label in ["a", "c-pk", "b", "c-embed"]:
+         "c-embed": "(c) hand-written, two-level embed", "c-prep-pk": "(c, prepared) primary key",
+         "c-prep-embed": "(c, prepared) two-level embed"}
+for label in ["a", "c-pk", "b", "c-embed", "c-prep-pk", "c-prep-embed"]:
     for run in rounds[label]:
         print(f"round {run[0]}  {label:8} {run[1]:10.1f} req/s  p50 {run[2]:7.3f} ms  p99 {run[3]:7.3f} ms")
 print()
 print("medians over the rounds:")
 print(f"{'case':36} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
 median = {}
-for label in ["a", "b", "c-pk", "c-embed"]:
+for label in ["a", "b", "c-pk", "c-embed", "c-prep-pk", "c-prep-embed"]:
     runs = rounds[label]
     median[label] = tuple(statistics.median(run[i] for run in runs) for i in (1, 2, 3))
     errors = sum(int(run[4]) for run in runs)
@@ -97,10 +106,10 @@ print(f"{'(d) raw postgres-nio loop':36} {float(raw[1]):10.1f} {float(raw[2]):9.
 def ratios(x, c):
     return [xr[1] / cr[1] for xr, cr in zip(rounds[x], rounds[c])], [xr[3] / cr[3] for xr, cr in zip(rounds[x], rounds[c])]
 print()
-for x, c, label in [("a", "c-pk", "a/c"), ("b", "c-embed", "b/c")]:
+for x, c, label in [("a", "c-pk", "a/c"), ("b", "c-embed", "b/c"), ("a", "c-prep-pk", "a/c-prepared"), ("b", "c-prep-embed", "b/c-prepared")]:
     throughput, p99 = ratios(x, c)
-    target = "   (target >= 0.9)" if x == "a" else ""
-    target99 = "   (target <= 1.25)" if x == "a" else ""
+    target = "   (target >= 0.9)" if label == "a/c" else ""
+    target99 = "   (target <= 1.25)" if label == "a/c" else ""
     print(f"{label}  throughput ratio: {statistics.median(throughput):.2f}{target}   per round: {' '.join(f'{r:.2f}' for r in throughput)}")
     print(f"{label}  p99 ratio:        {statistics.median(p99):.2f}{target99}   per round: {' '.join(f'{r:.2f}' for r in p99)}")
 PY

@@ -268,3 +268,21 @@ extension AdminAPITests {
         }
     }
 }
+
+extension AdminAPITests {
+    /// Sources behind a pooler in transaction mode run statements unnamed by default.
+    func testTransactionPoolersAreRecognised() throws {
+        let pooled = [
+            "postgresql://postgres.ref:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres",
+            "postgresql://u:pw@db.internal:6432/app",
+            "postgresql://u:pw@AWS-0-EU.POOLER.SUPABASE.COM:6544/postgres",
+        ]
+        let direct = [
+            "postgresql://postgres:pw@db.ref.supabase.co:5432/postgres",
+            "postgresql://postgres.ref:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres",
+            "postgresql://u:pw@127.0.0.1:5432/app",
+        ]
+        for text in pooled { XCTAssertTrue(SourceAdminAPI.isTransactionPooler(try PostgresURL(text)), text) }
+        for text in direct { XCTAssertFalse(SourceAdminAPI.isTransactionPooler(try PostgresURL(text)), text) }
+    }
+}

@@ -33,6 +33,46 @@ func embedQuery(_ id: Int) -> PostgresQuery {
     """
 }
 
+/// The same two queries as prepared statements — what a user who knows postgres-nio well might
+/// write (`--prepared`); shown beside (c) for comparison, not used for the ratios.
+struct KeyStatement: PostgresPreparedStatement {
+    typealias Row = String
+    static let sql = "SELECT row_to_json(t)::text FROM (SELECT id, name, value, parent_id FROM items WHERE id = $1) t"
+    let id: Int
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(id)
+        return bindings
+    }
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+}
+struct EmbedStatement: PostgresPreparedStatement {
+    typealias Row = String
+    static let sql = """
+        SELECT row_to_json(t)::text FROM (
+          SELECT i.id, i.name,
+                 (SELECT row_to_json(p) FROM (
+                    SELECT pa.id, pa.name,
+                           (SELECT row_to_json(g) FROM (SELECT gr.id, gr.name FROM groups gr WHERE gr.id = pa.group_id) g) AS groups
+                    FROM parents pa WHERE pa.id = i.parent_id) p) AS parents
+          FROM items i WHERE i.id = $1) t
+        """
+    let id: Int
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(id)
+        return bindings
+    }
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+}
+let prepared = arguments.contains("--prepared")
+
+func fetchPrepared<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> String where Statement.Row == String {
+    var body = "[]"
+    for try await text in try await client.execute(statement) { body = "[\(text)]" }
+    return body
+}
+
 func fetch(_ query: PostgresQuery) async throws -> String {
     let rows = try await client.query(query)
     var body = "[]"
@@ -74,12 +114,12 @@ if arguments.contains("--raw-loop") {
 let router = Router()
 router.get("items") { request, _ -> Response in
     guard let id = request.uri.queryParameters.get("id", as: Int.self) else { return Response(status: .badRequest) }
-    let body = try await fetch(keyQuery(id))
+    let body = prepared ? try await fetchPrepared(KeyStatement(id: id)) : try await fetch(keyQuery(id))
     return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
 }
 router.get("embed") { request, _ -> Response in
     guard let id = request.uri.queryParameters.get("id", as: Int.self) else { return Response(status: .badRequest) }
-    let body = try await fetch(embedQuery(id))
+    let body = prepared ? try await fetchPrepared(EmbedStatement(id: id)) : try await fetch(embedQuery(id))
     return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
 }
 var app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: Int(option("--port", "8090")) ?? 8090)))

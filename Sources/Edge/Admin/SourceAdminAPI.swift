@@ -466,8 +466,17 @@ struct SourceAdminAPI {
                 throw APIError.invalidField("preparedStatements", "must be true or false (false for a pooler in transaction mode)")
             }
             registration.extra["preparedStatements"] = .bool(enabled)
+        } else if Self.isTransactionPooler(url) {
+            registration.extra["preparedStatements"] = .bool(false)
         }
         return registration
+    }
+
+    /// Supabase's pooler in transaction mode (port 6543, `*.pooler.supabase.com`) and PgBouncer's
+    /// usual port: a client's prepared statements do not follow it from one transaction to the
+    /// next there, so such sources run statements unnamed unless told otherwise.
+    static func isTransactionPooler(_ url: PostgresURL) -> Bool {
+        url.port == 6543 || url.port == 6432 || url.host.lowercased().hasSuffix(".pooler.supabase.com") && url.port != 5432
     }
 
     /// Names what went wrong reaching the database, without echoing its credentials.
