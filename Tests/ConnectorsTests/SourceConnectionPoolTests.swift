@@ -57,24 +57,29 @@ final class SourceConnectionPoolTests: XCTestCase {
         XCTAssertNotEqual(after, answered, "the cancelled statement's connection was not reused")
     }
 
-    func testConnectionsHoldingTooManyPreparedStatementsOrRetiredAreReplaced() async throws {
+    func testPreparedStatementsAreCountedPerConnectionAndFailedFirstUsesRemembered() async throws {
         let url = try PostgresURL(try TestServices.postgresURL())
         let pool = SourceConnectionPool(maxPrepared: 2, logger: Logger(label: "test.pool")) { try url.connectionConfiguration() }
         let sweeper = Task { await pool.run() }
         defer { sweeper.cancel() }
         let first = try await backendPID(pool)
-        try await pool.withConnection { connection in
-            pool.notePrepared("a", on: connection)
-            pool.notePrepared("b", on: connection)
-            pool.notePrepared("a", on: connection)
+        let uses = try await pool.withConnection { connection -> [SourceConnectionPool.PreparedUse] in
+            let a1 = pool.use("a", on: connection)
+            let b1 = pool.use("b", on: connection)
+            pool.failed("b", on: connection)
+            let b2 = pool.use("b", on: connection)
+            let b3 = pool.use("b", on: connection)
+            let a2 = pool.use("a", on: connection)
+            return [a1, b1, b2, b3, a2]
         }
+        XCTAssertEqual(uses, [.first, .first, .failedBefore, .failedBefore, .again], "a name whose first use failed runs unnamed after")
         let second = try await backendPID(pool)
         XCTAssertEqual(first, second, "two distinct statements are within the bound")
-        try await pool.withConnection { connection in pool.notePrepared("c", on: connection) }
-        let third = try await backendPID(pool)
-        XCTAssertNotEqual(second, third, "a third distinct statement: the connection is replaced")
-        try await pool.withConnection { connection in pool.retire(connection) }
+        let third = try await pool.withConnection { connection -> SourceConnectionPool.PreparedUse in pool.use("c", on: connection) }
+        XCTAssertEqual(third, .first)
         let fourth = try await backendPID(pool)
-        XCTAssertNotEqual(third, fourth, "a retired connection is not reused")
+        XCTAssertNotEqual(second, fourth, "a third distinct statement: the connection is replaced")
+        let fresh = try await pool.withConnection { connection -> SourceConnectionPool.PreparedUse in pool.use("a", on: connection) }
+        XCTAssertEqual(fresh, .first, "a new connection starts with nothing prepared")
     }
 }

@@ -282,7 +282,7 @@ extension AdminAPITests {
             "postgresql://postgres.ref:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres",
             "postgresql://u:pw@127.0.0.1:5432/app",
         ]
-        for text in pooled { XCTAssertTrue(SourceAdminAPI.isTransactionPooler(try PostgresURL(text)), text) }
-        for text in direct { XCTAssertFalse(SourceAdminAPI.isTransactionPooler(try PostgresURL(text)), text) }
+        for text in pooled { XCTAssertTrue(try PostgresURL(text).isTransactionPooler, text) }
+        for text in direct { XCTAssertFalse(try PostgresURL(text).isTransactionPooler, text) }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Runtime
 import TestSupport
@@ -486,16 +487,21 @@ extension RestAPITests {
 }
 
 extension RestAPITests {
-    /// Statements run prepared, once per connection: a statement that failed to prepare (the
-    /// model no longer matched the database) does not stay failed on its connection once the
-    /// database matches again, and `preparedStatements: false` runs them unnamed.
-    func testPreparedStatementsRecoverFromAFailedPreparation() async throws {
+    /// Statements run prepared, once per connection (visible in the connection's own
+    /// `pg_prepared_statements`), and `preparedStatements: false` runs them unnamed. A statement
+    /// whose first use failed — preparing against a model the database no longer matches, or
+    /// cut by statement_timeout while waiting for a lock — works on the same connection once the
+    /// database is back.
+    func testPreparedStatementsAndFailedFirstUses() async throws {
         for prepared in [true, false] {
             let database = try await TestServices.freshDatabase(prefix: "prep")
             try TestServices.runScript(Self.fixture, database: database)
+            try await TestServices.withClient(try .init(database)) { db in
+                _ = try await db.query("CREATE FUNCTION prepared_here() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM pg_prepared_statements'")
+            }
             let node = try await TestNode.make()
             try await node.application().test(.router) { client in
-                let keys = try await client.createTenant(node, "prep")
+                let keys = try await client.createTenant(node, "prep", limits: ["requestTimeoutMs": 2000])
                 let registered = try await client.call(
                     .post, "/admin/v1/tenants/prep/sources", headers: node.adminHeaders,
                     json: ["name": "main", "kind": "postgres", "url": .string(database), "maxConnections": 1, "preparedStatements": .bool(prepared)])
@@ -503,20 +509,37 @@ extension RestAPITests {
                 let headers: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)"]
                 let first = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id&order=id", headers: headers)
                 XCTAssertEqual(first.json, [["id": 1], ["id": 2]])
+                let held = try await client.call(.post, "/t/prep/rest/v1/rpc/prepared_here", headers: headers, json: [:])
+                let count = held.json?.intValue ?? -1
+                if prepared { XCTAssertGreaterThanOrEqual(count, 2, "the read and this call are prepared on the connection") } else { XCTAssertEqual(count, 0) }
+
                 try await TestServices.withClient(try .init(database)) { db in
                     _ = try await db.query("ALTER TABLE orgs RENAME COLUMN name TO title")
                 }
-                // A statement never prepared before, naming a column that is gone: fails to prepare.
+                // A statement never used before, naming a column that is gone: fails to prepare.
                 let broken = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&order=id", headers: headers)
                 XCTAssertEqual(broken.status, .badRequest, String(buffer: broken.body))
                 XCTAssertEqual(broken.code, "42703")
                 try await TestServices.withClient(try .init(database)) { db in
                     _ = try await db.query("ALTER TABLE orgs RENAME COLUMN title TO name")
                 }
-                let again = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&order=id&limit=1", headers: headers)
-                XCTAssertEqual(again.status, .ok, "prepared=\(prepared): \(String(buffer: again.body))")
                 let same = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&order=id", headers: headers)
-                XCTAssertEqual(same.status, .ok, "prepared=\(prepared): the statement that failed to prepare works once the database matches: \(String(buffer: same.body))")
+                XCTAssertEqual(same.status, .ok, "prepared=\(prepared): works again once the database matches: \(String(buffer: same.body))")
+
+                // A migration holds the table: a new statement waits for the lock until
+                // statement_timeout (90 % of the tenant's 2 s deadline) cuts it.
+                try await TestServices.withClient(try .init(database)) { db in
+                    try await db.withConnection { connection in
+                        _ = try await connection.query("BEGIN", logger: Logger(label: "test"))
+                        _ = try await connection.query("LOCK TABLE orgs IN ACCESS EXCLUSIVE MODE", logger: Logger(label: "test"))
+                        let waited = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&id=eq.1", headers: headers)
+                        XCTAssertEqual(waited.status, .gatewayTimeout, String(buffer: waited.body))
+                        _ = try await connection.query("ROLLBACK", logger: Logger(label: "test"))
+                    }
+                }
+                let released = try await client.call(.get, "/t/prep/rest/v1/orgs?select=id,name&id=eq.1", headers: headers)
+                XCTAssertEqual(released.status, .ok, "prepared=\(prepared): the lock is gone: \(String(buffer: released.body))")
+
                 let bad = try await client.call(
                     .post, "/admin/v1/tenants/prep/sources", headers: node.adminHeaders,
                     json: ["name": "other", "kind": "postgres", "url": .string(database), "preparedStatements": "yes"])

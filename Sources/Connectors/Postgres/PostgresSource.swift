@@ -127,12 +127,21 @@ public final class PostgresSource: Sendable {
             return try await Self.collect(try await connection.query(statement.query, logger: logger), statement)
         }
         let name = PreparedSQL.name(of: statement)
-        pool.notePrepared(name, on: connection)
-        do {
+        switch pool.use(name, on: connection) {
+        case .again:
             return try await Self.collect(try await PreparedSQL.execute(statement, name: name, on: connection, logger: logger), statement)
-        } catch let error as PSQLError where PreparedSQL.mayHaveFailedPreparing(error) {
-            pool.retire(connection)
-            throw error
+        case .failedBefore:
+            return try await Self.collect(try await connection.query(statement.query, logger: logger), statement)
+        case .first:
+            do {
+                return try await Self.collect(try await PreparedSQL.execute(statement, name: name, on: connection, logger: logger), statement)
+            } catch let error as PSQLError where error.serverInfo != nil {
+                // postgres-nio keeps a failed preparation as failed for the connection's life —
+                // and a first use may have failed preparing (a lock wait cut by statement_timeout,
+                // a model the database no longer matches): this shape runs unnamed here from now on.
+                pool.failed(name, on: connection)
+                throw error
+            }
         }
     }
 

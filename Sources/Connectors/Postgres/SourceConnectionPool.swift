@@ -18,11 +18,11 @@ final class SourceConnectionPool: @unchecked Sendable {
     private let logger: Logger
     private let lock = Lock()
     private var idle: [(connection: PostgresConnection, since: ContinuousClock.Instant)] = []
-    /// Distinct prepared statements per connection: the server keeps each for the connection's
-    /// life, so beyond `maxPrepared` a connection is closed and replaced.
-    private var prepared: [PostgresConnection.ID: Set<String>] = [:]
+    /// Prepared statements per connection (false: its first use failed, so it runs unnamed
+    /// there). The server keeps each for the connection's life, so a connection holding more
+    /// than `maxPrepared` is closed and replaced.
+    private var prepared: [PostgresConnection.ID: [String: Bool]] = [:]
     private let maxPrepared: Int
-    private var retiring: Set<PostgresConnection.ID> = []
     private var nextID = 0
     private var stopped = false
 
@@ -72,6 +72,7 @@ final class SourceConnectionPool: @unchecked Sendable {
         while let connection = lock.withLock({ takeIdle() }) {
             // One the server closed while it sat idle (a restart) is dropped, not used.
             if !connection.isClosed { return connection }
+            forget(connection)
         }
         let id = lock.withLock { () -> Int in
             nextID += 1
@@ -90,21 +91,36 @@ final class SourceConnectionPool: @unchecked Sendable {
         return idle.popLast()?.connection
     }
 
-    /// Records that `name` is prepared (or about to be) on `connection`.
-    func notePrepared(_ name: String, on connection: PostgresConnection) {
-        lock.withLock { _ = prepared[connection.id, default: []].insert(name) }
+    enum PreparedUse { case first, again, failedBefore }
+
+    /// Records a use of the prepared statement `name` on `connection`: its first, a later one, or
+    /// one after its first use failed (see `failed`).
+    func use(_ name: String, on connection: PostgresConnection) -> PreparedUse {
+        lock.withLock {
+            switch prepared[connection.id, default: [:]].updateValue(true, forKey: name) {
+            case nil: return .first
+            case true?: return .again
+            case false?:
+                prepared[connection.id]?[name] = false
+                return .failedBefore
+            }
+        }
     }
 
-    /// The connection is closed when it comes back instead of being reused: postgres-nio keeps a
-    /// statement that failed to prepare as failed for the connection's life.
-    func retire(_ connection: PostgresConnection) {
-        lock.withLock { retiring.insert(connection.id) }
+    /// The first use of `name` on `connection` failed: postgres-nio may hold that as the statement's
+    /// answer for the connection's life, so it runs unnamed there from now on.
+    func failed(_ name: String, on connection: PostgresConnection) {
+        lock.withLock { prepared[connection.id]?[name] = false }
+    }
+
+    private func forget(_ connection: PostgresConnection) {
+        _ = lock.withLock { prepared.removeValue(forKey: connection.id) }
     }
 
     private func giveBack(_ connection: PostgresConnection) {
-        guard !connection.isClosed else { return }
+        guard !connection.isClosed else { return forget(connection) }
         let keep = lock.withLock { () -> Bool in
-            guard !stopped, !retiring.contains(connection.id), prepared[connection.id]?.count ?? 0 <= maxPrepared else { return false }
+            guard !stopped, (prepared[connection.id]?.count ?? 0) <= maxPrepared else { return false }
             idle.append((connection, .now))
             return true
         }
@@ -135,10 +151,7 @@ final class SourceConnectionPool: @unchecked Sendable {
     }
 
     private func close(_ connection: PostgresConnection) {
-        lock.withLock {
-            prepared.removeValue(forKey: connection.id)
-            retiring.remove(connection.id)
-        }
+        forget(connection)
         Task { try? await connection.close() }
     }
 }

@@ -4,7 +4,7 @@ import PostgresNIO
 /// only as binds.
 public struct SQLStatement: Sendable {
     public var sql = ""
-    public var binds = PostgresBindings()
+    public private(set) var binds = PostgresBindings()
     /// Set when the statement reports policy-check violations that must undo it.
     public var checked = false
     /// Set when the statement answers one JSON object per row (`row`), to be joined into an array,

@@ -166,7 +166,13 @@ public struct SourceCatalog: Sendable {
             var settings = PostgresSource.Settings()
             settings.maxConnections = maxConnections
             if let acquire = record.config["acquireTimeoutMs"]?.intValue { settings.acquireTimeout = .milliseconds(acquire) }
-            if case .bool(let prepared)? = record.config["preparedStatements"] { settings.preparedStatements = prepared }
+            // Decided when loading, so sources registered before the setting existed get the
+            // pooler rule too.
+            if case .bool(let prepared)? = record.config["preparedStatements"] {
+                settings.preparedStatements = prepared
+            } else {
+                settings.preparedStatements = !url.isTransactionPooler
+            }
             // The database gives up a little before the tenant's deadline, so a slow statement is
             // cancelled where it runs instead of holding its connection after the client is answered.
             settings.statementTimeoutMs = max(50, tree.tenant.limits.requestTimeoutMs * 9 / 10)

@@ -398,6 +398,7 @@ struct SourceAdminAPI {
             config["warnings"] = .array((parsed.warnings + plan.warnings).map(JSONValue.string))
             var registration = SourceCatalog.PostgresRegistration(name: name, kind: "schema", url: hosted, schemas: [schema], maxConnections: 10)
             registration.extra = config
+            if case .bool(let enabled)? = body.object["preparedStatements"] { registration.extra["preparedStatements"] = .bool(enabled) }
             schemas = [schema]
             do {
                 model = try await catalog.register(tenant: slug, registration, requestID: context.requestID)
@@ -466,17 +467,8 @@ struct SourceAdminAPI {
                 throw APIError.invalidField("preparedStatements", "must be true or false (false for a pooler in transaction mode)")
             }
             registration.extra["preparedStatements"] = .bool(enabled)
-        } else if Self.isTransactionPooler(url) {
-            registration.extra["preparedStatements"] = .bool(false)
         }
         return registration
-    }
-
-    /// Supabase's pooler in transaction mode (port 6543, `*.pooler.supabase.com`) and PgBouncer's
-    /// usual port: a client's prepared statements do not follow it from one transaction to the
-    /// next there, so such sources run statements unnamed unless told otherwise.
-    static func isTransactionPooler(_ url: PostgresURL) -> Bool {
-        url.port == 6543 || url.port == 6432 || url.host.lowercased().hasSuffix(".pooler.supabase.com") && url.port != 5432
     }
 
     /// Names what went wrong reaching the database, without echoing its credentials.
