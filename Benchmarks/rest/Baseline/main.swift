@@ -18,36 +18,26 @@ var configuration = PostgresClient.Configuration(
 configuration.options.maximumConnections = Int(option("--connections", "10")) ?? 10
 let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "baseline"))
 
-func keyQuery(_ id: Int) -> PostgresQuery {
-    "SELECT row_to_json(t)::text FROM (SELECT id, name, value, parent_id FROM items WHERE id = \(id)) t"
+/// One of the two queries, by the row's id. Run plainly (`client.query`, what (c) measures) or, with
+/// `--prepared`, as a postgres-nio prepared statement — what a user who knows postgres-nio well
+/// might write; shown beside (c) for comparison, not used for the ratios.
+protocol ByID: PostgresPreparedStatement where Row == String {
+    var id: Int { get }
 }
-func embedQuery(_ id: Int) -> PostgresQuery {
-    """
-    SELECT row_to_json(t)::text FROM (
-      SELECT i.id, i.name,
-             (SELECT row_to_json(p) FROM (
-                SELECT pa.id, pa.name,
-                       (SELECT row_to_json(g) FROM (SELECT gr.id, gr.name FROM groups gr WHERE gr.id = pa.group_id) g) AS groups
-                FROM parents pa WHERE pa.id = i.parent_id) p) AS parents
-      FROM items i WHERE i.id = \(id)) t
-    """
-}
-
-/// The same two queries as prepared statements — what a user who knows postgres-nio well might
-/// write (`--prepared`); shown beside (c) for comparison, not used for the ratios.
-struct KeyStatement: PostgresPreparedStatement {
-    typealias Row = String
-    static let sql = "SELECT row_to_json(t)::text FROM (SELECT id, name, value, parent_id FROM items WHERE id = $1) t"
-    let id: Int
+extension ByID {
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(id)
         return bindings
     }
     func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    var plain: PostgresQuery { PostgresQuery(unsafeSQL: Self.sql, binds: try! makeBindings()) }
 }
-struct EmbedStatement: PostgresPreparedStatement {
-    typealias Row = String
+struct KeyStatement: ByID {
+    static let sql = "SELECT row_to_json(t)::text FROM (SELECT id, name, value, parent_id FROM items WHERE id = $1) t"
+    let id: Int
+}
+struct EmbedStatement: ByID {
     static let sql = """
         SELECT row_to_json(t)::text FROM (
           SELECT i.id, i.name,
@@ -58,16 +48,11 @@ struct EmbedStatement: PostgresPreparedStatement {
           FROM items i WHERE i.id = $1) t
         """
     let id: Int
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(id)
-        return bindings
-    }
-    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
 }
 let prepared = arguments.contains("--prepared")
 
-func fetchPrepared<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> String where Statement.Row == String {
+func fetch<Statement: ByID>(_ statement: Statement) async throws -> String {
+    guard prepared else { return try await fetch(statement.plain) }
     var body = "[]"
     for try await text in try await client.execute(statement) { body = "[\(text)]" }
     return body
@@ -93,7 +78,7 @@ if arguments.contains("--raw-loop") {
                 var latencies: [Double] = []
                 while Date() < deadline {
                     let start = ContinuousClock.now
-                    _ = try await fetch(keyQuery(Int.random(in: 1...rowsCount)))
+                    _ = try await fetch(KeyStatement(id: Int.random(in: 1...rowsCount)).plain)
                     let elapsed = ContinuousClock.now - start
                     latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
                 }
@@ -114,12 +99,12 @@ if arguments.contains("--raw-loop") {
 let router = Router()
 router.get("items") { request, _ -> Response in
     guard let id = request.uri.queryParameters.get("id", as: Int.self) else { return Response(status: .badRequest) }
-    let body = prepared ? try await fetchPrepared(KeyStatement(id: id)) : try await fetch(keyQuery(id))
+    let body = try await fetch(KeyStatement(id: id))
     return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
 }
 router.get("embed") { request, _ -> Response in
     guard let id = request.uri.queryParameters.get("id", as: Int.self) else { return Response(status: .badRequest) }
-    let body = prepared ? try await fetchPrepared(EmbedStatement(id: id)) : try await fetch(embedQuery(id))
+    let body = try await fetch(EmbedStatement(id: id))
     return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
 }
 var app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: Int(option("--port", "8090")) ?? 8090)))

@@ -123,25 +123,19 @@ public final class PostgresSource: Sendable {
     }
 
     private func run(_ statement: SQLStatement, on connection: PostgresConnection) async throws -> StatementResult {
-        guard settings.preparedStatements && statement.reusable else {
+        let name = PreparedSQL.name(of: statement)
+        let use = settings.preparedStatements && statement.reusable ? pool.use(name, on: connection) : nil
+        guard let use, use != .failedBefore else {
             return try await Self.collect(try await connection.query(statement.query, logger: logger), statement)
         }
-        let name = PreparedSQL.name(of: statement)
-        switch pool.use(name, on: connection) {
-        case .again:
+        do {
             return try await Self.collect(try await PreparedSQL.execute(statement, name: name, on: connection, logger: logger), statement)
-        case .failedBefore:
-            return try await Self.collect(try await connection.query(statement.query, logger: logger), statement)
-        case .first:
-            do {
-                return try await Self.collect(try await PreparedSQL.execute(statement, name: name, on: connection, logger: logger), statement)
-            } catch let error as PSQLError where error.serverInfo != nil {
-                // postgres-nio keeps a failed preparation as failed for the connection's life —
-                // and a first use may have failed preparing (a lock wait cut by statement_timeout,
-                // a model the database no longer matches): this shape runs unnamed here from now on.
-                pool.failed(name, on: connection)
-                throw error
-            }
+        } catch let error as PSQLError where use == .first && error.serverInfo != nil {
+            // postgres-nio keeps a failed preparation as failed for the connection's life — and a
+            // first use may have failed preparing (a lock wait cut by statement_timeout, a model the
+            // database no longer matches): this shape runs unnamed here from now on.
+            pool.failed(name, on: connection)
+            throw error
         }
     }
 

@@ -97,12 +97,12 @@ final class SourceConnectionPool: @unchecked Sendable {
     /// one after its first use failed (see `failed`).
     func use(_ name: String, on connection: PostgresConnection) -> PreparedUse {
         lock.withLock {
-            switch prepared[connection.id, default: [:]].updateValue(true, forKey: name) {
-            case nil: return .first
+            switch prepared[connection.id]?[name] {
             case true?: return .again
-            case false?:
-                prepared[connection.id]?[name] = false
-                return .failedBefore
+            case false?: return .failedBefore
+            case nil:
+                prepared[connection.id, default: [:]][name] = true
+                return .first
             }
         }
     }

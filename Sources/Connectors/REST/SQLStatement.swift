@@ -17,7 +17,6 @@ public struct SQLStatement: Sendable {
     /// False for statements whose text varies with the data (one VALUES row per object, a batch
     /// of policy questions): preparing them would only fill the connection with one-off plans.
     public var reusable = true
-    private var count = 0
     /// The parameters' types in order (`s` text, `a` text[], `i` integer): with the SQL, what
     /// identifies a prepared statement.
     public private(set) var parameterTypes = ""
@@ -34,22 +33,19 @@ public struct SQLStatement: Sendable {
     public mutating func bind(_ value: String) -> String {
         parameterTypes += "s"
         binds.append(value)
-        count += 1
-        return "$\(count)"
+        return "$\(parameterTypes.utf8.count)"
     }
 
     public mutating func bind(_ values: [String]) -> String {
         parameterTypes += "a"
         binds.append(values)
-        count += 1
-        return "$\(count)"
+        return "$\(parameterTypes.utf8.count)"
     }
 
     public mutating func bind(_ value: Int) -> String {
         parameterTypes += "i"
         binds.append(value)
-        count += 1
-        return "$\(count)"
+        return "$\(parameterTypes.utf8.count)"
     }
 
     public var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }

@@ -215,13 +215,7 @@ struct SourceAdminAPI {
             throw APIError.invalidField("format", "must be one of \(UploadedSchema.Format.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let document = try body.requiredString("document")
-        let parsed: UploadedSchema.Parsed
-        do {
-            // Up to the body limit of YAML or SQL: parsed off the event loops.
-            parsed = try await offloaded { () throws -> UploadedSchema.Parsed in try UploadedSchema.parse(document, format: format) }
-        } catch let error as UploadedSchema.Failure {
-            throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
-        }
+        let parsed = try await Self.parse(document, format: format)
         var changes: [String] = []
         let model: SchemaModel
         if record.config["provisioned"] == true {
@@ -356,13 +350,7 @@ struct SourceAdminAPI {
         if provision && body.object["url"] != nil {
             throw APIError.invalidField("provision", "either serve the model over your database (url) or provision it, not both")
         }
-        let parsed: UploadedSchema.Parsed
-        do {
-            // Up to the body limit of YAML or SQL: parsed off the event loops.
-            parsed = try await offloaded { () throws -> UploadedSchema.Parsed in try UploadedSchema.parse(document, format: format) }
-        } catch let error as UploadedSchema.Failure {
-            throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
-        }
+        let parsed = try await Self.parse(document, format: format)
         guard !parsed.model.entities.isEmpty else {
             throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document defines no tables", details: "document")
         }
@@ -398,7 +386,7 @@ struct SourceAdminAPI {
             config["warnings"] = .array((parsed.warnings + plan.warnings).map(JSONValue.string))
             var registration = SourceCatalog.PostgresRegistration(name: name, kind: "schema", url: hosted, schemas: [schema], maxConnections: 10)
             registration.extra = config
-            if case .bool(let enabled)? = body.object["preparedStatements"] { registration.extra["preparedStatements"] = .bool(enabled) }
+            registration.extra["preparedStatements"] = try Self.preparedStatements(body)
             schemas = [schema]
             do {
                 model = try await catalog.register(tenant: slug, registration, requestID: context.requestID)
@@ -462,13 +450,26 @@ struct SourceAdminAPI {
             }
             registration.extra["acquireTimeoutMs"] = .integer(number)
         }
-        if let value = body.object["preparedStatements"] {
-            guard case .bool(let enabled) = value else {
-                throw APIError.invalidField("preparedStatements", "must be true or false (false for a pooler in transaction mode)")
-            }
-            registration.extra["preparedStatements"] = .bool(enabled)
-        }
+        registration.extra["preparedStatements"] = try Self.preparedStatements(body)
         return registration
+    }
+
+    /// An uploaded document, parsed off the event loops (up to the body limit of YAML or SQL).
+    static func parse(_ document: String, format: UploadedSchema.Format) async throws -> UploadedSchema.Parsed {
+        do {
+            return try await offloaded { () throws -> UploadedSchema.Parsed in try UploadedSchema.parse(document, format: format) }
+        } catch let error as UploadedSchema.Failure {
+            throw APIError(status: .badRequest, code: "MB320", message: "the \(format.rawValue) document cannot be read: \(error.message)", details: error.location)
+        }
+    }
+
+    /// `preparedStatements`, when given: a boolean.
+    static func preparedStatements(_ body: JSONBody) throws -> JSONValue? {
+        guard let value = body.object["preparedStatements"] else { return nil }
+        guard case .bool = value else {
+            throw APIError.invalidField("preparedStatements", "must be true or false (false for a pooler in transaction mode)")
+        }
+        return value
     }
 
     /// Names what went wrong reaching the database, without echoing its credentials.

@@ -23,7 +23,7 @@ struct MiniBaasCommand: AsyncParsableCommand {
     /// NIO's blocking pool. A bad value is reported by the configuration check.
     @MainActor
     static func main() async {
-        if ProcessInfo.processInfo.environment["MINIBAAS_TASK_EXECUTOR"]?.lowercased() != "global",
+        if (try? NodeConfiguration.tasksOnEventLoops(ProcessInfo.processInfo.environment["MINIBAAS_TASK_EXECUTOR"])) ?? true,
             !NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         {
             FileHandle.standardError.write(Data("minibaas: tasks stay on Swift's global pool (this platform refused event loops)\n".utf8))

@@ -31,10 +31,6 @@ struct NodeConfiguration: Sendable {
     var forwarding: OwnerForwarder.Mode = .proxy
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     var redisPrefix = "minibaas:"
-    /// Swift tasks run on NIO's event loops (`MINIBAAS_TASK_EXECUTOR=event-loops`, the default) or
-    /// on Swift's own global pool (`global`); installed by `MiniBaasCommand.main` before start-up,
-    /// checked here.
-    var tasksOnEventLoops = true
     /// How long a REST read is answered from the cache (both tiers) when nothing invalidated it:
     /// the bound on how stale a write made behind mini-baas's back can be seen. 0 turns caching off.
     var cacheTTL: Duration = .seconds(1)
@@ -152,18 +148,24 @@ struct NodeConfiguration: Sendable {
             throw .init("MINIBAAS_REDIS_PREFIX may not contain spaces or '*' and must be at most 64 bytes")
         }
         let cacheTTL = try milliseconds("MINIBAAS_CACHE_TTL_MS", default: 1000, range: 0...86_400_000)
-        let tasksOnEventLoops: Bool
-        switch env("MINIBAAS_TASK_EXECUTOR")?.lowercased() {
-        case nil, "event-loops": tasksOnEventLoops = true
-        case "global": tasksOnEventLoops = false
-        case let other?: throw .init("MINIBAAS_TASK_EXECUTOR must be event-loops or global; got '\(other)'")
-        }
+        _ = try tasksOnEventLoops(env("MINIBAAS_TASK_EXECUTOR"))
         return NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
             hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
             publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10), advertiseURL: advertiseURL,
             heartbeatInterval: heartbeat, leaseTTL: leaseTTL, outageGrace: outageGrace, forwarding: forwarding, redisPrefix: redisPrefix,
-            tasksOnEventLoops: tasksOnEventLoops, cacheTTL: cacheTTL)
+            cacheTTL: cacheTTL)
+    }
+
+    /// `MINIBAAS_TASK_EXECUTOR`: Swift tasks on NIO's event loops (`event-loops`, the default) or
+    /// on Swift's own global pool (`global`). Installed by `MiniBaasCommand.main` before anything
+    /// runs; checked again here so a bad value stops start-up with the other configuration errors.
+    static func tasksOnEventLoops(_ value: String?) throws(ConfigurationError) -> Bool {
+        switch value?.trimmingCharacters(in: .whitespaces).lowercased() {
+        case nil, "", "event-loops": return true
+        case "global": return false
+        case let other?: throw .init("MINIBAAS_TASK_EXECUTOR must be event-loops or global; got '\(other)'")
+        }
     }
 
     private static func defaultNodeID() -> String {

@@ -138,9 +138,9 @@ struct RestAPI {
             // Cluster mode: the shared tier.
             let shared = prefer.rollback ? nil : context.tenant?.attachments.get(SharedReadCache.self)
             var ticket: SharedReadCache.Ticket?
-            if let shared, cacheKey != nil {
+            if let shared, let cacheKey {
                 ticket = await shared.ticket(for: target.source.name)
-                if let ticket, let cacheKey, let (found, remaining) = await shared.get(cacheKey, ticket) {
+                if let ticket, let (found, remaining) = await shared.get(cacheKey, ticket) {
                     cache?.put(cacheKey, source: target.source.name, epoch: epoch, lifetime: remaining, found)
                     return try respond(read: found, request: request, prefer: prefer, offset: plan.offset ?? 0)
                 }
@@ -239,7 +239,7 @@ struct RestAPI {
         }
         let result = try await execute(target, SQLRenderer().call(plan, count: false), prefer: prefer)
         // A function called with POST may have written anything.
-        if request.method == .post { await invalidateReads(context, target) }
+        if request.method == .post { await context.tenant?.dropCachedReads(of: target.source.name) }
         if plan.operation.returnsVoid { return Response(status: .noContent) }
         if plan.read != nil || plan.operation.returnsSet {
             return try respond(read: result, request: request, prefer: prefer, offset: plan.read?.offset ?? 0)
@@ -275,16 +275,11 @@ struct RestAPI {
         let result = try await execute(
             target, SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishes), prefer: prefer,
             requireOne: Self.wantsObject(request))
-        await invalidateReads(context, target)
+        await context.tenant?.dropCachedReads(of: target.source.name)
         if publishes, let hub, !prefer.rollback, let rows = result.changes {
             hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
         }
         return result
-    }
-
-    /// A write through mini-baas: the next read of this source goes to the database.
-    func invalidateReads(_ context: EdgeContext, _ target: Target) async {
-        await context.tenant?.dropCachedReads(of: target.source.name)
     }
 
     func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences, requireOne: Bool = false) async throws -> StatementResult {

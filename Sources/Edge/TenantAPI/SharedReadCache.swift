@@ -72,10 +72,15 @@ final class SharedReadCache: @unchecked Sendable {
     /// tree then runs without this tier).
     static func configurationGeneration(redis: RedisClient, prefix: String, tenant: String) async -> Int64? {
         guard let reply = try? await redis.send(["GET", configurationKey(prefix: prefix, tenant: tenant)]) else { return nil }
+        return counter(reply)
+    }
+
+    /// A counter as `GET` answers it: absent is 0; anything but a number (an error reply) is nil.
+    private static func counter(_ reply: RedisReply) -> Int64? {
         switch reply {
-        case .null: return 0
-        case .string(let text): return Int64(text)
-        default: return nil
+        case .null: 0
+        case .string(let text): Int64(text)
+        default: nil
         }
     }
 
@@ -92,11 +97,10 @@ final class SharedReadCache: @unchecked Sendable {
     func ticket(for source: String) async -> Ticket? {
         let (state, epoch, off) = lock.withLock { (generations[source], epochs[source, default: 0], offUntil) }
         if let off, ContinuousClock.now < off { return nil }
-        switch state {
-        case .known(let value)?: return Ticket(source: source, generation: value, epoch: epoch)
-        case .bumping?: return nil
-        case .unknownUntil(let instant)? where ContinuousClock.now < instant: return nil
-        case .unknownUntil?, nil: break
+        switch Self.standing(state) {
+        case .known(let value): return Ticket(source: source, generation: value, epoch: epoch)
+        case .bypassed: return nil
+        case .toRead: break
         }
         let reply: RedisReply
         do {
@@ -105,25 +109,29 @@ final class SharedReadCache: @unchecked Sendable {
             turnOff()
             return nil
         }
-        let value: Int64
-        switch reply {
-        case .null: value = 0
-        case .string(let text):
-            guard let parsed = Int64(text) else { return nil }
-            value = parsed
-        default: return nil
-        }
+        guard let value = Self.counter(reply) else { return nil }
         return lock.withLock {
             // An invalidation that started meanwhile wins: what was read may predate it.
             guard epochs[source, default: 0] == epoch else { return nil }
-            switch generations[source] {
-            case .known(let current)?: return Ticket(source: source, generation: current, epoch: epoch)
-            case .bumping?: return nil
-            case .unknownUntil(let instant)? where ContinuousClock.now < instant: return nil
-            case .unknownUntil?, nil:
+            switch Self.standing(generations[source]) {
+            case .known(let current): return Ticket(source: source, generation: current, epoch: epoch)
+            case .bypassed: return nil
+            case .toRead:
                 generations[source] = .known(value)
                 return Ticket(source: source, generation: value, epoch: epoch)
             }
+        }
+    }
+
+    private enum Standing { case known(Int64), bypassed, toRead }
+
+    /// What a source's generation state means for a read now.
+    private static func standing(_ state: Generation?) -> Standing {
+        switch state {
+        case .known(let value)?: .known(value)
+        case .bumping?: .bypassed
+        case .unknownUntil(let instant)? where ContinuousClock.now < instant: .bypassed
+        case .unknownUntil?, nil: .toRead
         }
     }
 
