@@ -1,6 +1,11 @@
 # mini-baas node image: built with the Swift toolchain, run on a slim Debian as a non-root user.
-FROM swift:6.0-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libcrypt-dev libhiredis-dev libpq-dev && rm -rf /var/lib/apt/lists/*
+# Swift >= 6.2 is required: several dependencies (Hummingbird, hummingbird-websocket,
+# async-http-client, swift-log, swift-service-lifecycle, ...) declare swift-tools-version 6.2.
+# Not built on the development machines (no Docker engine there): see docs/operations.md.
+FROM swift:6.2-bookworm AS build
+# Headers of the system libraries the package links (CHiredis, CLibPQ, CCrypt) and SQLite.
+RUN apt-get update && apt-get install -y --no-install-recommends libhiredis-dev libpq-dev libsqlite3-dev libcrypt-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
@@ -9,6 +14,7 @@ COPY Tests ./Tests
 RUN swift build -c release --product minibaas --static-swift-stdlib \
  && install -D "$(swift build -c release --show-bin-path)/minibaas" /out/minibaas
 
+# The Swift runtime is linked statically, so the run stage needs only the C libraries.
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libcrypt1 libhiredis0.14 libpq5 tzdata \
  && rm -rf /var/lib/apt/lists/* \
