@@ -79,10 +79,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Each tenant's supervised tree and its typed subsystems (data, cache, realtime, and the
+        // slots later features fill: jobs, storage, functions, search).
+        .target(
+            name: "TenantRuntime",
+            dependencies: [
+                "Runtime", "Tenancy", "Connectors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "Edge",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors",
+                "Runtime", "Tenancy", "Connectors", "TenantRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -123,13 +135,30 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
+        // Unit tests run without services (`swift test --filter RuntimeTests` takes seconds);
+        // the *IntegrationTests targets need the PostgreSQL and Redis that scripts/test starts.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], swiftSettings: swiftSettings),
+        .testTarget(name: "RuntimeIntegrationTests", dependencies: ["Runtime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenancyTests", dependencies: ["Tenancy", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ConnectorsTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TenancyIntegrationTests", dependencies: ["Tenancy", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ConnectorsTests",
+            dependencies: ["Connectors", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings),
+        .testTarget(name: "ConnectorsIntegrationTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
             dependencies: [
-                "Edge", "TestSupport",
+                "Edge", "TenantRuntime", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgeIntegrationTests",
+            dependencies: [
+                "Edge", "TenantRuntime", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -7,6 +7,7 @@ import Tenancy
 import TestSupport
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 final class AdminAPITests: XCTestCase {
     func testAdminRoutesNeedTheAdminToken() async throws {
@@ -137,7 +138,7 @@ final class AdminAPITests: XCTestCase {
             XCTAssertEqual(patched.status, .ok)
             XCTAssertEqual(patched.json?["limits"]?["maxConcurrent"], 2)
             XCTAssertEqual(patched.json?["limits"]?["burst"], .integer(Int64(TenantLimits.default.burst)), "unnamed limits keep their values")
-            let tree = try await XCTUnwrapAsync(try await node.services.directory.supervisor(for: "acme"))
+            let tree = try await XCTUnwrapAsync(try await node.services.directory.tree(for: "acme"))
             XCTAssertEqual(tree.gate.limits.maxConcurrent, 2)
             XCTAssertEqual(tree.tenant.name, "Acme 2")
 
@@ -153,15 +154,13 @@ final class AdminAPITests: XCTestCase {
 
     func testSupervisorEndpointShowsTreesAndDegradedTenants() async throws {
         let node = try await TestNode.make { $0.intensity = RestartIntensity(maxRestarts: 2, window: .seconds(30)) }
-        await node.services.directory.addChildFactory { tree in
-            tree.slug == "broken" ? ChildSpec(name: "connector") { throw CocoaError(.fileReadNoPermission) } : nil
-        }
         try await node.application().test(.router) { client in
             let healthy = try await client.createTenant(node, "healthy")
             let broken = try await client.createTenant(node, "broken")
             _ = try await client.call(.get, "/t/healthy/rest/v1/", headers: [.apikey: healthy.anon])
             _ = try await client.call(.get, "/t/broken/rest/v1/", headers: [.apikey: broken.anon])
-            let tree = try await XCTUnwrapAsync(try await node.services.directory.supervisor(for: "broken"))
+            let tree = try await XCTUnwrapAsync(try await node.services.directory.tree(for: "broken"))
+            await tree.data.supervisor.start(ChildSpec(name: "connector") { throw CocoaError(.fileReadNoPermission) })
             let degraded = await waitUntil { tree.health == .degraded }
             XCTAssertTrue(degraded)
             let reply = try await client.call(.get, "/admin/v1/supervisor", headers: node.adminHeaders)
@@ -172,7 +171,12 @@ final class AdminAPITests: XCTestCase {
             XCTAssertEqual(bySlug["healthy"]?["status"], "running")
             XCTAssertEqual(bySlug["broken"]?["status"], "degraded")
             XCTAssertTrue(bySlug["broken"]?["degradedReason"]?.stringValue?.contains("connector") ?? false)
-            let connector = bySlug["broken"]?["children"]?.arrayValue?.first { $0["name"] == "connector" }
+            let data = bySlug["broken"]?["subsystems"]?.arrayValue?.first { $0["name"] == "data" }
+            XCTAssertEqual(data?["status"], "degraded")
+            XCTAssertEqual(
+                bySlug["broken"]?["subsystems"]?.arrayValue?.first { $0["name"] == "realtime" }?["status"], "running",
+                "only the failing subsystem is degraded")
+            let connector = data?["children"]?.arrayValue?.first { $0["name"] == "connector" }
             XCTAssertEqual(connector?["state"], "failed")
             XCTAssertEqual(connector?["restarts"], 3)
             XCTAssertNotNil(connector?["lastError"]?.stringValue)

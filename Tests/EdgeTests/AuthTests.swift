@@ -5,6 +5,7 @@ import Runtime
 import TestSupport
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// End-user auth through the edge, in router mode over an in-memory control plane. The e-mail
 /// flows (confirmation, recovery) run against a real SMTP sink in Tests/Clients.
@@ -99,7 +100,7 @@ final class AuthTests: XCTestCase {
             XCTAssertEqual(signUp.json?["token_type"], "bearer")
 
             // The access token is one of the tenant's JWTs, for role authenticated.
-            let tree = try await XCTUnwrapAsync(try await node.services.directory.supervisor(for: "acme"))
+            let tree = try await XCTUnwrapAsync(try await node.services.directory.tree(for: "acme"))
             let claims = try tree.verify(access)
             XCTAssertEqual(claims["role"], "authenticated")
             XCTAssertEqual(claims["email"], "ann@example.com")

@@ -1,6 +1,7 @@
 import Connectors
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// The read cache's bounds: least recently used out first, bytes bounded, a source's entries
 /// dropped together, nothing served past its life.

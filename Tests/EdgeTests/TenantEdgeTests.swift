@@ -8,13 +8,14 @@ import Tenancy
 import TestSupport
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// The tenant door: resolution, keys and tokens, and the per-tenant limits.
 final class TenantEdgeTests: XCTestCase {
     /// Adds tenant routes that report the caller and that take a while, behind the real gate.
     static func probes(_ node: TestNode) -> (Router<EdgeContext>) -> Void {
         { router in
-            let tenant = router.group("t/:slug/probe").add(middleware: TenantGateMiddleware(directory: node.services.directory, cluster: node.services.cluster, forwarder: node.services.forwarder))
+            let tenant = router.group("t/:slug/probe").add(middleware: TenantGateMiddleware(admission: node.services.admission, forwarder: node.services.forwarder))
             tenant.get("whoami") { _, context in
                 try jsonResponse(["role": .string(context.caller?.role ?? ""), "sub": context.caller?.claims["sub"] ?? .null])
             }
@@ -171,7 +172,7 @@ final class TenantEdgeTests: XCTestCase {
             let slow = try await client.call(.get, "/t/acme/probe/slow?ms=2000", headers: [.apikey: keys.anon])
             XCTAssertEqual(slow.status, .gatewayTimeout)
             XCTAssertEqual(slow.code, "MB402")
-            let tree = try await XCTUnwrapAsync(try await node.services.directory.supervisor(for: "acme"))
+            let tree = try await XCTUnwrapAsync(try await node.services.directory.tree(for: "acme"))
             XCTAssertEqual(tree.gate.activeCount, 0, "the timed-out request gave its slot back")
 
             let small = try await client.call(.post, "/t/acme/probe/echo", headers: [.apikey: keys.anon], raw: String(repeating: "x", count: 64))

@@ -11,6 +11,7 @@ import Tenancy
 import TestSupport
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// A node assembled in process over a real store, for driving the edge through HummingbirdTesting.
 struct TestNode {
@@ -30,24 +31,19 @@ struct TestNode {
             try await sqlite.migrate()
             store = sqlite
         }
-        let box = SecretBox(masterKey: SymmetricKey(size: .bits256))
+        let masterKey = SymmetricKey(size: .bits256)
         var directoryConfiguration = TenantDirectory.Configuration()
         directoryConfiguration.backoff = Backoff(base: .milliseconds(5), cap: .milliseconds(20))
         configure(&directoryConfiguration)
-        let directory = TenantDirectory(store: store, secretBox: box, configuration: directoryConfiguration, logger: Logger(label: "test"))
-        let catalog = SourceCatalog(store: store, secretBox: box, logger: Logger(label: "test"))
-        await directory.addStartHook { tree in try await catalog.load(into: tree) }
         // Alone, as an embedded node is: leases in memory, long enough that no renewal is needed.
         var clusterConfiguration = ClusterCoordinator.Configuration()
         clusterConfiguration.leaseTTL = .seconds(3600)
         let cluster = ClusterCoordinator(
             nodeID: configuration.nodeID, backend: LocalCoordinationBackend(), configuration: clusterConfiguration, logger: Logger(label: "test"))
         await cluster.join(address: "http://127.0.0.1:1")
-        await directory.addPassivationHook { slug in await cluster.release(slug) }
-        let services = NodeServices(
-            configuration: configuration, store: store, secretBox: box, directory: directory,
-            adminToken: AdminToken(token: "test-admin-token-0123456789"), startedAt: Date(), lifecycle: NodeLifecycle(),
-            cluster: cluster, forwarder: OwnerForwarder(mode: .proxy, nodeID: configuration.nodeID, masterKey: SymmetricKey(size: .bits256)),
+        let services = await NodeServices.assemble(
+            configuration: configuration, store: store, secretBox: SecretBox(masterKey: masterKey), masterKey: masterKey,
+            adminToken: AdminToken(token: "test-admin-token-0123456789"), cluster: cluster, directory: directoryConfiguration,
             logger: Logger(label: "test"))
         return TestNode(services: services)
     }

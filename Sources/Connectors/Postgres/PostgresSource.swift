@@ -20,6 +20,8 @@ public final class PostgresSource: Sendable {
     }
 
     public let name: String
+    /// `postgres`, `supabase` (with its database URL) or `schema` (an upload over a database).
+    public let kind: SourceKind
     public let url: PostgresURL
     public let schemas: [String]
     public let settings: Settings
@@ -28,8 +30,11 @@ public final class PostgresSource: Sendable {
     private let pool: SourceConnectionPool
     private let logger: Logger
 
-    public init(name: String, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings, logger: Logger) {
+    public init(
+        name: String, kind: SourceKind = .postgres, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings, logger: Logger
+    ) {
         self.name = name
+        self.kind = kind
         self.url = url
         self.schemas = schemas
         self.model = model

@@ -96,11 +96,11 @@ public struct SourceCatalog: Sendable {
     /// source being deleted. Anything else is left alone; a failure is logged, not thrown, so a
     /// deletion is never blocked by an unreachable hosted database.
     public func dropProvisioned(_ record: SourceRecord) async {
-        if Self.isServed(record), let (url, _, _) = try? open(record) {
+        if record.serving == .database, let (url, _, _) = try? open(record) {
             // The change feed's slot would keep WAL on the server forever.
             await PostgresChangeFeed.dropSlot(PostgresChangeFeed.slotName(tenant: record.tenant, source: record.name), url: url, logger: logger)
         }
-        guard record.kind == "schema", record.config["provisioned"] == true else { return }
+        guard record.isProvisioned else { return }
         do {
             let (url, schemas, _) = try open(record)
             for schema in schemas { try await SchemaProvisioner(url: url, schema: schema, logger: logger).drop() }
@@ -109,18 +109,13 @@ public struct SourceCatalog: Sendable {
         }
     }
 
-    /// Whether a record is served by a database (everything but a model-only upload).
-    static func isServed(_ record: SourceRecord) -> Bool {
-        record.kind == "postgres" || (record.kind == "supabase" && record.config["proxy"] != true)
-            || (record.kind == "schema" && record.config["served"] == true)
-    }
-
     /// Re-introspects a stored source and replaces its model. An uploaded model served over a
     /// database the node may not introspect stays as uploaded (`SourceCatalogError.uploaded`).
     public func refresh(tenant: String, name: String, requestID: String?) async throws -> SchemaModel? {
         guard let record = try await store.sources(tenant).first(where: { $0.name == name }) else { return nil }
-        guard record.kind != "schema" || record.config["provisioned"] == true else { throw SourceCatalogError.uploadedModel(name) }
-        guard record.kind != "openapi" && record.kind != "graphql" && record.config["proxy"] != true else {
+        // Only what this node introspects can be refreshed: a database it may read the catalogs
+        // of, or tables it provisioned itself.
+        guard record.serving == .database, record.sourceKind != .schema || record.isProvisioned else {
             throw SourceCatalogError.uploadedModel(name)
         }
         let (url, schemas, _) = try open(record)
@@ -133,8 +128,7 @@ public struct SourceCatalog: Sendable {
 
     /// Opens a record's sealed URL and its settings.
     public func open(_ record: SourceRecord) throws -> (PostgresURL, [String], Int) {
-        let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: record.tenant, source: record.name)))
-        guard let text = secrets["url"]?.stringValue else { throw ControlPlaneError.corrupt("source \(record.name) has no URL") }
+        guard let text = try secrets(of: record)["url"]?.stringValue else { throw ControlPlaneError.corrupt("source \(record.name) has no URL") }
         let url = try PostgresURL(text)
         let schemas = record.config["schemas"]?.arrayValue?.compactMap(\.stringValue) ?? ["public"]
         let maxConnections = Int(record.config["maxConnections"]?.intValue ?? 10)
@@ -156,81 +150,84 @@ public struct SourceCatalog: Sendable {
         try await offloaded { String(decoding: try JSONEncoder().encode(model), as: UTF8.self) }
     }
 
-    /// The start hook of every tenant tree: builds the tenant's sources from the control plane and
-    /// runs one supervised pool per source.
-    public func load(into tree: TenantSupervisor) async throws {
-        let records = try await store.sources(tree.slug).filter(Self.isServed)
-        var sources: [PostgresSource] = []
+    /// Builds a tenant's sources from the control plane, every kind into one registry (by name,
+    /// as the store lists them). Database sources come with their pools not yet running: the tenant's
+    /// tree runs each as a supervised child.
+    public func loadSources(of tenant: Tenant) async throws -> SourceRegistry {
+        let records = try await store.sources(tenant.slug)
+        var sources: [any DataSource] = []
         for record in records {
-            let (url, schemas, maxConnections) = try open(record)
-            var settings = PostgresSource.Settings()
-            settings.maxConnections = maxConnections
-            if let acquire = record.config["acquireTimeoutMs"]?.intValue { settings.acquireTimeout = .milliseconds(acquire) }
-            // Decided when loading, so sources registered before the setting existed get the
-            // pooler rule too.
-            if case .bool(let prepared)? = record.config["preparedStatements"] {
-                settings.preparedStatements = prepared
-            } else {
-                settings.preparedStatements = !url.isTransactionPooler
-            }
-            // The database gives up a little before the tenant's deadline, so a slow statement is
-            // cancelled where it runs instead of holding its connection after the client is answered.
-            settings.statementTimeoutMs = max(50, tree.tenant.limits.requestTimeoutMs * 9 / 10)
-            sources.append(PostgresSource(name: record.name, url: url, schemas: schemas, model: await Self.decodedModel(of: record), settings: settings, logger: logger))
-        }
-        let defaultName = records.first { $0.name == "default" }?.name ?? records.min { $0.createdAt < $1.createdAt }?.name
-        tree.attachments.set(TenantSources(sources: sources, defaultName: defaultName))
-        tree.attachments.set(try await upstreams(of: tree.slug))
-        var policies: [Policy] = []
-        if let document = try await store.policies(tree.slug) {
-            do {
-                policies = try PolicyParser.parse(document: try JSONValue.parse(Array(document.utf8)))
-            } catch {
-                // Stored documents were validated on write; one that no longer reads denies all.
-                logger.error("stored policies do not parse; denying", metadata: ["tenant": .string(tree.slug), "error": .string("\(error)")])
+            switch record.serving {
+            case .database:
+                sources.append(try await database(record, limits: tenant.limits))
+            case .restProxy:
+                guard let project = record.config["projectUrl"]?.stringValue else { continue }
+                guard let key = try secrets(of: record)["serviceKey"]?.stringValue else { continue }
+                sources.append(RestProxySource(name: record.name, projectURL: project, serviceKey: key, model: await Self.decodedModel(of: record)))
+            case .upstreamREST:
+                guard let document = record.config["spec"], let base = record.config["baseUrl"]?.stringValue else { continue }
+                let spec: UpstreamSpec
+                do {
+                    spec = try UpstreamSpec.parse(document)
+                } catch {
+                    logger.error("stored upstream spec does not parse", metadata: ["tenant": .string(tenant.slug), "source": .string(record.name)])
+                    continue
+                }
+                sources.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: try headers(of: record), model: await Self.decodedModel(of: record)))
+            case .upstreamGraphQL:
+                guard let url = record.config["url"]?.stringValue else { continue }
+                sources.append(GraphQLUpstream(name: record.name, url: url, headers: try headers(of: record), model: await Self.decodedModel(of: record)))
+            case .modelOnly:
+                continue
             }
         }
-        tree.attachments.set(TenantPolicies(policies: policies))
-        for source in sources {
-            await tree.startChild(ChildSpec(name: "source:\(source.name)") { await source.runPool() })
+        let databases = records.filter { $0.serving == .database }
+        let defaultName = databases.first { $0.name == "default" }?.name ?? databases.min { $0.createdAt < $1.createdAt }?.name
+        return SourceRegistry(sources, defaultName: defaultName)
+    }
+
+    /// The tenant's policies; a stored document that no longer parses denies everything.
+    public func loadPolicies(of slug: String) async throws -> [Policy] {
+        guard let document = try await store.policies(slug) else { return [] }
+        do {
+            return try PolicyParser.parse(document: try JSONValue.parse(Array(document.utf8)))
+        } catch {
+            // Stored documents were validated on write; one that no longer reads denies all.
+            logger.error("stored policies do not parse; denying", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
+            return []
         }
+    }
+
+    private func database(_ record: SourceRecord, limits: TenantLimits) async throws -> PostgresSource {
+        let (url, schemas, maxConnections) = try open(record)
+        var settings = PostgresSource.Settings()
+        settings.maxConnections = maxConnections
+        if let acquire = record.config["acquireTimeoutMs"]?.intValue { settings.acquireTimeout = .milliseconds(acquire) }
+        // Decided when loading, so sources registered before the setting existed get the
+        // pooler rule too.
+        if case .bool(let prepared)? = record.config["preparedStatements"] {
+            settings.preparedStatements = prepared
+        } else {
+            settings.preparedStatements = !url.isTransactionPooler
+        }
+        // The database gives up a little before the tenant's deadline, so a slow statement is
+        // cancelled where it runs instead of holding its connection after the client is answered.
+        settings.statementTimeoutMs = max(50, limits.requestTimeoutMs * 9 / 10)
+        return PostgresSource(
+            name: record.name, kind: record.sourceKind ?? .postgres, url: url, schemas: schemas, model: await Self.decodedModel(of: record),
+            settings: settings, logger: logger)
     }
 }
 
 extension SourceCatalog {
-    /// The tenant's upstream APIs, from their stored specs and sealed headers.
-    func upstreams(of tenant: String) async throws -> TenantUpstreams {
-        var upstreams: [UpstreamSource] = []
-        var graphQL: [GraphQLUpstream] = []
-        for record in try await store.sources(tenant) where record.kind == "graphql" {
-            guard let url = record.config["url"]?.stringValue else { continue }
-            graphQL.append(GraphQLUpstream(name: record.name, url: url, headers: try headers(of: record), model: await Self.decodedModel(of: record)))
-        }
-        for record in try await store.sources(tenant) where record.kind == "openapi" {
-            guard let document = record.config["spec"], let base = record.config["baseUrl"]?.stringValue else { continue }
-            let spec: UpstreamSpec
-            do {
-                spec = try UpstreamSpec.parse(document)
-            } catch {
-                logger.error("stored upstream spec does not parse", metadata: ["tenant": .string(tenant), "source": .string(record.name)])
-                continue
-            }
-            upstreams.append(UpstreamSource(name: record.name, spec: spec, baseURL: base, headers: try headers(of: record), model: await Self.decodedModel(of: record)))
-        }
-        var proxies: [RestProxySource] = []
-        for record in try await store.sources(tenant) where record.kind == "supabase" && record.config["proxy"] == true {
-            guard let project = record.config["projectUrl"]?.stringValue else { continue }
-            let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: tenant, source: record.name)))
-            guard let key = secrets["serviceKey"]?.stringValue else { continue }
-            proxies.append(RestProxySource(name: record.name, projectURL: project, serviceKey: key, model: await Self.decodedModel(of: record)))
-        }
-        return TenantUpstreams(upstreams: upstreams, graphQL: graphQL, restProxies: proxies)
-    }
-
     /// An upstream's sealed headers (its credentials), opened.
     func headers(of record: SourceRecord) throws -> [(String, String)] {
-        let secrets = try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: record.tenant, source: record.name)))
-        return (secrets["headers"]?.objectValue ?? [:]).compactMap { name, value in value.stringValue.map { (name, $0) } }
+        (try secrets(of: record)["headers"]?.objectValue ?? [:]).compactMap { name, value in value.stringValue.map { (name, $0) } }
+    }
+
+    /// A record's sealed credentials, opened.
+    func secrets(of record: SourceRecord) throws -> JSONValue {
+        try JSONValue.parse(try secretBox.open(record.sealedSecrets, context: Self.secretContext(tenant: record.tenant, source: record.name)))
     }
 }
 

@@ -191,28 +191,3 @@ public final class UpstreamSource: Sendable {
         }
     }
 }
-
-/// A tenant's upstream sources, hung on its tree.
-public final class TenantUpstreams: Sendable {
-    public let upstreams: [UpstreamSource]
-    public let graphQL: [GraphQLUpstream]
-    public let restProxies: [RestProxySource]
-    public init(upstreams: [UpstreamSource], graphQL: [GraphQLUpstream] = [], restProxies: [RestProxySource] = []) {
-        self.upstreams = upstreams
-        self.graphQL = graphQL
-        self.restProxies = restProxies
-    }
-    public func restProxy(named name: String?) -> RestProxySource? {
-        guard let name else { return restProxies.first }
-        return restProxies.first { $0.name == name }
-    }
-    /// By name, or the first when no name is given.
-    public func upstream(named name: String?) -> UpstreamSource? {
-        guard let name else { return upstreams.first }
-        return upstreams.first { $0.name == name }
-    }
-    public func graphQL(named name: String?) -> GraphQLUpstream? {
-        guard let name else { return graphQL.first }
-        return graphQL.first { $0.name == name }
-    }
-}

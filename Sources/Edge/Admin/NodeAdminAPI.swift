@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Runtime
 import Tenancy
+import TenantRuntime
 
 /// The node's own endpoints: supervisor tree, cluster view, health, readiness, metrics.
 struct NodeAdminAPI {
@@ -31,11 +32,10 @@ struct NodeAdminAPI {
             if case .object(var fields) = entry {
                 if let lease = node.cluster.heldLease(tree.slug) { fields["fencingToken"] = .integer(lease.token) }
                 // How each source's changes reach realtime subscribers, once one has subscribed.
-                if let hub = tree.attachments.get(RealtimeHub.self) {
-                    var capture = JSONObject()
-                    for (source, status) in await hub.captureStatus().sorted(by: { $0.key < $1.key }) { capture[source] = .string(status) }
-                    fields["changeCapture"] = .object(capture)
-                }
+                let capture = snapshot.subsystems.first { $0.name == "realtime" }?.details ?? [:]
+                var captured = JSONObject()
+                for (source, status) in capture.sorted(by: { $0.key < $1.key }) { captured[source] = .string(status) }
+                fields["changeCapture"] = .object(captured)
                 entry = .object(fields)
             }
             tenants.append(entry)
@@ -95,13 +95,22 @@ struct NodeAdminAPI {
             "startedAt": .string(ISO8601DateFormatter().string(from: snapshot.startedAt)),
             "inFlight": .integer(Int64(snapshot.inFlight)), "queued": .integer(Int64(snapshot.queued)),
             "limits": TenantAdminAPI.limitsJSON(snapshot.limits),
-            "children": .array(snapshot.children.map { child in
+            "children": .array(snapshot.children.map(json)),
+            "subsystems": .array(snapshot.subsystems.map { subsystem in
                 [
-                    "name": .string(child.name), "state": .string(child.state.rawValue),
-                    "restarts": .integer(Int64(child.restarts)), "lastError": child.lastError.map(JSONValue.string) ?? .null,
-                    "backoffMs": child.backoffMs.map { .integer(Int64($0)) } ?? .null,
+                    "name": .string(subsystem.name), "status": .string(subsystem.status),
+                    "degradedReason": subsystem.degradedReason.map(JSONValue.string) ?? .null,
+                    "children": .array(subsystem.children.map(json)),
                 ]
             }),
+        ]
+    }
+
+    static func json(_ child: ChildSnapshot) -> JSONValue {
+        [
+            "name": .string(child.name), "state": .string(child.state.rawValue),
+            "restarts": .integer(Int64(child.restarts)), "lastError": child.lastError.map(JSONValue.string) ?? .null,
+            "backoffMs": child.backoffMs.map { .integer(Int64($0)) } ?? .null,
         ]
     }
 }

@@ -4,15 +4,16 @@ import Hummingbird
 import Logging
 import Runtime
 import Tenancy
+import TenantRuntime
 
 /// The door to every tenant route (`/t/{slug}/…`): finds the tenant's tree, authenticates the
 /// caller with the tenant's keys, bounds the body, and runs the rest of the request inside the
 /// tenant's request gate (rate limit, concurrency cap, deadline).
 struct TenantGateMiddleware: RouterMiddleware {
     typealias Context = EdgeContext
-    let directory: TenantDirectory
-    let cluster: ClusterCoordinator
+    let admission: TenantAdmission
     let forwarder: OwnerForwarder
+    var cluster: ClusterCoordinator { admission.cluster }
     /// False only for the few routes a browser reaches without keys (e-mail links, OIDC
     /// redirects); their callers are `anon` and the handlers check what they need themselves.
     var requiresAPIKey = true
@@ -33,31 +34,16 @@ struct TenantGateMiddleware: RouterMiddleware {
                 request = placed
             }
         }
-        let tree: TenantSupervisor?
-        do {
-            if let running = directory.runningTree(slug) {
-                tree = running
-            } else {
-                tree = try await directory.supervisor(for: slug)
-            }
-        } catch {
-            context.logger.error("cannot load tenant", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
-            // No tree will ever passivate this lease: give it up rather than renew it forever.
-            await cluster.release(slug)
-            throw APIError.controlPlaneUnavailable()
-        }
-        guard let tree else {
-            // No such tenant: a lease on its name would only clutter the cluster view.
-            await cluster.release(slug)
-            throw APIError.tenantNotFound(slug)
-        }
-        tree.touch()
+        let tree = try await admission.tree(slug, lease: lease, logger: context.logger)
         let tenant = tree.tenant
-        guard tenant.status == .active else { throw APIError.tenantDisabled(slug) }
 
         var context = context
         context.tenant = tree
-        context.caller = requiresAPIKey ? try Self.authenticate(request, slug: slug, verify: tree.verify) : Caller(role: "anon", claims: [:])
+        context.caller = requiresAPIKey
+            ? try TenantAdmission.caller(
+                tree, apiKey: request.headers[.apikey] ?? request.uri.queryParameters.get("apikey"),
+                authorization: request.headers[.authorization])
+            : Caller(role: "anon", claims: [:])
         context.logger[metadataKey: "tenant"] = .string(slug)
         context.logger[metadataKey: "role"] = .string(context.caller?.role ?? "")
 
@@ -100,7 +86,7 @@ struct TenantGateMiddleware: RouterMiddleware {
         }
     }
 
-    private enum Placement {
+    private enum Outcome {
         case local(TenantLease, Request)
         case served(Response)
     }
@@ -108,33 +94,17 @@ struct TenantGateMiddleware: RouterMiddleware {
     /// Finds the tenant's owner when this node does not hold its lease, and forwards the request
     /// there (or redirects to it). A member that cannot be reached is suspected and the tenant
     /// placed again, so a dead owner costs the client a wait, not an error.
-    private func place(_ slug: String, _ request: Request, context: EdgeContext) async throws -> Placement {
+    private func place(_ slug: String, _ request: Request, context: EdgeContext) async throws -> Outcome {
         let hops = forwarder.verifiedHops(request)
-        // Unknown names never reach the cluster: no lease, no Redis key for them.
-        do {
-            guard try await directory.exists(slug) else { throw APIError.tenantNotFound(slug) }
-        } catch let error as APIError {
-            throw error
-        } catch {
-            context.logger.error("cannot look up tenant", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
-            throw APIError.controlPlaneUnavailable()
-        }
         var request = request
         var body: ByteBuffer?
         var permit: BodyPermit?
         defer { permit?.release() }
-        var route: ClusterCoordinator.Route
-        if hops == 0, let cached = cluster.cachedRemote(slug) {
-            route = .remote(cached, isHolder: true)
-        } else {
-            route = await cluster.route(slug, hops: hops)
-        }
+        var route = try await admission.place(slug, hops: hops, logger: context.logger)
         for _ in 0..<4 {
             switch route {
             case .local(let lease):
                 return .local(lease, request)
-            case .unavailable(let reason):
-                throw APIError.tenantUnplaced(reason)
             case .remote(let member, let isHolder):
                 if forwarder.mode == .redirect && hops == 0 && isHolder { return .served(forwarder.redirect(request, to: member)) }
                 if Self.isWebSocketUpgrade(request) {
@@ -157,21 +127,21 @@ struct TenantGateMiddleware: RouterMiddleware {
                         "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),
                     ])
                     await cluster.suspect(member)
-                    route = await cluster.route(slug, hops: hops)
+                    route = try await admission.route(slug, hops: hops)
                 } catch .busy {
                     // Never sent: the owner is alive but every connection to it is in use.
-                    route = await cluster.route(slug, hops: hops)
+                    route = try await admission.route(slug, hops: hops)
                 } catch .timedOut {
                     throw APIError.ownerTimedOut(member.id)
                 } catch .memberLost where Self.safeToRepeat(request.method) {
-                    route = await cluster.route(slug, hops: hops)
+                    route = try await admission.route(slug, hops: hops)
                 } catch .memberLost {
                     throw APIError.ownerTimedOut(member.id)
                 } catch .broken(let error) where Self.safeToRepeat(request.method) {
                     context.logger.warning("forwarded request failed; placing again", metadata: [
                         "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),
                     ])
-                    route = await cluster.route(slug, hops: hops)
+                    route = try await admission.route(slug, hops: hops)
                 } catch .broken(let error) {
                     context.logger.error("forwarded request failed", metadata: [
                         "tenant": .string(slug), "member": .string(member.id), "error": .string("\(error)"),
@@ -226,78 +196,6 @@ struct TenantGateMiddleware: RouterMiddleware {
     /// may be sent again elsewhere; anything else reports an unknown outcome.
     static func safeToRepeat(_ method: HTTPRequest.Method) -> Bool {
         method == .get || method == .head || method == .options
-    }
-
-    /// `apikey` must be one of the tenant's keys (anon or service role); `Authorization: Bearer`,
-    /// when present, decides the role, else the apikey does.
-    static func authenticate(_ request: Request, slug: String, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
-        guard let apiKey = request.headers[.apikey] ?? request.uri.queryParameters.get("apikey"), !apiKey.isEmpty else {
-            throw APIError.missingAPIKey
-        }
-        let keyCaller = try apiKeyCaller(apiKey, slug: slug, verify: verify)
-        guard let authorization = request.headers[.authorization] else { return keyCaller }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw APIError.invalidJWT("Authorization header must be 'Bearer <token>'")
-        }
-        let token = parts[1].trimmingSpaces
-        // Clients commonly send the API key as the bearer token too: one verification is enough.
-        if Self.sameBytes(token, apiKey) { return keyCaller }
-        return try tokenCaller(token, slug: slug, verify: verify)
-    }
-
-    /// Byte equality (not String's canonical equivalence), without a generic byte-by-byte loop.
-    static func sameBytes(_ a: String, _ b: String) -> Bool {
-        var a = a
-        var b = b
-        return a.withUTF8 { left in
-            b.withUTF8 { right in
-                left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
-            }
-        }
-    }
-
-    /// The caller an API key makes: one of the tenant's keys, with role anon or service_role.
-    static func apiKeyCaller(_ apiKey: String, slug: String, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
-        let keyClaims: JSONObject
-        do {
-            keyClaims = try verify(apiKey)
-        } catch {
-            throw APIError.invalidAPIKey("\(error)")
-        }
-        try checkTenant(keyClaims, slug: slug)
-        guard let keyRole = keyClaims["role"]?.stringValue, keyRole == "anon" || keyRole == "service_role" else {
-            throw APIError.invalidAPIKey("an API key must carry role anon or service_role")
-        }
-        return Caller(role: keyRole, claims: keyClaims)
-    }
-
-    /// The caller an access token (a user's, or a key used as one) makes.
-    static func tokenCaller(_ token: String, slug: String, verify: (String) throws(JWTError) -> JSONObject) throws -> Caller {
-        let claims: JSONObject
-        do {
-            claims = try verify(token)
-        } catch .expired {
-            throw APIError.jwtClaims("JWT expired")
-        } catch .notYetValid {
-            throw APIError.jwtClaims("JWT is not valid yet")
-        } catch .invalidClaims(let why) {
-            throw APIError.jwtClaims(why)
-        } catch {
-            throw APIError.invalidJWT("\(error)")
-        }
-        try checkTenant(claims, slug: slug)
-        let role = claims["role"]?.stringValue ?? "anon"
-        guard !role.isEmpty, role.utf8.count <= 63 else { throw APIError.jwtClaims("JWT role claim is invalid") }
-        return Caller(role: role, claims: claims)
-    }
-
-    /// A token of ours names its tenant in `ref`; one naming another tenant is refused even if the
-    /// secrets happened to match.
-    private static func checkTenant(_ claims: JSONObject, slug: String) throws {
-        if let ref = claims["ref"]?.stringValue, ref != slug {
-            throw APIError.invalidJWT("JWT belongs to another tenant")
-        }
     }
 }
 

@@ -8,6 +8,7 @@ import PostgresNIO
 import Runtime
 import ServiceLifecycle
 import Tenancy
+import TenantRuntime
 
 /// Builds a node from its configuration and runs it until SIGTERM/SIGINT: control plane, secrets,
 /// admin token, tenant directory, HTTP server — and on shutdown stops them in reverse order.
@@ -60,49 +61,19 @@ enum Node {
         try await checkMasterKey(secretBox, store: store)
         let (adminToken, firstRun) = try await loadAdminToken(configuration, store: store, announce: announce)
 
-        let directory = TenantDirectory(store: store, secretBox: secretBox, logger: logger)
-        let catalog = SourceCatalog(store: store, secretBox: secretBox, logger: logger)
-        await directory.addStartHook { tree in try await catalog.load(into: tree) }
         let lifecycle = NodeLifecycle()
         let cluster = try makeCoordinator(configuration, logger: logger)
-        await cluster.setHooks(.init(
-            load: { directory.inFlight },
-            handOver: { slug in await directory.handOver(slug) },
-            drop: { slug in await directory.stop(slug) },
-            tenantEvent: { event in
-                guard let slug = event.slug else { return }
-                await directory.stop(slug)
-                if event.kind == .tenantDeleted { await cluster.release(slug) }
-            }))
-        await directory.addPassivationHook { slug in await cluster.release(slug) }
-        // Cluster mode's shared read-cache tier: its own connection, so cache traffic never queues
-        // ahead of the cluster's heartbeats; short timeouts, since Redis is only an optimisation here.
-        let sharedCacheRedis = configuration.cacheTTL > .zero
-            ? configuration.redisURL.flatMap { try? RedisURL($0) }.map {
-                RedisClient(url: $0, commandTimeout: .milliseconds(200), connectTimeout: .milliseconds(500), logger: logger)
-            } : nil
-        let node = NodeServices(
-            configuration: configuration, store: store, secretBox: secretBox, directory: directory,
-            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
-            forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger,
-            sharedCacheRedis: sharedCacheRedis)
-        if let redis = sharedCacheRedis {
-            // Attached when a tree starts, under the tenant's configuration generation as it is
-            // then; a tree that cannot read it runs without the shared tier.
-            await directory.addStartHook { tree in
-                let prefix = configuration.redisPrefix
-                guard let generation = await SharedReadCache.configurationGeneration(redis: redis, prefix: prefix, tenant: tree.slug) else { return }
-                tree.attachments.set(
-                    SharedReadCache(redis: redis, prefix: prefix, tenant: tree.slug, configuration: generation, ttl: configuration.cacheTTL))
-            }
-        }
+        let node = await NodeServices.assemble(
+            configuration: configuration, store: store, secretBox: secretBox, masterKey: masterKey, adminToken: adminToken,
+            cluster: cluster, lifecycle: lifecycle, logger: logger)
+        let directory = node.directory
 
         if firstRun && configuration.mode == .embedded {
             try await createDemoTenant(node, announce: announce)
         }
 
         let router = makeRouter(node, metrics: metrics)
-        let realtime = RealtimeGateway(directory: directory, cluster: cluster, forwarder: node.forwarder)
+        let realtime = RealtimeGateway(admission: node.admission, forwarder: node.forwarder)
         var app = Application(
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
             server: .http1WebSocketUpgrade(
@@ -280,7 +251,7 @@ struct ClusterExitService: Service {
         try? await gracefulShutdown()
         await cluster.leave()
         for tree in await directory.active() {
-            await tree.attachments.get(RealtimeHub.self)?.closeAll(reason: "the node is shutting down; reconnect")
+            await tree.realtime.hub.closeAll(reason: "the node is shutting down; reconnect")
         }
     }
 }

@@ -1,8 +1,10 @@
 import Connectors
+import Crypto
 import Foundation
 import Logging
 import Runtime
 import Tenancy
+import TenantRuntime
 
 /// What the edge's handlers share: the node's identity, its control plane, and the tenant trees.
 struct NodeServices: Sendable {
@@ -25,6 +27,42 @@ struct NodeServices: Sendable {
     var sharedCacheRedis: RedisClient?
 
     var registrar: TenantRegistrar { TenantRegistrar(store: store, secretBox: secretBox) }
+
+    var admission: TenantAdmission { TenantAdmission(directory: directory, cluster: cluster) }
+
+    /// The one assembly of a node's parts, for the executable and the tests alike: the tenant
+    /// directory (whose trees make their caches, hubs and pools themselves), wired to the cluster
+    /// both ways.
+    static func assemble(
+        configuration: NodeConfiguration, store: any ControlPlaneStore, secretBox: SecretBox, masterKey: SymmetricKey,
+        adminToken: AdminToken, cluster: ClusterCoordinator, lifecycle: NodeLifecycle = NodeLifecycle(),
+        directory directoryConfiguration: TenantDirectory.Configuration = .init(), logger: Logger
+    ) async -> NodeServices {
+        // Cluster mode's shared read-cache tier: its own connection, so cache traffic never queues
+        // ahead of the cluster's heartbeats; short timeouts, since Redis is only an optimisation here.
+        let sharedCacheRedis = configuration.cacheTTL > .zero
+            ? configuration.redisURL.flatMap { try? RedisURL($0) }.map {
+                RedisClient(url: $0, commandTimeout: .milliseconds(200), connectTimeout: .milliseconds(500), logger: logger)
+            } : nil
+        let directory = TenantDirectory(
+            store: store, secretBox: secretBox,
+            cache: .init(ttl: configuration.cacheTTL, redis: sharedCacheRedis, redisPrefix: configuration.redisPrefix),
+            configuration: directoryConfiguration, logger: logger, onPassivated: { slug in await cluster.release(slug) })
+        await cluster.setHooks(.init(
+            load: { directory.inFlight },
+            handOver: { slug in await directory.handOver(slug) },
+            drop: { slug in await directory.stop(slug) },
+            tenantEvent: { event in
+                guard let slug = event.slug else { return }
+                await directory.stop(slug)
+                if event.kind == .tenantDeleted { await cluster.release(slug) }
+            }))
+        return NodeServices(
+            configuration: configuration, store: store, secretBox: secretBox, directory: directory,
+            adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
+            forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger,
+            sharedCacheRedis: sharedCacheRedis)
+    }
 
     var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger) }
 

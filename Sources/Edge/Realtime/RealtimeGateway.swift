@@ -8,14 +8,14 @@ import NIOCore
 import NIOWebSocket
 import Runtime
 import Tenancy
+import TenantRuntime
 
 /// `GET {apiUrl}/realtime/v1/websocket?apikey=…&vsn=1.0.0`: upgrades to a WebSocket speaking
 /// Phoenix channels v1, as Supabase Realtime does. Only the tenant's owner upgrades; on any other
 /// node, or when the request is refused, the request falls through to the HTTP routes, which
 /// redirect it to the owner or answer the error in the usual shape.
 struct RealtimeGateway: Sendable {
-    let directory: TenantDirectory
-    let cluster: ClusterCoordinator
+    let admission: TenantAdmission
     let forwarder: OwnerForwarder
     private static let ids = IDSource()
 
@@ -29,11 +29,10 @@ struct RealtimeGateway: Sendable {
     func shouldUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async -> Upgrade {
         guard let (slug, query) = Self.target(head) else { return .dontUpgrade }
         let lease: TenantLease
-        if let held = cluster.servingLease(slug) {
-            lease = held
-        } else {
-            guard (try? await directory.exists(slug)) == true else { return Self.refusal("tenant '\(slug)' does not exist") }
-            switch await cluster.route(slug, hops: 0) {
+        let tree: TenantTree
+        let caller: Caller
+        do {
+            switch try await admission.place(slug, hops: 0, logger: logger) {
             case .local(let held): lease = held
             case .remote(let member, _):
                 let route = head.path ?? ""
@@ -42,22 +41,14 @@ struct RealtimeGateway: Sendable {
                     return Self.refusal("the tenant moved while this socket was forwarded; reconnect")
                 }
                 return proxy(to: member, path: route, plainPath: plainPath, logger: logger)
-            case .unavailable(let why): return Self.refusal("no node can serve this tenant right now: \(why)")
             }
-        }
-        var running = directory.runningTree(slug)
-        if running == nil { running = try? await directory.supervisor(for: slug) }
-        guard let tree = running, cluster.stillServes(lease) else { return Self.refusal("the tenant is unavailable") }
-        guard tree.tenant.status == .active else { return Self.refusal("tenant '\(slug)' is disabled") }
-        let caller: Caller
-        do {
+            tree = try await admission.tree(slug, lease: lease, logger: logger)
             guard let apiKey = query["apikey"], !apiKey.isEmpty else { return Self.refusal("InvalidJWTToken: the apikey parameter is required") }
-            caller = try TenantGateMiddleware.apiKeyCaller(apiKey, slug: slug, verify: tree.verify)
+            caller = try TenantAdmission.caller(tree, apiKey: apiKey, authorization: nil)
         } catch {
-            return Self.refusal("InvalidJWTToken: \(error)")
+            return Self.refusal(error.message)
         }
-        tree.touch()
-        let hub = Self.hub(of: tree, logger: logger)
+        let hub = tree.realtime.hub
         let limits = tree.tenant.limits.realtime
         return .upgrade([:]) { inbound, outbound, _ in
             let session = RealtimeSession(id: Self.ids.next(), caller: caller, outboxLimit: limits.outboundQueue)
@@ -158,30 +149,6 @@ struct RealtimeGateway: Sendable {
         return .dontUpgrade
     }
 
-    /// The tenant's hub, created with its tree's first socket; when the tree stops, every socket
-    /// is told to reconnect (the tenant moved, or was changed).
-    static func hub(of tree: TenantSupervisor, logger: Logger) -> RealtimeHub {
-        var created = false
-        let hub = tree.attachments.getOrSet { () -> RealtimeHub in
-            created = true
-            return RealtimeHub(tree: tree, logger: logger)
-        }
-        if created {
-            Task {
-                let started = await tree.startChild(ChildSpec(name: "realtime") {
-                    await withTaskCancellationHandler {
-                        await hub.publishQueuedWrites()
-                    } onCancel: {
-                        Task { await hub.closeAll(reason: "the tenant is restarting or moving; reconnect") }
-                    }
-                })
-                // A tree already stopping takes no children: its sockets must not be orphaned.
-                if !started { await hub.closeAll(reason: "the tenant is restarting or moving; reconnect") }
-            }
-        }
-        return hub
-    }
-
     /// `/t/{slug}/realtime/v1/websocket` and its query.
     static func target(_ head: HTTPRequest) -> (String, [String: String])? {
         guard head.method == .get, let path = head.path else { return nil }
@@ -199,12 +166,6 @@ struct RealtimeGateway: Sendable {
             }
         }
         return (String(slug), query)
-    }
-
-    /// Who an access token (a user's, or an API key used as one) makes the client: the REST
-    /// gate's own rules.
-    static func caller(forToken token: String, tree: TenantSupervisor) throws -> Caller {
-        try TenantGateMiddleware.tokenCaller(token, slug: tree.slug, verify: tree.verify)
     }
 }
 

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Runtime
 import Tenancy
+import TenantRuntime
 
 /// `{apiUrl}/rest/v1/…` and `{apiUrl}/sources/{name}/rest/v1/…`: the PostgREST grammar over a
 /// tenant's sources. Each request is parsed, planned against the source's model, rendered to one
@@ -35,11 +36,10 @@ struct RestAPI {
 
     func target(_ context: EdgeContext) throws -> Target {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
-        let access = Access(
-            role: caller.role, claims: caller.claims, policies: caller.isServiceRole ? [] : tree.attachments.get(TenantPolicies.self)?.policies ?? [])
-        let sources = tree.attachments.get(TenantSources.self)
+        let access = tree.data.access(for: caller)
+        let sources = tree.data.sources
         let name = context.parameters.get("source")
-        guard let source = name.map({ sources?.source(named: $0) }) ?? sources?.defaultSource else {
+        guard let source = name.map({ sources.database(named: $0) }) ?? sources.defaultDatabase else {
             throw APIError.sourceNotFound(name ?? "default")
         }
         return Target(source: source, planner: RestPlanner(model: source.model, access: access))
@@ -61,11 +61,9 @@ struct RestAPI {
     /// The REST proxy this request is for: the named source when it is one, or, for `/rest/v1`,
     /// the first proxy when the tenant has no database source.
     func proxy(_ context: EdgeContext) -> RestProxySource? {
-        guard let tree = context.tenant, let upstreams = tree.attachments.get(TenantUpstreams.self) else { return nil }
-        if let name = context.parameters.get("source") {
-            return tree.attachments.get(TenantSources.self)?.source(named: name) == nil ? upstreams.restProxy(named: name) : nil
-        }
-        return tree.attachments.get(TenantSources.self)?.defaultSource == nil ? upstreams.restProxy(named: nil) : nil
+        guard let sources = context.tenant?.data.sources else { return nil }
+        if let name = context.parameters.get("source") { return sources.restProxy(named: name) }
+        return sources.defaultDatabase == nil ? sources.restProxy(named: nil) : nil
     }
 
     /// Checks what can be checked here — the role, the grammar, the table — and forwards the rest.
@@ -109,9 +107,7 @@ struct RestAPI {
 
     @Sendable func table(_ request: Request, context: EdgeContext) async throws -> Response {
         if let proxy = proxy(context) { return try await forward(request, context: context, to: proxy, path: context.parameters.get("entity") ?? "") }
-        if let name = context.parameters.get("source"), context.tenant?.attachments.get(TenantSources.self)?.source(named: name) == nil,
-            let upstream = context.tenant?.attachments.get(TenantUpstreams.self)?.upstream(named: name)
-        {
+        if let name = context.parameters.get("source"), let upstream = context.tenant?.data.sources.upstream(named: name) {
             return try await UpstreamAPI(node: node).collection(request, context: context, upstream: upstream, entity: context.parameters.get("entity") ?? "")
         }
         let target = try target(context)
@@ -122,8 +118,7 @@ struct RestAPI {
         switch request.method {
         case .get, .head:
             try applyRange(request.headers, to: &query)
-            let ttl = node.configuration.cacheTTL
-            let cache = ttl == .zero ? nil : context.tenant.map { tree in tree.attachments.getOrSet { RestReadCache(tenant: tree.slug, ttl: ttl) } }
+            let cache = context.tenant?.cache.reads
             let cacheKey = context.caller.map { caller in
                 RestReadCache.key(
                     source: target.source.name, entity: entity, query: items, range: request.headers[.range],
@@ -136,7 +131,7 @@ struct RestAPI {
             // Taken before anything is read: an answer that raced an invalidation is not stored.
             let epoch = cache?.epoch(of: target.source.name)
             // Cluster mode: the shared tier.
-            let shared = prefer.rollback ? nil : context.tenant?.attachments.get(SharedReadCache.self)
+            let shared = prefer.rollback ? nil : context.tenant?.cache.shared
             var ticket: SharedReadCache.Ticket?
             if let shared, let cacheKey {
                 ticket = await shared.ticket(for: target.source.name)
@@ -239,7 +234,7 @@ struct RestAPI {
         }
         let result = try await execute(target, SQLRenderer().call(plan, count: false), prefer: prefer)
         // A function called with POST may have written anything.
-        if request.method == .post { await context.tenant?.dropCachedReads(of: target.source.name) }
+        if request.method == .post { await context.tenant?.cache.dropReads(of: target.source.name) }
         if plan.operation.returnsVoid { return Response(status: .noContent) }
         if plan.read != nil || plan.operation.returnsSet {
             return try respond(read: result, request: request, prefer: prefer, offset: plan.read?.offset ?? 0)
@@ -252,7 +247,7 @@ struct RestAPI {
     @Sendable func openAPIDocument(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
         let name = context.parameters.get("source") ?? ""
-        guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else { throw APIError.sourceNotFound(name) }
+        guard let source = tree.data.sources.database(named: name) else { throw APIError.sourceNotFound(name) }
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/sources/\(name)/rest/v1", model: source.model)
         return try await document.response()
     }
@@ -270,12 +265,12 @@ struct RestAPI {
         _ plan: WritePlan, _ operation: RestWriteChanges.Operation, returnRows: Bool, target: Target, request: Request,
         prefer: Preferences, context: EdgeContext
     ) async throws -> StatementResult {
-        let hub = context.tenant?.attachments.get(RealtimeHub.self)
+        let hub = context.tenant?.realtime.hub
         let publishes = hub?.uncaptured.contains(target.source.name) ?? false
         let result = try await execute(
             target, SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishes), prefer: prefer,
             requireOne: Self.wantsObject(request))
-        await context.tenant?.dropCachedReads(of: target.source.name)
+        await context.tenant?.cache.dropReads(of: target.source.name)
         if publishes, let hub, !prefer.rollback, let rows = result.changes {
             hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)
         }

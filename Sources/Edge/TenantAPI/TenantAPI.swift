@@ -10,7 +10,7 @@ struct TenantAPI {
     let node: NodeServices
 
     func register(on router: Router<EdgeContext>) {
-        let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(directory: node.directory, cluster: node.cluster, forwarder: node.forwarder))
+        let tenant = router.group("t/:slug").add(middleware: TenantGateMiddleware(admission: node.admission, forwarder: node.forwarder))
         tenant.get("rest/v1", use: openAPIDocument)
         // Reached only when the socket was not upgraded here (the upgrade happens before routing).
         tenant.get("realtime/v1/websocket") { _, _ -> Response in
@@ -19,14 +19,14 @@ struct TenantAPI {
         }
         RestAPI(node: node).register(on: tenant)
         UpstreamAPI(node: node).register(on: tenant)
-        let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(directory: node.directory, cluster: node.cluster, forwarder: node.forwarder, requiresAPIKey: false))
+        let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(admission: node.admission, forwarder: node.forwarder, requiresAPIKey: false))
         AuthAPI(node: node).register(keyed: tenant, open: open)
     }
 
     /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.
     @Sendable func openAPIDocument(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
-        let model = tree.attachments.get(TenantSources.self)?.defaultSource?.model ?? SchemaModel()
+        let model = tree.data.sources.defaultDatabase?.model ?? SchemaModel()
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/rest/v1", model: model)
         return try await document.response()
     }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Runtime
 import Tenancy
+import TenantRuntime
 
 /// `{apiUrl}/api/v1/…` (the first upstream) and `{apiUrl}/sources/{name}/api/v1/…`: a tenant's
 /// upstream REST APIs behind our keys, policies, limits and cache. A role other than the service
@@ -25,7 +26,7 @@ struct UpstreamAPI {
     @Sendable func graphQL(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
         let name = context.parameters.get("source")
-        guard let upstream = tree.attachments.get(TenantUpstreams.self)?.graphQL(named: name) else {
+        guard let upstream = tree.data.sources.graphQL(named: name) else {
             throw APIError.sourceNotFound(name ?? "(no GraphQL source registered)")
         }
         let body = try await JSONBody.read(request, maxBytes: tree.tenant.limits.maxBodyBytes)
@@ -53,7 +54,7 @@ struct UpstreamAPI {
     @Sendable func forward(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
         let name = context.parameters.get("source")
-        guard let upstream = tree.attachments.get(TenantUpstreams.self)?.upstream(named: name) else {
+        guard let upstream = tree.data.sources.upstream(named: name) else {
             throw APIError.sourceNotFound(name ?? "(no upstream API registered)")
         }
         let path = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }
@@ -161,9 +162,9 @@ struct UpstreamAPI {
 
     /// Upstream operations are functions to our policies: roles other than the service role need
     /// an `execute` policy naming the operation.
-    static func requireExecute(_ operation: String, caller: Caller, tree: TenantSupervisor) throws {
+    static func requireExecute(_ operation: String, caller: Caller, tree: TenantTree) throws {
         guard !caller.isServiceRole else { return }
-        let policies = tree.attachments.get(TenantPolicies.self)?.policies ?? []
+        let policies = tree.data.policies
         guard policies.contains(where: { $0.entity == operation && $0.role == caller.role && $0.action == .execute }) else {
             throw APIError(
                 status: caller.role == "anon" ? .unauthorized : .forbidden, code: "42501",

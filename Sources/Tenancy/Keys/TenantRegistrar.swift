@@ -21,7 +21,7 @@ public struct TenantRegistrar: Sendable {
     public func sealedSecret(for slug: String, createdAt: Date) throws -> (secret: [UInt8], sealed: SealedJWTSecret) {
         let kid = Self.newKid(at: createdAt)
         let secret = TenantKeyRing.newSecret()
-        let sealed = try secretBox.seal(secret, context: TenantDirectory.jwtSecretContext(slug: slug, kid: kid))
+        let sealed = try secretBox.seal(secret, context: TenantKeyRing.secretContext(slug: slug, kid: kid))
         return (secret, SealedJWTSecret(kid: kid, sealed: sealed, createdAt: createdAt))
     }
 

@@ -2,14 +2,14 @@ import Runtime
 
 /// Verified tokens and their claims, bounded: when full it starts over, which keeps the hot set and
 /// costs nothing to maintain.
-final class TokenCache: @unchecked Sendable {
+public final class TokenCache: @unchecked Sendable {
     private let lock = Lock()
     private var entries: [String: JSONObject] = [:]
     private let capacity: Int
 
-    init(capacity: Int) { self.capacity = capacity }
+    public init(capacity: Int) { self.capacity = capacity }
 
-    subscript(token: String) -> JSONObject? {
+    public subscript(token: String) -> JSONObject? {
         get { lock.withLock { entries[token] } }
         set {
             lock.withLock {
@@ -19,5 +19,5 @@ final class TokenCache: @unchecked Sendable {
         }
     }
 
-    func removeAll() { lock.withLock { entries.removeAll() } }
+    public func removeAll() { lock.withLock { entries.removeAll() } }
 }

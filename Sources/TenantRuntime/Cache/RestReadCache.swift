@@ -1,6 +1,7 @@
 import Connectors
 import Metrics
 import Runtime
+import Tenancy
 
 /// A tenant's cache shard for REST reads: the database's answer to a GET, kept for at most one
 /// second, keyed by source, the request as the client sent it, the caller's role and every claim
@@ -9,7 +10,7 @@ import Runtime
 /// Writes through mini-baas and changes from the source's change feed drop the source's entries
 /// at once; the one-second lifetime bounds what a write made elsewhere (with no feed running) can
 /// leave stale. Bounded in entries and bytes, least recently used out first.
-final class RestReadCache: @unchecked Sendable {
+public final class RestReadCache: @unchecked Sendable {
     private struct Entry {
         /// The dictionary's own key, so the use log shares its storage rather than holding the
         /// caller's copy of a long key.
@@ -39,7 +40,7 @@ final class RestReadCache: @unchecked Sendable {
     private let misses: Counter
     private let evictions: Counter
 
-    init(tenant: String, maxEntries: Int = 1000, maxBytes: Int = 8 << 20, ttl: Duration = .seconds(1)) {
+    public init(tenant: String, maxEntries: Int = 1000, maxBytes: Int = 8 << 20, ttl: Duration = .seconds(1)) {
         self.maxEntries = maxEntries
         self.maxBytes = maxBytes
         self.ttl = ttl
@@ -48,7 +49,7 @@ final class RestReadCache: @unchecked Sendable {
         evictions = Counter(label: "minibaas_cache_evictions_total", dimensions: [("tenant", tenant)])
     }
 
-    static func key(
+    public static func key(
         source: String, entity: String, query: [(String, String)], range: String?, rangeUnit: String?, prefer: String?, caller: Caller
     ) -> String {
         var key = "\(source)\u{0}\(entity)\u{0}\(caller.role)\u{0}"
@@ -58,7 +59,7 @@ final class RestReadCache: @unchecked Sendable {
         return key
     }
 
-    func get(_ key: String) -> StatementResult? {
+    public func get(_ key: String) -> StatementResult? {
         let found: StatementResult? = lock.withLock {
             guard var entry = entries[key] else { return nil }
             guard entry.expires > .now else {
@@ -74,13 +75,13 @@ final class RestReadCache: @unchecked Sendable {
     }
 
     /// The source's invalidation count, taken before a statement runs and given back to `put`.
-    func epoch(of source: String) -> UInt64 {
+    public func epoch(of source: String) -> UInt64 {
         lock.withLock { epochs[source, default: 0] }
     }
 
     /// Stores an answer unless the source was invalidated since `epoch` was taken (the answer may
     /// predate the change). `lifetime`: what the entry has left when it comes from the shared tier.
-    func put(_ key: String, source: String, epoch: UInt64? = nil, lifetime: Duration? = nil, _ result: StatementResult) {
+    public func put(_ key: String, source: String, epoch: UInt64? = nil, lifetime: Duration? = nil, _ result: StatementResult) {
         let size = key.utf8.count + (result.body?.utf8.count ?? 0)
         guard size <= maxBytes / 8 else { return }
         var evicted = 0
@@ -99,14 +100,14 @@ final class RestReadCache: @unchecked Sendable {
     }
 
     /// Drops every entry read from `source` (a write through mini-baas, or a change from its feed).
-    func invalidate(source: String) {
+    public func invalidate(source: String) {
         lock.withLock {
             epochs[source, default: 0] += 1
             for (key, entry) in entries where entry.source == source { remove(key) }
         }
     }
 
-    var count: Int { lock.withLock { entries.count } }
+    public var count: Int { lock.withLock { entries.count } }
 
     private func touch(_ key: String) -> UInt64 {
         tick += 1

@@ -17,7 +17,7 @@ import Tenancy
 /// whatever was stored before has expired when it is used again. An entry is stored only if no
 /// invalidation happened since its statement started. Redis is given 200 ms per command; a Redis
 /// that is away or slow turns the tier off for two seconds at a time, costing misses, not errors.
-final class SharedReadCache: @unchecked Sendable {
+public final class SharedReadCache: @unchecked Sendable {
     private enum Generation {
         case known(Int64)
         /// `INCR`s in flight; the generation before them; the highest answer so far; whether one
@@ -28,7 +28,7 @@ final class SharedReadCache: @unchecked Sendable {
     }
 
     /// What a read needs to store its answer afterwards.
-    struct Ticket: Sendable {
+    public struct Ticket: Sendable {
         let source: String
         let generation: Int64
         let epoch: UInt64
@@ -54,7 +54,7 @@ final class SharedReadCache: @unchecked Sendable {
     private let misses: Counter
 
     /// `configuration`: the tenant's configuration generation, read when its tree started.
-    init(redis: RedisClient, prefix: String, tenant: String, configuration: Int64, ttl: Duration) {
+    public init(redis: RedisClient, prefix: String, tenant: String, configuration: Int64, ttl: Duration) {
         self.redis = redis
         self.prefix = prefix
         self.tenant = tenant
@@ -66,11 +66,11 @@ final class SharedReadCache: @unchecked Sendable {
 
     // MARK: - Tenant configuration generation
 
-    static func configurationKey(prefix: String, tenant: String) -> String { "\(prefix)cache:config:\(tenant)" }
+    public static func configurationKey(prefix: String, tenant: String) -> String { "\(prefix)cache:config:\(tenant)" }
 
     /// The tenant's configuration generation, when a tree starts; nil when Redis cannot say (the
     /// tree then runs without this tier).
-    static func configurationGeneration(redis: RedisClient, prefix: String, tenant: String) async -> Int64? {
+    public static func configurationGeneration(redis: RedisClient, prefix: String, tenant: String) async -> Int64? {
         guard let reply = try? await redis.send(["GET", configurationKey(prefix: prefix, tenant: tenant)]) else { return nil }
         return counter(reply)
     }
@@ -86,7 +86,7 @@ final class SharedReadCache: @unchecked Sendable {
 
     /// After an admin change (policies, sources, keys): entries made under the old configuration
     /// are never found again. False when Redis did not take it.
-    static func configurationChanged(redis: RedisClient, prefix: String, tenant: String) async -> Bool {
+    public static func configurationChanged(redis: RedisClient, prefix: String, tenant: String) async -> Bool {
         guard case .integer? = try? await redis.send(["INCR", configurationKey(prefix: prefix, tenant: tenant)]) else { return false }
         return true
     }
@@ -94,7 +94,7 @@ final class SharedReadCache: @unchecked Sendable {
     // MARK: - Reads
 
     /// Where a read may look, taken before its statement runs; nil while the tier is bypassed.
-    func ticket(for source: String) async -> Ticket? {
+    public func ticket(for source: String) async -> Ticket? {
         let (state, epoch, off) = lock.withLock { (generations[source], epochs[source, default: 0], offUntil) }
         if let off, ContinuousClock.now < off { return nil }
         switch Self.standing(state) {
@@ -136,7 +136,7 @@ final class SharedReadCache: @unchecked Sendable {
     }
 
     /// The entry and how long it has left to live.
-    func get(_ key: String, _ ticket: Ticket) async -> (result: StatementResult, remaining: Duration)? {
+    public func get(_ key: String, _ ticket: Ticket) async -> (result: StatementResult, remaining: Duration)? {
         let reply: RedisReply
         do {
             reply = try await redis.send(["GET", entryKey(key, ticket)])
@@ -159,7 +159,7 @@ final class SharedReadCache: @unchecked Sendable {
 
     /// Stores without the response waiting for Redis — unless an invalidation came since the
     /// ticket was taken, the body is too big, or too many stores are already waiting.
-    func put(_ key: String, _ ticket: Ticket, _ result: StatementResult) {
+    public func put(_ key: String, _ ticket: Ticket, _ result: StatementResult) {
         guard (result.body?.utf8.count ?? 0) <= Self.maxEntryBytes else { return }
         let admitted = lock.withLock { () -> Bool in
             guard epochs[ticket.source, default: 0] == ticket.epoch, case .known(ticket.generation)? = generations[ticket.source],
@@ -182,14 +182,14 @@ final class SharedReadCache: @unchecked Sendable {
 
     /// Every entry of `source` stops being found at once; returns once Redis has the new
     /// generation (or refused it), so a write is answered only after its bump.
-    func invalidate(source: String) async {
+    public func invalidate(source: String) async {
         await startInvalidation(of: source).value
     }
 
     /// The same, for callers that must not wait for Redis (the change feed's dispatch): the
     /// bypass starts now; the returned task moves the generation.
     @discardableResult
-    func startInvalidation(of source: String) -> Task<Void, Never> {
+    public func startInvalidation(of source: String) -> Task<Void, Never> {
         lock.withLock {
             epochs[source, default: 0] += 1
             switch generations[source] {
@@ -233,16 +233,16 @@ final class SharedReadCache: @unchecked Sendable {
         "\(prefix)cache:\(tenant):\(configuration):\(ticket.source):\(ticket.generation):\(Hex.encode(SHA256.hash(data: Array(key.utf8))))"
     }
 
-    static func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+    public static func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 
     /// `count total expires` on the first line (`-` for no total; expiry in Unix milliseconds, so
     /// a copy taken into a node's own shard lives only what the entry has left), then the body
     /// after `=`, or `!` alone for no body.
-    static func encode(_ result: StatementResult, expires: Int64) -> String {
+    public static func encode(_ result: StatementResult, expires: Int64) -> String {
         "\(result.count) \(result.total.map(String.init) ?? "-") \(expires)\n\(result.body.map { "=" + $0 } ?? "!")"
     }
 
-    static func decode(_ text: String) -> (StatementResult, expires: Int64)? {
+    public static func decode(_ text: String) -> (StatementResult, expires: Int64)? {
         let bytes = text.utf8
         guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
         let header = text.utf8[..<newline].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
@@ -259,16 +259,5 @@ final class SharedReadCache: @unchecked Sendable {
             return nil
         }
         return (StatementResult(body: body, count: count, total: total), expires)
-    }
-}
-
-extension TenantSupervisor {
-    /// Drops a source's cached reads from both tiers: after a write through mini-baas, or a change
-    /// from the source's feed. Entries stop being found at once; a write waits for the shared
-    /// tier's generation to move before it answers, the change feed does not.
-    nonisolated func dropCachedReads(of source: String, waitingForSharedTier: Bool = true) async {
-        attachments.get(RestReadCache.self)?.invalidate(source: source)
-        let bump = attachments.get(SharedReadCache.self)?.startInvalidation(of: source)
-        if waitingForSharedTier { await bump?.value }
     }
 }

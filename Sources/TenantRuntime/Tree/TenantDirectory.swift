@@ -1,7 +1,9 @@
+import Connectors
 import Foundation
 import Logging
 import Metrics
 import Runtime
+import Tenancy
 
 /// Finds the running tree of a tenant, starting it on first use and passivating it when idle, so
 /// that ten thousand registered tenants cost memory only for the ones in use.
@@ -22,45 +24,36 @@ public actor TenantDirectory {
     private let store: any ControlPlaneStore
     private let secretBox: SecretBox
     private let configuration: Configuration
+    private let environment: TenantTree.Environment
+    /// Called after an idle tree is passivated (the cluster gives up the tenant's lease then, so
+    /// a node does not keep renewing leases for tenants nobody uses).
+    private let onPassivated: @Sendable (String) async -> Void
     private let logger: Logger
     private let clock = ContinuousClock()
 
     /// Written only by the actor, read by every request without an actor hop.
     private nonisolated let table = TreeTable()
     private nonisolated let registered = ExpiringCache<Bool>(capacity: 50_000)
-    private var running: [String: TenantSupervisor] {
+    private var running: [String: TenantTree] {
         get { table.all }
         set { table.replace(newValue) }
     }
-    private var starting: [String: Task<TenantSupervisor?, any Error>] = [:]
+    private var starting: [String: Task<TenantTree?, any Error>] = [:]
     private var unknown: [String: ContinuousClock.Instant] = [:]
-    /// Extra children every new tree gets (connectors and later subsystems register here).
-    private var childFactories: [@Sendable (TenantSupervisor) -> ChildSpec?] = []
-    private var startHooks: [@Sendable (TenantSupervisor) async throws -> Void] = []
-    private var passivationHooks: [@Sendable (String) async -> Void] = []
     private let activeGauge = Gauge(label: "minibaas_active_tenants")
 
-    public init(store: any ControlPlaneStore, secretBox: SecretBox, configuration: Configuration = .init(), logger: Logger) {
+    public init(
+        store: any ControlPlaneStore, secretBox: SecretBox, cache: CacheSubsystem.Settings = .init(ttl: .seconds(1)),
+        configuration: Configuration = .init(), logger: Logger, onPassivated: @escaping @Sendable (String) async -> Void = { _ in }
+    ) {
         self.store = store
         self.secretBox = secretBox
         self.configuration = configuration
+        self.environment = TenantTree.Environment(
+            catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger), cache: cache,
+            intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
+        self.onPassivated = onPassivated
         self.logger = logger
-    }
-
-    /// Work every new tree needs before it serves (loading its sources); a hook that throws makes
-    /// the tenant unavailable for that request, and the next request tries again.
-    public func addStartHook(_ hook: @escaping @Sendable (TenantSupervisor) async throws -> Void) {
-        startHooks.append(hook)
-    }
-
-    /// Called after an idle tree is passivated (the cluster gives up the tenant's lease then, so
-    /// a node does not keep renewing leases for tenants nobody uses).
-    public func addPassivationHook(_ hook: @escaping @Sendable (String) async -> Void) {
-        passivationHooks.append(hook)
-    }
-
-    public func addChildFactory(_ factory: @escaping @Sendable (TenantSupervisor) -> ChildSpec?) {
-        childFactories.append(factory)
     }
 
     /// Whether a tenant of that name is registered, from a short-lived cache (5 s for yes, 1 s for
@@ -74,12 +67,12 @@ public actor TenantDirectory {
     }
 
     /// The tenant's tree if it is running: the hot path, no actor hop.
-    public nonisolated func runningTree(_ slug: String) -> TenantSupervisor? {
+    public nonisolated func runningTree(_ slug: String) -> TenantTree? {
         table[slug]
     }
 
     /// The tenant's running tree, or nil when no such tenant is registered.
-    public func supervisor(for slug: String) async throws -> TenantSupervisor? {
+    public func tree(for slug: String) async throws -> TenantTree? {
         if let tree = running[slug] { return tree }
         if let since = unknown[slug], clock.now - since < configuration.negativeCacheTTL { return nil }
         if let task = starting[slug] { return try await task.value }
@@ -95,7 +88,7 @@ public actor TenantDirectory {
     }
 
     /// The running trees, for the supervisor endpoint.
-    public func active() -> [TenantSupervisor] {
+    public func active() -> [TenantTree] {
         running.keys.sorted().compactMap { running[$0] }
     }
 
@@ -143,7 +136,7 @@ public actor TenantDirectory {
         for slug in idle.keys.sorted() {
             logger.debug("passivating idle tenant", metadata: ["tenant": .string(slug)])
             await stop(slug)
-            for hook in passivationHooks { await hook(slug) }
+            await onPassivated(slug)
         }
     }
 
@@ -169,18 +162,11 @@ public actor TenantDirectory {
 
     // MARK: - Loading
 
-    private func load(_ slug: String) async throws -> TenantSupervisor? {
+    private func load(_ slug: String) async throws -> TenantTree? {
         guard let tenant = try await store.tenant(slug) else { return nil }
         let keyRing = try await keyRing(for: slug)
         if let raced = running[slug] { return raced }
-        let tree = TenantSupervisor(
-            tenant: tenant, keyRing: keyRing, intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
-        do {
-            for hook in startHooks { try await hook(tree) }
-        } catch {
-            await tree.stop()
-            throw error
-        }
+        let tree = try await TenantTree.start(tenant: tenant, keyRing: keyRing, environment: environment)
         if let raced = running[slug] {
             await tree.stop()
             return raced
@@ -188,30 +174,18 @@ public actor TenantDirectory {
         running[slug] = tree
         unknown[slug] = nil
         activeGauge.record(running.count)
-        await tree.startChild(configWatcher(for: tree))
-        for factory in childFactories {
-            if let spec = factory(tree) { await tree.startChild(spec) }
-        }
+        await tree.startUpkeep(configWatcher(for: tree))
         logger.info("tenant tree started", metadata: ["tenant": .string(slug)])
         return tree
     }
 
     public func keyRing(for slug: String) async throws -> TenantKeyRing {
-        let sealed = try await store.jwtSecrets(slug).filter { $0.revokedAt == nil }
-        guard !sealed.isEmpty else { throw ControlPlaneError.corrupt("tenant \(slug) has no signing secret") }
-        let secrets = try sealed.map { secret in
-            (kid: secret.kid, secret: try secretBox.open(secret.sealed, context: Self.jwtSecretContext(slug: slug, kid: secret.kid)))
-        }
-        return TenantKeyRing(slug: slug, secrets: secrets)
-    }
-
-    public static func jwtSecretContext(slug: String, kid: String) -> String {
-        "tenant:\(slug):jwt:\(kid)"
+        try await TenantKeyRing.load(slug: slug, store: store, secretBox: secretBox)
     }
 
     /// Keeps the tree's view of the tenant record fresh. A control plane that cannot be reached
     /// makes it throw, so the supervisor backs off and, if it persists, marks the tenant degraded.
-    private func configWatcher(for tree: TenantSupervisor) -> ChildSpec {
+    private func configWatcher(for tree: TenantTree) -> ChildSpec {
         let store = self.store
         let interval = configuration.refreshInterval
         let slug = tree.slug
@@ -232,9 +206,9 @@ public actor TenantDirectory {
 /// The running trees by slug, behind a lock.
 final class TreeTable: @unchecked Sendable {
     private let lock = Lock()
-    private var trees: [String: TenantSupervisor] = [:]
+    private var trees: [String: TenantTree] = [:]
 
-    subscript(slug: String) -> TenantSupervisor? { lock.withLock { trees[slug] } }
-    var all: [String: TenantSupervisor] { lock.withLock { trees } }
-    func replace(_ value: [String: TenantSupervisor]) { lock.withLock { trees = value } }
+    subscript(slug: String) -> TenantTree? { lock.withLock { trees[slug] } }
+    var all: [String: TenantTree] { lock.withLock { trees } }
+    func replace(_ value: [String: TenantTree]) { lock.withLock { trees = value } }
 }

@@ -1,34 +1,43 @@
+import Connectors
 import Foundation
 import Logging
-import Metrics
 import Runtime
+import Tenancy
 
-/// The root of one tenant's actor tree. It owns the tenant's request gate and key ring, and
-/// supervises the tenant's children (the config watcher now; connector pools, caches, job workers and
-/// socket fan-out as they arrive). When its children escalate, the tenant is marked degraded and
-/// says why on the supervisor endpoint.
-public actor TenantSupervisor {
+/// One tenant's running tree: its request gate and keys at the root, and under it one typed
+/// subsystem per concern, each with a supervisor of its own. A child that fails restarts inside its
+/// subsystem; a subsystem that exhausts its restart budget is degraded alone while the others keep
+/// serving. Stopping the tree stops every subsystem, last started first.
+public final class TenantTree: Sendable {
     public enum Health: String, Sendable, Codable { case running, degraded, stopped }
 
-    public nonisolated let slug: String
-    public nonisolated let gate: RequestGate
-    public nonisolated let startedAt: Date
-    /// Per-tenant state that higher layers hang on the tree (the connectors' sources), so that it
-    /// lives and dies with the tree without this module knowing its type.
-    public nonisolated let attachments = Attachments()
-    private nonisolated let tokens = TokenCache(capacity: 1024)
-    private nonisolated let state: ProtectedState
-    private let children: Supervisor
-    private let logger: Logger
+    public let slug: String
+    public let gate: RequestGate
+    public let startedAt: Date
 
-    /// Touched on every request, so kept outside the actor: the hot path never waits for the actor.
+    /// Sources with their pools, and the tenant's policies.
+    public let data: DataSubsystem
+    /// Cached reads: the in-process shard and, in cluster mode, the Redis tier.
+    public let cache: CacheSubsystem
+    /// Channels, presence, broadcast and database changes fanned out to sockets.
+    public let realtime: RealtimeSubsystem
+    public let jobs: JobsSubsystem
+    public let storage: StorageSubsystem
+    public let functions: FunctionsSubsystem
+    public let search: SearchSubsystem
+    /// The tree's own upkeep (the config watcher).
+    let control: SubsystemSupervisor
+
+    private let tokens = TokenCache(capacity: 1024)
+    private let state: ProtectedState
+
+    /// Touched on every request, so kept outside any actor: the hot path never waits.
     final class ProtectedState: @unchecked Sendable {
         let lock = Lock()
         var tenant: Tenant
         var keyRing: TenantKeyRing
         var lastUsed: ContinuousClock.Instant
-        var health: Health = .running
-        var degradedReason: String?
+        var stopped = false
 
         init(tenant: Tenant, keyRing: TenantKeyRing) {
             self.tenant = tenant
@@ -37,59 +46,116 @@ public actor TenantSupervisor {
         }
     }
 
-    public init(
-        tenant: Tenant, keyRing: TenantKeyRing, intensity: RestartIntensity = .standard, backoff: Backoff = .standard,
-        logger: Logger
+    /// What a tree needs from the node to start.
+    public struct Environment: Sendable {
+        public var catalog: SourceCatalog
+        public var cache: CacheSubsystem.Settings
+        public var intensity: RestartIntensity
+        public var backoff: Backoff
+        public var logger: Logger
+
+        public init(catalog: SourceCatalog, cache: CacheSubsystem.Settings, intensity: RestartIntensity, backoff: Backoff, logger: Logger) {
+            self.catalog = catalog
+            self.cache = cache
+            self.intensity = intensity
+            self.backoff = backoff
+            self.logger = logger
+        }
+    }
+
+    /// Builds the tree and starts its subsystems' children. Throws when the tenant's sources or
+    /// policies cannot be read; nothing is left running then.
+    static func start(tenant: Tenant, keyRing: TenantKeyRing, environment: Environment) async throws -> TenantTree {
+        var logger = environment.logger
+        logger[metadataKey: "tenant"] = .string(tenant.slug)
+        func supervisor(_ name: String, intensity: RestartIntensity? = nil) -> SubsystemSupervisor {
+            SubsystemSupervisor(
+                name: name, tenant: tenant.slug, intensity: intensity ?? environment.intensity, backoff: environment.backoff, logger: logger)
+        }
+        let sources = try await environment.catalog.loadSources(of: tenant)
+        let policies = try await environment.catalog.loadPolicies(of: tenant.slug)
+        let data = DataSubsystem(supervisor: supervisor("data"), sources: sources, policies: policies)
+        let cache = await CacheSubsystem.make(supervisor: supervisor("cache"), tenant: tenant.slug, settings: environment.cache, logger: logger)
+        // A change feed is restarted for as long as the tree lives: a database that restarts or
+        // loses its slot must not exhaust a budget and leave subscribers without changes. Backoff
+        // spaces its restarts out to one per 30 s, well inside this intensity.
+        let realtime = supervisor("realtime", intensity: RestartIntensity(maxRestarts: 20, window: .seconds(60)))
+        let tree = TenantTree(
+            tenant: tenant, keyRing: keyRing, data: data, cache: cache, realtimeSupervisor: realtime,
+            jobs: JobsSubsystem(supervisor: supervisor("jobs")), storage: StorageSubsystem(supervisor: supervisor("storage")),
+            functions: FunctionsSubsystem(supervisor: supervisor("functions")), search: SearchSubsystem(supervisor: supervisor("search")),
+            control: supervisor("tenant"), logger: logger)
+        await data.start()
+        await tree.realtime.start()
+        return tree
+    }
+
+    private init(
+        tenant: Tenant, keyRing: TenantKeyRing, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
+        jobs: JobsSubsystem, storage: StorageSubsystem, functions: FunctionsSubsystem, search: SearchSubsystem,
+        control: SubsystemSupervisor, logger: Logger
     ) {
         self.slug = tenant.slug
         self.gate = RequestGate(limits: tenant.limits)
         self.startedAt = Date()
         let state = ProtectedState(tenant: tenant, keyRing: keyRing)
         self.state = state
-        var logger = logger
-        logger[metadataKey: "tenant"] = .string(tenant.slug)
-        self.logger = logger
-        let slug = tenant.slug
-        self.children = Supervisor(
-            name: "tenant:\(tenant.slug)", strategy: .oneForOne, intensity: intensity, backoff: backoff, logger: logger
-        ) { reason in
-            state.lock.withLock {
-                state.health = .degraded
-                state.degradedReason = reason
-            }
-            Counter(label: "minibaas_tenant_degraded_total", dimensions: [("tenant", slug)]).increment()
+        self.data = data
+        self.cache = cache
+        self.jobs = jobs
+        self.storage = storage
+        self.functions = functions
+        self.search = search
+        self.control = control
+        let tokens = self.tokens
+        let credentials = TenantCredentials(slug: tenant.slug) { token throws(JWTError) in
+            try Self.verify(token, state: state, tokens: tokens)
         }
+        self.realtime = RealtimeSubsystem(
+            supervisor: realtimeSupervisor, slug: tenant.slug, data: data, cache: cache, credentials: credentials,
+            limits: { state.lock.withLock { state.tenant.limits.realtime } }, logger: logger)
     }
+
+    /// Every subsystem, in start order.
+    var subsystems: [any TenantSubsystem] { [data, cache, realtime, jobs, storage, functions, search] }
 
     // MARK: - Hot-path reads
 
-    public nonisolated var tenant: Tenant { state.lock.withLock { state.tenant } }
-    public nonisolated var keyRing: TenantKeyRing { state.lock.withLock { state.keyRing } }
-    public nonisolated var health: Health { state.lock.withLock { state.health } }
+    public var tenant: Tenant { state.lock.withLock { state.tenant } }
+    public var keyRing: TenantKeyRing { state.lock.withLock { state.keyRing } }
 
-    public nonisolated func touch() {
+    /// Stopped once stopped; degraded while any subsystem (or the tree's own upkeep) has given up.
+    public var health: Health {
+        if state.lock.withLock({ state.stopped }) { return .stopped }
+        return degradedReason == nil ? .running : .degraded
+    }
+
+    /// Which subsystems have given up, and why.
+    public var degradedReason: String? {
+        let reasons = ([control] + subsystems.map(\.supervisor)).compactMap { supervisor in
+            supervisor.degradedReason.map { "\(supervisor.name): \($0)" }
+        }
+        return reasons.isEmpty ? nil : reasons.joined(separator: "; ")
+    }
+
+    /// The rules by which this tenant's keys and tokens become callers.
+    public var credentials: TenantCredentials { realtime.credentials }
+
+    public func touch() {
         state.lock.withLock { state.lastUsed = ContinuousClock.now }
     }
 
-    nonisolated func idleFor(now: ContinuousClock.Instant) -> Duration {
+    func idleFor(now: ContinuousClock.Instant) -> Duration {
         state.lock.withLock { now - state.lastUsed }
     }
 
-    // MARK: - Tree
-
-    /// Adds a child to the tenant's tree; it is restarted with backoff when it fails.
-    @discardableResult
-    public func startChild(_ spec: ChildSpec) async -> Bool {
-        await children.start(spec)
-    }
-
     /// Applies a tenant record read from the control plane (limits, name, status).
-    public nonisolated func apply(_ tenant: Tenant) {
+    public func apply(_ tenant: Tenant) {
         state.lock.withLock { state.tenant = tenant }
         gate.apply(tenant.limits)
     }
 
-    public nonisolated func replaceKeyRing(_ keyRing: TenantKeyRing) {
+    public func replaceKeyRing(_ keyRing: TenantKeyRing) {
         state.lock.withLock { state.keyRing = keyRing }
         tokens.removeAll()
     }
@@ -97,28 +163,44 @@ public actor TenantSupervisor {
     /// Verifies a token with the tenant's keys, remembering good ones: every request presents
     /// the same API key, and signature work on each would be wasted. Time claims are re-checked on
     /// every use, so a remembered token still expires.
-    public nonisolated func verify(_ token: String) throws(JWTError) -> JSONObject {
+    public func verify(_ token: String) throws(JWTError) -> JSONObject {
+        try Self.verify(token, state: state, tokens: tokens)
+    }
+
+    private static func verify(_ token: String, state: ProtectedState, tokens: TokenCache) throws(JWTError) -> JSONObject {
         let now = Date()
         if let claims = tokens[token] {
             try HS256.checkTimes(claims, now: now)
             return claims
         }
-        let claims = try keyRing.verify(token, now: now)
+        let claims = try state.lock.withLock { state.keyRing }.verify(token, now: now)
         tokens[token] = claims
         return claims
     }
 
+    // MARK: - Lifecycle
+
+    func startUpkeep(_ spec: ChildSpec) async {
+        await control.start(spec)
+    }
+
     public func stop() async {
-        await children.stop()
-        state.lock.withLock { state.health = .stopped }
+        // Sockets first, told to reconnect, while their sources are still open.
+        await realtime.closeAll(reason: "the tenant is restarting or moving; reconnect")
+        for subsystem in subsystems.reversed() { await subsystem.supervisor.stop() }
+        await control.stop()
+        state.lock.withLock { state.stopped = true }
     }
 
     public func snapshot() async -> TenantSnapshot {
-        let tree = await children.snapshot()
-        let (health, reason, tenant) = state.lock.withLock { (state.health, state.degradedReason, state.tenant) }
+        var subsystems: [SubsystemSnapshot] = []
+        for subsystem in self.subsystems { subsystems.append(await subsystem.snapshot()) }
+        let control = await self.control.snapshot()
+        let tenant = self.tenant
         return TenantSnapshot(
-            slug: slug, status: health.rawValue, degradedReason: reason, startedAt: startedAt,
-            inFlight: gate.activeCount, queued: gate.queuedCount, limits: tenant.limits, children: tree.children)
+            slug: slug, status: health.rawValue, degradedReason: degradedReason, startedAt: startedAt,
+            inFlight: gate.activeCount, queued: gate.queuedCount, limits: tenant.limits, children: control.children,
+            subsystems: subsystems)
     }
 }
 
@@ -131,5 +213,7 @@ public struct TenantSnapshot: Sendable, Codable, Equatable {
     public var inFlight: Int
     public var queued: Int
     public var limits: TenantLimits
+    /// The tree's own upkeep (config watcher).
     public var children: [ChildSnapshot]
+    public var subsystems: [SubsystemSnapshot]
 }

@@ -5,6 +5,7 @@ import Runtime
 import TestSupport
 import XCTest
 @testable import Tenancy
+@testable import TenantRuntime
 
 /// A real store whose reads of tenant records can be made to fail, to take the control plane away
 /// from a running tree.
@@ -61,7 +62,7 @@ final class TenantDirectoryTests: XCTestCase {
 
     func register(_ slug: String, limits: TenantLimits = .default) async throws {
         let secret = TenantKeyRing.newSecret()
-        let sealed = try box.seal(secret, context: TenantDirectory.jwtSecretContext(slug: slug, kid: "k1"))
+        let sealed = try box.seal(secret, context: TenantKeyRing.secretContext(slug: slug, kid: "k1"))
         try await store.createTenant(
             Tenant(slug: slug, name: slug, createdAt: Date(), limits: limits),
             secret: SealedJWTSecret(kid: "k1", sealed: sealed, createdAt: Date()),
@@ -78,11 +79,11 @@ final class TenantDirectoryTests: XCTestCase {
     func testStartsATreeOnFirstUseAndReusesIt() async throws {
         try await register("acme")
         let directory = directory()
-        let unknown = try await directory.supervisor(for: "ghost")
+        let unknown = try await directory.tree(for: "ghost")
         XCTAssertNil(unknown)
-        let trees = try await withThrowingTaskGroup(of: TenantSupervisor?.self) { group in
-            for _ in 0..<10 { group.addTask { try await directory.supervisor(for: "acme") } }
-            return try await group.reduce(into: [TenantSupervisor]()) { if let tree = $1 { $0.append(tree) } }
+        let trees = try await withThrowingTaskGroup(of: TenantTree?.self) { group in
+            for _ in 0..<10 { group.addTask { try await directory.tree(for: "acme") } }
+            return try await group.reduce(into: [TenantTree]()) { if let tree = $1 { $0.append(tree) } }
         }
         XCTAssertEqual(trees.count, 10)
         XCTAssertTrue(trees.allSatisfy { $0 === trees[0] }, "concurrent first requests share one tree")
@@ -97,7 +98,7 @@ final class TenantDirectoryTests: XCTestCase {
     func testKeyRingOpensTheSealedSecret() async throws {
         try await register("acme")
         let directory = directory()
-        let tree = try await directory.supervisor(for: "acme")
+        let tree = try await directory.tree(for: "acme")
         let ring = try XCTUnwrap(tree?.keyRing)
         XCTAssertNoThrow(try ring.verify(ring.apiKey(role: "anon", issuedAt: Date())))
         await directory.stopAll()
@@ -107,8 +108,8 @@ final class TenantDirectoryTests: XCTestCase {
         try await register("idle")
         try await register("busy")
         let directory = directory { $0.idleTimeout = .milliseconds(40) }
-        _ = try await directory.supervisor(for: "idle")
-        let busy = try await XCTUnwrapAsync(try await directory.supervisor(for: "busy"))
+        _ = try await directory.tree(for: "idle")
+        let busy = try await XCTUnwrapAsync(try await directory.tree(for: "busy"))
         let holding = Task { try await busy.gate.run { try await Task.sleep(for: .milliseconds(300)); return 0 } }
         try await Task.sleep(for: .milliseconds(80))
         await directory.passivateIdle()
@@ -122,7 +123,7 @@ final class TenantDirectoryTests: XCTestCase {
         let after = await directory.activeCount
         XCTAssertEqual(after, 0)
         XCTAssertEqual(busy.health, .stopped)
-        let restarted = try await directory.supervisor(for: "busy")
+        let restarted = try await directory.tree(for: "busy")
         XCTAssertNotNil(restarted)
         XCTAssertFalse(restarted === busy, "the next request starts a fresh tree")
         await directory.stopAll()
@@ -131,7 +132,7 @@ final class TenantDirectoryTests: XCTestCase {
     func testWatcherAppliesLimitChangesMadeElsewhere() async throws {
         try await register("acme")
         let directory = directory { $0.refreshInterval = .milliseconds(20) }
-        let tree = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        let tree = try await XCTUnwrapAsync(try await directory.tree(for: "acme"))
         var tenant = try await XCTUnwrapAsync(try await store.tenant("acme"))
         tenant.limits.maxConcurrent = 3
         _ = try await store.updateTenant(tenant, audit: AuditEntry(at: Date(), actor: "other-node", action: "tenant.update", tenant: "acme", requestID: nil))
@@ -143,7 +144,7 @@ final class TenantDirectoryTests: XCTestCase {
     func testWatcherStopsATreeWhoseTenantWasDeletedElsewhere() async throws {
         try await register("acme")
         let directory = directory { $0.refreshInterval = .milliseconds(20) }
-        _ = try await directory.supervisor(for: "acme")
+        _ = try await directory.tree(for: "acme")
         _ = try await store.deleteTenant("acme", audit: AuditEntry(at: Date(), actor: "other-node", action: "tenant.delete", tenant: "acme", requestID: nil))
         let gone = await waitUntil { await directory.activeCount == 0 }
         XCTAssertTrue(gone)
@@ -155,7 +156,7 @@ final class TenantDirectoryTests: XCTestCase {
             $0.refreshInterval = .milliseconds(5)
             $0.intensity = RestartIntensity(maxRestarts: 3, window: .seconds(30))
         }
-        let tree = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        let tree = try await XCTUnwrapAsync(try await directory.tree(for: "acme"))
         store.setDown(true)
         let degraded = await waitUntil { tree.health == .degraded }
         XCTAssertTrue(degraded)
@@ -168,31 +169,58 @@ final class TenantDirectoryTests: XCTestCase {
         // An admin restart gives the tenant a fresh tree once the store is back.
         store.setDown(false)
         await directory.stop("acme")
-        let fresh = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        let fresh = try await XCTUnwrapAsync(try await directory.tree(for: "acme"))
         XCTAssertEqual(fresh.health, .running)
         await directory.stopAll()
     }
 
-    func testRegisteredChildrenJoinEveryTreeAndAreRestarted() async throws {
+    func testAChildFailingInsideASubsystemRestartsThereAndStopsWithTheTree() async throws {
         try await register("acme")
         let directory = directory()
         let starts = Counter()
-        await directory.addChildFactory { _ in
-            ChildSpec(name: "pool") {
-                let n = starts.increment()
-                if n < 3 { throw CocoaError(.fileNoSuchFile) }
-                try await Task.sleep(for: .seconds(60))
-            }
-        }
-        let tree = try await XCTUnwrapAsync(try await directory.supervisor(for: "acme"))
+        let tree = try await XCTUnwrapAsync(try await directory.tree(for: "acme"))
+        await tree.data.supervisor.start(ChildSpec(name: "pool") {
+            let n = starts.increment()
+            if n < 3 { throw CocoaError(.fileNoSuchFile) }
+            try await Task.sleep(for: .seconds(60))
+        })
         let up = await waitUntil { starts.value == 3 }
         XCTAssertTrue(up)
-        let pool = await tree.snapshot().children.first { $0.name == "pool" }
+        let data = await tree.snapshot().subsystems.first { $0.name == "data" }
+        let pool = data?.children.first { $0.name == "pool" }
         XCTAssertEqual(pool?.restarts, 2)
         XCTAssertEqual(pool?.state, .running)
+        XCTAssertEqual(tree.health, .running, "restarts within the budget do not degrade anything")
         await directory.stop("acme")
-        let stopped = await tree.snapshot().children.allSatisfy { $0.state == .stopped }
+        let stopped = await tree.snapshot().subsystems.allSatisfy { $0.children.allSatisfy { $0.state == .stopped } }
         XCTAssertTrue(stopped)
+        XCTAssertEqual(tree.health, .stopped)
+    }
+
+    func testASubsystemThatExhaustsItsBudgetIsDegradedAloneAndTheOthersKeepRunning() async throws {
+        try await register("acme")
+        let directory = directory { $0.intensity = RestartIntensity(maxRestarts: 2, window: .seconds(30)) }
+        let tree = try await XCTUnwrapAsync(try await directory.tree(for: "acme"))
+        await tree.storage.supervisor.start(ChildSpec(name: "broken") { throw CocoaError(.fileReadNoPermission) })
+        let healthyStarts = Counter()
+        await tree.jobs.supervisor.start(ChildSpec(name: "worker") {
+            healthyStarts.increment()
+            try await Task.sleep(for: .seconds(60))
+        })
+        let degraded = await waitUntil { tree.health == .degraded }
+        XCTAssertTrue(degraded)
+        let snapshot = await tree.snapshot()
+        let storage = snapshot.subsystems.first { $0.name == "storage" }
+        let jobs = snapshot.subsystems.first { $0.name == "jobs" }
+        XCTAssertEqual(storage?.status, "degraded")
+        XCTAssertTrue(storage?.degradedReason?.contains("broken") ?? false)
+        XCTAssertEqual(jobs?.status, "running")
+        XCTAssertEqual(jobs?.children.first?.state, .running)
+        XCTAssertEqual(healthyStarts.value, 1, "a sibling subsystem is not restarted by another's failure")
+        XCTAssertTrue(snapshot.degradedReason?.hasPrefix("storage: ") ?? false, snapshot.degradedReason ?? "")
+        XCTAssertEqual(
+            Set(snapshot.subsystems.map(\.name)), ["data", "cache", "realtime", "jobs", "storage", "functions", "search"])
+        await directory.stopAll()
     }
 }
 

@@ -6,9 +6,10 @@ import Runtime
 import Tenancy
 
 /// A tenant's realtime fan-out: its channels with their members, presence and database-change
-/// bindings, and the change feeds of its sources. Lives in the tenant's tree, so it goes when the
-/// tree goes (idle, moved to another node, deleted) and its sockets are told to reconnect.
-actor RealtimeHub {
+/// bindings, and the change feeds of its sources. Made with the tenant's tree (its realtime
+/// subsystem), so it goes when the tree goes (idle, moved to another node, deleted) and its sockets
+/// are told to reconnect.
+public actor RealtimeHub {
     struct Binding {
         let id: Int
         let event: String
@@ -54,15 +55,21 @@ actor RealtimeHub {
     /// Sources whose own changes cannot be captured: their REST writes are published instead.
     /// Read on every REST write, so outside the actor.
     /// Only while someone subscribes to them: a write then pays for returning its rows.
-    final class UncapturedSources: @unchecked Sendable {
+    public final class UncapturedSources: @unchecked Sendable {
         private let lock = Lock()
         private var names: Set<String> = []
-        func contains(_ name: String) -> Bool { lock.withLock { names.contains(name) } }
+        public func contains(_ name: String) -> Bool { lock.withLock { names.contains(name) } }
         func replace(with new: Set<String>) { lock.withLock { names = new } }
     }
 
-    let tree: TenantSupervisor
-    nonisolated let uncaptured = UncapturedSources()
+    let slug: String
+    let data: DataSubsystem
+    let cache: CacheSubsystem
+    /// Change feeds run as its children.
+    let supervisor: SubsystemSupervisor
+    let credentials: TenantCredentials
+    let currentLimits: @Sendable () -> RealtimeLimits
+    public nonisolated let uncaptured = UncapturedSources()
     /// REST writes to publish, in the order they were made; the request does not wait for them.
     private let writes: AsyncStream<(source: String, events: [ChangeEvent])>
     private nonisolated let writeQueue: AsyncStream<(source: String, events: [ChangeEvent])>.Continuation
@@ -87,18 +94,26 @@ actor RealtimeHub {
     private let events: TokenBucket
     private let delivered = Counter(label: "minibaas_realtime_messages_total")
 
-    init(tree: TenantSupervisor, logger: Logger) {
-        self.tree = tree
+    init(
+        slug: String, data: DataSubsystem, cache: CacheSubsystem, supervisor: SubsystemSupervisor, credentials: TenantCredentials,
+        limits: @escaping @Sendable () -> RealtimeLimits, logger: Logger
+    ) {
+        self.slug = slug
+        self.data = data
+        self.cache = cache
+        self.supervisor = supervisor
+        self.credentials = credentials
+        self.currentLimits = limits
         self.logger = logger
         (writes, writeQueue) = AsyncStream.makeStream(of: (source: String, events: [ChangeEvent]).self, bufferingPolicy: .bufferingOldest(10_000))
-        let limits = tree.tenant.limits.realtime
+        let limits = limits()
         joins = TokenBucket(rate: limits.joinsPerSecond, capacity: max(Int(limits.joinsPerSecond), 1))
         events = TokenBucket(rate: limits.eventsPerSecond, capacity: max(Int(limits.eventsPerSecond), 1))
     }
 
     private var appliedLimits: RealtimeLimits?
 
-    var limits: RealtimeLimits { tree.tenant.limits.realtime }
+    public var limits: RealtimeLimits { currentLimits() }
 
     /// Takes one token from a rate bucket, after bringing the buckets up to the tenant's current
     /// quotas (an admin may have changed them since the last message).
@@ -115,7 +130,7 @@ actor RealtimeHub {
     // MARK: - Sessions
 
     /// Admits a new client, or says why not (the tenant's connection quota).
-    func admit(_ session: RealtimeSession) -> String? {
+    public func admit(_ session: RealtimeSession) -> String? {
         guard sessions.count < limits.maxConnections else {
             return "ConnectionRateLimitReached: this tenant has \(limits.maxConnections) realtime clients connected already"
         }
@@ -123,7 +138,7 @@ actor RealtimeHub {
         return nil
     }
 
-    func remove(_ session: RealtimeSession) {
+    public func remove(_ session: RealtimeSession) {
         expiredNotified.remove(session.id)
         for topic in topicsBySession[session.id] ?? [] { leave(topic, session: session) }
         topicsBySession[session.id] = nil
@@ -131,7 +146,7 @@ actor RealtimeHub {
     }
 
     /// Tells every client to reconnect (the tree is stopping: the tenant moves or is idle).
-    func closeAll(reason: String) {
+    public func closeAll(reason: String) {
         for session in sessions.values {
             session.outbox.close(with: PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: reason).encoded())
         }
@@ -139,7 +154,7 @@ actor RealtimeHub {
 
     // MARK: - Channel messages
 
-    func handle(_ message: PhoenixMessage, from session: RealtimeSession) async {
+    public func handle(_ message: PhoenixMessage, from session: RealtimeSession) async {
         if session.tokenExpired, message.event == "broadcast" || message.event == "presence" {
             return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
                                         message: "InvalidJWTToken: Token has expired; send a fresh access_token"))
@@ -177,7 +192,7 @@ actor RealtimeHub {
         var tokenChanged = false
         if let token = message.payload["access_token"]?.stringValue, !token.isEmpty {
             do {
-                caller = try RealtimeGateway.caller(forToken: token, tree: tree)
+                caller = try credentials.caller(token: token)
                 tokenChanged = true
             } catch {
                 return refuse("InvalidJWTToken: \(error)")
@@ -258,7 +273,7 @@ actor RealtimeHub {
     private func refreshToken(_ message: PhoenixMessage, session: RealtimeSession) {
         guard let token = message.payload["access_token"]?.stringValue else { return }
         do {
-            session.replaceCaller(try RealtimeGateway.caller(forToken: token, tree: tree))
+            session.replaceCaller(try credentials.caller(token: token))
         } catch {
             session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false, message: "InvalidJWTToken: \(error)"))
             return
@@ -387,10 +402,11 @@ actor RealtimeHub {
             do { filter = try ChangeFilter(parsing: filterText) } catch { throw RestError(status: 400, code: "PGRST100", message: error.description) }
         }
         let select = object["select"]?.arrayValue?.compactMap(\.stringValue)
-        guard let sources = tree.attachments.get(TenantSources.self) else {
+        let databases = data.sources.databases
+        guard !databases.isEmpty else {
             throw RestError(status: 404, code: "PGRST205", message: "this tenant has no PostgreSQL source")
         }
-        let source = sources.sources.first { source in
+        let source = databases.first { source in
             source.model.entities.contains { $0.schema == schema && (table == nil || $0.name == table) }
         }
         guard let source else {
@@ -413,8 +429,7 @@ actor RealtimeHub {
     }
 
     private func access(for caller: Caller) -> Access {
-        Access(role: caller.role, claims: caller.claims,
-               policies: caller.isServiceRole ? [] : tree.attachments.get(TenantPolicies.self)?.policies ?? [])
+        data.access(for: caller)
     }
 
     /// Starts the source's change feed under the tenant's tree, once; concurrent joins wait for
@@ -436,7 +451,7 @@ actor RealtimeHub {
     }
 
     private func startFeed(_ name: String) async -> PostgresChangeFeed.Capability {
-        guard let source = tree.attachments.get(TenantSources.self)?.source(named: name) else {
+        guard let source = data.sources.database(named: name) else {
             return .unavailable("the source is gone")
         }
         let capability = await PostgresChangeFeed.probe(url: source.url, logger: logger)
@@ -444,35 +459,22 @@ actor RealtimeHub {
             logger.warning("no change capture", metadata: ["source": .string(name), "why": .string("\(capability)")])
             return capability
         }
-        let feed = PostgresChangeFeed(slot: PostgresChangeFeed.slotName(tenant: tree.slug, source: name), url: source.url, logger: logger)
+        let feed = PostgresChangeFeed(slot: PostgresChangeFeed.slotName(tenant: slug, source: name), url: source.url, logger: logger)
         do {
             try await feed.prepare()
         } catch {
             return .unavailable("cannot create the replication slot: \(error)")
         }
-        let logger = self.logger
-        // The feed retries on its own: a database restart must not count against the tenant's
-        // restart budget and take its REST API down with it.
-        let started = await tree.startChild(ChildSpec(name: "change-feed:\(name)") { [weak self] in
-            var attempt = 0
-            while !Task.isCancelled {
-                do {
-                    try await feed.run { [weak self] events in await self?.dispatch(source: name, events) }
-                    return
-                } catch is CancellationError {
-                    return
-                } catch {
-                    attempt += 1
-                    logger.warning("change feed failed; retrying", metadata: ["source": .string(name), "error": .string("\(error)")])
-                    try await Task.sleep(for: Backoff(base: .milliseconds(200), cap: .seconds(30), jitter: 0.2).delay(forAttempt: attempt))
-                }
-            }
+        // A failing feed restarts with backoff inside the realtime subsystem, whose budget is made
+        // for it: the tenant's REST API never depends on it.
+        let started = await supervisor.start(ChildSpec(name: "change-feed:\(name)", restart: .transient) { [weak self] in
+            try await feed.run { [weak self] events in await self?.dispatch(source: name, events) }
         })
         return started ? capability : .unavailable("the tenant is stopping")
     }
 
     /// What capture each source has, for the supervisor endpoint.
-    func captureStatus() -> [String: String] {
+    public func captureStatus() -> [String: String] {
         lastRefusal.merging(feeds) { _, running in running }.mapValues { capability in
             switch capability {
             case .available: "logical decoding (wal2json)"
@@ -483,7 +485,7 @@ actor RealtimeHub {
 
     /// Rows written through the REST API to a source whose changes cannot be captured: queued
     /// for `publishQueuedWrites`, so the writer's response does not wait for the fan-out.
-    nonisolated func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) {
+    public nonisolated func publishWrites(source: String, entity: Entity, operation: RestWriteChanges.Operation, rows: String) {
         let events = RestWriteChanges.events(rows: rows, entity: entity, operation: operation)
         guard !events.isEmpty else { return }
         guard queuedChanges.reserve(events.count) else {
@@ -535,7 +537,7 @@ actor RealtimeHub {
     /// batch of changes and every audience at once (`databaseAnswers`).
     func dispatch(source: String, _ changes: [ChangeEvent]) async {
         // The same feed keeps the tenant's read cache honest.
-        if !changes.isEmpty { await tree.dropCachedReads(of: source, waitingForSharedTier: false) }
+        if !changes.isEmpty { await cache.dropReads(of: source, waitingForSharedTier: false) }
         // In chunks, so what is held across the database's answer stays bounded.
         for start in stride(from: 0, to: changes.count, by: 100) {
             await dispatchChunk(source: source, changes[start..<min(start + 100, changes.count)])
@@ -622,7 +624,7 @@ actor RealtimeHub {
     private func databaseAnswers(
         _ deliveries: [Delivery], source: String
     ) async -> (answers: [Int: [String: [ChangeAuthorizer.Side: Bool]]], asked: Bool) {
-        guard let database = tree.attachments.get(TenantSources.self)?.source(named: source) else { return ([:], false) }
+        guard let database = data.sources.database(named: source) else { return ([:], false) }
         var answers: [Int: [String: [ChangeAuthorizer.Side: Bool]]] = [:]
         var asked = false
         var batch = DecisionBatch()
@@ -686,7 +688,7 @@ actor RealtimeHub {
     /// bindings (service role only).
     private func authorizer(for binding: Binding, change: ChangeEvent, member: Member, topic: String, index: Int) -> ChangeAuthorizer? {
         if let known = binding.authorizers[change.table] { return known }
-        guard let source = tree.attachments.get(TenantSources.self)?.source(named: binding.source),
+        guard let source = data.sources.database(named: binding.source),
             let entity = source.model.entities.first(where: { $0.schema == change.schema && $0.name == change.table })
         else { return nil }
         let made = try? ChangeAuthorizer(model: source.model, entity: entity, access: access(for: member.session.caller), select: binding.select, filterColumns: [])

@@ -4,23 +4,23 @@ import Tenancy
 
 /// One WebSocket client of a tenant: who it is (refreshed by `access_token`), what waits to be
 /// written to it, and its per-client counters.
-final class RealtimeSession: @unchecked Sendable {
-    let id: UInt64
-    let outbox: RealtimeOutbox
+public final class RealtimeSession: @unchecked Sendable {
+    public let id: UInt64
+    public let outbox: RealtimeOutbox
     private let lock = Lock()
     private var currentCaller: Caller
     private var expiresAt: Date?
 
-    init(id: UInt64, caller: Caller, outboxLimit: Int) {
+    public init(id: UInt64, caller: Caller, outboxLimit: Int) {
         self.id = id
         self.currentCaller = caller
         self.outbox = RealtimeOutbox(limit: outboxLimit)
         self.expiresAt = Self.expiry(caller.claims)
     }
 
-    var caller: Caller { lock.withLock { currentCaller } }
+    public var caller: Caller { lock.withLock { currentCaller } }
 
-    func replaceCaller(_ caller: Caller) {
+    public func replaceCaller(_ caller: Caller) {
         lock.withLock {
             currentCaller = caller
             expiresAt = Self.expiry(caller.claims)
@@ -28,11 +28,11 @@ final class RealtimeSession: @unchecked Sendable {
     }
 
     /// Whether the token the client authenticated with has run out (it must send a fresh one).
-    var tokenExpired: Bool {
+    public var tokenExpired: Bool {
         lock.withLock { expiresAt.map { $0 < Date() } ?? false }
     }
 
-    static func expired(_ claims: JSONObject) -> Bool {
+    public static func expired(_ claims: JSONObject) -> Bool {
         expiry(claims).map { $0 < Date() } ?? false
     }
 
@@ -41,15 +41,15 @@ final class RealtimeSession: @unchecked Sendable {
     }
 
     /// Queues `message`; a client too far behind is told and disconnected instead.
-    func send(_ message: PhoenixMessage) {
+    public func send(_ message: PhoenixMessage) {
         outbox.send(message.encoded(), overflow: Self.overflowNotice(topic: message.topic))
     }
 
-    func send(encoded text: String, topic: String) {
+    public func send(encoded text: String, topic: String) {
         outbox.send(text, overflow: Self.overflowNotice(topic: topic))
     }
 
-    static func overflowNotice(topic: String) -> String {
+    public static func overflowNotice(topic: String) -> String {
         PhoenixMessage.system(
             topic: topic, channel: topic, ok: false,
             message: "the client is not reading fast enough; disconnecting (outbound queue full)", extension: "system"

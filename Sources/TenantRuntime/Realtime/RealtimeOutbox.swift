@@ -3,8 +3,8 @@ import Runtime
 /// What waits to be written to one WebSocket client. Bounded: a client that falls `limit`
 /// messages (or `byteLimit` bytes) behind is sent one `system` message saying so and disconnected,
 /// so a slow consumer costs a bounded amount of memory and never slows delivery to anyone else.
-final class RealtimeOutbox: @unchecked Sendable {
-    enum Item {
+public final class RealtimeOutbox: @unchecked Sendable {
+    public enum Item {
         case message(String)
         /// Write this last message, then close the socket.
         case closing(String)
@@ -23,7 +23,7 @@ final class RealtimeOutbox: @unchecked Sendable {
     /// Used by the single writer only.
     private nonisolated(unsafe) lazy var waiter = signals.makeAsyncIterator()
 
-    init(limit: Int, byteLimit: Int = 32 << 20) {
+    public init(limit: Int, byteLimit: Int = 32 << 20) {
         self.limit = limit
         self.byteLimit = byteLimit
         (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -31,7 +31,7 @@ final class RealtimeOutbox: @unchecked Sendable {
 
     /// Queues a message; false when the client was too far behind (it is being disconnected).
     @discardableResult
-    func send(_ text: String, overflow: @autoclosure () -> String) -> Bool {
+    public func send(_ text: String, overflow: @autoclosure () -> String) -> Bool {
         let accepted: Bool = lock.withLock {
             guard closingMessage == nil, !finished else { return false }
             if queue.count - head >= limit || queuedBytes + text.utf8.count > byteLimit {
@@ -50,24 +50,24 @@ final class RealtimeOutbox: @unchecked Sendable {
     }
 
     /// Ends the stream after `text` (a server-side close: moved tenant, quota).
-    func close(with text: String) {
+    public func close(with text: String) {
         lock.withLock {
             if closingMessage == nil { closingMessage = text }
         }
         signal.yield()
     }
 
-    func finish() {
+    public func finish() {
         lock.withLock { finished = true }
         signal.finish()
     }
 
-    var pending: Int { lock.withLock { queue.count - head } }
+    public var pending: Int { lock.withLock { queue.count - head } }
 
     /// The next message for the writer (its only caller), waiting for one; nil once finished.
     /// Messages leave the outbox only when the writer is ready for them, so a stuck writer makes
     /// the outbox — and only the outbox, which is bounded — grow.
-    func next() async -> Item? {
+    public func next() async -> Item? {
         while true {
             if let item = take() { return item }
             if lock.withLock({ finished }) { return nil }

@@ -7,6 +7,7 @@ import Runtime
 import TestSupport
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// Row and column policies compiled into the SQL of every read and write, checked against what the
 /// database says each caller should see.

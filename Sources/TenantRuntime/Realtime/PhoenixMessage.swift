@@ -2,14 +2,14 @@ import Runtime
 
 /// One Phoenix channels v1 (`vsn=1.0.0`) message: a JSON object with `topic`, `event`, `payload`,
 /// `ref` and `join_ref`.
-struct PhoenixMessage: Sendable {
-    var topic: String
-    var event: String
-    var payload: JSONObject
-    var ref: String?
-    var joinRef: String?
+public struct PhoenixMessage: Sendable {
+    public var topic: String
+    public var event: String
+    public var payload: JSONObject
+    public var ref: String?
+    public var joinRef: String?
 
-    init(topic: String, event: String, payload: JSONObject, ref: String? = nil, joinRef: String? = nil) {
+    public init(topic: String, event: String, payload: JSONObject, ref: String? = nil, joinRef: String? = nil) {
         self.topic = topic
         self.event = event
         self.payload = payload
@@ -17,16 +17,16 @@ struct PhoenixMessage: Sendable {
         self.joinRef = joinRef
     }
 
-    enum DecodeError: Error, CustomStringConvertible {
+    public enum DecodeError: Error, CustomStringConvertible {
         case invalid(String)
-        var description: String {
+        public var description: String {
             switch self {
             case .invalid(let why): why
             }
         }
     }
 
-    init(decoding text: String) throws(DecodeError) {
+    public init(decoding text: String) throws(DecodeError) {
         let value: JSONValue
         do {
             value = try JSONValue.parse(Array(text.utf8))
@@ -54,21 +54,21 @@ struct PhoenixMessage: Sendable {
         }
     }
 
-    func encoded() -> String {
+    public func encoded() -> String {
         var object: JSONObject = ["topic": .string(topic), "event": .string(event), "payload": .object(payload)]
         object["ref"] = ref.map(JSONValue.string) ?? .null
         if let joinRef { object["join_ref"] = .string(joinRef) }
         return String(decoding: JSONValue.object(object).encoded(), as: UTF8.self)
     }
 
-    static func reply(to message: PhoenixMessage, status: String, response: JSONObject) -> PhoenixMessage {
+    public static func reply(to message: PhoenixMessage, status: String, response: JSONObject) -> PhoenixMessage {
         PhoenixMessage(
             topic: message.topic, event: "phx_reply", payload: ["status": .string(status), "response": .object(response)],
             ref: message.ref, joinRef: message.joinRef)
     }
 
     /// Supabase's `system` message: `{channel, extension, message, status}`.
-    static func system(topic: String, channel: String, ok: Bool, message: String, extension name: String = "system") -> PhoenixMessage {
+    public static func system(topic: String, channel: String, ok: Bool, message: String, extension name: String = "system") -> PhoenixMessage {
         PhoenixMessage(
             topic: topic, event: "system",
             payload: [

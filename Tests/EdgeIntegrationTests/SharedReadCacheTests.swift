@@ -4,6 +4,7 @@ import Logging
 import Runtime
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// The shared read-cache tier against the real redis-server the test command starts: what one
 /// node stores another finds; an invalidation hides older entries at once, and so does a

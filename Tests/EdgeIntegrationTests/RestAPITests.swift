@@ -8,6 +8,7 @@ import Runtime
 import TestSupport
 import XCTest
 @testable import Edge
+@testable import TenantRuntime
 
 /// The REST surface over a real PostgreSQL fixture with every relation kind, checked against what
 /// SQL run directly on the database says.

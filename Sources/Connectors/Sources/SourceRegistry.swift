@@ -1,0 +1,40 @@
+import Runtime
+
+/// A tenant's registered sources, every kind in one list, by name. `/rest/v1` is served by the
+/// default database (the source named "default", else the first registered); a
+/// tenant without one falls back to its first Supabase project reached through its REST endpoint.
+public struct SourceRegistry: Sendable {
+    public let all: [any DataSource]
+    public let defaultName: String?
+
+    public init(_ sources: [any DataSource] = [], defaultName: String? = nil) {
+        self.all = sources
+        self.defaultName = defaultName
+    }
+
+    public func source(named name: String) -> (any DataSource)? {
+        all.first { $0.name == name }
+    }
+
+    // MARK: - By how they are served
+
+    /// The sources served by statements on a database.
+    public var databases: [PostgresSource] { all.compactMap { $0 as? PostgresSource } }
+
+    public func database(named name: String) -> PostgresSource? {
+        source(named: name) as? PostgresSource
+    }
+
+    public var defaultDatabase: PostgresSource? {
+        defaultName.flatMap(database(named:))
+    }
+
+    /// By name, or the first when no name is given.
+    public func restProxy(named name: String?) -> RestProxySource? { first(RestProxySource.self, named: name) }
+    public func upstream(named name: String?) -> UpstreamSource? { first(UpstreamSource.self, named: name) }
+    public func graphQL(named name: String?) -> GraphQLUpstream? { first(GraphQLUpstream.self, named: name) }
+
+    private func first<S: DataSource>(_ type: S.Type, named name: String?) -> S? {
+        all.lazy.compactMap { $0 as? S }.first { name == nil || $0.name == name }
+    }
+}

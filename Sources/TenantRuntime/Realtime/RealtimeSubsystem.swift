@@ -1,0 +1,38 @@
+import Connectors
+import Logging
+import Runtime
+import Tenancy
+
+/// The tenant's realtime fan-out, made with the tree: the hub (channels, presence, broadcast and
+/// database-change bindings), its sources' change feeds as supervised children, and the queue of
+/// REST-written changes for sources whose own changes cannot be captured.
+public final class RealtimeSubsystem: TenantSubsystem {
+    public let supervisor: SubsystemSupervisor
+    public let hub: RealtimeHub
+    let credentials: TenantCredentials
+
+    init(
+        supervisor: SubsystemSupervisor, slug: String, data: DataSubsystem, cache: CacheSubsystem, credentials: TenantCredentials,
+        limits: @escaping @Sendable () -> RealtimeLimits, logger: Logger
+    ) {
+        self.supervisor = supervisor
+        self.credentials = credentials
+        self.hub = RealtimeHub(
+            slug: slug, data: data, cache: cache, supervisor: supervisor, credentials: credentials, limits: limits, logger: logger)
+    }
+
+    func start() async {
+        let hub = self.hub
+        await supervisor.start(ChildSpec(name: "rest-writes", restart: .transient) { await hub.publishQueuedWrites() })
+    }
+
+    /// Tells every socket to reconnect (the tree is stopping).
+    func closeAll(reason: String) async {
+        await hub.closeAll(reason: reason)
+    }
+
+    /// How each source's changes reach subscribers, once one has subscribed.
+    public func details() async -> [String: String] {
+        await hub.captureStatus()
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Runtime
+import Tenancy
+
+/// Why a key or token does not let a caller in. The edge turns each into its HTTP answer; the
+/// descriptions are the same words, for places that can only say them (a realtime refusal).
+public enum CredentialError: Error, CustomStringConvertible {
+    case missingAPIKey
+    case invalidAPIKey(String)
+    case invalidJWT(String)
+    case invalidClaims(String)
+
+    public var description: String {
+        switch self {
+        case .missingAPIKey: "MB201 401: no API key found in request"
+        case .invalidAPIKey: "PGRST301 401: invalid API key"
+        case .invalidJWT(let why): "PGRST301 401: \(why)"
+        case .invalidClaims(let why): "PGRST303 401: \(why)"
+        }
+    }
+}
+
+/// The one set of rules by which keys and tokens become callers, for HTTP and WebSocket alike:
+/// `apikey` must be one of the tenant's keys (anon or service role); a bearer token, when present,
+/// decides the role, else the key does.
+public struct TenantCredentials: Sendable {
+    public let slug: String
+    let verify: @Sendable (String) throws(JWTError) -> JSONObject
+
+    /// The caller for a request's `apikey` and optional `Authorization` header.
+    public func caller(apiKey: String?, authorization: String?) throws(CredentialError) -> Caller {
+        guard let apiKey, !apiKey.isEmpty else { throw .missingAPIKey }
+        let keyCaller = try caller(apiKey: apiKey)
+        guard let authorization else { return keyCaller }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw .invalidJWT("Authorization header must be 'Bearer <token>'")
+        }
+        let token = parts[1].trimmingSpaces
+        // Clients commonly send the API key as the bearer token too: one verification is enough.
+        if Self.sameBytes(token, apiKey) { return keyCaller }
+        return try caller(token: token)
+    }
+
+    /// The caller an API key makes: one of the tenant's keys, with role anon or service_role.
+    public func caller(apiKey: String) throws(CredentialError) -> Caller {
+        let claims: JSONObject
+        do {
+            claims = try verify(apiKey)
+        } catch {
+            throw .invalidAPIKey("\(error)")
+        }
+        try checkTenant(claims)
+        guard let role = claims["role"]?.stringValue, role == "anon" || role == "service_role" else {
+            throw .invalidAPIKey("an API key must carry role anon or service_role")
+        }
+        return Caller(role: role, claims: claims)
+    }
+
+    /// The caller an access token (a user's, or a key used as one) makes.
+    public func caller(token: String) throws(CredentialError) -> Caller {
+        let claims: JSONObject
+        do {
+            claims = try verify(token)
+        } catch .expired {
+            throw .invalidClaims("JWT expired")
+        } catch .notYetValid {
+            throw .invalidClaims("JWT is not valid yet")
+        } catch .invalidClaims(let why) {
+            throw .invalidClaims(why)
+        } catch {
+            throw .invalidJWT("\(error)")
+        }
+        try checkTenant(claims)
+        let role = claims["role"]?.stringValue ?? "anon"
+        guard !role.isEmpty, role.utf8.count <= 63 else { throw .invalidClaims("JWT role claim is invalid") }
+        return Caller(role: role, claims: claims)
+    }
+
+    /// A token of ours names its tenant in `ref`; one naming another tenant is refused even if the
+    /// secrets happened to match.
+    private func checkTenant(_ claims: JSONObject) throws(CredentialError) {
+        if let ref = claims["ref"]?.stringValue, ref != slug {
+            throw .invalidJWT("JWT belongs to another tenant")
+        }
+    }
+
+    /// Byte equality (not String's canonical equivalence), without a generic byte-by-byte loop.
+    public static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        return a.withUTF8 { left in
+            b.withUTF8 { right in
+                left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+            }
+        }
+    }
+}

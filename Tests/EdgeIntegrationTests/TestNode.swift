@@ -1,0 +1,1 @@
+../EdgeTests/TestNode.swift
