@@ -193,33 +193,21 @@ public actor ClusterCoordinator {
             }
             return .done(.unavailable(reason: "the coordination backend is unreachable"))
         }
-        let owner = placementOwner(slug, excludingSelf: false)
-        if let holder, holder.node == nodeID, holder.incarnation == incarnation {
-            // Ours in the backend but not in the table (a renewal that raced a release): adopt it
-            // as expired, so the next look renews it before serving.
-            table.insert(TenantLease(slug: slug, node: nodeID, incarnation: incarnation, token: holder.token, validUntil: .now))
+        let facts = PlacementDecision.Facts(
+            nodeID: nodeID, incarnation: incarnation, hops: hops, maxHops: configuration.maxHops,
+            owner: placementOwner(slug, excludingSelf: false), view: view,
+            recovering: recoveredAt.map { ContinuousClock.now - $0 < configuration.leaseTTL } ?? false)
+        switch PlacementDecision.afterLookup(holder: holder, facts: facts) {
+        case .adopt(let token):
+            table.insert(TenantLease(slug: slug, node: nodeID, incarnation: incarnation, token: token, validUntil: .now))
             return .wait(.zero, "adopting the tenant's lease")
-        }
-        if let holder {
-            guard let member = view[holder.node], member.incarnation == holder.incarnation else {
-                return .wait(poll, "the tenant's previous owner is gone; waiting for its lease to lapse")
-            }
-            if hops == 0 || (owner?.id != nodeID && canForward) {
-                if owner?.id == member.id { table.rememberRemote(slug, member, for: configuration.heartbeatInterval / 2) }
-                return .done(.remote(member, isHolder: true))
-            }
-            // This node is the rightful owner and the request came through the holder (or went
-            // round): the holder is handing over. Wait for its release.
-            return .wait(poll, "tenant is moving between nodes")
-        }
-        guard let owner else { return .wait(poll, "this node has not joined the cluster yet") }
-        if owner.id != nodeID {
-            if canForward { return .done(.remote(owner, isHolder: false)) }
-            return .wait(poll, "waiting for the tenant's owner to take it")
-        }
-        if let recoveredAt, ContinuousClock.now - recoveredAt < configuration.leaseTTL {
-            // After a coordination outage the previous owners restore their leases first.
-            return .wait(poll, "the cluster is re-forming after a coordination outage")
+        case .forward(let member, let isHolder, let remember):
+            if remember { table.rememberRemote(slug, member, for: configuration.heartbeatInterval / 2) }
+            return .done(.remote(member, isHolder: isHolder))
+        case .wait(let pause, let why):
+            return .wait(pause, why)
+        case .acquire:
+            break
         }
         let sent = ContinuousClock.now
         do {
@@ -232,11 +220,11 @@ public actor ClusterCoordinator {
                 logger.info("took tenant lease", metadata: ["tenant": .string(slug), "token": .stringConvertible(token)])
                 return .done(.local(lease))
             case .held(let other, let remaining):
-                if other.node == nodeID && other.incarnation == incarnation { return .wait(.zero, "raced another request of this node") }
-                if let member = view[other.node], member.incarnation == other.incarnation, canForward {
-                    return .done(.remote(member, isHolder: true))
+                switch PlacementDecision.afterRefusal(held: other, remaining: remaining, facts: facts) {
+                case .forward(let member, let isHolder, _): return .done(.remote(member, isHolder: isHolder))
+                case .wait(let pause, let why): return .wait(pause, why)
+                case .adopt, .acquire: return .wait(.zero, "looking again")
                 }
-                return .wait(min(max(remaining, .milliseconds(20)), poll), "waiting for the tenant's lease to lapse")
             case .settling(let remaining):
                 return .wait(min(max(remaining, .milliseconds(20)), poll), "Redis lost its data; previous owners restore their leases first")
             }
