@@ -11,9 +11,9 @@ import Tenancy
 import TenantRuntime
 
 /// `GET {apiUrl}/realtime/v1/websocket?apikey=…&vsn=1.0.0`: upgrades to a WebSocket speaking
-/// Phoenix channels v1, as Supabase Realtime does. Only the tenant's owner upgrades; on any other
-/// node, or when the request is refused, the request falls through to the HTTP routes, which
-/// redirect it to the owner or answer the error in the usual shape.
+/// Phoenix channels v1, as Supabase Realtime does. It passes the same `TenantAdmission` as HTTP
+/// requests; the tenant's owner serves the socket from the tenant tree's realtime hub, any other
+/// node relays it frame by frame to the owner. A refused upgrade fails the handshake.
 struct RealtimeGateway: Sendable {
     let admission: TenantAdmission
     let forwarder: OwnerForwarder
