@@ -30,24 +30,6 @@ final class PolicyCompilerTests: XCTestCase {
             ])
     }()
 
-    /// An expected bind, by the letter `SQLStatement.parameterTypes` records for it.
-    enum Bind { case s(String), a([String]), i(Int) }
-
-    func assertBinds(_ statement: SQLStatement, _ expected: [Bind], file: StaticString = #filePath, line: UInt = #line) {
-        var bindings = PostgresBindings()
-        var types = ""
-        for bind in expected {
-            switch bind {
-            case .s(let value): bindings.append(value); types += "s"
-            case .a(let values): bindings.append(values); types += "a"
-            case .i(let value): bindings.append(value); types += "i"
-            }
-        }
-        XCTAssertEqual(statement.parameterTypes, types, "bind types in order", file: file, line: line)
-        XCTAssertEqual(statement.binds.count, expected.count, "bind count", file: file, line: line)
-        XCTAssertTrue(statement.binds == bindings, "bind values differ; expected \(expected)", file: file, line: line)  // UNSURE: relies on PostgresBindings' synthesized == (type metadata + encoded bytes) matching for values appended the same way
-    }
-
     /// Policies from the JSON text of a `policies` array, through the strict parser.
     func policies(_ json: String) throws -> [Policy] {
         try PolicyParser.parse(document: try JSONValue.parse(Array(#"{"policies": "#.utf8) + Array(json.utf8) + Array("}".utf8)))

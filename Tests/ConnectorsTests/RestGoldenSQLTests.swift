@@ -45,24 +45,6 @@ final class RestGoldenSQLTests: XCTestCase {
             ])
     }()
 
-    /// An expected bind, by the letter `SQLStatement.parameterTypes` records for it.
-    enum Bind { case s(String), a([String]), i(Int) }
-
-    func assertBinds(_ statement: SQLStatement, _ expected: [Bind], file: StaticString = #filePath, line: UInt = #line) {
-        var bindings = PostgresBindings()
-        var types = ""
-        for bind in expected {
-            switch bind {
-            case .s(let value): bindings.append(value); types += "s"
-            case .a(let values): bindings.append(values); types += "a"
-            case .i(let value): bindings.append(value); types += "i"
-            }
-        }
-        XCTAssertEqual(statement.parameterTypes, types, "bind types in order", file: file, line: line)
-        XCTAssertEqual(statement.binds.count, expected.count, "bind count", file: file, line: line)
-        XCTAssertTrue(statement.binds == bindings, "bind values differ; expected \(expected)", file: file, line: line)  // UNSURE: relies on PostgresBindings' synthesized == (type metadata + encoded bytes) matching for values appended the same way
-    }
-
     var planner: RestPlanner { RestPlanner(model: model) }
 
     func render(_ entity: String, _ items: [(String, String)], count: Bool = false) throws -> SQLStatement {
