@@ -197,6 +197,19 @@ final class TenantDirectoryTests: XCTestCase {
         XCTAssertEqual(tree.health, .stopped)
     }
 
+    func testAStoppedTreeIsFreedWithItsSubsystems() async throws {
+        try await register("acme")
+        let directory = directory()
+        var tree = try await directory.tree(for: "acme")
+        weak let weakTree = tree
+        weak let weakHub = tree?.realtime.hub
+        XCTAssertNotNil(weakHub)
+        await directory.stop("acme")
+        tree = nil
+        let freed = await waitUntil { weakTree == nil && weakHub == nil }
+        XCTAssertTrue(freed, "a passivated tenant's tree and realtime hub must not outlive it")
+    }
+
     func testASubsystemThatExhaustsItsBudgetIsDegradedAloneAndTheOthersKeepRunning() async throws {
         try await register("acme")
         let directory = directory { $0.intensity = RestartIntensity(maxRestarts: 2, window: .seconds(30)) }

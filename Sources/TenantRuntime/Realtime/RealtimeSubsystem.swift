@@ -22,8 +22,9 @@ public final class RealtimeSubsystem: TenantSubsystem {
     }
 
     func start() async {
-        let hub = self.hub
-        await supervisor.start(ChildSpec(name: "rest-writes", restart: .transient) { await hub.publishQueuedWrites() })
+        // Weakly: the hub's feeds hold this supervisor, which keeps the child's closure; a strong
+        // reference here would keep a stopped tenant's hub (and its sources) alive for ever.
+        await supervisor.start(ChildSpec(name: "rest-writes", restart: .transient) { [weak hub] in await hub?.publishQueuedWrites() })
     }
 
     /// Tells every socket to reconnect (the tree is stopping).

@@ -189,7 +189,8 @@ public actor TenantDirectory {
         let store = self.store
         let interval = configuration.refreshInterval
         let slug = tree.slug
-        return ChildSpec(name: "config-watcher") { [weak self] in
+        // The tree weakly: this closure lives in the tree's own supervisor.
+        return ChildSpec(name: "config-watcher") { [weak self, weak tree] in
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
                 guard let tenant = try await store.tenant(slug) else {
@@ -197,6 +198,7 @@ public actor TenantDirectory {
                     Task { await self?.stop(slug) }
                     return
                 }
+                guard let tree else { return }
                 tree.apply(tenant)
             }
         }
