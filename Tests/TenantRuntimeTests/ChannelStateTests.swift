@@ -7,7 +7,7 @@ import XCTest
 /// still have subscribers.
 final class ChannelStateTests: XCTestCase {
     func session(_ id: UInt64) -> RealtimeSession {
-        RealtimeSession(id: id, caller: Caller(role: "anon", claims: [:]), outboxLimit: 10)
+        RealtimeSession(id: id, caller: Caller(role: "anon", claims: [:]), outboxLimit: 10, wire: RecordingWire())
     }
 
     func member(_ id: UInt64, key: String = "k") -> ChannelState.Member {

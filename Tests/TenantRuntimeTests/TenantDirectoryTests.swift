@@ -73,7 +73,7 @@ final class TenantDirectoryTests: XCTestCase {
         var configuration = TenantDirectory.Configuration()
         configuration.backoff = Backoff(base: .milliseconds(5), cap: .milliseconds(20))
         configure(&configuration)
-        return TenantDirectory(store: store, secretBox: box, configuration: configuration, logger: Logger(label: "test"))
+        return TenantDirectory(store: store, secretBox: box, realtimeWire: RecordingWire(), configuration: configuration, logger: Logger(label: "test"))
     }
 
     func testStartsATreeOnFirstUseAndReusesIt() async throws {

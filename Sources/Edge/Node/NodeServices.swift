@@ -47,7 +47,7 @@ struct NodeServices: Sendable {
         let directory = TenantDirectory(
             store: store, secretBox: secretBox,
             cache: .init(ttl: configuration.cacheTTL, redis: sharedCacheRedis, redisPrefix: configuration.redisPrefix),
-            configuration: directoryConfiguration, logger: logger, onPassivated: { slug in await cluster.release(slug) })
+            realtimeWire: PhoenixWire(), configuration: directoryConfiguration, logger: logger, onPassivated: { slug in await cluster.release(slug) })
         await cluster.setHooks(.init(
             load: { directory.inFlight },
             handOver: { slug in await directory.handOver(slug) },

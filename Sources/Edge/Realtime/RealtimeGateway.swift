@@ -18,6 +18,7 @@ struct RealtimeGateway: Sendable {
     let admission: TenantAdmission
     let forwarder: OwnerForwarder
     private static let ids = IDSource()
+    private static let wire = PhoenixWire()
 
     static let path = "/realtime/v1/websocket"
 
@@ -51,9 +52,9 @@ struct RealtimeGateway: Sendable {
         let hub = tree.realtime.hub
         let limits = tree.tenant.limits.realtime
         return .upgrade([:]) { inbound, outbound, _ in
-            let session = RealtimeSession(id: Self.ids.next(), caller: caller, outboxLimit: limits.outboundQueue)
+            let session = RealtimeSession(id: Self.ids.next(), caller: caller, outboxLimit: limits.outboundQueue, wire: Self.wire)
             if let refusal = await hub.admit(session) {
-                try await outbound.write(.text(PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: refusal).encoded()))
+                try await outbound.write(.text(Self.wire.closing(reason: refusal)))
                 try await outbound.close(.policyViolation, reason: "connection limit")
                 return
             }
@@ -86,21 +87,17 @@ struct RealtimeGateway: Sendable {
                         for try await message in inbound.messages(maxSize: limits.maxPayloadBytes) {
                             tree.touch()
                             guard case .text(let text) = message else {
-                                session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "binary frames are not part of the protocol"))
+                                Self.notice("binary frames are not part of the protocol", to: session)
                                 continue
                             }
-                            let decoded: PhoenixMessage
+                            let decoded: ChannelMessage
                             do {
-                                decoded = try PhoenixMessage(decoding: text)
+                                decoded = try Self.wire.decode(text)
                             } catch {
-                                session.send(.system(topic: "phoenix", channel: "phoenix", ok: false, message: "unreadable message: \(error)"))
+                                Self.notice("unreadable message: \(error)", to: session)
                                 continue
                             }
-                            if decoded.topic == "phoenix" && decoded.event == "heartbeat" {
-                                session.send(.reply(to: decoded, status: "ok", response: [:]))
-                                continue
-                            }
-                            await hub.handle(decoded, from: session)
+                            await Self.route(decoded, session: session, hub: hub)
                         }
                     } catch {
                         logger.debug("realtime socket ended", metadata: ["error": .string("\(error)")])
@@ -111,6 +108,25 @@ struct RealtimeGateway: Sendable {
                 session.outbox.finish()
             }
             await hub.remove(session)
+        }
+    }
+
+    /// A notice on the socket's own `phoenix` topic (a frame the protocol cannot take).
+    static func notice(_ text: String, to session: RealtimeSession) {
+        session.send(wire.system(topic: "phoenix", channel: "phoenix", ok: false, message: text, extension: "system"), topic: "phoenix")
+    }
+
+    /// Phoenix's events, each to the hub's entry point for it.
+    static func route(_ message: ChannelMessage, session: RealtimeSession, hub: RealtimeHub) async {
+        switch (message.topic, message.event) {
+        case ("phoenix", "heartbeat"): session.send(wire.reply(to: message, ok: true, response: [:]), topic: message.topic)
+        case (_, "phx_join"): await hub.join(message, session: session)
+        case (_, "phx_leave"): await hub.leave(message, session: session)
+        case (_, "access_token"): await hub.refreshToken(message, session: session)
+        case (_, "broadcast"): await hub.broadcast(message, session: session)
+        case (_, "presence"): await hub.presence(message, session: session)
+        default:
+            session.send(wire.reply(to: message, ok: false, response: ["reason": .string("unknown event '\(message.event)'")]), topic: message.topic)
         }
     }
 

@@ -77,8 +77,7 @@ extension RealtimeHub {
                 for member in members.values {
                     if member.session.tokenExpired {
                         if expiredNotified.insert(member.session.id).inserted {
-                            member.session.send(.system(topic: topic, channel: Self.channelName(topic), ok: false,
-                                                        message: "InvalidJWTToken: Token has expired; send a fresh access_token"))
+                            notify(member.session, topic: topic, ok: false, "InvalidJWTToken: Token has expired; send a fresh access_token")
                         }
                         continue
                     }
@@ -118,8 +117,7 @@ extension RealtimeHub {
                     idsByPayload[encoded, default: []].append(binding.id)
                 }
                 for (data, ids) in idsByPayload {
-                    let text = "{\"topic\":\(Self.quoted(target.topic)),\"event\":\"postgres_changes\",\"payload\":{\"ids\":[\(ids.map(String.init).joined(separator: ","))],\"data\":\(data)},\"ref\":null}"
-                    target.session.send(encoded: text, topic: target.topic)
+                    target.session.send(wire.changes(topic: target.topic, ids: ids, data: data), topic: target.topic)
                     delivered.increment()
                 }
             }
@@ -229,10 +227,6 @@ extension RealtimeHub {
             "errors": .null,
         ]
         return String(decoding: JSONValue.object(data).encoded(), as: UTF8.self)
-    }
-
-    static func quoted(_ text: String) -> String {
-        String(decoding: JSONValue.string(text).encoded(), as: UTF8.self)
     }
 
     static func channelName(_ topic: String) -> String {

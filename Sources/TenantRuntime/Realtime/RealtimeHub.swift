@@ -24,6 +24,8 @@ public actor RealtimeHub {
     let data: DataSubsystem
     let cache: CacheSubsystem
     let credentials: TenantCredentials
+    /// How frames are encoded for the sockets (the edge's protocol).
+    let wire: any RealtimeWire
     let currentLimits: @Sendable () -> RealtimeLimits
     public nonisolated let uncaptured = UncapturedSources()
     /// REST writes to publish, in the order they were made; the request does not wait for them.
@@ -48,8 +50,9 @@ public actor RealtimeHub {
 
     init(
         slug: String, data: DataSubsystem, cache: CacheSubsystem, supervisor: SubsystemSupervisor, credentials: TenantCredentials,
-        limits: @escaping @Sendable () -> RealtimeLimits, logger: Logger
+        wire: any RealtimeWire, limits: @escaping @Sendable () -> RealtimeLimits, logger: Logger
     ) {
+        self.wire = wire
         self.slug = slug
         self.data = data
         self.cache = cache
@@ -100,40 +103,40 @@ public actor RealtimeHub {
     /// Tells every client to reconnect (the tree is stopping: the tenant moves or is idle).
     public func closeAll(reason: String) {
         for session in sessions.values {
-            session.outbox.close(with: PhoenixMessage.system(topic: "phoenix", channel: "phoenix", ok: false, message: reason).encoded())
+            session.outbox.close(with: wire.closing(reason: reason))
         }
     }
 
     // MARK: - Channel messages
 
-    public func handle(_ message: PhoenixMessage, from session: RealtimeSession) async {
-        if session.tokenExpired, message.event == "broadcast" || message.event == "presence" {
-            return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
-                                        message: "InvalidJWTToken: Token has expired; send a fresh access_token"))
-        }
-        switch message.event {
-        case "phx_join": await join(message, session: session)
-        case "phx_leave":
-            leave(message.topic, session: session)
-            session.send(.reply(to: message, status: "ok", response: [:]))
-        case "access_token":
-            // Each one re-authorises every binding of the session: counted like client messages.
-            guard allow(events) else {
-                return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
-                                            message: "ChannelRateLimitReached: too many messages per second for this tenant"))
-            }
-            refreshToken(message, session: session)
-        case "broadcast": broadcast(message, session: session)
-        case "presence": trackPresence(message, session: session)
-        default:
-            session.send(.reply(to: message, status: "error", response: ["reason": .string("unknown event '\(message.event)'")]))
-        }
+    // MARK: - Frames
+
+    private func reply(_ session: RealtimeSession, to message: ChannelMessage, ok: Bool = true, _ response: JSONObject = [:]) {
+        session.send(wire.reply(to: message, ok: ok, response: response), topic: message.topic)
     }
 
-    private func join(_ message: PhoenixMessage, session: RealtimeSession) async {
-        func refuse(_ reason: String) {
-            session.send(.reply(to: message, status: "error", response: ["reason": .string(reason)]))
-        }
+    private func refuse(_ session: RealtimeSession, _ message: ChannelMessage, _ reason: String) {
+        reply(session, to: message, ok: false, ["reason": .string(reason)])
+    }
+
+    func notify(_ session: RealtimeSession, topic: String, ok: Bool, _ text: String, extension name: String = "system") {
+        session.send(wire.system(topic: topic, channel: Self.channelName(topic), ok: ok, message: text, extension: name), topic: topic)
+    }
+
+    /// Broadcast and presence need a live token; a client whose token ran out is told once per
+    /// message and its message dropped.
+    private func tokenLive(_ session: RealtimeSession, _ message: ChannelMessage) -> Bool {
+        guard session.tokenExpired else { return true }
+        notify(session, topic: message.topic, ok: false, "InvalidJWTToken: Token has expired; send a fresh access_token")
+        return false
+    }
+
+    // MARK: - Channel messages
+
+    /// Joins a channel: its broadcast and presence settings and its `postgres_changes` bindings,
+    /// each checked against the models and the caller's policies before the client is told.
+    public func join(_ message: ChannelMessage, session: RealtimeSession) async {
+        func refuse(_ reason: String) { self.refuse(session, message, reason) }
         let limits = self.limits
         guard allow(joins) else { return refuse("ClientJoinRateLimitReached: too many joins per second for this tenant") }
         let topics = state.topics(of: session.id)
@@ -192,15 +195,21 @@ public actor RealtimeHub {
             broadcastAck: broadcast["ack"]?.boolValue ?? false, presenceKey: key, bindings: bindings)
         if let withdrawn = state.join(member, topic: message.topic) { publish(withdrawn) }
         bindingsChanged()
-        session.send(.reply(to: message, status: "ok", response: ["postgres_changes": .array(bindings.map { $0.json() })]))
+        reply(session, to: message, ["postgres_changes": .array(bindings.map { $0.json() })])
         // Told with status ok even when capture is unavailable: the official client answers an
         // error status by rejoining forever.
         for notice in notices {
-            session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: true, message: notice, extension: "postgres_changes"))
+            notify(session, topic: message.topic, ok: true, notice, extension: "postgres_changes")
         }
         if presenceConfig["enabled"]?.boolValue == true || state.tracksPresence(message.topic) {
-            session.send(PhoenixMessage(topic: message.topic, event: "presence_state", payload: state.presenceState(message.topic)))
+            session.send(wire.event(.presenceState, topic: message.topic, payload: state.presenceState(message.topic)), topic: message.topic)
         }
+    }
+
+    /// Leaves a channel at the client's request.
+    public func leave(_ message: ChannelMessage, session: RealtimeSession) {
+        leave(message.topic, session: session)
+        reply(session, to: message)
     }
 
     private func leave(_ topic: String, session: RealtimeSession) {
@@ -213,12 +222,17 @@ public actor RealtimeHub {
         uncaptured.replace(with: state.subscribedSources(among: uncapturable))
     }
 
-    private func refreshToken(_ message: PhoenixMessage, session: RealtimeSession) {
+    /// `access_token`: a fresh token re-authorises every binding of the session. Counted like
+    /// client messages, since each one re-checks them all.
+    public func refreshToken(_ message: ChannelMessage, session: RealtimeSession) {
+        guard allow(events) else {
+            return notify(session, topic: message.topic, ok: false, "ChannelRateLimitReached: too many messages per second for this tenant")
+        }
         guard let token = message.payload["access_token"]?.stringValue else { return }
         do {
             session.replaceCaller(try credentials.caller(token: token))
         } catch {
-            session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false, message: "InvalidJWTToken: \(error)"))
+            notify(session, topic: message.topic, ok: false, "InvalidJWTToken: \(error)")
             return
         }
         expiredNotified.remove(session.id)
@@ -237,8 +251,7 @@ public actor RealtimeHub {
                         parsing: binding.json(), id: binding.id, caller: session.caller, databases: data.sources.databases,
                         access: access(for: session.caller)))
                 } catch {
-                    session.send(.system(topic: topic, channel: Self.channelName(topic), ok: true,
-                                         message: "postgres_changes binding \(binding.id) dropped: \(error)", extension: "postgres_changes"))
+                    notify(session, topic: topic, ok: true, "postgres_changes binding \(binding.id) dropped: \(error)", extension: "postgres_changes")
                 }
             }
             state.replaceBindings(kept, topic: topic, session: session.id)
@@ -246,39 +259,36 @@ public actor RealtimeHub {
         bindingsChanged()
     }
 
-    private func broadcast(_ message: PhoenixMessage, session: RealtimeSession) {
-        guard let member = state.member(message.topic, session: session.id) else {
-            return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
-        }
+    /// A client's broadcast to the channel's members (itself too when it asked for `self`).
+    public func broadcast(_ message: ChannelMessage, session: RealtimeSession) {
+        guard tokenLive(session, message) else { return }
+        guard let member = state.member(message.topic, session: session.id) else { return refuse(session, message, "join the channel first") }
         guard allow(events) else {
-            return session.send(.system(topic: message.topic, channel: Self.channelName(message.topic), ok: false,
-                                        message: "ChannelRateLimitReached: too many messages per second for this tenant"))
+            return notify(session, topic: message.topic, ok: false, "ChannelRateLimitReached: too many messages per second for this tenant")
         }
-        let outgoing = PhoenixMessage(topic: message.topic, event: "broadcast", payload: message.payload).encoded()
+        let outgoing = wire.event(.broadcast, topic: message.topic, payload: message.payload)
         let members = state.members(of: message.topic)
         for (id, other) in members where id != session.id || member.broadcastSelf {
-            other.session.send(encoded: outgoing, topic: message.topic)
+            other.session.send(outgoing, topic: message.topic)
         }
         delivered.increment(by: Int64(members.count))
-        if member.broadcastAck { session.send(.reply(to: message, status: "ok", response: [:])) }
+        if member.broadcastAck { reply(session, to: message) }
     }
 
-    private func trackPresence(_ message: PhoenixMessage, session: RealtimeSession) {
-        guard let member = state.member(message.topic, session: session.id) else {
-            return session.send(.reply(to: message, status: "error", response: ["reason": .string("join the channel first")]))
-        }
-        guard allow(events) else {
-            return session.send(.reply(to: message, status: "error", response: ["reason": .string("ChannelRateLimitReached")]))
-        }
+    /// `presence`: track or untrack the client's metas under its presence key.
+    public func presence(_ message: ChannelMessage, session: RealtimeSession) {
+        guard tokenLive(session, message) else { return }
+        guard let member = state.member(message.topic, session: session.id) else { return refuse(session, message, "join the channel first") }
+        guard allow(events) else { return refuse(session, message, "ChannelRateLimitReached") }
         switch message.payload["event"]?.stringValue {
         case "track":
             publish(state.track(message.topic, session: session.id, key: member.presenceKey, meta: message.payload["payload"]?.objectValue ?? [:]))
         case "untrack":
             if let withdrawn = state.untrack(message.topic, session: session.id) { publish(withdrawn) }
         default:
-            return session.send(.reply(to: message, status: "error", response: ["reason": .string("presence event must be track or untrack")]))
+            return refuse(session, message, "presence event must be track or untrack")
         }
-        session.send(.reply(to: message, status: "ok", response: [:]))
+        reply(session, to: message)
     }
 
     /// Tells a channel's members what presence changed.
@@ -288,9 +298,8 @@ public actor RealtimeHub {
             for (key, metas) in entries { object[key] = ["metas": .array(metas.map(JSONValue.object))] }
             return .object(object)
         }
-        let encoded = PhoenixMessage(
-            topic: diff.topic, event: "presence_diff", payload: ["joins": state(diff.joins), "leaves": state(diff.leaves)]).encoded()
-        for member in self.state.members(of: diff.topic).values { member.session.send(encoded: encoded, topic: diff.topic) }
+        let encoded = wire.event(.presenceDiff, topic: diff.topic, payload: ["joins": state(diff.joins), "leaves": state(diff.leaves)])
+        for member in self.state.members(of: diff.topic).values { member.session.send(encoded, topic: diff.topic) }
     }
 
     // MARK: - Database changes

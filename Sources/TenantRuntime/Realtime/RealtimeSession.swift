@@ -10,9 +10,11 @@ public final class RealtimeSession: @unchecked Sendable {
     private let lock = Lock()
     private var currentCaller: Caller
     private var expiresAt: Date?
+    private let wire: any RealtimeWire
 
-    public init(id: UInt64, caller: Caller, outboxLimit: Int) {
+    public init(id: UInt64, caller: Caller, outboxLimit: Int, wire: any RealtimeWire) {
         self.id = id
+        self.wire = wire
         self.currentCaller = caller
         self.outbox = RealtimeOutbox(limit: outboxLimit)
         self.expiresAt = Self.expiry(caller.claims)
@@ -40,19 +42,10 @@ public final class RealtimeSession: @unchecked Sendable {
         claims["exp"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
     }
 
-    /// Queues `message`; a client too far behind is told and disconnected instead.
-    public func send(_ message: PhoenixMessage) {
-        outbox.send(message.encoded(), overflow: Self.overflowNotice(topic: message.topic))
-    }
-
-    public func send(encoded text: String, topic: String) {
-        outbox.send(text, overflow: Self.overflowNotice(topic: topic))
-    }
-
-    public static func overflowNotice(topic: String) -> String {
-        PhoenixMessage.system(
-            topic: topic, channel: topic, ok: false,
-            message: "the client is not reading fast enough; disconnecting (outbound queue full)", extension: "system"
-        ).encoded()
+    /// Queues an encoded frame; a client too far behind is told and disconnected instead.
+    public func send(_ frame: String, topic: String) {
+        outbox.send(frame, overflow: wire.system(
+            topic: topic, channel: topic, ok: false, message: "the client is not reading fast enough; disconnecting (outbound queue full)",
+            extension: "system"))
     }
 }

@@ -13,12 +13,13 @@ public final class RealtimeSubsystem: TenantSubsystem {
 
     init(
         supervisor: SubsystemSupervisor, slug: String, data: DataSubsystem, cache: CacheSubsystem, credentials: TenantCredentials,
-        limits: @escaping @Sendable () -> RealtimeLimits, logger: Logger
+        wire: any RealtimeWire, limits: @escaping @Sendable () -> RealtimeLimits, logger: Logger
     ) {
         self.supervisor = supervisor
         self.credentials = credentials
         self.hub = RealtimeHub(
-            slug: slug, data: data, cache: cache, supervisor: supervisor, credentials: credentials, limits: limits, logger: logger)
+            slug: slug, data: data, cache: cache, supervisor: supervisor, credentials: credentials, wire: wire, limits: limits,
+            logger: logger)
     }
 
     func start() async {

@@ -44,13 +44,14 @@ public actor TenantDirectory {
 
     public init(
         store: any ControlPlaneStore, secretBox: SecretBox, cache: CacheSubsystem.Settings = .init(ttl: .seconds(1)),
-        configuration: Configuration = .init(), logger: Logger, onPassivated: @escaping @Sendable (String) async -> Void = { _ in }
+        realtimeWire: any RealtimeWire, configuration: Configuration = .init(), logger: Logger,
+        onPassivated: @escaping @Sendable (String) async -> Void = { _ in }
     ) {
         self.store = store
         self.secretBox = secretBox
         self.configuration = configuration
         self.environment = TenantTree.Environment(
-            catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger), cache: cache,
+            catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger), cache: cache, realtimeWire: realtimeWire,
             intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
         self.onPassivated = onPassivated
         self.logger = logger

@@ -50,13 +50,19 @@ public final class TenantTree: Sendable {
     public struct Environment: Sendable {
         public var catalog: SourceCatalog
         public var cache: CacheSubsystem.Settings
+        /// How the realtime hub frames what it sends (the edge's protocol).
+        public var realtimeWire: any RealtimeWire
         public var intensity: RestartIntensity
         public var backoff: Backoff
         public var logger: Logger
 
-        public init(catalog: SourceCatalog, cache: CacheSubsystem.Settings, intensity: RestartIntensity, backoff: Backoff, logger: Logger) {
+        public init(
+            catalog: SourceCatalog, cache: CacheSubsystem.Settings, realtimeWire: any RealtimeWire, intensity: RestartIntensity, backoff: Backoff,
+            logger: Logger
+        ) {
             self.catalog = catalog
             self.cache = cache
+            self.realtimeWire = realtimeWire
             self.intensity = intensity
             self.backoff = backoff
             self.logger = logger
@@ -81,7 +87,7 @@ public final class TenantTree: Sendable {
         // spaces its restarts out to one per 30 s, well inside this intensity.
         let realtime = supervisor("realtime", intensity: RestartIntensity(maxRestarts: 20, window: .seconds(60)))
         let tree = TenantTree(
-            tenant: tenant, keyRing: keyRing, data: data, cache: cache, realtimeSupervisor: realtime,
+            tenant: tenant, keyRing: keyRing, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
             jobs: JobsSubsystem(supervisor: supervisor("jobs")), storage: StorageSubsystem(supervisor: supervisor("storage")),
             functions: FunctionsSubsystem(supervisor: supervisor("functions")), search: SearchSubsystem(supervisor: supervisor("search")),
             control: supervisor("tenant"), logger: logger)
@@ -92,7 +98,7 @@ public final class TenantTree: Sendable {
 
     private init(
         tenant: Tenant, keyRing: TenantKeyRing, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
-        jobs: JobsSubsystem, storage: StorageSubsystem, functions: FunctionsSubsystem, search: SearchSubsystem,
+        realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: StorageSubsystem, functions: FunctionsSubsystem, search: SearchSubsystem,
         control: SubsystemSupervisor, logger: Logger
     ) {
         self.slug = tenant.slug
@@ -112,7 +118,7 @@ public final class TenantTree: Sendable {
             try Self.verify(token, state: state, tokens: tokens)
         }
         self.realtime = RealtimeSubsystem(
-            supervisor: realtimeSupervisor, slug: tenant.slug, data: data, cache: cache, credentials: credentials,
+            supervisor: realtimeSupervisor, slug: tenant.slug, data: data, cache: cache, credentials: credentials, wire: realtimeWire,
             limits: { state.lock.withLock { state.tenant.limits.realtime } }, logger: logger)
     }
 
