@@ -138,6 +138,9 @@ public struct SourceRegistrar: Sendable {
         var config: JSONObject = ["format": .string(format.rawValue), "warnings": .array(warnings.map(JSONValue.string))]
         let model: SchemaModel
         var schemas = ["public"]
+        if provision, hostedDatabaseURL == nil, let files = catalog.sqliteFiles {
+            return try await provisionSQLite(tenant: tenant, name: name, format: format, parsed: parsed, files: files, requestID: requestID)
+        }
         if provision {
             guard let hosted = hostedDatabaseURL else { throw RegistrationError.noHostedDatabase }
             guard let schema = SchemaProvisioner.schemaName(tenant: tenant, source: name) else {
@@ -211,7 +214,9 @@ public struct SourceRegistrar: Sendable {
         guard let record = try await catalog.store.sources(tenant).first(where: { $0.name == name }) else {
             throw RegistrationError.sourceNotFound(name)
         }
-        guard record.kind == SourceKind.schema.rawValue else { throw RegistrationError.notUploaded }
+        guard record.kind == SourceKind.schema.rawValue || (record.sqliteFile != nil && record.config["hosted"] == true) else {
+            throw RegistrationError.notUploaded
+        }
         return record
     }
 
@@ -225,7 +230,9 @@ public struct SourceRegistrar: Sendable {
         let parsed = try await Self.parse(document, format: format)
         let changes: [String]
         let model: SchemaModel
-        if record.config["provisioned"] == true {
+        if record.sqliteFile != nil {
+            return try await migrateSQLite(record, parsed: parsed, fields: fields, requestID: requestID)
+        } else if record.config["provisioned"] == true {
             let (url, schemas, _) = try catalog.open(record)
             let provisioner = SchemaProvisioner(url: url, schema: schemas.first ?? "", logger: logger)
             let migration: SchemaMigration
@@ -372,7 +379,7 @@ public struct SourceRegistrar: Sendable {
 
     /// A name already taken is refused before anything is provisioned or stored; the store
     /// refuses it again should another registration get there in between.
-    private func refuseTaken(_ name: String, tenant: String) async throws {
+    func refuseTaken(_ name: String, tenant: String) async throws {
         if try await catalog.store.sources(tenant).contains(where: { $0.name == name }) { throw RegistrationError.sourceExists(name) }
     }
 }

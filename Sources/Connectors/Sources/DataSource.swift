@@ -4,13 +4,14 @@ import Tenancy
 /// What a tenant registered, as the admin API names it. Stored records keep the raw name; this is
 /// the one place it is read.
 public enum SourceKind: String, Sendable, Codable, CaseIterable {
-    case postgres, supabase, schema, openapi, graphql
+    case postgres, supabase, schema, openapi, graphql, sqlite
 }
 
 /// How a source's requests are served, decided once from its stored record (kind plus the flags
 /// registration wrote), so no handler re-reads `proxy`/`served`/`provisioned` itself.
 public enum SourceServing: Sendable, Equatable {
-    /// Statements on a PostgreSQL database (introspected, provisioned, or an upload over a database).
+    /// Statements on a database: PostgreSQL (introspected, provisioned, or an upload over a
+    /// database) or SQLite (hosted tables, or a registered file).
     case database
     /// A Supabase project reached through its own REST endpoint.
     case restProxy
@@ -32,12 +33,17 @@ extension SourceRecord {
         case .schema: config["served"] == true ? .database : .modelOnly
         case .openapi: .upstreamREST
         case .graphql: .upstreamGraphQL
+        case .sqlite: .database
         case nil: .modelOnly
         }
     }
 
     /// Tables this node created for the source (an upload with `provision: true`).
     public var isProvisioned: Bool { sourceKind == .schema && config["provisioned"] == true }
+
+    /// Tables held in a SQLite file under the node's data directory (`file`, relative to it):
+    /// provisioned uploads of an embedded node, and `kind: sqlite` sources.
+    public var sqliteFile: String? { config["sqliteFile"]?.stringValue }
 }
 
 /// One registered source of a tenant, whatever serves it: every kind is described by the same

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Runtime
+import SQLiteNIO
 import Tenancy
 
 /// Registers, refreshes and loads a tenant's sources. Registration connects and introspects
@@ -11,11 +12,15 @@ public struct SourceCatalog: Sendable {
     public let store: any ControlPlaneStore
     public let secretBox: SecretBox
     public let logger: Logger
+    /// Where SQLite-hosted sources keep their files; nil on a cluster node, whose tenants move
+    /// between machines and so keep their tables in PostgreSQL.
+    public let sqliteFiles: SQLiteFiles?
 
-    public init(store: any ControlPlaneStore, secretBox: SecretBox, logger: Logger) {
+    public init(store: any ControlPlaneStore, secretBox: SecretBox, logger: Logger, sqliteFiles: SQLiteFiles? = nil) {
         self.store = store
         self.secretBox = secretBox
         self.logger = logger
+        self.sqliteFiles = sqliteFiles
     }
 
     /// What a PostgreSQL-backed source (postgres, or supabase with its database URL) needs.
@@ -96,6 +101,11 @@ public struct SourceCatalog: Sendable {
     /// source being deleted. Anything else is left alone; a failure is logged, not thrown, so a
     /// deletion is never blocked by an unreachable hosted database.
     public func dropProvisioned(_ record: SourceRecord) async {
+        if let file = record.sqliteFile {
+            // Only files this node made; a file the tenant registered by its path stays theirs.
+            if record.config["hosted"] == true { sqliteFiles?.remove(file) }
+            return
+        }
         if record.serving == .database, let (url, _, _) = try? open(record) {
             // The change feed's slot would keep WAL on the server forever.
             await PostgresChangeFeed.dropSlot(PostgresChangeFeed.slotName(tenant: record.tenant, source: record.name), url: url, logger: logger)
@@ -117,6 +127,15 @@ public struct SourceCatalog: Sendable {
         // of, or tables it provisioned itself.
         guard record.serving == .database, record.sourceKind != .schema || record.isProvisioned else {
             throw SourceCatalogError.uploadedModel(name)
+        }
+        if let file = record.sqliteFile {
+            // Hosted tables keep the model they were made from; a registered file is read again.
+            guard record.config["hosted"] != true, let files = sqliteFiles else { throw SourceCatalogError.uploadedModel(name) }
+            let model = try await Self.introspectSQLite(files.absolute(file), logger: logger)
+            _ = try await store.updateSourceModel(
+                tenant: tenant, name: name, model: try await Self.encoded(model),
+                audit: AuditEntry(at: Date(), actor: "admin", action: "source.refresh", tenant: tenant, requestID: requestID, detail: ["name": .string(name)]))
+            return model
         }
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
@@ -159,7 +178,17 @@ public struct SourceCatalog: Sendable {
         for record in records {
             switch record.serving {
             case .database:
-                sources.append(try await database(record, limits: tenant.limits))
+                if let file = record.sqliteFile {
+                    guard let files = sqliteFiles else {
+                        logger.error("a SQLite source on a node without a data directory", metadata: ["tenant": .string(tenant.slug), "source": .string(record.name)])
+                        continue
+                    }
+                    sources.append(SQLiteSource(
+                        name: record.name, kind: record.sourceKind ?? .sqlite, path: files.absolute(file), model: await Self.decodedModel(of: record),
+                        logger: logger))
+                } else {
+                    sources.append(try await database(record, limits: tenant.limits))
+                }
             case .restProxy:
                 guard let project = record.config["projectUrl"]?.stringValue else { continue }
                 guard let key = try secrets(of: record)["serviceKey"]?.stringValue else { continue }
@@ -251,6 +280,22 @@ public enum SourceCatalogError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .uploadedModel(let name): "source '\(name)' serves an uploaded model; upload a new document instead of refreshing"
+        }
+    }
+}
+
+extension SourceCatalog {
+    /// Reads the model of a SQLite file (opened for this only).
+    public static func introspectSQLite(_ path: String, logger: Logger) async throws -> SchemaModel {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            _ = try await connection.query("PRAGMA busy_timeout = 5000")
+            let model = try await SQLiteIntrospector.model(of: connection)
+            try? await connection.close()
+            return model
+        } catch {
+            try? await connection.close()
+            throw error
         }
     }
 }

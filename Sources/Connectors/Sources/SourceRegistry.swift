@@ -19,13 +19,16 @@ public struct SourceRegistry: Sendable {
     // MARK: - By how they are served
 
     /// The sources served by statements on a database.
-    public var databases: [PostgresSource] { all.compactMap { $0 as? PostgresSource } }
+    public var databases: [any DatabaseSource] { all.compactMap { $0 as? any DatabaseSource } }
 
-    public func database(named name: String) -> PostgresSource? {
-        source(named: name) as? PostgresSource
+    public func database(named name: String) -> (any DatabaseSource)? {
+        source(named: name) as? any DatabaseSource
     }
 
-    public var defaultDatabase: PostgresSource? {
+    /// The PostgreSQL databases, whose own changes realtime can follow.
+    public var postgresDatabases: [PostgresSource] { all.compactMap { $0 as? PostgresSource } }
+
+    public var defaultDatabase: (any DatabaseSource)? {
         defaultName.flatMap(database(named:))
     }
 

@@ -37,7 +37,7 @@ struct SourceAdminAPI {
                     status: .notImplemented, code: "MB306", message: "source kind '\(kindName)' is not available yet",
                     hint: "postgres, supabase (with dbUrl), schema, openapi and graphql sources are available")
             }
-            throw APIError.invalidField("kind", "must be one of postgres, supabase, schema, openapi, graphql, mongodb")
+            throw APIError.invalidField("kind", "must be one of postgres, supabase, schema, sqlite, openapi, graphql, mongodb")
         }
         let registrar = self.registrar(for: context)
         var registration: SourceRegistration
@@ -61,6 +61,9 @@ struct SourceAdminAPI {
             case .openapi:
                 try body.allowOnly(["name", "kind", "document", "specUrl", "baseUrl", "headers"])
                 registration = try await registrar.registerOpenAPI(tenant: slug, name: name, fields: body.object, requestID: context.requestID)
+            case .sqlite:
+                try body.allowOnly(["name", "kind", "path"])
+                registration = try await registrar.registerSQLite(tenant: slug, name: name, fields: body.object, requestID: context.requestID)
             case .graphql:
                 try body.allowOnly(["name", "kind", "url", "headers"])
                 registration = try await registrar.registerGraphQL(

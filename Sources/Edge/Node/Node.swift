@@ -195,8 +195,14 @@ enum Node {
     private static func createDemoTenant(_ node: NodeServices, announce: (String) -> Void) async throws {
         guard try await node.store.tenant("demo") == nil else { return }
         let (tenant, keys) = try await node.registrar.create(slug: "demo", name: "Demo", actor: "node", requestID: nil)
+        do {
+            try await DemoData.seed(tenant, node: node)
+        } catch {
+            announce("mini-baas: the demo tenant has no todos table: \(describe(error))")
+        }
         announce("mini-baas: created the demo tenant at \(node.apiURL(for: "demo"))")
         announce("  anon key: \(keys.apiKey(role: "anon", issuedAt: tenant.createdAt))")
+        announce("  try:      curl -H 'apikey: <anon key>' \(node.apiURL(for: "demo"))/rest/v1/todos")
     }
 
     static func describe(_ error: any Error) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import Connectors
 import Logging
 import Tenancy
 
@@ -36,6 +37,10 @@ struct NodeConfiguration: Sendable {
     var cacheTTL: Duration = .seconds(1)
 
     var mode: Mode { databaseURL == nil ? .embedded : .cluster }
+
+    /// Where an embedded node keeps SQLite-hosted tables; a cluster node's tenants move between
+    /// machines, so their tables live in PostgreSQL.
+    var sqliteFiles: SQLiteFiles? { mode == .embedded ? SQLiteFiles(dataDirectory: dataDir) : nil }
 
     /// The base every tenant's `apiUrl` starts from.
     var publicBaseURL: String {

@@ -44,6 +44,8 @@ struct NodeServices: Sendable {
             ? configuration.redisURL.flatMap { try? RedisURL($0) }.map {
                 RedisClient(url: $0, commandTimeout: .milliseconds(200), connectTimeout: .milliseconds(500), logger: logger)
             } : nil
+        var directoryConfiguration = directoryConfiguration
+        directoryConfiguration.sqliteFiles = configuration.sqliteFiles
         let directory = TenantDirectory(
             store: store, secretBox: secretBox,
             cache: .init(ttl: configuration.cacheTTL, redis: sharedCacheRedis, redisPrefix: configuration.redisPrefix),
@@ -64,7 +66,7 @@ struct NodeServices: Sendable {
             sharedCacheRedis: sharedCacheRedis)
     }
 
-    var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger) }
+    var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles) }
 
     /// The base every `apiUrl` starts from: the public URL if one is configured, else the address
     /// the server actually bound (which differs from the configured one with `--port 0`).

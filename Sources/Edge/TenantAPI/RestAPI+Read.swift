@@ -41,15 +41,11 @@ extension RestAPI {
         }
         var planned: Int?
         if prefer.count == .planned || prefer.count == .estimated {
-            do {
-                planned = try await target.source.estimate(SQLRenderer().estimate(plan))
-            } catch let error as RestError {
-                throw APIError(error)
-            }
+            planned = try await Self.rest { () async throws -> Int in try await target.source.estimate(plan) }
         }
         // `estimated`: exact while that is cheap, the planner's figure beyond.
         let exact = prefer.count == .exact || (prefer.count == .estimated && (planned ?? 0) <= Self.exactCountLimit)
-        var result = try await execute(target, SQLRenderer().read(plan, count: exact), prefer: prefer)
+        var result = try await Self.rest { () async throws -> StatementResult in try await target.source.read(plan, count: exact) }
         if !exact, let planned { result.total = planned }
         if let cache, let cacheKey { cache.put(cacheKey, source: target.source.name, epoch: epoch, result) }
         if let shared, let cacheKey, let ticket { shared.put(cacheKey, ticket, result) }

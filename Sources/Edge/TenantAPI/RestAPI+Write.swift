@@ -72,9 +72,10 @@ extension RestAPI {
     ) async throws -> StatementResult {
         let hub = context.tenant?.realtime.hub
         let publishes = hub?.uncaptured.contains(target.source.name) ?? false
-        let result = try await execute(
-            target, SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishes), prefer: prefer,
-            requireOne: Self.wantsObject(request))
+        let requireOne = Self.wantsObject(request)
+        let result = try await Self.rest { () async throws -> StatementResult in
+            try await target.source.write(plan, returnRows: returnRows, publishRows: publishes, rollback: prefer.rollback, requireOne: requireOne)
+        }
         await context.tenant?.cache.dropReads(of: target.source.name)
         if publishes, let hub, !prefer.rollback, let rows = result.changes {
             hub.publishWrites(source: target.source.name, entity: plan.target.entity, operation: operation, rows: rows)

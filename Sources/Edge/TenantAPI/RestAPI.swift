@@ -8,8 +8,9 @@ import Tenancy
 import TenantRuntime
 
 /// `{apiUrl}/rest/v1/…` and `{apiUrl}/sources/{name}/rest/v1/…`: the PostgREST grammar over a
-/// tenant's sources. Each request is parsed, planned against the source's model, rendered to one
-/// SQL statement and run on the source's pool. Reads live in `RestAPI+Read`, writes in
+/// tenant's sources. Each request is parsed, planned against the source's model, and handed to
+/// the source (`DatabaseSource`), which renders it in its dialect — PostgreSQL or SQLite — and runs
+/// it on its connections. Reads live in `RestAPI+Read`, writes in
 /// `RestAPI+Write`, response writing in `RestAPI+Response`, Supabase projects reached through
 /// their REST endpoint in `RestAPI+Proxy`.
 struct RestAPI {
@@ -32,7 +33,7 @@ struct RestAPI {
     static let exactCountLimit = 10_000
 
     struct Target {
-        let source: PostgresSource
+        let source: any DatabaseSource
         let planner: RestPlanner
     }
 
@@ -110,7 +111,7 @@ struct RestAPI {
         if request.method == .get && plan.operation.volatility == .volatile {
             throw APIError(status: .methodNotAllowed, code: "MB610", message: "function '\(name)' is volatile: call it with POST")
         }
-        let result = try await execute(target, SQLRenderer().call(plan, count: false), prefer: prefer)
+        let result = try await Self.rest { () async throws -> StatementResult in try await target.source.call(plan, rollback: prefer.rollback) }
         // A function called with POST may have written anything.
         if request.method == .post { await context.tenant?.cache.dropReads(of: target.source.name) }
         if plan.operation.returnsVoid { return Response(status: .noContent) }
@@ -135,12 +136,8 @@ struct RestAPI {
     static func rest<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as RestError { throw APIError(error) }
     }
-    func execute(_ target: Target, _ statement: SQLStatement, prefer: Preferences, requireOne: Bool = false) async throws -> StatementResult {
-        do {
-            return try await target.source.execute(statement, rollback: prefer.rollback, requireOne: requireOne)
-        } catch let error as RestError {
-            throw APIError(error)
-        }
+    static func rest<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as RestError { throw APIError(error) }
     }
 
     /// `Range: 0-9` (items) narrows the top level when the query gives no limit/offset of its own.

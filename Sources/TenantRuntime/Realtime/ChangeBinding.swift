@@ -25,7 +25,7 @@ struct ChangeBinding {
     /// A binding as the client asked for it, checked against the sources' models and the caller's
     /// policies: a table the caller may not read, or a whole schema asked for by anyone but the
     /// service role, is refused.
-    init(parsing spec: JSONValue, id: Int, caller: Caller, databases: [PostgresSource], access: Access) throws(RestError) {
+    init(parsing spec: JSONValue, id: Int, caller: Caller, databases: [any DatabaseSource], access: Access) throws(RestError) {
         guard case .object(let object) = spec else { throw RestError(status: 400, code: "PGRST100", message: "a binding is an object") }
         let event = (object["event"]?.stringValue ?? "*").uppercased()
         guard ["*", "INSERT", "UPDATE", "DELETE"].contains(event) else {
@@ -41,7 +41,7 @@ struct ChangeBinding {
         }
         let select = object["select"]?.arrayValue?.compactMap(\.stringValue)
         guard !databases.isEmpty else {
-            throw RestError(status: 404, code: "PGRST205", message: "this tenant has no PostgreSQL source")
+            throw RestError(status: 404, code: "PGRST205", message: "this tenant has no database source")
         }
         let source = databases.first { source in
             source.model.entities.contains { $0.schema == schema && (table == nil || $0.name == table) }

@@ -44,7 +44,10 @@ actor ChangeFeeds {
     }
 
     private func start(_ name: String, deliver: @escaping @Sendable (String, [ChangeEvent]) async -> Void) async -> Capability {
-        guard let source = data.sources.database(named: name) else { return .unavailable("the source is gone") }
+        guard let database = data.sources.database(named: name) else { return .unavailable("the source is gone") }
+        guard let source = database as? PostgresSource else {
+            return .unavailable("SQLite keeps no change log; writes through the REST API are published")
+        }
         let capability = await PostgresChangeFeed.probe(url: source.url, logger: logger)
         guard capability == .available else {
             logger.warning("no change capture", metadata: ["source": .string(name), "why": .string("\(capability)")])

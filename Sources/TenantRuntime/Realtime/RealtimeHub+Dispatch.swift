@@ -186,14 +186,13 @@ extension RealtimeHub {
     }
 
     private func ask(
-        _ batch: DecisionBatch, database: PostgresSource, into answers: inout [Int: [String: [ChangeAuthorizer.Side: Bool]]]
+        _ batch: DecisionBatch, database: any DatabaseSource, into answers: inout [Int: [String: [ChangeAuthorizer.Side: Bool]]]
     ) async {
         guard !batch.checks.isEmpty else { return }
         do {
-            let result = try await database.execute(SQLRenderer().decide(batch.checks, rows: batch.rows))
-            let decisions = try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []
+            let decisions = try await database.decide(batch.checks, rows: batch.rows)
             for (index, group) in batch.askers.enumerated() {
-                let visible = index < decisions.count && decisions[index].boolValue == true
+                let visible = index < decisions.count && decisions[index]
                 for asker in group { answers[asker.delivery, default: [:]][asker.audience, default: [:]][asker.side] = visible }
             }
         } catch {

@@ -18,6 +18,8 @@ public actor TenantDirectory {
         public var negativeCacheTTL: Duration = .seconds(1)
         public var intensity: RestartIntensity = .standard
         public var backoff: Backoff = .standard
+        /// Where SQLite-hosted sources keep their files (embedded nodes); nil on cluster nodes.
+        public var sqliteFiles: SQLiteFiles?
         public init() {}
     }
 
@@ -51,7 +53,7 @@ public actor TenantDirectory {
         self.secretBox = secretBox
         self.configuration = configuration
         self.environment = TenantTree.Environment(
-            catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger), cache: cache, realtimeWire: realtimeWire,
+            catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles), cache: cache, realtimeWire: realtimeWire,
             intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
         self.onPassivated = onPassivated
         self.logger = logger

@@ -1,0 +1,277 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Runtime
+import SQLiteNIO
+import Tenancy
+
+/// A tenant's tables hosted in a SQLite database file of its own under the node's data
+/// directory (an embedded node's default), or an existing SQLite file registered with
+/// `kind: sqlite`. One writer connection takes writes one at a time from a bounded queue; a few
+/// reader connections read beside it (WAL). Every statement runs on NIO's blocking thread pool,
+/// never on an event loop. Connections open on first use, so a damaged or locked file is an
+/// error on this source's requests only, and close when the tenant's tree stops the source.
+public final class SQLiteSource: Sendable {
+    public struct Settings: Sendable {
+        public var readers = 4
+        /// Writes waiting for the writer beyond this are refused (503) instead of queueing forever.
+        public var maxQueuedWrites = 512
+        public var busyTimeoutMs = 5_000
+        public var acquireTimeout: Duration = .seconds(5)
+        public init() {}
+    }
+
+    public let name: String
+    public let kind: SourceKind
+    public let path: String
+    public let model: SchemaModel
+    public let settings: Settings
+    private let connections: SQLiteConnections
+    private let writeGate: ConcurrencyLimiter
+    private let readGate: ConcurrencyLimiter
+    private let logger: Logger
+
+    public init(name: String, kind: SourceKind, path: String, model: SchemaModel, settings: Settings = Settings(), logger: Logger) {
+        self.name = name
+        self.kind = kind
+        self.path = path
+        self.model = model
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: "source"] = .string(name)
+        self.logger = logger
+        self.connections = SQLiteConnections(path: path, readers: settings.readers, busyTimeoutMs: settings.busyTimeoutMs, logger: logger)
+        self.writeGate = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: settings.maxQueuedWrites)
+        self.readGate = ConcurrencyLimiter(maxConcurrent: settings.readers, maxQueued: 10_000)
+    }
+
+    /// The source's life as a supervised child of the tenant's tree: nothing to do until
+    /// cancelled, then every connection is closed.
+    public func runPool() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(3600))
+        }
+        await connections.closeAll()
+    }
+
+    /// Closes the connections now (a source made for one job: provisioning, a migration).
+    public func close() async {
+        await connections.closeAll()
+    }
+
+    // MARK: - Statements
+
+    public func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult {
+        let query = try SQLiteRenderer().read(plan, count: count)
+        return try await reading { connection in
+            let rows = try await connection.query(query.sql, query.binds)
+            let row = rows.first
+            return StatementResult(
+                body: row?.column("body")?.string ?? "[]", count: Int(row?.column("page_count")?.integer ?? 0),
+                total: row?.column("total")?.integer)
+        }
+    }
+
+    /// Exact: SQLite keeps no row estimates to answer `count=planned` from.
+    public func estimate(_ plan: ReadPlan) async throws -> Int {
+        let query = try SQLiteRenderer().count(plan)
+        return try await reading { connection in
+            Int(try await connection.query(query.sql, query.binds).first?.column("total")?.integer ?? 0)
+        }
+    }
+
+    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult {
+        let writer = SQLiteWriter(plan: plan, returnRows: returnRows, publishRows: publishRows, requireOne: requireOne)
+        return try await writing { connection in try await writer.run(on: connection, rollback: rollback) }
+    }
+
+    public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool] {
+        let query = try SQLiteRenderer().decide(checks, rows: rows)
+        return try await reading { connection in
+            let text = try await connection.query(query.sql, query.binds).first?.column("body")?.string ?? "[]"
+            return (try JSONValue.parse(Array(text.utf8)).arrayValue ?? []).map { $0.intValue == 1 || $0.boolValue == true }
+        }
+    }
+
+    /// Runs DDL (provisioning, migrations) on the writer in one transaction.
+    public func apply(_ statements: [String]) async throws {
+        try await writing { connection in
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                for statement in statements { _ = try await connection.query(statement) }
+                _ = try await connection.query("COMMIT")
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: - Connections
+
+    private func reading<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await admitted(readGate, what: "reader")
+        defer { readGate.release() }
+        let connection = try await opened { try await connections.takeReader() }
+        do {
+            let value = try await mapped { try await body(connection) }
+            await connections.returnReader(connection)
+            return value
+        } catch {
+            await connections.returnReader(connection)
+            throw error
+        }
+    }
+
+    private func writing<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await admitted(writeGate, what: "place in its write queue")
+        defer { writeGate.release() }
+        let connection = try await opened { try await connections.writer() }
+        return try await mapped { try await body(connection) }
+    }
+
+    private func admitted(_ gate: ConcurrencyLimiter, what: String) async throws {
+        do {
+            if !gate.tryAcquire() {
+                try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
+            }
+        } catch is TimeoutError {
+            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free \(what)", hint: "retry shortly")
+        } catch is ConcurrencyLimiter.Refusal {
+            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free \(what)", hint: "retry shortly")
+        }
+    }
+
+    private func opened(_ body: () async throws -> SQLiteConnection) async throws -> SQLiteConnection {
+        do {
+            return try await body()
+        } catch let error as SQLiteError {
+            logger.error("cannot open the SQLite database", metadata: ["path": .string(path), "error": .string(error.message)])
+            throw SQLiteErrorMapping.unavailable(error, source: name)
+        }
+    }
+
+    private func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as SQLiteError {
+            throw SQLiteErrorMapping.restError(error, source: name, entity: nil)
+        }
+    }
+}
+
+/// A source's open connections: one writer, up to `readers` readers, opened on demand with the
+/// pragmas every one needs.
+actor SQLiteConnections {
+    let path: String
+    let readers: Int
+    let busyTimeoutMs: Int
+    let logger: Logger
+    private var writerConnection: SQLiteConnection?
+    private var idleReaders: [SQLiteConnection] = []
+    private var openReaders = 0
+    private var closed = false
+
+    init(path: String, readers: Int, busyTimeoutMs: Int, logger: Logger) {
+        self.path = path
+        self.readers = readers
+        self.busyTimeoutMs = busyTimeoutMs
+        self.logger = logger
+    }
+
+    func writer() async throws -> SQLiteConnection {
+        if let writerConnection { return writerConnection }
+        let connection = try await open(writer: true)
+        if let raced = writerConnection {
+            try? await connection.close()
+            return raced
+        }
+        writerConnection = connection
+        return connection
+    }
+
+    func takeReader() async throws -> SQLiteConnection {
+        if let idle = idleReaders.popLast() { return idle }
+        // The writer makes the file (and its WAL mode) before any reader opens it.
+        _ = try await writer()
+        openReaders += 1
+        do {
+            return try await open(writer: false)
+        } catch {
+            openReaders -= 1
+            throw error
+        }
+    }
+
+    func returnReader(_ connection: SQLiteConnection) async {
+        if closed || connection.isClosed {
+            try? await connection.close()
+            openReaders -= 1
+            return
+        }
+        idleReaders.append(connection)
+    }
+
+    func closeAll() async {
+        closed = true
+        for reader in idleReaders { try? await reader.close() }
+        idleReaders = []
+        if let writerConnection { try? await writerConnection.close() }
+        writerConnection = nil
+    }
+
+    private func open(writer: Bool) async throws -> SQLiteConnection {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            // Replaces sqlite-nio's busy handler, which retries forever: a locked file must
+            // answer an error, not hang the request.
+            _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMs)")
+            if writer {
+                _ = try await connection.query("PRAGMA journal_mode = WAL")
+                // With WAL, NORMAL survives a crash of the process (kill -9): a commit is in the
+                // log before it is acknowledged. Only a power loss may lose the last commits.
+                _ = try await connection.query("PRAGMA synchronous = NORMAL")
+                _ = try await connection.query("PRAGMA foreign_keys = ON")
+            } else {
+                _ = try await connection.query("PRAGMA query_only = ON")
+            }
+            // A file that is not a database fails here, at once, with its reason.
+            _ = try await connection.query("SELECT count(*) FROM sqlite_schema")
+            return connection
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}
+
+/// SQLite's errors as PostgREST's clients expect them: the SQLSTATE PostgreSQL would give for
+/// the same violation, with its status.
+enum SQLiteErrorMapping {
+    static func restError(_ error: SQLiteError, source: String, entity: String?) -> RestError {
+        let message = error.message
+        switch error.reason {
+        case .constraintUniqueFailed, .constraintPrimaryKeyFailed, .constraintUniqueRowIDFailed:
+            return RestError(status: 409, code: "23505", message: "duplicate key value violates unique constraint", details: message)
+        case .constraintForeignKeyFailed:
+            return RestError(status: 409, code: "23503", message: "insert or update violates a foreign key constraint", details: message)
+        case .constraintNotNullFailed:
+            return RestError(status: 400, code: "23502", message: "null value violates not-null constraint", details: message)
+        case .constraintCheckFailed:
+            return RestError(status: 400, code: "23514", message: "new row violates check constraint", details: message)
+        case .constraint:
+            return RestError(status: 409, code: "23000", message: "the write violates a constraint", details: message)
+        case .busy, .busyTimeout, .locked, .busyInRecovery, .busyInSnapshot:
+            return RestError(status: 503, code: "MB603", message: "source '\(source)' is locked by another writer", details: message, hint: "retry shortly")
+        case .corrupt, .notADatabase, .cantOpen, .ioError, .full, .readOnly:
+            return unavailable(error, source: source)
+        default:
+            return RestError(status: 500, code: "MB605", message: "the SQLite database of source '\(source)' failed a statement", details: message)
+        }
+    }
+
+    static func unavailable(_ error: SQLiteError, source: String) -> RestError {
+        RestError(status: 503, code: "MB604", message: "the SQLite database of source '\(source)' cannot be used", details: error.message)
+    }
+}

@@ -1,0 +1,58 @@
+import Runtime
+
+/// A source served by statements on a database — PostgreSQL (introspected, provisioned, or an
+/// upload over a database) or SQLite (hosted tables, or a registered file). The REST API, the
+/// OpenAPI document and realtime's policy checks work through this protocol alone: each kind
+/// renders the same plans in its own dialect.
+public protocol DatabaseSource: DataSource {
+    /// Whether the database can hand over its own committed changes (PostgreSQL's logical
+    /// decoding). Where it cannot, the REST API publishes its own writes to realtime.
+    var canCaptureChanges: Bool { get }
+    /// The source's life as a supervised child of the tenant's tree (its pool or connections).
+    func runPool() async
+    func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult
+    /// The row estimate for `count=planned|estimated`.
+    func estimate(_ plan: ReadPlan) async throws -> Int
+    /// `rollback`: `Prefer: tx=rollback`; `requireOne`: a singular answer was asked for, so a write
+    /// touching another number of rows is undone (PGRST116).
+    func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult
+    func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult
+    /// Row rules decided against row images (realtime deliveries), one answer per check.
+    func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool]
+}
+
+extension PostgresSource: DatabaseSource {
+    public var canCaptureChanges: Bool { true }
+
+    public func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult {
+        try await execute(SQLRenderer().read(plan, count: count))
+    }
+
+    public func estimate(_ plan: ReadPlan) async throws -> Int {
+        try await estimate(SQLRenderer().estimate(plan))
+    }
+
+    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult {
+        try await execute(SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishRows), rollback: rollback, requireOne: requireOne)
+    }
+
+    public func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult {
+        try await execute(SQLRenderer().call(plan, count: false), rollback: rollback)
+    }
+
+    public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool] {
+        let result = try await execute(SQLRenderer().decide(checks, rows: rows))
+        return (try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []).map { $0.boolValue == true }
+    }
+}
+
+extension SQLiteSource: DatabaseSource {
+    public var serving: SourceServing { .database }
+    public var canCaptureChanges: Bool { false }
+
+    public func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult {
+        throw RestError(
+            status: 404, code: "PGRST202", message: "Could not find the function '\(plan.operation.name)' in the schema cache",
+            hint: "a SQLite-hosted source has no functions")
+    }
+}
