@@ -52,12 +52,14 @@ public final class SQLiteSource: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(3600))
         }
-        await connections.closeAll()
+        await close()
     }
 
     /// Closes the connections now (a source made for one job: provisioning, a migration).
     public func close() async {
-        await connections.closeAll()
+        // Outside the caller's task: sqlite-nio does nothing for a cancelled task, and a
+        // connection must be closed before it is freed.
+        await Task.detached { [connections] in await connections.closeAll() }.value
     }
 
     // MARK: - Statements
@@ -124,11 +126,13 @@ public final class SQLiteSource: Sendable {
         }
     }
 
-    private func writing<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    private func writing<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
         try await admitted(writeGate, what: "place in its write queue")
         defer { writeGate.release() }
         let connection = try await opened { try await connections.writer() }
-        return try await mapped { try await body(connection) }
+        // A write runs to its COMMIT or ROLLBACK even when its request goes away: cut short, it
+        // would leave the writer inside an open transaction.
+        return try await Task { try await mapped { try await body(connection) } }.value
     }
 
     private func admitted(_ gate: ConcurrencyLimiter, what: String) async throws {
