@@ -144,7 +144,7 @@ let package = Package(
         .testTarget(name: "TenancyIntegrationTests", dependencies: ["Tenancy", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ConnectorsTests",
-            dependencies: ["Connectors", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["Connectors", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "SQLiteNIO", package: "sqlite-nio")],
             swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorsIntegrationTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
