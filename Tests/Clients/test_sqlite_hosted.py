@@ -191,6 +191,19 @@ def test_policies_compile_into_the_sqlite_statement(lite):
     assert [t["title"] for t in rest(tenant, "GET", "tasks?select=title&order=id")[1]] == ["ok", "hidden"]
 
 
+def test_deleting_the_source_or_the_tenant_deletes_its_file(lite):
+    tenant = lite.tenant()
+    directory = os.path.join(lite.data_dir, "tenants", tenant["slug"])
+    call("POST", f"{lite.base}/admin/v1/tenants/{tenant['slug']}/sources", lite.token,
+         {"name": "scratch", "kind": "sqlite"})
+    assert os.path.exists(os.path.join(directory, "scratch.sqlite"))
+    call("DELETE", f"{lite.base}/admin/v1/tenants/{tenant['slug']}/sources/scratch", lite.token)
+    assert not os.path.exists(os.path.join(directory, "scratch.sqlite"))
+    assert os.path.exists(os.path.join(directory, "default.sqlite"))
+    call("DELETE", f"{lite.base}/admin/v1/tenants/{tenant['slug']}", lite.token)
+    assert not os.path.exists(directory)
+
+
 def test_realtime_sees_writes_made_through_the_rest_api(lite):
     tenant = lite.tenant()
     project = rest(tenant, "POST", "projects", {"name": "rt"})[1][0]
@@ -214,6 +227,36 @@ def test_realtime_sees_writes_made_through_the_rest_api(lite):
         await asyncio.to_thread(rest, tenant, "DELETE", "tasks?title=eq.live")
         change = (await asyncio.wait_for(queue.get(), 10))["data"]
         assert change["type"] == "DELETE"
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_realtime_policies_decide_on_sqlite_rows(lite):
+    tenant = lite.tenant()
+    cheap = rest(tenant, "POST", "projects", {"name": "cheap", "budget": 1})[1][0]
+    dear = rest(tenant, "POST", "projects", {"name": "dear", "budget": 5000})[1][0]
+    call("PUT", f"{lite.base}/admin/v1/tenants/{tenant['slug']}/policies", lite.token, {"policies": [
+        {"entity": "projects", "role": "anon", "action": "read"},
+        # A rule over the related project: decided by the SQLite database, not in process.
+        {"entity": "tasks", "role": "anon", "action": "read", "when": {"projects": {"budget": {"lt": 100}}}},
+    ]})
+
+    async def scenario():
+        client = AsyncRealtimeClient(f"{tenant['apiUrl']}/realtime/v1", tenant["anonKey"], auto_reconnect=False)
+        await client.connect()
+        queue = asyncio.Queue()
+        channel = client.channel("anon-tasks")
+        channel.on_postgres_changes("INSERT", schema="public", table="tasks", callback=queue.put_nowait)
+        states = []
+        await channel.subscribe(lambda state, error: states.append(state))
+        assert states[-1] == "SUBSCRIBED", states
+        await asyncio.to_thread(rest, tenant, "POST", "tasks", {"project_id": dear["id"], "title": "hidden"})
+        await asyncio.to_thread(rest, tenant, "POST", "tasks", {"project_id": cheap["id"], "title": "seen"})
+        change = (await asyncio.wait_for(queue.get(), 10))["data"]
+        assert change["record"]["title"] == "seen"
+        await asyncio.sleep(0.3)
+        assert queue.empty()
         await client.close()
 
     asyncio.run(scenario())

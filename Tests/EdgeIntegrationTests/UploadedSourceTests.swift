@@ -66,6 +66,32 @@ final class UploadedSourceTests: XCTestCase {
         }
     }
 
+    /// JSON Schema's validation keywords are CHECK constraints on PostgreSQL too (and the
+    /// pattern, which SQLite cannot enforce, is enforced here).
+    func testValidationKeywordsAreChecksOnPostgreSQL() async throws {
+        let hosted = try await TestServices.freshDatabase(prefix: "hosted")
+        let node = try await TestNode.make(environment: ["MINIBAAS_HOSTED_DATABASE_URL": hosted])
+        try await node.application().test(.router) { client in
+            let keys = try await client.createTenant(node, "checks")
+            let made = try await client.call(
+                .post, "/admin/v1/tenants/checks/sources", headers: node.adminHeaders,
+                json: ["name": "main", "kind": "schema", "format": "jsonschema", "document": .string(ValidationFixture.document.jsonString), "provision": true])
+            XCTAssertEqual(made.status, .created, String(buffer: made.body))
+            let warnings = made.json?["warnings"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            XCTAssertTrue(warnings.contains { $0.contains("multipleOf") }, "\(warnings)")
+            XCTAssertFalse(warnings.contains { $0.contains("pattern") }, "\(warnings)")
+            let entity = try XCTUnwrap(made.json?["entities"]?.arrayValue?.first?.stringValue)
+            let headers: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)"]
+            let good = try await client.call(.post, "/t/checks/rest/v1/\(entity)", headers: headers, json: ["id": 1, "name": "ok", "price": 0, "sku": "ABC-1"])
+            XCTAssertEqual(good.status, .created, String(buffer: good.body))
+            for (row, code) in ValidationFixture.refusals + [(["id": 7, "name": "ok", "sku": "abc"], "23514")] {
+                let refused = try await client.call(.post, "/t/checks/rest/v1/\(entity)", headers: headers, json: row)
+                XCTAssertEqual(refused.status, .badRequest, "\(row): \(String(buffer: refused.body))")
+                XCTAssertEqual(refused.code, code, "\(row)")
+            }
+        }
+    }
+
     func testUnsafeOrBrokenDocumentsProvisionNothing() async throws {
         let hosted = try await TestServices.freshDatabase(prefix: "hosted")
         let node = try await TestNode.make(environment: ["MINIBAAS_HOSTED_DATABASE_URL": hosted])
@@ -90,15 +116,21 @@ final class UploadedSourceTests: XCTestCase {
         }
     }
 
-    func testWithoutAHostedDatabaseProvisioningIsAClearError() async throws {
-        let node = try await TestNode.make()
+    /// Without a hosted PostgreSQL, an embedded node hosts the tables in SQLite in its data
+    /// directory (PostgreSQL's provisioning is the cluster default and opt-in for embedded nodes).
+    func testWithoutAHostedDatabaseAnEmbeddedNodeProvisionsIntoSQLite() async throws {
+        let dataDir = try TestServices.temporaryDirectory()
+        let node = try await TestNode.make(environment: ["MINIBAAS_DATA_DIR": dataDir])
         try await node.application().test(.router) { client in
             _ = try await client.createTenant(node, "acme")
             let reply = try await client.call(
                 .post, "/admin/v1/tenants/acme/sources", headers: node.adminHeaders,
                 json: ["name": "main", "kind": "schema", "format": "sql", "document": .string(Self.ddl), "provision": true])
-            XCTAssertEqual(reply.status, .unprocessableContent)
-            XCTAssertEqual(reply.code, "MB322")
+            XCTAssertEqual(reply.status, .created, String(buffer: reply.body))
+            XCTAssertEqual(reply.json?["provisioned"], true)
+            XCTAssertEqual(reply.json?["changeCapture"]?["mode"]?.stringValue, "rest-writes")
+            XCTAssertTrue(String(buffer: reply.body).contains("open_tasks"), "the view that was not hosted is named in the warnings")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dataDir + "/tenants/acme/main.sqlite"))
         }
     }
 

@@ -22,6 +22,11 @@ struct TestNode {
         store given: (any ControlPlaneStore)? = nil, environment: [String: String] = [:],
         directory configure: (inout TenantDirectory.Configuration) -> Void = { _ in }
     ) async throws -> TestNode {
+        var environment = environment
+        if environment["MINIBAAS_DATA_DIR"] == nil {
+            // Never the working directory's ./.minibaas: SQLite-hosted tables land in the data dir.
+            environment["MINIBAAS_DATA_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("testnode-\(UUID().uuidString)").path
+        }
         let configuration = try NodeConfiguration.resolve(host: "127.0.0.1", port: 0, dataDir: nil, environment: environment)
         let store: any ControlPlaneStore
         if let given {
@@ -111,4 +116,30 @@ extension TestNode {
             try await body(node, database, keys, client)
         }
     }
+}
+
+/// A JSON Schema with validation keywords and the rows they refuse (code by row): the same on a
+/// PostgreSQL-hosted and a SQLite-hosted upload.
+enum ValidationFixture {
+    static let document: JSONValue = [
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": [
+            "Item": [
+                "type": "object", "required": ["id", "name"],
+                "properties": [
+                    "id": ["type": "integer"],
+                    "name": ["type": "string", "minLength": 2, "maxLength": 10],
+                    "price": ["type": "number", "minimum": 0, "exclusiveMaximum": 1000],
+                    "sku": ["type": "string", "pattern": "^[A-Z]{3}-[0-9]+$"],
+                    "size": ["type": "string", "enum": ["S", "M", "L"]],
+                    "count": ["type": "integer", "multipleOf": 5],
+                ],
+            ],
+        ],
+    ]
+
+    static let refusals: [(JSONValue, String)] = [
+        (["id": 2, "name": "ok", "price": -1], "23514"), (["id": 3, "name": "ok", "price": 1000], "23514"),
+        (["id": 4, "name": "x"], "23514"), (["id": 5, "name": "far too long"], "22001"), (["id": 6, "name": "ok", "size": "XL"], "22P02"),
+    ]
 }

@@ -128,6 +128,9 @@ public struct Column: Sendable, Codable, Equatable {
     public var updatable: Bool
     public var comment: String?
     public var enumValues: [String]?
+    /// Value rules an uploaded JSON Schema or OpenAPI document states (`minimum`, `maxLength`,
+    /// `pattern`…), which provisioning turns into CHECK constraints.
+    public var checks: ValueChecks?
 
     public init(
         name: String, type: PortableType, nativeType: String, elementType: PortableType? = nil, nullable: Bool = true,
@@ -146,6 +149,21 @@ public struct Column: Sendable, Codable, Equatable {
         self.comment = comment
         self.enumValues = enumValues
     }
+}
+
+/// JSON Schema's validation keywords for one column.
+public struct ValueChecks: Sendable, Codable, Equatable {
+    public var minimum: Double?
+    public var maximum: Double?
+    public var exclusiveMinimum: Double?
+    public var exclusiveMaximum: Double?
+    public var minLength: Int?
+    public var maxLength: Int?
+    public var pattern: String?
+
+    public init() {}
+
+    public var isEmpty: Bool { self == ValueChecks() }
 }
 
 public struct Relation: Sendable, Codable, Equatable {

@@ -1,3 +1,4 @@
+import Foundation
 import Runtime
 
 /// Turns the introspection documents into the schema model, deriving relations from foreign keys:
@@ -139,11 +140,13 @@ struct ModelBuilder {
             element = portableType(
                 category: value["elemcategory"]?.stringValue, typtype: value["elemtyptype"]?.stringValue, typname: value["elemname"]?.stringValue)
         }
-        return Column(
+        var column = Column(
             name: name, type: type, nativeType: native, elementType: element, nullable: !(value["notnull"]?.boolValue ?? false),
             defaultExpression: value["default"]?.stringValue, isIdentity: value["identity"]?.boolValue ?? false,
             isGenerated: value["generated"]?.boolValue ?? false, updatable: value["updatable"]?.boolValue ?? true,
             comment: value["comment"]?.stringValue, enumValues: type == .enumeration ? typname.flatMap { enumValues[$0] } : nil)
+        if let checks = value["checks"] { column.checks = try? JSONDecoder().decode(ValueChecks.self, from: Data(checks.encoded())) }
+        return column
     }
 
     static func operation(_ value: JSONValue) -> Operation? {

@@ -46,8 +46,11 @@ public struct SQLiteFiles: Sendable {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: absolute(relative) + suffix) }
     }
 
-    /// Deletes everything a tenant's sources kept here.
-    public func removeTenant(_ slug: String) {
-        try? FileManager.default.removeItem(atPath: absolute("tenants/\(slug)"))
+    /// Deletes a deleted tenant's directory once its hosted files are gone; files of the tenant's
+    /// own that it registered by path are never deleted, so a directory holding any stays.
+    public func removeTenantDirectory(_ slug: String) {
+        let directory = absolute("tenants/\(slug)")
+        guard let left = try? FileManager.default.contentsOfDirectory(atPath: directory), left.isEmpty else { return }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }

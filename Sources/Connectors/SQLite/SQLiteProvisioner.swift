@@ -99,6 +99,13 @@ public struct SQLiteProvisioner: Sendable {
             checks.append("\(quote(column.name)) IN (\(values.map(SQLiteValueCoder.literal).joined(separator: ", ")))")
         }
         if column.type == .boolean { checks.append("\(quote(column.name)) IN (0, 1)") }
+        if let valueChecks = column.checks {
+            let (condition, unenforced) = valueChecks.condition(for: column.name, dialect: .sqlite)
+            if let condition { checks.append(condition) }
+            for keyword in unenforced {
+                warnings.append("\(entity.name).\(column.name): \(keyword) is not enforced on a SQLite-hosted table (SQLite has no regular expressions)")
+            }
+        }
         if !checks.isEmpty { definition += " CHECK (\(checks.joined(separator: " AND ")))" }
         return definition
     }

@@ -62,8 +62,20 @@ public enum SQLiteValueCoder {
             if text.hasPrefix("\\x"), let bytes = hexBytes(text.dropFirst(2)) { return .blob(ByteBuffer(bytes: bytes)) }
             return .blob(ByteBuffer(string: text))
         case .string, .other:
+            if let limit = characterLimit(column.nativeType), text.count > limit {
+                throw RestError(status: 400, code: "22001", message: "value too long for type \(column.nativeType)")
+            }
             return .text(text)
         }
+    }
+
+    /// `character varying(n)`, `varchar(n)`, `character(n)`: PostgreSQL refuses longer text.
+    static func characterLimit(_ native: String) -> Int? {
+        let lower = native.lowercased()
+        guard lower.hasPrefix("character") || lower.hasPrefix("varchar") || lower.hasPrefix("char"),
+            let open = lower.firstIndex(of: "("), let close = lower.firstIndex(of: ")"), open < close
+        else { return nil }
+        return Int(lower[lower.index(after: open)..<close])
     }
 
     /// A value from a JSON body for `column`, as PostgreSQL's `json_populate_record` reads it:
@@ -90,7 +102,7 @@ public enum SQLiteValueCoder {
         case .boolean:
             if case .bool(let flag) = value { return .integer(flag ? 1 : 0) }
         case .string, .other:
-            return .text(value.stringValue ?? value.jsonString)
+            return try bind(text: value.stringValue ?? value.jsonString, type: column.type, column: column)
         default:
             break
         }

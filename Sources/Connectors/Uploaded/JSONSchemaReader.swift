@@ -158,6 +158,7 @@ struct JSONSchemaReader {
                 name: property, type: type, notNull: (required.contains(property) || property == key.column) && !nullableByType,
                 comment: object["description"]?.stringValue)
             if let value = object["default"], let text = Self.defaultLiteral(value, type: type) { column.defaultExpression = text }
+            column.checks = valueChecks(value, pointer: propertyPointer)
             table.columns.append(column)
         }
         for pending in pendingBackReferences where pending.table == name && !table.columns.contains(where: { $0.name == pending.column }) {
@@ -170,6 +171,34 @@ struct JSONSchemaReader {
     }
 
     private var pendingBackReferences: [(table: String, column: String, type: SQLTypeName)] = []
+
+    /// The validation keywords a column can enforce as CHECK constraints; others are named in
+    /// the warnings (`enum` is an enum type already; `maxLength` alone also sizes `varchar`).
+    private mutating func valueChecks(_ value: JSONValue, pointer: String) -> ValueChecks? {
+        guard let schema = value.objectValue else { return nil }
+        var checks = ValueChecks()
+        checks.minimum = schema["minimum"]?.doubleValue
+        checks.maximum = schema["maximum"]?.doubleValue
+        // Draft 4 (and OpenAPI 3.0) write exclusiveMinimum as a flag on minimum.
+        if case .bool(let exclusive)? = schema["exclusiveMinimum"] {
+            if exclusive { (checks.exclusiveMinimum, checks.minimum) = (checks.minimum, nil) }
+        } else {
+            checks.exclusiveMinimum = schema["exclusiveMinimum"]?.doubleValue
+        }
+        if case .bool(let exclusive)? = schema["exclusiveMaximum"] {
+            if exclusive { (checks.exclusiveMaximum, checks.maximum) = (checks.maximum, nil) }
+        } else {
+            checks.exclusiveMaximum = schema["exclusiveMaximum"]?.doubleValue
+        }
+        checks.minLength = schema["minLength"]?.intValue.map(Int.init)
+        checks.maxLength = schema["maxLength"]?.intValue.map(Int.init)
+        checks.pattern = schema["pattern"]?.stringValue
+        for keyword in ["multipleOf", "format", "minItems", "maxItems", "uniqueItems", "const", "not", "oneOf", "anyOf"] where schema[keyword] != nil {
+            if keyword == "format" { continue }
+            warnings.append("\(pointer)/\(keyword): not enforced by the hosted table")
+        }
+        return checks.isEmpty ? nil : checks
+    }
 
     /// The entity a schema refers to by `$ref` (directly, or as the only item of `allOf`).
     private func referencedEntity(_ schema: JSONObject, pointer: String) throws(Failure) -> String? {

@@ -1,3 +1,4 @@
+import Foundation
 import Runtime
 
 /// What a schema document says, in the shape of the catalog queries' answers, so that every
@@ -12,6 +13,7 @@ struct SchemaDraft {
         var identity = false
         var generated = false
         var comment: String?
+        var checks: ValueChecks?
     }
 
     struct Table {
@@ -71,6 +73,9 @@ struct SchemaDraft {
                     "updatable": .bool(table.kind == "r" ? !column.generated : (table.viewColumnUpdatable[column.name] ?? false)),
                     "comment": column.comment.map(JSONValue.string) ?? .null,
                 ]
+                if let checks = column.checks, let encoded = try? JSONValue.parse(Array((try? JSONEncoder().encode(checks)) ?? Data())) {
+                    object["checks"] = encoded
+                }
                 if let element = column.type.element {
                     object["elemname"] = .string(element.typname)
                     object["elemcategory"] = .string(element.category)

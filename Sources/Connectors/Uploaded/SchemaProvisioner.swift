@@ -81,6 +81,7 @@ public struct SchemaProvisioner: Sendable {
             definition += " DEFAULT \(safe)"
         }
         if !column.nullable { definition += " NOT NULL" }
+        if let condition = column.checks?.condition(for: column.name, dialect: .postgres).sql { definition += " CHECK (\(condition))" }
         return definition
     }
 

@@ -95,7 +95,7 @@ struct SourceAdminAPI {
 
     @Sendable func delete(_ request: Request, context: EdgeContext) async throws -> Response {
         let slug = try await node.existingTenant(context).slug
-        let name = context.parameters.get("source") ?? ""
+        let name = context.name("source") ?? ""
         let audit = AuditEntry(at: Date(), actor: "admin", action: "source.delete", tenant: slug, requestID: context.requestID, detail: ["name": .string(name)])
         let record = try await node.store.sources(slug).first { $0.name == name }
         guard try await node.store.deleteSource(tenant: slug, name: name, audit: audit) else { throw APIError.sourceNotFound(name) }
@@ -106,7 +106,7 @@ struct SourceAdminAPI {
 
     @Sendable func refresh(_ request: Request, context: EdgeContext) async throws -> Response {
         let slug = try await node.existingTenant(context).slug
-        let name = context.parameters.get("source") ?? ""
+        let name = context.name("source") ?? ""
         guard let record = try await node.store.sources(slug).first(where: { $0.name == name }) else { throw APIError.sourceNotFound(name) }
         let model: SchemaModel
         do {
@@ -140,7 +140,7 @@ struct SourceAdminAPI {
     /// schema (see `SourceRegistrar.reupload`).
     @Sendable func reupload(_ request: Request, context: EdgeContext) async throws -> Response {
         let slug = try await node.existingTenant(context).slug
-        let name = context.parameters.get("source") ?? ""
+        let name = context.name("source") ?? ""
         let registrar = self.registrar(for: context)
         let registration: SourceRegistration
         do {

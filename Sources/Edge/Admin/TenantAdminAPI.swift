@@ -84,6 +84,7 @@ struct TenantAdminAPI {
         }
         await node.tenantChanged(slug, deleted: true)
         for record in sources { await node.sourceCatalog.dropProvisioned(record) }
+        node.configuration.sqliteFiles?.removeTenantDirectory(slug)
         return Response(status: .noContent)
     }
 

@@ -14,7 +14,7 @@ extension RestAPI {
     /// the first proxy when the tenant has no database source.
     func proxy(_ context: EdgeContext) -> RestProxySource? {
         guard let sources = context.tenant?.data.sources else { return nil }
-        if let name = context.parameters.get("source") { return sources.restProxy(named: name) }
+        if let name = context.name("source") { return sources.restProxy(named: name) }
         return sources.defaultDatabase == nil ? sources.restProxy(named: nil) : nil
     }
 

@@ -41,7 +41,7 @@ struct RestAPI {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
         let access = tree.data.access(for: caller)
         let sources = tree.data.sources
-        let name = context.parameters.get("source")
+        let name = context.name("source")
         guard let source = name.map({ sources.database(named: $0) }) ?? sources.defaultDatabase else {
             throw APIError.sourceNotFound(name ?? "default")
         }
@@ -63,11 +63,11 @@ struct RestAPI {
 
     @Sendable func table(_ request: Request, context: EdgeContext) async throws -> Response {
         if let proxy = proxy(context) { return try await forward(request, context: context, to: proxy, path: context.parameters.get("entity") ?? "") }
-        if let name = context.parameters.get("source"), let upstream = context.tenant?.data.sources.upstream(named: name) {
-            return try await UpstreamAPI(node: node).collection(request, context: context, upstream: upstream, entity: context.parameters.get("entity") ?? "")
+        if let name = context.name("source"), let upstream = context.tenant?.data.sources.upstream(named: name) {
+            return try await UpstreamAPI(node: node).collection(request, context: context, upstream: upstream, entity: context.name("entity") ?? "")
         }
         let target = try target(context)
-        let entity = context.parameters.get("entity") ?? ""
+        let entity = context.name("entity") ?? ""
         let prefer = Preferences(request.headers[.prefer])
         let items = Self.items(request)
         let query = try Self.rest { try RestQueryParser.parse(items) }
@@ -92,7 +92,7 @@ struct RestAPI {
             return try await forward(request, context: context, to: proxy, path: "rpc/" + (context.parameters.get("function") ?? ""))
         }
         let target = try target(context)
-        let name = context.parameters.get("function") ?? ""
+        let name = context.name("function") ?? ""
         let prefer = Preferences(request.headers[.prefer])
         let names = Set(target.source.model.operations.filter { $0.name == name }.flatMap { $0.arguments.map(\.name) })
         let query = try Self.rest { try RestQueryParser.parse(Self.items(request), argumentNames: request.method == .get ? names : []) }
@@ -125,7 +125,7 @@ struct RestAPI {
 
     @Sendable func openAPIDocument(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
-        let name = context.parameters.get("source") ?? ""
+        let name = context.name("source") ?? ""
         guard let source = tree.data.sources.database(named: name) else { throw APIError.sourceNotFound(name) }
         let document = TenantOpenAPIDocument(tenant: tree.tenant, restURL: node.apiURL(for: tree.slug) + "/sources/\(name)/rest/v1", model: source.model)
         return try await document.response()

@@ -25,7 +25,7 @@ struct UpstreamAPI {
     /// `POST {apiUrl}/graphql/v1 {query, variables?, operationName?}` to a GraphQL upstream.
     @Sendable func graphQL(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
-        let name = context.parameters.get("source")
+        let name = context.name("source")
         guard let upstream = tree.data.sources.graphQL(named: name) else {
             throw APIError.sourceNotFound(name ?? "(no GraphQL source registered)")
         }
@@ -53,7 +53,7 @@ struct UpstreamAPI {
 
     @Sendable func forward(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
-        let name = context.parameters.get("source")
+        let name = context.name("source")
         guard let upstream = tree.data.sources.upstream(named: name) else {
             throw APIError.sourceNotFound(name ?? "(no upstream API registered)")
         }
