@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "minibaas", targets: ["Edge"]),
         .executable(name: "rest-baseline", targets: ["RestBaseline"]),
+        .executable(name: "sqlite-baseline", targets: ["SQLiteBaseline"]),
         .executable(name: "realtime-fanout", targets: ["RealtimeFanout"]),
     ],
     dependencies: [
@@ -117,6 +118,17 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/rest/Baseline",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: the hand-written SQLite service SQLite-hosted tables are measured against
+        // (Benchmarks/sqlite).
+        .executableTarget(
+            name: "SQLiteBaseline",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
+            path: "Benchmarks/sqlite/Baseline",
             swiftSettings: swiftSettings
         ),
         // Benchmark-only: the WebSocket subscribers of Benchmarks/realtime's fan-out measurement.

@@ -118,6 +118,9 @@ def test_the_demo_tenant_answers_the_readme_curl(lite):
     tenant = {"apiUrl": f"{lite.base}/t/demo", "serviceKey": anon}
     status, body = rest(tenant, "POST", "todos", {"title": "sneaky"})
     assert status == 401 and body["code"] == "42501"
+    service = next(line.split("service key:")[1].strip() for line in lite.announced if "service key:" in line)
+    status, body = rest({"apiUrl": f"{lite.base}/t/demo", "serviceKey": service}, "POST", "todos", {"title": "Insert one with the service key"})
+    assert status == 201 and body[0]["id"] == 5 and body[0]["done"] is False
     assert os.path.exists(os.path.join(lite.data_dir, "tenants", "demo", "default.sqlite"))
 
 

@@ -201,8 +201,10 @@ enum Node {
             announce("mini-baas: the demo tenant has no todos table: \(describe(error))")
         }
         announce("mini-baas: created the demo tenant at \(node.apiURL(for: "demo"))")
-        announce("  anon key: \(keys.apiKey(role: "anon", issuedAt: tenant.createdAt))")
-        announce("  try:      curl -H 'apikey: <anon key>' \(node.apiURL(for: "demo"))/rest/v1/todos")
+        announce("  anon key:    \(keys.apiKey(role: "anon", issuedAt: tenant.createdAt))")
+        // Shown once, like the admin token: the demo's writes need it.
+        announce("  service key: \(keys.apiKey(role: "service_role", issuedAt: tenant.createdAt))")
+        announce("  try:         curl -H 'apikey: <anon key>' \(node.apiURL(for: "demo"))/rest/v1/todos")
     }
 
     static func describe(_ error: any Error) -> String {
