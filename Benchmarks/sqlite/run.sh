@@ -37,13 +37,14 @@ DATA="$SERVICES_DIR/node"
 env -u DATABASE_URL -u MINIBAAS_HOSTED_DATABASE_URL MINIBAAS_ADMIN_TOKEN=$ADMIN MINIBAAS_LOG_LEVEL=error \
   "$BIN/minibaas" serve --port "$MB_PORT" --data-dir "$DATA" >"$SERVICES_DIR/node.log" 2>&1 &
 BACKGROUND_PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MB_PORT/healthz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$MB_PORT/healthz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$MB_PORT/healthz" >/dev/null || { cat "$SERVICES_DIR/node.log"; exit 1; }
 
-admin() { curl -sf -X "$1" "http://127.0.0.1:$MB_PORT/admin/v1/$2" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -d "$3"; }
+admin() { curl -sS --fail-with-body -X "$1" "http://127.0.0.1:$MB_PORT/admin/v1/$2" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -d "$3"; }
 LIMITS='"limits":{"requestsPerSecond":1000000,"burst":1000000,"maxConcurrent":256,"maxQueued":4096}'
 KEY=$(admin POST tenants "{\"slug\":\"lite\",\"name\":\"Lite\",$LIMITS}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["serviceKey"])')
-PG_KEY=$(admin POST tenants "{\"slug\":\"pg\",\"name\":\"PG\",$LIMITS}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["serviceKey"])')
-admin POST tenants/pg/sources "{\"name\":\"main\",\"kind\":\"postgres\",\"url\":\"$DB\",\"maxConnections\":10}" >/dev/null
+PG_KEY=$(admin POST tenants "{\"slug\":\"pgdb\",\"name\":\"PG\",$LIMITS}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["serviceKey"])')
+admin POST tenants/pgdb/sources "{\"name\":\"main\",\"kind\":\"postgres\",\"url\":\"$DB\",\"maxConnections\":10}" >/dev/null
 python3 -c 'import json,sys; print(json.dumps({"name":"main","kind":"schema","format":"sql","provision":True,"document":open(sys.argv[1]).read()}))' \
   Benchmarks/sqlite/schema.sql | curl -sf -X POST "http://127.0.0.1:$MB_PORT/admin/v1/tenants/lite/sources" \
   -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -d @- >/dev/null
@@ -68,7 +69,7 @@ BACKGROUND_PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$BASE_PORT/items?id=1" >/dev/null && break; sleep 0.2; done
 # The three answer alike before anything is measured.
 diff <(curl -sf "http://127.0.0.1:$MB_PORT/t/lite/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.77" -H "apikey: $KEY" -H "Authorization: Bearer $KEY") \
-     <(curl -sf "http://127.0.0.1:$MB_PORT/t/pg/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.77" -H "apikey: $PG_KEY" -H "Authorization: Bearer $PG_KEY")
+     <(curl -sf "http://127.0.0.1:$MB_PORT/t/pgdb/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.77" -H "apikey: $PG_KEY" -H "Authorization: Bearer $PG_KEY")
 diff <(curl -sf "http://127.0.0.1:$MB_PORT/t/lite/rest/v1/items?select=id,name,parents(id,name,groups(id,name))&id=eq.77" -H "apikey: $KEY" -H "Authorization: Bearer $KEY") \
      <(curl -sf "http://127.0.0.1:$BASE_PORT/embed?id=77")
 
@@ -92,20 +93,20 @@ MB="http://127.0.0.1:$MB_PORT"
 EMBED="select=id,name,parents(id,name,groups(id,name))&id=eq.%d"
 log "warming up"
 PATH_TEMPLATE="/t/lite/rest/v1/items?id=eq.%d" APIKEY="$KEY" wrk -t1 -c8 -d3s -s Benchmarks/rest/pk.lua "$MB" >/dev/null 2>&1 || true
-PATH_TEMPLATE="/t/pg/rest/v1/items?id=eq.%d" APIKEY="$PG_KEY" wrk -t1 -c8 -d3s -s Benchmarks/rest/pk.lua "$MB" >/dev/null 2>&1 || true
+PATH_TEMPLATE="/t/pgdb/rest/v1/items?id=eq.%d" APIKEY="$PG_KEY" wrk -t1 -c8 -d3s -s Benchmarks/rest/pk.lua "$MB" >/dev/null 2>&1 || true
 
 ROUNDS=${ROUNDS:-3}
 log "measuring ($ROUNDS rounds of $SECONDS_EACH s per case; reads with $CONNECTIONS connections, writes with $WRITERS writers)"
 RESULTS=()
 for round in $(seq "$ROUNDS"); do
   RESULTS+=("$round $(read_case lite-pk "$MB" "/t/lite/rest/v1/items?id=eq.%d" "$KEY")")
-  RESULTS+=("$round $(read_case pg-pk "$MB" "/t/pg/rest/v1/items?id=eq.%d" "$PG_KEY")")
+  RESULTS+=("$round $(read_case pg-pk "$MB" "/t/pgdb/rest/v1/items?id=eq.%d" "$PG_KEY")")
   RESULTS+=("$round $(read_case base-pk "http://127.0.0.1:$BASE_PORT" "/items?id=%d" "")")
   RESULTS+=("$round $(read_case lite-embed "$MB" "/t/lite/rest/v1/items?$EMBED" "$KEY")")
-  RESULTS+=("$round $(read_case pg-embed "$MB" "/t/pg/rest/v1/items?$EMBED" "$PG_KEY")")
+  RESULTS+=("$round $(read_case pg-embed "$MB" "/t/pgdb/rest/v1/items?$EMBED" "$PG_KEY")")
   RESULTS+=("$round $(read_case base-embed "http://127.0.0.1:$BASE_PORT" "/embed?id=%d" "")")
   RESULTS+=("$round $(write_case lite-insert "/t/lite/rest/v1/events" "$KEY")")
-  RESULTS+=("$round $(write_case pg-insert "/t/pg/rest/v1/events" "$PG_KEY")")
+  RESULTS+=("$round $(write_case pg-insert "/t/pgdb/rest/v1/events" "$PG_KEY")")
 done
 log "rows written: $(curl -sf -I "$MB/t/lite/rest/v1/events?select=id" -H "apikey: $KEY" -H "Authorization: Bearer $KEY" -H 'Prefer: count=exact' | tr -d '\r' | awk -F/ 'tolower($0) ~ /content-range/ {print $2}') (SQLite), $(psql "$DB" -qtAc 'select count(*) from events') (PostgreSQL)"
 

@@ -321,3 +321,86 @@ def test_sqlite_sources_by_path_stay_inside_the_data_directory(lite):
     tenant = {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"]}
     status, body = rest(tenant, "GET", "notes")
     assert status == 200 and body == [{"id": 1, "body": "hello", "pinned": True, "at": "2026-01-02T03:04:05+00:00"}]
+
+
+def test_reuploading_migrates_the_sqlite_tables(lite):
+    tenant = lite.tenant()
+    rest(tenant, "POST", "projects", {"name": "kept", "budget": 3})
+    url = f"{lite.base}/admin/v1/tenants/{tenant['slug']}/sources/default"
+    wider = SCHEMA.replace("  due date\n", "  due date,\n  estimate int default 1\n")
+    changed = call("PUT", url, lite.token, {"format": "sql", "document": wider})
+    assert any("estimate" in change for change in changed["changes"]), changed
+    status, body = rest(tenant, "GET", "tasks?select=estimate")
+    assert status == 200
+    # Dropping a column loses data: refused unless allowed, then the table is rebuilt.
+    narrower = wider.replace("  owner_id uuid,\n", "")
+    request = urllib.request.Request(url, method="PUT", data=json.dumps({"format": "sql", "document": narrower}).encode())
+    request.add_header("Authorization", f"Bearer {lite.token}")
+    request.add_header("Content-Type", "application/json")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=15)
+    assert refused.value.code == 409 and json.loads(refused.value.read())["code"] == "MB328"
+    call("PUT", url, lite.token, {"format": "sql", "document": narrower, "allowDestructive": True})
+    status, body = rest(tenant, "GET", "projects?select=name,budget")
+    assert status == 200 and body == [{"name": "kept", "budget": 3}]
+    status, body = rest(tenant, "GET", "projects?select=owner_id")
+    assert status == 400
+    status, body = rest(tenant, "POST", "projects", {"name": "after"})
+    assert status == 201 and body[0]["id"] == 2
+
+
+PRISMA = """
+model Author {
+  id    Int    @id @default(autoincrement())
+  name  String @unique
+  posts Post[]
+}
+model Post {
+  id        Int      @id @default(autoincrement())
+  title     String
+  published Boolean  @default(false)
+  createdAt DateTime @default(now())
+  author    Author   @relation(fields: [authorId], references: [id])
+  authorId  Int
+}
+"""
+
+OPENAPI = """
+openapi: 3.0.3
+info: {title: shop, version: "1"}
+paths: {}
+components:
+  schemas:
+    Product:
+      type: object
+      required: [id, name]
+      properties:
+        id: {type: integer}
+        name: {type: string, maxLength: 20}
+        price: {type: number, minimum: 0}
+        tags: {type: array, items: {type: string}}
+"""
+
+
+@pytest.mark.parametrize("fmt,document,table,row", [
+    ("prisma", PRISMA, "Author", {"name": "Ann"}),
+    ("openapi", OPENAPI, "Product", {"id": 1, "name": "pen", "price": 1.5, "tags": ["x"]}),
+])
+def test_every_upload_format_is_hosted_in_sqlite(lite, fmt, document, table, row):
+    slug = "fmt" + secrets.token_hex(3)
+    created = call("POST", f"{lite.base}/admin/v1/tenants", lite.token, {"slug": slug, "name": "Formats"})
+    source = call("POST", f"{lite.base}/admin/v1/tenants/{slug}/sources", lite.token,
+                  {"name": "default", "kind": "schema", "format": fmt, "document": document, "provision": True})
+    assert source["provisioned"] is True and table in source["entities"], source
+    tenant = {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"]}
+    status, body = rest(tenant, "POST", table, row)
+    assert status == 201, body
+    assert {k: body[0][k] for k in row} == row
+    if fmt == "prisma":
+        status, body = rest(tenant, "POST", "Post", {"title": "hi", "authorId": body[0]["id"]})
+        assert status == 201 and body[0]["published"] is False, body
+        status, body = rest(tenant, "GET", "Author?select=name,Post(title,published)")
+        assert body == [{"name": "Ann", "Post": [{"title": "hi", "published": False}]}], body
+    else:
+        status, body = rest(tenant, "POST", table, {"id": 2, "name": "neg", "price": -1})
+        assert status == 400 and body["code"] == "23514", body
