@@ -132,7 +132,11 @@ public struct SQLiteRenderer: Sendable {
 
     /// How a child row relates to its parent row.
     func join(_ relation: Relation, parent: String, child: String, junctionRule: RowRule? = nil, into query: inout SQLiteQuery) throws(RestError) -> String {
-        guard let junction = relation.junction else { return join(relation, parent: parent, child: child) }
+        guard let junction = relation.junction else {
+            return zip(relation.toColumns, relation.fromColumns)
+                .map { "\(quote(child)).\(quote($0)) = \(quote(parent)).\(quote($1))" }
+                .joined(separator: " AND ")
+        }
         let alias = child + "_j"
         let j = quote(alias)
         let toParent = zip(junction.fromColumns, relation.fromColumns).map { "\(j).\(quote($0)) = \(quote(parent)).\(quote($1))" }
@@ -140,18 +144,6 @@ public struct SQLiteRenderer: Sendable {
         var conditions = toParent + toChild
         if let junctionRule { conditions.append(try rule(junctionRule, alias: alias, into: &query)) }
         return "EXISTS (SELECT 1 FROM \(quote(junction.entity.name)) AS \(j) WHERE \(conditions.joined(separator: " AND ")))"
-    }
-
-    func join(_ relation: Relation, parent: String, child: String) -> String {
-        if let junction = relation.junction {
-            let j = quote(child + "_j")
-            let toParent = zip(junction.fromColumns, relation.fromColumns).map { "\(j).\(quote($0)) = \(quote(parent)).\(quote($1))" }
-            let toChild = zip(junction.toColumns, relation.toColumns).map { "\(j).\(quote($0)) = \(quote(child)).\(quote($1))" }
-            return "EXISTS (SELECT 1 FROM \(quote(junction.entity.name)) AS \(j) WHERE \((toParent + toChild).joined(separator: " AND ")))"
-        }
-        return zip(relation.toColumns, relation.fromColumns)
-            .map { "\(quote(child)).\(quote($0)) = \(quote(parent)).\(quote($1))" }
-            .joined(separator: " AND ")
     }
 
     // MARK: - Fields
@@ -276,12 +268,7 @@ public struct SQLiteRenderer: Sendable {
             return type == .json ? "json(\(placeholder))" : placeholder
         }
         switch op {
-        case .eq: return "\(lhs) = \(try operand(value))"
-        case .neq: return "\(lhs) <> \(try operand(value))"
-        case .gt: return "\(lhs) > \(try operand(value))"
-        case .gte: return "\(lhs) >= \(try operand(value))"
-        case .lt: return "\(lhs) < \(try operand(value))"
-        case .lte: return "\(lhs) <= \(try operand(value))"
+        case .eq, .neq, .gt, .gte, .lt, .lte: return "\(lhs) \(SQLRenderer.comparison(op)) \(try operand(value))"
         case .isdistinct: return "\(lhs) IS NOT \(try operand(value))"
         case .like:
             return "\(textForm) GLOB \(query.bind(.text(Self.glob(fromLike: SQLRenderer.likePattern(value)))))"
@@ -367,7 +354,7 @@ public struct SQLiteRenderer: Sendable {
             return "NOT (\(try self.rule(inner, alias: alias, into: &query)))"
         case .related(let relation, let target, let inner):
             let child = query.alias("p")
-            let joined = join(relation, parent: alias, child: child)
+            let joined = try join(relation, parent: alias, child: child, into: &query)
             let condition = try self.rule(inner, alias: child, into: &query)
             return "EXISTS (SELECT 1 FROM \(quote(target.name)) AS \(quote(child)) WHERE \(joined) AND \(condition))"
         case .compare(let column, let op, let value):
