@@ -10,12 +10,16 @@ final class NodeLifecycleTests: XCTestCase {
         let dataDir = try TestServices.temporaryDirectory() + "/data"
         let first = try await NodeProcess.serve(dataDir: dataDir)
         let token = try XCTUnwrap(first.matches(#"mbadm_[A-Za-z0-9_-]+"#), first.output)
-        let demoKey = try XCTUnwrap(first.matches(#"anon key: [A-Za-z0-9_.-]+"#)).replacingOccurrences(of: "anon key: ", with: "")
+        let demoKey = try XCTUnwrap(first.matches(#"anon key: +[A-Za-z0-9_.-]+"#), first.output)
+            .replacingOccurrences(of: #"anon key: +"#, with: "", options: .regularExpression)
         let admin: HTTPFields = [.authorization: "Bearer \(token)"]
 
         let (demoStatus, demoDoc) = try await first.call(.get, "/t/demo/rest/v1/", headers: [.apikey: demoKey])
         XCTAssertEqual(demoStatus, .ok)
         XCTAssertEqual(demoDoc?["openapi"], "3.0.3")
+        let (todosStatus, todos) = try await first.call(.get, "/t/demo/rest/v1/todos?select=title&order=id", headers: [.apikey: demoKey])
+        XCTAssertEqual(todosStatus, .ok, "the README's first curl answers rows with no services running")
+        XCTAssertEqual(todos?.arrayValue?.first?["title"]?.stringValue, "Read the README")
         let (created, tenant) = try await first.call(.post, "/admin/v1/tenants", headers: admin, json: ["slug": "acme", "name": "Acme"])
         XCTAssertEqual(created, .created)
         let serviceKey = try XCTUnwrap(tenant?["serviceKey"]?.stringValue)
