@@ -69,6 +69,13 @@ final class RestQueryParserTests: XCTestCase {
         guard case .and(_, true)? = query.conditions[["books"]]?.first else { return XCTFail("embedded not.and") }
     }
 
+    func testParenthesesInsideQuotedValuesAreText() throws {
+        // PostgREST reads `"a(b"` as one value: a parenthesis inside quotes must not open a group.
+        let query = try parse([("or", #"(name.eq."a(b",name.eq."c)d",name.in.("x(","y"))"#)])
+        guard case .or(let children, false)? = query.conditions[[]]?.first else { return XCTFail("\(query.conditions)") }
+        XCTAssertEqual(children.count, 3)
+    }
+
     func testOrderLimitOffsetAndLists() throws {
         let query = try parse([("order", "price.desc.nullslast,id"), ("limit", "5"), ("books.limit", "2"), ("offset", "10"), ("on_conflict", "a,b"), ("columns", "x,y")])
         XCTAssertEqual(query.order[[]], [

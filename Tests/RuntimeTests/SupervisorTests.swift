@@ -207,4 +207,30 @@ final class SupervisorTests: XCTestCase {
         let entries = await journal.entries
         XCTAssertEqual(entries, ["first", "third"])
     }
+
+    func testLimiterWaitsWithinADeadlineAndLeavesTheQueueWhenItPasses() async throws {
+        let limiter = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: 10)
+        try await limiter.acquire(within: .milliseconds(10))
+        do {
+            try await limiter.acquire(within: .milliseconds(30))
+            XCTFail("the slot is held: the wait must time out")
+        } catch let error as TimeoutError {
+            XCTAssertEqual(error.after, .milliseconds(30))
+        }
+        XCTAssertEqual(limiter.queuedCount, 0, "a timed-out waiter leaves the queue")
+        let waiter = Task { try await limiter.acquire(within: .seconds(5)) }
+        try await Task.sleep(for: .milliseconds(20))
+        limiter.release()
+        try await waiter.value
+        XCTAssertEqual(limiter.activeCount, 1, "the slot passed to the waiter")
+        limiter.release()
+        let full = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: 0)
+        try await full.acquire(within: .seconds(1))
+        do {
+            try await full.acquire(within: .seconds(1))
+            XCTFail("no room to queue")
+        } catch let refusal as ConcurrencyLimiter.Refusal {
+            XCTAssertEqual(refusal, .queueFull)
+        }
+    }
 }

@@ -99,13 +99,7 @@ public final class PostgresSource: Sendable {
     /// Waits for one of the source's `maxConnections` slots, at most the acquisition timeout;
     /// the caller releases it.
     private func admitted() async throws {
-        do {
-            if !gate.tryAcquire() {
-                try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
-            }
-        } catch is TimeoutError {
-            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free connection", hint: "retry shortly")
-        }
+        try await gate.admit(source: name, waitingFor: "connection", within: settings.acquireTimeout)
     }
 
     /// The planner's estimate of the rows a statement (an `EXPLAIN (FORMAT JSON)`) would touch.

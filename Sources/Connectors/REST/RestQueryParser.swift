@@ -232,11 +232,11 @@ public struct RestQueryParser: Sendable {
             case "\"":
                 quoted.toggle()
                 current.append(character)
-            case "(", "{" where !quoted:
+            case "(" where !quoted, "{" where !quoted:
                 depth += 1
                 guard depth <= 64 else { throw .parse("nesting too deep") }
                 current.append(character)
-            case ")", "}" where !quoted:
+            case ")" where !quoted, "}" where !quoted:
                 depth -= 1
                 guard depth >= 0 else { throw .parse("unbalanced parentheses") }
                 current.append(character)

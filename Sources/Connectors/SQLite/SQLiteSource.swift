@@ -113,7 +113,7 @@ public final class SQLiteSource: Sendable {
     // MARK: - Connections
 
     private func reading<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
-        try await admitted(readGate, what: "reader")
+        try await readGate.admit(source: name, waitingFor: "reader", within: settings.acquireTimeout)
         defer { readGate.release() }
         let connection = try await opened { try await connections.takeReader() }
         do {
@@ -127,24 +127,12 @@ public final class SQLiteSource: Sendable {
     }
 
     private func writing<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
-        try await admitted(writeGate, what: "place in its write queue")
+        try await writeGate.admit(source: name, waitingFor: "place in its write queue", within: settings.acquireTimeout)
         defer { writeGate.release() }
         let connection = try await opened { try await connections.writer() }
         // A write runs to its COMMIT or ROLLBACK even when its request goes away: cut short, it
         // would leave the writer inside an open transaction.
         return try await Task { try await mapped { try await body(connection) } }.value
-    }
-
-    private func admitted(_ gate: ConcurrencyLimiter, what: String) async throws {
-        do {
-            if !gate.tryAcquire() {
-                try await withTimeout(settings.acquireTimeout) { [gate] in try await gate.acquire() }
-            }
-        } catch is TimeoutError {
-            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free \(what)", hint: "retry shortly")
-        } catch is ConcurrencyLimiter.Refusal {
-            throw RestError(status: 503, code: "MB600", message: "source '\(name)' has no free \(what)", hint: "retry shortly")
-        }
     }
 
     private func opened(_ body: () async throws -> SQLiteConnection) async throws -> SQLiteConnection {
@@ -166,12 +154,14 @@ public final class SQLiteSource: Sendable {
 }
 
 /// A source's open connections: one writer, up to `readers` readers, opened on demand with the
-/// pragmas every one needs.
-actor SQLiteConnections {
+/// pragmas every one needs. A lock, not an actor: taking and returning an idle reader is on
+/// every read and must not cost two hops of the request's task.
+final class SQLiteConnections: @unchecked Sendable {
     let path: String
     let readers: Int
     let busyTimeoutMs: Int
     let logger: Logger
+    private let lock = Lock()
     private var writerConnection: SQLiteConnection?
     private var idleReaders: [SQLiteConnection] = []
     private var openReaders = 0
@@ -185,44 +175,56 @@ actor SQLiteConnections {
     }
 
     func writer() async throws -> SQLiteConnection {
-        if let writerConnection { return writerConnection }
+        if let existing = lock.withLock({ writerConnection }) { return existing }
         let connection = try await open(writer: true)
-        if let raced = writerConnection {
+        let raced = lock.withLock { () -> SQLiteConnection? in
+            if let writerConnection { return writerConnection }
+            writerConnection = connection
+            return nil
+        }
+        if let raced {
             try? await connection.close()
             return raced
         }
-        writerConnection = connection
         return connection
     }
 
     func takeReader() async throws -> SQLiteConnection {
-        if let idle = idleReaders.popLast() { return idle }
-        // The writer makes the file (and its WAL mode) before any reader opens it.
-        _ = try await writer()
-        openReaders += 1
+        let idle = lock.withLock { () -> SQLiteConnection? in
+            if let idle = idleReaders.popLast() { return idle }
+            openReaders += 1
+            return nil
+        }
+        if let idle { return idle }
         do {
+            // The writer makes the file (and its WAL mode) before any reader opens it.
+            _ = try await writer()
             return try await open(writer: false)
         } catch {
-            openReaders -= 1
+            lock.withLock { openReaders -= 1 }
             throw error
         }
     }
 
     func returnReader(_ connection: SQLiteConnection) async {
-        if closed || connection.isClosed {
-            try? await connection.close()
-            openReaders -= 1
-            return
+        let kept = lock.withLock { () -> Bool in
+            if closed || connection.isClosed {
+                openReaders -= 1
+                return false
+            }
+            idleReaders.append(connection)
+            return true
         }
-        idleReaders.append(connection)
+        if !kept { try? await connection.close() }
     }
 
     func closeAll() async {
-        closed = true
-        for reader in idleReaders { try? await reader.close() }
-        idleReaders = []
-        if let writerConnection { try? await writerConnection.close() }
-        writerConnection = nil
+        let open = lock.withLock { () -> [SQLiteConnection] in
+            closed = true
+            defer { idleReaders = []; writerConnection = nil }
+            return idleReaders + (writerConnection.map { [$0] } ?? [])
+        }
+        for connection in open { try? await connection.close() }
     }
 
     private func open(writer: Bool) async throws -> SQLiteConnection {

@@ -1,3 +1,6 @@
+import NIOCore
+import NIOPosix
+
 /// At most `maxConcurrent` requests run at once; up to `maxQueued` more wait in FIFO order; beyond
 /// that a request is refused at once rather than piling up. A waiter whose task is cancelled (for
 /// example by its deadline) leaves the queue.
@@ -57,28 +60,35 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         case .now: return
         case .refused: throw Refusal.queueFull
         case .queued(let id):
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let resumeNow = lock.withLock { () -> Bool? in
-                        if Task.isCancelled { return false }
-                        // A slot may have opened between the first check and here.
-                        if active < maxConcurrent { active += 1; return true }
-                        waiters.append((id, continuation))
-                        return nil
-                    }
-                    switch resumeNow {
-                    case true?: continuation.resume()
-                    case false?: continuation.resume(throwing: CancellationError())
-                    case nil: break
-                    }
-                }
-            } onCancel: {
-                let continuation = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
-                    guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                    return waiters.remove(at: index).continuation
-                }
-                continuation?.resume(throwing: CancellationError())
+            try await waitInQueue(id: id)
+        }
+    }
+
+    /// Waits for a slot at most `limit`, then throws `TimeoutError`. A free slot is taken at once;
+    /// a waiter costs one event-loop timer that takes it out of the queue, not a task of its own —
+    /// this is on every database read that finds the pool busy.
+    public func acquire(within limit: Duration) async throws {
+        if tryAcquire() { return }
+        let (seconds, attoseconds) = limit.components
+        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let expired = Flag()
+        let id = lock.withLock { () -> UInt64 in nextID += 1; return nextID }
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanoseconds)) { [self] in
+            let continuation = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
+                // Set under the limiter's lock, so a waiter not yet queued sees it and never queues.
+                expired.set()
+                guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return waiters.remove(at: index).continuation
             }
+            continuation?.resume(throwing: TimeoutError(after: limit))
+        }
+        defer { timer.cancel() }
+        do {
+            try await waitInQueue(id: id, expired: expired)
+        } catch is TimeoutError {
+            throw TimeoutError(after: limit)
+        } catch is CancellationError where expired.isSet {
+            throw TimeoutError(after: limit)
         }
     }
 
@@ -87,6 +97,31 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         try await acquire()
         defer { release() }
         return try await body()
+    }
+
+    /// Queues the caller under `id` until `release()` hands it a slot; leaves the queue when
+    /// its task is cancelled.
+    private func waitInQueue(id: UInt64, expired: Flag? = nil) async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resumeNow = lock.withLock { () -> Result<Void, any Error>? in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if let expired, expired.isSet { return .failure(TimeoutError(after: .zero)) }
+                    // A slot may have opened between the first check and here.
+                    if active < maxConcurrent { active += 1; return .success(()) }
+                    guard waiters.count < maxQueued else { return .failure(Refusal.queueFull) }
+                    waiters.append((id, continuation))
+                    return nil
+                }
+                if let resumeNow { continuation.resume(with: resumeNow) }
+            }
+        } onCancel: {
+            let continuation = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
+                guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return waiters.remove(at: index).continuation
+            }
+            continuation?.resume(throwing: CancellationError())
+        }
     }
 
     public func release() {
