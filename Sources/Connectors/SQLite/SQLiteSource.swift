@@ -14,7 +14,10 @@ import Tenancy
 /// error on this source's requests only, and close when the tenant's tree stops the source.
 public final class SQLiteSource: Sendable {
     public struct Settings: Sendable {
-        public var readers = 4
+        /// Readers are cheap (lazily opened, a page cache each) and a read waits mostly on hops
+        /// between the event loop and the blocking pool: with 4 the pool idled and the node
+        /// answered 9.5k primary-key reads a second, with 16 13.5k, with 32 no more (2 cores).
+        public var readers = 16
         /// Writes waiting for the writer beyond this are refused (503) instead of queueing forever.
         public var maxQueuedWrites = 512
         public var busyTimeoutMs = 5_000
