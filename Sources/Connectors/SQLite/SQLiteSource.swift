@@ -44,7 +44,7 @@ public final class SQLiteSource: Sendable {
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
-        self.connections = SQLiteConnections(path: path, readers: settings.readers, busyTimeoutMs: settings.busyTimeoutMs, logger: logger)
+        self.connections = SQLiteConnections(path: path, busyTimeoutMs: settings.busyTimeoutMs, logger: logger)
         self.writeGate = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: settings.maxQueuedWrites)
         self.readGate = ConcurrencyLimiter(maxConcurrent: settings.readers, maxQueued: 10_000)
     }
@@ -156,23 +156,20 @@ public final class SQLiteSource: Sendable {
     }
 }
 
-/// A source's open connections: one writer, up to `readers` readers, opened on demand with the
-/// pragmas every one needs. A lock, not an actor: taking and returning an idle reader is on
+/// A source's open connections: one writer and the readers the source's read gate lets in,
+/// opened on demand with the pragmas every one needs. A lock, not an actor: taking and returning an idle reader is on
 /// every read and must not cost two hops of the request's task.
 final class SQLiteConnections: @unchecked Sendable {
     let path: String
-    let readers: Int
     let busyTimeoutMs: Int
     let logger: Logger
     private let lock = Lock()
     private var writerConnection: SQLiteConnection?
     private var idleReaders: [SQLiteConnection] = []
-    private var openReaders = 0
     private var closed = false
 
-    init(path: String, readers: Int, busyTimeoutMs: Int, logger: Logger) {
+    init(path: String, busyTimeoutMs: Int, logger: Logger) {
         self.path = path
-        self.readers = readers
         self.busyTimeoutMs = busyTimeoutMs
         self.logger = logger
     }
@@ -193,28 +190,15 @@ final class SQLiteConnections: @unchecked Sendable {
     }
 
     func takeReader() async throws -> SQLiteConnection {
-        let idle = lock.withLock { () -> SQLiteConnection? in
-            if let idle = idleReaders.popLast() { return idle }
-            openReaders += 1
-            return nil
-        }
-        if let idle { return idle }
-        do {
-            // The writer makes the file (and its WAL mode) before any reader opens it.
-            _ = try await writer()
-            return try await open(writer: false)
-        } catch {
-            lock.withLock { openReaders -= 1 }
-            throw error
-        }
+        if let idle = lock.withLock({ idleReaders.popLast() }) { return idle }
+        // The writer makes the file (and its WAL mode) before any reader opens it.
+        _ = try await writer()
+        return try await open(writer: false)
     }
 
     func returnReader(_ connection: SQLiteConnection) async {
         let kept = lock.withLock { () -> Bool in
-            if closed || connection.isClosed {
-                openReaders -= 1
-                return false
-            }
+            guard !closed, !connection.isClosed else { return false }
             idleReaders.append(connection)
             return true
         }

@@ -6,9 +6,7 @@ extension ConcurrencyLimiter {
     func admit(source: String, waitingFor what: String, within limit: Duration) async throws {
         do {
             try await acquire(within: limit)
-        } catch is TimeoutError {
-            throw RestError(status: 503, code: "MB600", message: "source '\(source)' has no free \(what)", hint: "retry shortly")
-        } catch is ConcurrencyLimiter.Refusal {
+        } catch is TimeoutError, is ConcurrencyLimiter.Refusal {
             throw RestError(status: 503, code: "MB600", message: "source '\(source)' has no free \(what)", hint: "retry shortly")
         }
     }

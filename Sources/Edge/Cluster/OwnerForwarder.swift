@@ -129,10 +129,9 @@ struct OwnerForwarder: Sendable {
         if let authority = request.head.authority { outbound.headers.replaceOrAdd(name: "x-forwarded-host", value: authority) }
         if let body { outbound.body = .bytes(body) }
 
-        let (seconds, attoseconds) = timeout.components
         let response: HTTPClientResponse
         do {
-            response = try await Self.client.execute(outbound, timeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+            response = try await Self.client.execute(outbound, timeout: TimeAmount(timeout))
         } catch {
             if let error = error as? HTTPClientError, error == .getConnectionFromPoolTimeout { throw .busy }
             if Self.isConnectFailure(error) { throw .unreachable(error) }

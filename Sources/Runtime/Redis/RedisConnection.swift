@@ -76,7 +76,7 @@ public final class RedisConnection: Sendable {
             handler.enqueue(promises)
             channel.writeAndFlush(buffer, promise: nil)
         }
-        let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+        let timer = loop.scheduleTask(in: TimeAmount(timeout)) {
             for promise in promises { promise.fail(RedisError.timedOut) }
         }
         defer { timer.cancel() }

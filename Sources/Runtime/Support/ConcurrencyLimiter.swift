@@ -69,24 +69,16 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     /// this is on every database read that finds the pool busy.
     public func acquire(within limit: Duration) async throws {
         if tryAcquire() { return }
-        let (seconds, attoseconds) = limit.components
-        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
         let expired = Flag()
         let id = lock.withLock { () -> UInt64 in nextID += 1; return nextID }
-        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanoseconds)) { [self] in
-            let continuation = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
-                // Set under the limiter's lock, so a waiter not yet queued sees it and never queues.
-                expired.set()
-                guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return waiters.remove(at: index).continuation
-            }
-            continuation?.resume(throwing: TimeoutError(after: limit))
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(limit)) { [self] in
+            // Set under the limiter's lock, so a waiter not yet queued sees it and never queues.
+            lock.withLock { expired.set() }
+            dequeue(id)?.resume(throwing: CancellationError())
         }
         defer { timer.cancel() }
         do {
             try await waitInQueue(id: id, expired: expired)
-        } catch is TimeoutError {
-            throw TimeoutError(after: limit)
         } catch is CancellationError where expired.isSet {
             throw TimeoutError(after: limit)
         }
@@ -99,14 +91,14 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         return try await body()
     }
 
-    /// Queues the caller under `id` until `release()` hands it a slot; leaves the queue when
-    /// its task is cancelled.
+    /// Queues the caller under `id` until `release()` hands it a slot; leaves the queue with
+    /// `CancellationError` when its task is cancelled or `expired` is set.
     private func waitInQueue(id: UInt64, expired: Flag? = nil) async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow = lock.withLock { () -> Result<Void, any Error>? in
                     if Task.isCancelled { return .failure(CancellationError()) }
-                    if let expired, expired.isSet { return .failure(TimeoutError(after: .zero)) }
+                    if let expired, expired.isSet { return .failure(CancellationError()) }
                     // A slot may have opened between the first check and here.
                     if active < maxConcurrent { active += 1; return .success(()) }
                     guard waiters.count < maxQueued else { return .failure(Refusal.queueFull) }
@@ -116,11 +108,15 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
                 if let resumeNow { continuation.resume(with: resumeNow) }
             }
         } onCancel: {
-            let continuation = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
-                guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return waiters.remove(at: index).continuation
-            }
-            continuation?.resume(throwing: CancellationError())
+            dequeue(id)?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Takes waiter `id` out of the queue, if it is still there, to be resumed by the caller.
+    private func dequeue(_ id: UInt64) -> CheckedContinuation<Void, any Error>? {
+        lock.withLock {
+            guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return waiters.remove(at: index).continuation
         }
     }
 

@@ -12,9 +12,7 @@ public struct TimeoutError: Error, CustomStringConvertible {
 public func withTimeout<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let task = Task { try await body() }
     let expired = Flag()
-    let (seconds, attoseconds) = deadline.components
-    let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanoseconds)) {
+    let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(deadline)) {
         expired.set()
         task.cancel()
     }
