@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
     ],
     targets: [
         // libxcrypt's bcrypt, for end-user passwords.
@@ -81,12 +82,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Object storage: names, blob stores (local disk, S3), quotas, signed URLs and the
+        // transport-free operations the Supabase, S3 and TUS surfaces share.
+        .target(
+            name: "Storage",
+            dependencies: [
+                "Runtime", "Tenancy", "Connectors",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Each tenant's supervised tree and its typed subsystems (data, cache, realtime, and the
         // slots later features fill: jobs, storage, functions, search).
         .target(
             name: "TenantRuntime",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors",
+                "Runtime", "Tenancy", "Connectors", "Storage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -96,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "Edge",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "TenantRuntime",
+                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -159,6 +175,7 @@ let package = Package(
             dependencies: ["Connectors", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "SQLiteNIO", package: "sqlite-nio")],
             swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorsIntegrationTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

@@ -1,5 +1,6 @@
 import Connectors
 import Foundation
+import Storage
 import Hummingbird
 import Runtime
 import Tenancy
@@ -28,7 +29,7 @@ struct PolicyAdminAPI {
         let policies: [Policy]
         do {
             policies = try PolicyParser.parse(document: document)
-            try PolicyValidator.validate(policies, models: try await node.store.sources(slug).map(SourceCatalog.model(of:)))
+            try PolicyValidator.validate(policies, models: try await node.store.sources(slug).map(SourceCatalog.model(of:)) + [StorageEntities.model])
         } catch let error as PolicyError {
             throw APIError(status: .badRequest, code: "MB106", message: "invalid policy: \(error.message)", details: error.path)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Hummingbird
 import Runtime
 import Tenancy
@@ -15,6 +16,7 @@ struct TenantAdminAPI {
         group.delete("tenants/:slug", use: delete)
         group.post("tenants/:slug/restart", use: restart)
         group.get("tenants/:slug/audit", use: tenantAudit)
+        group.get("tenants/:slug/storage", use: storageUsage)
         group.get("audit", use: audit)
     }
 
@@ -85,7 +87,22 @@ struct TenantAdminAPI {
         await node.tenantChanged(slug, deleted: true)
         for record in sources { await node.sourceCatalog.dropProvisioned(record) }
         node.configuration.sqliteFiles?.removeTenantDirectory(slug)
+        // The rows went with the tenant; its objects' bytes go now.
+        await node.blobs?.deleteAll(tenant: slug)
         return Response(status: .noContent)
+    }
+
+    /// `GET /admin/v1/tenants/{slug}/storage`: what the tenant stores against its limits.
+    @Sendable func storageUsage(_ request: Request, context: EdgeContext) async throws -> Response {
+        let tenant = try await node.existingTenant(context)
+        let usage = try await node.store.storageUsage(tenant: tenant.slug)
+        let limits = tenant.limits.storage
+        return try jsonResponse([
+            "usage": ["bytes": .integer(Int64(usage.bytes)), "objects": .integer(Int64(usage.objects)), "buckets": .integer(Int64(usage.buckets))],
+            "limits": ["maxBytes": .integer(Int64(limits.maxBytes)), "maxObjectBytes": .integer(Int64(limits.maxObjectBytes)),
+                       "maxBuckets": .integer(Int64(limits.maxBuckets))],
+            "settings": ["backend": .string(node.blobs?.summary ?? "off (MB906: no shared storage directory)")],
+        ])
     }
 
     @Sendable func restart(_ request: Request, context: EdgeContext) async throws -> Response {
@@ -156,7 +173,7 @@ struct TenantAdminAPI {
         return trimmed
     }
 
-    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime"]
+    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime", "storage"]
 
     /// Applies the given fields onto `base`; every field is checked for type and range.
     static func limits(from object: JSONObject?, base: TenantLimits) throws -> TenantLimits {
@@ -172,6 +189,13 @@ struct TenantAdminAPI {
         if let value = object["realtime"] {
             guard case .object(let realtime) = value else { throw APIError.invalidField("limits.realtime", "expected an object") }
             limits.realtime = try realtimeLimits(realtime, base: limits.realtime)
+        }
+        if let value = object["storage"] {
+            guard case .object(let storage) = value else { throw APIError.invalidField("limits.storage", "expected an object") }
+            let fields = try LimitFields(storage, path: "limits.storage", allowed: ["maxBytes", "maxObjectBytes", "maxBuckets"])
+            if let value = try fields.integer("maxBytes") { limits.storage.maxBytes = value }
+            if let value = try fields.integer("maxObjectBytes") { limits.storage.maxObjectBytes = value }
+            if let value = try fields.integer("maxBuckets") { limits.storage.maxBuckets = value }
         }
         let problems = limits.problems()
         if !problems.isEmpty { throw APIError.invalidField("limits", problems.joined(separator: "; ")) }
@@ -230,6 +254,10 @@ struct TenantAdminAPI {
                 "joinsPerSecond": .number(limits.realtime.joinsPerSecond), "eventsPerSecond": .number(limits.realtime.eventsPerSecond),
                 "maxPayloadBytes": .integer(Int64(limits.realtime.maxPayloadBytes)),
                 "outboundQueue": .integer(Int64(limits.realtime.outboundQueue)),
+            ],
+            "storage": [
+                "maxBytes": .integer(Int64(limits.storage.maxBytes)), "maxObjectBytes": .integer(Int64(limits.storage.maxObjectBytes)),
+                "maxBuckets": .integer(Int64(limits.storage.maxBuckets)),
             ],
             "requestsPerSecond": .number(limits.requestsPerSecond), "burst": .integer(Int64(limits.burst)),
             "maxConcurrent": .integer(Int64(limits.maxConcurrent)), "maxQueued": .integer(Int64(limits.maxQueued)),

@@ -10,6 +10,9 @@ struct EdgeContext: RequestContext {
     var requestID: String = ""
     var tenant: TenantTree?
     var caller: Caller?
+    /// Whether the request carried an `apikey` or `Authorization` (storage serves some routes
+    /// without keys).
+    var presentedKey = false
     /// The peer's IP address, for per-address throttles; "unknown" when the channel has none.
     let remoteAddress: String
 

@@ -17,6 +17,12 @@ struct TenantGateMiddleware: RouterMiddleware {
     /// False only for the few routes a browser reaches without keys (e-mail links, OIDC
     /// redirects); their callers are `anon` and the handlers check what they need themselves.
     var requiresAPIKey = true
+    /// Storage: objects of public buckets and signed URLs are fetched without keys; a request
+    /// that presents keys is still authenticated by them.
+    var apiKeyOptional = false
+    /// Storage: the handler streams the body itself (no collection, no size cap here, no
+    /// deadline; the transfer's idle timeout bounds it).
+    var streamsBody = false
 
     func handle(_ request: Request, context: EdgeContext, next: (Request, EdgeContext) async throws -> Response) async throws -> Response {
         let slug = context.parameters.get("slug") ?? ""
@@ -39,16 +45,17 @@ struct TenantGateMiddleware: RouterMiddleware {
 
         var context = context
         context.tenant = tree
-        context.caller = requiresAPIKey
-            ? try TenantAdmission.caller(
-                tree, apiKey: request.headers[.apikey] ?? request.uri.queryParameters.get("apikey"),
-                authorization: request.headers[.authorization])
+        let apiKey = request.headers[.apikey] ?? request.uri.queryParameters.get("apikey")
+        let keyless = apiKey == nil && request.headers[.authorization] == nil
+        context.caller = requiresAPIKey && !(apiKeyOptional && keyless)
+            ? try TenantAdmission.caller(tree, apiKey: apiKey, authorization: request.headers[.authorization])
             : Caller(role: "anon", claims: [:])
+        context.presentedKey = !keyless
         context.logger[metadataKey: "tenant"] = .string(slug)
         context.logger[metadataKey: "role"] = .string(context.caller?.role ?? "")
 
         let maxBody = tenant.limits.maxBodyBytes
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBody {
+        if !streamsBody, let length = request.headers[.contentLength].flatMap(Int.init), length > maxBody {
             throw APIError.bodyTooLarge(limit: maxBody)
         }
         let admitted = context
@@ -58,10 +65,10 @@ struct TenantGateMiddleware: RouterMiddleware {
         do {
             return try await withoutActuallyEscaping(next) { next in
             nonisolated(unsafe) let next = next
-            return try await tree.gate.run {
+            return try await tree.gate.run(withDeadline: !streamsBody) { [streamsBody] in
                 var request = placed
                 // Collected inside the gate so that slow uploads count against the deadline.
-                if request.method != .get && request.method != .head {
+                if !streamsBody && request.method != .get && request.method != .head {
                     do {
                         _ = try await request.collectBody(upTo: maxBody)
                     } catch {

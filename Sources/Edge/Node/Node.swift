@@ -6,6 +6,7 @@ import HummingbirdWebSocket
 import Logging
 import PostgresNIO
 import Runtime
+import Storage
 import ServiceLifecycle
 import Tenancy
 import TenantRuntime
@@ -63,9 +64,11 @@ enum Node {
 
         let lifecycle = NodeLifecycle()
         let cluster = try makeCoordinator(configuration, logger: logger)
+        var directoryConfiguration = TenantDirectory.Configuration()
+        directoryConfiguration.blobs = try await openBlobStore(configuration, store: store, logger: logger)
         let node = await NodeServices.assemble(
             configuration: configuration, store: store, secretBox: secretBox, masterKey: masterKey, adminToken: adminToken,
-            cluster: cluster, lifecycle: lifecycle, logger: logger)
+            cluster: cluster, lifecycle: lifecycle, directory: directoryConfiguration, logger: logger)
         let directory = node.directory
 
         if firstRun && configuration.mode == .embedded {
@@ -190,6 +193,26 @@ enum Node {
         announce("mini-baas: generated the admin token; it is shown only this once and stored only as a hash:")
         announce("  MINIBAAS_ADMIN_TOKEN=\(token)")
         return (digest, true)
+    }
+
+    /// The node's blob store for object storage: the storage directory, swept of what a crash
+    /// left behind (temporary files, blobs no row points at). A cluster node uses it only when
+    /// told every node sees the same directory; otherwise its storage routes answer MB906.
+    private static func openBlobStore(_ configuration: NodeConfiguration, store: any ControlPlaneStore, logger: Logger) async throws -> (any BlobStore)? {
+        if configuration.mode == .cluster && !configuration.storageShared {
+            logger.warning(
+                "object storage is off on this cluster node (MB906): set MINIBAAS_STORAGE_DIR to a directory every node shares and MINIBAAS_STORAGE_SHARED=1")
+            return nil
+        }
+        let blobs: LocalBlobStore
+        do {
+            blobs = try LocalBlobStore(root: configuration.storageDirectory, io: PosixFileIO())
+        } catch {
+            throw StartupError(description: "MB907: the storage directory \(configuration.storageDirectory) cannot be used: \(error)")
+        }
+        let removed = try await blobs.sweep(keeping: try await store.allBlobKeys(), olderThan: .seconds(3600))
+        if removed > 0 { logger.notice("storage sweep removed files no object points at", metadata: ["files": .stringConvertible(removed)]) }
+        return blobs
     }
 
     private static func createDemoTenant(_ node: NodeServices, announce: (String) -> Void) async throws {

@@ -35,6 +35,14 @@ struct NodeConfiguration: Sendable {
     /// How long a REST read is answered from the cache (both tiers) when nothing invalidated it:
     /// the bound on how stale a write made behind mini-baas's back can be seen. 0 turns caching off.
     var cacheTTL: Duration = .seconds(1)
+    /// Object storage's directory (`MINIBAAS_STORAGE_DIR`, default `<data dir>/storage`).
+    var storageDir: String?
+    /// `MINIBAAS_STORAGE_SHARED=1`: every node of the cluster sees the same storage directory.
+    var storageShared = false
+    /// `MINIBAAS_STORAGE_IO`: `auto` or `posix`.
+    var storageIO = "auto"
+
+    var storageDirectory: String { storageDir ?? (dataDir.hasSuffix("/") ? dataDir + "storage" : dataDir + "/storage") }
 
     var mode: Mode { databaseURL == nil ? .embedded : .cluster }
 
@@ -154,12 +162,26 @@ struct NodeConfiguration: Sendable {
         }
         let cacheTTL = try milliseconds("MINIBAAS_CACHE_TTL_MS", default: 1000, range: 0...86_400_000)
         _ = try tasksOnEventLoops(env("MINIBAAS_TASK_EXECUTOR"))
-        return NodeConfiguration(
+        let storageIO = env("MINIBAAS_STORAGE_IO")?.lowercased() ?? "auto"
+        switch storageIO {
+        case "auto", "posix": break
+        case "uring": throw .init("MB900: MINIBAAS_STORAGE_IO=uring: this build has no io_uring support; use auto or posix")
+        default: throw .init("MB900: MINIBAAS_STORAGE_IO must be auto, uring or posix; got '\(storageIO)'")
+        }
+        if let backend = env("MINIBAAS_STORAGE_BACKEND"), backend.lowercased() != "local" {
+            throw .init("MB900: MINIBAAS_STORAGE_BACKEND must be local in this build; got '\(backend)'")
+        }
+        let storageShared = ["1", "true", "yes"].contains(env("MINIBAAS_STORAGE_SHARED")?.lowercased() ?? "")
+        var configuration = NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
             hostedDatabaseURL: hostedDatabaseURL, redisURL: redisURL, adminToken: adminToken, masterKey: masterKey, baseDomain: baseDomain, nodeID: nodeID,
             publicURL: publicURL, logLevel: level, shutdownGrace: .seconds(10), advertiseURL: advertiseURL,
             heartbeatInterval: heartbeat, leaseTTL: leaseTTL, outageGrace: outageGrace, forwarding: forwarding, redisPrefix: redisPrefix,
             cacheTTL: cacheTTL)
+        configuration.storageDir = env("MINIBAAS_STORAGE_DIR")
+        configuration.storageShared = storageShared
+        configuration.storageIO = storageIO
+        return configuration
     }
 
     /// `MINIBAAS_TASK_EXECUTOR`: Swift tasks on NIO's event loops (`event-loops`, the default) or

@@ -1,6 +1,7 @@
 import Connectors
 import Crypto
 import Foundation
+import Storage
 import Logging
 import Runtime
 import Tenancy
@@ -25,6 +26,9 @@ struct NodeServices: Sendable {
     let relyingParty = OIDCRelyingParty()
     /// Cluster mode: the connection of the shared read-cache tier.
     var sharedCacheRedis: RedisClient?
+    /// Where objects' bytes live; nil when storage is off (a cluster node without shared storage).
+    var blobs: (any BlobStore)? { directoryBlobs }
+    let directoryBlobs: (any BlobStore)?
 
     var registrar: TenantRegistrar { TenantRegistrar(store: store, secretBox: secretBox) }
 
@@ -63,7 +67,7 @@ struct NodeServices: Sendable {
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
             adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
             forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger,
-            sharedCacheRedis: sharedCacheRedis)
+            sharedCacheRedis: sharedCacheRedis, directoryBlobs: directoryConfiguration.blobs)
     }
 
     var sourceCatalog: SourceCatalog { SourceCatalog(store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles) }

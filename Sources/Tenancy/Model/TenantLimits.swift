@@ -14,6 +14,8 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     public var requestTimeoutMs: Int
     /// Realtime quotas, in the spirit of Supabase's defaults.
     public var realtime: RealtimeLimits = .default
+    /// Object storage quotas.
+    public var storage: StorageLimits = .default
 
     public static let `default` = TenantLimits(
         requestsPerSecond: 200, burst: 400, maxConcurrent: 32, maxQueued: 128,
@@ -29,10 +31,10 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime
+        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage
     }
 
-    /// Records written before realtime existed have no `realtime`: they get the defaults.
+    /// Records written before realtime or storage existed lack them: they get the defaults.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         requestsPerSecond = try container.decode(Double.self, forKey: .requestsPerSecond)
@@ -42,11 +44,12 @@ public struct TenantLimits: Sendable, Equatable, Codable {
         maxBodyBytes = try container.decode(Int.self, forKey: .maxBodyBytes)
         requestTimeoutMs = try container.decode(Int.self, forKey: .requestTimeoutMs)
         realtime = try container.decodeIfPresent(RealtimeLimits.self, forKey: .realtime) ?? .default
+        storage = try container.decodeIfPresent(StorageLimits.self, forKey: .storage) ?? .default
     }
 
     /// Bounds that keep one tenant's settings from hurting the node: each problem names its field.
     public func problems() -> [String] {
-        var problems: [String] = realtime.problems()
+        var problems: [String] = realtime.problems() + storage.problems()
         if !(requestsPerSecond > 0 && requestsPerSecond <= 1_000_000) { problems.append("requestsPerSecond must be in (0, 1000000]") }
         if !(1...1_000_000).contains(burst) { problems.append("burst must be in [1, 1000000]") }
         if !(1...10_000).contains(maxConcurrent) { problems.append("maxConcurrent must be in [1, 10000]") }
@@ -91,6 +94,30 @@ public struct RealtimeLimits: Sendable, Equatable, Codable {
         if !(eventsPerSecond > 0 && eventsPerSecond <= 1_000_000) { problems.append("realtime.eventsPerSecond must be in (0, 1000000]") }
         if !(64...(16 << 20)).contains(maxPayloadBytes) { problems.append("realtime.maxPayloadBytes must be in [64, 16777216]") }
         if !(1...1_000_000).contains(outboundQueue) { problems.append("realtime.outboundQueue must be in [1, 1000000]") }
+        return problems
+    }
+}
+
+/// Per-tenant object storage quotas (a bucket's own `file_size_limit` may only lower the object
+/// limit). Defaults: 1 GiB in all, 50 MiB per object, 100 buckets.
+public struct StorageLimits: Sendable, Equatable, Codable {
+    public var maxBytes: Int
+    public var maxObjectBytes: Int
+    public var maxBuckets: Int
+
+    public static let `default` = StorageLimits(maxBytes: 1 << 30, maxObjectBytes: 50 << 20, maxBuckets: 100)
+
+    public init(maxBytes: Int, maxObjectBytes: Int, maxBuckets: Int) {
+        self.maxBytes = maxBytes
+        self.maxObjectBytes = maxObjectBytes
+        self.maxBuckets = maxBuckets
+    }
+
+    func problems() -> [String] {
+        var problems: [String] = []
+        if !(0...(1 << 50)).contains(maxBytes) { problems.append("storage.maxBytes must be in [0, 2^50]") }
+        if !(0...(1 << 40)).contains(maxObjectBytes) { problems.append("storage.maxObjectBytes must be in [0, 2^40]") }
+        if !(0...100_000).contains(maxBuckets) { problems.append("storage.maxBuckets must be in [0, 100000]") }
         return problems
     }
 }

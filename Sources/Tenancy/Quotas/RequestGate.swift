@@ -38,8 +38,23 @@ public final class RequestGate: @unchecked Sendable {
 
     /// Runs `body` once admitted, within the tenant's deadline (queueing time included).
     public func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await run(withDeadline: true, body)
+    }
+
+    /// Without the deadline: for transfers whose length is the client's to choose (large uploads),
+    /// which bound their own waiting with an idle timeout instead. Rate and concurrency still apply.
+    public func run<T: Sendable>(withDeadline: Bool, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         if case .limited(let retryAfter) = bucket.take() {
             throw Refusal.rateLimited(retryAfter: max(1, Int(retryAfter.rounded(.up))))
+        }
+        guard withDeadline else {
+            do {
+                try await limiter.acquire()
+            } catch ConcurrencyLimiter.Refusal.queueFull {
+                throw Refusal.overloaded
+            }
+            defer { limiter.release() }
+            return try await body()
         }
         let deadline = Duration.milliseconds(limits.requestTimeoutMs)
         do {

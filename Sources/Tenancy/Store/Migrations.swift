@@ -125,6 +125,41 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 5, statements: [
+            """
+            CREATE TABLE storage_buckets (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              name TEXT NOT NULL,
+              public INTEGER NOT NULL,
+              file_size_limit INTEGER,
+              allowed_mime_types TEXT,
+              owner_id TEXT,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            """
+            CREATE TABLE storage_objects (
+              tenant TEXT NOT NULL,
+              bucket TEXT NOT NULL,
+              name TEXT NOT NULL,
+              id TEXT NOT NULL,
+              blob_key TEXT NOT NULL,
+              size INTEGER NOT NULL,
+              mime_type TEXT NOT NULL,
+              cache_control TEXT NOT NULL,
+              etag TEXT NOT NULL,
+              metadata TEXT NOT NULL,
+              owner_id TEXT,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, bucket, name),
+              FOREIGN KEY (tenant, bucket) REFERENCES storage_buckets(tenant, id) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -249,6 +284,41 @@ enum Migrations {
               created_at timestamptz NOT NULL,
               PRIMARY KEY (tenant, provider, subject),
               FOREIGN KEY (tenant, user_id) REFERENCES minibaas.auth_users(tenant, id) ON DELETE CASCADE
+            )
+            """,
+        ]),
+        Step(version: 5, statements: [
+            """
+            CREATE TABLE minibaas.storage_buckets (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              name text NOT NULL,
+              public boolean NOT NULL,
+              file_size_limit bigint,
+              allowed_mime_types jsonb,
+              owner_id text,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.storage_objects (
+              tenant text NOT NULL,
+              bucket text NOT NULL,
+              name text COLLATE "C" NOT NULL,
+              id text NOT NULL,
+              blob_key text NOT NULL,
+              size bigint NOT NULL,
+              mime_type text NOT NULL,
+              cache_control text NOT NULL,
+              etag text NOT NULL,
+              metadata jsonb NOT NULL,
+              owner_id text,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, bucket, name),
+              FOREIGN KEY (tenant, bucket) REFERENCES minibaas.storage_buckets(tenant, id) ON DELETE CASCADE
             )
             """,
         ]),

@@ -1,10 +1,15 @@
-/// The tenant's object storage: the tenant's buckets, uploads and image transforms run here. An
-/// empty slot until that feature lands: it is supervised, shown on the supervisor endpoint and
-/// stopped with the tree like every other subsystem.
+import Storage
+
+/// The tenant's object storage: its buckets, objects, uploads and signed URLs, over the node's
+/// blob store and the control plane's rows. The subsystem's supervisor will own the tenant's
+/// long-running storage work (image transforms, upload expiry) as it lands.
 public final class StorageSubsystem: TenantSubsystem {
     public let supervisor: SubsystemSupervisor
+    /// nil on a node built without a blob store (some unit tests).
+    public let service: TenantStorage?
 
-    init(supervisor: SubsystemSupervisor) {
+    init(supervisor: SubsystemSupervisor, service: TenantStorage?) {
         self.supervisor = supervisor
+        self.service = service
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Runtime
+import Storage
 import Tenancy
 
 /// Finds the running tree of a tenant, starting it on first use and passivating it when idle, so
@@ -20,6 +21,8 @@ public actor TenantDirectory {
         public var backoff: Backoff = .standard
         /// Where SQLite-hosted sources keep their files (embedded nodes); nil on cluster nodes.
         public var sqliteFiles: SQLiteFiles?
+        /// Where objects' bytes live (the storage slot stays empty without one).
+        public var blobs: (any BlobStore)?
         public init() {}
     }
 
@@ -52,9 +55,12 @@ public actor TenantDirectory {
         self.store = store
         self.secretBox = secretBox
         self.configuration = configuration
-        self.environment = TenantTree.Environment(
+        var environment = TenantTree.Environment(
             catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles), cache: cache, realtimeWire: realtimeWire,
             intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
+        environment.blobs = configuration.blobs
+        environment.storageStore = store
+        self.environment = environment
         self.onPassivated = onPassivated
         self.logger = logger
     }

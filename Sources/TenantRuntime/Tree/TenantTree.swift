@@ -2,6 +2,7 @@ import Connectors
 import Foundation
 import Logging
 import Runtime
+import Storage
 import Tenancy
 
 /// One tenant's running tree: its request gate and keys at the root, and under it one typed
@@ -52,6 +53,10 @@ public final class TenantTree: Sendable {
         public var cache: CacheSubsystem.Settings
         /// How the realtime hub frames what it sends (the edge's protocol).
         public var realtimeWire: any RealtimeWire
+        /// Where objects' bytes live; nil leaves the storage slot empty.
+        public var blobs: (any BlobStore)?
+        /// The control plane's storage rows.
+        public var storageStore: (any StorageStore)?
         public var intensity: RestartIntensity
         public var backoff: Backoff
         public var logger: Logger
@@ -66,6 +71,11 @@ public final class TenantTree: Sendable {
             self.intensity = intensity
             self.backoff = backoff
             self.logger = logger
+        }
+
+        var storageBackend: (any StorageStore, any BlobStore)? {
+            guard let storageStore, let blobs else { return nil }
+            return (storageStore, blobs)
         }
     }
 
@@ -88,7 +98,7 @@ public final class TenantTree: Sendable {
         let realtime = supervisor("realtime", intensity: RestartIntensity(maxRestarts: 20, window: .seconds(60)))
         let tree = TenantTree(
             tenant: tenant, keyRing: keyRing, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
-            jobs: JobsSubsystem(supervisor: supervisor("jobs")), storage: StorageSubsystem(supervisor: supervisor("storage")),
+            jobs: JobsSubsystem(supervisor: supervisor("jobs")), storage: supervisor("storage"), storageBackend: environment.storageBackend,
             functions: FunctionsSubsystem(supervisor: supervisor("functions")), search: SearchSubsystem(supervisor: supervisor("search")),
             control: supervisor("tenant"), logger: logger)
         await data.start()
@@ -98,7 +108,8 @@ public final class TenantTree: Sendable {
 
     private init(
         tenant: Tenant, keyRing: TenantKeyRing, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
-        realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: StorageSubsystem, functions: FunctionsSubsystem, search: SearchSubsystem,
+        realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: SubsystemSupervisor, storageBackend: (any StorageStore, any BlobStore)?,
+        functions: FunctionsSubsystem, search: SearchSubsystem,
         control: SubsystemSupervisor, logger: Logger
     ) {
         self.slug = tenant.slug
@@ -109,7 +120,11 @@ public final class TenantTree: Sendable {
         self.data = data
         self.cache = cache
         self.jobs = jobs
-        self.storage = storage
+        self.storage = StorageSubsystem(
+            supervisor: storage,
+            service: storageBackend.map { store, blobs in
+                TenantStorage(tenant: tenant.slug, store: store, blobs: blobs, limits: { state.lock.withLock { state.tenant.limits.storage } }, logger: logger)
+            })
         self.functions = functions
         self.search = search
         self.control = control

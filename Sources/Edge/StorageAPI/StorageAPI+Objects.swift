@@ -1,0 +1,310 @@
+import Connectors
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Runtime
+import Storage
+import Tenancy
+
+extension StorageAPI {
+    // MARK: - Uploads
+
+    func upload(_ call: Call, _ bucket: String, _ name: String, upsert: Bool) async throws -> Response {
+        try call.requireKey()
+        let object = try await receive(call, bucket: bucket, name: name, upsert: upsert, access: call.access)
+        return try Self.json(["Id": .string(object.id), "Key": .string("\(object.bucket)/\(object.name)")])
+    }
+
+    /// Reads an upload's body — a multipart form (storage3, supabase-js with FormData) or the raw
+    /// bytes (with `Content-Type`, `Cache-Control` and base64 JSON in `x-metadata`) — into the
+    /// tenant's storage as it streams.
+    func receive(_ call: Call, bucket: String, name: String, upsert: Bool, access: Access) async throws -> StoredObject {
+        let headers = call.request.headers
+        let contentType = headers[.contentType] ?? ""
+        let headerMetadata = try Self.metadata(fromHeader: headers[HTTPField.Name("x-metadata")!])
+        let storage = call.storage
+        guard contentType.lowercased().hasPrefix("multipart/form-data") else {
+            let declared = try headers[.contentLength].map { text -> Int in
+                guard let length = Int(text), length >= 0 else { throw StorageError.invalidRequest("Content-Length is not a number") }
+                return length
+            }
+            let request = TenantStorage.UploadRequest(
+                bucket: bucket, name: name, upsert: upsert, contentType: contentType, cacheControl: Self.cacheControl(headers[.cacheControl]),
+                metadata: headerMetadata, declaredLength: declared, ifMatch: headers[.ifMatch])
+            let prepared = try await storage.prepareUpload(request, access: access)
+            let body = call.request.body
+            return try await storage.upload(prepared, access: access) { sink in
+                for try await piece in body { try await sink(piece) }
+            }
+        }
+        let reader = MultipartFormReader(boundary: try MultipartFormReader.boundary(contentType: contentType))
+        var pieces = call.request.body.makeAsyncIterator()
+        // Up to the file part's headers: the fields before it, and the file's content type.
+        var fileType: String??
+        var pending: [MultipartFormReader.Event] = []
+        reading: while let piece = try await pieces.next() {
+            let events = try reader.feed(piece)
+            for (index, event) in events.enumerated() {
+                if case .fileStarted(let type) = event {
+                    fileType = .some(type)
+                    pending = Array(events[(index + 1)...])
+                    break reading
+                }
+            }
+        }
+        guard case .some(let type) = fileType else { throw StorageError.invalidRequest("the form has no file part (send the object as the field 'file')") }
+        var request = TenantStorage.UploadRequest(
+            bucket: bucket, name: name, upsert: upsert, contentType: type ?? "application/octet-stream",
+            cacheControl: Self.cacheControl(reader.fields["cacheControl"] ?? headers[.cacheControl]),
+            metadata: try Self.metadata(fromField: reader.fields["metadata"]) ?? headerMetadata, ifMatch: headers[.ifMatch])
+        var prepared = try await storage.prepareUpload(request, access: access)
+        let blob = try await storage.writeBlob(maxBytes: prepared.maxBytes, declared: nil) { sink in
+            var ended = false
+            func take(_ events: [MultipartFormReader.Event]) async throws {
+                for event in events {
+                    switch event {
+                    case .fileBytes(let bytes) where !ended: try await sink(bytes)
+                    case .fileBytes: break
+                    case .fileEnded: ended = true
+                    case .fileStarted: throw StorageError.invalidRequest("the form holds more than one file")
+                    }
+                }
+            }
+            try await take(pending)
+            while let piece = try await pieces.next() { try await take(try reader.feed(piece)) }
+            guard ended else { throw StorageError.invalidRequest("the multipart body ended inside the file part") }
+        }
+        // Fields sent after the file still count.
+        if let value = reader.fields["cacheControl"] { request.cacheControl = Self.cacheControl(value) }
+        if let value = try Self.metadata(fromField: reader.fields["metadata"]) { request.metadata = value }
+        prepared.request.cacheControl = request.cacheControl
+        prepared.request.metadata = request.metadata
+        do {
+            return try await storage.commit(prepared, blob: blob, access: access)
+        } catch {
+            throw error
+        }
+    }
+
+    /// Supabase sends seconds (`3600`), stored as `max-age=3600`; anything else is kept as given.
+    static func cacheControl(_ value: String?) -> String {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return "no-cache" }
+        if let seconds = Int(value), seconds >= 0 { return "max-age=\(seconds)" }
+        return value
+    }
+
+    static func metadata(fromField text: String?) throws -> JSONObject? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let object = (try? JSONValue.parse(Array(text.utf8)))?.objectValue else {
+            throw StorageError.invalidRequest("the metadata field is not a JSON object")
+        }
+        return object
+    }
+
+    static func metadata(fromHeader text: String?) throws -> JSONObject {
+        guard let text, !text.isEmpty else { return [:] }
+        guard let data = Data(base64Encoded: text), let object = (try? JSONValue.parse(Array(data)))?.objectValue else {
+            throw StorageError.invalidRequest("x-metadata must be a base64-encoded JSON object")
+        }
+        return object
+    }
+
+    // MARK: - Downloads
+
+    func download(_ call: Call, _ bucket: String, _ name: String, publicOnly: Bool) async throws -> Response {
+        if !publicOnly { try call.requireKey() }
+        let object = try await call.storage.object(bucket: bucket, name: name, access: call.access, publicOnly: publicOnly)
+        return try await serve(call, object)
+    }
+
+    /// The object's bytes with its headers: Range (206/416), conditional requests (304/412),
+    /// `download` as Content-Disposition. The body streams in pieces as the client takes them.
+    func serve(_ call: Call, _ object: StoredObject) async throws -> Response {
+        let request = call.request
+        var headers: HTTPFields = [
+            .contentType: object.mimeType, .eTag: object.etag, .cacheControl: object.cacheControl, .acceptRanges: "bytes",
+            .lastModified: Self.httpDate(object.updatedAt),
+        ]
+        if let download = call.query("download") {
+            let filename = download.isEmpty ? String(object.name.split(separator: "/").last ?? "download") : download
+            headers[.contentDisposition] = Self.attachment(filename)
+        }
+        if let expected = request.headers[.ifMatch], !Self.etagList(expected, matches: object.etag) { throw StorageError.preconditionFailed() }
+        if let cached = request.headers[.ifNoneMatch], Self.etagList(cached, matches: object.etag) {
+            return Response(status: .notModified, headers: headers)
+        }
+        let range: ByteRange?
+        do {
+            range = try ByteRange.parse(request.headers[.range], size: object.size)
+        } catch {
+            var response = StorageErrorMiddleware.render(status: 416, error: error.error, code: error.code, message: error.message)
+            response.headers[.contentRange] = "bytes */\(object.size)"
+            return response
+        }
+        let start = range?.start ?? 0
+        let count = range?.count ?? object.size
+        if let range { headers[.contentRange] = "bytes \(range.start)-\(range.end)/\(object.size)" }
+        headers[.contentLength] = String(count)
+        let status: HTTPResponse.Status = range == nil ? .ok : .partialContent
+        if request.method == .head { return Response(status: status, headers: headers) }
+        let reader = try await call.storage.openBlob(object)
+        let body = ResponseBody(contentLength: count) { writer in
+            defer { Task { await reader.close() } }
+            var offset = start
+            let end = start + count
+            while offset < end {
+                let piece = try await reader.read(offset: offset, length: min(256 << 10, end - offset))
+                guard piece.readableBytes > 0 else { break }
+                offset += piece.readableBytes
+                try await writer.write(piece)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    static func etagList(_ header: String, matches etag: String) -> Bool {
+        header.split(separator: ",").contains { candidate in
+            var candidate = candidate.trimmingCharacters(in: .whitespaces)
+            if candidate.hasPrefix("W/") { candidate.removeFirst(2) }
+            return candidate == "*" || candidate == etag || "\"\(candidate)\"" == etag
+        }
+    }
+
+    static func attachment(_ filename: String) -> String {
+        let ascii = String(filename.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 ? Character($0) : "_" })
+        let encoded = filename.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ascii
+        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
+    }
+
+    /// RFC 9110's IMF-fixdate, e.g. `Sun, 06 Dec 2026 03:07:09 GMT`.
+    static func httpDate(_ date: Date) -> String {
+        date.formatted(Date.VerbatimFormatStyle(
+            format: "\(weekday: .abbreviated), \(day: .twoDigits) \(month: .abbreviated) \(year: .defaultDigits) \(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits):\(second: .twoDigits) GMT",
+            locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "GMT")!, calendar: Calendar(identifier: .gregorian)))
+    }
+
+    func info(_ call: Call, _ bucket: String, _ name: String, publicOnly: Bool) async throws -> Response {
+        if !publicOnly { try call.requireKey() }
+        let object = try await call.storage.object(bucket: bucket, name: name, access: call.access, publicOnly: publicOnly)
+        return try Self.json([
+            "id": .string(object.id), "name": .string(object.name), "bucket_id": .string(object.bucket), "version": .string(object.blobKey.split(separator: "/").last.map(String.init) ?? ""),
+            "size": .integer(Int64(object.size)), "content_type": .string(object.mimeType), "cache_control": .string(object.cacheControl),
+            "etag": .string(object.etag), "metadata": .object(object.userMetadata), "owner_id": object.ownerID.map(JSONValue.string) ?? .null,
+            "last_modified": Self.date(object.updatedAt), "created_at": Self.date(object.createdAt), "updated_at": Self.date(object.updatedAt),
+        ])
+    }
+
+    // MARK: - Listing
+
+    func list(_ call: Call, _ bucket: String) async throws -> Response {
+        try call.requireKey()
+        let body = try await Self.jsonBody(call)
+        let sort = body["sortBy"]?.objectValue ?? [:]
+        guard let column = TenantStorage.SortColumn(rawValue: sort["column"]?.stringValue ?? "name") else {
+            throw StorageError.invalidRequest("sortBy.column must be name, created_at, updated_at or last_accessed_at")
+        }
+        let request = TenantStorage.ListRequest(
+            prefix: body["prefix"]?.stringValue ?? "", search: body["search"]?.stringValue ?? "",
+            limit: Int(clamping: body["limit"]?.intValue ?? 100), offset: Int(clamping: body["offset"]?.intValue ?? 0),
+            sortColumn: column, descending: sort["order"]?.stringValue?.lowercased() == "desc")
+        guard (0...10_000).contains(request.limit), request.offset >= 0 else { throw StorageError.invalidRequest("limit must be 0 to 10000 and offset not negative") }
+        let entries = try await call.storage.list(bucket: bucket, request, access: call.access)
+        return try Self.json(.array(entries.map { entry in
+            switch entry {
+            case .folder(let name):
+                return ["name": .string(name), "id": .null, "updated_at": .null, "created_at": .null, "last_accessed_at": .null, "metadata": .null]
+            case .file(let name, let object):
+                var json = Self.objectJSON(object)
+                json["name"] = .string(name)
+                return .object(json)
+            }
+        }))
+    }
+
+    func listV2(_ call: Call, _ bucket: String) async throws -> Response {
+        try call.requireKey()
+        let body = try await Self.jsonBody(call)
+        let limit = Int(clamping: body["limit"]?.intValue ?? 1000)
+        guard (1...10_000).contains(limit) else { throw StorageError.invalidRequest("limit must be 1 to 10000") }
+        let cursor = try body["cursor"]?.stringValue.map { text -> String in
+            guard let data = Data(base64Encoded: text), let name = String(data: data, encoding: .utf8) else { throw StorageError.invalidRequest("the cursor is not one this API gave") }
+            return name
+        }
+        let page = try await call.storage.listV2(
+            bucket: bucket,
+            .init(prefix: body["prefix"]?.stringValue ?? "", cursor: cursor, limit: limit, withDelimiter: body["with_delimiter"]?.boolValue ?? false),
+            access: call.access)
+        var json: JSONObject = [
+            "hasNext": .bool(page.nextCursor != nil),
+            "folders": .array(page.folders.map { ["key": .string($0), "name": .string($0)] }),
+            "objects": .array(page.objects.map { object in
+                ["id": .string(object.id), "name": .string(object.name), "key": .string(object.name), "updated_at": Self.date(object.updatedAt),
+                 "created_at": Self.date(object.createdAt), "metadata": .object(Self.systemMetadata(object))]
+            }),
+        ]
+        json["nextCursor"] = page.nextCursor.map { .string(Data($0.utf8).base64EncodedString()) } ?? .null
+        return try Self.json(.object(json))
+    }
+
+    static func systemMetadata(_ object: StoredObject) -> JSONObject {
+        [
+            "eTag": .string(object.etag), "size": .integer(Int64(object.size)), "mimetype": .string(object.mimeType),
+            "cacheControl": .string(object.cacheControl), "lastModified": date(object.updatedAt), "contentLength": .integer(Int64(object.size)),
+            "httpStatusCode": 200,
+        ]
+    }
+
+    static func objectJSON(_ object: StoredObject) -> JSONObject {
+        [
+            "name": .string(object.name), "id": .string(object.id), "bucket_id": .string(object.bucket),
+            "owner": .string(object.ownerID ?? ""), "owner_id": object.ownerID.map(JSONValue.string) ?? .null,
+            "updated_at": date(object.updatedAt), "created_at": date(object.createdAt), "last_accessed_at": date(object.updatedAt),
+            "metadata": .object(systemMetadata(object)), "user_metadata": .object(object.userMetadata),
+        ]
+    }
+
+    // MARK: - Changes
+
+    func move(_ call: Call) async throws -> Response {
+        try call.requireKey()
+        let (bucket, from, to, destination) = try Self.transfer(try await Self.jsonBody(call))
+        try await call.storage.move(bucket: bucket, from: from, to: to, toBucket: destination, access: call.access)
+        return try Self.json(["message": "Successfully moved"])
+    }
+
+    func copy(_ call: Call) async throws -> Response {
+        try call.requireKey()
+        let (bucket, from, to, destination) = try Self.transfer(try await Self.jsonBody(call))
+        let copied = try await call.storage.copy(
+            bucket: bucket, from: from, to: to, toBucket: destination, upsert: Self.flag(call.request.headers[HTTPField.Name("x-upsert")!]),
+            access: call.access)
+        return try Self.json(["Id": .string(copied.id), "Key": .string("\(copied.bucket)/\(copied.name)")])
+    }
+
+    static func transfer(_ body: JSONObject) throws -> (String, String, String, String?) {
+        guard let bucket = body["bucketId"]?.stringValue, let from = body["sourceKey"]?.stringValue, let to = body["destinationKey"]?.stringValue else {
+            throw StorageError.invalidRequest("the body needs bucketId, sourceKey and destinationKey")
+        }
+        return (bucket, from, to, body["destinationBucket"]?.stringValue)
+    }
+
+    func removeMany(_ call: Call, _ bucket: String) async throws -> Response {
+        try call.requireKey()
+        let body = try await Self.jsonBody(call)
+        guard let list = body["prefixes"]?.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
+            throw StorageError.invalidRequest("the body needs prefixes: an array of object names")
+        }
+        guard list.count <= 1000 else { throw StorageError.invalidRequest("at most 1000 objects at once") }
+        let removed = try await call.storage.remove(bucket: bucket, names: list.compactMap(\.stringValue), access: call.access)
+        return try Self.json(.array(removed.map { .object(Self.objectJSON($0)) }))
+    }
+
+    func removeOne(_ call: Call, _ bucket: String, _ name: String) async throws -> Response {
+        try call.requireKey()
+        let name = try StorageNames.object(name)
+        guard !(try await call.storage.remove(bucket: bucket, names: [name], access: call.access)).isEmpty else { throw StorageError.objectNotFound() }
+        return try Self.json(["message": "Successfully deleted"])
+    }
+}
