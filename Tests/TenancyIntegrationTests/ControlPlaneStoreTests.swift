@@ -34,6 +34,8 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testSessionsRevokeByScope() async throws { try await contract.sessionsRevokeByScope() }
     func testIdentitiesLinkToUsers() async throws { try await contract.identitiesLinkToUsers() }
     func testAuthSettingsRoundTrip() async throws { try await contract.authSettingsRoundTrip() }
+    func testStorageRowsBelongToTheirTenantAndBucket() async throws { try await contract.storageRowsBelongToTheirTenantAndBucket() }
+    func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
 
     func testAuditLogRefusesRewrites() async throws {
         try await store.appendAudit(AuditEntry(at: Date(), actor: "admin", action: "x", tenant: nil, requestID: nil))
@@ -88,6 +90,8 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testSessionsRevokeByScope() async throws { try await contract.sessionsRevokeByScope() }
     func testIdentitiesLinkToUsers() async throws { try await contract.identitiesLinkToUsers() }
     func testAuthSettingsRoundTrip() async throws { try await contract.authSettingsRoundTrip() }
+    func testStorageRowsBelongToTheirTenantAndBucket() async throws { try await contract.storageRowsBelongToTheirTenantAndBucket() }
+    func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {
         let store = self.store!

@@ -285,3 +285,31 @@ extension SwitchableStore {
     }
     func identities(tenant: String, userID: String) async throws -> [AuthIdentity] { try await inner.identities(tenant: tenant, userID: userID) }
 }
+
+extension SwitchableStore {
+    func buckets(tenant: String) async throws -> [StorageBucket] { try await inner.buckets(tenant: tenant) }
+    func bucket(tenant: String, id: String) async throws -> StorageBucket? { try await inner.bucket(tenant: tenant, id: id) }
+    func createBucket(_ bucket: StorageBucket) async throws { try await inner.createBucket(bucket) }
+    func updateBucket(_ bucket: StorageBucket) async throws { try await inner.updateBucket(bucket) }
+    func deleteBucket(tenant: String, id: String) async throws { try await inner.deleteBucket(tenant: tenant, id: id) }
+    func object(tenant: String, bucket: String, name: String) async throws -> StoredObject? {
+        try await inner.object(tenant: tenant, bucket: bucket, name: name)
+    }
+    func objects(tenant: String, bucket: String, prefix: String, after: String?, limit: Int) async throws -> [StoredObject] {
+        try await inner.objects(tenant: tenant, bucket: bucket, prefix: prefix, after: after, limit: limit)
+    }
+    func putObject(_ object: StoredObject, replacing: String?) async throws { try await inner.putObject(object, replacing: replacing) }
+    func moveObject(tenant: String, bucket: String, name: String, toBucket: String, toName: String, overwrite: Bool) async throws
+        -> (moved: StoredObject, replaced: StoredObject?)
+    {
+        try await inner.moveObject(tenant: tenant, bucket: bucket, name: name, toBucket: toBucket, toName: toName, overwrite: overwrite)
+    }
+    func deleteObjects(tenant: String, bucket: String, names: [String]) async throws -> [StoredObject] {
+        try await inner.deleteObjects(tenant: tenant, bucket: bucket, names: names)
+    }
+    func emptyBucket(tenant: String, bucket: String, limit: Int) async throws -> [StoredObject] {
+        try await inner.emptyBucket(tenant: tenant, bucket: bucket, limit: limit)
+    }
+    func storageUsage(tenant: String) async throws -> StorageUsage { try await inner.storageUsage(tenant: tenant) }
+    func allBlobKeys() async throws -> Set<String> { try await inner.allBlobKeys() }
+}

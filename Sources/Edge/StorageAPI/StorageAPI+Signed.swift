@@ -50,7 +50,7 @@ extension StorageAPI {
         let upsert = Self.flag(call.request.headers[HTTPField.Name("x-upsert")!])
         // Everything a direct upload would check, now: the name, the bucket, the policy, a free name.
         let request = TenantStorage.UploadRequest(bucket: bucket, name: name, upsert: upsert, contentType: "application/octet-stream", cacheControl: "")
-        let prepared = try await call.storage.prepareUpload(request, access: call.access)
+        let prepared = try await call.storage.prepareUpload(request, access: call.access, checkingType: false)
         var claims: JSONObject = ["upsert": .bool(upsert)]
         if let owner = call.access.claims["sub"] { claims["owner"] = owner }
         let token = call.signer.sign(url: "\(bucket)/\(prepared.request.name)", purpose: .upload, expiresIn: Self.uploadExpiry, extra: claims)

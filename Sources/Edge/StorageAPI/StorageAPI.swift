@@ -55,8 +55,7 @@ struct StorageAPI {
                 status: 503, error: "Service Unavailable", code: "MB906",
                 message: "object storage is off on this node: a cluster node needs MINIBAAS_STORAGE_DIR shared by every node and MINIBAAS_STORAGE_SHARED=1")
         }
-        let raw = context.parameters.getCatchAll()
-        let segments = raw.map { segment in String(segment).removingPercentEncoding ?? String(segment) }
+        let segments = Self.segments(request.uri.path)
         let call = Call(
             request: request, context: context, storage: storage, access: tree.data.access(for: caller), tree: tree, segments: segments, node: node)
         let s = segments
@@ -124,6 +123,15 @@ struct StorageAPI {
             return try await removeOne(call, bucket, name)
         default:
             throw StorageError(status: 404, error: "not_found", code: "NoSuchRoute", message: "no storage route \(method) /object/\(s.joined(separator: "/"))")
+        }
+    }
+
+    /// The path after `/storage/v1/`, split on every `/` (empty segments kept, so `a//b` is seen
+    /// and refused rather than silently read as `a/b`) and percent-decoded once per segment.
+    static func segments(_ path: String) -> [String] {
+        guard let marker = path.range(of: "/storage/v1/") else { return [] }
+        return path[marker.upperBound...].split(separator: "/", omittingEmptySubsequences: false).map { segment in
+            String(segment).removingPercentEncoding ?? String(segment)
         }
     }
 

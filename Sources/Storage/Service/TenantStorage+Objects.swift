@@ -46,12 +46,14 @@ extension TenantStorage {
         let ownerID: String?
     }
 
-    public func prepareUpload(_ request: UploadRequest, access: Access) async throws -> PreparedUpload {
+    /// `checkingType: false` when the type is not known yet (signing an upload URL): the upload
+    /// itself checks it.
+    public func prepareUpload(_ request: UploadRequest, access: Access, checkingType: Bool = true) async throws -> PreparedUpload {
         var request = request
         request.name = try StorageNames.object(request.name)
         guard let bucket = try await store.bucket(tenant: tenant, id: request.bucket) else { throw StorageError.bucketNotFound(request.bucket) }
         request.contentType = Self.normalizedType(request.contentType)
-        if let allowed = bucket.allowedMimeTypes, !allowed.isEmpty, !Self.matches(request.contentType, allowed) {
+        if checkingType, let allowed = bucket.allowedMimeTypes, !allowed.isEmpty, !Self.matches(request.contentType, allowed) {
             throw StorageError.invalidMimeType(request.contentType)
         }
         let limits = self.limits()

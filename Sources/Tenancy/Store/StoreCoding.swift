@@ -30,6 +30,11 @@ enum StoreCoding {
             if let value = realtime["outboundQueue"]?.intValue { quotas.outboundQueue = Int(value) }
             limits.realtime = quotas
         }
+        if let storage = object["storage"] {
+            if let value = storage["maxBytes"]?.intValue { limits.storage.maxBytes = Int(value) }
+            if let value = storage["maxObjectBytes"]?.intValue { limits.storage.maxObjectBytes = Int(value) }
+            if let value = storage["maxBuckets"]?.intValue { limits.storage.maxBuckets = Int(value) }
+        }
         return limits
     }
 
