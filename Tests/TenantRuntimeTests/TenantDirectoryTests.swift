@@ -313,3 +313,20 @@ extension SwitchableStore {
     func storageUsage(tenant: String) async throws -> StorageUsage { try await inner.storageUsage(tenant: tenant) }
     func allBlobKeys() async throws -> Set<String> { try await inner.allBlobKeys() }
 }
+
+extension SwitchableStore {
+    func createS3Key(_ key: S3KeyRecord) async throws { try await inner.createS3Key(key) }
+    func s3Keys(tenant: String) async throws -> [S3KeyRecord] { try await inner.s3Keys(tenant: tenant) }
+    func s3Key(accessKeyID: String) async throws -> S3KeyRecord? { try await inner.s3Key(accessKeyID: accessKeyID) }
+    func deleteS3Key(tenant: String, id: String) async throws -> Bool { try await inner.deleteS3Key(tenant: tenant, id: id) }
+    func createMultipartUpload(_ upload: MultipartUploadRecord) async throws { try await inner.createMultipartUpload(upload) }
+    func multipartUpload(tenant: String, id: String) async throws -> MultipartUploadRecord? { try await inner.multipartUpload(tenant: tenant, id: id) }
+    func putPart(tenant: String, uploadID: String, part: MultipartPartRecord) async throws -> MultipartPartRecord? {
+        try await inner.putPart(tenant: tenant, uploadID: uploadID, part: part)
+    }
+    func parts(tenant: String, uploadID: String) async throws -> [MultipartPartRecord] { try await inner.parts(tenant: tenant, uploadID: uploadID) }
+    func deleteMultipartUpload(tenant: String, id: String) async throws -> [MultipartPartRecord] {
+        try await inner.deleteMultipartUpload(tenant: tenant, id: id)
+    }
+    func multipartUploads(before: Date) async throws -> [MultipartUploadRecord] { try await inner.multipartUploads(before: before) }
+}

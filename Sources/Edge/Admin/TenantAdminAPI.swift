@@ -16,7 +16,6 @@ struct TenantAdminAPI {
         group.delete("tenants/:slug", use: delete)
         group.post("tenants/:slug/restart", use: restart)
         group.get("tenants/:slug/audit", use: tenantAudit)
-        group.get("tenants/:slug/storage", use: storageUsage)
         group.get("audit", use: audit)
     }
 
@@ -90,19 +89,6 @@ struct TenantAdminAPI {
         // The rows went with the tenant; its objects' bytes go now.
         await node.blobs?.deleteAll(tenant: slug)
         return Response(status: .noContent)
-    }
-
-    /// `GET /admin/v1/tenants/{slug}/storage`: what the tenant stores against its limits.
-    @Sendable func storageUsage(_ request: Request, context: EdgeContext) async throws -> Response {
-        let tenant = try await node.existingTenant(context)
-        let usage = try await node.store.storageUsage(tenant: tenant.slug)
-        let limits = tenant.limits.storage
-        return try jsonResponse([
-            "usage": ["bytes": .integer(Int64(usage.bytes)), "objects": .integer(Int64(usage.objects)), "buckets": .integer(Int64(usage.buckets))],
-            "limits": ["maxBytes": .integer(Int64(limits.maxBytes)), "maxObjectBytes": .integer(Int64(limits.maxObjectBytes)),
-                       "maxBuckets": .integer(Int64(limits.maxBuckets))],
-            "settings": ["backend": .string(node.blobs?.summary ?? "off (MB906: no shared storage directory)")],
-        ])
     }
 
     @Sendable func restart(_ request: Request, context: EdgeContext) async throws -> Response {

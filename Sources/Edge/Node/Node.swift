@@ -80,7 +80,9 @@ enum Node {
         var app = Application(
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
             server: .http1WebSocketUpgrade(
-                configuration: .init(ws: .init(maxFrameSize: 16 << 20, autoPing: .enabled(timePeriod: .seconds(30))))
+                configuration: .init(
+                    http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]),
+                    ws: .init(maxFrameSize: 16 << 20, autoPing: .enabled(timePeriod: .seconds(30))))
             ) { head, channel, logger in
                 await realtime.shouldUpgrade(head, channel: channel, logger: logger)
             },
@@ -118,6 +120,7 @@ enum Node {
         PolicyAdminAPI(node: node).register(on: admin)
         KeyAdminAPI(node: node).register(on: admin)
         AuthAdminAPI(node: node).register(on: admin)
+        StorageAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

@@ -118,50 +118,16 @@ extension StorageAPI {
         return try await serve(call, object)
     }
 
-    /// The object's bytes with its headers: Range (206/416), conditional requests (304/412),
-    /// `download` as Content-Disposition. The body streams in pieces as the client takes them.
+    /// The object's bytes with its headers, `download` as Content-Disposition.
     func serve(_ call: Call, _ object: StoredObject) async throws -> Response {
-        let request = call.request
-        var headers: HTTPFields = [
-            .contentType: object.mimeType, .eTag: object.etag, .cacheControl: object.cacheControl, .acceptRanges: "bytes",
-            .lastModified: Self.httpDate(object.updatedAt),
-        ]
+        var headers: HTTPFields = [:]
         if let download = call.query("download") {
             let filename = download.isEmpty ? String(object.name.split(separator: "/").last ?? "download") : download
             headers[.contentDisposition] = Self.attachment(filename)
         }
-        if let expected = request.headers[.ifMatch], !Self.etagList(expected, matches: object.etag) { throw StorageError.preconditionFailed() }
-        if let cached = request.headers[.ifNoneMatch], Self.etagList(cached, matches: object.etag) {
-            return Response(status: .notModified, headers: headers)
+        return try await ObjectDownload.respond(call.request, object: object, storage: call.storage, headers: headers) { error in
+            StorageErrorMiddleware.render(status: error.status, error: error.error, code: error.code, message: error.message)
         }
-        let range: ByteRange?
-        do {
-            range = try ByteRange.parse(request.headers[.range], size: object.size)
-        } catch {
-            var response = StorageErrorMiddleware.render(status: 416, error: error.error, code: error.code, message: error.message)
-            response.headers[.contentRange] = "bytes */\(object.size)"
-            return response
-        }
-        let start = range?.start ?? 0
-        let count = range?.count ?? object.size
-        if let range { headers[.contentRange] = "bytes \(range.start)-\(range.end)/\(object.size)" }
-        headers[.contentLength] = String(count)
-        let status: HTTPResponse.Status = range == nil ? .ok : .partialContent
-        if request.method == .head { return Response(status: status, headers: headers) }
-        let reader = try await call.storage.openBlob(object)
-        let body = ResponseBody(contentLength: count) { writer in
-            defer { Task { await reader.close() } }
-            var offset = start
-            let end = start + count
-            while offset < end {
-                let piece = try await reader.read(offset: offset, length: min(256 << 10, end - offset))
-                guard piece.readableBytes > 0 else { break }
-                offset += piece.readableBytes
-                try await writer.write(piece)
-            }
-            try await writer.finish(nil)
-        }
-        return Response(status: status, headers: headers, body: body)
     }
 
     static func etagList(_ header: String, matches etag: String) -> Bool {

@@ -22,6 +22,7 @@ struct TenantAPI {
         let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(admission: node.admission, forwarder: node.forwarder, requiresAPIKey: false))
         AuthAPI(node: node).register(keyed: tenant, open: open)
         StorageAPI(node: node).register(on: router)
+        S3API(node: node).register(on: router)
     }
 
     /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.

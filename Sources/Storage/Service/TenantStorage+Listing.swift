@@ -121,6 +121,53 @@ extension TenantStorage {
         return page
     }
 
+    public struct S3ListPage: Sendable {
+        public var contents: [StoredObject] = []
+        public var commonPrefixes: [String] = []
+        public var isTruncated = false
+        /// The last key or common prefix listed: where the next page starts.
+        public var last: String?
+    }
+
+    /// S3's listing: keys by name after `after`, those whose rest (after `prefix`) holds the
+    /// delimiter rolled up into one common prefix each; at most `maxKeys` entries in all.
+    public func listObjects(bucket: String, prefix: String, delimiter: String?, after: String?, maxKeys: Int, access: Access) async throws -> S3ListPage {
+        guard try await store.bucket(tenant: tenant, id: bucket) != nil else { throw StorageError.bucketNotFound(bucket) }
+        var page = S3ListPage()
+        guard maxKeys > 0 else { return page }
+        var cursor = after
+        scanning: while true {
+            let batch = try await store.objects(tenant: tenant, bucket: bucket, prefix: prefix, after: cursor, limit: 1000)
+            for object in batch {
+                cursor = object.name
+                guard try decide(.read, StorageEntities.objects, StorageEntities.row(object), .existing, access) else { continue }
+                let rest = object.name.dropFirst(prefix.count)
+                var entry = object.name
+                var isPrefix = false
+                if let delimiter, !delimiter.isEmpty, let found = rest.range(of: delimiter) {
+                    entry = prefix + String(rest[..<found.upperBound])
+                    isPrefix = true
+                    if entry == page.last { continue }
+                }
+                if page.contents.count + page.commonPrefixes.count == maxKeys {
+                    page.isTruncated = true
+                    break scanning
+                }
+                if isPrefix {
+                    page.commonPrefixes.append(entry)
+                    // Everything else under this prefix sorts right after it: skip it in one step.
+                    cursor = entry + "\u{10FFFF}"
+                    page.last = entry
+                    continue scanning
+                }
+                page.contents.append(object)
+                page.last = entry
+            }
+            if batch.count < 1000 { break }
+        }
+        return page
+    }
+
     /// Every object under `prefix` the caller may read, in name order.
     func scan(bucket: String, prefix: String, access: Access, _ visit: (StoredObject) throws -> Void) async throws {
         var after: String?

@@ -90,16 +90,16 @@ extension TenantStorage {
 
     /// Writes a blob from `body` under the limits; the caller commits it with `commit` or gives it
     /// back with `discard`.
-    public func writeBlob(maxBytes: Int, declared: Int?, body: BodySource) async throws -> WrittenBlob {
-        let limits = self.limits()
-        let stored = try await store.storageUsage(tenant: tenant).bytes
-        let quota = limits.maxBytes
+    /// `quotaCredit`: stored bytes this blob will replace (the parts a multipart completion joins).
+    public func writeBlob(maxBytes: Int, declared: Int?, quotaCredit: Int = 0, body: BodySource) async throws -> WrittenBlob {
+        let quota = limits().maxBytes
+        let store = self.store, tenant = self.tenant
+        let load = { try await store.storageUsage(tenant: tenant).bytes }
         // Reserve what was declared at once, or grow the reservation as pieces come.
-        let reservedUpFront = declared ?? 0
-        guard reservations.reserve(reservedUpFront, stored: stored, limit: quota) else {
+        let reserved = ReservedBytes(ledger, limit: quota, credit: quotaCredit)
+        guard try await reserved.grow(to: declared ?? 0, load: load) else {
             throw StorageError.quotaExceeded("the tenant's storage quota of \(quota) bytes would be exceeded")
         }
-        let reserved = ReservedBytes(reservations, initial: reservedUpFront)
         let writer: any BlobWriter
         do {
             writer = try await blobs.create(tenant: tenant)
@@ -112,7 +112,7 @@ extension TenantStorage {
                 let total = writer.size + piece.readableBytes
                 if total > maxBytes { throw StorageError.entityTooLarge(limit: maxBytes) }
                 if total > reserved.bytes {
-                    guard reserved.grow(to: total, stored: stored, limit: quota) else {
+                    guard try await reserved.grow(to: total, load: load) else {
                         throw StorageError.quotaExceeded("the tenant's storage quota of \(quota) bytes would be exceeded")
                     }
                 }
@@ -134,13 +134,12 @@ extension TenantStorage {
 
     public func discard(_ blob: WrittenBlob) async {
         await blobs.delete(blob.key)
-        reservations.release(blob.reserved)
+        ledger.release(blob.reserved)
     }
 
     /// Makes a written blob the object's bytes: checks the policy with the real row, commits the
     /// row (replacing the version `prepareUpload` saw), then removes the replaced blob.
     public func commit(_ prepared: PreparedUpload, blob: WrittenBlob, access: Access, etag: String? = nil) async throws -> StoredObject {
-        defer { reservations.release(blob.reserved) }
         let request = prepared.request
         let now = Date()
         let object = StoredObject(
@@ -152,7 +151,7 @@ extension TenantStorage {
             try checkWrite(request, existing: prepared.existing, size: blob.size, ownerID: prepared.ownerID, access: access)
             try await store.putObject(object, replacing: prepared.existing?.blobKey)
         } catch {
-            await blobs.delete(blob.key)
+            await discard(blob)
             switch error {
             case StorageStoreError.objectExists: throw StorageError.duplicateObject()
             case StorageStoreError.conflict: throw StorageError.conflict()
@@ -160,6 +159,7 @@ extension TenantStorage {
             default: throw error
             }
         }
+        ledger.committed(added: blob.size, removed: prepared.existing?.size ?? 0, releasing: blob.reserved)
         if let replaced = prepared.existing { await blobs.delete(replaced.blobKey) }
         return object
     }
@@ -275,7 +275,10 @@ extension TenantStorage {
         }
         guard !allowed.isEmpty else { return [] }
         let deleted = try await store.deleteObjects(tenant: tenant, bucket: bucket, names: allowed)
-        for object in deleted { await blobs.delete(object.blobKey) }
+        for object in deleted {
+            await blobs.delete(object.blobKey)
+            ledger.removed(object.size)
+        }
         return deleted
     }
 
@@ -304,26 +307,25 @@ extension TenantStorage {
     }
 }
 
-/// Bytes held in the tenant's reservations by one upload.
+/// Bytes held in the tenant's ledger by one upload.
 final class ReservedBytes: @unchecked Sendable {
-    private let reservations: StorageReservations
-    private(set) var bytes: Int
+    private let ledger: StorageLedger
+    private let limit: Int
+    private let credit: Int
+    private(set) var bytes = 0
 
-    init(_ reservations: StorageReservations, initial: Int) {
-        self.reservations = reservations
-        self.bytes = initial
+    init(_ ledger: StorageLedger, limit: Int, credit: Int) {
+        self.ledger = ledger
+        self.limit = limit
+        self.credit = credit
     }
 
-    func grow(to total: Int, stored: Int, limit: Int) -> Bool {
+    func grow(to total: Int, load: () async throws -> Int) async throws -> Bool {
         let needed = total - bytes
+        guard needed > 0 else { return true }
         // Ahead in 1 MiB steps, so a stream of small pieces does not take the lock for each.
-        let ahead = max(needed, 1 << 20)
-        if reservations.reserve(ahead, stored: stored, limit: limit) {
-            bytes += ahead
-            return true
-        }
-        if reservations.reserve(needed, stored: stored, limit: limit) {
-            bytes += needed
+        for step in [max(needed, 1 << 20), needed] where try await ledger.reserve(step, limit: limit, credit: credit, load: load) {
+            bytes += step
             return true
         }
         return false
@@ -331,13 +333,13 @@ final class ReservedBytes: @unchecked Sendable {
 
     func shrink(to total: Int) {
         if bytes > total {
-            reservations.release(bytes - total)
+            ledger.release(bytes - total)
             bytes = total
         }
     }
 
     func releaseAll() {
-        reservations.release(bytes)
+        ledger.release(bytes)
         bytes = 0
     }
 }

@@ -14,7 +14,7 @@ public final class TenantStorage: Sendable {
     let store: any StorageStore
     let blobs: any BlobStore
     let limits: @Sendable () -> StorageLimits
-    let reservations = StorageReservations()
+    let ledger = StorageLedger()
     let logger: Logger
 
     public init(tenant: String, store: any StorageStore, blobs: any BlobStore, limits: @escaping @Sendable () -> StorageLimits, logger: Logger) {
@@ -111,7 +111,10 @@ public final class TenantStorage: Sendable {
         if access.bypass {
             while true {
                 let deleted = try await store.emptyBucket(tenant: tenant, bucket: id, limit: 1000)
-                for object in deleted { await blobs.delete(object.blobKey) }
+                for object in deleted {
+                    await blobs.delete(object.blobKey)
+                    ledger.removed(object.size)
+                }
                 if deleted.count < 1000 { return }
             }
         }
@@ -120,7 +123,10 @@ public final class TenantStorage: Sendable {
             let page = try await store.objects(tenant: tenant, bucket: id, prefix: "", after: after, limit: 1000)
             let names = try page.filter { try decide(.delete, StorageEntities.objects, StorageEntities.row($0), .existing, access) }.map(\.name)
             if !names.isEmpty {
-                for object in try await store.deleteObjects(tenant: tenant, bucket: id, names: names) { await blobs.delete(object.blobKey) }
+                for object in try await store.deleteObjects(tenant: tenant, bucket: id, names: names) {
+                    await blobs.delete(object.blobKey)
+                    ledger.removed(object.size)
+                }
             }
             guard page.count == 1000, let last = page.last else { return }
             after = last.name

@@ -95,3 +95,67 @@ public enum StorageStoreError: Error, Equatable, Sendable {
     /// The row changed since it was read (a concurrent overwrite won).
     case conflict
 }
+
+/// An S3 access key of a tenant: the secret is sealed with the node's master key and shown once,
+/// when the key is made. Requests signed with it act as the service role (S3's admin keys).
+public struct S3KeyRecord: Sendable, Equatable {
+    public var tenant: String
+    public var id: String
+    public var accessKeyID: String
+    public var sealedSecret: [UInt8]
+    public var createdAt: Date
+
+    public init(tenant: String, id: String, accessKeyID: String, sealedSecret: [UInt8], createdAt: Date) {
+        self.tenant = tenant
+        self.id = id
+        self.accessKeyID = accessKeyID
+        self.sealedSecret = sealedSecret
+        self.createdAt = createdAt
+    }
+}
+
+/// An S3 multipart upload in progress: where its object will go and what it will say about
+/// itself. Its parts are blobs of their own until it completes.
+public struct MultipartUploadRecord: Sendable, Equatable {
+    public var tenant: String
+    public var id: String
+    public var bucket: String
+    public var name: String
+    public var mimeType: String
+    public var cacheControl: String
+    public var userMetadata: JSONObject
+    public var ownerID: String?
+    public var createdAt: Date
+
+    public init(tenant: String, id: String, bucket: String, name: String, mimeType: String, cacheControl: String, userMetadata: JSONObject,
+                ownerID: String?, createdAt: Date) {
+        self.tenant = tenant
+        self.id = id
+        self.bucket = bucket
+        self.name = name
+        self.mimeType = mimeType
+        self.cacheControl = cacheControl
+        self.userMetadata = userMetadata
+        self.ownerID = ownerID
+        self.createdAt = createdAt
+    }
+}
+
+public struct MultipartPartRecord: Sendable, Equatable {
+    public var number: Int
+    public var blobKey: String
+    public var size: Int
+    /// Quoted hex MD5 of the part.
+    public var etag: String
+    public var md5: [UInt8]
+    public var createdAt: Date
+
+    public init(number: Int, blobKey: String, size: Int, etag: String, md5: [UInt8], createdAt: Date) {
+        self.number = number
+        self.blobKey = blobKey
+        self.size = size
+        self.etag = etag
+        self.md5 = md5
+        self.createdAt = createdAt
+    }
+}

@@ -32,4 +32,25 @@ public protocol StorageStore: Sendable {
     func storageUsage(tenant: String) async throws -> StorageUsage
     /// Every blob key a row points at (for the start-up sweep of orphaned files).
     func allBlobKeys() async throws -> Set<String>
+
+    // MARK: S3 access keys
+
+    func createS3Key(_ key: S3KeyRecord) async throws
+    func s3Keys(tenant: String) async throws -> [S3KeyRecord]
+    /// The key with this access key id, in any tenant (ids are unique across the node).
+    func s3Key(accessKeyID: String) async throws -> S3KeyRecord?
+    func deleteS3Key(tenant: String, id: String) async throws -> Bool
+
+    // MARK: S3 multipart uploads
+
+    func createMultipartUpload(_ upload: MultipartUploadRecord) async throws
+    func multipartUpload(tenant: String, id: String) async throws -> MultipartUploadRecord?
+    /// Records a part; answers the part it replaced (same number), whose blob the caller removes.
+    /// Throws `.objectMissing` when the upload is gone.
+    func putPart(tenant: String, uploadID: String, part: MultipartPartRecord) async throws -> MultipartPartRecord?
+    func parts(tenant: String, uploadID: String) async throws -> [MultipartPartRecord]
+    /// Removes the upload and its parts' rows; answers the parts, whose blobs the caller removes.
+    func deleteMultipartUpload(tenant: String, id: String) async throws -> [MultipartPartRecord]
+    /// Uploads begun before `before`, across tenants (for expiry).
+    func multipartUploads(before: Date) async throws -> [MultipartUploadRecord]
 }

@@ -160,6 +160,46 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 6, statements: [
+            """
+            CREATE TABLE storage_s3_keys (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              access_key_id TEXT NOT NULL UNIQUE,
+              sealed_secret BLOB NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            """
+            CREATE TABLE storage_multipart_uploads (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              bucket TEXT NOT NULL,
+              name TEXT NOT NULL,
+              mime_type TEXT NOT NULL,
+              cache_control TEXT NOT NULL,
+              metadata TEXT NOT NULL,
+              owner_id TEXT,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            """
+            CREATE TABLE storage_multipart_parts (
+              tenant TEXT NOT NULL,
+              upload_id TEXT NOT NULL,
+              number INTEGER NOT NULL,
+              blob_key TEXT NOT NULL,
+              size INTEGER NOT NULL,
+              etag TEXT NOT NULL,
+              md5 BLOB NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, upload_id, number),
+              FOREIGN KEY (tenant, upload_id) REFERENCES storage_multipart_uploads(tenant, id) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -319,6 +359,46 @@ enum Migrations {
               updated_at timestamptz NOT NULL,
               PRIMARY KEY (tenant, bucket, name),
               FOREIGN KEY (tenant, bucket) REFERENCES minibaas.storage_buckets(tenant, id) ON DELETE CASCADE
+            )
+            """,
+        ]),
+        Step(version: 6, statements: [
+            """
+            CREATE TABLE minibaas.storage_s3_keys (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              access_key_id text NOT NULL UNIQUE,
+              sealed_secret bytea NOT NULL,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.storage_multipart_uploads (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              bucket text NOT NULL,
+              name text NOT NULL,
+              mime_type text NOT NULL,
+              cache_control text NOT NULL,
+              metadata jsonb NOT NULL,
+              owner_id text,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.storage_multipart_parts (
+              tenant text NOT NULL,
+              upload_id text NOT NULL,
+              number integer NOT NULL,
+              blob_key text NOT NULL,
+              size bigint NOT NULL,
+              etag text NOT NULL,
+              md5 bytea NOT NULL,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, upload_id, number),
+              FOREIGN KEY (tenant, upload_id) REFERENCES minibaas.storage_multipart_uploads(tenant, id) ON DELETE CASCADE
             )
             """,
         ]),

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 import Runtime
 
@@ -190,12 +191,16 @@ extension PostgresControlPlaneStore {
         for try await count in try await client.query(
             "SELECT count(*)::bigint FROM minibaas.storage_buckets WHERE tenant = \(tenant)", logger: logger
         ).decode(Int.self) { usage.buckets = count }
+        // Parts of unfinished multipart uploads take space too.
+        for try await bytes in try await client.query(
+            "SELECT coalesce(sum(size), 0)::bigint FROM minibaas.storage_multipart_parts WHERE tenant = \(tenant)", logger: logger
+        ).decode(Int.self) { usage.bytes += bytes }
         return usage
     }
 
     public func allBlobKeys() async throws -> Set<String> {
         var keys = Set<String>()
-        for try await key in try await client.query("SELECT blob_key FROM minibaas.storage_objects", logger: logger).decode(String.self) {
+        for try await key in try await client.query("SELECT blob_key FROM minibaas.storage_objects UNION ALL SELECT blob_key FROM minibaas.storage_multipart_parts", logger: logger).decode(String.self) {
             keys.insert(key)
         }
         return keys
@@ -209,5 +214,119 @@ extension PostgresControlPlaneStore {
                 etag: row.8, userMetadata: (try? StoreCoding.decodeObject(row.9)) ?? [:], ownerID: row.10, createdAt: row.11, updatedAt: row.12))
         }
         return objects
+    }
+
+    // MARK: S3 keys
+
+    public func createS3Key(_ key: S3KeyRecord) async throws {
+        try await client.query(
+            """
+            INSERT INTO minibaas.storage_s3_keys (tenant, id, access_key_id, sealed_secret, created_at)
+            VALUES (\(key.tenant), \(key.id), \(key.accessKeyID), \(ByteBuffer(bytes: key.sealedSecret)), \(key.createdAt))
+            """, logger: logger)
+    }
+
+    public func s3Keys(tenant: String) async throws -> [S3KeyRecord] {
+        try await s3Keys(client.query(
+            "SELECT tenant, id, access_key_id, sealed_secret, created_at FROM minibaas.storage_s3_keys WHERE tenant = \(tenant) ORDER BY created_at",
+            logger: logger))
+    }
+
+    public func s3Key(accessKeyID: String) async throws -> S3KeyRecord? {
+        try await s3Keys(client.query(
+            "SELECT tenant, id, access_key_id, sealed_secret, created_at FROM minibaas.storage_s3_keys WHERE access_key_id = \(accessKeyID)",
+            logger: logger)).first
+    }
+
+    public func deleteS3Key(tenant: String, id: String) async throws -> Bool {
+        try await Self.hasRow(client.query("DELETE FROM minibaas.storage_s3_keys WHERE tenant = \(tenant) AND id = \(id) RETURNING 1", logger: logger))
+    }
+
+    private func s3Keys(_ rows: PostgresRowSequence) async throws -> [S3KeyRecord] {
+        var keys: [S3KeyRecord] = []
+        for try await (tenant, id, access, sealed, createdAt) in rows.decode((String, String, String, ByteBuffer, Date).self) {
+            keys.append(S3KeyRecord(tenant: tenant, id: id, accessKeyID: access, sealedSecret: Array(buffer: sealed), createdAt: createdAt))
+        }
+        return keys
+    }
+
+    // MARK: Multipart uploads
+
+    private static let uploadColumns = "tenant, id, bucket, name, mime_type, cache_control, metadata::text, owner_id, created_at"
+    private static let partColumns = "number, blob_key, size, etag, md5, created_at"
+
+    public func createMultipartUpload(_ upload: MultipartUploadRecord) async throws {
+        try await client.query(
+            """
+            INSERT INTO minibaas.storage_multipart_uploads (tenant, id, bucket, name, mime_type, cache_control, metadata, owner_id, created_at)
+            VALUES (\(upload.tenant), \(upload.id), \(upload.bucket), \(upload.name), \(upload.mimeType), \(upload.cacheControl),
+                    \(StoreCoding.encodeObject(upload.userMetadata))::jsonb, \(upload.ownerID), \(upload.createdAt))
+            """, logger: logger)
+    }
+
+    public func multipartUpload(tenant: String, id: String) async throws -> MultipartUploadRecord? {
+        try await uploads(client.query(
+            "SELECT \(unescaped: Self.uploadColumns) FROM minibaas.storage_multipart_uploads WHERE tenant = \(tenant) AND id = \(id)", logger: logger)).first
+    }
+
+    public func multipartUploads(before: Date) async throws -> [MultipartUploadRecord] {
+        try await uploads(client.query(
+            "SELECT \(unescaped: Self.uploadColumns) FROM minibaas.storage_multipart_uploads WHERE created_at < \(before)", logger: logger))
+    }
+
+    public func putPart(tenant: String, uploadID: String, part: MultipartPartRecord) async throws -> MultipartPartRecord? {
+        try await storageTransaction { db in
+            let upload = try await db.query(
+                "SELECT 1 FROM minibaas.storage_multipart_uploads WHERE tenant = \(tenant) AND id = \(uploadID) FOR SHARE", logger: logger)
+            guard try await Self.hasRow(upload) else { throw StorageStoreError.objectMissing }
+            let replaced = try await parts(db.query(
+                """
+                DELETE FROM minibaas.storage_multipart_parts WHERE tenant = \(tenant) AND upload_id = \(uploadID) AND number = \(part.number)
+                RETURNING \(unescaped: Self.partColumns)
+                """, logger: logger)).first
+            try await db.query(
+                """
+                INSERT INTO minibaas.storage_multipart_parts (tenant, upload_id, number, blob_key, size, etag, md5, created_at)
+                VALUES (\(tenant), \(uploadID), \(part.number), \(part.blobKey), \(part.size), \(part.etag), \(ByteBuffer(bytes: part.md5)),
+                        \(part.createdAt))
+                """, logger: logger)
+            return replaced
+        }
+    }
+
+    public func parts(tenant: String, uploadID: String) async throws -> [MultipartPartRecord] {
+        try await parts(client.query(
+            """
+            SELECT \(unescaped: Self.partColumns) FROM minibaas.storage_multipart_parts
+            WHERE tenant = \(tenant) AND upload_id = \(uploadID) ORDER BY number
+            """, logger: logger))
+    }
+
+    public func deleteMultipartUpload(tenant: String, id: String) async throws -> [MultipartPartRecord] {
+        try await storageTransaction { db in
+            let deleted = try await parts(db.query(
+                "DELETE FROM minibaas.storage_multipart_parts WHERE tenant = \(tenant) AND upload_id = \(id) RETURNING \(unescaped: Self.partColumns)",
+                logger: logger))
+            try await db.query("DELETE FROM minibaas.storage_multipart_uploads WHERE tenant = \(tenant) AND id = \(id)", logger: logger)
+            return deleted.sorted { $0.number < $1.number }
+        }
+    }
+
+    private func uploads(_ rows: PostgresRowSequence) async throws -> [MultipartUploadRecord] {
+        var uploads: [MultipartUploadRecord] = []
+        for try await row in rows.decode((String, String, String, String, String, String, String, String?, Date).self) {
+            uploads.append(MultipartUploadRecord(
+                tenant: row.0, id: row.1, bucket: row.2, name: row.3, mimeType: row.4, cacheControl: row.5,
+                userMetadata: (try? StoreCoding.decodeObject(row.6)) ?? [:], ownerID: row.7, createdAt: row.8))
+        }
+        return uploads
+    }
+
+    private func parts(_ rows: PostgresRowSequence) async throws -> [MultipartPartRecord] {
+        var parts: [MultipartPartRecord] = []
+        for try await (number, blob, size, etag, md5, createdAt) in rows.decode((Int, String, Int, String, ByteBuffer, Date).self) {
+            parts.append(MultipartPartRecord(number: number, blobKey: blob, size: size, etag: etag, md5: Array(buffer: md5), createdAt: createdAt))
+        }
+        return parts
     }
 }

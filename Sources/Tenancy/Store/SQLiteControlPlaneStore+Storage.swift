@@ -176,13 +176,17 @@ extension SQLiteControlPlaneStore {
 
     public func storageUsage(tenant: String) async throws -> StorageUsage {
         let objects = try await read("SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM storage_objects WHERE tenant = ?", [.text(tenant)]).first
+        // Parts of unfinished multipart uploads take space too.
+        let parts = try await read("SELECT coalesce(sum(size), 0) AS bytes FROM storage_multipart_parts WHERE tenant = ?", [.text(tenant)]).first
         let buckets = try await read("SELECT count(*) AS n FROM storage_buckets WHERE tenant = ?", [.text(tenant)]).first
         return StorageUsage(
-            bytes: objects?.column("bytes")?.integer ?? 0, objects: objects?.column("n")?.integer ?? 0, buckets: buckets?.column("n")?.integer ?? 0)
+            bytes: (objects?.column("bytes")?.integer ?? 0) + (parts?.column("bytes")?.integer ?? 0), objects: objects?.column("n")?.integer ?? 0, buckets: buckets?.column("n")?.integer ?? 0)
     }
 
     public func allBlobKeys() async throws -> Set<String> {
-        Set(try await read("SELECT blob_key FROM storage_objects").compactMap { $0.column("blob_key")?.string })
+        Set(try await read("SELECT blob_key FROM storage_objects UNION ALL SELECT blob_key FROM storage_multipart_parts").compactMap {
+            $0.column("blob_key")?.string
+        })
     }
 
     private static func binds(_ object: StoredObject) -> [SQLiteData] {
@@ -201,5 +205,108 @@ extension SQLiteControlPlaneStore {
             mimeType: row.column("mime_type")?.string ?? "application/octet-stream", cacheControl: row.column("cache_control")?.string ?? "",
             etag: row.column("etag")?.string ?? "", userMetadata: metadata, ownerID: row.column("owner_id")?.string,
             createdAt: date(row, "created_at_ms"), updatedAt: date(row, "updated_at_ms"))
+    }
+
+    // MARK: S3 keys
+
+    public func createS3Key(_ key: S3KeyRecord) async throws {
+        try await transaction { db in
+            _ = try await db.query(
+                "INSERT INTO storage_s3_keys (tenant, id, access_key_id, sealed_secret, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                [.text(key.tenant), .text(key.id), .text(key.accessKeyID), .blob(ByteBuffer(bytes: key.sealedSecret)), Self.ms(key.createdAt)])
+        }
+    }
+
+    public func s3Keys(tenant: String) async throws -> [S3KeyRecord] {
+        try await read("SELECT * FROM storage_s3_keys WHERE tenant = ? ORDER BY created_at_ms", [.text(tenant)]).compactMap(Self.s3Key(from:))
+    }
+
+    public func s3Key(accessKeyID: String) async throws -> S3KeyRecord? {
+        try await read("SELECT * FROM storage_s3_keys WHERE access_key_id = ?", [.text(accessKeyID)]).first.flatMap(Self.s3Key(from:))
+    }
+
+    public func deleteS3Key(tenant: String, id: String) async throws -> Bool {
+        try await transaction { db in
+            !(try await db.query("DELETE FROM storage_s3_keys WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
+        }
+    }
+
+    private static func s3Key(from row: SQLiteRow) -> S3KeyRecord? {
+        guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let access = row.column("access_key_id")?.string,
+            let sealed = row.column("sealed_secret")?.blob
+        else { return nil }
+        return S3KeyRecord(tenant: tenant, id: id, accessKeyID: access, sealedSecret: Array(buffer: sealed), createdAt: date(row, "created_at_ms"))
+    }
+
+    // MARK: Multipart uploads
+
+    public func createMultipartUpload(_ upload: MultipartUploadRecord) async throws {
+        try await transaction { db in
+            _ = try await db.query(
+                """
+                INSERT INTO storage_multipart_uploads (tenant, id, bucket, name, mime_type, cache_control, metadata, owner_id, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [.text(upload.tenant), .text(upload.id), .text(upload.bucket), .text(upload.name), .text(upload.mimeType), .text(upload.cacheControl),
+                 .text(StoreCoding.encodeObject(upload.userMetadata)), Self.optional(upload.ownerID), Self.ms(upload.createdAt)])
+        }
+    }
+
+    public func multipartUpload(tenant: String, id: String) async throws -> MultipartUploadRecord? {
+        try await read("SELECT * FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)]).first.flatMap(Self.upload(from:))
+    }
+
+    public func multipartUploads(before: Date) async throws -> [MultipartUploadRecord] {
+        try await read("SELECT * FROM storage_multipart_uploads WHERE created_at_ms < ?", [Self.ms(before)]).compactMap(Self.upload(from:))
+    }
+
+    public func putPart(tenant: String, uploadID: String, part: MultipartPartRecord) async throws -> MultipartPartRecord? {
+        try await transaction { db in
+            guard !(try await db.query("SELECT 1 FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(uploadID)])).isEmpty
+            else { throw StorageStoreError.objectMissing }
+            let replaced = try await db.query(
+                "DELETE FROM storage_multipart_parts WHERE tenant = ? AND upload_id = ? AND number = ? RETURNING *",
+                [.text(tenant), .text(uploadID), .integer(part.number)]
+            ).first.flatMap(Self.part(from:))
+            _ = try await db.query(
+                """
+                INSERT INTO storage_multipart_parts (tenant, upload_id, number, blob_key, size, etag, md5, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [.text(tenant), .text(uploadID), .integer(part.number), .text(part.blobKey), .integer(part.size), .text(part.etag),
+                 .blob(ByteBuffer(bytes: part.md5)), Self.ms(part.createdAt)])
+            return replaced
+        }
+    }
+
+    public func parts(tenant: String, uploadID: String) async throws -> [MultipartPartRecord] {
+        try await read("SELECT * FROM storage_multipart_parts WHERE tenant = ? AND upload_id = ? ORDER BY number", [.text(tenant), .text(uploadID)])
+            .compactMap(Self.part(from:))
+    }
+
+    public func deleteMultipartUpload(tenant: String, id: String) async throws -> [MultipartPartRecord] {
+        try await transaction { db in
+            let parts = try await db.query(
+                "DELETE FROM storage_multipart_parts WHERE tenant = ? AND upload_id = ? RETURNING *", [.text(tenant), .text(id)]
+            ).compactMap(Self.part(from:))
+            _ = try await db.query("DELETE FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
+            return parts.sorted { $0.number < $1.number }
+        }
+    }
+
+    private static func upload(from row: SQLiteRow) -> MultipartUploadRecord? {
+        guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let bucket = row.column("bucket")?.string,
+            let name = row.column("name")?.string
+        else { return nil }
+        return MultipartUploadRecord(
+            tenant: tenant, id: id, bucket: bucket, name: name, mimeType: row.column("mime_type")?.string ?? "application/octet-stream",
+            cacheControl: row.column("cache_control")?.string ?? "", userMetadata: (row.column("metadata")?.string).flatMap { try? StoreCoding.decodeObject($0) } ?? [:],
+            ownerID: row.column("owner_id")?.string, createdAt: date(row, "created_at_ms"))
+    }
+
+    private static func part(from row: SQLiteRow) -> MultipartPartRecord? {
+        guard let number = row.column("number")?.integer, let blob = row.column("blob_key")?.string, let md5 = row.column("md5")?.blob else { return nil }
+        return MultipartPartRecord(
+            number: number, blobKey: blob, size: row.column("size")?.integer ?? 0, etag: row.column("etag")?.string ?? "",
+            md5: Array(buffer: md5), createdAt: date(row, "created_at_ms"))
     }
 }
