@@ -213,8 +213,15 @@ enum Node {
         } catch {
             throw StartupError(description: "MB907: the storage directory \(configuration.storageDirectory) cannot be used: \(error)")
         }
+        // Unfinished uploads expire: S3 multipart uploads after a week, resumable ones after a day.
+        for upload in try await store.multipartUploads(before: Date().addingTimeInterval(-7 * 24 * 3600)) {
+            for part in try await store.deleteMultipartUpload(tenant: upload.tenant, id: upload.id) { await blobs.delete(part.blobKey) }
+        }
+        let expired = await blobs.expireResumable(olderThan: TenantStorage.resumableExpiry)
         let removed = try await blobs.sweep(keeping: try await store.allBlobKeys(), olderThan: .seconds(3600))
-        if removed > 0 { logger.notice("storage sweep removed files no object points at", metadata: ["files": .stringConvertible(removed)]) }
+        if removed + expired > 0 {
+            logger.notice("storage sweep removed files no object points at", metadata: ["files": .stringConvertible(removed + expired)])
+        }
         return blobs
     }
 

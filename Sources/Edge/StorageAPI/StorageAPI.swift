@@ -20,7 +20,7 @@ struct StorageAPI {
             .add(middleware: StorageErrorMiddleware())
             .add(middleware: TenantGateMiddleware(
                 admission: node.admission, forwarder: node.forwarder, apiKeyOptional: true, streamsBody: true))
-        for method in [HTTPRequest.Method.get, .head, .post, .put, .delete] {
+        for method in [HTTPRequest.Method.get, .head, .post, .put, .delete, .patch, .options] {
             storage.on("**", method: method) { request, context in try await route(request, context) }
         }
     }
@@ -67,6 +67,7 @@ struct StorageAPI {
         case (.post, "bucket") where s.count == 3 && s[2] == "empty": return try await emptyBucket(call, s[1])
         case (.delete, "bucket") where s.count == 2: return try await deleteBucket(call, s[1])
         case (_, "object"): return try await objectRoute(call, Array(s.dropFirst()))
+        case (_, "upload") where s.count >= 2 && s[1] == "resumable": return try await resumable(call, Array(s.dropFirst(2)))
         case (.get, "render"), (.head, "render"):
             throw StorageError(
                 status: 501, error: "Not Implemented", code: "MB910",
