@@ -41,6 +41,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
         // libpq's streaming replication, for the realtime change feed.
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
+        // libvips' image resizing and encoding, for storage's image transforms.
+        .systemLibrary(name: "CVips", path: "Sources/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         .target(
             name: "Runtime",
             dependencies: [
@@ -89,7 +91,7 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors",
+                "Runtime", "Tenancy", "Connectors", "CVips",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

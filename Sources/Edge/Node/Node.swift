@@ -66,6 +66,13 @@ enum Node {
         let cluster = try makeCoordinator(configuration, logger: logger)
         var directoryConfiguration = TenantDirectory.Configuration()
         directoryConfiguration.blobs = try await openBlobStore(configuration, store: store, logger: logger)
+        if directoryConfiguration.blobs != nil {
+            do {
+                directoryConfiguration.images = try ImageTransformer(cacheDirectory: configuration.storageDirectory + "/.variants")
+            } catch {
+                logger.warning("image transforms are off: \(error)")
+            }
+        }
         let node = await NodeServices.assemble(
             configuration: configuration, store: store, secretBox: secretBox, masterKey: masterKey, adminToken: adminToken,
             cluster: cluster, lifecycle: lifecycle, directory: directoryConfiguration, logger: logger)

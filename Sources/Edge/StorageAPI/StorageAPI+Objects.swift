@@ -118,8 +118,10 @@ extension StorageAPI {
         return try await serve(call, object)
     }
 
-    /// The object's bytes with its headers, `download` as Content-Disposition.
-    func serve(_ call: Call, _ object: StoredObject) async throws -> Response {
+    /// The object's bytes with its headers, `download` as Content-Disposition; with transform
+    /// options (`width`, `height`…), a rendered variant instead.
+    func serve(_ call: Call, _ object: StoredObject, transform given: ImageTransform? = nil) async throws -> Response {
+        if let transform = try given ?? ImageTransform.parse({ call.query($0) }) { return try await render(call, object, transform) }
         var headers: HTTPFields = [:]
         if let download = call.query("download") {
             let filename = download.isEmpty ? String(object.name.split(separator: "/").last ?? "download") : download

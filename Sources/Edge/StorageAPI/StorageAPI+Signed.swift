@@ -16,6 +16,12 @@ extension StorageAPI {
         let body = try await Self.jsonBody(call)
         let expiresIn = try Self.expiry(body["expiresIn"])
         let object = try await call.storage.object(bucket: bucket, name: name, access: call.access)
+        // Transform options are fixed in the token: the URL renders exactly this variant.
+        if let options = body["transform"]?.objectValue, let transform = try ImageTransform.parse(claims: options) {
+            let token = call.signer.sign(
+                url: "\(object.bucket)/\(object.name)", purpose: .download, expiresIn: expiresIn, extra: ["transform": .object(transform.claims)])
+            return try Self.json(["signedURL": .string("/render/image/sign/\(Self.encodedPath(object.bucket, object.name))?token=\(token)")])
+        }
         return try Self.json(["signedURL": .string(Self.signedPath(call, object, expiresIn: expiresIn))])
     }
 

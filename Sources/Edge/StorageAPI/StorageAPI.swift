@@ -68,10 +68,8 @@ struct StorageAPI {
         case (.delete, "bucket") where s.count == 2: return try await deleteBucket(call, s[1])
         case (_, "object"): return try await objectRoute(call, Array(s.dropFirst()))
         case (_, "upload") where s.count >= 2 && s[1] == "resumable": return try await resumable(call, Array(s.dropFirst(2)))
-        case (.get, "render"), (.head, "render"):
-            throw StorageError(
-                status: 501, error: "Not Implemented", code: "MB910",
-                message: "image transforms are not available on this node yet; download the original without transform options")
+        case (.get, "render") where s.count > 4 && s[1] == "image", (.head, "render") where s.count > 4 && s[1] == "image":
+            return try await renderRoute(call, mode: s[2], bucket: s[3], name: s.dropFirst(4).joined(separator: "/"))
         default:
             throw StorageError(status: 404, error: "not_found", code: "NoSuchRoute", message: "no storage route \(request.method) /\(s.joined(separator: "/"))")
         }

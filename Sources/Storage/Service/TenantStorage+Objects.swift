@@ -211,6 +211,34 @@ extension TenantStorage {
         try await blobs.open(object.blobKey)
     }
 
+    /// A transformed variant of an image object (the caller has decided the object may be read).
+    public func render(_ object: StoredObject, transform: ImageTransform, acceptsWebP: Bool) async throws -> ImageTransformer.Rendered {
+        guard let images else {
+            throw StorageError(status: 501, error: "Not Implemented", code: "MB910", message: "image transforms are not available on this node")
+        }
+        guard object.size <= ImageTransformer.maxSourceBytes else {
+            throw StorageError(status: 413, error: "Payload too large", code: "ImageTooLarge",
+                               message: "the image is \(object.size) bytes; transforms take sources of at most \(ImageTransformer.maxSourceBytes)")
+        }
+        return try await images.render(key: object.blobKey, transform: transform, acceptsWebP: acceptsWebP) {
+            let reader = try await blobs.open(object.blobKey)
+            do {
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(reader.size)
+                while bytes.count < reader.size {
+                    let piece = try await reader.read(offset: bytes.count, length: 1 << 20)
+                    guard piece.readableBytes > 0 else { break }
+                    bytes += piece.readableBytesView
+                }
+                await reader.close()
+                return bytes
+            } catch {
+                await reader.close()
+                throw error
+            }
+        }
+    }
+
     // MARK: - Changing and removing
 
     public func move(bucket: String, from: String, to: String, toBucket: String?, access: Access) async throws {

@@ -14,13 +14,19 @@ public final class TenantStorage: Sendable {
     let store: any StorageStore
     let blobs: any BlobStore
     let limits: @Sendable () -> StorageLimits
+    /// libvips renders, shared by the node's tenants; nil where libvips could not start.
+    let images: ImageTransformer?
     let ledger = StorageLedger()
     let logger: Logger
 
-    public init(tenant: String, store: any StorageStore, blobs: any BlobStore, limits: @escaping @Sendable () -> StorageLimits, logger: Logger) {
+    public init(
+        tenant: String, store: any StorageStore, blobs: any BlobStore, images: ImageTransformer? = nil, limits: @escaping @Sendable () -> StorageLimits,
+        logger: Logger
+    ) {
         self.tenant = tenant
         self.store = store
         self.blobs = blobs
+        self.images = images
         self.limits = limits
         self.logger = logger
     }

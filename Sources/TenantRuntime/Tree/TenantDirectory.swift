@@ -23,6 +23,8 @@ public actor TenantDirectory {
         public var sqliteFiles: SQLiteFiles?
         /// Where objects' bytes live (the storage slot stays empty without one).
         public var blobs: (any BlobStore)?
+        /// libvips renders for image transforms (nil: transforms answer MB910).
+        public var images: ImageTransformer?
         public init() {}
     }
 
@@ -59,6 +61,7 @@ public actor TenantDirectory {
             catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles), cache: cache, realtimeWire: realtimeWire,
             intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
         environment.blobs = configuration.blobs
+        environment.images = configuration.images
         environment.storageStore = store
         self.environment = environment
         self.onPassivated = onPassivated

@@ -57,6 +57,8 @@ public final class TenantTree: Sendable {
         public var blobs: (any BlobStore)?
         /// The control plane's storage rows.
         public var storageStore: (any StorageStore)?
+        /// libvips renders for every tenant's image transforms.
+        public var images: ImageTransformer?
         public var intensity: RestartIntensity
         public var backoff: Backoff
         public var logger: Logger
@@ -99,6 +101,7 @@ public final class TenantTree: Sendable {
         let tree = TenantTree(
             tenant: tenant, keyRing: keyRing, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
             jobs: JobsSubsystem(supervisor: supervisor("jobs")), storage: supervisor("storage"), storageBackend: environment.storageBackend,
+            images: environment.images,
             functions: FunctionsSubsystem(supervisor: supervisor("functions")), search: SearchSubsystem(supervisor: supervisor("search")),
             control: supervisor("tenant"), logger: logger)
         await data.start()
@@ -109,6 +112,7 @@ public final class TenantTree: Sendable {
     private init(
         tenant: Tenant, keyRing: TenantKeyRing, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
         realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: SubsystemSupervisor, storageBackend: (any StorageStore, any BlobStore)?,
+        images: ImageTransformer?,
         functions: FunctionsSubsystem, search: SearchSubsystem,
         control: SubsystemSupervisor, logger: Logger
     ) {
@@ -123,7 +127,9 @@ public final class TenantTree: Sendable {
         self.storage = StorageSubsystem(
             supervisor: storage,
             service: storageBackend.map { store, blobs in
-                TenantStorage(tenant: tenant.slug, store: store, blobs: blobs, limits: { state.lock.withLock { state.tenant.limits.storage } }, logger: logger)
+                TenantStorage(
+                    tenant: tenant.slug, store: store, blobs: blobs, images: images, limits: { state.lock.withLock { state.tenant.limits.storage } },
+                    logger: logger)
             })
         self.functions = functions
         self.search = search
