@@ -43,6 +43,10 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
         // libvips' image resizing and encoding, for storage's image transforms.
         .systemLibrary(name: "CVips", path: "Sources/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // liburing, for storage's local disk I/O (a POSIX fallback where io_uring is refused).
+        // A C target rather than a module map: liburing's headers clash with the kernel structures
+        // other modules import, so they stay inside its one .c file.
+        .target(name: "CLibURing", path: "Sources/CLibURing", linkerSettings: [.linkedLibrary("uring")]),
         .target(
             name: "Runtime",
             dependencies: [
@@ -91,7 +95,7 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "CVips",
+                "Runtime", "Tenancy", "Connectors", "CVips", "CLibURing",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

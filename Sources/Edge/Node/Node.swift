@@ -214,9 +214,27 @@ enum Node {
                 "object storage is off on this cluster node (MB906): set MINIBAAS_STORAGE_DIR to a directory every node shares and MINIBAAS_STORAGE_SHARED=1")
             return nil
         }
+        let io: any BlobFileIO
+        switch configuration.storageIO {
+        case "posix":
+            io = PosixFileIO()
+        case "uring":
+            let made = UringFileIO.make()
+            guard let uring = made.io else {
+                throw StartupError(description: "MB900: MINIBAAS_STORAGE_IO=uring, but io_uring is refused here (\(String(cString: strerror(made.error)))); use auto or posix")
+            }
+            io = uring
+        default:
+            // auto: io_uring where the kernel and its sandbox allow it, POSIX calls elsewhere.
+            let made = UringFileIO.make()
+            if made.io == nil {
+                logger.notice("io_uring is refused here; storage uses POSIX file calls", metadata: ["errno": .stringConvertible(made.error)])
+            }
+            io = made.io.map { $0 as any BlobFileIO } ?? PosixFileIO()
+        }
         let blobs: LocalBlobStore
         do {
-            blobs = try LocalBlobStore(root: configuration.storageDirectory, io: PosixFileIO())
+            blobs = try LocalBlobStore(root: configuration.storageDirectory, io: io)
         } catch {
             throw StartupError(description: "MB907: the storage directory \(configuration.storageDirectory) cannot be used: \(error)")
         }

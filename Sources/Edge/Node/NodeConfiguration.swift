@@ -164,8 +164,7 @@ struct NodeConfiguration: Sendable {
         _ = try tasksOnEventLoops(env("MINIBAAS_TASK_EXECUTOR"))
         let storageIO = env("MINIBAAS_STORAGE_IO")?.lowercased() ?? "auto"
         switch storageIO {
-        case "auto", "posix": break
-        case "uring": throw .init("MB900: MINIBAAS_STORAGE_IO=uring: this build has no io_uring support; use auto or posix")
+        case "auto", "posix", "uring": break
         default: throw .init("MB900: MINIBAAS_STORAGE_IO must be auto, uring or posix; got '\(storageIO)'")
         }
         if let backend = env("MINIBAAS_STORAGE_BACKEND"), backend.lowercased() != "local" {

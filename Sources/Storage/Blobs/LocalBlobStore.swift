@@ -6,14 +6,14 @@ import NIOPosix
 
 /// Blobs as files under a directory: `<root>/<tenant>/<2 hex>/<uuid>`. A blob is written to
 /// `<root>/.tmp/<uuid>`, fsynced, renamed into place and its directory fsynced; only then does
-/// the caller commit the object's row. File I/O goes through `FileIO` (io_uring or POSIX calls on
+/// the caller commit the object's row. File I/O goes through `BlobFileIO` (io_uring or POSIX calls on
 /// NIO's blocking pool), never on an event loop.
 public final class LocalBlobStore: BlobStore {
     public let root: String
-    let io: any FileIO
+    let io: any BlobFileIO
 
     /// Creates the directories; throws when `root` cannot be written.
-    public init(root: String, io: any FileIO) throws {
+    public init(root: String, io: any BlobFileIO) throws {
         self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
         self.io = io
         let manager = FileManager.default
@@ -97,7 +97,7 @@ final class LocalBlobWriter: BlobWriter, @unchecked Sendable {
     let key: String
     private let temporary: String
     private let final: String
-    private let io: any FileIO
+    private let io: any BlobFileIO
     // Driven by one task at a time (the upload's); the lock only makes that safe to state.
     private let lock = NIOLock()
     private var descriptor: CInt?
@@ -105,7 +105,7 @@ final class LocalBlobWriter: BlobWriter, @unchecked Sendable {
     private var hash = Insecure.MD5()
     private var committed = false
 
-    init(key: String, temporary: String, final: String, descriptor: CInt, io: any FileIO) {
+    init(key: String, temporary: String, final: String, descriptor: CInt, io: any BlobFileIO) {
         self.key = key
         self.temporary = temporary
         self.final = final
@@ -148,11 +148,11 @@ final class LocalBlobWriter: BlobWriter, @unchecked Sendable {
 
 final class LocalBlobReader: BlobReader, @unchecked Sendable {
     let size: Int
-    private let io: any FileIO
+    private let io: any BlobFileIO
     private let lock = NIOLock()
     private var descriptor: CInt?
 
-    init(descriptor: CInt, size: Int, io: any FileIO) {
+    init(descriptor: CInt, size: Int, io: any BlobFileIO) {
         self.descriptor = descriptor
         self.size = size
         self.io = io

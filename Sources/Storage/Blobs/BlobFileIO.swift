@@ -15,7 +15,7 @@ public struct FileIOError: Error, Sendable, CustomStringConvertible {
 
 /// The file calls the local blob store makes. Every call may block, so implementations run them
 /// off the event loops.
-public protocol FileIO: Sendable {
+public protocol BlobFileIO: Sendable {
     var name: String { get }
     /// Creates a new file (it must not exist) for writing.
     func create(_ path: String) async throws -> CInt
@@ -30,7 +30,7 @@ public protocol FileIO: Sendable {
 }
 
 /// POSIX calls (`pwrite`, `pread`, `fsync`…) on NIO's blocking thread pool: works everywhere.
-public struct PosixFileIO: FileIO {
+public struct PosixFileIO: BlobFileIO {
     let pool: NIOThreadPool
 
     public init(pool: NIOThreadPool = .singleton) {
