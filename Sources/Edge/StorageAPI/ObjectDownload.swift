@@ -9,7 +9,9 @@ import Tenancy
 /// (206/416), conditional requests (304/412), HEAD, and a body that streams in pieces as the
 /// client takes them (back-pressure: the next piece is read only once the last is written).
 enum ObjectDownload {
-    static let pieceSize = 256 << 10
+    /// Large pieces keep the per-piece hops few; the next piece is read while this one is written.
+    static let pieceSize = 1 << 20
+    static let smallObject = 256 << 10
 
     static func respond(
         _ request: Request, object: StoredObject, storage: TenantStorage, headers extra: HTTPFields,
@@ -38,20 +40,32 @@ enum ObjectDownload {
         headers[.contentLength] = String(count)
         let status: HTTPResponse.Status = range == nil ? .ok : .partialContent
         if request.method == .head { return Response(status: status, headers: headers) }
+        // Small objects in one read: open, read and close are one trip to the pool.
+        if count <= smallObject, let whole = try await storage.readWhole(object, limit: smallObject) {
+            guard whole.readableBytes == object.size else { throw StorageError.objectNotFound() }
+            return Response(status: status, headers: headers, body: .init(byteBuffer: whole.getSlice(at: start, length: count) ?? whole))
+        }
         let reader = try await storage.openBlob(object)
         let body = ResponseBody(contentLength: count) { writer in
+            let end = start + count
+            func fetch(_ offset: Int) -> Task<ByteBuffer, any Error>? {
+                offset < end ? Task { try await reader.read(offset: offset, length: min(pieceSize, end - offset)) } : nil
+            }
+            var offset = start
+            var next = fetch(offset)
             do {
-                var offset = start
-                let end = start + count
-                while offset < end {
-                    let piece = try await reader.read(offset: offset, length: min(pieceSize, end - offset))
+                while let current = next {
+                    let piece = try await current.value
                     guard piece.readableBytes > 0 else { break }
                     offset += piece.readableBytes
+                    next = fetch(offset)
                     try await writer.write(piece)
                 }
                 try await writer.finish(nil)
                 await reader.close()
             } catch {
+                // A client gone midway: the read ahead finishes unread before the file closes.
+                _ = try? await next?.value
                 await reader.close()
                 throw error
             }

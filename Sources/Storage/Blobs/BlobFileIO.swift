@@ -27,6 +27,8 @@ public protocol BlobFileIO: Sendable {
     /// Renames into place (creating the parent directory) and syncs the directory.
     func rename(_ from: String, to: String) async throws
     func remove(_ path: String) async throws
+    /// The whole file when it has at most `limit` bytes (nil when larger), in one call.
+    func readWhole(_ path: String, limit: Int) async throws -> ByteBuffer?
 }
 
 /// POSIX calls (`pwrite`, `pread`, `fsync`…) on NIO's blocking thread pool: works everywhere.
@@ -127,6 +129,33 @@ public struct PosixFileIO: BlobFileIO {
     public func remove(_ path: String) async throws {
         try await pool.runIfActive {
             guard unlink(path) == 0 || errno == ENOENT else { throw FileIOError(code: errno, operation: "unlink") }
+        }
+    }
+
+    public func readWhole(_ path: String, limit: Int) async throws -> ByteBuffer? {
+        try await pool.runIfActive {
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw FileIOError(code: errno, operation: "open") }
+            defer { Glibc.close(descriptor) }
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw FileIOError(code: errno, operation: "stat") }
+            let size = Int(info.st_size)
+            guard size <= limit else { return nil }
+            var buffer = ByteBufferAllocator().buffer(capacity: size)
+            _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { space in
+                var done = 0
+                while done < size {
+                    let result = pread(descriptor, space.baseAddress! + done, size - done, off_t(done))
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        throw FileIOError(code: errno, operation: "read")
+                    }
+                    if result == 0 { break }
+                    done += result
+                }
+                return done
+            }
+            return buffer
         }
     }
 }

@@ -8,6 +8,9 @@ public protocol BlobStore: Sendable {
     func create(tenant: String) async throws -> any BlobWriter
     /// The blob's bytes, read in pieces; throws `StorageError.objectNotFound` when it is gone.
     func open(_ key: String) async throws -> any BlobReader
+    /// A small blob whole, in one step (open, read, close), when it has at most `limit` bytes;
+    /// nil when it is larger.
+    func readWhole(_ key: String, limit: Int) async throws -> ByteBuffer?
     /// Removes a blob; a missing one is not an error.
     func delete(_ key: String) async
     /// Removes blobs not in `keeping` and leftover temporary files, older than `olderThan` (after

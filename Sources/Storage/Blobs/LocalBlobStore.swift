@@ -43,6 +43,15 @@ public final class LocalBlobStore: BlobStore {
         }
     }
 
+    public func readWhole(_ key: String, limit: Int) async throws -> ByteBuffer? {
+        guard Self.isKey(key) else { throw StorageError.objectNotFound() }
+        do {
+            return try await io.readWhole(path(of: key), limit: limit)
+        } catch let error as FileIOError where error.code == ENOENT {
+            throw StorageError.objectNotFound()
+        }
+    }
+
     public func delete(_ key: String) async {
         guard Self.isKey(key) else { return }
         try? await io.remove(path(of: key))
@@ -119,11 +128,13 @@ final class LocalBlobWriter: BlobWriter, @unchecked Sendable {
         guard buffer.readableBytes > 0 else { return }
         let (descriptor, offset) = lock.withLock { (self.descriptor, written) }
         guard let descriptor else { throw FileIOError(code: EBADF, operation: "write") }
-        try await io.write(descriptor, buffer, at: offset)
-        lock.withLock {
-            buffer.withUnsafeReadableBytes { hash.update(bufferPointer: $0) }
-            written += buffer.readableBytes
+        // The MD5 (the ETag) is computed beside the write, on the pool, not after it.
+        async let hashed: Void = NIOThreadPool.singleton.runIfActive { [self] in
+            lock.withLock { buffer.withUnsafeReadableBytes { hash.update(bufferPointer: $0) } }
         }
+        try await io.write(descriptor, buffer, at: offset)
+        try await hashed
+        lock.withLock { written += buffer.readableBytes }
     }
 
     func commit() async throws -> String {

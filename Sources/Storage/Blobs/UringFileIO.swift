@@ -63,6 +63,7 @@ public final class UringFileIO: BlobFileIO, @unchecked Sendable {
     public func close(_ descriptor: CInt) async throws { try await posix.close(descriptor) }
     public func rename(_ from: String, to: String) async throws { try await posix.rename(from, to: to) }
     public func remove(_ path: String) async throws { try await posix.remove(path) }
+    public func readWhole(_ path: String, limit: Int) async throws -> ByteBuffer? { try await posix.readWhole(path, limit: limit) }
 
     public func write(_ descriptor: CInt, _ buffer: ByteBuffer, at offset: Int) async throws {
         let count = buffer.readableBytes

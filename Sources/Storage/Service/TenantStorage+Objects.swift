@@ -108,16 +108,30 @@ extension TenantStorage {
             throw error
         }
         do {
+            // Pieces from the network are small (tens of KiB): gathered into 1 MiB before each
+            // write, so the disk and the pool see few, large writes.
+            var gathered = ByteBuffer()
+            var received = 0
             try await body { piece in
-                let total = writer.size + piece.readableBytes
-                if total > maxBytes { throw StorageError.entityTooLarge(limit: maxBytes) }
-                if total > reserved.bytes {
-                    guard try await reserved.grow(to: total, load: load) else {
+                received += piece.readableBytes
+                if received > maxBytes { throw StorageError.entityTooLarge(limit: maxBytes) }
+                if received > reserved.bytes {
+                    guard try await reserved.grow(to: received, load: load) else {
                         throw StorageError.quotaExceeded("the tenant's storage quota of \(quota) bytes would be exceeded")
                     }
                 }
-                try await writer.append(piece)
+                if gathered.readableBytes == 0 && piece.readableBytes >= Self.writeSize {
+                    try await writer.append(piece)
+                    return
+                }
+                var piece = piece
+                gathered.writeBuffer(&piece)
+                if gathered.readableBytes >= Self.writeSize {
+                    try await writer.append(gathered)
+                    gathered = ByteBuffer()
+                }
             }
+            if gathered.readableBytes > 0 { try await writer.append(gathered) }
             if let declared, writer.size != declared {
                 throw StorageError.invalidRequest("the body had \(writer.size) bytes, not the \(declared) its length declared")
             }
@@ -131,6 +145,8 @@ extension TenantStorage {
             throw error
         }
     }
+
+    static let writeSize = 1 << 20
 
     public func discard(_ blob: WrittenBlob) async {
         await blobs.delete(blob.key)
@@ -190,7 +206,7 @@ extension TenantStorage {
     /// hides is answered as missing.
     public func object(bucket: String, name: String, access: Access, publicOnly: Bool = false) async throws -> StoredObject {
         let name = try StorageNames.object(name)
-        guard let bucketRow = try await store.bucket(tenant: tenant, id: bucket) else { throw StorageError.bucketNotFound(bucket) }
+        guard let bucketRow = try await self.bucketRow(bucket) else { throw StorageError.bucketNotFound(bucket) }
         if publicOnly, !bucketRow.isPublic { throw StorageError.bucketNotFound(bucket) }
         guard let object = try await store.object(tenant: tenant, bucket: bucket, name: name) else { throw StorageError.objectNotFound() }
         // Objects of public buckets are readable by anyone; others by the read policy, which
@@ -209,6 +225,11 @@ extension TenantStorage {
 
     public func openBlob(_ object: StoredObject) async throws -> any BlobReader {
         try await blobs.open(object.blobKey)
+    }
+
+    /// A small object's bytes in one step; nil when it is larger than `limit`.
+    public func readWhole(_ object: StoredObject, limit: Int) async throws -> ByteBuffer? {
+        try await blobs.readWhole(object.blobKey, limit: limit)
     }
 
     /// A transformed variant of an image object (the caller has decided the object may be read).

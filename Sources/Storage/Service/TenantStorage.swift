@@ -1,6 +1,7 @@
 import Connectors
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Runtime
 import Tenancy
@@ -17,6 +18,9 @@ public final class TenantStorage: Sendable {
     /// libvips renders, shared by the node's tenants; nil where libvips could not start.
     let images: ImageTransformer?
     let ledger = StorageLedger()
+    /// Buckets read on every object request, remembered for a second; changes made on this node
+    /// forget them at once (other nodes' within the second).
+    let bucketRows = NIOLockedValueBox<[String: (row: StorageBucket?, at: ContinuousClock.Instant)]>([:])
     let logger: Logger
 
     public init(
@@ -40,6 +44,22 @@ public final class TenantStorage: Sendable {
     public func bucket(_ id: String, _ access: Access) async throws -> StorageBucket {
         guard let bucket = try await store.bucket(tenant: tenant, id: id), try readable(bucket, access) else { throw StorageError.bucketNotFound(id) }
         return bucket
+    }
+
+    /// The bucket row, from the one-second memory when it is there.
+    func bucketRow(_ id: String) async throws -> StorageBucket? {
+        let now = ContinuousClock.now
+        if let remembered = bucketRows.withLockedValue({ $0[id] }), now - remembered.at < .seconds(1) { return remembered.row }
+        let row = try await store.bucket(tenant: tenant, id: id)
+        bucketRows.withLockedValue { rows in
+            if rows.count > 1000 { rows.removeAll() }
+            rows[id] = (row, now)
+        }
+        return row
+    }
+
+    func forgetBucket(_ id: String) {
+        _ = bucketRows.withLockedValue { $0.removeValue(forKey: id) }
     }
 
     public struct BucketSettings: Sendable {
@@ -68,6 +88,7 @@ public final class TenantStorage: Sendable {
         guard usage.buckets < limits().maxBuckets else {
             throw StorageError.quotaExceeded("the tenant already has \(usage.buckets) buckets, its limit")
         }
+        forgetBucket(id)
         do {
             try await store.createBucket(bucket)
         } catch StorageStoreError.bucketExists {
@@ -89,6 +110,7 @@ public final class TenantStorage: Sendable {
         guard try decide(.update, StorageEntities.buckets, StorageEntities.row(bucket), .new, access) else {
             throw denied(.update, "storage.buckets", access, detail: "the changed bucket fails the policy's check")
         }
+        forgetBucket(id)
         do {
             try await store.updateBucket(bucket)
         } catch StorageStoreError.bucketMissing {
@@ -102,6 +124,7 @@ public final class TenantStorage: Sendable {
         guard try decide(.delete, StorageEntities.buckets, StorageEntities.row(bucket), .existing, access) else {
             throw StorageError.bucketNotFound(id)
         }
+        forgetBucket(id)
         do {
             try await store.deleteBucket(tenant: tenant, id: id)
         } catch StorageStoreError.bucketNotEmpty {

@@ -1,38 +1,55 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Runtime
 import SQLiteNIO
 
 /// The embedded node's control plane: one SQLite file in the data dir. SQLite allows one writer,
-/// and one connection serialises statements but not transactions, so every operation takes the
-/// connection exclusively for its whole transaction.
+/// and one connection serialises statements but not transactions, so every write takes the
+/// writer connection exclusively for its whole transaction. Reads outside transactions use a few
+/// reader connections beside it (WAL): they are on every storage and auth request.
 public final class SQLiteControlPlaneStore: ControlPlaneStore {
     private let connection: SQLiteConnection
     private let exclusive = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: .max)
+    private let readers: [SQLiteConnection]
+    private let readerGate: ConcurrencyLimiter
+    private let idleReaders: NIOLockedValueBox<[SQLiteConnection]>
+    static let readerCount = 4
 
     public static func open(path: String, logger: Logger) async throws -> SQLiteControlPlaneStore {
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let store = SQLiteControlPlaneStore(connection: connection)
         _ = try await connection.query("PRAGMA journal_mode = WAL")
         _ = try await connection.query("PRAGMA foreign_keys = ON")
         _ = try await connection.query("PRAGMA busy_timeout = 5000")
-        return store
+        var readers: [SQLiteConnection] = []
+        for _ in 0..<readerCount {
+            let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            _ = try await reader.query("PRAGMA busy_timeout = 5000")
+            _ = try await reader.query("PRAGMA query_only = ON")
+            readers.append(reader)
+        }
+        return SQLiteControlPlaneStore(connection: connection, readers: readers)
     }
 
     public static func inMemory() async throws -> SQLiteControlPlaneStore {
         let connection = try await SQLiteConnection.open(storage: .memory)
         _ = try await connection.query("PRAGMA foreign_keys = ON")
-        return SQLiteControlPlaneStore(connection: connection)
+        // An in-memory database is private to its connection: no readers beside it.
+        return SQLiteControlPlaneStore(connection: connection, readers: [])
     }
 
-    private init(connection: SQLiteConnection) {
+    private init(connection: SQLiteConnection, readers: [SQLiteConnection]) {
         self.connection = connection
+        self.readers = readers
+        self.readerGate = ConcurrencyLimiter(maxConcurrent: max(1, readers.count), maxQueued: .max)
+        self.idleReaders = NIOLockedValueBox(readers)
     }
 
     deinit {
         // sqlite-nio insists on an explicit close; the future keeps the connection alive until done.
         if !connection.isClosed { _ = connection.close() }
+        for reader in readers where !reader.isClosed { _ = reader.close() }
     }
 
     // MARK: - Transactions
@@ -52,7 +69,13 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
     }
 
     func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        try await exclusive.withPermit { try await connection.query(sql, binds) }
+        guard !readers.isEmpty else { return try await exclusive.withPermit { try await connection.query(sql, binds) } }
+        return try await readerGate.withPermit {
+            // The gate admits no more callers than there are readers: one is always idle here.
+            let reader = idleReaders.withLockedValue { $0.removeLast() }
+            defer { idleReaders.withLockedValue { $0.append(reader) } }
+            return try await reader.query(sql, binds)
+        }
     }
 
     // MARK: - Migrations
@@ -279,10 +302,11 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
 
     /// For tests that check what the database itself refuses.
     func executeForTesting(_ sql: String) async throws {
-        _ = try await read(sql)
+        _ = try await exclusive.withPermit { try await connection.query(sql) }
     }
 
     public func close() async {
+        for reader in readers { try? await reader.close() }
         try? await connection.close()
     }
 
