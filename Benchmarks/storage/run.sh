@@ -168,7 +168,11 @@ for name, unit, scale in [("get-nginx", "MiB/s", mib), ("get-uring", "MiB/s", mi
                           ("render-node-rate", "renders/s", float), ("render-cli-rate", "renders/s", float)]:
     print(f"{name + ' (' + unit + ')':34} {scale(med[name]):12.1f}   {' '.join(f'{scale(v):.1f}' for v in values[name])}")
 print()
-ratio = lambda a, b, target: print(f"{a}/{b}: {med[a] / med[b]:.2f}  (target {target})")
+def ratio(a, b, target):
+    # The median of the rounds' own ratios: each round measures both sides back to back, so the
+    # disk's and the machine's drift between rounds does not enter a ratio.
+    rounds = [x / y for x, y in zip(values[a], values[b])]
+    print(f"{a}/{b}: {statistics.median(rounds):.2f}  (target {target})   per round: {' '.join(f'{r:.2f}' for r in rounds)}")
 # The node's default I/O (MINIBAAS_STORAGE_IO=auto) is POSIX: the headline ratios are its.
 ratio("get-posix", "get-nginx", ">= 0.8")
 ratio("put-posix", "put-nginx", ">= 0.7; nginx does not fsync, the node does")
