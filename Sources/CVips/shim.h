@@ -3,7 +3,10 @@
 #include <vips/vips.h>
 
 static inline int cvips_init(void) {
-    return VIPS_INIT("minibaas");
+    if (VIPS_INIT("minibaas")) return -1;
+    // Objects are untrusted input: only the loaders libvips considers safe for it.
+    vips_block_untrusted_set(TRUE);
+    return 0;
 }
 
 /// The image's size from its header only (nothing decoded), to refuse oversized sources first.

@@ -317,3 +317,173 @@ def test_malformed_bodies_get_clear_errors(space):
     assert bad_bucket.status_code == 400 and error_of(bad_bucket)["code"] == "InvalidBucketName"
     assert httpx.get(f"{space['base']}/nowhere", headers=headers).status_code == 404
     assert storage(space).from_("bad").list_v2({}).objects == []
+
+
+def test_review_regressions_bad_sizes_late_fields_and_moves(space, node):
+    headers = keyed(space["service"])
+    for limit in ["1e30GB", "INFGB", -1, 2 ** 62]:
+        refused = httpx.post(f"{space['base']}/bucket", headers=headers, json={"id": "sized", "file_size_limit": limit})
+        assert refused.status_code == 400 and error_of(refused)["code"] == "InvalidRequest", limit
+    call("PATCH", f"{node.base}/admin/v1/tenants/{space['slug']}", node.token, {"limits": {"storage": {"maxBytes": 3000}}})
+    storage(space).create_bucket("late")
+    # A bad field after the file: refused, and the bytes it wrote are given back to the quota.
+    for _ in range(3):
+        late = b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n' + b"x" * 2000 + \
+            b'\r\n--b\r\nContent-Disposition: form-data; name="metadata"\r\n\r\nnot json\r\n--b--\r\n'
+        refused = httpx.post(f"{space['base']}/object/late/f.bin", headers={**headers, "Content-Type": "multipart/form-data; boundary=b"}, content=late)
+        assert refused.status_code == 400
+    storage(space).from_("late").upload("ok.bin", b"y" * 2000, {"content-type": "application/octet-stream"})
+    # Moving into a bucket whose rules the object breaks is refused like an upload would be.
+    storage(space).create_bucket("strict", options={"allowed_mime_types": ["image/*"]})
+    moved = httpx.post(f"{space['base']}/object/move", headers=headers,
+                       json={"bucketId": "late", "sourceKey": "ok.bin", "destinationKey": "ok.bin", "destinationBucket": "strict"})
+    assert moved.status_code == 415 and error_of(moved)["code"] == "InvalidMimeType"
+    assert storage(space).from_("late").download("ok.bin") == b"y" * 2000
+    files.upload("ok.png", b"\x89PNG", {"content-type": "image/png"})
+    # A declared length over the limit is refused before any byte is read.
+    declared = httpx.post(f"{space['base']}/object/small/declared.png", headers={**keyed(space["service"]), "Content-Type": "image/png"},
+                          content=b"y" * 4096)
+    assert declared.status_code == 413 and error_of(declared)["code"] == "EntityTooLarge"
+    assert [e["name"] for e in files.list()] == ["ok.png"]
+
+    call("PATCH", f"{node.base}/admin/v1/tenants/{space['slug']}", node.token, {"limits": {"storage": {"maxBytes": 10_000, "maxBuckets": 2}}})
+    s.create_bucket("quota")
+    quota = s.from_("quota")
+    quota.upload("one.bin", b"a" * 6000, {"content-type": "application/octet-stream"})
+    with pytest.raises(StorageApiError) as full:
+        quota.upload("two.bin", b"b" * 6000, {"content-type": "application/octet-stream"})
+    assert full.value.status == "413" and "quota" in full.value.message
+    with pytest.raises(StorageApiError) as buckets:
+        s.create_bucket("third")
+    assert buckets.value.status == "413"
+    usage = call("GET", f"{node.base}/admin/v1/tenants/{space['slug']}/storage", node.token)
+    assert usage["usage"] == {"bytes": 6004, "objects": 2, "buckets": 2}
+    assert usage["limits"]["maxBytes"] == 10_000
+
+
+def test_concurrent_uploads_together_stay_within_the_quota(space, node):
+    call("PATCH", f"{node.base}/admin/v1/tenants/{space['slug']}", node.token, {"limits": {"storage": {"maxBytes": 100_000}}})
+    storage(space).create_bucket("race")
+
+    def put(index):
+        return httpx.post(f"{space['base']}/object/race/f{index}.bin", headers={**keyed(space["service"]), "Content-Type": "application/octet-stream"},
+                          content=os.urandom(30_000), timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(put, range(8)))
+    assert statuses.count(200) == 3 and statuses.count(413) == 5, statuses
+    assert call("GET", f"{node.base}/admin/v1/tenants/{space['slug']}/storage", node.token)["usage"]["bytes"] == 90_000
+
+
+def test_ranges_etags_and_conditional_requests(space):
+    storage(space).create_bucket("bytes")
+    body = bytes(range(256)) * 4
+    storage(space).from_("bytes").upload("data.bin", body, {"content-type": "application/octet-stream"})
+    url, headers = f"{space['base']}/object/bytes/data.bin", keyed(space["service"])
+    whole = httpx.get(url, headers=headers)
+    assert whole.content == body and whole.headers["accept-ranges"] == "bytes"
+    etag = whole.headers["etag"]
+    part = httpx.get(url, headers={**headers, "Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == body[10:20] and part.headers["content-range"] == "bytes 10-19/1024"
+    assert httpx.get(url, headers={**headers, "Range": "bytes=-5"}).content == body[-5:]
+    outside = httpx.get(url, headers={**headers, "Range": "bytes=5000-"})
+    assert outside.status_code == 416 and outside.headers["content-range"] == "bytes */1024"
+    assert httpx.get(url, headers={**headers, "If-None-Match": etag}).status_code == 304
+    assert httpx.get(url, headers={**headers, "If-Match": '"nope"'}).status_code == 412
+    head = httpx.head(url, headers=headers)
+    assert head.status_code == 200 and head.headers["content-length"] == "1024" and head.content == b""
+    named = httpx.get(url + "?download=report.bin", headers=headers)
+    assert named.headers["content-disposition"].startswith('attachment; filename="report.bin"')
+
+
+def test_signed_url_tokens_are_exact(space):
+    storage(space).create_bucket("sig")
+    files = storage(space).from_("sig")
+    files.upload("a.txt", b"A", {"content-type": "text/plain"})
+    files.upload("b.txt", b"B", {"content-type": "text/plain"})
+    signed = files.create_signed_url("a.txt", 1)["signedURL"]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(signed).query)["token"][0]
+    # Not a bearer token, not valid for another object, not after it expires, not when altered.
+    assert httpx.get(f"{space['base']}/object/sig/a.txt", headers={"apikey": token, "Authorization": f"Bearer {token}"}).status_code == 401
+    other = httpx.get(f"{space['base']}/object/sign/sig/b.txt?token={token}")
+    assert other.status_code == 400 and error_of(other)["code"] == "InvalidSignature"
+    assert httpx.get(signed[:-2] + ("AA" if not signed.endswith("AA") else "BB")).status_code == 400
+    time.sleep(2.1)
+    expired = httpx.get(signed)
+    assert expired.status_code == 400 and "expired" in error_of(expired)["message"]
+
+
+def test_large_objects_stream_through_intact(space, node):
+    call("PATCH", f"{node.base}/admin/v1/tenants/{space['slug']}", node.token,
+         {"limits": {"storage": {"maxBytes": 1 << 30, "maxObjectBytes": 256 << 20}}})
+    storage(space).create_bucket("big")
+    digest = hashlib.sha256()
+
+    def chunks():
+        for _ in range(48):
+            piece = os.urandom(1 << 20)
+            digest.update(piece)
+            yield piece
+
+    url = f"{space['base']}/object/big/blob.bin"
+    put = httpx.post(url, headers={**keyed(space["service"]), "Content-Type": "application/octet-stream"}, content=chunks(), timeout=120)
+    assert put.status_code == 200, put.text
+    received = hashlib.sha256()
+    size = 0
+    with httpx.stream("GET", url, headers=keyed(space["service"]), timeout=120) as response:
+        for piece in response.iter_bytes():
+            received.update(piece)
+            size += len(piece)
+    assert size == 48 << 20 and received.hexdigest() == digest.hexdigest()
+    # The same bytes as a form upload, with the file part split across many reads.
+    files = {"file": ("form.bin", b"z" * (3 << 20), "application/octet-stream")}
+    form = httpx.post(f"{space['base']}/object/big/form.bin", headers=keyed(space["service"]), files=files, data={"cacheControl": "60"}, timeout=60)
+    assert form.status_code == 200, form.text
+    info = storage(space).from_("big").info("form.bin")
+    assert info["size"] == 3 << 20 and info["cache_control"] == "max-age=60"
+
+
+def test_malformed_bodies_get_clear_errors(space):
+    storage(space).create_bucket("bad")
+    headers = keyed(space["service"])
+    no_boundary = httpx.post(f"{space['base']}/object/bad/x.bin", headers={**headers, "Content-Type": "multipart/form-data"}, content=b"--x\r\n")
+    assert no_boundary.status_code == 400 and error_of(no_boundary)["code"] == "InvalidRequest"
+    fields_only = b'--b\r\nContent-Disposition: form-data; name="cacheControl"\r\n\r\n60\r\n--b--\r\n'
+    no_file = httpx.post(f"{space['base']}/object/bad/x.bin", headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+                         content=fields_only)
+    assert no_file.status_code == 400 and "no file part" in error_of(no_file)["message"]
+    cut = httpx.post(f"{space['base']}/object/bad/y.bin", headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+                     content=b'--b\r\nContent-Disposition: form-data; name="file"; filename="y"\r\n\r\npartial')
+    assert cut.status_code == 400 and "ended inside the file" in error_of(cut)["message"]
+    not_json = httpx.post(f"{space['base']}/bucket", headers={**headers, "Content-Type": "application/json"}, content=b"{nope")
+    assert not_json.status_code == 400
+    bad_bucket = httpx.post(f"{space['base']}/bucket", headers=headers, json={"id": "no/slash"})
+    assert bad_bucket.status_code == 400 and error_of(bad_bucket)["code"] == "InvalidBucketName"
+    assert httpx.get(f"{space['base']}/nowhere", headers=headers).status_code == 404
+    assert storage(space).from_("bad").list_v2({}).objects == []
+
+
+def test_review_regressions_bad_sizes_late_fields_and_moves(space, node):
+    headers = keyed(space["service"])
+    for limit in ["1e30GB", "INFGB", -1, 2 ** 62]:
+        refused = httpx.post(f"{space['base']}/bucket", headers=headers, json={"id": "sized", "file_size_limit": limit})
+        assert refused.status_code == 400 and error_of(refused)["code"] == "InvalidRequest", limit
+    call("PATCH", f"{node.base}/admin/v1/tenants/{space['slug']}", node.token, {"limits": {"storage": {"maxBytes": 3000}}})
+    storage(space).create_bucket("late")
+    # A bad field after the file: refused, and the bytes it wrote are given back to the quota.
+    for _ in range(3):
+        late = b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n' + b"x" * 2000 + \
+            b'\r\n--b\r\nContent-Disposition: form-data; name="metadata"\r\n\r\nnot json\r\n--b--\r\n'
+        refused = httpx.post(f"{space['base']}/object/late/f.bin", headers={**headers, "Content-Type": "multipart/form-data; boundary=b"}, content=late)
+        assert refused.status_code == 400
+    storage(space).from_("late").upload("ok.bin", b"y" * 2000, {"content-type": "application/octet-stream"})
+    # Moving into a bucket whose rules the object breaks is refused like an upload would be.
+    storage(space).create_bucket("strict", options={"allowed_mime_types": ["image/*"]})
+    with pytest.raises(StorageApiError) as kind:
+        httpx.post(f"{space['base']}/object/move", headers=headers,
+                   json={"bucketId": "late", "sourceKey": "ok.bin", "destinationKey": "ok.bin", "destinationBucket": "strict"}).raise_for_status() \
+            if False else storage(space).from_("late").move("ok.bin", "ok.bin") if False else None
+        raise StorageApiError(*(lambda r: (r.json()["message"], r.json()["error"], r.json()["statusCode"]))(httpx.post(
+            f"{space['base']}/object/move", headers=headers,
+            json={"bucketId": "late", "sourceKey": "ok.bin", "destinationKey": "ok.bin", "destinationBucket": "strict"})))
+    assert kind.value.status == "415"

@@ -83,3 +83,13 @@ def test_sources_that_are_not_images_or_too_large_are_refused(gallery):
     refused = httpx.get(f"{gallery['base']}/render/image/public/pics/huge.png?width=10")
     assert refused.status_code == 413 and refused.json()["code"] == "ImageTooLarge"
     assert httpx.get(f"{gallery['base']}/render/image/public/pics/missing.jpg?width=10").status_code == 404
+
+
+def test_a_computed_side_is_held_to_2500(gallery):
+    strip = Image.new("1", (900_000, 1))
+    buffer = io.BytesIO()
+    strip.save(buffer, "PNG")
+    gallery["storage"].from_("pics").upload("strip.png", buffer.getvalue(), {"content-type": "image/png"})
+    response = httpx.get(f"{gallery['base']}/render/image/public/pics/strip.png?height=2500&format=png", timeout=60)
+    assert response.status_code == 200, response.text
+    assert max(Image.open(io.BytesIO(response.content)).size) <= 2500

@@ -109,3 +109,15 @@ def test_an_acknowledged_offset_survives_kill_9(tmp_path):
     finally:
         process.kill()
         process.wait(timeout=30)
+
+
+def test_uploads_in_progress_are_bounded_in_number_and_count_against_the_quota(resumable, node):
+    call("PATCH", f"{node.base}/admin/v1/tenants/{resumable['slug']}", node.token, {"limits": {"storage": {"maxBytes": 1000}}})
+    create = lambda name, length: httpx.post(resumable["endpoint"], headers=tus_headers(resumable, **{
+        "Upload-Length": str(length), "Upload-Metadata": metadata(bucketName="uploads", objectName=name)}))
+    assert create("a.bin", 600).status_code == 201
+    over = create("b.bin", 600)
+    assert over.status_code == 413 and over.json()["code"] == "QuotaExceeded"
+    call("PATCH", f"{node.base}/admin/v1/tenants/{resumable['slug']}", node.token, {"limits": {"storage": {"maxBytes": 1 << 30}}})
+    statuses = [create(f"n{i}.bin", 1).status_code for i in range(25)]
+    assert statuses.count(201) == 19 and statuses[-1] == 429

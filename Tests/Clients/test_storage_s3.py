@@ -256,3 +256,32 @@ def test_session_credentials_apply_the_users_policies(s3space, node):
     with pytest.raises(ClientError) as forged:
         client(s3space, key_id=s3space["slug"], secret=s3space["anon"], token="not.a.jwt").list_buckets()
     assert code_of(forged) == "InvalidToken"
+
+
+def test_review_regressions_listing_pages_oversized_parts_and_foreign_uploads(s3space, node):
+    s3 = client(s3space)
+    s3.create_bucket(Bucket="pages")
+    for key in ["photos/a", "photos/b", "z"]:
+        s3.put_object(Bucket="pages", Key=key, Body=b"p")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket="pages", Delimiter="/", PaginationConfig={"PageSize": 1})
+    seen = [([p["Prefix"] for p in page.get("CommonPrefixes", [])], [o["Key"] for o in page.get("Contents", [])]) for page in pages]
+    assert seen == [(["photos/"], []), ([], ["z"])]
+    upload = s3.create_multipart_upload(Bucket="pages", Key="huge.bin")
+    url = f"{s3space['endpoint']}/pages/huge.bin?partNumber=1&uploadId={upload['UploadId']}"
+    headers = sign(s3space, "PUT", url, {"x-amz-decoded-content-length": str(2 ** 63 - 1), "Content-Encoding": "aws-chunked"},
+                   "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+    refused = httpx.put(url, headers=headers, content=b"0\r\n\r\n")
+    assert refused.status_code == 413 and b"EntityTooLarge" in refused.content
+    # An unsigned Content-Encoding cannot turn off the check of a signed payload hash.
+    put_url = f"{s3space['endpoint']}/pages/hashed.bin"
+    headers = sign(s3space, "PUT", put_url, {}, hashlib.sha256(b"signed body").hexdigest())
+    swapped = httpx.put(put_url, headers={**headers, "Content-Encoding": "aws-chunked"}, content=b"0\r\n\r\n")
+    assert swapped.status_code == 400 and b"XAmzContentSHA256Mismatch" in swapped.content
+    # A user's session cannot add parts to an upload someone else started.
+    call("PUT", f"{node.base}/admin/v1/tenants/{s3space['slug']}/auth", node.token, {"autoconfirm": True, "siteUrl": "http://localhost:3999"})
+    session = create_client(s3space["apiUrl"], s3space["anon"]).auth.sign_up(
+        {"email": f"mp-{secrets.token_hex(3)}@example.com", "password": "s3-password"}).session
+    as_user = client(s3space, key_id=s3space["slug"], secret=s3space["anon"], token=session.access_token)
+    with pytest.raises(ClientError) as foreign:
+        as_user.upload_part(Bucket="pages", Key="huge.bin", UploadId=upload["UploadId"], PartNumber=1, Body=b"x")
+    assert code_of(foreign) == "AccessDenied"

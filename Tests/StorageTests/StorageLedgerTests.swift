@@ -20,6 +20,15 @@ final class StorageLedgerTests: XCTestCase {
         XCTAssertTrue(fifth)
     }
 
+    func testClientDeclaredSizesCannotOverflow() async throws {
+        let ledger = StorageLedger()
+        _ = try await ledger.reserve(10, limit: 100, load: { 50 })
+        let huge = try await ledger.reserve(Int.max, limit: 100, load: { 50 })
+        let negative = try await ledger.reserve(-5, limit: 100, load: { 50 })
+        XCTAssertFalse(huge)
+        XCTAssertFalse(negative)
+    }
+
     /// A load that overlapped a commit may have read the table before or after it: it is thrown
     /// away rather than allowed to forget the commit.
     func testALoadOverlappingACommitDoesNotUndoIt() async throws {

@@ -18,7 +18,7 @@ extension S3API {
     }
 
     func uploadPart(_ call: Call) async throws -> Response {
-        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "")
+        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "", access: call.access)
         guard let number = Int(call.query["partNumber"] ?? "") else { throw S3Error.invalidArgument("Part number must be an integer between 1 and 10000, inclusive") }
         let body = try S3Body(call)
         let etag = try await call.storage.uploadPart(upload, number: number, declared: try S3Body.declaredLength(call)) { sink in
@@ -28,7 +28,7 @@ extension S3API {
     }
 
     func listParts(_ call: Call) async throws -> Response {
-        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "")
+        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "", access: call.access)
         let parts = try await call.storage.parts(of: upload).map { part in
             "<Part><PartNumber>\(part.number)</PartNumber>\(S3XML.element("LastModified", S3XML.timestamp(part.createdAt)))"
                 + "\(S3XML.element("ETag", part.etag))<Size>\(part.size)</Size></Part>"
@@ -39,7 +39,7 @@ extension S3API {
     }
 
     func completeMultipartUpload(_ call: Call) async throws -> Response {
-        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "")
+        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "", access: call.access)
         var request = call.request
         let buffer: ByteBuffer
         do {
@@ -56,7 +56,7 @@ extension S3API {
     }
 
     func abortMultipartUpload(_ call: Call) async throws -> Response {
-        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "")
+        let upload = try await call.storage.multipartUpload(bucket: call.bucket!, name: call.key!, id: call.query["uploadId"] ?? "", access: call.access)
         try await call.storage.abortMultipartUpload(upload)
         return Self.empty(.noContent)
     }

@@ -172,7 +172,9 @@ struct S3Body: Sendable {
     init(_ call: S3API.Call) throws {
         let headers = call.request.headers
         let mode = call.verified.payloadHash
-        chunked = mode.hasPrefix("STREAMING-") || (headers[.contentEncoding]?.contains("aws-chunked") ?? false)
+        // Framing follows the signed payload mode only: an unsigned Content-Encoding header must
+        // not switch a body whose hash was signed into a mode where it is not checked.
+        chunked = mode.hasPrefix("STREAMING-")
         signing = mode == SigV4.streamingSigned || mode == SigV4.streamingSignedTrailer ? AWSChunkedDecoder.Signing(verified: call.verified) : nil
         var checksumHeaders: [String: String] = [:]
         for field in headers where field.name.canonicalName.hasPrefix("x-amz-checksum-") { checksumHeaders[field.name.canonicalName] = field.value }

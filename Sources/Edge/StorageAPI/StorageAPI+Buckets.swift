@@ -64,22 +64,28 @@ extension StorageAPI {
         return settings
     }
 
+    static let maxSizeLimit = 1 << 40
+
     static func sizeLimit(_ value: JSONValue) throws -> Int? {
         switch value {
         case .null: return nil
         case .integer, .number:
-            guard let bytes = value.intValue, bytes >= 0 else { throw StorageError.invalidRequest("file_size_limit must be a whole number of bytes") }
+            guard let bytes = value.intValue, (0...Int64(maxSizeLimit)).contains(bytes) else {
+                throw StorageError.invalidRequest("file_size_limit must be a whole number of bytes up to 2^40")
+            }
             return bytes == 0 ? nil : Int(bytes)
         case .string(let text):
             // Supabase accepts "50MB", "1GB", "100KB".
             let units: [(String, Int)] = [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
             let upper = text.uppercased().trimmingCharacters(in: .whitespaces)
             for (unit, factor) in units where upper.hasSuffix(unit) {
-                if let number = Double(upper.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), number >= 0 {
+                if let number = Double(upper.dropLast(unit.count).trimmingCharacters(in: .whitespaces)), number.isFinite, number >= 0,
+                    number * Double(factor) <= Double(maxSizeLimit)
+                {
                     return Int(number * Double(factor))
                 }
             }
-            if let bytes = Int(upper), bytes >= 0 { return bytes }
+            if let bytes = Int(upper), (0...maxSizeLimit).contains(bytes) { return bytes }
             throw StorageError.invalidRequest("file_size_limit '\(text)' is not a size (bytes, or like 50MB)")
         default:
             throw StorageError.invalidRequest("file_size_limit must be a number of bytes")

@@ -75,16 +75,17 @@ extension StorageAPI {
             while let piece = try await pieces.next() { try await take(try reader.feed(piece)) }
             guard ended else { throw StorageError.invalidRequest("the multipart body ended inside the file part") }
         }
-        // Fields sent after the file still count.
-        if let value = reader.fields["cacheControl"] { request.cacheControl = Self.cacheControl(value) }
-        if let value = try Self.metadata(fromField: reader.fields["metadata"]) { request.metadata = value }
-        prepared.request.cacheControl = request.cacheControl
-        prepared.request.metadata = request.metadata
+        // Fields sent after the file still count; a bad one gives the written blob back.
         do {
-            return try await storage.commit(prepared, blob: blob, access: access)
+            if let value = reader.fields["cacheControl"] { request.cacheControl = Self.cacheControl(value) }
+            if let value = try Self.metadata(fromField: reader.fields["metadata"]) { request.metadata = value }
         } catch {
+            await storage.discard(blob)
             throw error
         }
+        prepared.request.cacheControl = request.cacheControl
+        prepared.request.metadata = request.metadata
+        return try await storage.commit(prepared, blob: blob, access: access)
     }
 
     /// Supabase sends seconds (`3600`), stored as `max-age=3600`; anything else is kept as given.

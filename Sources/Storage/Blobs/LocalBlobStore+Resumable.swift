@@ -94,6 +94,22 @@ extension LocalBlobStore {
         return (key, size, hash.finalize().map { String(format: "%02x", $0) }.joined())
     }
 
+    /// How many uploads of `tenant` are in progress, and the bytes they will take when complete.
+    public func openUploads(tenant: String) async -> (count: Int, bytes: Int) {
+        let directory = uploadsDirectory
+        return (try? await NIOThreadPool.singleton.runIfActive {
+            var count = 0, bytes = 0
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") {
+                guard let data = FileManager.default.contents(atPath: "\(directory)/\(name)"),
+                    let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["tenant"] as? String == tenant
+                else { continue }
+                count += 1
+                bytes += (object["length"] as? Int) ?? 0
+            }
+            return (count, bytes)
+        }) ?? (0, 0)
+    }
+
     public func deleteResumable(id: String) async {
         guard Self.isUploadID(id) else { return }
         try? await io.remove(uploadPath(id))

@@ -15,6 +15,10 @@ public final class MultipartFormReader {
 
     /// Bytes of headers, preamble or field values allowed between two pieces of file content.
     static let maxOverhead = 64 << 10
+    /// Fields a form may have in all (Supabase's clients send two), and their bytes in all.
+    static let maxFields = 32
+    static let maxFieldBytes = 256 << 10
+    private var fieldBytes = 0
 
     private let parser: MultipartParser
     private var headers: [(String, String)] = []
@@ -71,6 +75,10 @@ public final class MultipartFormReader {
                 events.append(.fileStarted(contentType: header("content-type")))
                 events.append(.fileEnded)
             } else if let name = fieldName() {
+                fieldBytes += fieldValue.count + name.utf8.count
+                if fields.count >= Self.maxFields || fieldBytes > Self.maxFieldBytes {
+                    failure = .invalidRequest("the form has more than \(Self.maxFields) fields or \(Self.maxFieldBytes) bytes of them")
+                }
                 fields[name] = String(decoding: fieldValue, as: UTF8.self)
             }
             headers = []

@@ -41,13 +41,14 @@ public final class ImageTransformer: Sendable {
         let digest = SHA256.hash(data: Array(key.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
         let base = "\(cacheDirectory)/\(digest.prefix(2))/\(digest)-\(transform.cacheName)-\(wanted.rawValue)"
         if let cached = try await cachedVariant(base) { return cached }
-        let bytes = try await source()
+        // Admitted before the source is read: at most `threads` sources are in memory at once.
         do {
             try await gate.acquire()
         } catch {
             throw StorageError(status: 503, error: "Service Unavailable", code: "MB912", message: "too many image transforms are waiting; retry shortly")
         }
         defer { gate.release() }
+        let bytes = try await source()
         let rendered = try await pool.runIfActive { try Self.transform(bytes, transform, wanted) }
         try? await store(rendered, base: base)
         return rendered
@@ -66,12 +67,15 @@ public final class ImageTransformer: Sendable {
                                    message: "the image has \(Int(width) * Int(height)) pixels; transforms take at most \(maxSourcePixels)")
             }
             // One side given: the other follows the aspect ratio.
-            let targetWidth = transform.width ?? (transform.height.map { Int((Double($0) * Double(width) / Double(max(1, height))).rounded()) } ?? Int(width))
-            let targetHeight = transform.height ?? (transform.width.map { Int((Double($0) * Double(height) / Double(max(1, width))).rounded()) } ?? Int(height))
+            // Computed sides are held to the same 2500 as given ones (a 900000x1 source asked for a
+            // height would otherwise ask for a width in the billions).
+            func side(_ value: Double) -> Int { Int(min(2500, max(1, value.rounded()))) }
+            let targetWidth = transform.width ?? side(transform.height.map { Double($0) * Double(width) / Double(max(1, height)) } ?? Double(width))
+            let targetHeight = transform.height ?? side(transform.width.map { Double($0) * Double(height) / Double(max(1, width)) } ?? Double(height))
             var image: UnsafeMutablePointer<VipsImage>?
             let crop: Int32 = transform.resize == .cover && transform.width != nil && transform.height != nil ? 1 : 0
             let force: Int32 = transform.resize == .fill ? 1 : 0
-            guard cvips_thumbnail(raw.baseAddress, raw.count, Int32(max(1, targetWidth)), Int32(max(1, targetHeight)), crop, force, &image) == 0,
+            guard cvips_thumbnail(raw.baseAddress, raw.count, Int32(clamping: targetWidth), Int32(clamping: targetHeight), crop, force, &image) == 0,
                 let image
             else { throw failure("cannot resize the image") }
             defer { cvips_unref(image) }

@@ -105,6 +105,7 @@ public struct AWSChunkedDecoder {
             }
             let pair = text.split(separator: ":", maxSplits: 1)
             guard pair.count == 2 else { throw .invalidRequest("an aws-chunked trailer is malformed") }
+            guard trailers.count < 16 else { throw .invalidRequest("an aws-chunked body has too many trailers") }
             trailers[pair[0].lowercased().trimmingCharacters(in: .whitespaces)] = pair[1].trimmingCharacters(in: .whitespaces)
         case .data, .done:
             break

@@ -42,7 +42,10 @@ public final class StorageLedger: Sendable {
             if kept { break }
         }
         return state.withLockedValue { state in
-            guard (state.stored ?? 0) + state.reserved + bytes - credit <= limit else { return false }
+            // Compared by subtraction: every term is at most the limit or refused, so no sum of
+            // client-declared sizes can overflow.
+            let used = (state.stored ?? 0) + state.reserved - credit
+            guard bytes >= 0, bytes <= limit, used <= limit - bytes else { return false }
             state.reserved += bytes
             return true
         }

@@ -136,6 +136,8 @@ extension TenantStorage {
         var page = S3ListPage()
         guard maxKeys > 0 else { return page }
         var cursor = after
+        // A page that ended on a common prefix resumes after everything under it.
+        if let delimiter, !delimiter.isEmpty, let after, after.hasSuffix(delimiter), after.hasPrefix(prefix) { cursor = after + "\u{10FFFF}" }
         scanning: while true {
             let batch = try await store.objects(tenant: tenant, bucket: bucket, prefix: prefix, after: cursor, limit: 1000)
             for object in batch {

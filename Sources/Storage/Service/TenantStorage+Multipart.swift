@@ -26,9 +26,13 @@ extension TenantStorage {
         return upload
     }
 
-    public func multipartUpload(bucket: String, name: String, id: String) async throws -> MultipartUploadRecord {
+    /// The upload, when it is this object's and the caller's (or the caller is the service role).
+    public func multipartUpload(bucket: String, name: String, id: String, access: Access) async throws -> MultipartUploadRecord {
         guard let upload = try await store.multipartUpload(tenant: tenant, id: id), upload.bucket == bucket, upload.name == name else {
             throw S3Error.noSuchUpload()
+        }
+        guard access.bypass || (upload.ownerID != nil && upload.ownerID == access.claims["sub"]?.stringValue) else {
+            throw S3Error.accessDenied("this multipart upload was started by someone else")
         }
         return upload
     }

@@ -93,6 +93,8 @@ extension TenantStorage {
     /// `quotaCredit`: stored bytes this blob will replace (the parts a multipart completion joins).
     public func writeBlob(maxBytes: Int, declared: Int?, quotaCredit: Int = 0, body: BodySource) async throws -> WrittenBlob {
         let quota = limits().maxBytes
+        // A declared length beyond the limit is refused before anything is reserved or read.
+        if let declared, declared > maxBytes { throw StorageError.entityTooLarge(limit: maxBytes) }
         let store = self.store, tenant = self.tenant
         let load = { try await store.storageUsage(tenant: tenant).bytes }
         // Reserve what was declared at once, or grow the reservation as pieces come.
@@ -272,6 +274,13 @@ extension TenantStorage {
         var moved = source
         moved.bucket = destination
         moved.name = to
+        if destination != bucket {
+            // The destination's own rules, as an upload into it would meet them.
+            guard let target = try await store.bucket(tenant: tenant, id: destination) else { throw StorageError.bucketNotFound(destination) }
+            if let allowed = target.allowedMimeTypes, !allowed.isEmpty, !Self.matches(source.mimeType, allowed) { throw StorageError.invalidMimeType(source.mimeType) }
+            let limit = min(target.fileSizeLimit ?? Int.max, limits().maxObjectBytes)
+            if source.size > limit { throw StorageError.entityTooLarge(limit: limit) }
+        }
         guard try decide(.update, StorageEntities.objects, StorageEntities.row(moved), .new, access) else {
             throw denied(.update, "storage.objects", access, detail: "the moved object fails the update policy's check")
         }

@@ -10,6 +10,8 @@ import Tenancy
 /// touched for a day expire.
 extension TenantStorage {
     public static let resumableExpiry: Duration = .seconds(24 * 3600)
+    /// Uploads a tenant may have in progress at once.
+    public static let maxOpenResumable = 20
 
     public struct ResumableUpload: Sendable {
         public let id: String
@@ -34,12 +36,18 @@ extension TenantStorage {
         var request = request
         request.declaredLength = length
         let prepared = try await prepareUpload(request, access: access)
-        // The quota is checked now and again at completion; nothing is held in between.
+        // The quota counts the uploads in progress at their full length: checked now, and again
+        // at completion; their bytes on disk are bounded by their number and lengths.
+        let open = await (try resumableStore).openUploads(tenant: tenant)
+        guard open.count < Self.maxOpenResumable else {
+            throw StorageError(status: 429, error: "Too Many Requests", code: "TooManyUploads",
+                               message: "the tenant has \(open.count) resumable uploads in progress; finish or terminate some first")
+        }
         let store = self.store, tenant = self.tenant
-        guard try await ledger.reserve(length, limit: limits().maxBytes, load: { try await store.storageUsage(tenant: tenant).bytes }) else {
+        guard try await ledger.reserve(length + open.bytes, limit: limits().maxBytes, load: { try await store.storageUsage(tenant: tenant).bytes }) else {
             throw StorageError.quotaExceeded("the tenant's storage quota of \(limits().maxBytes) bytes would be exceeded")
         }
-        ledger.release(length)
+        ledger.release(length + open.bytes)
         let upload = ResumableUpload(
             id: UUID().uuidString.lowercased(), request: prepared.request, length: length, ownerID: access.claims["sub"]?.stringValue,
             createdAt: Date(), offset: 0)
@@ -69,8 +77,14 @@ extension TenantStorage {
     public func appendResumable(_ upload: ResumableUpload, offset: Int, access: Access, body: BodySource) async throws
         -> (upload: ResumableUpload, object: StoredObject?)
     {
-        guard offset == upload.offset else {
-            throw StorageError(status: 409, error: "Conflict", code: "OffsetMismatch", message: "Upload-Offset \(offset) is not the upload's offset \(upload.offset)")
+        // One chunk at a time per upload (on this node): two at the same offset would overwrite
+        // each other.
+        guard activeUploads.withLockedValue({ $0.insert(upload.id).inserted }) else {
+            throw StorageError(status: 409, error: "Conflict", code: "UploadBusy", message: "another chunk of this upload is being written")
+        }
+        defer { _ = activeUploads.withLockedValue { $0.remove(upload.id) } }
+        guard let current = try await resumableStore.resumable(id: upload.id), current.offset == offset else {
+            throw StorageError(status: 409, error: "Conflict", code: "OffsetMismatch", message: "Upload-Offset \(offset) is not the upload's offset")
         }
         let length = upload.length
         var updated = upload
@@ -98,9 +112,10 @@ extension TenantStorage {
         let prepared: PreparedUpload
         do {
             prepared = try await prepareUpload(upload.request, access: actingAccess)
-        } catch {
+        } catch let refusal as StorageError where (400..<500).contains(refusal.status) {
+            // A definitive refusal (policy, name taken, type): the upload can never complete.
             await terminateResumable(upload.id)
-            throw error
+            throw refusal
         }
         let store = self.store, tenant = self.tenant
         guard try await ledger.reserve(upload.length, limit: limits().maxBytes, load: { try await store.storageUsage(tenant: tenant).bytes }) else {

@@ -18,6 +18,8 @@ public final class TenantStorage: Sendable {
     /// libvips renders, shared by the node's tenants; nil where libvips could not start.
     let images: ImageTransformer?
     let ledger = StorageLedger()
+    /// Resumable uploads with a chunk being written right now.
+    let activeUploads = NIOLockedValueBox<Set<String>>([])
     /// Buckets read on every object request, remembered for a second; changes made on this node
     /// forget them at once (other nodes' within the second).
     let bucketRows = NIOLockedValueBox<[String: (row: StorageBucket?, at: ContinuousClock.Instant)]>([:])
