@@ -205,10 +205,18 @@ enum Node {
         return (digest, true)
     }
 
-    /// The node's blob store for object storage: the storage directory, swept of what a crash
-    /// left behind (temporary files, blobs no row points at). A cluster node uses it only when
-    /// told every node sees the same directory; otherwise its storage routes answer MB906.
+    /// The node's blob store for object storage: an S3 bucket, or the storage directory, swept of
+    /// what a crash left behind (temporary files, blobs no row points at). A cluster node uses a
+    /// directory only when told every node sees it; otherwise its storage routes answer MB906.
     private static func openBlobStore(_ configuration: NodeConfiguration, store: any ControlPlaneStore, logger: Logger) async throws -> (any BlobStore)? {
+        if let s3 = configuration.storageS3 {
+            // Objects in an S3 bucket every node reaches; local files only for uploads in progress.
+            let blobs = try await S3BlobStore(settings: s3, spoolDirectory: configuration.storageDirectory + "/spool")
+            _ = await blobs.spool.expireResumable(olderThan: TenantStorage.resumableExpiry)
+            let removed = try await blobs.sweep(keeping: try await store.allBlobKeys(), olderThan: .seconds(3600))
+            if removed > 0 { logger.notice("storage sweep removed objects no row points at", metadata: ["objects": .stringConvertible(removed)]) }
+            return blobs
+        }
         if configuration.mode == .cluster && !configuration.storageShared {
             logger.warning(
                 "object storage is off on this cluster node (MB906): set MINIBAAS_STORAGE_DIR to a directory every node shares and MINIBAAS_STORAGE_SHARED=1")

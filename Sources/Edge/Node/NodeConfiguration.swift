@@ -1,6 +1,7 @@
-import Foundation
 import Connectors
+import Foundation
 import Logging
+import Storage
 import Tenancy
 
 /// Everything a node is told at start-up, from flags and environment. Resolution either yields a
@@ -39,8 +40,10 @@ struct NodeConfiguration: Sendable {
     var storageDir: String?
     /// `MINIBAAS_STORAGE_SHARED=1`: every node of the cluster sees the same storage directory.
     var storageShared = false
-    /// `MINIBAAS_STORAGE_IO`: `auto` or `posix`.
+    /// `MINIBAAS_STORAGE_IO`: `auto`, `posix` or `uring`.
     var storageIO = "auto"
+    /// `MINIBAAS_STORAGE_BACKEND=s3` and its `MINIBAAS_STORAGE_S3_*` settings; nil: local disk.
+    var storageS3: S3BlobStore.Settings?
 
     var storageDirectory: String { storageDir ?? (dataDir.hasSuffix("/") ? dataDir + "storage" : dataDir + "/storage") }
 
@@ -167,8 +170,23 @@ struct NodeConfiguration: Sendable {
         case "auto", "posix", "uring": break
         default: throw .init("MB900: MINIBAAS_STORAGE_IO must be auto, uring or posix; got '\(storageIO)'")
         }
-        if let backend = env("MINIBAAS_STORAGE_BACKEND"), backend.lowercased() != "local" {
-            throw .init("MB900: MINIBAAS_STORAGE_BACKEND must be local in this build; got '\(backend)'")
+        var storageS3: S3BlobStore.Settings?
+        switch env("MINIBAAS_STORAGE_BACKEND")?.lowercased() {
+        case nil, "local": break
+        case "s3":
+            func required(_ name: String) throws(ConfigurationError) -> String {
+                guard let value = env(name) else { throw .init("MB900: MINIBAAS_STORAGE_BACKEND=s3 needs \(name)") }
+                return value
+            }
+            let endpoint = try required("MINIBAAS_STORAGE_S3_ENDPOINT")
+            guard let url = URL(string: endpoint), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw .init("MB900: MINIBAAS_STORAGE_S3_ENDPOINT must be an http(s) URL; got '\(endpoint)'")
+            }
+            storageS3 = S3BlobStore.Settings(
+                endpoint: endpoint, region: env("MINIBAAS_STORAGE_S3_REGION") ?? "us-east-1", bucket: try required("MINIBAAS_STORAGE_S3_BUCKET"),
+                accessKeyID: try required("MINIBAAS_STORAGE_S3_ACCESS_KEY_ID"), secretAccessKey: try required("MINIBAAS_STORAGE_S3_SECRET_ACCESS_KEY"))
+        case let other?:
+            throw .init("MB900: MINIBAAS_STORAGE_BACKEND must be local or s3; got '\(other)'")
         }
         let storageShared = ["1", "true", "yes"].contains(env("MINIBAAS_STORAGE_SHARED")?.lowercased() ?? "")
         var configuration = NodeConfiguration(
@@ -180,6 +198,7 @@ struct NodeConfiguration: Sendable {
         configuration.storageDir = env("MINIBAAS_STORAGE_DIR")
         configuration.storageShared = storageShared
         configuration.storageIO = storageIO
+        configuration.storageS3 = storageS3
         return configuration
     }
 

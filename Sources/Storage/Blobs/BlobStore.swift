@@ -21,6 +21,8 @@ public protocol BlobStore: Sendable {
     func deleteAll(tenant: String) async
     /// What the store is, for the admin endpoint ("local (io: posix)", "s3 …").
     var summary: String { get }
+    /// Local files where resumable uploads gather until complete.
+    var resumableArea: LocalBlobStore? { get }
 }
 
 public protocol BlobWriter: AnyObject, Sendable {
@@ -39,4 +41,24 @@ public protocol BlobReader: AnyObject, Sendable {
     /// Up to `length` bytes from `offset`; fewer only at the end.
     func read(offset: Int, length: Int) async throws -> ByteBuffer
     func close() async
+}
+
+extension BlobStore {
+    /// A blob from start to end into `sink` in 1 MiB pieces, closed whatever happens.
+    public func pour(_ key: String, into sink: (ByteBuffer) async throws -> Void) async throws {
+        let reader = try await open(key)
+        do {
+            var offset = 0
+            while offset < reader.size {
+                let piece = try await reader.read(offset: offset, length: 1 << 20)
+                guard piece.readableBytes > 0 else { break }
+                offset += piece.readableBytes
+                try await sink(piece)
+            }
+            await reader.close()
+        } catch {
+            await reader.close()
+            throw error
+        }
+    }
 }

@@ -24,6 +24,7 @@ public final class LocalBlobStore: BlobStore {
     }
 
     public var summary: String { "local \(root) (io: \(io.name))" }
+    public var resumableArea: LocalBlobStore? { self }
 
     public func create(tenant: String) async throws -> any BlobWriter {
         let id = UUID().uuidString.lowercased()

@@ -58,6 +58,18 @@ public enum S3XML {
         return parts
     }
 
+    /// A ListObjectsV2 answer (from an S3 backend): its keys with their times, and the next token.
+    static func listPage(_ data: [UInt8]) throws(S3Error) -> (objects: [(String, Date)], nextToken: String?) {
+        let tree = try parse(data)
+        let objects: [(String, Date)] = tree.children.filter { $0.name == "Contents" }.compactMap { entry in
+            guard let key = entry.child("Key")?.text else { return nil }
+            let modified = entry.child("LastModified").flatMap { try? Date($0.text, strategy: .iso8601) } ?? Date.distantFuture
+            return (key, modified)
+        }
+        let truncated = tree.child("IsTruncated")?.text == "true"
+        return (objects, truncated ? tree.child("NextContinuationToken")?.text : nil)
+    }
+
     final class Node {
         let name: String
         var text = ""

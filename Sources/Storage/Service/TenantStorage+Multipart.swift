@@ -88,22 +88,7 @@ extension TenantStorage {
         if total > prepared.maxBytes { throw StorageError.entityTooLarge(limit: prepared.maxBytes) }
         // The parts already count against the quota; the joined copy replaces them.
         let blob = try await writeBlob(maxBytes: prepared.maxBytes, declared: total, quotaCredit: total) { sink in
-            for part in chosen {
-                let reader = try await blobs.open(part.blobKey)
-                do {
-                    var offset = 0
-                    while offset < part.size {
-                        let piece = try await reader.read(offset: offset, length: 1 << 20)
-                        guard piece.readableBytes > 0 else { break }
-                        offset += piece.readableBytes
-                        try await sink(piece)
-                    }
-                    await reader.close()
-                } catch {
-                    await reader.close()
-                    throw error
-                }
-            }
+            for part in chosen { try await pour(part.blobKey, into: sink) }
         }
         var digests = Insecure.MD5()
         for part in chosen { digests.update(data: part.md5) }

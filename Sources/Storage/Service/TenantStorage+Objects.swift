@@ -244,21 +244,10 @@ extension TenantStorage {
                                message: "the image is \(object.size) bytes; transforms take sources of at most \(ImageTransformer.maxSourceBytes)")
         }
         return try await images.render(key: object.blobKey, transform: transform, acceptsWebP: acceptsWebP) {
-            let reader = try await blobs.open(object.blobKey)
-            do {
-                var bytes: [UInt8] = []
-                bytes.reserveCapacity(reader.size)
-                while bytes.count < reader.size {
-                    let piece = try await reader.read(offset: bytes.count, length: 1 << 20)
-                    guard piece.readableBytes > 0 else { break }
-                    bytes += piece.readableBytesView
-                }
-                await reader.close()
-                return bytes
-            } catch {
-                await reader.close()
-                throw error
-            }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(object.size)
+            try await pour(object.blobKey) { bytes += $0.readableBytesView }
+            return bytes
         }
     }
 
@@ -302,24 +291,15 @@ extension TenantStorage {
             bucket: toBucket ?? bucket, name: to, upsert: upsert, contentType: source.mimeType, cacheControl: source.cacheControl,
             metadata: source.userMetadata, declaredLength: source.size)
         let prepared = try await prepareUpload(request, access: access)
-        let reader = try await blobs.open(source.blobKey)
-        let blob: WrittenBlob
-        do {
-            blob = try await writeBlob(maxBytes: prepared.maxBytes, declared: source.size) { sink in
-                var offset = 0
-                while offset < reader.size {
-                    let piece = try await reader.read(offset: offset, length: 1 << 20)
-                    guard piece.readableBytes > 0 else { break }
-                    offset += piece.readableBytes
-                    try await sink(piece)
-                }
-            }
-            await reader.close()
-        } catch {
-            await reader.close()
-            throw error
+        let blob = try await writeBlob(maxBytes: prepared.maxBytes, declared: source.size) { sink in
+            try await pour(source.blobKey, into: sink)
         }
         return try await commit(prepared, blob: blob, access: access, etag: source.etag)
+    }
+
+    /// Reads a blob from start to end into `sink` (see `BlobStore.pour`).
+    func pour(_ key: String, into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await blobs.pour(key, into: sink)
     }
 
     /// Removes the named objects the caller may delete; answers the rows removed. Names the

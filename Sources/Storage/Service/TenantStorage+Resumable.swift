@@ -25,8 +25,8 @@ extension TenantStorage {
 
     var resumableStore: LocalBlobStore {
         get throws {
-            guard let local = blobs as? LocalBlobStore else {
-                throw StorageError(status: 501, error: "Not Implemented", code: "MB911", message: "resumable uploads need the local storage backend")
+            guard let local = blobs.resumableArea else {
+                throw StorageError(status: 501, error: "Not Implemented", code: "MB911", message: "resumable uploads need a local upload area")
             }
             return local
         }
@@ -124,7 +124,23 @@ extension TenantStorage {
         }
         let finished: (key: String, size: Int, md5: String)
         do {
-            finished = try await resumableStore.finishResumable(id: upload.id, tenant: tenant)
+            let area = try resumableStore
+            let local = try await area.finishResumable(id: upload.id, tenant: tenant)
+            if area === blobs as AnyObject {
+                finished = local
+            } else {
+                // Another backend (S3): the finished file is sent there as a blob of its own.
+                let writer = try await blobs.create(tenant: tenant)
+                do {
+                    try await area.pour(local.key) { try await writer.append($0) }
+                    finished = (writer.key, writer.size, try await writer.commit())
+                    await area.delete(local.key)
+                } catch {
+                    await writer.abort()
+                    await area.delete(local.key)
+                    throw error
+                }
+            }
         } catch {
             ledger.release(upload.length)
             throw error
