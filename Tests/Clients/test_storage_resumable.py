@@ -121,3 +121,34 @@ def test_uploads_in_progress_are_bounded_in_number_and_count_against_the_quota(r
     call("PATCH", f"{node.base}/admin/v1/tenants/{resumable['slug']}", node.token, {"limits": {"storage": {"maxBytes": 1 << 30}}})
     statuses = [create(f"n{i}.bin", 1).status_code for i in range(25)]
     assert statuses.count(201) == 19 and statuses[-1] == 429
+
+
+def test_a_silent_transfer_loses_its_connection_and_stores_nothing():
+    token = "idle-admin-token-" + secrets.token_hex(8)
+    env = node_environment({"MINIBAAS_ADMIN_TOKEN": token, "MINIBAAS_LOG_LEVEL": "warning", "MINIBAAS_STORAGE_IDLE_TIMEOUT_MS": "1000"})
+    process, base = start_node(["--data-dir", tempfile.mkdtemp(prefix="minibaas-idle-")], env, subprocess.DEVNULL)
+    try:
+        created = call("POST", f"{base}/admin/v1/tenants", token, {"slug": "idle", "name": "Idle"})
+        create_client(created["apiUrl"], created["serviceKey"]).storage.create_bucket("b")
+        host, port = base.replace("http://", "").split(":")
+        import socket
+        import time
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall((f"POST /t/idle/storage/v1/object/b/stalled.bin HTTP/1.1\r\nHost: {host}\r\n"
+                          f"apikey: {created['serviceKey']}\r\nAuthorization: Bearer {created['serviceKey']}\r\n"
+                          "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n").encode() + b"x" * 10)
+            started = time.time()
+            closed = b""
+            try:
+                while True:
+                    piece = sock.recv(4096)
+                    if not piece:
+                        break
+                    closed += piece
+            except (ConnectionResetError, socket.timeout):
+                pass
+            assert time.time() - started < 8, "the silent upload was not cut off"
+        assert not create_client(created["apiUrl"], created["serviceKey"]).storage.from_("b").exists("stalled.bin")
+    finally:
+        process.kill()
+        process.wait(timeout=30)

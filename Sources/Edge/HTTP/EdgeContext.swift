@@ -15,9 +15,12 @@ struct EdgeContext: RequestContext {
     var presentedKey = false
     /// The peer's IP address, for per-address throttles; "unknown" when the channel has none.
     let remoteAddress: String
+    /// The request's connection (storage transfers close it when they fall silent).
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
         self.remoteAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
