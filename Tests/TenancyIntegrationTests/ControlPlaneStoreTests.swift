@@ -36,6 +36,8 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testAuthSettingsRoundTrip() async throws { try await contract.authSettingsRoundTrip() }
     func testStorageRowsBelongToTheirTenantAndBucket() async throws { try await contract.storageRowsBelongToTheirTenantAndBucket() }
     func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
+    func testJobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws { try await contract.jobsAreClaimedOnceAndSettledOnlyByTheirClaim() }
+    func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
 
     func testAuditLogRefusesRewrites() async throws {
         try await store.appendAudit(AuditEntry(at: Date(), actor: "admin", action: "x", tenant: nil, requestID: nil))
@@ -92,6 +94,8 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testAuthSettingsRoundTrip() async throws { try await contract.authSettingsRoundTrip() }
     func testStorageRowsBelongToTheirTenantAndBucket() async throws { try await contract.storageRowsBelongToTheirTenantAndBucket() }
     func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
+    func testJobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws { try await contract.jobsAreClaimedOnceAndSettledOnlyByTheirClaim() }
+    func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {
         let store = self.store!

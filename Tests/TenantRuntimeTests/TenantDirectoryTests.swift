@@ -330,3 +330,17 @@ extension SwitchableStore {
     }
     func multipartUploads(before: Date) async throws -> [MultipartUploadRecord] { try await inner.multipartUploads(before: before) }
 }
+
+extension SwitchableStore {
+    func enqueue(_ job: JobRecord) async throws -> Bool { try await inner.enqueue(job) }
+    func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord] {
+        try await inner.claim(tenant: tenant, fence: fence, limit: limit, now: now, visibleAgainAt: visibleAgainAt)
+    }
+    func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool {
+        try await inner.settle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome)
+    }
+    func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int { try await inner.releaseClaims(tenant: tenant, olderThan: fence) }
+    func job(tenant: String, id: String) async throws -> JobRecord? { try await inner.job(tenant: tenant, id: id) }
+    func requeue(tenant: String, ids: [String]) async throws -> Int { try await inner.requeue(tenant: tenant, ids: ids) }
+    func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int] { try await inner.jobCounts(tenant: tenant) }
+}

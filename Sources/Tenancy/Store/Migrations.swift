@@ -200,6 +200,29 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 7, statements: [
+            """
+            CREATE TABLE jobs (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              kind TEXT NOT NULL,
+              dedupe_key TEXT,
+              payload TEXT NOT NULL,
+              status TEXT NOT NULL,
+              attempt INTEGER NOT NULL,
+              max_attempts INTEGER NOT NULL,
+              run_at_ms INTEGER NOT NULL,
+              fence INTEGER,
+              claim_expires_at_ms INTEGER,
+              last_error TEXT,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            "CREATE UNIQUE INDEX jobs_dedupe ON jobs (tenant, dedupe_key) WHERE dedupe_key IS NOT NULL",
+            "CREATE INDEX jobs_due ON jobs (tenant, status, run_at_ms)",
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -401,6 +424,29 @@ enum Migrations {
               FOREIGN KEY (tenant, upload_id) REFERENCES minibaas.storage_multipart_uploads(tenant, id) ON DELETE CASCADE
             )
             """,
+        ]),
+        Step(version: 7, statements: [
+            """
+            CREATE TABLE minibaas.jobs (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              kind text NOT NULL,
+              dedupe_key text,
+              payload jsonb NOT NULL,
+              status text NOT NULL,
+              attempt integer NOT NULL,
+              max_attempts integer NOT NULL,
+              run_at timestamptz NOT NULL,
+              fence bigint,
+              claim_expires_at timestamptz,
+              last_error text,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            "CREATE UNIQUE INDEX jobs_dedupe ON minibaas.jobs (tenant, dedupe_key) WHERE dedupe_key IS NOT NULL",
+            "CREATE INDEX jobs_due ON minibaas.jobs (tenant, status, run_at)",
         ]),
     ]
 }

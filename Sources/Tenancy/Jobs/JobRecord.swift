@@ -1,0 +1,81 @@
+import Foundation
+import Runtime
+
+/// One unit of durable background work of a tenant (a webhook delivery, a cron run, an e-mail):
+/// what to do (`kind` and `payload`), when (`runAt`), how far it got (`status`, `attempt`), and
+/// who holds it (`fence`: the tenant's fencing token of the owner that claimed it, with the
+/// claim's expiry). Accepted jobs live in the control plane, never only in Redis.
+public struct JobRecord: Sendable, Equatable {
+    public enum Status: String, Sendable, CaseIterable {
+        case pending, running, succeeded
+        /// Out of attempts: the dead-letter set, replayable.
+        case failed
+        case cancelled
+    }
+
+    public var tenant: String
+    public var id: String
+    public var kind: String
+    /// Dedupes enqueues: a second job with the same key for the tenant is not created.
+    public var key: String?
+    public var payload: JSONObject
+    public var status: Status
+    /// Attempts started so far.
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var runAt: Date
+    public var fence: Int64?
+    public var claimExpiresAt: Date?
+    public var lastError: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        tenant: String, id: String, kind: String, key: String?, payload: JSONObject, status: Status = .pending, attempt: Int = 0, maxAttempts: Int,
+        runAt: Date, fence: Int64? = nil, claimExpiresAt: Date? = nil, lastError: String? = nil, createdAt: Date, updatedAt: Date
+    ) {
+        self.tenant = tenant
+        self.id = id
+        self.kind = kind
+        self.key = key
+        self.payload = payload
+        self.status = status
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.runAt = runAt
+        self.fence = fence
+        self.claimExpiresAt = claimExpiresAt
+        self.lastError = lastError
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// The durable job store: enqueue, claim with a visibility timeout under a fencing token, and
+/// settle — every settle names the fence and attempt it claimed with, so an owner that lost the
+/// tenant (a newer fence) cannot complete or retry a job a second time. At-least-once.
+public protocol JobStore: Sendable {
+    /// Stores the job; answers false when a job with the same tenant and key exists.
+    func enqueue(_ job: JobRecord) async throws -> Bool
+    /// Up to `limit` due jobs of `tenant` (pending and due, or running with a lapsed claim), now
+    /// running under `fence` until `visibleAgainAt`, their attempt counted.
+    func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord]
+    /// Settles a claimed attempt; false when the claim is no longer this fence's and attempt's.
+    func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool
+    /// Running jobs claimed under an older fence go back to pending at once (a new owner starts).
+    func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int
+    func job(tenant: String, id: String) async throws -> JobRecord?
+    /// Failed (or other settled) jobs back to pending, attempts reset; answers how many.
+    func requeue(tenant: String, ids: [String]) async throws -> Int
+    func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int]
+}
+
+/// How an attempt ended.
+public enum JobOutcome: Sendable, Equatable {
+    case succeeded
+    /// Run again at `at` (a retry), with why this attempt failed.
+    case retry(at: Date, error: String)
+    /// No more attempts: to the dead-letter set.
+    case failed(error: String)
+    case cancelled
+}

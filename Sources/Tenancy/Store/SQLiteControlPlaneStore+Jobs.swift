@@ -1,0 +1,123 @@
+import Foundation
+import NIOCore
+import Runtime
+import SQLiteNIO
+
+/// Durable jobs in the embedded control plane. SQLite has one writer, so a claim (select due
+/// rows, mark them running) is one transaction and no two claims overlap.
+extension SQLiteControlPlaneStore {
+    private static func ms(_ date: Date) -> SQLiteData { .integer(Int(StoreCoding.milliseconds(date))) }
+
+    public func enqueue(_ job: JobRecord) async throws -> Bool {
+        try await transaction { db in
+            if let key = job.key,
+                !(try await db.query("SELECT 1 FROM jobs WHERE tenant = ? AND dedupe_key = ?", [.text(job.tenant), .text(key)])).isEmpty
+            {
+                return false
+            }
+            _ = try await db.query(
+                """
+                INSERT INTO jobs (tenant, id, kind, dedupe_key, payload, status, attempt, max_attempts, run_at_ms, fence, claim_expires_at_ms,
+                  last_error, created_at_ms, updated_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)
+                """,
+                [.text(job.tenant), .text(job.id), .text(job.kind), job.key.map { .text($0) } ?? .null, .text(StoreCoding.encodeObject(job.payload)),
+                 .text(job.status.rawValue), .integer(job.attempt), .integer(job.maxAttempts), Self.ms(job.runAt), Self.ms(job.createdAt),
+                 Self.ms(job.updatedAt)])
+            return true
+        }
+    }
+
+    public func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord] {
+        try await transaction { db in
+            let due = try await db.query(
+                """
+                SELECT id FROM jobs WHERE tenant = ?
+                  AND ((status = 'pending' AND run_at_ms <= ?) OR (status = 'running' AND claim_expires_at_ms <= ?))
+                ORDER BY run_at_ms LIMIT ?
+                """, [.text(tenant), Self.ms(now), Self.ms(now), .integer(limit)])
+            var claimed: [JobRecord] = []
+            for row in due {
+                guard let id = row.column("id")?.string else { continue }
+                let updated = try await db.query(
+                    """
+                    UPDATE jobs SET status = 'running', attempt = attempt + 1, fence = ?, claim_expires_at_ms = ?, updated_at_ms = ?
+                    WHERE tenant = ? AND id = ? RETURNING *
+                    """, [.integer(Int(fence)), Self.ms(visibleAgainAt), Self.ms(now), .text(tenant), .text(id)])
+                claimed += try updated.map(Self.job(from:))
+            }
+            return claimed
+        }
+    }
+
+    public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool {
+        let now = Self.ms(Date())
+        let (sql, binds): (String, [SQLiteData]) = {
+            switch outcome {
+            case .succeeded:
+                return ("status = 'succeeded', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
+            case .retry(let at, let error):
+                return ("status = 'pending', fence = NULL, claim_expires_at_ms = NULL, run_at_ms = ?, last_error = ?, updated_at_ms = ?",
+                        [Self.ms(at), .text(error), now])
+            case .failed(let error):
+                return ("status = 'failed', fence = NULL, claim_expires_at_ms = NULL, last_error = ?, updated_at_ms = ?", [.text(error), now])
+            case .cancelled:
+                return ("status = 'cancelled', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
+            }
+        }()
+        return try await transaction { db in
+            !(try await db.query(
+                "UPDATE jobs SET \(sql) WHERE tenant = ? AND id = ? AND status = 'running' AND fence = ? AND attempt = ? RETURNING 1",
+                binds + [.text(tenant), .text(id), .integer(Int(fence)), .integer(attempt)])).isEmpty
+        }
+    }
+
+    public func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int {
+        try await transaction { db in
+            try await db.query(
+                "UPDATE jobs SET status = 'pending', fence = NULL, claim_expires_at_ms = NULL WHERE tenant = ? AND status = 'running' AND fence < ? RETURNING 1",
+                [.text(tenant), .integer(Int(fence))]
+            ).count
+        }
+    }
+
+    public func job(tenant: String, id: String) async throws -> JobRecord? {
+        try await read("SELECT * FROM jobs WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)]).first.map(Self.job(from:))
+    }
+
+    public func requeue(tenant: String, ids: [String]) async throws -> Int {
+        try await transaction { db in
+            var count = 0
+            for id in Set(ids) {
+                count += try await db.query(
+                    """
+                    UPDATE jobs SET status = 'pending', attempt = 0, fence = NULL, claim_expires_at_ms = NULL, run_at_ms = ?, updated_at_ms = ?
+                    WHERE tenant = ? AND id = ? AND status IN ('failed', 'succeeded', 'cancelled') RETURNING 1
+                    """, [Self.ms(Date()), Self.ms(Date()), .text(tenant), .text(id)]
+                ).count
+            }
+            return count
+        }
+    }
+
+    public func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int] {
+        var counts: [JobRecord.Status: Int] = [:]
+        for row in try await read("SELECT status, count(*) AS n FROM jobs WHERE tenant = ? GROUP BY status", [.text(tenant)]) {
+            if let status = row.column("status")?.string.flatMap(JobRecord.Status.init(rawValue:)) { counts[status] = row.column("n")?.integer ?? 0 }
+        }
+        return counts
+    }
+
+    private static func job(from row: SQLiteRow) throws -> JobRecord {
+        guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let kind = row.column("kind")?.string,
+            let status = row.column("status")?.string.flatMap(JobRecord.Status.init(rawValue:))
+        else { throw ControlPlaneError.corrupt("job row") }
+        func date(_ column: String) -> Date? { row.column(column)?.integer.map { StoreCoding.date(milliseconds: Int64($0)) } }
+        return JobRecord(
+            tenant: tenant, id: id, kind: kind, key: row.column("dedupe_key")?.string,
+            payload: (row.column("payload")?.string).flatMap { try? StoreCoding.decodeObject($0) } ?? [:], status: status,
+            attempt: row.column("attempt")?.integer ?? 0, maxAttempts: row.column("max_attempts")?.integer ?? 1, runAt: date("run_at_ms") ?? Date(),
+            fence: row.column("fence")?.integer.map(Int64.init), claimExpiresAt: date("claim_expires_at_ms"), lastError: row.column("last_error")?.string,
+            createdAt: date("created_at_ms") ?? Date(), updatedAt: date("updated_at_ms") ?? Date())
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Runtime
+import TestSupport
+import XCTest
+@testable import Tenancy
+
+/// The durable job store, run against both stores.
+extension ControlPlaneStoreContract {
+    func jobRow(_ tenant: String, _ id: String, key: String? = nil, runAt: Date = Date(timeIntervalSince1970: 1_800_000_000)) -> JobRecord {
+        JobRecord(
+            tenant: tenant, id: id, kind: "webhook", key: key, payload: ["n": 1], maxAttempts: 3, runAt: runAt,
+            createdAt: Date(timeIntervalSince1970: 1_800_000_000), updatedAt: Date(timeIntervalSince1970: 1_800_000_000))
+    }
+
+    func jobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws {
+        try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
+        try await store.createTenant(tenant("beta"), secret: secret(), audit: audit("tenant.create", tenant: "beta"))
+        let now = Date(timeIntervalSince1970: 1_800_000_100)
+        try await assertTrue(try await store.enqueue(jobRow("acme", "j1", key: "msg_1")))
+        try await assertFalse(try await store.enqueue(jobRow("acme", "j1-again", key: "msg_1")), "a key is enqueued once")
+        try await assertTrue(try await store.enqueue(jobRow("beta", "j1", key: "msg_1")), "keys are per tenant")
+        try await assertTrue(try await store.enqueue(jobRow("acme", "later", runAt: now.addingTimeInterval(3600))))
+
+        let claimed = try await store.claim(tenant: "acme", fence: 7, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(30))
+        XCTAssertEqual(claimed.map(\.id), ["j1"], "only due jobs, only this tenant's")
+        XCTAssertEqual(claimed.first?.attempt, 1)
+        XCTAssertEqual(claimed.first?.status, .running)
+        try await assertEqual(try await store.claim(tenant: "acme", fence: 7, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(30)).count, 0)
+
+        // A claim that lapsed is taken again, under the new fence, as a new attempt; the old
+        // claimant's settle is refused.
+        let again = try await store.claim(tenant: "acme", fence: 8, limit: 10, now: now.addingTimeInterval(31), visibleAgainAt: now.addingTimeInterval(61))
+        XCTAssertEqual(again.map(\.attempt), [2])
+        try await assertFalse(try await store.settle(tenant: "acme", id: "j1", fence: 7, attempt: 1, outcome: .succeeded))
+        try await assertTrue(try await store.settle(tenant: "acme", id: "j1", fence: 8, attempt: 2, outcome: .retry(at: now.addingTimeInterval(5), error: "500")))
+        try await assertFalse(try await store.settle(tenant: "acme", id: "j1", fence: 8, attempt: 2, outcome: .succeeded), "settled once")
+        try await assertEqual(try await store.job(tenant: "acme", id: "j1")?.status, .pending)
+        try await assertEqual(try await store.job(tenant: "acme", id: "j1")?.lastError, "500")
+
+        let third = try await store.claim(tenant: "acme", fence: 8, limit: 10, now: now.addingTimeInterval(6), visibleAgainAt: now.addingTimeInterval(36))
+        XCTAssertEqual(third.map(\.attempt), [3])
+        try await assertTrue(try await store.settle(tenant: "acme", id: "j1", fence: 8, attempt: 3, outcome: .failed(error: "gave up")))
+        try await assertEqual(try await store.jobCounts(tenant: "acme"), [.failed: 1, .pending: 1])
+        try await assertEqual(try await store.requeue(tenant: "acme", ids: ["j1", "later"]), 1, "only settled jobs are requeued")
+        try await assertEqual(try await store.job(tenant: "acme", id: "j1")?.attempt, 0)
+    }
+
+    func aNewOwnerTakesBackOlderClaimsAtOnce() async throws {
+        try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
+        let now = Date(timeIntervalSince1970: 1_800_000_100)
+        for index in 0..<5 { _ = try await store.enqueue(jobRow("acme", "j\(index)")) }
+        _ = try await store.claim(tenant: "acme", fence: 3, limit: 3, now: now, visibleAgainAt: now.addingTimeInterval(600))
+        try await assertEqual(try await store.releaseClaims(tenant: "acme", olderThan: 4), 3)
+        let taken = try await store.claim(tenant: "acme", fence: 4, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(600))
+        XCTAssertEqual(taken.count, 5)
+        // Claims racing each other never take the same job twice.
+        for index in 5..<45 { _ = try await store.enqueue(jobRow("acme", "k\(index)")) }
+        let store = self.store
+        let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+            for _ in 0..<4 {
+                group.addTask { try await store.claim(tenant: "acme", fence: 4, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(600)).map(\.id) }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        XCTAssertEqual(ids.count, 40)
+        XCTAssertEqual(Set(ids).count, 40)
+    }
+}
