@@ -106,6 +106,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Durable background work: outbound safety, Standard Webhooks signatures, retry schedules
+        // (the job store itself is in the control plane, `Tenancy/Jobs`).
+        .target(
+            name: "Jobs",
+            dependencies: [
+                "Runtime", "Tenancy",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Each tenant's supervised tree and its typed subsystems (data, cache, realtime, and the
         // slots later features fill: jobs, storage, functions, search).
         .target(
@@ -186,6 +197,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorsIntegrationTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs"], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",
