@@ -89,3 +89,23 @@ def test_every_manifest_is_valid_kubernetes(values):
 def test_the_values_schema_refuses_bad_values(bad):
     with pytest.raises(HelmValuesError):
         render(bad)
+
+
+def test_storage_comes_from_an_s3_bucket_or_a_shared_volume():
+    def env_of(values):
+        deployment = next(d for (k, _), d in render(values).items() if k == "Deployment")
+        spec = deployment["spec"]["template"]["spec"]
+        return {e["name"]: e for e in spec["containers"][0]["env"]}, spec
+    env, spec = env_of({})
+    assert "MINIBAAS_STORAGE_BACKEND" not in env and "MINIBAAS_STORAGE_SHARED" not in env
+    env, spec = env_of({"storage": {"s3": {"enabled": True, "endpoint": "http://minio.storage:9000", "bucket": "objects"}}})
+    assert env["MINIBAAS_STORAGE_BACKEND"]["value"] == "s3" and env["MINIBAAS_STORAGE_S3_BUCKET"]["value"] == "objects"
+    assert env["MINIBAAS_STORAGE_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "minibaas-secrets"
+    env, spec = env_of({"storage": {"sharedClaim": "minibaas-objects"}})
+    assert env["MINIBAAS_STORAGE_SHARED"]["value"] == "1" and env["MINIBAAS_STORAGE_DIR"]["value"] == "/storage"
+    assert {"name": "storage", "persistentVolumeClaim": {"claimName": "minibaas-objects"}} in spec["volumes"]
+    for document in render({"storage": {"sharedClaim": "minibaas-objects"}}).values():
+        if document["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(document, KUBE_VERSION, strict=True)
+    with pytest.raises(HelmValuesError):
+        render({"storage": {"s3": {"enabled": True, "endpoint": "not a url", "bucket": "b"}}})
