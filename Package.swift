@@ -114,6 +114,7 @@ let package = Package(
                 "Runtime", "Tenancy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -197,7 +198,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorsIntegrationTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs"], swiftSettings: swiftSettings),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

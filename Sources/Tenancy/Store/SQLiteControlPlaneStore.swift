@@ -54,17 +54,22 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
 
     // MARK: - Transactions
 
-    func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
-        try await exclusive.withPermit {
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            do {
-                let result = try await body(connection)
-                _ = try await connection.query("COMMIT")
-                return result
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
-            }
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await exclusive.withPermit { [connection] in
+            // Outside the caller's task: sqlite-nio runs nothing for a cancelled task, so a caller
+            // cancelled midway would leave the connection inside an open transaction (and every
+            // later BEGIN failing). A transaction, once begun, runs to its COMMIT or ROLLBACK.
+            try await Task {
+                _ = try await connection.query("BEGIN IMMEDIATE")
+                do {
+                    let result = try await body(connection)
+                    _ = try await connection.query("COMMIT")
+                    return result
+                } catch {
+                    _ = try? await connection.query("ROLLBACK")
+                    throw error
+                }
+            }.value
         }
     }
 

@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Runtime
+import XCTest
+
+@testable import Jobs
+@testable import Tenancy
+
+/// Handlers scripted per job id: each call takes the next result; then `.done`.
+final class ScriptedHandler: JobHandler, @unchecked Sendable {
+    let lock = NIOLock()
+    var scripts: [String: [JobResult]]
+    var calls: [String: Int] = [:]
+
+    init(_ scripts: [String: [JobResult]]) { self.scripts = scripts }
+
+    func run(_ job: JobRecord) async -> JobResult {
+        lock.withLock {
+            calls[job.id, default: 0] += 1
+            guard var script = scripts[job.id], !script.isEmpty else { return .done }
+            let next = script.removeFirst()
+            scripts[job.id] = script
+            return next
+        }
+    }
+
+    func count(_ id: String) -> Int { lock.withLock { calls[id] ?? 0 } }
+}
+
+final class JobWorkersTests: XCTestCase {
+    var store: SQLiteControlPlaneStore!
+
+    override func setUp() async throws {
+        store = try await SQLiteControlPlaneStore.inMemory()
+        try await store.migrate()
+        try await store.createTenant(
+            Tenant(slug: "acme", name: "Acme", createdAt: Date(), limits: .default),
+            secret: SealedJWTSecret(kid: "k1", sealed: [1, 2, 3], createdAt: Date()),
+            audit: AuditEntry(at: Date(), actor: "test", action: "tenant.create", tenant: "acme", requestID: nil))
+    }
+
+    func job(_ id: String, kind: String = "test", attempts: Int = 3) -> JobRecord {
+        JobRecord(tenant: "acme", id: id, kind: kind, key: id, payload: [:], maxAttempts: attempts, runAt: Date(), createdAt: Date(), updatedAt: Date())
+    }
+
+    func workers(_ handler: ScriptedHandler, fence: Int64 = 1, poll: Duration = .milliseconds(50)) -> JobWorkers {
+        var settings = JobWorkers.Settings()
+        settings.pollInterval = poll
+        settings.schedule = try! RetrySchedule(milliseconds: [0, 0, 0])
+        return JobWorkers(tenant: "acme", store: store, fence: fence, handlers: ["test": handler], settings: settings, logger: Logger(label: "test"))
+    }
+
+    /// Runs the workers until `done` holds (or 20 s pass), then stops them.
+    func run(_ workers: JobWorkers, until done: @escaping () async throws -> Bool) async throws {
+        let task = Task { await workers.run() }
+        defer { task.cancel() }
+        for _ in 0..<400 {
+            if try await done() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTFail("the jobs did not settle")
+    }
+
+    func testRetriedJobsSucceedAndExhaustedOnesGoToTheFailedSet() async throws {
+        let handler = ScriptedHandler([
+            "flaky": [.retry(error: "503")], "dead": [.retry(error: "500"), .retry(error: "500"), .retry(error: "500")],
+            "refused": [.fail(error: "410 gone")],
+        ])
+        for id in ["ok", "flaky", "dead", "refused"] { _ = try await store.enqueue(job(id)) }
+        _ = try await store.enqueue(job("orphan", kind: "unknown"))
+        try await run(workers(handler)) {
+            try await self.store.jobCounts(tenant: "acme") == [.succeeded: 2, .failed: 3]
+        }
+        XCTAssertEqual(handler.count("flaky"), 2)
+        XCTAssertEqual(handler.count("dead"), 3, "three attempts, then the failed set")
+        XCTAssertEqual(handler.count("refused"), 1, "a final failure is not retried")
+        let dead = try await store.job(tenant: "acme", id: "dead")
+        XCTAssertEqual(dead?.lastError, "500")
+        let orphan = try await store.job(tenant: "acme", id: "orphan")
+        XCTAssertEqual(orphan?.status, .failed)
+    }
+
+    /// A previous owner's claims (a lower fence, a visibility far in the future) are taken back
+    /// at start, not waited out.
+    func testANewOwnerRunsThePreviousOwnersClaimedJobsAtOnce() async throws {
+        for id in ["a", "b"] { _ = try await store.enqueue(job(id)) }
+        let claimed = try await store.claim(tenant: "acme", fence: 1, limit: 10, now: Date(), visibleAgainAt: Date().addingTimeInterval(3600))
+        XCTAssertEqual(claimed.count, 2)
+        let handler = ScriptedHandler([:])
+        try await run(workers(handler, fence: 2)) { try await self.store.jobCounts(tenant: "acme") == [.succeeded: 2] }
+        // The old owner's late settle is refused.
+        let stale = try await store.settle(tenant: "acme", id: "a", fence: 1, attempt: 1, outcome: .failed(error: "late"))
+        XCTAssertFalse(stale)
+    }
+
+    /// With a poll interval of an hour, only the ring can have woken the workers.
+    func testARingRunsNewWorkWithoutWaitingForThePoll() async throws {
+        let handler = ScriptedHandler([:])
+        let workers = workers(handler, poll: .seconds(3600))
+        let task = Task { await workers.run() }
+        defer { task.cancel() }
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await store.enqueue(job("rung"))
+        workers.ring()
+        for _ in 0..<200 where handler.count("rung") == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertEqual(handler.count("rung"), 1)
+    }
+}
