@@ -22,8 +22,8 @@ enum ObjectDownload {
             .lastModified: StorageAPI.httpDate(object.updatedAt),
         ]
         headers.append(contentsOf: extra)
-        if let expected = request.headers[.ifMatch], !StorageAPI.etagList(expected, matches: object.etag) { throw StorageError.preconditionFailed() }
-        if let cached = request.headers[.ifNoneMatch], StorageAPI.etagList(cached, matches: object.etag) {
+        if let expected = request.headers[.ifMatch], !TenantStorage.etagList(expected, matches: object.etag) { throw StorageError.preconditionFailed() }
+        if let cached = request.headers[.ifNoneMatch], TenantStorage.etagList(cached, matches: object.etag) {
             return Response(status: .notModified, headers: headers)
         }
         let range: ByteRange?

@@ -20,19 +20,8 @@ struct S3API {
             .add(middleware: S3ErrorMiddleware())
             .add(middleware: TenantGateMiddleware(admission: node.admission, forwarder: node.forwarder, requiresAPIKey: false, streamsBody: true))
         for method in [HTTPRequest.Method.get, .head, .post, .put, .delete] {
-            s3.on("**", method: method) { request, context in try await watched(request, context) }
-            s3.on("", method: method) { request, context in try await watched(request, context) }
-        }
-    }
-
-    /// A transfer that falls silent for the idle timeout loses its connection.
-    func watched(_ request: Request, _ context: EdgeContext) async throws -> Response {
-        let (watchedRequest, watch) = TransferIdleWatch.watching(request, channel: context.channel)
-        do {
-            return watch.wrap(try await route(watchedRequest, context), method: request.method)
-        } catch {
-            watch.stop()
-            throw error
+            s3.on("**", method: method) { request, context in try await TransferIdleWatch.watching(request, context, route) }
+            s3.on("", method: method) { request, context in try await TransferIdleWatch.watching(request, context, route) }
         }
     }
 

@@ -133,14 +133,6 @@ extension StorageAPI {
         }
     }
 
-    static func etagList(_ header: String, matches etag: String) -> Bool {
-        header.split(separator: ",").contains { candidate in
-            var candidate = candidate.trimmingCharacters(in: .whitespaces)
-            if candidate.hasPrefix("W/") { candidate.removeFirst(2) }
-            return candidate == "*" || candidate == etag || "\"\(candidate)\"" == etag
-        }
-    }
-
     static func attachment(_ filename: String) -> String {
         let ascii = String(filename.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 ? Character($0) : "_" })
         let encoded = filename.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ascii

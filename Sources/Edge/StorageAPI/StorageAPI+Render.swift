@@ -37,7 +37,7 @@ extension StorageAPI {
             .vary: "Accept",
             .eTag: "\"\(object.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")))-\(rendered.contentType.split(separator: "/").last ?? "")-\(transform.width ?? 0)x\(transform.height ?? 0)-\(transform.resize.rawValue)-\(transform.quality)\"",
         ]
-        if let cached = call.request.headers[.ifNoneMatch], Self.etagList(cached, matches: headers[.eTag]!) {
+        if let cached = call.request.headers[.ifNoneMatch], TenantStorage.etagList(cached, matches: headers[.eTag]!) {
             return Response(status: .notModified, headers: headers)
         }
         if let download = call.query("download") {

@@ -21,15 +21,7 @@ struct StorageAPI {
             .add(middleware: TenantGateMiddleware(
                 admission: node.admission, forwarder: node.forwarder, apiKeyOptional: true, streamsBody: true))
         for method in [HTTPRequest.Method.get, .head, .post, .put, .delete, .patch, .options] {
-            storage.on("**", method: method) { request, context in
-                let (watched, watch) = TransferIdleWatch.watching(request, channel: context.channel)
-                do {
-                    return watch.wrap(try await route(watched, context), method: request.method)
-                } catch {
-                    watch.stop()
-                    throw error
-                }
-            }
+            storage.on("**", method: method) { request, context in try await TransferIdleWatch.watching(request, context, route) }
         }
     }
 

@@ -39,17 +39,24 @@ final class TransferIdleWatch: Sendable {
 }
 
 extension TransferIdleWatch {
-    /// The request with its body watched, and a function that watches a response's body and
-    /// stops the watch when it is written.
-    static func watching(_ request: Request, channel: any Channel) -> (Request, TransferIdleWatch) {
-        let watch = TransferIdleWatch(channel: channel, timeout: timeout)
-        var request = request
-        request.body = RequestBody(asyncSequence: WatchedBody(base: request.body, watch: watch))
-        return (request, watch)
+    /// Runs a storage route with its request body watched, then its response body (if it is a
+    /// download) until written; a failed route ends the watch at once.
+    static func watching(
+        _ request: Request, _ context: EdgeContext, _ route: (Request, EdgeContext) async throws -> Response
+    ) async throws -> Response {
+        let watch = TransferIdleWatch(channel: context.channel, timeout: timeout)
+        var watched = request
+        watched.body = RequestBody(asyncSequence: WatchedBody(base: request.body, watch: watch))
+        do {
+            return watch.wrap(try await route(watched, context), method: request.method)
+        } catch {
+            watch.stop()
+            throw error
+        }
     }
 
     /// A download's body is watched as it is written; any other answer is small and ends the watch.
-    func wrap(_ response: Response, method: HTTPRequest.Method) -> Response {
+    private func wrap(_ response: Response, method: HTTPRequest.Method) -> Response {
         guard method != .head, response.status == .ok || response.status == .partialContent else {
             stop()
             return response

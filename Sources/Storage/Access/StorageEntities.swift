@@ -46,8 +46,8 @@ public enum StorageEntities {
         row["size"] = size.map { .integer(Int64($0)) } ?? .null
         row["mime_type"] = mimeType.map(JSONValue.string) ?? .null
         row["metadata"] = metadata.map(JSONValue.object) ?? .null
-        row["created_at"] = createdAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null
-        row["updated_at"] = updatedAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null
+        row["created_at"] = createdAt.map { .string($0.formatted(.iso8601)) } ?? .null
+        row["updated_at"] = updatedAt.map { .string($0.formatted(.iso8601)) } ?? .null
         return row
     }
 

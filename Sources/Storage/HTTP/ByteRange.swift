@@ -1,3 +1,5 @@
+import Foundation
+
 /// One `Range: bytes=…` request resolved against an object's size. Several ranges are answered
 /// with the whole object (allowed by RFC 9110 and what S3 does); syntax that is not a byte range
 /// is ignored, as the RFC asks; a range past the end is unsatisfiable (416).
@@ -14,12 +16,12 @@ public struct ByteRange: Sendable, Equatable {
 
     /// nil: serve the whole object.
     public static func parse(_ header: String?, size: Int) throws(StorageError) -> ByteRange? {
-        guard let header = header?.trimmingCharactersInSpaces(), header.lowercased().hasPrefix("bytes=") else { return nil }
+        guard let header = header?.trimmingCharacters(in: .whitespaces), header.lowercased().hasPrefix("bytes=") else { return nil }
         let spec = header.dropFirst("bytes=".count)
         guard !spec.contains(",") else { return nil }
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return nil }
-        let first = parts[0].trimmingCharactersInSpaces(), last = parts[1].trimmingCharactersInSpaces()
+        let first = parts[0].trimmingCharacters(in: .whitespaces), last = parts[1].trimmingCharacters(in: .whitespaces)
         if first.isEmpty {
             // Suffix: the last N bytes.
             guard let suffix = Int(last), suffix >= 0 else { return nil }
@@ -34,11 +36,5 @@ public struct ByteRange: Sendable, Equatable {
         }
         guard start < size else { throw .rangeNotSatisfiable(size: size) }
         return ByteRange(start: start, end: end)
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharactersInSpaces() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import MultipartKit
 import NIOCore
 
@@ -36,8 +37,8 @@ public final class MultipartFormReader {
     public static func boundary(contentType: String) throws(StorageError) -> String {
         for parameter in contentType.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, pair[0].trimmingCharactersInSpaces().lowercased() == "boundary" else { continue }
-            var value = pair[1].trimmingCharactersInSpaces()
+            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "boundary" else { continue }
+            var value = pair[1].trimmingCharacters(in: .whitespaces)
             if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
             guard (1...200).contains(value.utf8.count) else { break }
             return value
@@ -114,8 +115,8 @@ public final class MultipartFormReader {
         guard let disposition = header("content-disposition") else { return nil }
         for parameter in disposition.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, pair[0].trimmingCharactersInSpaces().lowercased() == key else { continue }
-            var value = pair[1].trimmingCharactersInSpaces()
+            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == key else { continue }
+            var value = pair[1].trimmingCharacters(in: .whitespaces)
             if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
             return value
         }

@@ -33,20 +33,15 @@ public struct S3Error: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Storage's own refusals in S3's words.
     public init(_ error: StorageError) {
-        let code: String
         switch error.code {
-        case "NoSuchKey", "NoSuchBucket", "EntityTooLarge", "InvalidBucketName", "PreconditionFailed", "InvalidRange", "AccessDenied": code = error.code
-        case "BucketAlreadyExists": code = "BucketAlreadyOwnedByYou"
-        case "ResourceNotEmpty": code = "BucketNotEmpty"
-        case "Duplicate": code = "PreconditionFailed"
-        case "InvalidKey": code = "KeyTooLongError"
-        case "QuotaExceeded": code = "QuotaExceeded"
-        case "InvalidMimeType": code = "InvalidArgument"
-        case "InvalidJWT": code = "AccessDenied"
-        default: code = error.code
+        case "BucketAlreadyExists": self.init(status: error.status, code: "BucketAlreadyOwnedByYou", message: error.message)
+        case "ResourceNotEmpty": self.init(status: error.status, code: "BucketNotEmpty", message: error.message)
+        case "Duplicate": self.init(status: error.status, code: "PreconditionFailed", message: error.message)
+        case "InvalidKey": self.init(status: 400, code: "InvalidArgument", message: error.message)
+        case "InvalidMimeType": self.init(status: error.status, code: "InvalidArgument", message: error.message)
+        case "InvalidJWT": self.init(status: 403, code: "AccessDenied", message: error.message)
+        default: self.init(status: error.status, code: error.code, message: error.message)
         }
-        let status = error.code == "InvalidJWT" ? 403 : (error.code == "InvalidKey" ? 400 : error.status)
-        self.init(status: status, code: error.code == "InvalidKey" ? "InvalidArgument" : code, message: error.message)
     }
 
     public func xml(resource: String, requestID: String) -> String {

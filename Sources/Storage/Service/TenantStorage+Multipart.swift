@@ -88,7 +88,7 @@ extension TenantStorage {
         if total > prepared.maxBytes { throw StorageError.entityTooLarge(limit: prepared.maxBytes) }
         // The parts already count against the quota; the joined copy replaces them.
         let blob = try await writeBlob(maxBytes: prepared.maxBytes, declared: total, quotaCredit: total) { sink in
-            for part in chosen { try await pour(part.blobKey, into: sink) }
+            for part in chosen { try await blobs.pour(part.blobKey, into: sink) }
         }
         var digests = Insecure.MD5()
         for part in chosen { digests.update(data: part.md5) }

@@ -62,7 +62,7 @@ extension TenantStorage {
         let existing = try await store.object(tenant: tenant, bucket: bucket.id, name: request.name)
         if let existing {
             guard request.upsert else { throw StorageError.duplicateObject() }
-            if let expected = request.ifMatch, !Self.etagMatches(expected, existing.etag) { throw StorageError.preconditionFailed() }
+            if let expected = request.ifMatch, !Self.etagList(expected, matches: existing.etag) { throw StorageError.preconditionFailed() }
         } else if request.ifMatch != nil {
             throw StorageError.preconditionFailed()
         }
@@ -246,7 +246,7 @@ extension TenantStorage {
         return try await images.render(key: object.blobKey, transform: transform, acceptsWebP: acceptsWebP) {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(object.size)
-            try await pour(object.blobKey) { bytes += $0.readableBytesView }
+            try await blobs.pour(object.blobKey) { bytes += $0.readableBytesView }
             return bytes
         }
     }
@@ -292,14 +292,9 @@ extension TenantStorage {
             metadata: source.userMetadata, declaredLength: source.size)
         let prepared = try await prepareUpload(request, access: access)
         let blob = try await writeBlob(maxBytes: prepared.maxBytes, declared: source.size) { sink in
-            try await pour(source.blobKey, into: sink)
+            try await blobs.pour(source.blobKey, into: sink)
         }
         return try await commit(prepared, blob: blob, access: access, etag: source.etag)
-    }
-
-    /// Reads a blob from start to end into `sink` (see `BlobStore.pour`).
-    func pour(_ key: String, into sink: (ByteBuffer) async throws -> Void) async throws {
-        try await blobs.pour(key, into: sink)
     }
 
     /// Removes the named objects the caller may delete; answers the rows removed. Names the
@@ -337,10 +332,12 @@ extension TenantStorage {
         }
     }
 
-    static func etagMatches(_ header: String, _ etag: String) -> Bool {
+    /// Whether an `If-Match`/`If-None-Match` list names `etag` (quoted or not, weak or not, or `*`).
+    public static func etagList(_ header: String, matches etag: String) -> Bool {
         header.split(separator: ",").contains { candidate in
-            let candidate = candidate.trimmingCharacters(in: .whitespaces)
-            return candidate == "*" || candidate == etag || "\"\(candidate)\"" == etag || candidate.replacingOccurrences(of: "W/", with: "") == etag
+            var candidate = candidate.trimmingCharacters(in: .whitespaces)
+            if candidate.hasPrefix("W/") { candidate.removeFirst(2) }
+            return candidate == "*" || candidate == etag || "\"\(candidate)\"" == etag
         }
     }
 }

@@ -47,28 +47,23 @@ public final class RequestGate: @unchecked Sendable {
         if case .limited(let retryAfter) = bucket.take() {
             throw Refusal.rateLimited(retryAfter: max(1, Int(retryAfter.rounded(.up))))
         }
-        guard withDeadline else {
-            do {
-                try await limiter.acquire()
-            } catch ConcurrencyLimiter.Refusal.queueFull {
-                throw Refusal.overloaded
-            }
-            defer { limiter.release() }
-            return try await body()
-        }
+        guard withDeadline else { return try await admitted(body) }
         let deadline = Duration.milliseconds(limits.requestTimeoutMs)
         do {
-            return try await withTimeout(deadline) { [limiter] in
-                do {
-                    try await limiter.acquire()
-                } catch ConcurrencyLimiter.Refusal.queueFull {
-                    throw Refusal.overloaded
-                }
-                defer { limiter.release() }
-                return try await body()
-            }
+            return try await withTimeout(deadline) { [self] in try await admitted(body) }
         } catch is TimeoutError {
             throw Refusal.deadlineExceeded
         }
+    }
+
+    /// `body` within the concurrency cap: queued for a slot, refused when the queue is full.
+    private func admitted<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        do {
+            try await limiter.acquire()
+        } catch ConcurrencyLimiter.Refusal.queueFull {
+            throw Refusal.overloaded
+        }
+        defer { limiter.release() }
+        return try await body()
     }
 }
