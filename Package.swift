@@ -111,9 +111,14 @@ let package = Package(
         .target(
             name: "Jobs",
             dependencies: [
-                "Runtime", "Tenancy",
+                "Runtime", "Tenancy", "Connectors",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -123,7 +128,7 @@ let package = Package(
         .target(
             name: "TenantRuntime",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "Storage",
+                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -133,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "Edge",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage",
+                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

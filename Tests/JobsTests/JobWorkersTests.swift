@@ -44,11 +44,16 @@ final class JobWorkersTests: XCTestCase {
         JobRecord(tenant: "acme", id: id, kind: kind, key: id, payload: [:], maxAttempts: attempts, runAt: Date(), createdAt: Date(), updatedAt: Date())
     }
 
-    func workers(_ handler: ScriptedHandler, fence: Int64 = 1, poll: Duration = .milliseconds(50)) -> JobWorkers {
+    func workers(
+        _ handler: any JobHandler, tenant: String = "acme", fence: Int64 = 1, poll: Duration = .milliseconds(50), limits: JobLimits = .default,
+        slots: JobSlots = JobSlots()
+    ) -> JobWorkers {
         var settings = JobWorkers.Settings()
         settings.pollInterval = poll
         settings.schedule = try! RetrySchedule(milliseconds: [0, 0, 0])
-        return JobWorkers(tenant: "acme", store: store, fence: fence, handlers: ["test": handler], settings: settings, logger: Logger(label: "test"))
+        return JobWorkers(
+            tenant: tenant, store: store, fence: { fence }, limits: { limits }, slots: slots, handlers: ["test": handler], settings: settings,
+            logger: Logger(label: "test"))
     }
 
     /// Runs the workers until `done` holds (or 20 s pass), then stops them.
@@ -105,5 +110,78 @@ final class JobWorkersTests: XCTestCase {
         workers.ring()
         for _ in 0..<200 where handler.count("rung") == 0 { try await Task.sleep(for: .milliseconds(50)) }
         XCTAssertEqual(handler.count("rung"), 1)
+    }
+
+    /// A tenant's in-flight limit holds however much is due.
+    func testNoMoreThanTheTenantsInFlightLimitRunAtOnce() async throws {
+        let handler = SlowHandler(delay: .milliseconds(30))
+        for index in 0..<40 { _ = try await store.enqueue(job("j\(index)")) }
+        var limits = JobLimits.default
+        limits.maxInFlight = 3
+        limits.perSecond = 10_000
+        try await run(workers(handler, limits: limits)) { try await self.store.jobCounts(tenant: "acme") == [.succeeded: 40] }
+        XCTAssertEqual(handler.peak, 3)
+    }
+
+    /// While the node's only slot turns between tenants, a tenant with one job is not stuck
+    /// behind another's backlog: its job runs after at most a few of the other's.
+    func testTenantsTakeTurnsForTheNodesSlots() async throws {
+        try await store.createTenant(
+            Tenant(slug: "beta", name: "Beta", createdAt: Date(), limits: .default),
+            secret: SealedJWTSecret(kid: "k1", sealed: [1, 2, 3], createdAt: Date()),
+            audit: AuditEntry(at: Date(), actor: "test", action: "tenant.create", tenant: "beta", requestID: nil))
+        for index in 0..<200 { _ = try await store.enqueue(job("a\(index)")) }
+        let slots = JobSlots(capacity: 1)
+        var limits = JobLimits.default
+        limits.perSecond = 10_000
+        let handler = SlowHandler(delay: .milliseconds(10))
+        let busy = Task { await workers(handler, limits: limits, slots: slots).run() }
+        defer { busy.cancel() }
+        try await Task.sleep(for: .milliseconds(100))
+        let started = handler.finished
+        _ = try await store.enqueue(JobRecord(
+            tenant: "beta", id: "b", kind: "test", key: nil, payload: [:], maxAttempts: 1, runAt: Date(), createdAt: Date(), updatedAt: Date()))
+        try await run(workers(handler, tenant: "beta", limits: limits, slots: slots)) {
+            try await self.store.jobCounts(tenant: "beta") == [.succeeded: 1]
+        }
+        XCTAssertLessThan(handler.finished - started, 40, "beta waited behind \(handler.finished - started) of acme's jobs")
+        XCTAssertGreaterThan(try await store.jobCounts(tenant: "acme")[.pending] ?? 0, 100, "acme's backlog was still there")
+    }
+
+    /// Without the tenant's lease nothing is claimed.
+    func testNothingRunsWithoutAFence() async throws {
+        _ = try await store.enqueue(job("x"))
+        let handler = ScriptedHandler([:])
+        let workers = JobWorkers(
+            tenant: "acme", store: store, fence: { nil }, limits: { .default }, slots: JobSlots(), handlers: ["test": handler],
+            logger: Logger(label: "test"))
+        let task = Task { await workers.run() }
+        try await Task.sleep(for: .milliseconds(1500))
+        task.cancel()
+        XCTAssertEqual(handler.count("x"), 0)
+    }
+}
+
+/// Sleeps per job, counting the most run at once and how many finished.
+final class SlowHandler: JobHandler, @unchecked Sendable {
+    let lock = NIOLock()
+    let delay: Duration
+    var current = 0
+    var peak = 0
+    var finished = 0
+
+    init(delay: Duration) { self.delay = delay }
+
+    func run(_ job: JobRecord) async -> JobResult {
+        lock.withLock {
+            current += 1
+            peak = max(peak, current)
+        }
+        try? await Task.sleep(for: delay)
+        lock.withLock {
+            current -= 1
+            finished += 1
+        }
+        return .done
     }
 }

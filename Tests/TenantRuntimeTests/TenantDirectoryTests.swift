@@ -344,3 +344,25 @@ extension SwitchableStore {
     func requeue(tenant: String, ids: [String]) async throws -> Int { try await inner.requeue(tenant: tenant, ids: ids) }
     func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int] { try await inner.jobCounts(tenant: tenant) }
 }
+
+extension SwitchableStore {
+    func enqueue(_ jobs: [JobRecord]) async throws -> Int { try await inner.enqueue(jobs) }
+    func jobs(tenant: String, subject: String, status: JobRecord.Status?, before: Date?, limit: Int) async throws -> [JobRecord] {
+        try await inner.jobs(tenant: tenant, subject: subject, status: status, before: before, limit: limit)
+    }
+    func jobIDs(tenant: String, subject: String, status: JobRecord.Status, since: Date?, limit: Int) async throws -> [String] {
+        try await inner.jobIDs(tenant: tenant, subject: subject, status: status, since: since, limit: limit)
+    }
+    func recordAttempt(_ attempt: JobAttempt) async throws { try await inner.recordAttempt(attempt) }
+    func attempts(tenant: String, job: String) async throws -> [JobAttempt] { try await inner.attempts(tenant: tenant, job: job) }
+    func unsettledCount(tenant: String) async throws -> Int { try await inner.unsettledCount(tenant: tenant) }
+    func pruneJobs(succeededBefore: Date, failedBefore: Date) async throws -> Int {
+        try await inner.pruneJobs(succeededBefore: succeededBefore, failedBefore: failedBefore)
+    }
+    func createWebhook(_ webhook: WebhookRecord) async throws { try await inner.createWebhook(webhook) }
+    func webhooks(tenant: String) async throws -> [WebhookRecord] { try await inner.webhooks(tenant: tenant) }
+    func webhook(tenant: String, id: String) async throws -> WebhookRecord? { try await inner.webhook(tenant: tenant, id: id) }
+    func updateWebhook(_ webhook: WebhookRecord) async throws -> Bool { try await inner.updateWebhook(webhook) }
+    func deleteWebhook(tenant: String, id: String) async throws -> Bool { try await inner.deleteWebhook(tenant: tenant, id: id) }
+    func tenantsWithJobWork() async throws -> [String] { try await inner.tenantsWithJobWork() }
+}

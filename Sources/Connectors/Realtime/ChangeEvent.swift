@@ -19,6 +19,9 @@ public struct ChangeEvent: Sendable, Equatable {
     /// and deletes only).
     public var oldRecord: JSONObject
     public var columns: [(name: String, type: String)]
+    /// Where the change is in the source's write-ahead log (captured changes only): stable when
+    /// the same changes are read again, so what is derived from it (webhook message ids) is too.
+    public var position: UInt64?
 
     public init(
         schema: String, table: String, kind: Kind, commitTimestamp: String, record: JSONObject, oldRecord: JSONObject,

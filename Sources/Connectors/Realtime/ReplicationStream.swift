@@ -259,7 +259,10 @@ final class ReplicationStream: @unchecked Sendable {
                         open = nil
                     } else {
                         do {
-                            if let event = try Wal2JSONDecoder.decode(text, commitTimestamp: stamp) { open?.append(event) }
+                            if var event = try Wal2JSONDecoder.decode(text, commitTimestamp: stamp) {
+                                event.position = start
+                                open?.append(event)
+                            }
                         } catch {
                             logger.error("skipping a change wal2json wrote that cannot be read", metadata: ["error": .string("\(error)")])
                         }

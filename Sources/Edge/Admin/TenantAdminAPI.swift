@@ -159,7 +159,7 @@ struct TenantAdminAPI {
         return trimmed
     }
 
-    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime", "storage"]
+    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime", "storage", "jobs"]
 
     /// Applies the given fields onto `base`; every field is checked for type and range.
     static func limits(from object: JSONObject?, base: TenantLimits) throws -> TenantLimits {
@@ -182,6 +182,13 @@ struct TenantAdminAPI {
             if let value = try fields.integer("maxBytes") { limits.storage.maxBytes = value }
             if let value = try fields.integer("maxObjectBytes") { limits.storage.maxObjectBytes = value }
             if let value = try fields.integer("maxBuckets") { limits.storage.maxBuckets = value }
+        }
+        if let value = object["jobs"] {
+            guard case .object(let jobs) = value else { throw APIError.invalidField("limits.jobs", "expected an object") }
+            let fields = try LimitFields(jobs, path: "limits.jobs", allowed: ["maxInFlight", "perSecond", "maxPending"])
+            if let value = try fields.integer("maxInFlight") { limits.jobs.maxInFlight = value }
+            if let value = try fields.number("perSecond") { limits.jobs.perSecond = value }
+            if let value = try fields.integer("maxPending") { limits.jobs.maxPending = value }
         }
         let problems = limits.problems()
         if !problems.isEmpty { throw APIError.invalidField("limits", problems.joined(separator: "; ")) }
@@ -244,6 +251,10 @@ struct TenantAdminAPI {
             "storage": [
                 "maxBytes": .integer(Int64(limits.storage.maxBytes)), "maxObjectBytes": .integer(Int64(limits.storage.maxObjectBytes)),
                 "maxBuckets": .integer(Int64(limits.storage.maxBuckets)),
+            ],
+            "jobs": [
+                "maxInFlight": .integer(Int64(limits.jobs.maxInFlight)), "perSecond": .number(limits.jobs.perSecond),
+                "maxPending": .integer(Int64(limits.jobs.maxPending)),
             ],
             "requestsPerSecond": .number(limits.requestsPerSecond), "burst": .integer(Int64(limits.burst)),
             "maxConcurrent": .integer(Int64(limits.maxConcurrent)), "maxQueued": .integer(Int64(limits.maxQueued)),

@@ -100,7 +100,8 @@ enum Node {
                 announce("mini-baas node \(configuration.nodeID) (\(configuration.mode.rawValue) mode) listening on http://\(configuration.host):\(port)")
             },
             logger: logger)
-        app.addServices(DirectoryService(directory: directory, lifecycle: lifecycle, cluster: cluster, address: { node.advertisedAddress }))
+        app.addServices(DirectoryService(
+            directory: directory, lifecycle: lifecycle, cluster: cluster, keeper: JobTenantsKeeper(node: node), address: { node.advertisedAddress }))
 
         // A service group stops its services in reverse order: the node leaves the cluster (so
         // others stop sending it work) before the HTTP server drains.
@@ -286,6 +287,8 @@ struct DirectoryService: Service {
     let directory: TenantDirectory
     let lifecycle: NodeLifecycle
     let cluster: ClusterCoordinator
+    /// Starts the trees of tenants with webhooks or pending jobs.
+    let keeper: JobTenantsKeeper
     let address: @Sendable () -> String
 
     func run() async throws {
@@ -293,6 +296,7 @@ struct DirectoryService: Service {
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await directory.runMaintenance() }
+                    group.addTask { await keeper.run() }
                     group.addTask {
                         // Members are announced with the port the server actually bound.
                         while lifecycle.boundPort == nil {

@@ -1,5 +1,6 @@
 import Connectors
 import Foundation
+import Jobs
 import Logging
 import Storage
 import Tenancy
@@ -44,6 +45,10 @@ struct NodeConfiguration: Sendable {
     var storageIO = "auto"
     /// `MINIBAAS_STORAGE_BACKEND=s3` and its `MINIBAAS_STORAGE_S3_*` settings; nil: local disk.
     var storageS3: S3BlobStore.Settings?
+    /// Where jobs may send requests (`MINIBAAS_OUTBOUND_ALLOW_CIDRS` opens internal ranges).
+    var outbound = OutboundPolicy()
+    /// `MINIBAAS_JOB_SLOTS`: jobs running at once on this node, all tenants together.
+    var jobSlots = 256
 
     var storageDirectory: String { storageDir ?? (dataDir.hasSuffix("/") ? dataDir + "storage" : dataDir + "/storage") }
 
@@ -188,6 +193,14 @@ struct NodeConfiguration: Sendable {
         case let other?:
             throw .init("MB900: MINIBAAS_STORAGE_BACKEND must be local or s3; got '\(other)'")
         }
+        let outbound: OutboundPolicy
+        do {
+            outbound = try OutboundPolicy(allowList: env("MINIBAAS_OUTBOUND_ALLOW_CIDRS"))
+        } catch {
+            throw .init(error.description)
+        }
+        let jobSlots = Int(env("MINIBAAS_JOB_SLOTS") ?? "256") ?? -1
+        guard (1...10_000).contains(jobSlots) else { throw .init("MINIBAAS_JOB_SLOTS must be a whole number in [1, 10000]") }
         let storageShared = ["1", "true", "yes"].contains(env("MINIBAAS_STORAGE_SHARED")?.lowercased() ?? "")
         var configuration = NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
@@ -199,6 +212,8 @@ struct NodeConfiguration: Sendable {
         configuration.storageShared = storageShared
         configuration.storageIO = storageIO
         configuration.storageS3 = storageS3
+        configuration.outbound = outbound
+        configuration.jobSlots = jobSlots
         return configuration
     }
 

@@ -1,6 +1,7 @@
 import Connectors
 import Crypto
 import Foundation
+import Jobs
 import Storage
 import Logging
 import Runtime
@@ -50,6 +51,12 @@ struct NodeServices: Sendable {
             } : nil
         var directoryConfiguration = directoryConfiguration
         directoryConfiguration.sqliteFiles = configuration.sqliteFiles
+        if directoryConfiguration.jobs == nil {
+            // Jobs run only under this node's lease of the tenant: its fencing token is their fence.
+            directoryConfiguration.jobs = JobsEnvironment(
+                store: store, secretBox: secretBox, client: OutboundClient(policy: configuration.outbound),
+                slots: JobSlots(capacity: configuration.jobSlots), fence: { slug in cluster.servingLease(slug)?.token })
+        }
         let directory = TenantDirectory(
             store: store, secretBox: secretBox,
             cache: .init(ttl: configuration.cacheTTL, redis: sharedCacheRedis, redisPrefix: configuration.redisPrefix),

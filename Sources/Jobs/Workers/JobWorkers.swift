@@ -1,11 +1,18 @@
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import Tenancy
 
 /// What runs one kind of job (a webhook delivery, a cron run, an e-mail).
 public protocol JobHandler: Sendable {
     func run(_ job: JobRecord) async -> JobResult
+    /// When this job's failed attempts are retried; nil for the workers' default.
+    func retrySchedule(for job: JobRecord) -> RetrySchedule?
+}
+
+extension JobHandler {
+    public func retrySchedule(for job: JobRecord) -> RetrySchedule? { nil }
 }
 
 /// How one attempt went, as its handler saw it.
@@ -17,13 +24,14 @@ public enum JobResult: Sendable, Equatable {
     case fail(error: String)
 }
 
-/// One tenant's job workers: claims its due jobs from the durable store under the tree's
-/// fencing token, runs at most `maxInFlight` at a time, and settles each attempt — retried on
-/// the schedule, failed (the dead-letter set) when attempts run out. Claims made under an older
-/// fence (a previous owner, this node before a restart) are taken back when the workers start.
+/// One tenant's job workers: claims its due jobs from the durable store under the tenant's
+/// current fencing token, runs at most the tenant's `maxInFlight` at a time and starts at most
+/// `perSecond`, each in one of the node's shared slots, and settles each attempt — retried on the
+/// schedule, failed (the dead-letter set) when attempts run out. Claims made under an older fence
+/// (a previous owner, this node before a restart) are taken back when the workers start. While the
+/// node does not hold the tenant's lease (`fence` answers nil) nothing is claimed.
 public final class JobWorkers: Sendable {
     public struct Settings: Sendable {
-        public var maxInFlight = 8
         /// How long a claimed job stays invisible to other claimers.
         public var visibility: Duration = .seconds(60)
         /// How often to look for due work when nobody rings.
@@ -34,7 +42,9 @@ public final class JobWorkers: Sendable {
 
     let tenant: String
     let store: any JobStore
-    let fence: Int64
+    let fence: @Sendable () -> Int64?
+    let limits: @Sendable () -> JobLimits
+    let slots: JobSlots
     let handlers: [String: any JobHandler]
     let settings: Settings
     let logger: Logger
@@ -46,15 +56,28 @@ public final class JobWorkers: Sendable {
     }
     private let bell = NIOLockedValueBox(Bell.quiet)
     private let inFlight = NIOLockedValueBox(0)
+    private let rate: TokenBucket
+    let metrics: JobMetrics
 
-    public init(tenant: String, store: any JobStore, fence: Int64, handlers: [String: any JobHandler], settings: Settings = .init(), logger: Logger) {
+    public init(
+        tenant: String, store: any JobStore, fence: @escaping @Sendable () -> Int64?, limits: @escaping @Sendable () -> JobLimits, slots: JobSlots,
+        handlers: [String: any JobHandler], settings: Settings = .init(), logger: Logger
+    ) {
         self.tenant = tenant
         self.store = store
         self.fence = fence
+        self.limits = limits
+        self.slots = slots
         self.handlers = handlers
         self.settings = settings
         self.logger = logger
+        let current = limits()
+        self.rate = TokenBucket(rate: current.perSecond, capacity: max(1, Int(current.perSecond)))
+        self.metrics = JobMetrics(tenant: tenant)
     }
+
+    /// Jobs of this tenant running now.
+    public var running: Int { inFlight.withLockedValue { $0 } }
 
     /// New work is there (or a slot freed): look now rather than at the next poll.
     public func ring() {
@@ -71,36 +94,73 @@ public final class JobWorkers: Sendable {
 
     /// Runs until cancelled (the tree stops).
     public func run() async {
-        do {
-            let released = try await store.releaseClaims(tenant: tenant, olderThan: fence)
-            if released > 0 { logger.info("took back jobs claimed by an earlier owner", metadata: ["jobs": .stringConvertible(released)]) }
-        } catch {
-            logger.warning("cannot take back earlier claims", metadata: ["error": .string("\(error)")])
-        }
+        var releasedFor: Int64?
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
-                let free = settings.maxInFlight - inFlight.withLockedValue { $0 }
+                guard let fence = fence() else {
+                    await waitForRing(at: settings.pollInterval)
+                    continue
+                }
+                if releasedFor != fence {
+                    // A new owner (or this node after a restart) takes earlier claims back at once.
+                    do {
+                        let released = try await store.releaseClaims(tenant: tenant, olderThan: fence)
+                        if released > 0 { logger.info("took back jobs claimed by an earlier owner", metadata: ["jobs": .stringConvertible(released)]) }
+                        releasedFor = fence
+                    } catch {
+                        logger.warning("cannot take back earlier claims", metadata: ["error": .string("\(error)")])
+                    }
+                }
+                let limits = limits()
+                rate.reconfigure(rate: limits.perSecond, capacity: max(1, Int(limits.perSecond)))
+                let free = limits.maxInFlight - inFlight.withLockedValue { $0 }
+                guard free > 0 else {
+                    await waitForRing(at: settings.pollInterval)
+                    continue
+                }
+                // The node's slots first (in turn with other tenants), then this tenant's rate.
+                guard await slots.acquire() else { break }
+                var held = 1
+                while held < free, slots.tryAcquire() { held += 1 }
+                var allowed = 0
+                var nextToken: Double = 0
+                while allowed < held {
+                    if case .limited(let after) = rate.take() {
+                        nextToken = after
+                        break
+                    }
+                    allowed += 1
+                }
                 var claimed: [JobRecord] = []
-                if free > 0 {
+                if allowed > 0 {
                     let now = Date()
                     do {
                         claimed = try await store.claim(
-                            tenant: tenant, fence: fence, limit: free, now: now,
+                            tenant: tenant, fence: fence, limit: allowed, now: now,
                             visibleAgainAt: now.addingTimeInterval(Double(settings.visibility.components.seconds)))
                     } catch {
                         logger.warning("cannot claim jobs", metadata: ["error": .string("\(error)")])
                     }
                 }
+                // Unused tokens and slots go back.
+                if allowed > claimed.count { rate.giveBack(allowed - claimed.count) }
+                for _ in claimed.count..<held { slots.release() }
                 for job in claimed {
                     inFlight.withLockedValue { $0 += 1 }
                     group.addTask {
-                        await self.attempt(job)
+                        await self.attempt(job, fence: fence)
                         self.inFlight.withLockedValue { $0 -= 1 }
+                        self.slots.release()
                         self.ring()
                     }
                 }
+                if allowed == 0 {
+                    // Out of tokens: back when the next one is there.
+                    try? await Task.sleep(for: .milliseconds(max(1, Int(nextToken * 1000))))
+                    continue
+                }
                 // A full batch may mean more is due: claim again at once.
-                if free > 0, claimed.count == free { continue }
+                if claimed.count == allowed { continue }
                 await waitForRing(at: settings.pollInterval)
             }
             group.cancelAll()
@@ -131,7 +191,7 @@ public final class JobWorkers: Sendable {
         timer.cancel()
     }
 
-    func attempt(_ job: JobRecord) async {
+    func attempt(_ job: JobRecord, fence: Int64) async {
         let outcome: JobOutcome
         if let handler = handlers[job.kind] {
             switch await handler.run(job) {
@@ -140,7 +200,8 @@ public final class JobWorkers: Sendable {
             case .fail(let error):
                 outcome = .failed(error: error)
             case .retry(let error, let retryAfter):
-                if job.attempt < job.maxAttempts, let at = settings.schedule.next(after: job.attempt, now: Date(), retryAfter: retryAfter) {
+                let schedule = handler.retrySchedule(for: job) ?? settings.schedule
+                if job.attempt < job.maxAttempts, let at = schedule.next(after: job.attempt, now: Date(), retryAfter: retryAfter) {
                     outcome = .retry(at: at, error: error)
                 } else {
                     outcome = .failed(error: error)
@@ -151,11 +212,41 @@ public final class JobWorkers: Sendable {
         }
         do {
             let settled = try await store.settle(tenant: tenant, id: job.id, fence: fence, attempt: job.attempt, outcome: outcome)
-            if !settled {
+            if settled {
+                metrics.settled(job, outcome: outcome)
+            } else {
                 logger.notice("a job's claim was lost before it was settled; its new claimant runs it", metadata: ["job": .string(job.id)])
             }
         } catch {
             logger.warning("cannot settle a job; it runs again when its claim lapses", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+        }
+    }
+}
+
+/// Per-tenant job figures on `/metrics`.
+struct JobMetrics: Sendable {
+    let delivered: Counter
+    let retried: Counter
+    let dead: Counter
+    let latency: Metrics.Timer
+
+    init(tenant: String) {
+        let dimensions = [("tenant", tenant)]
+        delivered = Counter(label: "minibaas_jobs_delivered_total", dimensions: dimensions)
+        retried = Counter(label: "minibaas_jobs_retried_total", dimensions: dimensions)
+        dead = Counter(label: "minibaas_jobs_dead_total", dimensions: dimensions)
+        latency = Metrics.Timer(label: "minibaas_jobs_latency_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+    }
+
+    /// Latency is from the job's creation to its successful settle: enqueue to delivery.
+    func settled(_ job: JobRecord, outcome: JobOutcome) {
+        switch outcome {
+        case .succeeded:
+            delivered.increment()
+            latency.recordNanoseconds(Int64(max(0, Date().timeIntervalSince(job.createdAt)) * 1e9))
+        case .retry: retried.increment()
+        case .failed: dead.increment()
+        case .cancelled: break
         }
     }
 }

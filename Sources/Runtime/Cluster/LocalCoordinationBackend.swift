@@ -88,8 +88,10 @@ public actor LocalCoordinationBackend: CoordinationBackend {
         subscribers[id] = nil
     }
 
+    /// At least the wall clock in microseconds, as Redis's are: a node restarted on the same data
+    /// directory grants larger tokens than before, so claims its previous run left are older.
     private func nextToken(_ slug: String) -> Int64 {
-        let token = (lastToken[slug] ?? 0) + 1
+        let token = max((lastToken[slug] ?? 0) + 1, Int64(Date().timeIntervalSince1970 * 1_000_000))
         lastToken[slug] = token
         return token
     }

@@ -18,6 +18,8 @@ public struct JobRecord: Sendable, Equatable {
     public var kind: String
     /// Dedupes enqueues: a second job with the same key for the tenant is not created.
     public var key: String?
+    /// What the job belongs to (a webhook's id, a cron job's name), for its logs.
+    public var subject: String?
     public var payload: JSONObject
     public var status: Status
     /// Attempts started so far.
@@ -31,13 +33,14 @@ public struct JobRecord: Sendable, Equatable {
     public var updatedAt: Date
 
     public init(
-        tenant: String, id: String, kind: String, key: String?, payload: JSONObject, status: Status = .pending, attempt: Int = 0, maxAttempts: Int,
+        tenant: String, id: String, kind: String, key: String?, subject: String? = nil, payload: JSONObject, status: Status = .pending, attempt: Int = 0, maxAttempts: Int,
         runAt: Date, fence: Int64? = nil, claimExpiresAt: Date? = nil, lastError: String? = nil, createdAt: Date, updatedAt: Date
     ) {
         self.tenant = tenant
         self.id = id
         self.kind = kind
         self.key = key
+        self.subject = subject
         self.payload = payload
         self.status = status
         self.attempt = attempt
@@ -57,6 +60,19 @@ public struct JobRecord: Sendable, Equatable {
 public protocol JobStore: Sendable {
     /// Stores the job; answers false when a job with the same tenant and key exists.
     func enqueue(_ job: JobRecord) async throws -> Bool
+    /// Stores all of them in one transaction, skipping those whose id or key exists; answers how
+    /// many were new. A change feed's batch commits before its position is confirmed.
+    func enqueue(_ jobs: [JobRecord]) async throws -> Int
+    /// A subject's jobs, newest first: `before` pages by creation time.
+    func jobs(tenant: String, subject: String, status: JobRecord.Status?, before: Date?, limit: Int) async throws -> [JobRecord]
+    /// Ids of a subject's jobs in `status` created at or after `since`, oldest first.
+    func jobIDs(tenant: String, subject: String, status: JobRecord.Status, since: Date?, limit: Int) async throws -> [String]
+    func recordAttempt(_ attempt: JobAttempt) async throws
+    func attempts(tenant: String, job: String) async throws -> [JobAttempt]
+    /// Pending and running jobs of the tenant (the backlog bound).
+    func unsettledCount(tenant: String) async throws -> Int
+    /// Settled jobs (and their attempts) older than the cut-offs go; answers how many.
+    func pruneJobs(succeededBefore: Date, failedBefore: Date) async throws -> Int
     /// Up to `limit` due jobs of `tenant` (pending and due, or running with a lapsed claim), now
     /// running under `fence` until `visibleAgainAt`, their attempt counted.
     func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord]

@@ -16,6 +16,8 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     public var realtime: RealtimeLimits = .default
     /// Object storage quotas.
     public var storage: StorageLimits = .default
+    /// Background jobs (webhook deliveries, cron runs, e-mails).
+    public var jobs: JobLimits = .default
 
     public static let `default` = TenantLimits(
         requestsPerSecond: 200, burst: 400, maxConcurrent: 32, maxQueued: 128,
@@ -31,7 +33,7 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage
+        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage, jobs
     }
 
     /// Records written before realtime or storage existed lack them: they get the defaults.
@@ -45,11 +47,12 @@ public struct TenantLimits: Sendable, Equatable, Codable {
         requestTimeoutMs = try container.decode(Int.self, forKey: .requestTimeoutMs)
         realtime = try container.decodeIfPresent(RealtimeLimits.self, forKey: .realtime) ?? .default
         storage = try container.decodeIfPresent(StorageLimits.self, forKey: .storage) ?? .default
+        jobs = try container.decodeIfPresent(JobLimits.self, forKey: .jobs) ?? .default
     }
 
     /// Bounds that keep one tenant's settings from hurting the node: each problem names its field.
     public func problems() -> [String] {
-        var problems: [String] = realtime.problems() + storage.problems()
+        var problems: [String] = realtime.problems() + storage.problems() + jobs.problems()
         if !(requestsPerSecond > 0 && requestsPerSecond <= 1_000_000) { problems.append("requestsPerSecond must be in (0, 1000000]") }
         if !(1...1_000_000).contains(burst) { problems.append("burst must be in [1, 1000000]") }
         if !(1...10_000).contains(maxConcurrent) { problems.append("maxConcurrent must be in [1, 10000]") }
@@ -118,6 +121,33 @@ public struct StorageLimits: Sendable, Equatable, Codable {
         if !(0...(1 << 50)).contains(maxBytes) { problems.append("storage.maxBytes must be in [0, 2^50]") }
         if !(0...(1 << 40)).contains(maxObjectBytes) { problems.append("storage.maxObjectBytes must be in [0, 2^40]") }
         if !(0...100_000).contains(maxBuckets) { problems.append("storage.maxBuckets must be in [0, 100000]") }
+        return problems
+    }
+}
+
+/// Per-tenant job quotas: one tenant's backlog never takes another's turn (the node's job slots
+/// go round the tenants with due work) nor floods its receivers.
+public struct JobLimits: Sendable, Equatable, Codable {
+    /// Jobs of the tenant running at once on its owner.
+    public var maxInFlight: Int
+    /// Attempts started per second.
+    public var perSecond: Double
+    /// Pending and running jobs; more are refused (MB845) rather than piled up.
+    public var maxPending: Int
+
+    public static let `default` = JobLimits(maxInFlight: 8, perSecond: 50, maxPending: 100_000)
+
+    public init(maxInFlight: Int, perSecond: Double, maxPending: Int) {
+        self.maxInFlight = maxInFlight
+        self.perSecond = perSecond
+        self.maxPending = maxPending
+    }
+
+    func problems() -> [String] {
+        var problems: [String] = []
+        if !(1...256).contains(maxInFlight) { problems.append("jobs.maxInFlight must be in [1, 256]") }
+        if !(perSecond > 0 && perSecond <= 100_000) { problems.append("jobs.perSecond must be in (0, 100000]") }
+        if !(0...10_000_000).contains(maxPending) { problems.append("jobs.maxPending must be in [0, 10000000]") }
         return problems
     }
 }

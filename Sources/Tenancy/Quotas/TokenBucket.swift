@@ -43,6 +43,11 @@ public final class TokenBucket: @unchecked Sendable {
         }
     }
 
+    /// Tokens taken but not used (a claim found less work than it was allowed) go back.
+    public func giveBack(_ count: Int) {
+        lock.withLock { tokens = min(capacity, tokens + Double(count)) }
+    }
+
     public func reconfigure(rate: Double, capacity: Int) {
         lock.withLock {
             refill()

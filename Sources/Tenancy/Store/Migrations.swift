@@ -223,6 +223,37 @@ enum Migrations {
             "CREATE UNIQUE INDEX jobs_dedupe ON jobs (tenant, dedupe_key) WHERE dedupe_key IS NOT NULL",
             "CREATE INDEX jobs_due ON jobs (tenant, status, run_at_ms)",
         ]),
+        Step(version: 8, statements: [
+            "ALTER TABLE jobs ADD COLUMN subject TEXT",
+            "CREATE INDEX jobs_subject ON jobs (tenant, subject, created_at_ms) WHERE subject IS NOT NULL",
+            """
+            CREATE TABLE job_attempts (
+              tenant TEXT NOT NULL,
+              job_id TEXT NOT NULL,
+              attempt INTEGER NOT NULL,
+              at_ms INTEGER NOT NULL,
+              http_status INTEGER,
+              latency_ms INTEGER NOT NULL,
+              error TEXT,
+              response_body TEXT,
+              PRIMARY KEY (tenant, job_id, attempt),
+              FOREIGN KEY (tenant, job_id) REFERENCES jobs(tenant, id) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE webhooks (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              name TEXT NOT NULL,
+              spec TEXT NOT NULL,
+              secrets TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id),
+              UNIQUE (tenant, name)
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -447,6 +478,37 @@ enum Migrations {
             """,
             "CREATE UNIQUE INDEX jobs_dedupe ON minibaas.jobs (tenant, dedupe_key) WHERE dedupe_key IS NOT NULL",
             "CREATE INDEX jobs_due ON minibaas.jobs (tenant, status, run_at)",
+        ]),
+        Step(version: 8, statements: [
+            "ALTER TABLE minibaas.jobs ADD COLUMN subject text",
+            "CREATE INDEX jobs_subject ON minibaas.jobs (tenant, subject, created_at) WHERE subject IS NOT NULL",
+            """
+            CREATE TABLE minibaas.job_attempts (
+              tenant text NOT NULL,
+              job_id text NOT NULL,
+              attempt integer NOT NULL,
+              at timestamptz NOT NULL,
+              http_status integer,
+              latency_ms integer NOT NULL,
+              error text,
+              response_body text,
+              PRIMARY KEY (tenant, job_id, attempt),
+              FOREIGN KEY (tenant, job_id) REFERENCES minibaas.jobs(tenant, id) ON DELETE CASCADE
+            )
+            """,
+            """
+            CREATE TABLE minibaas.webhooks (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              name text NOT NULL,
+              spec jsonb NOT NULL,
+              secrets jsonb NOT NULL,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id),
+              UNIQUE (tenant, name)
+            )
+            """,
         ]),
     ]
 }

@@ -7,15 +7,15 @@ import Runtime
 /// Durable jobs in the cluster's control plane: claims take due rows with `FOR UPDATE SKIP
 /// LOCKED`, so concurrent claimers never block on or double-take a row.
 extension PostgresControlPlaneStore {
-    private static let jobColumns =
-        "tenant, id, kind, dedupe_key, payload::text, status, attempt, max_attempts, run_at, fence, claim_expires_at, last_error, created_at, updated_at"
-    private typealias JobRow = (String, String, String, String?, String, String, Int, Int, Date, Int64?, Date?, String?, Date, Date)
+    static let jobColumns =
+        "tenant, id, kind, dedupe_key, payload::text, status, attempt, max_attempts, run_at, fence, claim_expires_at, last_error, created_at, updated_at, subject"
+    private typealias JobRow = (String, String, String, String?, String, String, Int, Int, Date, Int64?, Date?, String?, Date, Date, String?)
 
     public func enqueue(_ job: JobRecord) async throws -> Bool {
         try await Self.hasRow(client.query(
             """
-            INSERT INTO minibaas.jobs (tenant, id, kind, dedupe_key, payload, status, attempt, max_attempts, run_at, created_at, updated_at)
-            VALUES (\(job.tenant), \(job.id), \(job.kind), \(job.key), \(StoreCoding.encodeObject(job.payload))::jsonb, \(job.status.rawValue),
+            INSERT INTO minibaas.jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at, created_at, updated_at)
+            VALUES (\(job.tenant), \(job.id), \(job.kind), \(job.key), \(job.subject), \(StoreCoding.encodeObject(job.payload))::jsonb, \(job.status.rawValue),
                     \(job.attempt), \(job.maxAttempts), \(job.runAt), \(job.createdAt), \(job.updatedAt))
             ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger))
@@ -97,12 +97,12 @@ extension PostgresControlPlaneStore {
         return counts
     }
 
-    private func jobs(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
+    func jobs(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
         var jobs: [JobRecord] = []
         for try await row in rows.decode(JobRow.self) {
             guard let status = JobRecord.Status(rawValue: row.5) else { throw ControlPlaneError.corrupt("job row") }
             jobs.append(JobRecord(
-                tenant: row.0, id: row.1, kind: row.2, key: row.3, payload: (try? StoreCoding.decodeObject(row.4)) ?? [:], status: status,
+                tenant: row.0, id: row.1, kind: row.2, key: row.3, subject: row.14, payload: (try? StoreCoding.decodeObject(row.4)) ?? [:], status: status,
                 attempt: row.6, maxAttempts: row.7, runAt: row.8, fence: row.9, claimExpiresAt: row.10, lastError: row.11, createdAt: row.12,
                 updatedAt: row.13))
         }

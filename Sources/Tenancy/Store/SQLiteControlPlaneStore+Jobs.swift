@@ -17,11 +17,12 @@ extension SQLiteControlPlaneStore {
             }
             _ = try await db.query(
                 """
-                INSERT INTO jobs (tenant, id, kind, dedupe_key, payload, status, attempt, max_attempts, run_at_ms, fence, claim_expires_at_ms,
+                INSERT INTO jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at_ms, fence, claim_expires_at_ms,
                   last_error, created_at_ms, updated_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)
                 """,
-                [.text(job.tenant), .text(job.id), .text(job.kind), job.key.map { .text($0) } ?? .null, .text(StoreCoding.encodeObject(job.payload)),
+                [.text(job.tenant), .text(job.id), .text(job.kind), job.key.map { .text($0) } ?? .null, job.subject.map { .text($0) } ?? .null,
+                 .text(StoreCoding.encodeObject(job.payload)),
                  .text(job.status.rawValue), .integer(job.attempt), .integer(job.maxAttempts), Self.ms(job.runAt), Self.ms(job.createdAt),
                  Self.ms(job.updatedAt)])
             return true
@@ -108,13 +109,13 @@ extension SQLiteControlPlaneStore {
         return counts
     }
 
-    private static func job(from row: SQLiteRow) throws -> JobRecord {
+    static func job(from row: SQLiteRow) throws -> JobRecord {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let kind = row.column("kind")?.string,
             let status = row.column("status")?.string.flatMap(JobRecord.Status.init(rawValue:))
         else { throw ControlPlaneError.corrupt("job row") }
         func date(_ column: String) -> Date? { row.column(column)?.integer.map { StoreCoding.date(milliseconds: Int64($0)) } }
         return JobRecord(
-            tenant: tenant, id: id, kind: kind, key: row.column("dedupe_key")?.string,
+            tenant: tenant, id: id, kind: kind, key: row.column("dedupe_key")?.string, subject: row.column("subject")?.string,
             payload: (row.column("payload")?.string).flatMap { try? StoreCoding.decodeObject($0) } ?? [:], status: status,
             attempt: row.column("attempt")?.integer ?? 0, maxAttempts: row.column("max_attempts")?.integer ?? 1, runAt: date("run_at_ms") ?? Date(),
             fence: row.column("fence")?.integer.map(Int64.init), claimExpiresAt: date("claim_expires_at_ms"), lastError: row.column("last_error")?.string,

@@ -35,6 +35,11 @@ enum StoreCoding {
             if let value = storage["maxObjectBytes"]?.intValue { limits.storage.maxObjectBytes = Int(value) }
             if let value = storage["maxBuckets"]?.intValue { limits.storage.maxBuckets = Int(value) }
         }
+        if let jobs = object["jobs"] {
+            if let value = jobs["maxInFlight"]?.intValue { limits.jobs.maxInFlight = Int(value) }
+            if let value = jobs["perSecond"]?.doubleValue { limits.jobs.perSecond = value }
+            if let value = jobs["maxPending"]?.intValue { limits.jobs.maxPending = Int(value) }
+        }
         return limits
     }
 
@@ -52,6 +57,20 @@ enum StoreCoding {
     static func status(_ text: String) throws -> TenantStatus {
         guard let status = TenantStatus(rawValue: text) else { throw ControlPlaneError.corrupt("unknown tenant status \(text)") }
         return status
+    }
+
+    /// A stored document (a webhook's spec, its sealed secrets) as sorted-key JSON; dates in ms.
+    static func encodeDocument(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func decodeDocument<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        do { return try decoder.decode(type, from: Data(text.utf8)) } catch { throw ControlPlaneError.corrupt("a stored \(type) does not decode: \(error)") }
     }
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }

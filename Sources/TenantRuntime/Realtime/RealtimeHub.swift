@@ -41,6 +41,12 @@ public actor RealtimeHub {
     private let feeds: ChangeFeeds
     /// Sources whose capture was refused at the last join that asked.
     private var uncapturable: Set<String> = []
+    /// Sources the tenant's webhooks listen to whose changes cannot be captured: their REST
+    /// writes are published whether or not a socket subscribes.
+    private var watchedUncapturable: Set<String> = []
+    /// Where every change goes before the sockets: the tenant's webhooks. Awaited, so a feed
+    /// confirms its position only after the deliveries are stored.
+    var changeSink: (@Sendable (String, [ChangeEvent]) async -> Void)?
     /// Sessions already told their token expired.
     var expiredNotified: Set<UInt64> = []
     private var nextBinding = 1
@@ -217,9 +223,24 @@ public actor RealtimeHub {
         bindingsChanged()
     }
 
-    /// Keeps `uncaptured` to the sources that cannot be captured and still have a binding.
+    /// Keeps `uncaptured` to the sources that cannot be captured and still have a binding or a
+    /// webhook.
     private func bindingsChanged() {
-        uncaptured.replace(with: state.subscribedSources(among: uncapturable))
+        uncaptured.replace(with: state.subscribedSources(among: uncapturable).union(watchedUncapturable))
+    }
+
+    /// Starts capture on `sources` for a consumer other than the sockets (the tenant's webhooks),
+    /// whose `sink` gets every change of every source first. Answers each source's capture.
+    public func watch(_ sources: Set<String>, sink: @escaping @Sendable (String, [ChangeEvent]) async -> Void) async -> [String: PostgresChangeFeed.Capability] {
+        changeSink = sink
+        var capture: [String: PostgresChangeFeed.Capability] = [:]
+        for source in sources.sorted() {
+            let capability = await feeds.ensure(source) { [weak self] source, changes in await self?.dispatch(source: source, changes) }
+            capture[source] = capability
+            if case .unavailable = capability { watchedUncapturable.insert(source) } else { watchedUncapturable.remove(source) }
+        }
+        bindingsChanged()
+        return capture
     }
 
     /// `access_token`: a fresh token re-authorises every binding of the session. Counted like

@@ -25,6 +25,8 @@ public actor TenantDirectory {
         public var blobs: (any BlobStore)?
         /// libvips renders for image transforms (nil: transforms answer MB910).
         public var images: ImageTransformer?
+        /// What trees' job workers need (nil: no workers, no webhooks).
+        public var jobs: JobsEnvironment?
         public init() {}
     }
 
@@ -62,6 +64,7 @@ public actor TenantDirectory {
             intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
         environment.blobs = configuration.blobs
         environment.images = configuration.images
+        environment.jobs = configuration.jobs
         environment.storageStore = store
         self.environment = environment
         self.onPassivated = onPassivated
@@ -142,8 +145,10 @@ public actor TenantDirectory {
     /// Stops trees idle for longer than the idle timeout, unless they still have requests running.
     public func passivateIdle() async {
         let now = clock.now
+        // A tree whose webhooks listen or whose jobs run stays: nobody's request would start it.
         let idle = running.filter { _, tree in
             tree.idleFor(now: now) > configuration.idleTimeout && tree.gate.activeCount == 0 && tree.gate.queuedCount == 0
+                && !tree.jobs.keepsTreeAlive
         }
         for slug in idle.keys.sorted() {
             logger.debug("passivating idle tenant", metadata: ["tenant": .string(slug)])

@@ -1,5 +1,6 @@
 import Connectors
 import Foundation
+import Jobs
 import Logging
 import Runtime
 import Storage
@@ -59,6 +60,8 @@ public final class TenantTree: Sendable {
         public var storageStore: (any StorageStore)?
         /// libvips renders for every tenant's image transforms.
         public var images: ImageTransformer?
+        /// The job store, outbound client and node slots; nil leaves the jobs slot empty.
+        public var jobs: JobsEnvironment?
         public var intensity: RestartIntensity
         public var backoff: Backoff
         public var logger: Logger
@@ -98,28 +101,33 @@ public final class TenantTree: Sendable {
         // loses its slot must not exhaust a budget and leave subscribers without changes. Backoff
         // spaces its restarts out to one per 30 s, well inside this intensity.
         let realtime = supervisor("realtime", intensity: RestartIntensity(maxRestarts: 20, window: .seconds(60)))
+        let state = ProtectedState(tenant: tenant, keyRing: keyRing)
+        let jobs = try await JobsSubsystem.make(
+            tenant: tenant.slug, supervisor: supervisor("jobs"), environment: environment.jobs,
+            limits: { state.lock.withLock { state.tenant.limits.jobs } }, logger: logger)
         let tree = TenantTree(
-            tenant: tenant, keyRing: keyRing, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
-            jobs: JobsSubsystem(supervisor: supervisor("jobs")), storage: supervisor("storage"), storageBackend: environment.storageBackend,
+            state: state, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
+            jobs: jobs, storage: supervisor("storage"), storageBackend: environment.storageBackend,
             images: environment.images,
             functions: FunctionsSubsystem(supervisor: supervisor("functions")), search: SearchSubsystem(supervisor: supervisor("search")),
             control: supervisor("tenant"), logger: logger)
         await data.start()
         await tree.realtime.start()
+        await tree.jobs.start(hub: tree.realtime.hub)
         return tree
     }
 
     private init(
-        tenant: Tenant, keyRing: TenantKeyRing, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
+        state: ProtectedState, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
         realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: SubsystemSupervisor, storageBackend: (any StorageStore, any BlobStore)?,
         images: ImageTransformer?,
         functions: FunctionsSubsystem, search: SearchSubsystem,
         control: SubsystemSupervisor, logger: Logger
     ) {
+        let tenant = state.tenant
         self.slug = tenant.slug
         self.gate = RequestGate(limits: tenant.limits)
         self.startedAt = Date()
-        let state = ProtectedState(tenant: tenant, keyRing: keyRing)
         self.state = state
         self.data = data
         self.cache = cache

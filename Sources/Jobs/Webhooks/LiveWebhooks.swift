@@ -1,0 +1,70 @@
+import Connectors
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Runtime
+import Tenancy
+
+/// A webhook ready to use: its filter parsed, its secrets opened, its retry schedule built.
+public struct LiveWebhook: Sendable {
+    public let record: WebhookRecord
+    let filter: ChangeFilter?
+    public let signer: WebhookSigner
+    public let schedule: RetrySchedule
+
+    public init(record: WebhookRecord, secretBox: SecretBox, now: Date = Date()) throws {
+        self.record = record
+        self.filter = try record.spec.filter.map { text in try ChangeFilter(parsing: text) }
+        // Secrets past their retirement no longer co-sign.
+        let live = record.secrets.filter { secret in secret.retiresAt.map { $0 > now } ?? true }
+        self.signer = WebhookSigner(secrets: try live.map { try secretBox.open($0.sealed, context: Self.secretContext(record)) })
+        // The first attempt runs at once; the stored delays are those before each retry.
+        self.schedule = record.spec.retrySchedule.map { RetrySchedule(delays: [.zero] + $0.map { .milliseconds($0) }) } ?? .standard
+    }
+
+    /// What a webhook's sealed secret is bound to: it cannot be moved to another webhook.
+    public static func secretContext(_ record: WebhookRecord) -> String { "webhook:\(record.tenant):\(record.id)" }
+
+    func matches(_ change: ChangeEvent, source: String) -> Bool {
+        let spec = record.spec
+        guard spec.enabled, spec.source == source, spec.schema == change.schema, spec.table == change.table,
+            spec.events.contains(change.kind.rawValue)
+        else { return false }
+        if let filter, !filter.matches(change.kind == .delete ? change.oldRecord : change.record) { return false }
+        return true
+    }
+}
+
+/// A tenant's webhooks as its tree runs them: which changes make which deliveries. Loaded when
+/// the tree starts (an admin change restarts the tree).
+public final class LiveWebhooks: Sendable {
+    public let tenant: String
+    private let hooks: NIOLockedValueBox<[LiveWebhook]>
+
+    public init(tenant: String, webhooks: [LiveWebhook]) {
+        self.tenant = tenant
+        self.hooks = NIOLockedValueBox(webhooks)
+    }
+
+    public var all: [LiveWebhook] { hooks.withLockedValue { $0 } }
+
+    public func webhook(_ id: String) -> LiveWebhook? { hooks.withLockedValue { $0.first { $0.record.id == id } } }
+
+    /// The sources some enabled webhook listens to: their changes must be captured.
+    public var sources: Set<String> { Set(all.filter(\.record.spec.enabled).map(\.record.spec.source)) }
+
+    /// One delivery job per change and webhook it matches, ids derived from the change.
+    public func deliveries(source: String, changes: [ChangeEvent], now: Date = Date()) -> [JobRecord] {
+        let hooks = all
+        guard !hooks.isEmpty else { return [] }
+        var jobs: [JobRecord] = []
+        for (index, change) in changes.enumerated() {
+            for hook in hooks where hook.matches(change, source: source) {
+                jobs.append(WebhookDelivery.job(
+                    tenant: tenant, webhook: hook, id: WebhookEvent.messageID(webhook: hook.record.id, change: change, index: index),
+                    body: WebhookEvent.body(change), now: now))
+            }
+        }
+        return jobs
+    }
+}

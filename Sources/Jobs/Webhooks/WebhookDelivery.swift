@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import Runtime
+import Tenancy
+
+/// Runs webhook delivery jobs: signs the stored body (Standard Webhooks, a fresh timestamp per
+/// attempt, the same `webhook-id` on every one), posts it to the webhook's URL through the
+/// outbound client, and logs the attempt. A 2xx is success; anything else is retried on the
+/// webhook's schedule (`Retry-After` honoured); a target the outbound policy refuses is final.
+public struct WebhookDelivery: JobHandler {
+    public static let kind = "webhook"
+
+    let webhooks: LiveWebhooks
+    let client: OutboundClient
+    let store: any JobStore
+    let logger: Logger
+
+    public init(webhooks: LiveWebhooks, client: OutboundClient, store: any JobStore, logger: Logger) {
+        self.webhooks = webhooks
+        self.client = client
+        self.store = store
+        self.logger = logger
+    }
+
+    /// A pending delivery of `body` by `webhook`.
+    public static func job(tenant: String, webhook: LiveWebhook, id: String, body: JSONObject, now: Date) -> JobRecord {
+        JobRecord(
+            tenant: tenant, id: id, kind: kind, key: nil, subject: webhook.record.id,
+            payload: ["webhook": .string(webhook.record.id), "event": .object(body)], maxAttempts: webhook.schedule.maxAttempts, runAt: now,
+            createdAt: now, updatedAt: now)
+    }
+
+    public func retrySchedule(for job: JobRecord) -> RetrySchedule? {
+        job.payload["webhook"]?.stringValue.flatMap { webhooks.webhook($0)?.schedule }
+    }
+
+    public func run(_ job: JobRecord) async -> JobResult {
+        guard let id = job.payload["webhook"]?.stringValue, let hook = webhooks.webhook(id) else {
+            return .fail(error: "the webhook was deleted")
+        }
+        guard hook.record.spec.enabled else { return .retry(error: "the webhook is disabled; kept until it is enabled again", retryAfter: .seconds(300)) }
+        let answer = await deliver(hook, messageID: job.id, body: job.payload["event"] ?? .null)
+        do {
+            try await store.recordAttempt(JobAttempt(
+                tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: answer.status, latencyMs: answer.latencyMs,
+                error: answer.error, responseBody: answer.body))
+        } catch {
+            logger.warning("cannot log a webhook attempt", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+        }
+        if answer.succeeded { return .done }
+        let error = answer.error ?? "failed"
+        if error.hasPrefix("MB821") || error.hasPrefix("MB820") { return .fail(error: error) }
+        return .retry(error: error, retryAfter: answer.retryAfter.map { .seconds(min($0, 86_400)) })
+    }
+
+    /// One signed attempt of `body` (a stored event, or the test event).
+    public func deliver(_ hook: LiveWebhook, messageID: String, body: JSONValue) async -> OutboundClient.Answer {
+        let bytes = body.encoded()
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        var headers = hook.record.spec.headers.map { ($0.key, $0.value) }
+        headers.append(("Content-Type", "application/json"))
+        headers += hook.signer.headers(id: messageID, timestamp: timestamp, body: bytes)
+        return await client.send(
+            url: hook.record.spec.url, headers: headers, body: bytes, timeout: .milliseconds(hook.record.spec.timeoutMs))
+    }
+}
