@@ -129,6 +129,7 @@ let package = Package(
             name: "TenantRuntime",
             dependencies: [
                 "Runtime", "Tenancy", "Connectors", "Storage", "Jobs",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -129,6 +129,7 @@ enum Node {
         KeyAdminAPI(node: node).register(on: admin)
         AuthAdminAPI(node: node).register(on: admin)
         StorageAdminAPI(node: node).register(on: admin)
+        WebhookAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

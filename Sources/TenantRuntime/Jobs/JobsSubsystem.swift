@@ -2,6 +2,7 @@ import Connectors
 import Foundation
 import Jobs
 import Logging
+import NIOConcurrencyHelpers
 import Runtime
 import Tenancy
 
@@ -40,6 +41,10 @@ public final class JobsSubsystem: TenantSubsystem {
     public let delivery: WebhookDelivery?
     let environment: JobsEnvironment?
     let logger: Logger
+    private let captureBox = NIOLockedValueBox<[String: PostgresChangeFeed.Capability]>([:])
+
+    /// How each webhook source's changes are captured, once the workers started.
+    public var capture: [String: PostgresChangeFeed.Capability] { captureBox.withLockedValue { $0 } }
 
     init(supervisor: SubsystemSupervisor, webhooks: LiveWebhooks, workers: JobWorkers?, delivery: WebhookDelivery?, environment: JobsEnvironment?, logger: Logger) {
         self.supervisor = supervisor
@@ -101,6 +106,7 @@ public final class JobsSubsystem: TenantSubsystem {
                     }
                 }
             }
+            captureBox.withLockedValue { $0 = capture }
             for (source, capability) in capture where capability != .available {
                 logger.notice("webhooks on a source without change capture see REST writes only", metadata: ["source": .string(source)])
             }
