@@ -65,4 +65,53 @@ extension ControlPlaneStoreContract {
         XCTAssertEqual(ids.count, 40)
         XCTAssertEqual(Set(ids).count, 40)
     }
+
+    func webhooksAndDeliveryLogs() async throws {
+        try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
+        let at = Date(timeIntervalSince1970: 1_800_000_000)
+        let spec = WebhookSpec(
+            source: "main", schema: "public", table: "orders", events: ["INSERT"], filter: "status=eq.paid", url: "https://example.com/hook",
+            headers: ["X-Team": "billing"], timeoutMs: 5000, retrySchedule: [100, 200], maxInFlight: 4, enabled: true)
+        var hook = WebhookRecord(
+            tenant: "acme", id: "wh_1", name: "orders", spec: spec, secrets: [SealedWebhookSecret(sealed: [1, 2, 3], retiresAt: nil)], createdAt: at,
+            updatedAt: at)
+        try await store.createWebhook(hook)
+        do {
+            var twin = hook
+            twin.id = "wh_2"
+            try await store.createWebhook(twin)
+            XCTFail("a name is taken once per tenant")
+        } catch ControlPlaneError.duplicate {}
+        try await assertEqual(try await store.webhook(tenant: "acme", id: "wh_1"), hook)
+        hook.secrets.append(SealedWebhookSecret(sealed: [4], retiresAt: at.addingTimeInterval(86_400)))
+        hook.spec.enabled = false
+        try await assertTrue(try await store.updateWebhook(hook))
+        try await assertEqual(try await store.webhooks(tenant: "acme"), [hook])
+        try await assertEqual(try await store.tenantsWithJobWork(), ["acme"])
+
+        // Deliveries: a batch dedupes by id; the log lists a subject's jobs newest first.
+        var first = jobRow("acme", "msg_a")
+        first.subject = "wh_1"
+        var second = jobRow("acme", "msg_b")
+        second.subject = "wh_1"
+        second.createdAt = at.addingTimeInterval(1)
+        try await assertEqual(try await store.enqueue([first, second, first]), 2)
+        try await assertEqual(try await store.enqueue([first]), 0, "a feed's re-read makes no second job")
+        try await assertEqual(try await store.jobs(tenant: "acme", subject: "wh_1", status: nil, before: nil, limit: 10).map(\.id), ["msg_b", "msg_a"])
+        try await assertEqual(try await store.jobs(tenant: "acme", subject: "wh_1", status: nil, before: at.addingTimeInterval(1), limit: 10).map(\.id), ["msg_a"])
+        try await assertEqual(try await store.unsettledCount(tenant: "acme"), 2)
+        try await store.recordAttempt(JobAttempt(tenant: "acme", job: "msg_a", attempt: 1, at: at, httpStatus: 500, latencyMs: 12, error: "500", responseBody: "no"))
+        try await store.recordAttempt(JobAttempt(tenant: "acme", job: "msg_a", attempt: 1, at: at, httpStatus: nil, latencyMs: 3, error: "refused", responseBody: nil))
+        let attempts = try await store.attempts(tenant: "acme", job: "msg_a")
+        XCTAssertEqual(attempts.map(\.attempt), [1, 2], "numbered by the store, across replays")
+        XCTAssertEqual(attempts.map(\.httpStatus), [500, nil])
+        let claimed = try await store.claim(tenant: "acme", fence: 1, limit: 1, now: at.addingTimeInterval(86_400 * 3650), visibleAgainAt: at.addingTimeInterval(86_400 * 3651))
+        try await assertTrue(try await store.settle(tenant: "acme", id: claimed[0].id, fence: 1, attempt: 1, outcome: .failed(error: "gone")))
+        try await assertEqual(try await store.jobIDs(tenant: "acme", subject: "wh_1", status: .failed, since: nil, limit: 10), [claimed[0].id])
+        // Pruning takes settled jobs past their keep, with their attempts.
+        try await assertEqual(try await store.pruneJobs(succeededBefore: .distantPast, failedBefore: .distantFuture), 1)
+        try await assertEqual(try await store.job(tenant: "acme", id: claimed[0].id), nil)
+        try await assertTrue(try await store.deleteWebhook(tenant: "acme", id: "wh_1"))
+        try await assertFalse(try await store.deleteWebhook(tenant: "acme", id: "wh_1"))
+    }
 }

@@ -37,6 +37,7 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testStorageRowsBelongToTheirTenantAndBucket() async throws { try await contract.storageRowsBelongToTheirTenantAndBucket() }
     func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
     func testJobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws { try await contract.jobsAreClaimedOnceAndSettledOnlyByTheirClaim() }
+    func testWebhooksAndDeliveryLogs() async throws { try await contract.webhooksAndDeliveryLogs() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
 
     func testAuditLogRefusesRewrites() async throws {
@@ -95,6 +96,7 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testStorageRowsBelongToTheirTenantAndBucket() async throws { try await contract.storageRowsBelongToTheirTenantAndBucket() }
     func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
     func testJobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws { try await contract.jobsAreClaimedOnceAndSettledOnlyByTheirClaim() }
+    func testWebhooksAndDeliveryLogs() async throws { try await contract.webhooksAndDeliveryLogs() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {
