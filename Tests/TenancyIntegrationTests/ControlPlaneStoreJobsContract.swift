@@ -114,4 +114,47 @@ extension ControlPlaneStoreContract {
         try await assertTrue(try await store.deleteWebhook(tenant: "acme", id: "wh_1"))
         try await assertFalse(try await store.deleteWebhook(tenant: "acme", id: "wh_1"))
     }
+
+    func queuesHavePgmqsSemantics() async throws {
+        try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        try await store.createQueue(tenant: "acme", name: "tasks", at: now)
+        do {
+            try await store.createQueue(tenant: "acme", name: "tasks", at: now)
+            XCTFail("a queue is created once")
+        } catch ControlPlaneError.duplicate {}
+        do {
+            _ = try await store.send(tenant: "acme", queue: "nope", messages: ["{}"], delay: 0, maxLength: 10, now: now)
+            XCTFail("no such queue")
+        } catch QueueStoreError.missing {}
+        try await assertEqual(try await store.send(tenant: "acme", queue: "tasks", messages: [#"{"n":1}"#], delay: 0, maxLength: 10, now: now), [1])
+        try await assertEqual(
+            try await store.send(tenant: "acme", queue: "tasks", messages: [#"{"n":2}"#, #"{"n":3}"#], delay: 0, maxLength: 10, now: now), [2, 3])
+        try await assertEqual(try await store.send(tenant: "acme", queue: "tasks", messages: ["4"], delay: 60, maxLength: 10, now: now), [4])
+        do {
+            _ = try await store.send(tenant: "acme", queue: "tasks", messages: Array(repeating: "0", count: 7), delay: 0, maxLength: 10, now: now)
+            XCTFail("the queue is full")
+        } catch QueueStoreError.full(let limit) { XCTAssertEqual(limit, 10) }
+
+        // A read hides what it returns for the visibility timeout; a delayed message waits.
+        let first = try await store.read(tenant: "acme", queue: "tasks", visibility: 30, limit: 2, now: now)
+        XCTAssertEqual(first.map(\.id), [1, 2])
+        XCTAssertEqual(first.map(\.readCount), [1, 1])
+        XCTAssertEqual(first.first.flatMap { try? JSONValue.parse(Array($0.message.utf8)) }, ["n": 1])
+        try await assertEqual(try await store.read(tenant: "acme", queue: "tasks", visibility: 30, limit: 10, now: now).map(\.id), [3])
+        try await assertEqual(try await store.read(tenant: "acme", queue: "tasks", visibility: 30, limit: 10, now: now.addingTimeInterval(31)).map(\.id), [1, 2, 3])
+        try await assertTrue(try await store.deleteMessage(tenant: "acme", queue: "tasks", id: 1))
+        try await assertFalse(try await store.deleteMessage(tenant: "acme", queue: "tasks", id: 1))
+        try await assertTrue(try await store.archive(tenant: "acme", queue: "tasks", id: 2, at: now))
+        try await assertFalse(try await store.archive(tenant: "acme", queue: "tasks", id: 2, at: now))
+        let popped = try await store.pop(tenant: "acme", queue: "tasks", now: now.addingTimeInterval(120))
+        XCTAssertEqual(popped.map(\.id), [3])
+        let metrics = try await store.queueMetrics(tenant: "acme", now: now)
+        XCTAssertEqual(metrics.map(\.name), ["tasks"])
+        XCTAssertEqual(metrics.first?.length, 1, "only message 4 is left (2 is archived)")
+        XCTAssertEqual(metrics.first?.totalMessages, 4)
+        try await assertEqual(try await store.purgeQueue(tenant: "acme", name: "tasks"), 2, "purge takes archived ones too")
+        try await assertTrue(try await store.dropQueue(tenant: "acme", name: "tasks"))
+        try await assertFalse(try await store.dropQueue(tenant: "acme", name: "tasks"))
+    }
 }

@@ -38,6 +38,7 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
     func testJobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws { try await contract.jobsAreClaimedOnceAndSettledOnlyByTheirClaim() }
     func testWebhooksAndDeliveryLogs() async throws { try await contract.webhooksAndDeliveryLogs() }
+    func testQueuesHavePgmqsSemantics() async throws { try await contract.queuesHavePgmqsSemantics() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
 
     func testAuditLogRefusesRewrites() async throws {
@@ -97,6 +98,7 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testOverwritesReplaceOnlyTheVersionTheyRead() async throws { try await contract.overwritesReplaceOnlyTheVersionTheyRead() }
     func testJobsAreClaimedOnceAndSettledOnlyByTheirClaim() async throws { try await contract.jobsAreClaimedOnceAndSettledOnlyByTheirClaim() }
     func testWebhooksAndDeliveryLogs() async throws { try await contract.webhooksAndDeliveryLogs() }
+    func testQueuesHavePgmqsSemantics() async throws { try await contract.queuesHavePgmqsSemantics() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {

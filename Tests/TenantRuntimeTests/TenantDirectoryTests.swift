@@ -366,3 +366,23 @@ extension SwitchableStore {
     func deleteWebhook(tenant: String, id: String) async throws -> Bool { try await inner.deleteWebhook(tenant: tenant, id: id) }
     func tenantsWithJobWork() async throws -> [String] { try await inner.tenantsWithJobWork() }
 }
+
+extension SwitchableStore {
+    func createQueue(tenant: String, name: String, at: Date) async throws { try await inner.createQueue(tenant: tenant, name: name, at: at) }
+    func queueMetrics(tenant: String, now: Date) async throws -> [QueueMetrics] { try await inner.queueMetrics(tenant: tenant, now: now) }
+    func dropQueue(tenant: String, name: String) async throws -> Bool { try await inner.dropQueue(tenant: tenant, name: name) }
+    func purgeQueue(tenant: String, name: String) async throws -> Int { try await inner.purgeQueue(tenant: tenant, name: name) }
+    func send(tenant: String, queue: String, messages: [String], delay: TimeInterval, maxLength: Int, now: Date) async throws -> [Int64] {
+        try await inner.send(tenant: tenant, queue: queue, messages: messages, delay: delay, maxLength: maxLength, now: now)
+    }
+    func read(tenant: String, queue: String, visibility: TimeInterval, limit: Int, now: Date) async throws -> [QueueMessage] {
+        try await inner.read(tenant: tenant, queue: queue, visibility: visibility, limit: limit, now: now)
+    }
+    func pop(tenant: String, queue: String, now: Date) async throws -> [QueueMessage] { try await inner.pop(tenant: tenant, queue: queue, now: now) }
+    func archive(tenant: String, queue: String, id: Int64, at: Date) async throws -> Bool {
+        try await inner.archive(tenant: tenant, queue: queue, id: id, at: at)
+    }
+    func deleteMessage(tenant: String, queue: String, id: Int64) async throws -> Bool {
+        try await inner.deleteMessage(tenant: tenant, queue: queue, id: id)
+    }
+}

@@ -254,6 +254,32 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 9, statements: [
+            """
+            CREATE TABLE queues (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              name TEXT NOT NULL,
+              last_id INTEGER NOT NULL DEFAULT 0,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE queue_messages (
+              tenant TEXT NOT NULL,
+              queue TEXT NOT NULL,
+              msg_id INTEGER NOT NULL,
+              read_ct INTEGER NOT NULL DEFAULT 0,
+              enqueued_at_ms INTEGER NOT NULL,
+              vt_ms INTEGER NOT NULL,
+              message TEXT NOT NULL,
+              archived_at_ms INTEGER,
+              PRIMARY KEY (tenant, queue, msg_id),
+              FOREIGN KEY (tenant, queue) REFERENCES queues(tenant, name) ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX queue_messages_visible ON queue_messages (tenant, queue, vt_ms, msg_id) WHERE archived_at_ms IS NULL",
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -509,6 +535,32 @@ enum Migrations {
               UNIQUE (tenant, name)
             )
             """,
+        ]),
+        Step(version: 9, statements: [
+            """
+            CREATE TABLE minibaas.queues (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              name text NOT NULL,
+              last_id bigint NOT NULL DEFAULT 0,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.queue_messages (
+              tenant text NOT NULL,
+              queue text NOT NULL,
+              msg_id bigint NOT NULL,
+              read_ct integer NOT NULL DEFAULT 0,
+              enqueued_at timestamptz NOT NULL,
+              vt timestamptz NOT NULL,
+              message jsonb NOT NULL,
+              archived_at timestamptz,
+              PRIMARY KEY (tenant, queue, msg_id),
+              FOREIGN KEY (tenant, queue) REFERENCES minibaas.queues(tenant, name) ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX queue_messages_visible ON minibaas.queue_messages (tenant, queue, vt, msg_id) WHERE archived_at IS NULL",
         ]),
     ]
 }
