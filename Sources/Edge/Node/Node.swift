@@ -130,6 +130,7 @@ enum Node {
         AuthAdminAPI(node: node).register(on: admin)
         StorageAdminAPI(node: node).register(on: admin)
         WebhookAdminAPI(node: node).register(on: admin)
+        QueueAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

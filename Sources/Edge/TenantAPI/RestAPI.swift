@@ -88,6 +88,11 @@ struct RestAPI {
     // MARK: - Functions
 
     @Sendable func rpc(_ request: Request, context: EdgeContext) async throws -> Response {
+        // Supabase Queues: ours, unless the tenant's default source is a Supabase project with
+        // its own pgmq (then it is forwarded like any call).
+        if QueueRPC.wants(request), context.name("source") == nil, proxy(context) == nil {
+            return try await QueueRPC(node: node).call(request, context: context, function: context.name("function") ?? "")
+        }
         if let proxy = proxy(context) {
             return try await forward(request, context: context, to: proxy, path: "rpc/" + (context.parameters.get("function") ?? ""))
         }
