@@ -386,3 +386,14 @@ extension SwitchableStore {
         try await inner.deleteMessage(tenant: tenant, queue: queue, id: id)
     }
 }
+
+extension SwitchableStore {
+    func createCron(_ cron: CronRecord) async throws { try await inner.createCron(cron) }
+    func cronJobs(tenant: String) async throws -> [CronRecord] { try await inner.cronJobs(tenant: tenant) }
+    func cronJob(tenant: String, name: String) async throws -> CronRecord? { try await inner.cronJob(tenant: tenant, name: name) }
+    func updateCron(_ cron: CronRecord) async throws -> Bool { try await inner.updateCron(cron) }
+    func deleteCron(tenant: String, name: String) async throws -> Bool { try await inner.deleteCron(tenant: tenant, name: name) }
+    func advanceCron(tenant: String, name: String, expected: Date?, next: Date?) async throws -> Bool {
+        try await inner.advanceCron(tenant: tenant, name: name, expected: expected, next: next)
+    }
+}

@@ -304,32 +304,10 @@ struct WebhookAdminAPI {
             }
         }
         var url = base?.url
-        if let text = try body.string("url") {
-            do { _ = try node.configuration.outbound.check(url: text) } catch {
-                switch error {
-                case .refused: throw bad("MB821", String(error.description.dropFirst(7)), status: .unprocessableContent)
-                default: throw bad("MB820", String(error.description.dropFirst(7)))
-                }
-            }
-            url = text
-        }
+        if let text = try body.string("url") { url = try Self.targetURL(text, policy: node.configuration.outbound) }
         guard let url else { throw bad("MB820", "url is required") }
         var headers = base?.headers ?? [:]
-        if let object = try body.object("headers") {
-            headers = [:]
-            for (name, value) in object {
-                // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n".
-                guard let text = value.stringValue, !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" }), text.utf8.count <= 4096 else {
-                    throw bad("MB825", "header '\(name)' must be a string of at most 4096 bytes without line breaks")
-                }
-                let lower = name.lowercased()
-                guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }),
-                    !lower.hasPrefix("webhook-"), !["host", "content-length", "content-type", "transfer-encoding", "connection"].contains(lower)
-                else { throw bad("MB825", "header '\(name)' is not allowed (a token, not webhook-*, Host, Content-Type or framing)") }
-                headers[name] = text
-            }
-            guard headers.count <= 20 else { throw bad("MB825", "at most 20 headers") }
-        }
+        if let object = try body.object("headers") { headers = try Self.headers(object) }
         let timeoutMs = try body.int("timeoutMs") ?? base?.timeoutMs ?? 10_000
         guard (100...30_000).contains(timeoutMs) else { throw bad("MB825", "timeoutMs must be in [100, 30000]") }
         var retrySchedule = base?.retrySchedule
@@ -345,6 +323,41 @@ struct WebhookAdminAPI {
         return WebhookSpec(
             source: source.name, schema: schema, table: table, events: events, filter: filter, url: url, headers: headers, timeoutMs: timeoutMs,
             retrySchedule: retrySchedule, maxInFlight: maxInFlight, enabled: try body.bool("enabled") ?? base?.enabled ?? true)
+    }
+
+    /// Extra headers a tenant's job sends: tokens for names, no line breaks, none of the ones the
+    /// signature or the framing own.
+    static func headers(_ object: JSONObject) throws -> [String: String] {
+        var headers: [String: String] = [:]
+        for (name, value) in object {
+            // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n".
+            guard let text = value.stringValue, !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" }), text.utf8.count <= 4096 else {
+                throw APIError(status: .badRequest, code: "MB825", message: "header '\(name)' must be a string of at most 4096 bytes without line breaks")
+            }
+            let lower = name.lowercased()
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }),
+                !lower.hasPrefix("webhook-"), !lower.hasPrefix("x-minibaas-"),
+                !["host", "content-length", "content-type", "transfer-encoding", "connection"].contains(lower)
+            else {
+                throw APIError(
+                    status: .badRequest, code: "MB825",
+                    message: "header '\(name)' is not allowed (a token, not webhook-*, x-minibaas-*, Host, Content-Type or framing)")
+            }
+            headers[name] = text
+        }
+        guard headers.count <= 20 else { throw APIError(status: .badRequest, code: "MB825", message: "at most 20 headers") }
+        return headers
+    }
+
+    /// The URL of a job's target, checked against the outbound policy.
+    static func targetURL(_ text: String, policy: OutboundPolicy) throws -> String {
+        do { _ = try policy.check(url: text) } catch {
+            switch error {
+            case .refused: throw APIError(status: .unprocessableContent, code: "MB821", message: String(error.description.dropFirst(7)))
+            default: throw APIError(status: .badRequest, code: "MB820", message: String(error.description.dropFirst(7)))
+            }
+        }
+        return text
     }
 
     static func json(_ record: WebhookRecord) -> JSONObject {

@@ -131,6 +131,7 @@ enum Node {
         StorageAdminAPI(node: node).register(on: admin)
         WebhookAdminAPI(node: node).register(on: admin)
         QueueAdminAPI(node: node).register(on: admin)
+        CronAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

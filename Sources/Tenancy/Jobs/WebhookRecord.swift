@@ -104,7 +104,7 @@ public protocol WebhookStore: Sendable {
     /// False when it no longer exists; throws `duplicate` when renamed onto a taken name.
     func updateWebhook(_ webhook: WebhookRecord) async throws -> Bool
     func deleteWebhook(tenant: String, id: String) async throws -> Bool
-    /// Tenants with enabled webhooks or jobs not yet settled: their workers must run somewhere
+    /// Tenants with webhooks, scheduled jobs or jobs not yet settled: their workers must run somewhere
     /// even when nobody calls their API.
     func tenantsWithJobWork() async throws -> [String]
 }

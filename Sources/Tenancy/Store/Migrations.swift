@@ -280,6 +280,20 @@ enum Migrations {
             """,
             "CREATE INDEX queue_messages_visible ON queue_messages (tenant, queue, vt_ms, msg_id) WHERE archived_at_ms IS NULL",
         ]),
+        Step(version: 10, statements: [
+            """
+            CREATE TABLE cron_jobs (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              name TEXT NOT NULL,
+              spec TEXT NOT NULL,
+              secrets TEXT NOT NULL,
+              next_run_at_ms INTEGER,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -561,6 +575,20 @@ enum Migrations {
             )
             """,
             "CREATE INDEX queue_messages_visible ON minibaas.queue_messages (tenant, queue, vt, msg_id) WHERE archived_at IS NULL",
+        ]),
+        Step(version: 10, statements: [
+            """
+            CREATE TABLE minibaas.cron_jobs (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              name text NOT NULL,
+              spec jsonb NOT NULL,
+              secrets jsonb NOT NULL,
+              next_run_at timestamptz,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
         ]),
     ]
 }

@@ -54,7 +54,8 @@ extension PostgresControlPlaneStore {
         var slugs: [String] = []
         for try await slug in try await client.query(
             """
-            SELECT tenant FROM minibaas.webhooks UNION SELECT DISTINCT tenant FROM minibaas.jobs WHERE status IN ('pending', 'running') ORDER BY 1
+            SELECT tenant FROM minibaas.webhooks UNION SELECT tenant FROM minibaas.cron_jobs
+            UNION SELECT DISTINCT tenant FROM minibaas.jobs WHERE status IN ('pending', 'running') ORDER BY 1
             """, logger: logger
         ).decode(String.self) { slugs.append(slug) }
         return slugs
@@ -70,9 +71,10 @@ extension PostgresControlPlaneStore {
             for job in jobs {
                 for try await _ in try await db.query(
                     """
-                    INSERT INTO minibaas.jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at, created_at, updated_at)
+                    INSERT INTO minibaas.jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at, last_error,
+                      created_at, updated_at)
                     VALUES (\(job.tenant), \(job.id), \(job.kind), \(job.key), \(job.subject), \(StoreCoding.encodeObject(job.payload))::jsonb,
-                            \(job.status.rawValue), \(job.attempt), \(job.maxAttempts), \(job.runAt), \(job.createdAt), \(job.updatedAt))
+                            \(job.status.rawValue), \(job.attempt), \(job.maxAttempts), \(job.runAt), \(job.lastError), \(job.createdAt), \(job.updatedAt))
                     ON CONFLICT DO NOTHING RETURNING 1
                     """, logger: logger) { count += 1 }
             }

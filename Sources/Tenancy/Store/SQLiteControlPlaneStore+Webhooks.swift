@@ -46,7 +46,7 @@ extension SQLiteControlPlaneStore {
     public func tenantsWithJobWork() async throws -> [String] {
         try await read(
             """
-            SELECT tenant FROM webhooks UNION SELECT DISTINCT tenant FROM jobs WHERE status IN ('pending', 'running') ORDER BY 1
+            SELECT tenant FROM webhooks UNION SELECT tenant FROM cron_jobs UNION SELECT DISTINCT tenant FROM jobs WHERE status IN ('pending', 'running') ORDER BY 1
             """
         ).compactMap { $0.column("tenant")?.string }
     }
@@ -60,12 +60,13 @@ extension SQLiteControlPlaneStore {
             for job in jobs {
                 added += try await db.query(
                     """
-                    INSERT INTO jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at_ms, created_at_ms, updated_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1
+                    INSERT INTO jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at_ms, last_error,
+                      created_at_ms, updated_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1
                     """,
                     [.text(job.tenant), .text(job.id), .text(job.kind), job.key.map { .text($0) } ?? .null, job.subject.map { .text($0) } ?? .null,
                      .text(StoreCoding.encodeObject(job.payload)), .text(job.status.rawValue), .integer(job.attempt), .integer(job.maxAttempts),
-                     Self.ms(job.runAt), Self.ms(job.createdAt), Self.ms(job.updatedAt)]
+                     Self.ms(job.runAt), job.lastError.map { .text($0) } ?? .null, Self.ms(job.createdAt), Self.ms(job.updatedAt)]
                 ).count
             }
             return added

@@ -36,6 +36,7 @@ public struct JobsEnvironment: Sendable {
 public final class JobsSubsystem: TenantSubsystem {
     public let supervisor: SubsystemSupervisor
     public let webhooks: LiveWebhooks
+    public let crons: LiveCrons
     /// nil on a node built without jobs (some unit tests).
     public let workers: JobWorkers?
     public let delivery: WebhookDelivery?
@@ -46,9 +47,13 @@ public final class JobsSubsystem: TenantSubsystem {
     /// How each webhook source's changes are captured, once the workers started.
     public var capture: [String: PostgresChangeFeed.Capability] { captureBox.withLockedValue { $0 } }
 
-    init(supervisor: SubsystemSupervisor, webhooks: LiveWebhooks, workers: JobWorkers?, delivery: WebhookDelivery?, environment: JobsEnvironment?, logger: Logger) {
+    init(
+        supervisor: SubsystemSupervisor, webhooks: LiveWebhooks, crons: LiveCrons, workers: JobWorkers?, delivery: WebhookDelivery?,
+        environment: JobsEnvironment?, logger: Logger
+    ) {
         self.supervisor = supervisor
         self.webhooks = webhooks
+        self.crons = crons
         self.workers = workers
         self.delivery = delivery
         self.environment = environment
@@ -62,7 +67,8 @@ public final class JobsSubsystem: TenantSubsystem {
     ) async throws -> JobsSubsystem {
         guard let environment else {
             return JobsSubsystem(
-                supervisor: supervisor, webhooks: LiveWebhooks(tenant: tenant, webhooks: []), workers: nil, delivery: nil, environment: nil, logger: logger)
+                supervisor: supervisor, webhooks: LiveWebhooks(tenant: tenant, webhooks: []), crons: LiveCrons(tenant: tenant, crons: []), workers: nil,
+                delivery: nil, environment: nil, logger: logger)
         }
         var live: [LiveWebhook] = []
         for record in try await environment.store.webhooks(tenant: tenant) {
@@ -73,12 +79,25 @@ public final class JobsSubsystem: TenantSubsystem {
             }
         }
         let webhooks = LiveWebhooks(tenant: tenant, webhooks: live)
+        var scheduled: [LiveCron] = []
+        for record in try await environment.store.cronJobs(tenant: tenant) {
+            do {
+                scheduled.append(try LiveCron(record: record, secretBox: environment.secretBox))
+            } catch {
+                logger.error("a scheduled job cannot be loaded; it does not run", metadata: ["cron": .string(record.name), "error": .string("\(error)")])
+            }
+        }
+        let crons = LiveCrons(tenant: tenant, crons: scheduled)
         let delivery = WebhookDelivery(webhooks: webhooks, client: environment.client, store: environment.store, logger: logger)
         let fence = environment.fence
         let workers = JobWorkers(
             tenant: tenant, store: environment.store, fence: { fence(tenant) }, limits: limits, slots: environment.slots,
-            handlers: [WebhookDelivery.kind: delivery], settings: environment.settings, logger: logger)
-        return JobsSubsystem(supervisor: supervisor, webhooks: webhooks, workers: workers, delivery: delivery, environment: environment, logger: logger)
+            handlers: [
+                WebhookDelivery.kind: delivery,
+                CronRun.kind: CronRun(crons: crons, client: environment.client, store: environment.store, logger: logger),
+            ], settings: environment.settings, logger: logger)
+        return JobsSubsystem(
+            supervisor: supervisor, webhooks: webhooks, crons: crons, workers: workers, delivery: delivery, environment: environment, logger: logger)
     }
 
     /// Starts capture for the webhooks' sources and the workers.
@@ -112,12 +131,19 @@ public final class JobsSubsystem: TenantSubsystem {
             }
         }
         await supervisor.start(ChildSpec(name: "job-workers") { [weak workers] in await workers?.run() })
+        if !crons.all.isEmpty {
+            let fence = environment.fence
+            let tenant = crons.tenant
+            let scheduler = CronScheduler(
+                crons: crons, store: environment.store, fence: { fence(tenant) }, ring: { [weak workers] in workers?.ring() }, logger: logger)
+            await supervisor.start(ChildSpec(name: "cron-scheduler") { try await scheduler.run() })
+        }
     }
 
     /// Webhooks, jobs running now, and the store's counts by status.
     public func details() async -> [String: String] {
         guard let workers, let environment else { return [:] }
-        var details = ["webhooks": String(webhooks.all.count), "running": String(workers.running)]
+        var details = ["webhooks": String(webhooks.all.count), "cron": String(crons.all.count), "running": String(workers.running)]
         if let counts = try? await environment.store.jobCounts(tenant: webhooks.tenant) {
             for (status, count) in counts { details["jobs.\(status.rawValue)"] = String(count) }
         }
@@ -126,6 +152,6 @@ public final class JobsSubsystem: TenantSubsystem {
 
     /// Whether the tree must stay up though nobody calls its API: webhooks listen, or jobs run.
     public var keepsTreeAlive: Bool {
-        !webhooks.all.isEmpty || (workers?.running ?? 0) > 0
+        !webhooks.all.isEmpty || !crons.all.isEmpty || (workers?.running ?? 0) > 0
     }
 }
