@@ -93,6 +93,13 @@ class Sink:
     def __init__(self):
         self.messages = []
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A permanent refusal for the bounce tests; everyone else is taken.
+        if address.startswith("bounce"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.messages.append({"to": envelope.rcpt_tos, "text": envelope.content.decode("utf-8", "replace"),
                               "authenticated": session.authenticated})

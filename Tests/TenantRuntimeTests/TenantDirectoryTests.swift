@@ -397,3 +397,18 @@ extension SwitchableStore {
         try await inner.advanceCron(tenant: tenant, name: name, expected: expected, next: next)
     }
 }
+
+extension SwitchableStore {
+    func job(tenant: String, key: String) async throws -> JobRecord? { try await inner.job(tenant: tenant, key: key) }
+    func cancelPending(tenant: String, id: String, kind: String) async throws -> Bool { try await inner.cancelPending(tenant: tenant, id: id, kind: kind) }
+    func reschedule(tenant: String, id: String, kind: String, at: Date) async throws -> Bool {
+        try await inner.reschedule(tenant: tenant, id: id, kind: kind, at: at)
+    }
+    func createEmailTemplate(_ template: EmailTemplateRecord) async throws { try await inner.createEmailTemplate(template) }
+    func emailTemplates(tenant: String) async throws -> [EmailTemplateRecord] { try await inner.emailTemplates(tenant: tenant) }
+    func emailTemplate(tenant: String, idOrAlias: String) async throws -> EmailTemplateRecord? {
+        try await inner.emailTemplate(tenant: tenant, idOrAlias: idOrAlias)
+    }
+    func updateEmailTemplate(_ template: EmailTemplateRecord) async throws -> Bool { try await inner.updateEmailTemplate(template) }
+    func deleteEmailTemplate(tenant: String, id: String) async throws -> Bool { try await inner.deleteEmailTemplate(tenant: tenant, id: id) }
+}

@@ -81,6 +81,12 @@ public protocol JobStore: Sendable {
     /// Running jobs claimed under an older fence go back to pending at once (a new owner starts).
     func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int
     func job(tenant: String, id: String) async throws -> JobRecord?
+    /// The job enqueued with this dedupe key, if any.
+    func job(tenant: String, key: String) async throws -> JobRecord?
+    /// A pending job of `kind` goes to cancelled; false when it is not pending (or not there).
+    func cancelPending(tenant: String, id: String, kind: String) async throws -> Bool
+    /// A pending job of `kind` runs at another time; false when it is not pending.
+    func reschedule(tenant: String, id: String, kind: String, at: Date) async throws -> Bool
     /// Failed (or other settled) jobs back to pending, attempts reset; answers how many.
     func requeue(tenant: String, ids: [String]) async throws -> Int
     func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int]

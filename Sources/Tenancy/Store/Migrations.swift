@@ -294,6 +294,20 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 11, statements: [
+            """
+            CREATE TABLE email_templates (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              id TEXT NOT NULL,
+              alias TEXT,
+              content TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            "CREATE UNIQUE INDEX email_templates_alias ON email_templates (tenant, alias) WHERE alias IS NOT NULL",
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -589,6 +603,20 @@ enum Migrations {
               PRIMARY KEY (tenant, name)
             )
             """,
+        ]),
+        Step(version: 11, statements: [
+            """
+            CREATE TABLE minibaas.email_templates (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              id text NOT NULL,
+              alias text,
+              content jsonb NOT NULL,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, id)
+            )
+            """,
+            "CREATE UNIQUE INDEX email_templates_alias ON minibaas.email_templates (tenant, alias) WHERE alias IS NOT NULL",
         ]),
     ]
 }

@@ -155,3 +155,86 @@ extension PostgresControlPlaneStore {
         return found
     }
 }
+
+/// Single jobs by key, cancelled or moved while pending.
+extension PostgresControlPlaneStore {
+    public func job(tenant: String, key: String) async throws -> JobRecord? {
+        try await jobs(client.query(
+            "SELECT \(unescaped: Self.jobColumns) FROM minibaas.jobs WHERE tenant = \(tenant) AND dedupe_key = \(key)", logger: logger)).first
+    }
+
+    public func cancelPending(tenant: String, id: String, kind: String) async throws -> Bool {
+        try await Self.hasRow(client.query(
+            """
+            UPDATE minibaas.jobs SET status = 'cancelled', updated_at = \(Date())
+            WHERE tenant = \(tenant) AND id = \(id) AND kind = \(kind) AND status = 'pending' RETURNING 1
+            """, logger: logger))
+    }
+
+    public func reschedule(tenant: String, id: String, kind: String, at: Date) async throws -> Bool {
+        try await Self.hasRow(client.query(
+            """
+            UPDATE minibaas.jobs SET run_at = \(at), updated_at = \(Date())
+            WHERE tenant = \(tenant) AND id = \(id) AND kind = \(kind) AND status = 'pending' RETURNING 1
+            """, logger: logger))
+    }
+}
+
+/// E-mail templates in the cluster's control plane.
+extension PostgresControlPlaneStore {
+    private typealias TemplateRow = (String, String, String, Date, Date)
+
+    public func createEmailTemplate(_ template: EmailTemplateRecord) async throws {
+        do {
+            _ = try await Self.hasRow(client.query(
+                """
+                INSERT INTO minibaas.email_templates (tenant, id, alias, content, created_at, updated_at)
+                VALUES (\(template.tenant), \(template.id), \(template.content.alias), \(StoreCoding.encodeDocument(template.content))::jsonb,
+                        \(template.createdAt), \(template.updatedAt))
+                """, logger: logger))
+        } catch where Self.sqlState(of: error) == "23505" {
+            throw ControlPlaneError.duplicate("template alias '\(template.content.alias ?? "")'")
+        }
+    }
+
+    public func emailTemplates(tenant: String) async throws -> [EmailTemplateRecord] {
+        try await templates(client.query(
+            "SELECT tenant, id, content::text, created_at, updated_at FROM minibaas.email_templates WHERE tenant = \(tenant) ORDER BY created_at DESC, id",
+            logger: logger))
+    }
+
+    public func emailTemplate(tenant: String, idOrAlias: String) async throws -> EmailTemplateRecord? {
+        try await templates(client.query(
+            """
+            SELECT tenant, id, content::text, created_at, updated_at FROM minibaas.email_templates
+            WHERE tenant = \(tenant) AND (id = \(idOrAlias) OR alias = \(idOrAlias))
+            """, logger: logger)).first
+    }
+
+    public func updateEmailTemplate(_ template: EmailTemplateRecord) async throws -> Bool {
+        do {
+            return try await Self.hasRow(client.query(
+                """
+                UPDATE minibaas.email_templates SET alias = \(template.content.alias), content = \(StoreCoding.encodeDocument(template.content))::jsonb,
+                  updated_at = \(template.updatedAt)
+                WHERE tenant = \(template.tenant) AND id = \(template.id) RETURNING 1
+                """, logger: logger))
+        } catch where Self.sqlState(of: error) == "23505" {
+            throw ControlPlaneError.duplicate("template alias '\(template.content.alias ?? "")'")
+        }
+    }
+
+    public func deleteEmailTemplate(tenant: String, id: String) async throws -> Bool {
+        try await Self.hasRow(client.query(
+            "DELETE FROM minibaas.email_templates WHERE tenant = \(tenant) AND id = \(id) RETURNING 1", logger: logger))
+    }
+
+    private func templates(_ rows: PostgresRowSequence) async throws -> [EmailTemplateRecord] {
+        var found: [EmailTemplateRecord] = []
+        for try await row in rows.decode(TemplateRow.self) {
+            found.append(EmailTemplateRecord(
+                tenant: row.0, id: row.1, content: try StoreCoding.decodeDocument(EmailTemplateContent.self, row.2), createdAt: row.3, updatedAt: row.4))
+        }
+        return found
+    }
+}

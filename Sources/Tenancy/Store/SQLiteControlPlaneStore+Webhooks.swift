@@ -146,3 +146,84 @@ extension SQLiteControlPlaneStore {
             updatedAt: StoreCoding.date(milliseconds: Int64(row.column("updated_at_ms")?.integer ?? 0)))
     }
 }
+
+/// Single jobs by key, cancelled or moved while pending.
+extension SQLiteControlPlaneStore {
+    public func job(tenant: String, key: String) async throws -> JobRecord? {
+        try await read("SELECT * FROM jobs WHERE tenant = ? AND dedupe_key = ?", [.text(tenant), .text(key)]).first.map(Self.job(from:))
+    }
+
+    public func cancelPending(tenant: String, id: String, kind: String) async throws -> Bool {
+        try await transaction { db in
+            !(try await db.query(
+                "UPDATE jobs SET status = 'cancelled', updated_at_ms = ? WHERE tenant = ? AND id = ? AND kind = ? AND status = 'pending' RETURNING 1",
+                [.integer(Int(StoreCoding.milliseconds(Date()))), .text(tenant), .text(id), .text(kind)])).isEmpty
+        }
+    }
+
+    public func reschedule(tenant: String, id: String, kind: String, at: Date) async throws -> Bool {
+        try await transaction { db in
+            !(try await db.query(
+                "UPDATE jobs SET run_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND kind = ? AND status = 'pending' RETURNING 1",
+                [.integer(Int(StoreCoding.milliseconds(at))), .integer(Int(StoreCoding.milliseconds(Date()))), .text(tenant), .text(id), .text(kind)])).isEmpty
+        }
+    }
+}
+
+/// E-mail templates in the embedded control plane.
+extension SQLiteControlPlaneStore {
+    public func createEmailTemplate(_ template: EmailTemplateRecord) async throws {
+        try await transaction { db in
+            if let alias = template.content.alias,
+                !(try await db.query("SELECT 1 FROM email_templates WHERE tenant = ? AND alias = ?", [.text(template.tenant), .text(alias)])).isEmpty
+            {
+                throw ControlPlaneError.duplicate("template alias '\(alias)'")
+            }
+            _ = try await db.query(
+                "INSERT INTO email_templates (tenant, id, alias, content, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                [.text(template.tenant), .text(template.id), template.content.alias.map { .text($0) } ?? .null,
+                 .text(StoreCoding.encodeDocument(template.content)), .integer(Int(StoreCoding.milliseconds(template.createdAt))),
+                 .integer(Int(StoreCoding.milliseconds(template.updatedAt)))])
+        }
+    }
+
+    public func emailTemplates(tenant: String) async throws -> [EmailTemplateRecord] {
+        try await read("SELECT * FROM email_templates WHERE tenant = ? ORDER BY created_at_ms DESC, id", [.text(tenant)]).map(Self.template(from:))
+    }
+
+    public func emailTemplate(tenant: String, idOrAlias: String) async throws -> EmailTemplateRecord? {
+        try await read("SELECT * FROM email_templates WHERE tenant = ? AND (id = ? OR alias = ?)", [.text(tenant), .text(idOrAlias), .text(idOrAlias)])
+            .first.map(Self.template(from:))
+    }
+
+    public func updateEmailTemplate(_ template: EmailTemplateRecord) async throws -> Bool {
+        try await transaction { db in
+            if let alias = template.content.alias,
+                !(try await db.query(
+                    "SELECT 1 FROM email_templates WHERE tenant = ? AND alias = ? AND id <> ?", [.text(template.tenant), .text(alias), .text(template.id)])).isEmpty
+            {
+                throw ControlPlaneError.duplicate("template alias '\(alias)'")
+            }
+            return !(try await db.query(
+                "UPDATE email_templates SET alias = ?, content = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? RETURNING 1",
+                [template.content.alias.map { .text($0) } ?? .null, .text(StoreCoding.encodeDocument(template.content)),
+                 .integer(Int(StoreCoding.milliseconds(template.updatedAt))), .text(template.tenant), .text(template.id)])).isEmpty
+        }
+    }
+
+    public func deleteEmailTemplate(tenant: String, id: String) async throws -> Bool {
+        try await transaction { db in
+            !(try await db.query("DELETE FROM email_templates WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
+        }
+    }
+
+    private static func template(from row: SQLiteRow) throws -> EmailTemplateRecord {
+        guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let content = row.column("content")?.string else {
+            throw ControlPlaneError.corrupt("email template row")
+        }
+        return EmailTemplateRecord(
+            tenant: tenant, id: id, content: try StoreCoding.decodeDocument(EmailTemplateContent.self, content),
+            createdAt: StoreCoding.date(milliseconds: Int64(row.column("created_at_ms")?.integer ?? 0)),
+            updatedAt: StoreCoding.date(milliseconds: Int64(row.column("updated_at_ms")?.integer ?? 0)))
+    }
+}

@@ -95,6 +95,7 @@ public final class JobsSubsystem: TenantSubsystem {
             handlers: [
                 WebhookDelivery.kind: delivery,
                 CronRun.kind: CronRun(crons: crons, client: environment.client, store: environment.store, logger: logger),
+                EmailDelivery.kind: EmailDelivery(store: environment.store, secretBox: environment.secretBox, logger: logger),
             ], settings: environment.settings, logger: logger)
         return JobsSubsystem(
             supervisor: supervisor, webhooks: webhooks, crons: crons, workers: workers, delivery: delivery, environment: environment, logger: logger)
