@@ -105,8 +105,14 @@ class Sink:
                               "authenticated": session.authenticated})
         return "250 OK"
 
-    def last_for(self, address):
-        found = [m for m in self.messages if address in m["to"]]
+    def last_for(self, address, timeout=10):
+        """The latest mail to address, waiting for the first (mail goes out as a job)."""
+        deadline = time.time() + timeout
+        while True:
+            found = [m for m in self.messages if address in m["to"]]
+            if found or time.time() > deadline:
+                break
+            time.sleep(0.05)
         assert found, f"no mail for {address}; got {[m['to'] for m in self.messages]}"
         return found[-1]["text"]
 

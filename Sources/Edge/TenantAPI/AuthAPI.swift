@@ -1,4 +1,5 @@
 import Foundation
+import Jobs
 import HTTPTypes
 import Hummingbird
 import Runtime
@@ -29,9 +30,23 @@ struct AuthAPI {
     func service(_ context: EdgeContext) async throws -> AuthService {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
         let settings = try await AuthService.settings(slug: tree.slug, store: node.store, secretBox: node.secretBox)
-        return AuthService(
+        var service = AuthService(
             slug: tree.slug, authURL: node.apiURL(for: tree.slug) + "/auth/v1", store: node.store, keyRing: tree.keyRing,
             settings: settings, throttle: node.loginThrottle, relyingParty: node.relyingParty, secretBox: node.secretBox)
+        // Auth mail takes the tenant's e-mail path: a durable job, retried on temporary failures.
+        if let workers = tree.jobs.workers {
+            let store = node.store
+            let slug = tree.slug
+            service.outbox = { [weak workers] message in
+                let now = Date()
+                let job = EmailDelivery.job(
+                    tenant: slug, id: UUID().uuidString.lowercased(), message: message, tags: [["name": "category", "value": "auth"]],
+                    idempotencyKey: nil, bodyHash: "", at: now, now: now)
+                _ = try await store.enqueue(job)
+                workers?.ring()
+            }
+        }
+        return service
     }
 
     @Sendable func settings(_ request: Request, context: EdgeContext) async throws -> Response {

@@ -18,6 +18,9 @@ public struct AuthService: Sendable {
     public let relyingParty: OIDCRelyingParty?
     public let secretBox: SecretBox?
     public var now: @Sendable () -> Date = { Date() }
+    /// Where auth mail goes: the tenant's durable e-mail jobs (retried like any send), or, when
+    /// nil, straight to SMTP while the request waits.
+    public var outbox: (@Sendable (MailMessage) async throws -> Void)?
 
     static let minPasswordLength = 6
     static let confirmationLifetime: TimeInterval = 24 * 3600
@@ -376,6 +379,10 @@ public struct AuthService: Sendable {
     private func mail(to: String, subject: String, text: String) async throws {
         guard let smtp = settings.smtp else { throw AuthFailure.mailUnavailable }
         do {
+            if let outbox {
+                try await outbox(MailMessage(to: to, subject: subject, text: text))
+                return
+            }
             try await SMTPMailer(settings: smtp).send(MailMessage(to: to, subject: subject, text: text))
         } catch {
             throw AuthFailure.mailFailed("\(error)")
