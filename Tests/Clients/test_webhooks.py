@@ -26,6 +26,8 @@ class Receiver:
         self.lock = threading.Lock()
         self.requests = []
         self.scripts = {}
+        self.concurrent = 0
+        self.peak = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +40,13 @@ class Receiver:
                                               "status": status})
                 if self.path.startswith("/slow"):
                     time.sleep(3)
+                if self.path.startswith("/narrow"):
+                    with receiver.lock:
+                        receiver.concurrent += 1
+                        receiver.peak = max(receiver.peak, receiver.concurrent)
+                    time.sleep(0.2)
+                    with receiver.lock:
+                        receiver.concurrent -= 1
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -214,6 +223,23 @@ def test_the_test_event_and_a_receiver_that_hangs(node, tenant, receiver):
     status, answer = admin(node, "POST", f"/tenants/{tenant['slug']}/webhooks/{slow['id']}/test")
     assert status == 200 and answer["status"] == "failed" and answer["httpStatus"] is None
     assert time.time() - started < 2.5 and "no answer" in answer["error"]
+
+
+def test_a_webhooks_in_flight_cap_holds_and_metrics_count_deliveries(node, tenant, receiver):
+    created = hook(node, tenant, "/narrow", receiver, events=["INSERT"], maxInFlight=2)
+    psql(tenant["database"], "insert into labels (id, name) select g, 'n' from generate_series(2000, 2009) g")
+    receiver.wait("/narrow", 10)
+    assert receiver.peak == 2, f"at most maxInFlight at once, and the tenant's limit let it reach it (peak {receiver.peak})"
+    def counted():
+        with urllib.request.urlopen(f"{node.base}/metrics", timeout=15) as response:
+            text = response.read().decode()
+        delivered = [line for line in text.splitlines() if line.startswith("minibaas_jobs_delivered_total") and tenant["slug"] in line]
+        return text if delivered and float(delivered[0].rsplit(" ", 1)[1]) >= 10 else None
+    metrics = wait_for(counted)
+    assert any(line.startswith("minibaas_jobs_enqueued_total") and tenant["slug"] in line and 'kind="webhook"' in line for line in metrics.splitlines())
+    status, tree = admin(node, "GET", "/supervisor")
+    shown = json.dumps(tree)
+    assert status == 200 and "job-workers" in shown and tenant["slug"] in shown, "the supervisor endpoint shows the job workers"
 
 
 def test_bad_input_is_refused_with_stable_codes_and_nothing_stored(node, tenant, receiver):

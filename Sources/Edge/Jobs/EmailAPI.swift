@@ -120,6 +120,7 @@ struct EmailAPI {
             }
             throw APIError.internalError(requestID: context.requestID)
         }
+        JobMetrics.enqueued(tenant: slug, kind: EmailDelivery.kind)
         tree.jobs.workers?.ring()
         return try jsonResponse(["id": .string(id)])
     }

@@ -42,7 +42,7 @@ struct AuthAPI {
                 let job = EmailDelivery.job(
                     tenant: slug, id: UUID().uuidString.lowercased(), message: message, tags: [["name": "category", "value": "auth"]],
                     idempotencyKey: nil, bodyHash: "", at: now, now: now)
-                _ = try await store.enqueue(job)
+                JobMetrics.enqueued(tenant: slug, kind: EmailDelivery.kind, count: try await store.enqueue(job) ? 1 : 0)
                 workers?.ring()
             }
         }

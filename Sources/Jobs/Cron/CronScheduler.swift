@@ -63,7 +63,7 @@ public struct CronScheduler: Sendable {
             } else {
                 run = CronRun.job(tenant: crons.tenant, cron: cron, scheduledAt: due, now: now)
             }
-            _ = try await store.enqueue([run])
+            JobMetrics.enqueued(tenant: crons.tenant, kind: CronRun.kind, count: try await store.enqueue([run]))
             if run.status == .pending { ring() }
             if let next { soonest = min(soonest, max(0, next.timeIntervalSince(now))) }
         }

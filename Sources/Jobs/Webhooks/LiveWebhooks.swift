@@ -11,6 +11,9 @@ public struct LiveWebhook: Sendable {
     let filter: ChangeFilter?
     public let signer: WebhookSigner
     public let schedule: RetrySchedule
+    /// The webhook's own in-flight cap (`maxInFlight`), inside the tenant's: a receiver never
+    /// sees more concurrent deliveries than its webhook allows.
+    let gate: JobSlots
 
     public init(record: WebhookRecord, secretBox: SecretBox, now: Date = Date()) throws {
         self.record = record
@@ -20,6 +23,7 @@ public struct LiveWebhook: Sendable {
         self.signer = WebhookSigner(secrets: try live.map { try secretBox.open($0.sealed, context: Self.secretContext(record)) })
         // The first attempt runs at once; the stored delays are those before each retry.
         self.schedule = record.spec.retrySchedule.map { RetrySchedule(delays: [.zero] + $0.map { .milliseconds($0) }) } ?? .standard
+        self.gate = JobSlots(capacity: max(1, record.spec.maxInFlight))
     }
 
     /// What a webhook's sealed secret is bound to: it cannot be moved to another webhook.

@@ -39,7 +39,9 @@ public struct WebhookDelivery: JobHandler {
             return .fail(error: "the webhook was deleted")
         }
         guard hook.record.spec.enabled else { return .retry(error: "the webhook is disabled; kept until it is enabled again", retryAfter: .seconds(300)) }
+        guard await hook.gate.acquire() else { return .retry(error: "stopped before sending") }
         let answer = await deliver(hook, messageID: job.id, body: job.payload["event"] ?? .null)
+        hook.gate.release()
         do {
             try await store.recordAttempt(JobAttempt(
                 tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: answer.status, latencyMs: answer.latencyMs,

@@ -95,8 +95,13 @@ public final class JobWorkers: Sendable {
     /// Runs until cancelled (the tree stops).
     public func run() async {
         var releasedFor: Int64?
+        var lastGauges = ContinuousClock.now - .seconds(60)
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
+                if ContinuousClock.now - lastGauges >= .seconds(5) {
+                    lastGauges = .now
+                    await refreshGauges()
+                }
                 guard let fence = fence() else {
                     await waitForRing(at: settings.pollInterval)
                     continue
@@ -167,6 +172,14 @@ public final class JobWorkers: Sendable {
         }
     }
 
+    /// The backlog, failed set and running jobs, read from the store every few seconds.
+    func refreshGauges() async {
+        metrics.running.record(running)
+        guard let counts = try? await store.jobCounts(tenant: tenant) else { return }
+        metrics.pending.record((counts[.pending] ?? 0) + (counts[.running] ?? 0))
+        metrics.failedSet.record(counts[.failed] ?? 0)
+    }
+
     /// Until a ring (new work, a freed slot) or the poll interval, whichever comes first.
     private func waitForRing(at poll: Duration) async {
         let timer = Task { [self] in
@@ -223,12 +236,17 @@ public final class JobWorkers: Sendable {
     }
 }
 
-/// Per-tenant job figures on `/metrics`.
-struct JobMetrics: Sendable {
+/// Per-tenant job figures on `/metrics`: counters of jobs enqueued, delivered, retried and dead
+/// (sent to the failed set), enqueue-to-delivery latency, and gauges of the backlog (pending),
+/// the failed set's size and the jobs running now.
+public struct JobMetrics: Sendable {
     let delivered: Counter
     let retried: Counter
     let dead: Counter
     let latency: Metrics.Timer
+    let pending: Gauge
+    let failedSet: Gauge
+    let running: Gauge
 
     init(tenant: String) {
         let dimensions = [("tenant", tenant)]
@@ -236,6 +254,15 @@ struct JobMetrics: Sendable {
         retried = Counter(label: "minibaas_jobs_retried_total", dimensions: dimensions)
         dead = Counter(label: "minibaas_jobs_dead_total", dimensions: dimensions)
         latency = Metrics.Timer(label: "minibaas_jobs_latency_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        pending = Gauge(label: "minibaas_jobs_pending", dimensions: dimensions)
+        failedSet = Gauge(label: "minibaas_jobs_failed", dimensions: dimensions)
+        running = Gauge(label: "minibaas_jobs_in_flight", dimensions: dimensions)
+    }
+
+    /// Counts jobs stored for `tenant`, by kind.
+    public static func enqueued(tenant: String, kind: String, count: Int = 1) {
+        guard count > 0 else { return }
+        Counter(label: "minibaas_jobs_enqueued_total", dimensions: [("tenant", tenant), ("kind", kind)]).increment(by: count)
     }
 
     /// Latency is from the job's creation to its successful settle: enqueue to delivery.

@@ -116,7 +116,7 @@ public final class JobsSubsystem: TenantSubsystem {
                 var pause = Duration.milliseconds(100)
                 while !Task.isCancelled {
                     do {
-                        _ = try await store.enqueue(jobs)
+                        JobMetrics.enqueued(tenant: webhooks.tenant, kind: WebhookDelivery.kind, count: try await store.enqueue(jobs))
                         workers?.ring()
                         return
                     } catch {
