@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "Jobs",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors",
+                "Runtime", "Tenancy", "Connectors", "Storage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

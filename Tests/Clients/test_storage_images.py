@@ -93,3 +93,43 @@ def test_a_computed_side_is_held_to_2500(gallery):
     response = httpx.get(f"{gallery['base']}/render/image/public/pics/strip.png?height=2500&format=png", timeout=60)
     assert response.status_code == 200, response.text
     assert max(Image.open(io.BytesIO(response.content)).size) <= 2500
+
+
+def test_variants_rendered_as_background_jobs_wait_in_the_cache(gallery, node):
+    import os
+    import time
+    variants = os.path.join(node.data_dir, "storage", ".variants")
+
+    def count():
+        return sum(len(files) for _, _, files in os.walk(variants)) if os.path.isdir(variants) else 0
+    before = count()
+    headers = {"apikey": gallery["service"], "Authorization": f"Bearer {gallery['service']}"}
+    response = httpx.post(f"{gallery['base']}/render/image/jobs", headers=headers, timeout=30, json={
+        "bucket": "pics", "paths": ["photo.jpg"], "transforms": [{"width": 64, "height": 64}, {"width": 77, "resize": "contain"}]})
+    assert response.status_code == 202, response.text
+    jobs = response.json()["jobs"]
+    assert len(jobs) == 2
+    deadline = time.time() + 30
+    states = []
+    while time.time() < deadline:
+        states = [httpx.get(f"{gallery['base']}/render/image/jobs/{job['id']}", headers=headers, timeout=30).json()["status"] for job in jobs]
+        if all(state == "succeeded" for state in states):
+            break
+        time.sleep(0.1)
+    assert states == ["succeeded", "succeeded"], states
+    assert count() == before + 2, "both variants wait in the cache"
+    _, image = fetch(gallery, "width=64&height=64")
+    assert image.size == (64, 64)
+    # Objects that cannot be rendered fail as jobs; bad requests and unreadable objects are refused now.
+    bad = httpx.post(f"{gallery['base']}/render/image/jobs", headers=headers, timeout=30,
+                     json={"bucket": "pics", "path": "notes.txt", "transforms": [{"width": 10}]})
+    assert bad.status_code == 202
+    job = bad.json()["jobs"][0]["id"]
+    deadline = time.time() + 30
+    while time.time() < deadline and httpx.get(f"{gallery['base']}/render/image/jobs/{job}", headers=headers).json()["status"] != "failed":
+        time.sleep(0.1)
+    assert httpx.get(f"{gallery['base']}/render/image/jobs/{job}", headers=headers).json()["status"] == "failed"
+    for body, status in [({"bucket": "pics", "path": "photo.jpg", "transforms": [{"width": 99999}]}, 400),
+                         ({"bucket": "pics", "path": "missing.jpg", "transforms": [{"width": 10}]}, 404),
+                         ({"bucket": "pics", "transforms": [{"width": 10}]}, 400)]:
+        assert httpx.post(f"{gallery['base']}/render/image/jobs", headers=headers, json=body).status_code == status, body

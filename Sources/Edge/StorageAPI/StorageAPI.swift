@@ -68,6 +68,8 @@ struct StorageAPI {
         case (.delete, "bucket") where s.count == 2: return try await deleteBucket(call, s[1])
         case (_, "object"): return try await objectRoute(call, Array(s.dropFirst()))
         case (_, "upload") where s.count >= 2 && s[1] == "resumable": return try await resumable(call, Array(s.dropFirst(2)))
+        case (.post, "render") where s == ["render", "image", "jobs"]: return try await renderJobs(call)
+        case (.get, "render") where s.count == 4 && s[1] == "image" && s[2] == "jobs": return try await renderJob(call, s[3])
         case (.get, "render") where s.count > 4 && s[1] == "image", (.head, "render") where s.count > 4 && s[1] == "image":
             return try await renderRoute(call, mode: s[2], bucket: s[3], name: s.dropFirst(4).joined(separator: "/"))
         default:

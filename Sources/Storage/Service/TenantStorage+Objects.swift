@@ -234,6 +234,9 @@ extension TenantStorage {
         try await blobs.readWhole(object.blobKey, limit: limit)
     }
 
+    /// Whether this node renders image transforms (libvips is there).
+    public var rendersImages: Bool { images != nil }
+
     /// A transformed variant of an image object (the caller has decided the object may be read).
     public func render(_ object: StoredObject, transform: ImageTransform, acceptsWebP: Bool) async throws -> ImageTransformer.Rendered {
         guard let images else {

@@ -4,6 +4,7 @@ import Jobs
 import Logging
 import NIOConcurrencyHelpers
 import Runtime
+import Storage
 import Tenancy
 
 /// What a tree's job workers need from the node.
@@ -63,7 +64,8 @@ public final class JobsSubsystem: TenantSubsystem {
     /// Loads the tenant's webhooks (one that cannot be opened is logged and left out, the others
     /// run) and builds the workers.
     static func make(
-        tenant: String, supervisor: SubsystemSupervisor, environment: JobsEnvironment?, limits: @escaping @Sendable () -> JobLimits, logger: Logger
+        tenant: String, supervisor: SubsystemSupervisor, environment: JobsEnvironment?, storage: TenantStorage?,
+        limits: @escaping @Sendable () -> JobLimits, logger: Logger
     ) async throws -> JobsSubsystem {
         guard let environment else {
             return JobsSubsystem(
@@ -90,13 +92,15 @@ public final class JobsSubsystem: TenantSubsystem {
         let crons = LiveCrons(tenant: tenant, crons: scheduled)
         let delivery = WebhookDelivery(webhooks: webhooks, client: environment.client, store: environment.store, logger: logger)
         let fence = environment.fence
+        var handlers: [String: any JobHandler] = [
+            WebhookDelivery.kind: delivery,
+            CronRun.kind: CronRun(crons: crons, client: environment.client, store: environment.store, logger: logger),
+            EmailDelivery.kind: EmailDelivery(store: environment.store, secretBox: environment.secretBox, logger: logger),
+        ]
+        if let storage { handlers[ImageVariantJob.kind] = ImageVariantJob(storage: storage, logger: logger) }
         let workers = JobWorkers(
             tenant: tenant, store: environment.store, fence: { fence(tenant) }, limits: limits, slots: environment.slots,
-            handlers: [
-                WebhookDelivery.kind: delivery,
-                CronRun.kind: CronRun(crons: crons, client: environment.client, store: environment.store, logger: logger),
-                EmailDelivery.kind: EmailDelivery(store: environment.store, secretBox: environment.secretBox, logger: logger),
-            ], settings: environment.settings, logger: logger)
+            handlers: handlers, settings: environment.settings, logger: logger)
         return JobsSubsystem(
             supervisor: supervisor, webhooks: webhooks, crons: crons, workers: workers, delivery: delivery, environment: environment, logger: logger)
     }

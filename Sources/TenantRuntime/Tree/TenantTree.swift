@@ -102,13 +102,17 @@ public final class TenantTree: Sendable {
         // spaces its restarts out to one per 30 s, well inside this intensity.
         let realtime = supervisor("realtime", intensity: RestartIntensity(maxRestarts: 20, window: .seconds(60)))
         let state = ProtectedState(tenant: tenant, keyRing: keyRing)
+        let storage = environment.storageBackend.map { store, blobs in
+            TenantStorage(
+                tenant: tenant.slug, store: store, blobs: blobs, images: environment.images, limits: { state.lock.withLock { state.tenant.limits.storage } },
+                logger: logger)
+        }
         let jobs = try await JobsSubsystem.make(
-            tenant: tenant.slug, supervisor: supervisor("jobs"), environment: environment.jobs,
+            tenant: tenant.slug, supervisor: supervisor("jobs"), environment: environment.jobs, storage: storage,
             limits: { state.lock.withLock { state.tenant.limits.jobs } }, logger: logger)
         let tree = TenantTree(
             state: state, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
-            jobs: jobs, storage: supervisor("storage"), storageBackend: environment.storageBackend,
-            images: environment.images,
+            jobs: jobs, storage: StorageSubsystem(supervisor: supervisor("storage"), service: storage),
             functions: FunctionsSubsystem(supervisor: supervisor("functions")), search: SearchSubsystem(supervisor: supervisor("search")),
             control: supervisor("tenant"), logger: logger)
         await data.start()
@@ -119,8 +123,7 @@ public final class TenantTree: Sendable {
 
     private init(
         state: ProtectedState, data: DataSubsystem, cache: CacheSubsystem, realtimeSupervisor: SubsystemSupervisor,
-        realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: SubsystemSupervisor, storageBackend: (any StorageStore, any BlobStore)?,
-        images: ImageTransformer?,
+        realtimeWire: any RealtimeWire, jobs: JobsSubsystem, storage: StorageSubsystem,
         functions: FunctionsSubsystem, search: SearchSubsystem,
         control: SubsystemSupervisor, logger: Logger
     ) {
@@ -132,13 +135,7 @@ public final class TenantTree: Sendable {
         self.data = data
         self.cache = cache
         self.jobs = jobs
-        self.storage = StorageSubsystem(
-            supervisor: storage,
-            service: storageBackend.map { store, blobs in
-                TenantStorage(
-                    tenant: tenant.slug, store: store, blobs: blobs, images: images, limits: { state.lock.withLock { state.tenant.limits.storage } },
-                    logger: logger)
-            })
+        self.storage = storage
         self.functions = functions
         self.search = search
         self.control = control
