@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "rest-baseline", targets: ["RestBaseline"]),
         .executable(name: "sqlite-baseline", targets: ["SQLiteBaseline"]),
         .executable(name: "realtime-fanout", targets: ["RealtimeFanout"]),
+        .executable(name: "jobs-bench", targets: ["JobsBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -183,6 +184,17 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/realtime/FanoutClient",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: the receiver and the bare AsyncHTTPClient loop of Benchmarks/jobs.
+        .executableTarget(
+            name: "JobsBench",
+            dependencies: [
+                "Jobs",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Benchmarks/jobs/Tools",
             swiftSettings: swiftSettings
         ),
         // Fixtures the test targets share: the services scripts/test started, fresh databases.

@@ -153,6 +153,22 @@ def test_changes_are_delivered_signed_with_supabase_payloads(node, tenant, recei
     assert status == 200 and "secret" not in read and read["events"] == ["INSERT", "UPDATE", "DELETE"]
 
 
+def test_a_sqlite_hosted_table_delivers_its_rest_writes(node, receiver):
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": "whlite", "name": "Lite"})
+    call("POST", f"{node.base}/admin/v1/tenants/whlite/sources", node.token, {
+        "name": "default", "kind": "schema", "format": "sql", "provision": True,
+        "document": "create table orders (id integer primary key, status text not null);"})
+    status, hooked = admin(node, "POST", "/tenants/whlite/webhooks", {"name": "orders", "table": "orders", "url": receiver.base + "/lite"})
+    assert status == 201 and hooked["capture"]["mode"] == "rest-writes", hooked
+    client = create_client(created["apiUrl"], created["serviceKey"])
+    client.table("orders").insert([{"id": 1, "status": "new"}, {"id": 2, "status": "new"}]).execute()
+    client.table("orders").update({"status": "paid"}).eq("id", 1).execute()
+    requests = receiver.wait("/lite", 3)
+    payloads = sorted((verified(r, hooked["secret"]) for r in requests), key=lambda p: (p["type"], p["record"]["id"]))
+    assert [(p["type"], p["record"]["id"]) for p in payloads] == [("INSERT", 1), ("INSERT", 2), ("UPDATE", 1)]
+    assert payloads[2]["record"]["status"] == "paid"
+
+
 def test_filter_and_events_choose_what_is_sent(node, tenant, receiver):
     created = hook(node, tenant, "/paid", receiver, events=["INSERT"], filter="name=eq.paid")
     psql(tenant["database"], "insert into labels (id, name) values (901, 'free'), (902, 'paid')")

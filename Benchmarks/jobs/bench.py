@@ -1,0 +1,100 @@
+"""Drives Benchmarks/jobs against a running node and receiver; prints one line per measurement.
+Usage: bench.py NODE_BASE ADMIN_TOKEN RECEIVER_BASE JOBS_BENCH_BINARY"""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+BASE, TOKEN, RECEIVER, TOOL = sys.argv[1:5]
+N = int(os.environ.get("JOBS_N", "5000"))
+CONCURRENCY = 16
+
+
+def call(method, url, body=None, token=TOKEN, headers=None):
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    with urllib.request.urlopen(request, timeout=120) as response:
+        raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+def stats(name):
+    return call("GET", f"{RECEIVER}/stats/{name}", token=None)
+
+
+def tenant(slug):
+    created = call("POST", f"{BASE}/admin/v1/tenants", {"slug": slug, "name": slug, "limits": {
+        "requestsPerSecond": 100000, "burst": 100000, "maxBodyBytes": 64 << 20, "requestTimeoutMs": 120000,
+        "jobs": {"maxInFlight": CONCURRENCY, "perSecond": 100000, "maxPending": 1000000}}})
+    call("POST", f"{BASE}/admin/v1/tenants/{slug}/sources", {"name": "default", "kind": "schema", "format": "sql", "provision": True,
+         "document": "create table items (id integer primary key, name text not null, sent_at real not null);"})
+    return created
+
+
+def webhook(slug, name, path, **extra):
+    return call("POST", f"{BASE}/admin/v1/tenants/{slug}/webhooks", {
+        "name": name, "table": "items", "events": ["INSERT"], "url": f"{RECEIVER}/hook/{path}", "maxInFlight": 64, **extra})
+
+
+def insert(created, rows):
+    call("POST", created["apiUrl"] + "/rest/v1/items", rows, token=created["serviceKey"],
+         headers={"apikey": created["serviceKey"], "Prefer": "return=minimal"})
+
+
+def wait(name, count, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = stats(name)
+        if got["count"] >= count:
+            return got
+        time.sleep(0.2)
+    raise SystemExit(f"{name}: {stats(name)['count']} of {count} deliveries within {timeout} s")
+
+
+def latency(created, name, rows=200, rate=20):
+    start = 10_000_000 + int(time.time() * 1000) % 1_000_000 * 100
+    for index in range(rows):
+        insert(created, [{"id": start + index, "name": "x", "sent_at": time.time() * 1000}])
+        time.sleep(1 / rate)
+    return wait(name, rows)
+
+
+# P1: deliveries per second vs a bare AsyncHTTPClient loop at the same concurrency.
+a = tenant("jobsa")
+webhook("jobsa", "tput", "tput", maxInFlight=CONCURRENCY)
+for start in range(0, N, 1000):
+    insert(a, [{"id": i, "name": "bench", "sent_at": 0} for i in range(start, min(N, start + 1000))])
+tput = wait("tput", N)
+bare = float(subprocess.run([TOOL, "bareloop", f"{RECEIVER}/hook/bare", str(N), str(CONCURRENCY)], check=True, capture_output=True, text=True).stdout)
+print(f"P1 webhook deliveries/s {tput['rate']:.0f} vs bare AsyncHTTPClient loop {bare:.0f} (concurrency {CONCURRENCY}): ratio {tput['rate'] / bare:.2f}")
+
+# P2: enqueue -> delivery latency, idle, through the REST write of one row.
+b = tenant("jobsb")
+webhook("jobsb", "lat", "latb")
+alone = latency(b, "latb")
+print(f"P2 commit->delivery idle p50 {alone['p50']:.1f} ms p99 {alone['p99']:.1f} ms (200 rows at 20/s)")
+
+# P3: the same beside a 100,000-job backlog of another tenant whose receiver answers in 50 ms.
+c = tenant("jobsc")
+webhook("jobsc", "backlog", "slowc", maxInFlight=CONCURRENCY)
+for start in range(0, 100_000, 10_000):
+    insert(c, [{"id": i, "name": "b", "sent_at": 0} for i in range(start, start + 10_000)])
+time.sleep(2)
+call("DELETE", f"{BASE}/admin/v1/tenants/jobsb/webhooks/" + call("GET", f"{BASE}/admin/v1/tenants/jobsb/webhooks")[0]["id"])
+webhook("jobsb", "lat2", "latb2")
+beside = latency(b, "latb2")
+backlog = call("GET", f"{BASE}/admin/v1/supervisor")
+pending = None
+for tree in backlog.get("tenants", []):
+    if tree.get("slug") == "jobsc":
+        for sub in tree.get("subsystems", []):
+            if sub.get("name") == "jobs":
+                pending = sub.get("details", {}).get("jobs.pending")
+print(f"P3 tenant B p99 beside A's backlog {beside['p99']:.1f} ms vs alone {alone['p99']:.1f} ms: ratio {beside['p99'] / max(alone['p99'], 0.001):.2f}"
+      f" (p50 {beside['p50']:.1f} vs {alone['p50']:.1f}; A still pending: {pending})")
