@@ -336,8 +336,8 @@ extension SwitchableStore {
     func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord] {
         try await inner.claim(tenant: tenant, fence: fence, limit: limit, now: now, visibleAgainAt: visibleAgainAt)
     }
-    func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool {
-        try await inner.settle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome)
+    func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool {
+        try await inner.settle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome, log: log)
     }
     func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int { try await inner.releaseClaims(tenant: tenant, olderThan: fence) }
     func job(tenant: String, id: String) async throws -> JobRecord? { try await inner.job(tenant: tenant, id: id) }

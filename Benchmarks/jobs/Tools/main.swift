@@ -104,10 +104,42 @@ func bareLoop(url: String, count: Int, concurrency: Int) async throws {
     try await client.shutdown()
 }
 
+/// The node's own outbound client in the same loop (to tell its cost from the store's).
+func outboundLoop(url: String, count: Int, concurrency: Int) async throws {
+    let client = OutboundClient(policy: try OutboundPolicy(allowList: "127.0.0.0/8"))
+    let body = Array(#"{"type":"INSERT","table":"items","schema":"main","record":{"id":1,"name":"bench","sent_at":0},"old_record":null}"#.utf8)
+    let next = NIOLockedValueBox(0)
+    let failures = NIOLockedValueBox(0)
+    let started = ContinuousClock.now
+    await withTaskGroup(of: Void.self) { group in
+        for _ in 0..<concurrency {
+            group.addTask {
+                while true {
+                    let index = next.withLockedValue { value -> Int in
+                        value += 1
+                        return value
+                    }
+                    guard index <= count else { return }
+                    let answer = await client.send(url: url, headers: [("Content-Type", "application/json")], body: body, timeout: .seconds(10))
+                    if !answer.succeeded { failures.withLockedValue { $0 += 1 } }
+                }
+            }
+        }
+    }
+    let elapsed = ContinuousClock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    print(String(format: "%.1f", Double(count) / seconds), "failures", failures.withLockedValue { $0 })
+}
+
 let arguments = CommandLine.arguments
+if ProcessInfo.processInfo.environment["ON_EVENT_LOOPS"] == "1" {
+    _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+}
 switch arguments.dropFirst().first {
 case "receiver":
     try await receiver(port: Int(arguments[2]) ?? 0)
+case "outbound":
+    try await outboundLoop(url: arguments[2], count: Int(arguments[3]) ?? 1000, concurrency: Int(arguments[4]) ?? 8)
 case "bareloop":
     try await bareLoop(url: arguments[2], count: Int(arguments[3]) ?? 1000, concurrency: Int(arguments[4]) ?? 8)
 default:

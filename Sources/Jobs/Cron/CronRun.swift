@@ -40,8 +40,8 @@ public struct CronRun: JobHandler {
         job.payload["cron"]?.stringValue.flatMap { crons.cron($0)?.retries }
     }
 
-    public func run(_ job: JobRecord) async -> JobResult {
-        guard let name = job.payload["cron"]?.stringValue, let cron = crons.cron(name) else { return .fail(error: "the scheduled job was deleted") }
+    public func runLogged(_ job: JobRecord) async -> (JobResult, JobAttempt?) {
+        guard let name = job.payload["cron"]?.stringValue, let cron = crons.cron(name) else { return (.fail(error: "the scheduled job was deleted"), nil) }
         let target = cron.record.spec.target
         let body = Array((target.body ?? "").utf8)
         var headers = target.headers.map { ($0.key, $0.value) }
@@ -49,16 +49,6 @@ public struct CronRun: JobHandler {
         headers.append(("x-minibaas-scheduled-at", job.payload["scheduledAt"]?.stringValue ?? ""))
         headers += cron.signer.headers(id: job.id, timestamp: Int64(Date().timeIntervalSince1970), body: body)
         let answer = await client.send(url: target.url, method: target.method, headers: headers, body: body, timeout: .seconds(30))
-        do {
-            try await store.recordAttempt(JobAttempt(
-                tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: answer.status, latencyMs: answer.latencyMs,
-                error: answer.error, responseBody: answer.body))
-        } catch {
-            logger.warning("cannot log a scheduled run's attempt", metadata: ["job": .string(job.id), "error": .string("\(error)")])
-        }
-        if answer.succeeded { return .done }
-        let error = answer.error ?? "failed"
-        if error.hasPrefix("MB821") || error.hasPrefix("MB820") { return .fail(error: error) }
-        return .retry(error: error, retryAfter: answer.retryAfter.map { .seconds(min($0, 86_400)) })
+        return (WebhookDelivery.result(answer), WebhookDelivery.log(answer, of: job))
     }
 }

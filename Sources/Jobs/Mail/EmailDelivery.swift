@@ -54,8 +54,8 @@ public struct EmailDelivery: JobHandler {
         return message
     }
 
-    public func run(_ job: JobRecord) async -> JobResult {
-        guard let message = Self.message(from: job.payload) else { return .fail(error: "the stored message cannot be read") }
+    public func runLogged(_ job: JobRecord) async -> (JobResult, JobAttempt?) {
+        guard let message = Self.message(from: job.payload) else { return (.fail(error: "the stored message cannot be read"), nil) }
         let started = ContinuousClock.now
         var outcome: JobResult
         do {
@@ -76,14 +76,9 @@ public struct EmailDelivery: JobHandler {
         case .done: failure = nil
         case .retry(let error, _), .fail(let error): failure = error
         }
-        do {
-            try await store.recordAttempt(JobAttempt(
-                tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: nil,
-                latencyMs: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000), error: failure, responseBody: nil))
-        } catch {
-            logger.warning("cannot log an e-mail attempt", metadata: ["job": .string(job.id), "error": .string("\(error)")])
-        }
-        return outcome
+        return (outcome, JobAttempt(
+            tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: nil,
+            latencyMs: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000), error: failure, responseBody: nil))
     }
 
     enum MailFailure: Error { case noSMTP }

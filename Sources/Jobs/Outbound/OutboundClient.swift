@@ -43,11 +43,14 @@ public struct OutboundClient: Sendable {
         configuration.timeout.connect = .seconds(5)
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Every tenant's receivers through one pool: more than the default 8 per host, since one
+        // receiver may take a tenant's whole in-flight budget.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         configuration.decompression = .disabled
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }()
 
-    public func send(url text: String, method: String = "POST", headers: [(String, String)], body: [UInt8], timeout: Duration) async -> Answer {
+    public func send(url text: String, method: String = "POST", headers extraHeaders: [(String, String)], body: [UInt8], timeout: Duration) async -> Answer {
         let started = ContinuousClock.now
         func elapsed() -> Int { Int((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000) }
         let url: URL
@@ -71,39 +74,63 @@ public struct OutboundClient: Sendable {
             return Answer(status: nil, latencyMs: elapsed(), body: nil, error: OutboundError.refused("\(bare) → \(refused)").description, retryAfter: nil)
         }
         var target = text
-        var request = HTTPClientRequest(url: text)
+        var headers = HTTPHeaders()
         if url.scheme?.lowercased() == "http", IPAddress(bare) == nil, var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
             components.host = first.contains(":") ? "[\(first)]" : first
             if let pinned = components.string { target = pinned }
-            request.headers.add(name: "Host", value: url.port.map { "\(bare):\($0)" } ?? bare)
+            headers.add(name: "Host", value: url.port.map { "\(bare):\($0)" } ?? bare)
         }
-        request.url = target
-        request.method = HTTPMethod(rawValue: method)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if request.headers["User-Agent"].isEmpty { request.headers.add(name: "User-Agent", value: "mini-baas-webhooks/1") }
-        request.body = .bytes(ByteBuffer(bytes: body))
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if headers["User-Agent"].isEmpty { headers.add(name: "User-Agent", value: "mini-baas-webhooks/1") }
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         do {
-            let response = try await http.execute(request, deadline: deadline)
-            var kept = ByteBuffer()
-            // Read until 4 KiB are kept, then stop: the rest is never read into memory.
-            for try await chunk in response.body {
-                var chunk = chunk
-                let room = Self.keptBytes - kept.readableBytes
-                if room > 0, let slice = chunk.readSlice(length: min(room, chunk.readableBytes)) { kept.writeImmutableBuffer(slice) }
-                if kept.readableBytes >= Self.keptBytes { break }
-            }
-            let status = Int(response.status.code)
+            // The future-based API: it does not depend on which executor runs the caller's task
+            // (the async one stalled with Swift tasks on NIO's event loops).
+            let request = try HTTPClient.Request(url: target, method: HTTPMethod(rawValue: method), headers: headers, body: .bytes(body))
+            let collected = try await http.execute(request: request, delegate: KeptBody(limit: Self.keptBytes), deadline: deadline).futureResult.get()
+            let status = collected.status
             return Answer(
-                status: status, latencyMs: elapsed(), body: String(decoding: kept.readableBytesView, as: UTF8.self),
+                status: status, latencyMs: elapsed(), body: String(decoding: collected.body.readableBytesView, as: UTF8.self),
                 error: (200..<300).contains(status) ? nil : "the receiver answered \(status)",
-                retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+                retryAfter: collected.retryAfter.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) })
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return Answer(status: nil, latencyMs: elapsed(), body: nil, error: "no answer within \(timeout)", retryAfter: nil)
         } catch {
             return Answer(status: nil, latencyMs: elapsed(), body: nil, error: "\(error)", retryAfter: nil)
         }
     }
+}
+
+/// Keeps the status, `Retry-After` and the first `limit` bytes of an answer; the rest is read and
+/// dropped as it comes, never held.
+final class KeptBody: HTTPClientResponseDelegate, @unchecked Sendable {
+    struct Collected: Sendable {
+        var status = 0
+        var retryAfter: String?
+        var body = ByteBuffer()
+    }
+
+    let limit: Int
+    private var collected = Collected()
+
+    init(limit: Int) { self.limit = limit }
+
+    func didReceiveHead(task: HTTPClient.Task<Collected>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        collected.status = Int(head.status.code)
+        collected.retryAfter = head.headers.first(name: "Retry-After")
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Collected>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        let room = limit - collected.body.readableBytes
+        if room > 0 {
+            var buffer = buffer
+            if let slice = buffer.readSlice(length: min(room, buffer.readableBytes)) { collected.body.writeImmutableBuffer(slice) }
+        }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Collected>) throws -> Collected { collected }
 }
 
 /// Name → addresses with the system resolver, off the async threads.

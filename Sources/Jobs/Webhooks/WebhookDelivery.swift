@@ -34,25 +34,31 @@ public struct WebhookDelivery: JobHandler {
         job.payload["webhook"]?.stringValue.flatMap { webhooks.webhook($0)?.schedule }
     }
 
-    public func run(_ job: JobRecord) async -> JobResult {
+    public func runLogged(_ job: JobRecord) async -> (JobResult, JobAttempt?) {
         guard let id = job.payload["webhook"]?.stringValue, let hook = webhooks.webhook(id) else {
-            return .fail(error: "the webhook was deleted")
+            return (.fail(error: "the webhook was deleted"), nil)
         }
-        guard hook.record.spec.enabled else { return .retry(error: "the webhook is disabled; kept until it is enabled again", retryAfter: .seconds(300)) }
-        guard await hook.gate.acquire() else { return .retry(error: "stopped before sending") }
+        guard hook.record.spec.enabled else {
+            return (.retry(error: "the webhook is disabled; kept until it is enabled again", retryAfter: .seconds(300)), nil)
+        }
+        guard await hook.gate.acquire() else { return (.retry(error: "stopped before sending"), nil) }
         let answer = await deliver(hook, messageID: job.id, body: job.payload["event"] ?? .null)
         hook.gate.release()
-        do {
-            try await store.recordAttempt(JobAttempt(
-                tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: answer.status, latencyMs: answer.latencyMs,
-                error: answer.error, responseBody: answer.body))
-        } catch {
-            logger.warning("cannot log a webhook attempt", metadata: ["job": .string(job.id), "error": .string("\(error)")])
-        }
+        return (Self.result(answer), Self.log(answer, of: job))
+    }
+
+    /// 2xx: done; a refused target: final; anything else: again, when the receiver asked.
+    static func result(_ answer: OutboundClient.Answer) -> JobResult {
         if answer.succeeded { return .done }
         let error = answer.error ?? "failed"
         if error.hasPrefix("MB821") || error.hasPrefix("MB820") { return .fail(error: error) }
         return .retry(error: error, retryAfter: answer.retryAfter.map { .seconds(min($0, 86_400)) })
+    }
+
+    static func log(_ answer: OutboundClient.Answer, of job: JobRecord) -> JobAttempt {
+        JobAttempt(
+            tenant: job.tenant, job: job.id, attempt: job.attempt, at: Date(), httpStatus: answer.status, latencyMs: answer.latencyMs,
+            error: answer.error, responseBody: answer.body)
     }
 
     /// One signed attempt of `body` (a stored event, or the test event).

@@ -7,12 +7,16 @@ import Tenancy
 /// What runs one kind of job (a webhook delivery, a cron run, an e-mail).
 public protocol JobHandler: Sendable {
     func run(_ job: JobRecord) async -> JobResult
+    /// The attempt with its log entry, stored with the attempt's settle in one transaction.
+    func runLogged(_ job: JobRecord) async -> (JobResult, JobAttempt?)
     /// When this job's failed attempts are retried; nil for the workers' default.
     func retrySchedule(for job: JobRecord) -> RetrySchedule?
 }
 
 extension JobHandler {
     public func retrySchedule(for job: JobRecord) -> RetrySchedule? { nil }
+    public func runLogged(_ job: JobRecord) async -> (JobResult, JobAttempt?) { (await run(job), nil) }
+    public func run(_ job: JobRecord) async -> JobResult { await runLogged(job).0 }
 }
 
 /// How one attempt went, as its handler saw it.
@@ -149,7 +153,7 @@ public final class JobWorkers: Sendable {
                 }
                 // Unused tokens and slots go back.
                 if allowed > claimed.count { rate.giveBack(allowed - claimed.count) }
-                for _ in claimed.count..<held { slots.release() }
+                for _ in min(claimed.count, held)..<held { slots.release() }
                 for job in claimed {
                     inFlight.withLockedValue { $0 += 1 }
                     group.addTask {
@@ -182,8 +186,10 @@ public final class JobWorkers: Sendable {
 
     /// Until a ring (new work, a freed slot) or the poll interval, whichever comes first.
     private func waitForRing(at poll: Duration) async {
+        // Only a timer that ran its course rings: a cancelled one ringing would wake the next wait
+        // at once, and the loop would spin.
         let timer = Task { [self] in
-            try? await Task.sleep(for: poll)
+            guard (try? await Task.sleep(for: poll)) != nil else { return }
             ring()
         }
         await withTaskCancellationHandler {
@@ -206,8 +212,11 @@ public final class JobWorkers: Sendable {
 
     func attempt(_ job: JobRecord, fence: Int64) async {
         let outcome: JobOutcome
+        var log: JobAttempt?
         if let handler = handlers[job.kind] {
-            switch await handler.run(job) {
+            let (result, entry) = await handler.runLogged(job)
+            log = entry
+            switch result {
             case .done:
                 outcome = .succeeded
             case .fail(let error):
@@ -224,7 +233,7 @@ public final class JobWorkers: Sendable {
             outcome = .failed(error: "no handler for jobs of kind '\(job.kind)'")
         }
         do {
-            let settled = try await store.settle(tenant: tenant, id: job.id, fence: fence, attempt: job.attempt, outcome: outcome)
+            let settled = try await store.settle(tenant: tenant, id: job.id, fence: fence, attempt: job.attempt, outcome: outcome, log: log)
             if settled {
                 metrics.settled(job, outcome: outcome)
             } else {

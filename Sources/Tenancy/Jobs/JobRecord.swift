@@ -76,8 +76,9 @@ public protocol JobStore: Sendable {
     /// Up to `limit` due jobs of `tenant` (pending and due, or running with a lapsed claim), now
     /// running under `fence` until `visibleAgainAt`, their attempt counted.
     func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord]
-    /// Settles a claimed attempt; false when the claim is no longer this fence's and attempt's.
-    func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool
+    /// Settles a claimed attempt, with its log entry in the same transaction; false (and no log)
+    /// when the claim is no longer this fence's and attempt's.
+    func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool
     /// Running jobs claimed under an older fence go back to pending at once (a new owner starts).
     func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int
     func job(tenant: String, id: String) async throws -> JobRecord?
@@ -100,4 +101,10 @@ public enum JobOutcome: Sendable, Equatable {
     /// No more attempts: to the dead-letter set.
     case failed(error: String)
     case cancelled
+}
+
+extension JobStore {
+    public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool {
+        try await settle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome, log: nil)
+    }
 }

@@ -22,18 +22,26 @@ extension PostgresControlPlaneStore {
     }
 
     public func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord] {
+        // Two index walks rather than one OR, so a tenant's large backlog is never scanned; rows
+        // locked beyond the limit are let go when the statement ends.
         try await jobs(client.query(
             """
-            UPDATE minibaas.jobs SET status = 'running', attempt = attempt + 1, fence = \(fence), claim_expires_at = \(visibleAgainAt), updated_at = \(now)
-            WHERE (tenant, id) IN (
-              SELECT tenant, id FROM minibaas.jobs WHERE tenant = \(tenant)
-                AND ((status = 'pending' AND run_at <= \(now)) OR (status = 'running' AND claim_expires_at <= \(now)))
-              ORDER BY run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING \(unescaped: Self.jobColumns)
+            WITH lapsed AS (
+              SELECT tenant, id, run_at FROM minibaas.jobs WHERE tenant = \(tenant) AND status = 'running' AND claim_expires_at <= \(now)
+              LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            ), due AS (
+              SELECT tenant, id, run_at FROM minibaas.jobs WHERE tenant = \(tenant) AND status = 'pending' AND run_at <= \(now)
+              ORDER BY run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            ), chosen AS (
+              SELECT tenant, id FROM (SELECT * FROM lapsed UNION ALL SELECT * FROM due) AS both_kinds LIMIT \(limit)
+            )
+            UPDATE minibaas.jobs j SET status = 'running', attempt = attempt + 1, fence = \(fence), claim_expires_at = \(visibleAgainAt), updated_at = \(now)
+            FROM chosen WHERE j.tenant = chosen.tenant AND j.id = chosen.id
+            RETURNING \(unescaped: Self.jobColumns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
             """, logger: logger))
     }
 
-    public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool {
+    public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool {
         let now = Date()
         let query: PostgresQuery
         switch outcome {
@@ -58,7 +66,12 @@ extension PostgresControlPlaneStore {
                 WHERE tenant = \(tenant) AND id = \(id) AND status = 'running' AND fence = \(fence) AND attempt = \(attempt) RETURNING 1
                 """
         }
-        return try await Self.hasRow(client.query(query, logger: logger))
+        guard let log else { return try await Self.hasRow(client.query(query, logger: logger)) }
+        return try await client.withTransaction(logger: logger) { db in
+            let settled = try await Self.hasRow(db.query(query, logger: self.logger))
+            if settled { _ = try await Self.hasRow(db.query(Self.attemptInsert(log), logger: self.logger)) }
+            return settled
+        }
     }
 
     public func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int {

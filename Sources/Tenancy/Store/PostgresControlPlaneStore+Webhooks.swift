@@ -104,13 +104,17 @@ extension PostgresControlPlaneStore {
     }
 
     public func recordAttempt(_ attempt: JobAttempt) async throws {
-        _ = try await Self.hasRow(client.query(
-            """
-            INSERT INTO minibaas.job_attempts (tenant, job_id, attempt, at, http_status, latency_ms, error, response_body)
-            SELECT \(attempt.tenant), \(attempt.job), coalesce(max(attempt), 0) + 1, \(attempt.at), \(attempt.httpStatus), \(attempt.latencyMs),
-              \(attempt.error), \(attempt.responseBody)
-            FROM minibaas.job_attempts WHERE tenant = \(attempt.tenant) AND job_id = \(attempt.job)
-            """, logger: logger))
+        _ = try await Self.hasRow(client.query(Self.attemptInsert(attempt), logger: logger))
+    }
+
+    /// Numbered in the log across replays: a replayed job's attempts continue its history.
+    static func attemptInsert(_ attempt: JobAttempt) -> PostgresQuery {
+        """
+        INSERT INTO minibaas.job_attempts (tenant, job_id, attempt, at, http_status, latency_ms, error, response_body)
+        SELECT \(attempt.tenant), \(attempt.job), coalesce(max(attempt), 0) + 1, \(attempt.at), \(attempt.httpStatus), \(attempt.latencyMs),
+          \(attempt.error), \(attempt.responseBody)
+        FROM minibaas.job_attempts WHERE tenant = \(attempt.tenant) AND job_id = \(attempt.job)
+        """
     }
 
     public func attempts(tenant: String, job: String) async throws -> [JobAttempt] {

@@ -97,17 +97,19 @@ extension SQLiteControlPlaneStore {
     }
 
     public func recordAttempt(_ attempt: JobAttempt) async throws {
-        // Numbered in the log across replays: a replayed job's attempts continue its history.
-        try await transaction { db in
-            _ = try await db.query(
-                """
-                INSERT INTO job_attempts (tenant, job_id, attempt, at_ms, http_status, latency_ms, error, response_body)
-                SELECT ?, ?, coalesce(max(attempt), 0) + 1, ?, ?, ?, ?, ? FROM job_attempts WHERE tenant = ? AND job_id = ?
-                """,
-                [.text(attempt.tenant), .text(attempt.job), Self.ms(attempt.at), attempt.httpStatus.map { .integer($0) } ?? .null,
-                 .integer(attempt.latencyMs), attempt.error.map { .text($0) } ?? .null, attempt.responseBody.map { .text($0) } ?? .null,
-                 .text(attempt.tenant), .text(attempt.job)])
-        }
+        try await transaction { db in try await Self.insertAttempt(attempt, into: db) }
+    }
+
+    /// Numbered in the log across replays: a replayed job's attempts continue its history.
+    static func insertAttempt(_ attempt: JobAttempt, into db: SQLiteConnection) async throws {
+        _ = try await db.query(
+            """
+            INSERT INTO job_attempts (tenant, job_id, attempt, at_ms, http_status, latency_ms, error, response_body)
+            SELECT ?, ?, coalesce(max(attempt), 0) + 1, ?, ?, ?, ?, ? FROM job_attempts WHERE tenant = ? AND job_id = ?
+            """,
+            [.text(attempt.tenant), .text(attempt.job), Self.ms(attempt.at), attempt.httpStatus.map { .integer($0) } ?? .null,
+             .integer(attempt.latencyMs), attempt.error.map { .text($0) } ?? .null, attempt.responseBody.map { .text($0) } ?? .null,
+             .text(attempt.tenant), .text(attempt.job)])
     }
 
     public func attempts(tenant: String, job: String) async throws -> [JobAttempt] {

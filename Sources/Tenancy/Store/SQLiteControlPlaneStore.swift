@@ -20,6 +20,9 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
     public static func open(path: String, logger: Logger) async throws -> SQLiteControlPlaneStore {
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         _ = try await connection.query("PRAGMA journal_mode = WAL")
+        // In WAL mode NORMAL loses nothing committed when the process dies (kill -9): only a power
+        // cut may take the last commits. FULL would fsync every job's claim and settle.
+        _ = try await connection.query("PRAGMA synchronous = NORMAL")
         _ = try await connection.query("PRAGMA foreign_keys = ON")
         _ = try await connection.query("PRAGMA busy_timeout = 5000")
         var readers: [SQLiteConnection] = []
