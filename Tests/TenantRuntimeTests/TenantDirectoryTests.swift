@@ -412,3 +412,7 @@ extension SwitchableStore {
     func updateEmailTemplate(_ template: EmailTemplateRecord) async throws -> Bool { try await inner.updateEmailTemplate(template) }
     func deleteEmailTemplate(tenant: String, id: String) async throws -> Bool { try await inner.deleteEmailTemplate(tenant: tenant, id: id) }
 }
+
+extension SwitchableStore {
+    func settle(_ settles: [JobSettle]) async throws -> [Bool] { try await inner.settle(settles) }
+}

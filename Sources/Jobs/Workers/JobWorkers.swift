@@ -60,6 +60,13 @@ public final class JobWorkers: Sendable {
     }
     private let bell = NIOLockedValueBox(Bell.quiet)
     private let inFlight = NIOLockedValueBox(0)
+    /// Settles waiting for the next group commit, and whether a flush is under way: attempts that
+    /// end while one transaction runs are settled together in the next.
+    private struct SettleQueue {
+        var waiting: [(JobSettle, CheckedContinuation<Bool, any Error>)] = []
+        var flushing = false
+    }
+    private let settleQueue = NIOLockedValueBox(SettleQueue())
     private let rate: TokenBucket
     let metrics: JobMetrics
 
@@ -122,8 +129,11 @@ public final class JobWorkers: Sendable {
                 }
                 let limits = limits()
                 rate.reconfigure(rate: limits.perSecond, capacity: max(1, Int(limits.perSecond)))
-                let free = limits.maxInFlight - inFlight.withLockedValue { $0 }
-                guard free > 0 else {
+                let running = inFlight.withLockedValue { $0 }
+                let free = limits.maxInFlight - running
+                // While jobs run, claim in batches of a quarter of the limit: each claim is a
+                // transaction, and one per finished job would cost more than the jobs.
+                guard free >= (running == 0 ? 1 : max(1, limits.maxInFlight / 4)) else {
                     await waitForRing(at: settings.pollInterval)
                     continue
                 }
@@ -233,7 +243,7 @@ public final class JobWorkers: Sendable {
             outcome = .failed(error: "no handler for jobs of kind '\(job.kind)'")
         }
         do {
-            let settled = try await store.settle(tenant: tenant, id: job.id, fence: fence, attempt: job.attempt, outcome: outcome, log: log)
+            let settled = try await settleGrouped(JobSettle(tenant: tenant, id: job.id, fence: fence, attempt: job.attempt, outcome: outcome, log: log))
             if settled {
                 metrics.settled(job, outcome: outcome)
             } else {
@@ -241,6 +251,41 @@ public final class JobWorkers: Sendable {
             }
         } catch {
             logger.warning("cannot settle a job; it runs again when its claim lapses", metadata: ["job": .string(job.id), "error": .string("\(error)")])
+        }
+    }
+}
+
+extension JobWorkers {
+    /// Settles with others that end about now, in one transaction.
+    func settleGrouped(_ settle: JobSettle) async throws -> Bool {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+            let startFlush = settleQueue.withLockedValue { queue -> Bool in
+                queue.waiting.append((settle, continuation))
+                guard !queue.flushing else { return false }
+                queue.flushing = true
+                return true
+            }
+            // The flush runs outside the settling job's task: a job cancelled now (the tree
+            // stops) must not leave the others' settles unanswered.
+            if startFlush { Task { await self.flushSettles() } }
+        }
+    }
+
+    private func flushSettles() async {
+        while true {
+            let batch = settleQueue.withLockedValue { queue -> [(JobSettle, CheckedContinuation<Bool, any Error>)] in
+                let batch = queue.waiting
+                queue.waiting = []
+                if batch.isEmpty { queue.flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                let results = try await store.settle(batch.map(\.0))
+                for (index, entry) in batch.enumerated() { entry.1.resume(returning: index < results.count ? results[index] : false) }
+            } catch {
+                for entry in batch { entry.1.resume(throwing: error) }
+            }
         }
     }
 }

@@ -79,6 +79,9 @@ public protocol JobStore: Sendable {
     /// Settles a claimed attempt, with its log entry in the same transaction; false (and no log)
     /// when the claim is no longer this fence's and attempt's.
     func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool
+    /// Several settles in one transaction (the workers group the attempts that end together);
+    /// answers, in order, whether each was still its claim's.
+    func settle(_ settles: [JobSettle]) async throws -> [Bool]
     /// Running jobs claimed under an older fence go back to pending at once (a new owner starts).
     func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int
     func job(tenant: String, id: String) async throws -> JobRecord?
@@ -106,5 +109,24 @@ public enum JobOutcome: Sendable, Equatable {
 extension JobStore {
     public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome) async throws -> Bool {
         try await settle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome, log: nil)
+    }
+}
+
+/// One attempt's settle, as `settle(_:)` takes them in bulk.
+public struct JobSettle: Sendable {
+    public var tenant: String
+    public var id: String
+    public var fence: Int64
+    public var attempt: Int
+    public var outcome: JobOutcome
+    public var log: JobAttempt?
+
+    public init(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) {
+        self.tenant = tenant
+        self.id = id
+        self.fence = fence
+        self.attempt = attempt
+        self.outcome = outcome
+        self.log = log
     }
 }

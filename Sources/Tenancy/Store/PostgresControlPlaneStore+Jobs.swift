@@ -42,35 +42,48 @@ extension PostgresControlPlaneStore {
     }
 
     public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool {
+        let one = JobSettle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome, log: log)
+        guard log != nil else { return try await Self.hasRow(client.query(Self.settleQuery(one), logger: logger)) }
+        return try await settle([one])[0]
+    }
+
+    public func settle(_ settles: [JobSettle]) async throws -> [Bool] {
+        guard !settles.isEmpty else { return [] }
+        return try await client.withTransaction(logger: logger) { db in
+            var results: [Bool] = []
+            for settle in settles {
+                let settled = try await Self.hasRow(db.query(Self.settleQuery(settle), logger: self.logger))
+                if settled, let log = settle.log { _ = try await Self.hasRow(db.query(Self.attemptInsert(log), logger: self.logger)) }
+                results.append(settled)
+            }
+            return results
+        }
+    }
+
+    static func settleQuery(_ settle: JobSettle) -> PostgresQuery {
         let now = Date()
-        let query: PostgresQuery
-        switch outcome {
+        let (tenant, id, fence, attempt) = (settle.tenant, settle.id, settle.fence, settle.attempt)
+        switch settle.outcome {
         case .succeeded:
-            query = """
+            return """
                 UPDATE minibaas.jobs SET status = 'succeeded', fence = NULL, claim_expires_at = NULL, updated_at = \(now)
                 WHERE tenant = \(tenant) AND id = \(id) AND status = 'running' AND fence = \(fence) AND attempt = \(attempt) RETURNING 1
                 """
         case .retry(let at, let error):
-            query = """
+            return """
                 UPDATE minibaas.jobs SET status = 'pending', fence = NULL, claim_expires_at = NULL, run_at = \(at), last_error = \(error), updated_at = \(now)
                 WHERE tenant = \(tenant) AND id = \(id) AND status = 'running' AND fence = \(fence) AND attempt = \(attempt) RETURNING 1
                 """
         case .failed(let error):
-            query = """
+            return """
                 UPDATE minibaas.jobs SET status = 'failed', fence = NULL, claim_expires_at = NULL, last_error = \(error), updated_at = \(now)
                 WHERE tenant = \(tenant) AND id = \(id) AND status = 'running' AND fence = \(fence) AND attempt = \(attempt) RETURNING 1
                 """
         case .cancelled:
-            query = """
+            return """
                 UPDATE minibaas.jobs SET status = 'cancelled', fence = NULL, claim_expires_at = NULL, updated_at = \(now)
                 WHERE tenant = \(tenant) AND id = \(id) AND status = 'running' AND fence = \(fence) AND attempt = \(attempt) RETURNING 1
                 """
-        }
-        guard let log else { return try await Self.hasRow(client.query(query, logger: logger)) }
-        return try await client.withTransaction(logger: logger) { db in
-            let settled = try await Self.hasRow(db.query(query, logger: self.logger))
-            if settled { _ = try await Self.hasRow(db.query(Self.attemptInsert(log), logger: self.logger)) }
-            return settled
         }
     }
 

@@ -52,26 +52,35 @@ extension SQLiteControlPlaneStore {
     }
 
     public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool {
+        try await settle([JobSettle(tenant: tenant, id: id, fence: fence, attempt: attempt, outcome: outcome, log: log)])[0]
+    }
+
+    public func settle(_ settles: [JobSettle]) async throws -> [Bool] {
+        guard !settles.isEmpty else { return [] }
         let now = Self.ms(Date())
-        let (sql, binds): (String, [SQLiteData]) = {
-            switch outcome {
-            case .succeeded:
-                return ("status = 'succeeded', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
-            case .retry(let at, let error):
-                return ("status = 'pending', fence = NULL, claim_expires_at_ms = NULL, run_at_ms = ?, last_error = ?, updated_at_ms = ?",
-                        [Self.ms(at), .text(error), now])
-            case .failed(let error):
-                return ("status = 'failed', fence = NULL, claim_expires_at_ms = NULL, last_error = ?, updated_at_ms = ?", [.text(error), now])
-            case .cancelled:
-                return ("status = 'cancelled', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
-            }
-        }()
         return try await transaction { db in
-            let settled = !(try await db.query(
-                "UPDATE jobs SET \(sql) WHERE tenant = ? AND id = ? AND status = 'running' AND fence = ? AND attempt = ? RETURNING 1",
-                binds + [.text(tenant), .text(id), .integer(Int(fence)), .integer(attempt)])).isEmpty
-            if settled, let log { try await Self.insertAttempt(log, into: db) }
-            return settled
+            var results: [Bool] = []
+            for settle in settles {
+                let (sql, binds): (String, [SQLiteData]) = {
+                    switch settle.outcome {
+                    case .succeeded:
+                        return ("status = 'succeeded', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
+                    case .retry(let at, let error):
+                        return ("status = 'pending', fence = NULL, claim_expires_at_ms = NULL, run_at_ms = ?, last_error = ?, updated_at_ms = ?",
+                                [Self.ms(at), .text(error), now])
+                    case .failed(let error):
+                        return ("status = 'failed', fence = NULL, claim_expires_at_ms = NULL, last_error = ?, updated_at_ms = ?", [.text(error), now])
+                    case .cancelled:
+                        return ("status = 'cancelled', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
+                    }
+                }()
+                let settled = !(try await db.query(
+                    "UPDATE jobs SET \(sql) WHERE tenant = ? AND id = ? AND status = 'running' AND fence = ? AND attempt = ? RETURNING 1",
+                    binds + [.text(settle.tenant), .text(settle.id), .integer(Int(settle.fence)), .integer(settle.attempt)])).isEmpty
+                if settled, let log = settle.log { try await Self.insertAttempt(log, into: db) }
+                results.append(settled)
+            }
+            return results
         }
     }
 
