@@ -9,7 +9,7 @@ extension SQLiteControlPlaneStore {
     private static func ms(_ date: Date) -> SQLiteData { .integer(Int(StoreCoding.milliseconds(date))) }
 
     public func enqueue(_ job: JobRecord) async throws -> Bool {
-        try await transaction { db in
+        try await transaction(lane: job.tenant) { db in
             if let key = job.key,
                 !(try await db.query("SELECT 1 FROM jobs WHERE tenant = ? AND dedupe_key = ?", [.text(job.tenant), .text(key)])).isEmpty
             {
@@ -30,7 +30,7 @@ extension SQLiteControlPlaneStore {
     }
 
     public func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord] {
-        try await transaction { db in
+        try await transaction(lane: tenant) { db in
             // Two index walks rather than one OR: a tenant with a backlog of 100,000 pending jobs
             // must not make every claim scan it.
             let lapsed = try await db.query(
@@ -58,7 +58,7 @@ extension SQLiteControlPlaneStore {
     public func settle(_ settles: [JobSettle]) async throws -> [Bool] {
         guard !settles.isEmpty else { return [] }
         let now = Self.ms(Date())
-        return try await transaction { db in
+        return try await transaction(lane: settles[0].tenant) { db in
             var results: [Bool] = []
             for settle in settles {
                 let (sql, binds): (String, [SQLiteData]) = {

@@ -55,7 +55,7 @@ extension SQLiteControlPlaneStore {
 
     public func enqueue(_ jobs: [JobRecord]) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
-        return try await transaction { db in
+        return try await transaction(lane: jobs[0].tenant) { db in
             var added = 0
             for job in jobs {
                 added += try await db.query(

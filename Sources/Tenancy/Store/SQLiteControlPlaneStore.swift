@@ -12,6 +12,8 @@ import SQLiteNIO
 public final class SQLiteControlPlaneStore: ControlPlaneStore {
     private let connection: SQLiteConnection
     private let exclusive = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: .max)
+    /// The writer, in turn by lane; `exclusive` still serialises reads of an in-memory store.
+    private let writer = FairWriterGate()
     private let readers: [SQLiteConnection]
     private let readerGate: ConcurrencyLimiter
     private let idleReaders: NIOLockedValueBox<[SQLiteConnection]>
@@ -57,8 +59,12 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
 
     // MARK: - Transactions
 
-    func transaction<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
-        try await exclusive.withPermit { [connection] in
+    /// One write transaction. `lane` groups a tenant's job traffic, so lanes take turns for the
+    /// single writer (see `FairWriterGate`); everything else shares one lane.
+    func transaction<T: Sendable>(lane: String = "", _ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        await writer.acquire(lane: lane)
+        defer { writer.release() }
+        return try await exclusive.withPermit { [connection] in
             // Outside the caller's task: sqlite-nio runs nothing for a cancelled task, so a caller
             // cancelled midway would leave the connection inside an open transaction (and every
             // later BEGIN failing). A transaction, once begun, runs to its COMMIT or ROLLBACK.

@@ -117,16 +117,21 @@ public final class JobsSubsystem: TenantSubsystem {
                 guard !jobs.isEmpty else { return }
                 // Stored before the feed moves on; a control plane that is down holds the feed
                 // back (its changes wait in the slot) rather than losing them.
-                var pause = Duration.milliseconds(100)
-                while !Task.isCancelled {
-                    do {
-                        JobMetrics.enqueued(tenant: webhooks.tenant, kind: WebhookDelivery.kind, count: try await store.enqueue(jobs))
-                        workers?.ring()
-                        return
-                    } catch {
-                        logger.warning("cannot store webhook deliveries; trying again", metadata: ["error": .string("\(error)")])
-                        try? await Task.sleep(for: pause)
-                        pause = min(pause * 2, .seconds(5))
+                // In chunks: one transaction of 10,000 inserts would hold the embedded control
+                // plane's single writer, and every other tenant's claims and settles, behind it.
+                for start in stride(from: 0, to: jobs.count, by: 256) {
+                    let chunk = Array(jobs[start..<min(start + 256, jobs.count)])
+                    var pause = Duration.milliseconds(100)
+                    while !Task.isCancelled {
+                        do {
+                            JobMetrics.enqueued(tenant: webhooks.tenant, kind: WebhookDelivery.kind, count: try await store.enqueue(chunk))
+                            workers?.ring()
+                            break
+                        } catch {
+                            logger.warning("cannot store webhook deliveries; trying again", metadata: ["error": .string("\(error)")])
+                            try? await Task.sleep(for: pause)
+                            pause = min(pause * 2, .seconds(5))
+                        }
                     }
                 }
             }
