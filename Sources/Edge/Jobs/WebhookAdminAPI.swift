@@ -120,8 +120,7 @@ struct WebhookAdminAPI {
             throw APIError(status: .unprocessableContent, code: "MB825", message: "the webhook cannot be loaded: \(error)")
         }
         let delivery = WebhookDelivery(
-            webhooks: LiveWebhooks(tenant: record.tenant, webhooks: [live]), client: OutboundClient(policy: node.configuration.outbound),
-            store: node.store, logger: context.logger)
+            webhooks: LiveWebhooks(tenant: record.tenant, webhooks: [live]), client: OutboundClient(policy: node.configuration.outbound))
         let answer = await delivery.deliver(
             live, messageID: "msg_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16),
             body: .object(WebhookEvent.testBody(schema: record.spec.schema, table: record.spec.table)))

@@ -10,14 +10,9 @@ public struct CronRun: JobHandler {
 
     let crons: LiveCrons
     let client: OutboundClient
-    let store: any JobStore
-    let logger: Logger
-
-    public init(crons: LiveCrons, client: OutboundClient, store: any JobStore, logger: Logger) {
+    public init(crons: LiveCrons, client: OutboundClient) {
         self.crons = crons
         self.client = client
-        self.store = store
-        self.logger = logger
     }
 
     /// The run of `cron` scheduled for `scheduledAt`; `status` other than pending records a run

@@ -14,11 +14,9 @@ public struct ImageVariantJob: JobHandler {
     public static let schedule = RetrySchedule(delays: [.zero, .seconds(10), .seconds(60)])
 
     let storage: TenantStorage
-    let logger: Logger
 
-    public init(storage: TenantStorage, logger: Logger) {
+    public init(storage: TenantStorage) {
         self.storage = storage
-        self.logger = logger
     }
 
     public func retrySchedule(for job: JobRecord) -> RetrySchedule? { Self.schedule }

@@ -12,12 +12,10 @@ public struct EmailDelivery: JobHandler {
 
     let store: any JobStore & AuthStore
     let secretBox: SecretBox
-    let logger: Logger
 
-    public init(store: any JobStore & AuthStore, secretBox: SecretBox, logger: Logger) {
+    public init(store: any JobStore & AuthStore, secretBox: SecretBox) {
         self.store = store
         self.secretBox = secretBox
-        self.logger = logger
     }
 
     public func retrySchedule(for job: JobRecord) -> RetrySchedule? { Self.schedule }

@@ -12,14 +12,9 @@ public struct WebhookDelivery: JobHandler {
 
     let webhooks: LiveWebhooks
     let client: OutboundClient
-    let store: any JobStore
-    let logger: Logger
-
-    public init(webhooks: LiveWebhooks, client: OutboundClient, store: any JobStore, logger: Logger) {
+    public init(webhooks: LiveWebhooks, client: OutboundClient) {
         self.webhooks = webhooks
         self.client = client
-        self.store = store
-        self.logger = logger
     }
 
     /// A pending delivery of `body` by `webhook`.

@@ -90,14 +90,14 @@ public final class JobsSubsystem: TenantSubsystem {
             }
         }
         let crons = LiveCrons(tenant: tenant, crons: scheduled)
-        let delivery = WebhookDelivery(webhooks: webhooks, client: environment.client, store: environment.store, logger: logger)
+        let delivery = WebhookDelivery(webhooks: webhooks, client: environment.client)
         let fence = environment.fence
         var handlers: [String: any JobHandler] = [
             WebhookDelivery.kind: delivery,
-            CronRun.kind: CronRun(crons: crons, client: environment.client, store: environment.store, logger: logger),
-            EmailDelivery.kind: EmailDelivery(store: environment.store, secretBox: environment.secretBox, logger: logger),
+            CronRun.kind: CronRun(crons: crons, client: environment.client),
+            EmailDelivery.kind: EmailDelivery(store: environment.store, secretBox: environment.secretBox),
         ]
-        if let storage { handlers[ImageVariantJob.kind] = ImageVariantJob(storage: storage, logger: logger) }
+        if let storage { handlers[ImageVariantJob.kind] = ImageVariantJob(storage: storage) }
         let workers = JobWorkers(
             tenant: tenant, store: environment.store, fence: { fence(tenant) }, limits: limits, slots: environment.slots,
             handlers: handlers, settings: environment.settings, logger: logger)
