@@ -320,3 +320,42 @@ def test_deliveries_survive_a_kill_9_and_changes_made_while_down(receiver):
     finally:
         node.stop()
         del created
+
+
+def test_a_cluster_keeps_delivering_when_the_owner_is_killed(receiver):
+    """Three nodes on PostgreSQL and Redis. Nobody calls the tenant's API: the placement's owner
+    starts its tree because it has a webhook. Its owner is killed with -9; changes committed before
+    and after are all delivered (at least once, counted by webhook-id) by the new owner."""
+    from cluster_harness import Cluster
+    cluster = Cluster(3, heartbeat_ms=250, lease_ttl_ms=2000, extra_env={"MINIBAAS_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8"})
+    try:
+        slug = "whcluster"
+        cluster.create_tenant(slug)
+        database = fresh_database()
+        status, _, source = cluster.admin("POST", f"/tenants/{slug}/sources", {"name": "main", "kind": "postgres", "url": database})
+        assert status == 201, source
+        status, _, hooked = cluster.admin("POST", f"/tenants/{slug}/webhooks", {
+            "name": "kill", "table": "labels", "events": ["INSERT"], "url": receiver.base + "/cluster", "retrySchedule": [300] * 10})
+        assert status == 201 and hooked["capture"]["mode"] == "logical-decoding", hooked
+        # Committed at once: the slot was made before the answer, wherever the owner is.
+        psql(database, "insert into labels (id, name) select g, 'first' from generate_series(3000, 3019) g")
+
+        def delivered(count):
+            def check():
+                ids = {}
+                for r in receiver.received("/cluster"):
+                    if r["status"] == 200:
+                        ids.setdefault(r["headers"]["webhook-id"], verified(r, hooked["secret"])["record"]["id"])
+                return ids if len(set(ids.values())) >= count else None
+            return check
+        wait_for(delivered(20), timeout=30)
+        owner = cluster.view()["placements"].get(slug)
+        victim = next(node for node in cluster.nodes if node.id == owner)
+        victim.kill()
+        psql(database, "insert into labels (id, name) select g, 'after' from generate_series(3020, 3039) g")
+        ids = wait_for(delivered(40), timeout=60)
+        assert sorted(set(ids.values())) == list(range(3000, 3040))
+        survivors = [node for node in cluster.nodes if node.alive]
+        assert cluster.view(node=survivors[0])["placements"].get(slug) not in (None, owner)
+    finally:
+        cluster.stop()

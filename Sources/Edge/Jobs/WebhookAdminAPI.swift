@@ -224,19 +224,32 @@ struct WebhookAdminAPI {
     }
 
     /// Every node drops the tenant's tree (their webhooks are read when a tree starts); this node
-    /// starts it again at once if it owns the tenant, so capture of `source` has begun before the
-    /// answer. Answers that capture as `{mode, reason}`.
+    /// starts it again at once if it owns the tenant. The source's replication slot is made here
+    /// first, whichever node owns the tenant, so changes committed from the answer on wait in it
+    /// for the owner's feed. Answers the capture as `{mode, reason}`.
     private func reload(_ slug: String, source: String?) async -> JSONValue {
+        var prepared: PostgresChangeFeed.Capability?
+        if let source, let record = try? await node.store.sources(slug).first(where: { $0.name == source }),
+            let (url, _, _) = try? node.sourceCatalog.open(record)
+        {
+            let capability = await PostgresChangeFeed.probe(url: url, logger: node.logger)
+            prepared = capability
+            if capability == .available {
+                do {
+                    try await PostgresChangeFeed(slot: PostgresChangeFeed.slotName(tenant: slug, source: source), url: url, logger: node.logger).prepare()
+                } catch {
+                    prepared = .unavailable("cannot create the replication slot: \(error)")
+                }
+            }
+        }
         await node.tenantChanged(slug)
         await JobTenantsKeeper(node: node).keep(slug)
         guard let source else { return .null }
-        guard let tree = node.directory.runningTree(slug) else {
-            return ["mode": "pending", "reason": "the tenant's owner is another node; it starts capture when it reloads the tenant"]
-        }
-        switch tree.jobs.capture[source] {
-        case .available: return ["mode": "logical-decoding", "reason": .null]
-        case .unavailable(let why): return ["mode": "rest-writes", "reason": .string(why)]
-        case nil: return ["mode": "off", "reason": "the webhook is disabled"]
+        let capture = node.directory.runningTree(slug)?.jobs.capture[source] ?? prepared
+        switch capture {
+        case .available?: return ["mode": "logical-decoding", "reason": .null]
+        case .unavailable(let why)?: return ["mode": "rest-writes", "reason": .string(why)]
+        case nil: return ["mode": "rest-writes", "reason": "the source keeps no change log (SQLite): writes through the REST API are delivered"]
         }
     }
 
