@@ -38,7 +38,19 @@ struct JobTenantsKeeper: Sendable {
             node.logger.warning("cannot list tenants with job work", metadata: ["error": .string("\(error)")])
             return
         }
-        for slug in slugs { await keep(slug) }
+        // A few at a time: placing a tenant may wait while a dead owner's lease lapses, and one
+        // such wait must not hold up every other tenant's start.
+        await withTaskGroup(of: Void.self) { group in
+            var next = slugs.makeIterator()
+            for _ in 0..<8 {
+                guard let slug = next.next() else { break }
+                group.addTask { await keep(slug) }
+            }
+            while await group.next() != nil {
+                guard let slug = next.next() else { continue }
+                group.addTask { await keep(slug) }
+            }
+        }
     }
 
     /// Starts the tenant's tree here if this node is (or becomes) its owner.

@@ -21,8 +21,8 @@ public struct ImageVariantJob: JobHandler {
 
     public func retrySchedule(for job: JobRecord) -> RetrySchedule? { Self.schedule }
 
-    /// The job of one variant of one object; its id is derived from both, so asking twice
-    /// while the first is pending stores one job.
+    /// The job of one variant of one object; its id names the object and transform (a hash) and
+    /// the time it was asked for.
     public static func job(tenant: String, bucket: String, name: String, transform: ImageTransform, webp: Bool, now: Date) -> JobRecord {
         var payload: JSONObject = ["bucket": .string(bucket), "name": .string(name), "transform": .object(transform.claims), "webp": .bool(webp)]
         payload["requestedAt"] = .string(String(Int64(now.timeIntervalSince1970)))
