@@ -137,12 +137,13 @@ final class ClusterTests: XCTestCase {
 
         // Membership: announced members expire unless they beat again.
         let member = ClusterMember(id: "n1", incarnation: "i1", address: "http://127.0.0.1:1", startedAt: Date(), lastHeartbeat: Date(), load: 3)
-        try await backend.announce(member, ttl: .milliseconds(300))
+        // Long enough that a loaded CI machine reads it back before it expires (300 ms was not).
+        try await backend.announce(member, ttl: .milliseconds(1500))
         let live = try await backend.members()
         XCTAssertEqual(live.map(\.id), ["n1"])
         XCTAssertEqual(live.first?.address, member.address)
         XCTAssertEqual(live.first?.load, 3)
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(1700))
         let expired = try await backend.members()
         XCTAssertEqual(expired, [])
         try await backend.announce(member, ttl: .seconds(5))
