@@ -34,10 +34,10 @@ struct CronAdminAPI {
             throw APIError(status: .conflict, code: "MB833", message: "tenant '\(tenant.slug)' already has \(Self.maxJobs) scheduled jobs")
         }
         let (spec, schedule) = try spec(from: body, base: nil)
-        let secret = WebhookSigner.newSecret()
         let now = Date()
         var record = CronRecord(tenant: tenant.slug, name: name, spec: spec, secrets: [], nextRunAt: schedule.next(after: now), createdAt: now, updatedAt: now)
-        record.secrets = [SealedWebhookSecret(sealed: try node.secretBox.seal(WebhookSigner.decode(secret) ?? [], context: LiveCron.secretContext(record)), retiresAt: nil)]
+        let (secret, sealed) = try WebhookSigner.newSealedSecret(context: LiveCron.secretContext(record), secretBox: node.secretBox)
+        record.secrets = [sealed]
         do {
             try await node.store.createCron(record)
         } catch ControlPlaneError.duplicate {
@@ -162,14 +162,7 @@ struct CronAdminAPI {
             target = CronTarget(kind: kind, url: url, method: method, headers: headers, body: bodyText)
         }
         guard let target else { throw APIError.invalidField("target", "is required") }
-        var retrySchedule = base?.retrySchedule
-        if let list = try body.array("retrySchedule") {
-            let delays = list.compactMap { $0.intValue.flatMap { Int(exactly: $0) } }
-            guard delays.count == list.count, (try? RetrySchedule(milliseconds: delays)) != nil else {
-                throw APIError(status: .badRequest, code: "MB825", message: "retrySchedule must list 1 to 20 delays in milliseconds, each at most a day")
-            }
-            retrySchedule = delays
-        }
+        let retrySchedule = try WebhookAdminAPI.retryDelays(body) ?? base?.retrySchedule
         let spec = CronSpec(
             schedule: scheduleText, timezone: timezone, target: target, retrySchedule: retrySchedule, enabled: try body.bool("enabled") ?? base?.enabled ?? true)
         return (spec, schedule)

@@ -41,11 +41,11 @@ struct WebhookAdminAPI {
         }
         let name = try Self.name(try body.requiredString("name"))
         let spec = try await spec(from: body, base: nil, tenant: tenant.slug)
-        let secret = WebhookSigner.newSecret()
         let now = Date()
         var record = WebhookRecord(tenant: tenant.slug, id: "wh_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20),
                                    name: name, spec: spec, secrets: [], createdAt: now, updatedAt: now)
-        record.secrets = [SealedWebhookSecret(sealed: try node.secretBox.seal(WebhookSigner.decode(secret) ?? [], context: LiveWebhook.secretContext(record)), retiresAt: nil)]
+        let (secret, sealed) = try WebhookSigner.newSealedSecret(context: LiveWebhook.secretContext(record), secretBox: node.secretBox)
+        record.secrets = [sealed]
         do {
             try await node.store.createWebhook(record)
         } catch ControlPlaneError.duplicate {
@@ -99,11 +99,11 @@ struct WebhookAdminAPI {
         var (tenant, record) = try await webhook(context)
         let now = Date()
         let until = now.addingTimeInterval(Self.rotationOverlap)
-        let secret = WebhookSigner.newSecret()
+        let (secret, sealed) = try WebhookSigner.newSealedSecret(context: LiveWebhook.secretContext(record), secretBox: node.secretBox)
         var kept = record.secrets.filter { $0.retiresAt.map { $0 > now } ?? true }.prefix(1).map { old in
             SealedWebhookSecret(sealed: old.sealed, retiresAt: min(old.retiresAt ?? until, until))
         }
-        kept.insert(SealedWebhookSecret(sealed: try node.secretBox.seal(WebhookSigner.decode(secret) ?? [], context: LiveWebhook.secretContext(record)), retiresAt: nil), at: 0)
+        kept.insert(sealed, at: 0)
         record.secrets = kept
         record.updatedAt = now
         guard try await node.store.updateWebhook(record) else { throw Self.notFound(record.id) }
@@ -322,14 +322,7 @@ struct WebhookAdminAPI {
         if let object = try body.object("headers") { headers = try Self.headers(object) }
         let timeoutMs = try body.int("timeoutMs") ?? base?.timeoutMs ?? 10_000
         guard (100...30_000).contains(timeoutMs) else { throw bad("MB825", "timeoutMs must be in [100, 30000]") }
-        var retrySchedule = base?.retrySchedule
-        if let list = try body.array("retrySchedule") {
-            let delays = list.compactMap { $0.intValue.flatMap { Int(exactly: $0) } }
-            guard delays.count == list.count, (try? RetrySchedule(milliseconds: delays)) != nil else {
-                throw bad("MB825", "retrySchedule must list 1 to 20 delays in milliseconds, each at most a day")
-            }
-            retrySchedule = delays
-        }
+        let retrySchedule = try Self.retryDelays(body) ?? base?.retrySchedule
         let maxInFlight = try body.int("maxInFlight") ?? base?.maxInFlight ?? 4
         guard (1...64).contains(maxInFlight) else { throw bad("MB825", "maxInFlight must be in [1, 64]") }
         return WebhookSpec(
@@ -359,6 +352,16 @@ struct WebhookAdminAPI {
         }
         guard headers.count <= 20 else { throw APIError(status: .badRequest, code: "MB825", message: "at most 20 headers") }
         return headers
+    }
+
+    /// `retrySchedule`: 1 to 20 delays in milliseconds, each at most a day; nil when absent.
+    static func retryDelays(_ body: JSONBody) throws -> [Int]? {
+        guard let list = try body.array("retrySchedule") else { return nil }
+        let delays = list.compactMap { $0.intValue.flatMap { Int(exactly: $0) } }
+        guard delays.count == list.count, (try? RetrySchedule(milliseconds: delays)) != nil else {
+            throw APIError(status: .badRequest, code: "MB825", message: "retrySchedule must list 1 to 20 delays in milliseconds, each at most a day")
+        }
+        return delays
     }
 
     /// The URL of a job's target, checked against the outbound policy.

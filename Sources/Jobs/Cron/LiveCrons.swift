@@ -17,9 +17,8 @@ public struct LiveCron: Sendable {
     public init(record: CronRecord, secretBox: SecretBox, now: Date = Date()) throws {
         self.record = record
         self.schedule = try CronSchedule(record.spec.schedule, timeZone: record.spec.timezone)
-        let live = record.secrets.filter { secret in secret.retiresAt.map { $0 > now } ?? true }
-        self.signer = WebhookSigner(secrets: try live.map { try secretBox.open($0.sealed, context: Self.secretContext(record)) })
-        self.retries = record.spec.retrySchedule.map { RetrySchedule(delays: [.zero] + $0.map { .milliseconds($0) }) } ?? Self.defaultRetries
+        self.signer = try WebhookSigner(opening: record.secrets, context: Self.secretContext(record), secretBox: secretBox, now: now)
+        self.retries = record.spec.retrySchedule.map(RetrySchedule.init(retryDelaysMilliseconds:)) ?? Self.defaultRetries
     }
 
     public static func secretContext(_ record: CronRecord) -> String { "cron:\(record.tenant):\(record.name)" }

@@ -18,6 +18,11 @@ public struct RetrySchedule: Sendable, Equatable {
         self.init(delays: milliseconds.map { .milliseconds($0) })
     }
 
+    /// A stored schedule (the delays before each retry, in ms) after a first attempt at once.
+    public init(retryDelaysMilliseconds delays: [Int]) {
+        self.init(delays: [.zero] + delays.map { .milliseconds($0) })
+    }
+
     /// Attempts in all: the first, then one per delay after the first.
     public var maxAttempts: Int { delays.count }
 

@@ -18,11 +18,8 @@ public struct LiveWebhook: Sendable {
     public init(record: WebhookRecord, secretBox: SecretBox, now: Date = Date()) throws {
         self.record = record
         self.filter = try record.spec.filter.map { text in try ChangeFilter(parsing: text) }
-        // Secrets past their retirement no longer co-sign.
-        let live = record.secrets.filter { secret in secret.retiresAt.map { $0 > now } ?? true }
-        self.signer = WebhookSigner(secrets: try live.map { try secretBox.open($0.sealed, context: Self.secretContext(record)) })
-        // The first attempt runs at once; the stored delays are those before each retry.
-        self.schedule = record.spec.retrySchedule.map { RetrySchedule(delays: [.zero] + $0.map { .milliseconds($0) }) } ?? .standard
+        self.signer = try WebhookSigner(opening: record.secrets, context: Self.secretContext(record), secretBox: secretBox, now: now)
+        self.schedule = record.spec.retrySchedule.map(RetrySchedule.init(retryDelaysMilliseconds:)) ?? .standard
         self.gate = JobSlots(capacity: max(1, record.spec.maxInFlight))
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Tenancy
 
 /// Signatures per the Standard Webhooks specification: `webhook-id`, `webhook-timestamp` (Unix
 /// seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(secret, "id.timestamp.body")>`, one
@@ -10,6 +11,19 @@ public struct WebhookSigner: Sendable {
 
     public init(secrets: [[UInt8]]) {
         self.secrets = secrets
+    }
+
+    /// The signer of stored secrets: the sealed ones not yet retired, opened (a rotated-out secret
+    /// co-signs until `retiresAt`).
+    public init(opening sealed: [SealedWebhookSecret], context: String, secretBox: SecretBox, now: Date = Date()) throws {
+        let live = sealed.filter { secret in secret.retiresAt.map { $0 > now } ?? true }
+        self.init(secrets: try live.map { try secretBox.open($0.sealed, context: context) })
+    }
+
+    /// A new secret as the admin API shows it once, and sealed for the store.
+    public static func newSealedSecret(context: String, secretBox: SecretBox) throws -> (shown: String, sealed: SealedWebhookSecret) {
+        let secret = newSecret()
+        return (secret, SealedWebhookSecret(sealed: try secretBox.seal(decode(secret) ?? [], context: context), retiresAt: nil))
     }
 
     /// From `whsec_…` texts; nil when one is not a secret.
