@@ -42,6 +42,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
         // libpq's streaming replication, for the realtime change feed.
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
+        // libmongoc (with libbson), for MongoDB sources: pools, commands, BSON builders.
+        .systemLibrary(name: "CMongoc", path: "Sources/CMongoc", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
         // libvips' image resizing and encoding, for storage's image transforms.
         .systemLibrary(name: "CVips", path: "Sources/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         // liburing, for storage's local disk I/O (a POSIX fallback where io_uring is refused).
@@ -84,6 +86,7 @@ let package = Package(
             dependencies: [
                 "Tenancy",
                 "CLibPQ",
+                "CMongoc",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),

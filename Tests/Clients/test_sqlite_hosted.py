@@ -162,7 +162,7 @@ def test_the_supabase_client_unchanged(lite):
     status, body = rest(tenant, "POST", "projects", {"name": "alpha"})
     assert status == 409 and body["code"] == "23505"
     status, body = rest(tenant, "GET", "tasks?title=fts.write")
-    assert status == 400 and body["code"] == "MB330" and "fts" in body["message"]
+    assert status == 400 and body["code"] == "MB350" and "fts" in body["message"]
     # A filter value crafted as SQL stays a value.
     status, body = rest(tenant, "GET", "projects?name=eq." + urllib.request.quote("alpha' OR '1'='1"))
     assert status == 200 and body == []

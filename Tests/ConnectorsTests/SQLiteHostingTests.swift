@@ -69,7 +69,7 @@ final class SQLiteHostingTests: XCTestCase {
             XCTAssertEqual((error as? RestError)?.code, "22007")
         }
         XCTAssertThrowsError(try read("books", [("title", "fts.word")])) { error in
-            XCTAssertEqual((error as? RestError)?.code, "MB330")
+            XCTAssertEqual((error as? RestError)?.code, "MB350")
             XCTAssertTrue((error as? RestError)?.message.contains("'fts'") ?? false)
         }
     }

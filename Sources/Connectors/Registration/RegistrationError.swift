@@ -85,10 +85,10 @@ extension RegistrationError {
     // MARK: SQLite
 
     static let sqliteNeedsEmbeddedNode = RegistrationError(
-        status: 422, code: "MB332", message: "SQLite sources live on an embedded node's disk; a cluster node keeps tables in PostgreSQL",
+        status: 422, code: "MB352", message: "SQLite sources live on an embedded node's disk; a cluster node keeps tables in PostgreSQL",
         hint: "register a postgres source, or upload the schema with provision: true")
     static func sqliteRefused(_ error: any Error) -> RegistrationError {
-        RegistrationError(status: 422, code: "MB331", message: "the SQLite database cannot be used", details: "\(error)")
+        RegistrationError(status: 422, code: "MB351", message: "the SQLite database cannot be used", details: "\(error)")
     }
 
     // MARK: Upstream APIs

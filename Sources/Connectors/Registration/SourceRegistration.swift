@@ -25,6 +25,8 @@ public struct SourceRegistration: Sendable {
     public var changes: [String]?
     /// `schema`: what was read but not modelled or provisioned.
     public var warnings: [String]?
+    /// `mongodb`: fields whose sampled types clash (`{collection, field, types, sampled}`).
+    public var sampleWarnings: [JSONValue]?
     /// The database whose change capture is probed once the registration is answered for.
     var changeCaptureURL: PostgresURL?
 

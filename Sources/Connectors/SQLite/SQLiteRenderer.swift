@@ -30,7 +30,7 @@ public struct SQLiteQuery: Sendable {
 /// JSON array, built by `json_object` per row and joined in order), `page_count` and `total`.
 /// Writes are rendered in pieces that `SQLiteWriter` runs in one transaction, since SQLite has no
 /// data-modifying CTEs. What SQLite cannot express (full-text and range operators, regular
-/// expressions, JSON containment of objects) is refused with MB330 naming the operator.
+/// expressions, JSON containment of objects) is refused with MB350 naming the operator.
 public struct SQLiteRenderer: Sendable {
     public init() {}
 
@@ -183,7 +183,7 @@ public struct SQLiteRenderer: Sendable {
         case "json", "jsonb": return columnType == .json || columnType == .array ? "json(\(expression))" : "json_quote(\(expression))"
         case "boolean", "bool": return SQLiteValueCoder.output(expression, type: .boolean)
         default:
-            throw RestError(status: 400, code: "MB330", message: "the cast '::\(type)' is not available on a SQLite-hosted source")
+            throw RestError(status: 400, code: "MB350", message: "the cast '::\(type)' is not available on a SQLite-hosted source")
         }
     }
 
@@ -191,7 +191,7 @@ public struct SQLiteRenderer: Sendable {
     static func jsonPath(_ key: String) throws(RestError) -> String {
         if let index = Int(key), index >= 0 { return "$[\(index)]" }
         guard !key.unicodeScalars.contains(where: { $0 == "\"" || $0 == "\\" }) else {
-            throw RestError(status: 400, code: "MB330", message: "JSON keys with quotes or backslashes are not available on a SQLite-hosted source")
+            throw RestError(status: 400, code: "MB350", message: "JSON keys with quotes or backslashes are not available on a SQLite-hosted source")
         }
         return "$.\"\(key)\""
     }
@@ -288,7 +288,7 @@ public struct SQLiteRenderer: Sendable {
             break
         }
         throw RestError(
-            status: 400, code: "MB330", message: "operator '\(op.rawValue)' is not available on a SQLite-hosted source",
+            status: 400, code: "MB350", message: "operator '\(op.rawValue)' is not available on a SQLite-hosted source",
             hint: "full-text, range and regular-expression operators need a PostgreSQL source")
     }
 
@@ -302,7 +302,7 @@ public struct SQLiteRenderer: Sendable {
             }).jsonString
         }
         if let parsed = try? JSONValue.parse(Array(value.utf8)), case .array = parsed { return parsed.jsonString }
-        throw RestError(status: 400, code: "MB330", message: "only array containment is available on a SQLite-hosted source", details: "operand: \(value)")
+        throw RestError(status: 400, code: "MB350", message: "only array containment is available on a SQLite-hosted source", details: "operand: \(value)")
     }
 
     /// PostgreSQL's LIKE pattern (`%`, `_`, `\` escapes; case-sensitive) as a GLOB pattern, since

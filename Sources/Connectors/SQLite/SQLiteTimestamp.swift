@@ -130,7 +130,7 @@ enum SQLiteTimestamp {
     }
 
     /// Howard Hinnant's days-from-civil and its inverse (proleptic Gregorian).
-    private static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -139,7 +139,7 @@ enum SQLiteTimestamp {
         return era * 146_097 + doe - 719_468
     }
 
-    private static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+    static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

@@ -19,7 +19,7 @@ struct SQLiteWriter {
 
     func run(on connection: SQLiteConnection, rollback: Bool) async throws -> StatementResult {
         guard entity.kind == .table else {
-            throw RestError(status: 405, code: "MB330", message: "'\(entity.name)' is not a table of the SQLite-hosted source and cannot be written")
+            throw RestError(status: 405, code: "MB350", message: "'\(entity.name)' is not a table of the SQLite-hosted source and cannot be written")
         }
         _ = try await connection.query("BEGIN IMMEDIATE")
         do {

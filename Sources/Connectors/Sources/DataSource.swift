@@ -4,14 +4,14 @@ import Tenancy
 /// What a tenant registered, as the admin API names it. Stored records keep the raw name; this is
 /// the one place it is read.
 public enum SourceKind: String, Sendable, Codable, CaseIterable {
-    case postgres, supabase, schema, openapi, graphql, sqlite
+    case postgres, supabase, schema, openapi, graphql, sqlite, mongodb
 }
 
 /// How a source's requests are served, decided once from its stored record (kind plus the flags
 /// registration wrote), so no handler re-reads `proxy`/`served`/`provisioned` itself.
 public enum SourceServing: Sendable, Equatable {
     /// Statements on a database: PostgreSQL (introspected, provisioned, or an upload over a
-    /// database) or SQLite (hosted tables, or a registered file).
+    /// database), SQLite (hosted tables, or a registered file) or MongoDB (sampled collections).
     case database
     /// A Supabase project reached through its own REST endpoint.
     case restProxy
@@ -34,6 +34,7 @@ extension SourceRecord {
         case .openapi: .upstreamREST
         case .graphql: .upstreamGraphQL
         case .sqlite: .database
+        case .mongodb: .database
         case nil: .modelOnly
         }
     }

@@ -137,6 +137,13 @@ public struct SourceCatalog: Sendable {
                 audit: AuditEntry(at: Date(), actor: "admin", action: "source.refresh", tenant: tenant, requestID: requestID, detail: ["name": .string(name)]))
             return model
         }
+        if record.sourceKind == .mongodb {
+            let model = try await refreshMongoDB(record, current: await Self.decodedModel(of: record))
+            _ = try await store.updateSourceModel(
+                tenant: tenant, name: name, model: try await Self.encoded(model),
+                audit: AuditEntry(at: Date(), actor: "admin", action: "source.refresh", tenant: tenant, requestID: requestID, detail: ["name": .string(name)]))
+            return model
+        }
         let (url, schemas, _) = try open(record)
         let model = try await PostgresSource.introspect(url: url, schemas: schemas, logger: logger)
         _ = try await store.updateSourceModel(
@@ -178,7 +185,9 @@ public struct SourceCatalog: Sendable {
         for record in records {
             switch record.serving {
             case .database:
-                if let file = record.sqliteFile {
+                if record.sourceKind == .mongodb {
+                    sources.append(try await mongo(record, limits: tenant.limits))
+                } else if let file = record.sqliteFile {
                     guard let files = sqliteFiles else {
                         logger.error("a SQLite source on a node without a data directory", metadata: ["tenant": .string(tenant.slug), "source": .string(record.name)])
                         continue
@@ -225,6 +234,18 @@ public struct SourceCatalog: Sendable {
             logger.error("stored policies do not parse; denying", metadata: ["tenant": .string(slug), "error": .string("\(error)")])
             return []
         }
+    }
+
+    private func mongo(_ record: SourceRecord, limits: TenantLimits) async throws -> MongoSource {
+        guard let url = try secrets(of: record)["url"]?.stringValue, let database = record.config["database"]?.stringValue else {
+            throw ControlPlaneError.corrupt("source \(record.name) has no URL or database")
+        }
+        var settings = MongoSource.Settings()
+        settings.maxConnections = Int(record.config["maxConnections"]?.intValue ?? 10)
+        settings.acquireTimeout = .milliseconds(record.config["acquireTimeoutMs"]?.intValue ?? 5_000)
+        settings.requestTimeoutMs = limits.requestTimeoutMs
+        return try MongoSource(
+            name: record.name, url: url, database: database, model: await Self.decodedModel(of: record), settings: settings, logger: logger)
     }
 
     private func database(_ record: SourceRecord, limits: TenantLimits) async throws -> PostgresSource {

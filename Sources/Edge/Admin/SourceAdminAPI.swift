@@ -32,11 +32,6 @@ struct SourceAdminAPI {
         let name = try body.requiredString("name")
         guard Self.validName(name) else { throw APIError.invalidField("name", "must match \(Self.namePattern)") }
         guard let kind = SourceKind(rawValue: kindName) else {
-            if kindName == "mongodb" {
-                throw APIError(
-                    status: .notImplemented, code: "MB306", message: "source kind '\(kindName)' is not available yet",
-                    hint: "postgres, supabase (with dbUrl), schema, openapi and graphql sources are available")
-            }
             throw APIError.invalidField("kind", "must be one of postgres, supabase, schema, sqlite, openapi, graphql, mongodb")
         }
         let registrar = self.registrar(for: context)
@@ -64,6 +59,11 @@ struct SourceAdminAPI {
             case .sqlite:
                 try body.allowOnly(["name", "kind", "path"])
                 registration = try await registrar.registerSQLite(tenant: slug, name: name, fields: body.object, requestID: context.requestID)
+            case .mongodb:
+                try body.allowOnly([
+                    "name", "kind", "url", "database", "sampleSize", "collections", "relations", "maxConnections", "acquireTimeoutMs", "changeStreams",
+                ])
+                registration = try await registrar.registerMongoDB(tenant: slug, name: name, fields: body.object, requestID: context.requestID)
             case .graphql:
                 try body.allowOnly(["name", "kind", "url", "headers"])
                 registration = try await registrar.registerGraphQL(
@@ -118,6 +118,8 @@ struct SourceAdminAPI {
             throw error
         } catch let error as SourceCatalogError {
             throw APIError(status: .conflict, code: "MB323", message: error.description)
+        } catch let error as RegistrationError {
+            throw APIError(error)
         } catch {
             throw APIError(RegistrationError.connection(error, url: nil))
         }
@@ -182,6 +184,7 @@ struct SourceAdminAPI {
         if let provisioned = registration.provisioned { summary["provisioned"] = .bool(provisioned) }
         if let changes = registration.changes { summary["changes"] = .array(changes.map(JSONValue.string)) }
         if let warnings = registration.warnings { summary["warnings"] = .array(warnings.map(JSONValue.string)) }
+        if let warnings = registration.sampleWarnings { summary["warnings"] = .array(warnings) }
         return .object(summary)
     }
 
