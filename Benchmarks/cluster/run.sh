@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 . "$ROOT/scripts/lib/services.sh"
-ensure_packages postgresql redis-server wrk
+ensure_packages postgresql redis-server wrk libmongoc-dev
 
 trap services_cleanup EXIT INT TERM
 services_start

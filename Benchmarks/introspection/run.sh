@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 TABLES=${1:-10000}
 . "$ROOT/scripts/lib/services.sh"
-ensure_packages postgresql redis-server
+ensure_packages postgresql redis-server libmongoc-dev
 
 trap services_cleanup EXIT INT TERM
 services_start

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 . "$ROOT/scripts/lib/services.sh"
-ensure_packages libpq-dev libsqlite3-dev libhiredis-dev libcrypt-dev libvips-dev liburing-dev python3-venv
+ensure_packages libpq-dev libsqlite3-dev libhiredis-dev libcrypt-dev libvips-dev liburing-dev libmongoc-dev python3-venv
 
 WORK=$(mktemp -d /tmp/minibaas-jobs-bench.XXXXXX)
 PIDS=()

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 . "$ROOT/scripts/lib/services.sh"
-ensure_packages postgresql postgresql-15-wal2json
+ensure_packages postgresql postgresql-15-wal2json libmongoc-dev
 
 trap services_cleanup EXIT INT TERM
 services_start

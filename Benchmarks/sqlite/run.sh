@@ -15,7 +15,7 @@ SECONDS_EACH=${1:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 WRITERS=${WRITERS:-16}
 . "$ROOT/scripts/lib/services.sh"
-ensure_packages postgresql redis-server wrk
+ensure_packages postgresql redis-server wrk libmongoc-dev
 
 trap services_cleanup EXIT INT TERM
 services_start

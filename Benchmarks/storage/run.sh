@@ -14,7 +14,7 @@ ROOT=$(pwd)
 SECONDS_EACH=${1:-10}
 ROUNDS=${ROUNDS:-3}
 . "$ROOT/scripts/lib/services.sh"
-ensure_packages nginx-light wrk curl libvips-dev libvips-tools liburing-dev libpq-dev libsqlite3-dev libhiredis-dev libcrypt-dev
+ensure_packages nginx-light wrk curl libvips-dev libvips-tools liburing-dev libpq-dev libsqlite3-dev libhiredis-dev libcrypt-dev libmongoc-dev
 
 WORK=$(mktemp -d /tmp/minibaas-storage-bench.XXXXXX)
 chmod 755 "$WORK"

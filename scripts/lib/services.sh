@@ -1,4 +1,4 @@
-# Private PostgreSQL and Redis servers for tests and benchmarks: free loopback ports, data in a temp
+# Private PostgreSQL, Redis (and, with mongo_start, MongoDB wire) servers for tests and benchmarks: free loopback ports, data in a temp
 # dir, stopped by `services_stop` (callers trap it). Sourced by scripts/test and Benchmarks/*/run.sh.
 
 log() { printf '==> %s\n' "$*"; }
@@ -67,6 +67,45 @@ CONF
   export MINIBAAS_TEST_WORKDIR="$SERVICES_DIR"
 }
 
+# A MongoDB wire server (mongoeco, in memory) on a free loopback port: its own venv on Python 3.13
+# (pyenv's, or a python3.13 on PATH), kept beside the checkout like the client venv.
+MONGO_PACKAGES=(mongoeco==4.11.0 pymongo==4.20.1)
+mongo_python() {
+  local candidate
+  # pyenv's shim answers to python3.13 even when it cannot run it: each candidate must run.
+  for candidate in "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 "$HOME"/.pyenv/versions/3.13*/bin/python3.13 "$(command -v python3.13 2>/dev/null)"; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
+      && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+mongo_start() {
+  local root=$1 python
+  MONGO_VENV="$root/.venv-mongo"
+  if [ ! -x "$MONGO_VENV/bin/python" ] || ! "$MONGO_VENV/bin/python" -c 'import mongoeco, pymongo' 2>/dev/null; then
+    python=$(mongo_python) || { echo "mongoeco needs Python 3.13 (pyenv install 3.13, or python3.13 on PATH)" >&2; return 1; }
+    log "creating the MongoDB test server's venv ($python)"
+    "$python" -m venv "$MONGO_VENV"
+    "$MONGO_VENV/bin/pip" install -q --disable-pip-version-check "${MONGO_PACKAGES[@]}"
+  fi
+  MONGOPORT=$(free_port)
+  log "starting a MongoDB wire server (mongoeco) on 127.0.0.1:$MONGOPORT"
+  "$MONGO_VENV/bin/python" "$root/scripts/lib/mongo_server.py" "$MONGOPORT" >"$SERVICES_DIR/mongo.log" 2>&1 &
+  MONGOPID=$!
+  local _
+  for _ in $(seq 1 150); do
+    grep -q '^ready' "$SERVICES_DIR/mongo.log" 2>/dev/null && break
+    kill -0 "$MONGOPID" 2>/dev/null || { cat "$SERVICES_DIR/mongo.log"; return 1; }
+    sleep 0.2
+  done
+  grep -q '^ready' "$SERVICES_DIR/mongo.log" || { cat "$SERVICES_DIR/mongo.log"; return 1; }
+  export MINIBAAS_TEST_MONGO_URL="mongodb://127.0.0.1:$MONGOPORT"
+  # Tests start servers of their own (one to stop mid-request) with the same interpreter.
+  export MINIBAAS_TEST_MONGO_PYTHON="$MONGO_VENV/bin/python"
+  export MINIBAAS_TEST_MONGO_SERVER="$root/scripts/lib/mongo_server.py"
+}
+
 # Background processes a script started (nodes, baselines): stopped before the services.
 BACKGROUND_PIDS=()
 services_cleanup() {
@@ -82,5 +121,6 @@ services_stop() {
   log "stopping test services"
   [ -f "$PGDATA/postmaster.pid" ] && as_postgres "'$PGBIN/pg_ctl' -D '$PGDATA' -m immediate -w stop" >/dev/null 2>&1 || true
   [ -f "$SERVICES_DIR/redis.pid" ] && kill "$(cat "$SERVICES_DIR/redis.pid")" 2>/dev/null || true
+  [ -n "${MONGOPID:-}" ] && kill "$MONGOPID" 2>/dev/null || true
   rm -rf "$SERVICES_DIR"
 }

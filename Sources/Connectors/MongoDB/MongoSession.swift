@@ -33,21 +33,18 @@ struct MongoError: Error, CustomStringConvertible {
     var description: String { "\(message) (domain \(domain), code \(code))" }
 
     /// libmongoc's domains (mongoc-error.h) this code tells apart.
-    static let clientDomain: UInt32 = 1
-    static let streamDomain: UInt32 = 2
-    static let protocolDomain: UInt32 = 3
-    static let cursorDomain: UInt32 = 4
-    static let queryDomain: UInt32 = 5
-    static let serverSelectionDomain: UInt32 = 13
-    static let serverDomain: UInt32 = 11
-    static let writeConcernDomain: UInt32 = 12
-    /// MONGOC_ERROR_CLIENT_AUTHENTICATE
-    static let authenticateCode: UInt32 = 11
-    /// Our own: a write error in a command's reply (its code is the server's).
-    static let writeDomain: UInt32 = 1000
+    static let clientDomain = MONGOC_ERROR_CLIENT.rawValue
+    static let streamDomain = MONGOC_ERROR_STREAM.rawValue
+    static let queryDomain = MONGOC_ERROR_QUERY.rawValue
+    static let commandDomain = MONGOC_ERROR_COMMAND.rawValue
+    static let serverSelectionDomain = MONGOC_ERROR_SERVER_SELECTION.rawValue
+    static let serverDomain = MONGOC_ERROR_SERVER.rawValue
+    static let writeConcernDomain = MONGOC_ERROR_WRITE_CONCERN.rawValue
+    static let poolDomain = MONGOC_ERROR_POOL.rawValue
+    static let authenticateCode = MONGOC_ERROR_CLIENT_AUTHENTICATE.rawValue
 
     var isUnreachable: Bool {
-        domain == Self.serverSelectionDomain || domain == Self.streamDomain || (domain == Self.clientDomain && code != Self.authenticateCode)
+        !isAuthentication && (domain == Self.serverSelectionDomain || domain == Self.streamDomain || domain == Self.clientDomain)
     }
 
     var isAuthentication: Bool {

@@ -109,13 +109,35 @@ public final class MongoSource: Sendable {
             hint: "a MongoDB source has no functions")
     }
 
-    /// Row rules decided against row images (realtime deliveries), in process; a rule reaching
-    /// across a relation cannot be decided from the image alone and denies.
+    /// Row rules decided against row images (realtime deliveries): in process, except rules
+    /// reaching across a relation, which the server decides for the stored document with the
+    /// image's `_id` (a deleted document no longer satisfies them).
     public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool] {
-        checks.map { check in
-            guard rows.indices.contains(check.row) else { return false }
-            return ChangeAuthorizer.evaluate(check.rule, rows[check.row].values) ?? false
+        var answers = [Bool](repeating: false, count: checks.count)
+        var queries: [(index: Int, collection: String, pipeline: [BSON])] = []
+        for (index, check) in checks.enumerated() where rows.indices.contains(check.row) {
+            let row = rows[check.row]
+            guard ChangeAuthorizer.reachesRelation(check.rule) else {
+                answers[index] = ChangeAuthorizer.evaluate(check.rule, row.values) == true
+                continue
+            }
+            guard let id = row.values["_id"], let column = row.entity.column(named: "_id"),
+                let stored = try? MongoValues.value(id, native: column.nativeType, column: "_id", pointer: "/_id")
+            else { continue }
+            var renderer = MongoRenderer()
+            let (stages, match) = try renderer.rule(check.rule, entity: row.entity)
+            queries.append((index, row.entity.name, [.document(["$match": .document(["_id": stored])])] + stages + [
+                .document(["$match": .document(match)]), .document(["$count": .string("n")]),
+            ]))
         }
+        guard !queries.isEmpty else { return answers }
+        let maxTimeMS = self.maxTimeMS
+        let asked = queries
+        let found = try await session { session in
+            try asked.map { query in (query.index, (try session.aggregate(query.collection, pipeline: query.pipeline, maxTimeMS: maxTimeMS).first?["n"]).flatMap(MongoSession.integer) ?? 0) }
+        }
+        for (index, count) in found { answers[index] = count > 0 }
+        return answers
     }
 }
 
