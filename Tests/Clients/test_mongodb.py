@@ -357,3 +357,32 @@ def test_a_server_that_stops_answering_gets_a_clear_error(node):
         assert (status, body) == (200, [{"n": 7}])
     finally:
         server.kill()
+
+
+def test_refresh_adds_what_new_documents_show_and_declared_relations_embed(node, mongo):
+    database = "lib_" + secrets.token_hex(4)
+    db = mongo[database]
+    author = db.writers.insert_one({"name": "le guin"}).inserted_id
+    db.books.insert_one({"title": "earthsea", "by": author})
+    slug = "mgrel" + secrets.token_hex(3)
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token,
+                   {"slug": slug, "name": "Lib", "limits": {"maxBodyBytes": 32 << 20}})
+    status, source = register(node, slug, {"name": "default", "kind": "mongodb", "url": mongo_url(), "database": database,
+                                           "relations": [{"name": "books_by", "from": "books.by", "to": "writers._id"}]})
+    assert status == 201, source
+    assert {(r["from"], r["to"], r["constraint"]) for r in source["relations"]} == {("books", "writers", "books_by"), ("writers", "books", "books_by")}
+    tenant = {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"]}
+    assert rest(tenant, "GET", "books?select=title,writers(name)") == (200, [{"title": "earthsea", "writers": {"name": "le guin"}}])
+    assert rest(tenant, "GET", "writers?select=name,books(title)") == (200, [{"name": "le guin", "books": [{"title": "earthsea"}]}])
+    # A field the sample never saw is unknown until a refresh re-samples.
+    db.books.insert_one({"title": "tehanu", "by": author, "year": 1990})
+    status, body = rest(tenant, "GET", "books?select=title,year")
+    assert status == 400 and body["code"] == "PGRST204"
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources/default/refresh", node.token)
+    status, body = rest(tenant, "GET", "books?select=title,year&order=title")
+    assert (status, body) == (200, [{"title": "earthsea", "year": None}, {"title": "tehanu", "year": 1990}])
+    # Over 16 MiB as BSON: refused before it reaches the server, nothing stored.
+    status, body = rest(tenant, "POST", "books", {"title": "x" * (17 << 20), "by": str(author)})
+    assert status == 413 and body["code"] == "MB340"
+    assert db.books.count_documents({}) == 2
+    mongo.drop_database(database)

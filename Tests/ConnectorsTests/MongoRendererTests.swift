@@ -1,3 +1,4 @@
+import CMongoc
 import Foundation
 import Runtime
 import XCTest
@@ -118,6 +119,11 @@ final class MongoRendererTests: XCTestCase {
         ]
         let read = try document.withBSON { built in try BSONDocument(bson: built) }
         XCTAssertEqual(read, document)
+        let built = try document.withBSON { built -> Int in
+            let data = bson_get_data(built)!
+            return Int(data[0]) | Int(data[1]) << 8 | Int(data[2]) << 16 | Int(data[3]) << 24
+        }
+        XCTAssertEqual(document.encodedSize, built, "the size check before a write is libbson's size")
         var out: [UInt8] = []
         MongoJSON.write(.document(read), into: &out)
         let json = String(decoding: out, as: UTF8.self)

@@ -123,6 +123,34 @@ public struct BSONDocument: Sendable, Equatable, ExpressibleByDictionaryLiteral 
     public var isEmpty: Bool { pairs.isEmpty }
 
     public mutating func append(_ key: String, _ value: BSON) { pairs.append((key: key, value: value)) }
+
+    /// MongoDB's limit for one stored document.
+    static let maxStoredSize = 16 * 1024 * 1024
+
+    /// The document's size as BSON, without building it.
+    var encodedSize: Int {
+        5 + pairs.reduce(0) { $0 + 2 + $1.key.utf8.count + $1.value.encodedSize }
+    }
+}
+
+extension BSON {
+    /// The value's size in BSON (its element, without type byte and key).
+    var encodedSize: Int {
+        switch self {
+        case .double, .date, .int64: 8
+        case .int32: 4
+        case .bool: 1
+        case .null: 0
+        case .string(let text): 5 + text.utf8.count
+        case .document(let document): document.encodedSize
+        case .array(let items): 5 + items.enumerated().reduce(0) { $0 + 2 + String($1.offset).utf8.count + $1.element.encodedSize }
+        case .binary(_, let bytes): 5 + bytes.count
+        case .objectId: 12
+        case .regex(let pattern, let options): 2 + pattern.utf8.count + options.utf8.count
+        case .decimal128: 16
+        case .other(_, let json): json.utf8.count
+        }
+    }
 }
 
 // MARK: - Building with libbson

@@ -34,7 +34,11 @@ struct MongoWriter: Sendable {
 
     private func insert(_ rows: [JSONObject], columns: [String], onConflict: OnConflict?, _ session: MongoSession) throws -> StatementResult {
         var documents: [BSONDocument] = []
-        for (index, row) in rows.enumerated() { documents.append(try document(row, columns: columns, index: index)) }
+        for (index, row) in rows.enumerated() {
+            let document = try document(row, columns: columns, index: index)
+            guard document.encodedSize <= BSONDocument.maxStoredSize else { throw Self.tooLarge(index: index, size: document.encodedSize) }
+            documents.append(document)
+        }
         if requireOne && documents.count != 1 { throw RestError.singular(documents.count) }
         if let onConflict { return try upsert(documents, onConflict: onConflict, session) }
         try checkInProcess(documents, rule: plan.check)
@@ -169,6 +173,12 @@ struct MongoWriter: Sendable {
         }
     }
 
+    static func tooLarge(index: Int, size: Int) -> RestError {
+        RestError(
+            status: 413, code: "MB340", message: "a document would be larger than MongoDB's 16 MiB limit",
+            details: "row \(index) is \(size) bytes as BSON")
+    }
+
     static let checkViolation = RestError(
         status: 403, code: "42501", message: "new row violates the policy check", details: "a row would be outside what the policy allows")
 
@@ -197,6 +207,11 @@ struct MongoWriter: Sendable {
         let documents = try targets(session)
         if requireOne && documents.count != 1 { throw RestError.singular(documents.count) }
         guard !set.isEmpty, !documents.isEmpty else { return try result([], inserted: nil, before: nil, session) }
+        for (index, document) in documents.enumerated() {
+            var image = document
+            for (name, value) in set.pairs { image[name] = value }
+            guard image.encodedSize <= BSONDocument.maxStoredSize else { throw Self.tooLarge(index: index, size: image.encodedSize) }
+        }
         let ids = documents.compactMap { $0["_id"] }
         if let check = plan.check, !ChangeAuthorizer.reachesRelation(check) {
             for document in documents {
