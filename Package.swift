@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "sqlite-baseline", targets: ["SQLiteBaseline"]),
         .executable(name: "realtime-fanout", targets: ["RealtimeFanout"]),
         .executable(name: "jobs-bench", targets: ["JobsBench"]),
+        .executable(name: "mongo-baseline", targets: ["MongoBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -166,6 +167,13 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/rest/Baseline",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: the bare libmongoc loop MongoDB sources are measured against.
+        .executableTarget(
+            name: "MongoBaseline",
+            dependencies: ["CMongoc"],
+            path: "Benchmarks/mongo/Baseline",
             swiftSettings: swiftSettings
         ),
         // Benchmark-only: the hand-written SQLite service SQLite-hosted tables are measured against
