@@ -98,6 +98,20 @@ final class MongoRendererTests: XCTestCase {
         XCTAssertEqual(keys["age"], .int32(-1))
     }
 
+    func testPlainReadsAreFindsAndTheRestAggregations() throws {
+        func find(_ items: [(String, String)]) throws -> MongoFind? {
+            var renderer = MongoRenderer()
+            return try renderer.find(try RestPlanner(model: model).read("users", try RestQueryParser.parse(items)))
+        }
+        let plain = try find([("select", "name"), ("age", "gt.3"), ("limit", "5"), ("offset", "2")])
+        XCTAssertEqual(plain?.filter, ["age": .document(["$gt": .int32(3)])])
+        XCTAssertEqual(plain?.projection, ["name": .int32(1), "_id": .int32(0)])
+        XCTAssertEqual(plain?.limit, 5)
+        XCTAssertEqual(plain?.skip, 2)
+        XCTAssertNil(try find([("select", "name"), ("order", "name")]), "null placement needs the pipeline")
+        XCTAssertNil(try find([("select", "name,orders(total)")]), "embeds need $lookup")
+    }
+
     func testEmbedsBecomeLookupsWithTheChildsPipeline() throws {
         let stages = try pipeline("orders", [("select", "total,users(name)")])
         let lookup = stages.compactMap { stage -> BSONDocument? in

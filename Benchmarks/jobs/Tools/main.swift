@@ -1,8 +1,11 @@
 // Benchmarks/jobs' helpers:
 //   jobs-bench receiver PORT          a Hummingbird receiver: POST /hook/{name} records the arrival (and,
 //                                     when the body's record has `sent_at` in ms, the latency since);
-//                                     names starting with "slow" answer after 50 ms; GET /stats/{name}
-//                                     reports count, rate and latency percentiles.
+//                                     names starting with "slow" answer after 50 ms; names starting
+//                                     with "gate" wait until POST /release/{name}, which forgets
+//                                     what arrived so far (answering how many) so the rate is that
+//                                     of a stored backlog; GET /stats/{name} reports count, rate
+//                                     and latency percentiles.
 //   jobs-bench bareloop URL N C       posts N signed webhook bodies with AsyncHTTPClient, C at a time,
 //                                     and prints requests per second: the baseline the node's
 //                                     deliveries are compared with.
@@ -22,6 +25,13 @@ struct Arrivals: Sendable {
 }
 
 let table = NIOLockedValueBox<[String: Arrivals]>([:])
+
+/// Deliveries held at a closed gate until it is released.
+struct Gates: Sendable {
+    var open: Set<String> = []
+    var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+}
+let gates = NIOLockedValueBox(Gates())
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return 0 }
@@ -50,7 +60,31 @@ func receiver(port: Int) async throws {
             table[name] = arrivals
         }
         if name.hasPrefix("slow") { try await Task.sleep(for: .milliseconds(50)) }
+        if name.hasPrefix("gate") {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let passes = gates.withLockedValue { gates -> Bool in
+                    if gates.open.contains(name) { return true }
+                    gates.waiting[name, default: []].append(continuation)
+                    return false
+                }
+                if passes { continuation.resume() }
+            }
+        }
         return .ok
+    }
+    router.post("release/:name") { _, context -> Response in
+        let name = context.parameters.get("name") ?? ""
+        let held = table.withLockedValue { table -> Int in
+            let count = table[name]?.count ?? 0
+            table[name] = Arrivals()
+            return count
+        }
+        let waiting = gates.withLockedValue { gates -> [CheckedContinuation<Void, Never>] in
+            gates.open.insert(name)
+            return gates.waiting.removeValue(forKey: name) ?? []
+        }
+        for continuation in waiting { continuation.resume() }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"held\":\(held)}")))
     }
     router.get("stats/:name") { _, context -> Response in
         let arrivals = table.withLockedValue { $0[context.parameters.get("name") ?? ""] } ?? Arrivals()

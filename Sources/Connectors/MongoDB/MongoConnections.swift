@@ -25,7 +25,9 @@ final class MongoConnections: @unchecked Sendable {
     private let pool: MongoPoolHandle
     private let threads: NIOThreadPool
     private let gate: ConcurrencyLimiter
-    private let state = NIOLockedValueBox<(running: Int, closed: Bool)>((0, false))
+    /// Threads start with the first call (a source built for a tree that then fails to start
+    /// holds none); `closed` once the tree stops the source.
+    private let state = NIOLockedValueBox<(started: Bool, closed: Bool)>((false, false))
 
     init(source: String, url: String, database: String, settings: Settings) throws {
         _ = MongoLibrary.ready
@@ -45,7 +47,6 @@ final class MongoConnections: @unchecked Sendable {
         self.database = database
         self.settings = settings
         self.threads = NIOThreadPool(numberOfThreads: settings.maxConnections)
-        self.threads.start()
         self.gate = ConcurrencyLimiter(maxConcurrent: settings.maxConnections, maxQueued: 10_000)
     }
 
@@ -55,11 +56,13 @@ final class MongoConnections: @unchecked Sendable {
         defer { gate.release() }
         let admitted = state.withLockedValue { state -> Bool in
             guard !state.closed else { return false }
-            state.running += 1
+            if !state.started {
+                threads.start()
+                state.started = true
+            }
             return true
         }
         guard admitted else { throw RestError(status: 503, code: "MB601", message: "source '\(source)' is restarting", hint: "retry shortly") }
-        defer { state.withLockedValue { $0.running -= 1 } }
         let pool = self.pool
         let database = self.database
         do {
@@ -77,13 +80,18 @@ final class MongoConnections: @unchecked Sendable {
 
     /// Stops taking calls, lets running ones end, then frees the threads and the pool.
     func close() async {
-        let first = state.withLockedValue { state -> Bool in
+        let (first, started) = state.withLockedValue { state -> (Bool, Bool) in
             defer { state.closed = true }
-            return !state.closed
+            return (!state.closed, state.started)
         }
         guard first else { return }
-        try? await threads.shutdownGracefully()
+        if started { try? await threads.shutdownGracefully() }
         mongoc_client_pool_destroy(pool.pointer)
+    }
+
+    deinit {
+        // Never closed (its tree did not start): nothing can be using the pool any more.
+        if !state.withLockedValue({ $0.closed }) { mongoc_client_pool_destroy(pool.pointer) }
     }
 }
 

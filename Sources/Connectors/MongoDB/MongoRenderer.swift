@@ -7,6 +7,14 @@ import Tenancy
 /// come only from the model (the planner checked them) and JSON-path keys are checked here;
 /// every user value is a typed BSON value under an operator the renderer chose, never a key, an
 /// operator or an expression — `$where`, `$function`, `$expr` and JavaScript cannot be produced.
+/// A read the server runs as `find`.
+struct MongoFind: Sendable {
+    var filter: BSONDocument
+    var projection: BSONDocument
+    var skip: Int?
+    var limit: Int?
+}
+
 struct MongoRenderer {
     /// Names this renderer gives the fields it adds (lookups, sort flags); model fields cannot
     /// start with `_mb_` and a `$`.
@@ -38,6 +46,22 @@ struct MongoRenderer {
         if !paginated { stages += try lookups(plan) }
         stages.append(.document(["$project": .document(projection(plan))]))
         return stages
+    }
+
+    /// The same read as a `find` when it needs no pipeline: no embeds, no order (PostgreSQL's
+    /// null placement needs a computed flag), no policy rule reaching across a relation.
+    mutating func find(_ plan: ReadPlan) throws(RestError) -> MongoFind? {
+        guard plan.embeds.isEmpty, plan.order.isEmpty else { return nil }
+        let stages = try matchStages(plan)
+        var filter = BSONDocument()
+        switch stages.count {
+        case 0: break
+        case 1:
+            guard case .document(let stage) = stages[0], case .document(let match)? = stage["$match"] else { return nil }
+            filter = match
+        default: return nil
+        }
+        return MongoFind(filter: filter, projection: projection(plan), skip: plan.offset, limit: plan.limit)
     }
 
     /// `count=exact`: the same rows, counted.

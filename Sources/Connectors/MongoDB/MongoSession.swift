@@ -78,6 +78,30 @@ struct MongoSession {
         }
     }
 
+    /// A `find`: what a read without joins, policy lookups or null-placed sorting needs (cheaper
+    /// for the server than the same as an aggregation).
+    func find(_ collection: String, _ query: MongoFind, maxTimeMS: Int32? = nil) throws -> [BSONDocument] {
+        guard let handle = mongoc_client_get_collection(client, database, collection) else {
+            throw MongoError(domain: MongoError.clientDomain, code: 0, message: "cannot open collection \(collection)")
+        }
+        defer { mongoc_collection_destroy(handle) }
+        var options = BSONDocument()
+        options.append("projection", .document(query.projection))
+        // int32: some servers (and mongoeco) refuse int64 skip and limit.
+        if let skip = query.skip, skip > 0 { options.append("skip", .int32(Int32(clamping: skip))) }
+        if let limit = query.limit { options.append("limit", .int32(Int32(clamping: limit))) }
+        if let maxTimeMS { options.append("maxTimeMS", .int32(maxTimeMS)) }
+        return try query.filter.withBSON { filter in
+            try options.withBSON { opts in
+                guard let cursor = mongoc_collection_find_with_opts(handle, filter, opts, nil) else {
+                    throw MongoError(domain: MongoError.clientDomain, code: 0, message: "cannot start the find")
+                }
+                defer { mongoc_cursor_destroy(cursor) }
+                return try Self.drain(cursor, limit: .max)
+            }
+        }
+    }
+
     /// Collections (and views) of the database, with their options (validators).
     func listCollections() throws -> [BSONDocument] {
         guard let handle = mongoc_client_get_database(client, database) else {

@@ -62,12 +62,14 @@ public final class MongoSource: Sendable {
 
     public func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult {
         var renderer = MongoRenderer()
-        let pipeline = try renderer.pipeline(plan)
+        let find = try renderer.find(plan)
+        let pipeline = find == nil ? try renderer.pipeline(plan) : []
         let countPipeline = count ? try renderer.countPipeline(plan) : nil
         let collection = plan.entity.name
         let maxTimeMS = self.maxTimeMS
         return try await session { session in
-            let documents = try session.aggregate(collection, pipeline: pipeline, maxTimeMS: maxTimeMS)
+            let documents = try find.map { try session.find(collection, $0, maxTimeMS: maxTimeMS) }
+                ?? session.aggregate(collection, pipeline: pipeline, maxTimeMS: maxTimeMS)
             var total: Int?
             if let countPipeline {
                 let counted = try session.aggregate(collection, pipeline: countPipeline, maxTimeMS: maxTimeMS)
