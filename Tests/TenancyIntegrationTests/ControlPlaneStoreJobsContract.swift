@@ -45,6 +45,32 @@ extension ControlPlaneStoreContract {
         try await assertEqual(try await store.job(tenant: "acme", id: "j1")?.attempt, 0)
     }
 
+    /// One batch of settles (a group commit): each answered for itself — a stale fence refused
+    /// beside fresh ones — and only settled attempts logged, with their attempt numbers.
+    func aBatchOfSettlesIsDecidedJobByJob() async throws {
+        try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
+        let now = Date(timeIntervalSince1970: 1_800_000_100)
+        for index in 0..<4 { _ = try await store.enqueue(jobRow("acme", "b\(index)")) }
+        let claimed = try await store.claim(tenant: "acme", fence: 5, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(60))
+        XCTAssertEqual(claimed.count, 4)
+        func log(_ id: String, _ status: Int) -> JobAttempt {
+            JobAttempt(tenant: "acme", job: id, attempt: 1, at: now, httpStatus: status, latencyMs: 3, error: nil, responseBody: "ok")
+        }
+        let results = try await store.settle([
+            JobSettle(tenant: "acme", id: "b0", fence: 5, attempt: 1, outcome: .succeeded, log: log("b0", 200)),
+            JobSettle(tenant: "acme", id: "b1", fence: 4, attempt: 1, outcome: .succeeded, log: log("b1", 200)),
+            JobSettle(tenant: "acme", id: "b2", fence: 5, attempt: 1, outcome: .retry(at: now.addingTimeInterval(9), error: "503"), log: log("b2", 503)),
+            JobSettle(tenant: "acme", id: "b3", fence: 5, attempt: 1, outcome: .succeeded, log: log("b3", 204)),
+        ])
+        XCTAssertEqual(results, [true, false, true, true])
+        try await assertEqual(try await store.job(tenant: "acme", id: "b0")?.status, .succeeded)
+        try await assertEqual(try await store.job(tenant: "acme", id: "b1")?.status, .running, "a stale fence settles nothing")
+        try await assertEqual(try await store.job(tenant: "acme", id: "b2")?.status, .pending)
+        try await assertEqual(try await store.attempts(tenant: "acme", job: "b3").map(\.httpStatus), [204])
+        try await assertEqual(try await store.attempts(tenant: "acme", job: "b1").count, 0)
+        try await assertEqual(try await store.attempts(tenant: "acme", job: "b2").map(\.attempt), [1])
+    }
+
     func aNewOwnerTakesBackOlderClaimsAtOnce() async throws {
         try await store.createTenant(tenant("acme"), secret: secret(), audit: audit("tenant.create", tenant: "acme"))
         let now = Date(timeIntervalSince1970: 1_800_000_100)

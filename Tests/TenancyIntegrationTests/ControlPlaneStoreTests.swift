@@ -40,6 +40,7 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testWebhooksAndDeliveryLogs() async throws { try await contract.webhooksAndDeliveryLogs() }
     func testQueuesHavePgmqsSemantics() async throws { try await contract.queuesHavePgmqsSemantics() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
+    func testABatchOfSettlesIsDecidedJobByJob() async throws { try await contract.aBatchOfSettlesIsDecidedJobByJob() }
 
     func testAuditLogRefusesRewrites() async throws {
         try await store.appendAudit(AuditEntry(at: Date(), actor: "admin", action: "x", tenant: nil, requestID: nil))
@@ -100,6 +101,7 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testWebhooksAndDeliveryLogs() async throws { try await contract.webhooksAndDeliveryLogs() }
     func testQueuesHavePgmqsSemantics() async throws { try await contract.queuesHavePgmqsSemantics() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
+    func testABatchOfSettlesIsDecidedJobByJob() async throws { try await contract.aBatchOfSettlesIsDecidedJobByJob() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {
         let store = self.store!

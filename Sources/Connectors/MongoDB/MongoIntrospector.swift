@@ -78,13 +78,20 @@ struct MongoIntrospector {
         guard !chosen.isEmpty else { throw MongoModelError.noCollections(database) }
         var entities: [Entity] = []
         var warnings: [JSONValue] = []
+        var references: [String: Set<String>] = [:]
         for collection in chosen.sorted(by: { $0.name < $1.name }) {
-            entities.append(try entity(collection.name, view: collection.view, options: collection.options, warnings: &warnings, session))
+            let (entity, referring) = try entity(collection.name, view: collection.view, options: collection.options, warnings: &warnings, session)
+            entities.append(entity)
+            references[entity.name] = referring
         }
-        return (SchemaModel(entities: entities, relations: try relationsOf(entities)), warnings)
+        return (SchemaModel(entities: entities, relations: try relationsOf(entities, references: references)), warnings)
     }
 
-    private func entity(_ name: String, view: Bool, options: BSONDocument, warnings: inout [JSONValue], _ session: MongoSession) throws -> Entity {
+    /// The collection as an entity, and the fields holding ObjectIds in at least 90 % of their
+    /// sampled values (candidates for references).
+    private func entity(
+        _ name: String, view: Bool, options: BSONDocument, warnings: inout [JSONValue], _ session: MongoSession
+    ) throws -> (Entity, Set<String>) {
         var fields = FieldSet()
         if case .document(let validator)? = options["validator"], case .document(let schema)? = validator["$jsonSchema"] {
             fields.declare(schema)
@@ -109,14 +116,15 @@ struct MongoIntrospector {
                 if unique, keys.allSatisfy({ key in columns.contains { $0.name == key } }) { uniqueKeys.append(UniqueKey(name: indexName, columns: keys)) }
             }
         }
-        return Entity(
+        let entity = Entity(
             schema: database, name: name, kind: view ? .view : .collection, columns: columns, primaryKey: ["_id"], uniqueKeys: uniqueKeys,
             indexes: indexes, insertable: !view, updatable: !view, deletable: !view)
+        return (entity, fields.mostlyObjectIDs(threshold: 0.9))
     }
 
     // MARK: - Relations
 
-    private func relationsOf(_ entities: [Entity]) throws -> [Relation] {
+    private func relationsOf(_ entities: [Entity], references: [String: Set<String>]) throws -> [Relation] {
         func entity(_ name: String) -> Entity? { entities.first { $0.name == name } }
         var relations: [Relation] = []
         var declaredFields: Set<String> = []
@@ -130,7 +138,8 @@ struct MongoIntrospector {
         for from in entities {
             for column in from.columns where column.name != "_id" && !declaredFields.contains("\(from.name).\(column.name)") {
                 let many = column.nativeType == "array<objectId>"
-                guard column.nativeType == "objectId" || many, let stem = Self.referenceStem(column.name, plural: many) else { continue }
+                let single = column.nativeType == "objectId" || references[from.name]?.contains(column.name) == true
+                guard single || many, let stem = Self.referenceStem(column.name, plural: many) else { continue }
                 let candidates = [stem, stem + "s", stem + "es"]
                 guard let to = candidates.lazy.compactMap(entity).first, to.column(named: "_id")?.nativeType == "objectId" else { continue }
                 relations += pair("\(from.name)_\(column.name)_fkey", from: from, field: column.name, to: to, toField: "_id", many: many)
@@ -232,6 +241,15 @@ struct FieldSet {
                 for item in items where item != .null { seen[name]!.elementTypes[item.typeName, default: 0] += 1 }
             }
         }
+    }
+
+    /// Fields whose non-null sampled values are ObjectIds at least `threshold` of the time.
+    func mostlyObjectIDs(threshold: Double) -> Set<String> {
+        Set(seen.compactMap { name, entry in
+            let total = entry.types.values.reduce(0, +)
+            guard total > 0, Double(entry.types["objectId"] ?? 0) / Double(total) >= threshold else { return nil }
+            return name
+        })
     }
 
     /// The field as a column, and a warning when its sampled types clash (each type's share).

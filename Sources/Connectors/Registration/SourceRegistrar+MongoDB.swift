@@ -23,14 +23,7 @@ extension SourceRegistrar {
         let url = try request.requiredString("url")
         let settings = try Self.mongoSettings(url: url, request: request)
         try await refuseTaken(name, tenant: tenant)
-        let introspector = MongoIntrospector(
-            database: settings.database, sampleSize: settings.sampleSize, collections: settings.collections, relations: settings.relations)
-        let found: MongoIntrospector.Result
-        do {
-            found = try await offloaded { try introspector.introspect(url: url) }
-        } catch {
-            throw Self.mongoRefusal(error, url: url)
-        }
+        let found = try await Self.sample(url: url, settings: settings)
         var config: JSONObject = [
             "database": .string(settings.database), "sampleSize": .integer(Int64(settings.sampleSize)),
             "maxConnections": .integer(Int64(settings.maxConnections)), "acquireTimeoutMs": .integer(Int64(settings.acquireTimeoutMs)),
@@ -50,6 +43,17 @@ extension SourceRegistrar {
         summary.changeCapture = Self.mongoChangeCapture(replicaSet: found.replicaSet, setting: settings.changeStreams)
         summary.sampleWarnings = found.warnings
         return summary
+    }
+
+    /// Connects and samples off the event loops; refusals in the admin API's terms.
+    static func sample(url: String, settings: MongoSettings) async throws -> MongoIntrospector.Result {
+        let introspector = MongoIntrospector(
+            database: settings.database, sampleSize: settings.sampleSize, collections: settings.collections, relations: settings.relations)
+        do {
+            return try await offloaded { try introspector.introspect(url: url) }
+        } catch {
+            throw mongoRefusal(error, url: url)
+        }
     }
 
     /// Change streams are not read yet (and the test server has none): writes through the REST
@@ -180,14 +184,7 @@ extension SourceCatalog {
         for (key, value) in record.config { fields[key] = value }
         fields["url"] = .string(url)
         let settings = try SourceRegistrar.mongoSettings(url: url, request: RegistrationFields(fields))
-        let introspector = MongoIntrospector(
-            database: settings.database, sampleSize: settings.sampleSize, collections: settings.collections, relations: settings.relations)
-        let found: MongoIntrospector.Result
-        do {
-            found = try await offloaded { try introspector.introspect(url: url) }
-        } catch {
-            throw SourceRegistrar.mongoRefusal(error, url: url)
-        }
+        let found = try await SourceRegistrar.sample(url: url, settings: settings)
         return SourceRegistrar.merged(current, found.model)
     }
 }

@@ -112,6 +112,25 @@ extension SQLiteControlPlaneStore {
              .text(attempt.tenant), .text(attempt.job)])
     }
 
+    /// Many log entries in one statement (each job appears once: a batch settles a job once).
+    static func insertAttempts(_ attempts: [JobAttempt], into db: SQLiteConnection) async throws {
+        guard !attempts.isEmpty else { return }
+        if attempts.count == 1 { return try await insertAttempt(attempts[0], into: db) }
+        var binds: [SQLiteData] = []
+        for attempt in attempts {
+            binds += [.text(attempt.tenant), .text(attempt.job), Self.ms(attempt.at), attempt.httpStatus.map { .integer($0) } ?? .null,
+                      .integer(attempt.latencyMs), attempt.error.map { .text($0) } ?? .null, attempt.responseBody.map { .text($0) } ?? .null]
+        }
+        _ = try await db.query(
+            """
+            INSERT INTO job_attempts (tenant, job_id, attempt, at_ms, http_status, latency_ms, error, response_body)
+            SELECT v.column1, v.column2,
+              coalesce((SELECT max(a.attempt) FROM job_attempts a WHERE a.tenant = v.column1 AND a.job_id = v.column2), 0) + 1,
+              v.column3, v.column4, v.column5, v.column6, v.column7
+            FROM (VALUES \(Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: attempts.count).joined(separator: ", "))) AS v
+            """, binds)
+    }
+
     public func attempts(tenant: String, job: String) async throws -> [JobAttempt] {
         try await read("SELECT * FROM job_attempts WHERE tenant = ? AND job_id = ? ORDER BY attempt", [.text(tenant), .text(job)]).map { row in
             JobAttempt(

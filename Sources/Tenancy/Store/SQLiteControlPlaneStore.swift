@@ -82,6 +82,15 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         }
     }
 
+    /// One statement on the writer in its own (implicit) transaction: what a single statement
+    /// does is atomic without BEGIN and COMMIT, each of which is a round trip to sqlite-nio's
+    /// thread pool.
+    func statement(lane: String = "", _ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
+        await writer.acquire(lane: lane)
+        defer { writer.release() }
+        return try await exclusive.withPermit { [connection] in try await connection.query(sql, binds) }
+    }
+
     func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         guard !readers.isEmpty else { return try await exclusive.withPermit { try await connection.query(sql, binds) } }
         return try await readerGate.withPermit {
