@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         // Already in the graph through Hummingbird; named for its HTTP part types (Expect: 100-continue).
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // WebAssembly functions: a pure-Swift interpreter with fuel metering (and WAT for tests).
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         // libxcrypt's bcrypt, for end-user passwords.
@@ -111,6 +113,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Tenants' WebAssembly functions: module checks, a small WASI preview-1 host, the WAGI
+        // (CGI) response, and the runner with its fuel, watchdog and memory cap.
+        .target(
+            name: "Functions",
+            dependencies: [
+                "Runtime",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Durable background work: outbound safety, Standard Webhooks signatures, retry schedules
         // (the job store itself is in the control plane, `Tenancy/Jobs`).
         .target(
@@ -133,7 +148,7 @@ let package = Package(
         .target(
             name: "TenantRuntime",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs",
+                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs", "Functions",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -144,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "Edge",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs",
+                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs", "Functions",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -228,6 +243,8 @@ let package = Package(
         .testTarget(name: "ConnectorsIntegrationTests", dependencies: ["Connectors", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FunctionsTests", dependencies: ["Functions", .product(name: "WAT", package: "WasmKit")], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

@@ -41,6 +41,7 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
     func testQueuesHavePgmqsSemantics() async throws { try await contract.queuesHavePgmqsSemantics() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
     func testABatchOfSettlesIsDecidedJobByJob() async throws { try await contract.aBatchOfSettlesIsDecidedJobByJob() }
+    func testFunctionsKeepVersionsRollBackAndCount() async throws { try await contract.functionsKeepVersionsRollBackAndCount() }
 
     func testAuditLogRefusesRewrites() async throws {
         try await store.appendAudit(AuditEntry(at: Date(), actor: "admin", action: "x", tenant: nil, requestID: nil))
@@ -102,6 +103,7 @@ final class PostgresControlPlaneStoreTests: XCTestCase {
     func testQueuesHavePgmqsSemantics() async throws { try await contract.queuesHavePgmqsSemantics() }
     func testANewOwnerTakesBackOlderClaimsAtOnce() async throws { try await contract.aNewOwnerTakesBackOlderClaimsAtOnce() }
     func testABatchOfSettlesIsDecidedJobByJob() async throws { try await contract.aBatchOfSettlesIsDecidedJobByJob() }
+    func testFunctionsKeepVersionsRollBackAndCount() async throws { try await contract.functionsKeepVersionsRollBackAndCount() }
 
     func testMigrationsFromSeveralNodesAtOnceApplyOnce() async throws {
         let store = self.store!

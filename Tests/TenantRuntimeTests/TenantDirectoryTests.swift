@@ -416,3 +416,26 @@ extension SwitchableStore {
 extension SwitchableStore {
     func settle(_ settles: [JobSettle]) async throws -> [Bool] { try await inner.settle(settles) }
 }
+
+extension SwitchableStore {
+    func deployFunction(
+        tenant: String, name: String, module: [UInt8], settings: FunctionSettings, sha256: String, sealedSecrets: String?, maxFunctions: Int,
+        keep: Int, now: Date
+    ) async throws -> (function: FunctionRecord, version: FunctionVersionRecord, created: Bool) {
+        try await inner.deployFunction(
+            tenant: tenant, name: name, module: module, settings: settings, sha256: sha256, sealedSecrets: sealedSecrets, maxFunctions: maxFunctions,
+            keep: keep, now: now)
+    }
+    func functions(tenant: String) async throws -> [FunctionRecord] { try await inner.functions(tenant: tenant) }
+    func function(tenant: String, name: String) async throws -> FunctionRecord? { try await inner.function(tenant: tenant, name: name) }
+    func functionVersions(tenant: String, name: String, withModules: Bool) async throws -> [FunctionVersionRecord] {
+        try await inner.functionVersions(tenant: tenant, name: name, withModules: withModules)
+    }
+    func functionVersion(tenant: String, name: String, version: Int) async throws -> FunctionVersionRecord? {
+        try await inner.functionVersion(tenant: tenant, name: name, version: version)
+    }
+    func activateFunctionVersion(tenant: String, name: String, version: Int, now: Date) async throws -> Bool {
+        try await inner.activateFunctionVersion(tenant: tenant, name: name, version: version, now: now)
+    }
+    func deleteFunction(tenant: String, name: String) async throws -> Bool { try await inner.deleteFunction(tenant: tenant, name: name) }
+}

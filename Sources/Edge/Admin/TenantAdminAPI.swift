@@ -159,7 +159,7 @@ struct TenantAdminAPI {
         return trimmed
     }
 
-    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime", "storage", "jobs"]
+    static let limitFields = ["requestsPerSecond", "burst", "maxConcurrent", "maxQueued", "maxBodyBytes", "requestTimeoutMs", "realtime", "storage", "jobs", "functions"]
 
     /// Applies the given fields onto `base`; every field is checked for type and range.
     static func limits(from object: JSONObject?, base: TenantLimits) throws -> TenantLimits {
@@ -189,6 +189,19 @@ struct TenantAdminAPI {
             if let value = try fields.integer("maxInFlight") { limits.jobs.maxInFlight = value }
             if let value = try fields.number("perSecond") { limits.jobs.perSecond = value }
             if let value = try fields.integer("maxPending") { limits.jobs.maxPending = value }
+        }
+        if let value = object["functions"] {
+            guard case .object(let functions) = value else { throw APIError.invalidField("limits.functions", "expected an object") }
+            let fields = try LimitFields(
+                functions, path: "limits.functions",
+                allowed: ["maxConcurrent", "maxQueued", "maxTimeoutMs", "maxMemoryMb", "maxModuleBytes", "maxFunctions", "maxOutputBytes"])
+            if let value = try fields.integer("maxConcurrent") { limits.functions.maxConcurrent = value }
+            if let value = try fields.integer("maxQueued") { limits.functions.maxQueued = value }
+            if let value = try fields.integer("maxTimeoutMs") { limits.functions.maxTimeoutMs = value }
+            if let value = try fields.integer("maxMemoryMb") { limits.functions.maxMemoryMb = value }
+            if let value = try fields.integer("maxModuleBytes") { limits.functions.maxModuleBytes = value }
+            if let value = try fields.integer("maxFunctions") { limits.functions.maxFunctions = value }
+            if let value = try fields.integer("maxOutputBytes") { limits.functions.maxOutputBytes = value }
         }
         let problems = limits.problems()
         if !problems.isEmpty { throw APIError.invalidField("limits", problems.joined(separator: "; ")) }
@@ -255,6 +268,12 @@ struct TenantAdminAPI {
             "jobs": [
                 "maxInFlight": .integer(Int64(limits.jobs.maxInFlight)), "perSecond": .number(limits.jobs.perSecond),
                 "maxPending": .integer(Int64(limits.jobs.maxPending)),
+            ],
+            "functions": [
+                "maxConcurrent": .integer(Int64(limits.functions.maxConcurrent)), "maxQueued": .integer(Int64(limits.functions.maxQueued)),
+                "maxTimeoutMs": .integer(Int64(limits.functions.maxTimeoutMs)), "maxMemoryMb": .integer(Int64(limits.functions.maxMemoryMb)),
+                "maxModuleBytes": .integer(Int64(limits.functions.maxModuleBytes)), "maxFunctions": .integer(Int64(limits.functions.maxFunctions)),
+                "maxOutputBytes": .integer(Int64(limits.functions.maxOutputBytes)),
             ],
             "requestsPerSecond": .number(limits.requestsPerSecond), "burst": .integer(Int64(limits.burst)),
             "maxConcurrent": .integer(Int64(limits.maxConcurrent)), "maxQueued": .integer(Int64(limits.maxQueued)),

@@ -132,6 +132,7 @@ enum Node {
         WebhookAdminAPI(node: node).register(on: admin)
         QueueAdminAPI(node: node).register(on: admin)
         CronAdminAPI(node: node).register(on: admin)
+        FunctionAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         return router

@@ -24,6 +24,7 @@ struct TenantAPI {
         StorageAPI(node: node).register(on: router)
         S3API(node: node).register(on: router)
         EmailAPI(node: node).register(on: router)
+        FunctionsAPI(node: node).register(on: router)
     }
 
     /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.

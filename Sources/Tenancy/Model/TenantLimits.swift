@@ -18,6 +18,8 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     public var storage: StorageLimits = .default
     /// Background jobs (webhook deliveries, cron runs, e-mails).
     public var jobs: JobLimits = .default
+    /// Edge functions (contract ../shared/contracts/functions.md, `limits.functions`).
+    public var functions: FunctionLimits = .default
 
     public static let `default` = TenantLimits(
         requestsPerSecond: 200, burst: 400, maxConcurrent: 32, maxQueued: 128,
@@ -33,7 +35,7 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage, jobs
+        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage, jobs, functions
     }
 
     /// Records written before realtime or storage existed lack them: they get the defaults.
@@ -48,11 +50,12 @@ public struct TenantLimits: Sendable, Equatable, Codable {
         realtime = try container.decodeIfPresent(RealtimeLimits.self, forKey: .realtime) ?? .default
         storage = try container.decodeIfPresent(StorageLimits.self, forKey: .storage) ?? .default
         jobs = try container.decodeIfPresent(JobLimits.self, forKey: .jobs) ?? .default
+        functions = try container.decodeIfPresent(FunctionLimits.self, forKey: .functions) ?? .default
     }
 
     /// Bounds that keep one tenant's settings from hurting the node: each problem names its field.
     public func problems() -> [String] {
-        var problems: [String] = realtime.problems() + storage.problems() + jobs.problems()
+        var problems: [String] = realtime.problems() + storage.problems() + jobs.problems() + functions.problems()
         if !(requestsPerSecond > 0 && requestsPerSecond <= 1_000_000) { problems.append("requestsPerSecond must be in (0, 1000000]") }
         if !(1...1_000_000).contains(burst) { problems.append("burst must be in [1, 1000000]") }
         if !(1...10_000).contains(maxConcurrent) { problems.append("maxConcurrent must be in [1, 10000]") }
@@ -148,6 +151,45 @@ public struct JobLimits: Sendable, Equatable, Codable {
         if !(1...256).contains(maxInFlight) { problems.append("jobs.maxInFlight must be in [1, 256]") }
         if !(perSecond > 0 && perSecond <= 100_000) { problems.append("jobs.perSecond must be in (0, 100000]") }
         if !(0...10_000_000).contains(maxPending) { problems.append("jobs.maxPending must be in [0, 10000000]") }
+        return problems
+    }
+}
+
+/// Per-tenant function quotas: how many calls run and wait at once, and the largest timeout,
+/// memory, module, output and number of functions a deploy may ask for.
+public struct FunctionLimits: Sendable, Equatable, Codable {
+    public var maxConcurrent: Int
+    /// Calls waiting for a turn; more are refused with 503 MB875.
+    public var maxQueued: Int
+    public var maxTimeoutMs: Int
+    public var maxMemoryMb: Int
+    public var maxModuleBytes: Int
+    /// Functions of the tenant; another is refused with 409 MB874.
+    public var maxFunctions: Int
+    public var maxOutputBytes: Int
+
+    public static let `default` = FunctionLimits(
+        maxConcurrent: 2, maxQueued: 64, maxTimeoutMs: 10_000, maxMemoryMb: 256, maxModuleBytes: 10 << 20, maxFunctions: 100, maxOutputBytes: 6 << 20)
+
+    public init(maxConcurrent: Int, maxQueued: Int, maxTimeoutMs: Int, maxMemoryMb: Int, maxModuleBytes: Int, maxFunctions: Int, maxOutputBytes: Int) {
+        self.maxConcurrent = maxConcurrent
+        self.maxQueued = maxQueued
+        self.maxTimeoutMs = maxTimeoutMs
+        self.maxMemoryMb = maxMemoryMb
+        self.maxModuleBytes = maxModuleBytes
+        self.maxFunctions = maxFunctions
+        self.maxOutputBytes = maxOutputBytes
+    }
+
+    func problems() -> [String] {
+        var problems: [String] = []
+        if !(1...256).contains(maxConcurrent) { problems.append("functions.maxConcurrent must be in [1, 256]") }
+        if !(0...10_000).contains(maxQueued) { problems.append("functions.maxQueued must be in [0, 10000]") }
+        if !(10...600_000).contains(maxTimeoutMs) { problems.append("functions.maxTimeoutMs must be in [10, 600000]") }
+        if !(1...4_096).contains(maxMemoryMb) { problems.append("functions.maxMemoryMb must be in [1, 4096]") }
+        if !(1_024...(256 << 20)).contains(maxModuleBytes) { problems.append("functions.maxModuleBytes must be in [1024, 268435456]") }
+        if !(0...10_000).contains(maxFunctions) { problems.append("functions.maxFunctions must be in [0, 10000]") }
+        if !(1_024...(256 << 20)).contains(maxOutputBytes) { problems.append("functions.maxOutputBytes must be in [1024, 268435456]") }
         return problems
     }
 }

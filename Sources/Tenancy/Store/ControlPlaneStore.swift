@@ -4,7 +4,7 @@ import Foundation
 /// the audit log. Two implementations — SQLite for the embedded node, PostgreSQL for a cluster — pass
 /// the same test suite. Every change that is audited writes its audit line in the same transaction,
 /// so an action is either recorded and done, or neither.
-public protocol ControlPlaneStore: AuthStore, StorageStore, JobStore, WebhookStore, QueueStore, CronStore, EmailTemplateStore {
+public protocol ControlPlaneStore: AuthStore, StorageStore, JobStore, WebhookStore, QueueStore, CronStore, EmailTemplateStore, FunctionStore {
     /// Applies pending versioned migrations; safe to call from several nodes at once.
     func migrate() async throws
 
@@ -53,6 +53,8 @@ public enum ControlPlaneError: Error, Equatable, CustomStringConvertible {
     case unavailable(String)
     case corrupt(String)
     case lastActiveSecret
+    /// A per-tenant count limit (`what` names it).
+    case limitReached(String)
 
     public var description: String {
         switch self {
@@ -61,6 +63,7 @@ public enum ControlPlaneError: Error, Equatable, CustomStringConvertible {
         case .unavailable(let why): "control plane unavailable: \(why)"
         case .corrupt(let why): "control plane data is corrupt: \(why)"
         case .lastActiveSecret: "a tenant keeps at least one active signing secret"
+        case .limitReached(let what): "\(what): limit reached"
         }
     }
 }

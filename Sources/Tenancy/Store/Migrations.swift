@@ -308,6 +308,32 @@ enum Migrations {
             """,
             "CREATE UNIQUE INDEX email_templates_alias ON email_templates (tenant, alias) WHERE alias IS NOT NULL",
         ]),
+        Step(version: 12, statements: [
+            """
+            CREATE TABLE functions (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              name TEXT NOT NULL,
+              active_version INTEGER NOT NULL,
+              sealed_secrets TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE function_versions (
+              tenant TEXT NOT NULL,
+              name TEXT NOT NULL,
+              version INTEGER NOT NULL,
+              module BLOB NOT NULL,
+              settings TEXT NOT NULL,
+              sha256 TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, name, version),
+              FOREIGN KEY (tenant, name) REFERENCES functions(tenant, name) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -617,6 +643,32 @@ enum Migrations {
             )
             """,
             "CREATE UNIQUE INDEX email_templates_alias ON minibaas.email_templates (tenant, alias) WHERE alias IS NOT NULL",
+        ]),
+        Step(version: 12, statements: [
+            """
+            CREATE TABLE minibaas.functions (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              name text NOT NULL,
+              active_version integer NOT NULL,
+              sealed_secrets text NOT NULL,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.function_versions (
+              tenant text NOT NULL,
+              name text NOT NULL,
+              version integer NOT NULL,
+              module bytea NOT NULL,
+              settings jsonb NOT NULL,
+              sha256 text NOT NULL,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, name, version),
+              FOREIGN KEY (tenant, name) REFERENCES minibaas.functions(tenant, name) ON DELETE CASCADE
+            )
+            """,
         ]),
     ]
 }

@@ -40,6 +40,15 @@ enum StoreCoding {
             if let value = jobs["perSecond"]?.doubleValue { limits.jobs.perSecond = value }
             if let value = jobs["maxPending"]?.intValue { limits.jobs.maxPending = Int(value) }
         }
+        if let functions = object["functions"] {
+            if let value = functions["maxConcurrent"]?.intValue { limits.functions.maxConcurrent = Int(value) }
+            if let value = functions["maxQueued"]?.intValue { limits.functions.maxQueued = Int(value) }
+            if let value = functions["maxTimeoutMs"]?.intValue { limits.functions.maxTimeoutMs = Int(value) }
+            if let value = functions["maxMemoryMb"]?.intValue { limits.functions.maxMemoryMb = Int(value) }
+            if let value = functions["maxModuleBytes"]?.intValue { limits.functions.maxModuleBytes = Int(value) }
+            if let value = functions["maxFunctions"]?.intValue { limits.functions.maxFunctions = Int(value) }
+            if let value = functions["maxOutputBytes"]?.intValue { limits.functions.maxOutputBytes = Int(value) }
+        }
         return limits
     }
 

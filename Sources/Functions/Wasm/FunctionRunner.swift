@@ -1,0 +1,178 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOPosix
+@_spi(Fuzzing) import WasmKit
+
+/// One call of a function: what the guest sees (arguments, `NAME=value` environment, the body on
+/// stdin) and its limits.
+public struct Invocation: Sendable {
+    public var arguments: [String]
+    public var environment: [String]
+    public var stdin: [UInt8]
+    public var timeoutMs: Int
+    public var memoryLimitBytes: Int
+    public var maxOutputBytes: Int
+
+    public init(arguments: [String], environment: [String], stdin: [UInt8], timeoutMs: Int, memoryLimitBytes: Int, maxOutputBytes: Int) {
+        self.arguments = arguments
+        self.environment = environment
+        self.stdin = stdin
+        self.timeoutMs = timeoutMs
+        self.memoryLimitBytes = memoryLimitBytes
+        self.maxOutputBytes = maxOutputBytes
+    }
+}
+
+/// How a call went: its response or why there is none, and what the log keeps of it.
+public struct InvocationOutcome: Sendable {
+    public var result: Result<CGIResponse, FunctionError>
+    /// The guest's stderr (at most 10,000 bytes), for the function's log only.
+    public var stderr: String
+    public var durationMs: Double
+    public var fuel: UInt64
+    public var memoryBytes: Int
+}
+
+/// Runs function calls in WasmKit, each in a fresh instance of its parsed module, on threads of
+/// its own (never NIO's event loops: a call blocks its thread until it returns). A call is
+/// metered with fuel (`timeoutMs` × 3 M, an upper bound) and watched: at its deadline a watchdog
+/// drains the store's fuel every millisecond until the guest stops, since WasmKit has no other
+/// way to interrupt a running call. Memory growth past the function's limit is refused.
+public final class FunctionRunner: Sendable {
+    /// Fuel per millisecond of `timeoutMs`: more than the fastest code burns (~2,500 M/s), so the
+    /// watchdog, not the fuel, is what stops a call on time; fuel only bounds a call whose
+    /// watchdog could not run.
+    public static let fuelPerMillisecond: UInt64 = 3_000_000
+
+    let engine: Engine
+    let threads: NIOThreadPool
+
+    public init(threads count: Int) {
+        self.engine = Engine(configuration: EngineConfiguration(fuelMetering: true))
+        self.threads = NIOThreadPool(numberOfThreads: max(1, count))
+        self.threads.start()
+    }
+
+    public func shutdown() async {
+        try? await threads.shutdownGracefully()
+    }
+
+    /// Runs one call on the runner's threads; throws only when the runner is shut down (MB877).
+    public func run(_ module: FunctionModule, _ invocation: Invocation) async throws(FunctionError) -> InvocationOutcome {
+        let engine = self.engine
+        do {
+            return try await threads.runIfActive { Self.call(module, invocation, engine: engine) }
+        } catch {
+            throw FunctionError.unavailable("the function threads are stopped")
+        }
+    }
+
+    /// The call itself, blocking the calling thread.
+    static func call(_ module: FunctionModule, _ invocation: Invocation, engine: Engine) -> InvocationOutcome {
+        let started = DispatchTime.now()
+        let deadline = started + .milliseconds(invocation.timeoutMs)
+        let store = Store(engine: engine)
+        let cap = MemoryCap(limit: invocation.memoryLimitBytes)
+        store.resourceLimiter = cap
+        let budget = UInt64(invocation.timeoutMs) * fuelPerMillisecond
+        store.fuel = Fuel(remaining: budget)
+        let host = WASICall(
+            arguments: invocation.arguments, environment: invocation.environment, stdin: invocation.stdin,
+            maxOutputBytes: invocation.maxOutputBytes, deadline: deadline)
+        let watchdog = Watchdog(store: store, deadline: deadline)
+        var memoryBytes = 0
+        var failure: FunctionError?
+        do {
+            let instance = try module.module.instantiate(store: store, imports: host.imports(for: module.module, store: store))
+            defer { memoryBytes = instance.exports[memory: "memory"]?.byteCount ?? 0 }
+            guard let start = instance.exports[function: "_start"] else { throw FunctionError.badInterface("no exported function _start") }
+            watchdog.arm()
+            defer { watchdog.disarm() }
+            do {
+                _ = try start()
+            } catch let exit as WASICall.Exit {
+                if exit.status != 0 { failure = .exited(exit.status) }
+            }
+        } catch let error as FunctionError {
+            failure = error
+        } catch {
+            if host.outputOverflowed {
+                failure = .outputTooLarge(invocation.maxOutputBytes)
+            } else if watchdog.fired || store.fuel?.remaining == 0 || "\(error)".contains("out of fuel") {
+                failure = .outOfTime(invocation.timeoutMs)
+            } else if cap.refused {
+                failure = .outOfMemory(invocation.memoryLimitBytes)
+            } else {
+                failure = .trapped(String("\(error)".split(separator: "\n").first ?? "trap"))
+            }
+        }
+        let result: Result<CGIResponse, FunctionError>
+        if let failure {
+            result = .failure(failure)
+        } else {
+            do {
+                result = .success(try CGIResponse(parsing: host.stdout))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        let used = budget - min(budget, store.fuel?.remaining ?? budget)
+        return InvocationOutcome(
+            result: result, stderr: String(decoding: host.stderr, as: UTF8.self),
+            durationMs: Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6, fuel: used, memoryBytes: memoryBytes)
+    }
+}
+
+/// Refuses memory growth past the function's limit, and remembers that it did (a trap that
+/// follows is answered as out of memory, 546 MB865).
+final class MemoryCap: ResourceLimiter, @unchecked Sendable {
+    let limit: Int
+    private let refusedBox = NIOLockedValueBox(false)
+
+    init(limit: Int) { self.limit = limit }
+
+    var refused: Bool { refusedBox.withLockedValue { $0 } }
+
+    func limitMemoryGrowth(to desired: Int) throws -> Bool {
+        guard desired <= limit else {
+            refusedBox.withLockedValue { $0 = true }
+            return false
+        }
+        return true
+    }
+}
+
+/// Stops a call at its deadline: WasmKit has no interrupt, so from the deadline on the store's
+/// fuel is set to zero every millisecond until the call returns (the guest reads its fuel as it
+/// runs; a single write could be overwritten by the guest's own accounting).
+final class Watchdog: @unchecked Sendable {
+    private let store: Store
+    private let deadline: DispatchTime
+    private let state = NIOLockedValueBox<(timer: (any DispatchSourceTimer)?, fired: Bool)>((nil, false))
+
+    init(store: Store, deadline: DispatchTime) {
+        self.store = store
+        self.deadline = deadline
+    }
+
+    var fired: Bool { state.withLockedValue { $0.fired } }
+
+    func arm() {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .userInitiated))
+        timer.schedule(deadline: deadline, repeating: .milliseconds(1))
+        timer.setEventHandler { [self] in
+            state.withLockedValue { $0.fired = true }
+            store.fuel = Fuel(remaining: 0)
+        }
+        state.withLockedValue { $0.timer = timer }
+        timer.resume()
+    }
+
+    func disarm() {
+        let timer = state.withLockedValue { state -> (any DispatchSourceTimer)? in
+            defer { state.timer = nil }
+            return state.timer
+        }
+        timer?.cancel()
+    }
+}
