@@ -9,6 +9,20 @@ extension PostgresControlPlaneStore {
         tenant: String, name: String, module: [UInt8], settings: FunctionSettings, sha256: String, sealedSecrets: String?, maxFunctions: Int,
         keep: Int, now: Date
     ) async throws -> (function: FunctionRecord, version: FunctionVersionRecord, created: Bool) {
+        do {
+            return try await deployFunctionTransaction(
+                tenant: tenant, name: name, module: module, settings: settings, sha256: sha256, sealedSecrets: sealedSecrets, maxFunctions: maxFunctions,
+                keep: keep, now: now)
+        } catch let error as PostgresTransactionError {
+            // Our own refusals (the function limit) come out as themselves.
+            throw error.closureError ?? error
+        }
+    }
+
+    private func deployFunctionTransaction(
+        tenant: String, name: String, module: [UInt8], settings: FunctionSettings, sha256: String, sealedSecrets: String?, maxFunctions: Int,
+        keep: Int, now: Date
+    ) async throws -> (function: FunctionRecord, version: FunctionVersionRecord, created: Bool) {
         try await client.withTransaction(logger: logger) { db in
             // One deploy of a tenant's functions at a time: the count and the next version are read
             // and written in the same transaction.
