@@ -212,7 +212,7 @@ struct FunctionAdminAPI {
         let name = context.name("name") ?? ""
         _ = try await active(tenant.slug, name)
         let limit = min(1_000, max(1, request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 100))
-        let since = request.uri.queryParameters.get("since").flatMap { ISO8601DateFormatter().date(from: String($0)) }
+        let since = request.uri.queryParameters.get("since").flatMap { WebhookAdminAPI.date(String($0)) }
         let entries = await node.directory.active().first { $0.slug == tenant.slug }?.functions.logs(of: name, since: since, limit: limit) ?? []
         return try jsonResponse(["logs": .array(entries.map { entry in
             [
@@ -266,11 +266,7 @@ struct FunctionAdminAPI {
         ]
     }
 
-    static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
+    static func iso(_ date: Date) -> String { WebhookAdminAPI.iso(date) }
 }
 
 extension APIError {
