@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "realtime-fanout", targets: ["RealtimeFanout"]),
         .executable(name: "jobs-bench", targets: ["JobsBench"]),
         .executable(name: "mongo-baseline", targets: ["MongoBaseline"]),
+        .executable(name: "functions-bench", targets: ["FunctionsBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -182,6 +183,13 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/rest/Baseline",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: CPU-bound modules in WasmKit, with and without fuel (Benchmarks/functions).
+        .executableTarget(
+            name: "FunctionsBench",
+            dependencies: [.product(name: "WasmKit", package: "WasmKit")],
+            path: "Benchmarks/functions/Tools",
             swiftSettings: swiftSettings
         ),
         // Benchmark-only: the bare libmongoc loop MongoDB sources are measured against.
