@@ -183,3 +183,9 @@ def test_calls_that_go_wrong_answer_with_their_codes(fn_tenant):
     # The node is fine and the next call works.
     deploy(fn_tenant, "ok", writer("Content-Type: text/plain\n\nfine"), verifyJwt=False)
     assert request("GET", fn_tenant["apiUrl"] + "/functions/v1/ok")[2] == b"fine"
+    # Every outcome is counted per function on /metrics.
+    metrics = request("GET", fn_tenant["apiUrl"].split("/t/")[0] + "/metrics")[2].decode()
+    counted = [line for line in metrics.splitlines()
+               if line.startswith("minibaas_function_invocations_total{") and f'tenant="{fn_tenant["slug"]}"' in line]
+    assert any('outcome="MB864"' in line and 'function="spin"' in line for line in counted), counted
+    assert any('outcome="ok"' in line and 'function="ok"' in line for line in counted), counted

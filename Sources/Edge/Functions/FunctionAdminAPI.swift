@@ -159,6 +159,7 @@ struct FunctionAdminAPI {
         } catch ControlPlaneError.limitReached {
             throw APIError(status: .conflict, code: "MB874", message: "the tenant has as many functions as its limit allows", details: "limit \(limits.maxFunctions)")
         }
+        await node.directory.active().first { $0.slug == tenant.slug }?.functions.changed(name)
         return try jsonResponse(try view(deployed.function, version: deployed.version, tenant: tenant.slug), status: deployed.created ? .created : .ok)
     }
 
@@ -194,6 +195,7 @@ struct FunctionAdminAPI {
         guard try await node.store.activateFunctionVersion(tenant: tenant.slug, name: name, version: Int(version), now: Date()) else {
             throw APIError(status: .notFound, code: "MB873", message: "function '\(name)' has no version \(version)", hint: "the last \(Self.keptVersions) versions are kept")
         }
+        await node.directory.active().first { $0.slug == tenant.slug }?.functions.changed(name)
         let (function, active) = try await active(tenant.slug, name)
         return try jsonResponse(try view(function, version: active, tenant: tenant.slug))
     }

@@ -39,9 +39,9 @@ struct FunctionsAPI {
     @Sendable func invoke(_ request: Request, context: EdgeContext) async throws -> Response {
         guard let tree = context.tenant, let caller = context.caller else { throw APIError.internalError(requestID: context.requestID) }
         let name = context.name("name") ?? ""
-        guard let function = try await node.store.function(tenant: tree.slug, name: name),
-            let version = try await node.store.functionVersion(tenant: tree.slug, name: name, version: function.activeVersion)
-        else { throw FunctionAdminAPI.notFound(name) }
+        let active = try await activeFunction(name, tree: tree)
+        let function = active.record
+        let version = active.version
         let settings = version.settings
         if settings.verifyJwt && !context.presentedKey {
             throw APIError(status: .unauthorized, code: "MB201", message: "no API key in the request", hint: "this function verifies JWTs: send apikey and Authorization")
@@ -53,7 +53,8 @@ struct FunctionsAPI {
         } catch {
             throw APIError(error)
         }
-        let environment = try await environment(request, context: context, tree: tree, caller: caller, function: function, version: version)
+        let environment = try environment(request, context: context, tree: tree, caller: caller, function: function, version: version)
+            + active.fixedEnvironment
         var body = request.body
         let stdin = Array(try await body.collect(upTo: tree.tenant.limits.maxBodyBytes).readableBytesView)
         let invocation = Invocation(
@@ -90,11 +91,33 @@ struct FunctionsAPI {
         return response
     }
 
-    /// The guest's environment (contract "ABI"), in order: CGI, `HTTP_*`, identity, Supabase,
-    /// the function's env, its secrets.
+    /// The function's active version, its keys, env and opened secrets: from the tree's cache, or
+    /// read from the control plane (at most once a second per function).
+    func activeFunction(_ name: String, tree: TenantTree) async throws -> ActiveFunction {
+        if let cached = tree.functions.activeFunction(name) { return cached }
+        guard let function = try await node.store.function(tenant: tree.slug, name: name),
+            let version = try await node.store.functionVersion(tenant: tree.slug, name: name, version: function.activeVersion)
+        else { throw FunctionAdminAPI.notFound(name) }
+        var fixed: [(String, String)] = []
+        if let keyRing = try? await node.directory.keyRing(for: tree.slug) {
+            fixed.append(("SUPABASE_ANON_KEY", keyRing.apiKey(role: "anon", issuedAt: tree.tenant.createdAt)))
+            if version.settings.serviceRole {
+                fixed.append(("SUPABASE_SERVICE_ROLE_KEY", keyRing.apiKey(role: "service_role", issuedAt: tree.tenant.createdAt)))
+            }
+        }
+        for key in version.settings.env.keys.sorted() { fixed.append((key, version.settings.env[key] ?? "")) }
+        let secrets = try FunctionAdminAPI(node: node).openSecrets(function)
+        for key in secrets.keys.sorted() { fixed.append((key, secrets[key] ?? "")) }
+        let active = ActiveFunction(record: function, version: version, fixedEnvironment: fixed.map { "\($0.0)=\($0.1.replacingOccurrences(of: "\0", with: ""))" })
+        tree.functions.remember(active)
+        return active
+    }
+
+    /// The request's part of the guest's environment (contract "ABI"), in order: CGI, `HTTP_*`,
+    /// identity, `SUPABASE_URL`; `ActiveFunction.fixedEnvironment` (keys, env, secrets) follows.
     func environment(
         _ request: Request, context: EdgeContext, tree: TenantTree, caller: Caller, function: FunctionRecord, version: FunctionVersionRecord
-    ) async throws -> [String] {
+    ) throws -> [String] {
         let name = function.name
         let script = "/functions/v1/\(name)"
         let path = request.uri.path
@@ -128,15 +151,6 @@ struct FunctionsAPI {
             ("MB_DEADLINE_MS", String(Int64(Date().timeIntervalSince1970 * 1000) + Int64(version.settings.timeoutMs))),
             ("SUPABASE_URL", node.apiURL(for: tree.slug)),
         ]
-        if let keyRing = try? await node.directory.keyRing(for: tree.slug) {
-            variables.append(("SUPABASE_ANON_KEY", keyRing.apiKey(role: "anon", issuedAt: tree.tenant.createdAt)))
-            if version.settings.serviceRole {
-                variables.append(("SUPABASE_SERVICE_ROLE_KEY", keyRing.apiKey(role: "service_role", issuedAt: tree.tenant.createdAt)))
-            }
-        }
-        for key in version.settings.env.keys.sorted() { variables.append((key, version.settings.env[key] ?? "")) }
-        let secrets = try FunctionAdminAPI(node: node).openSecrets(function)
-        for key in secrets.keys.sorted() { variables.append((key, secrets[key] ?? "")) }
         // A value may not carry NUL (it would cut the variable short in the guest's libc).
         return variables.map { "\($0.0)=\($0.1.replacingOccurrences(of: "\0", with: ""))" }
     }

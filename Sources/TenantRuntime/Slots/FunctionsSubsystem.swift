@@ -1,5 +1,6 @@
 import Foundation
 import Functions
+import Metrics
 import NIOConcurrencyHelpers
 import Runtime
 import Tenancy
@@ -8,17 +9,24 @@ import Tenancy
 /// by version (parsing is milliseconds; a call is microseconds), the tenant's turn at the node's
 /// function threads (`limits.functions.maxConcurrent` running, `maxQueued` waiting, else 503
 /// MB875), and a log of recent calls per function kept on the owner. Calls run on the node's
-/// `FunctionRunner`, never on the event loops.
+/// `FunctionRunner`, never on the event loops. Counted on `/metrics` and the supervisor endpoint.
 public final class FunctionsSubsystem: TenantSubsystem {
     public let supervisor: SubsystemSupervisor
+    let tenant: String
     let limits: @Sendable () -> FunctionLimits
     private let gate: ConcurrencyLimiter
     private let modules = NIOLockedValueBox<[String: FunctionModule]>([:])
     private let logs = NIOLockedValueBox<[String: [FunctionLogEntry]]>([:])
+    /// Each function's active version as last read, with its opened secrets and the keys it may
+    /// see: a call does not read the control plane or open secrets again within `activeTTL`
+    /// (deploys on this node forget it at once; elsewhere it is at most that stale).
+    private let active = NIOLockedValueBox<[String: (function: ActiveFunction, at: ContinuousClock.Instant)]>([:])
+    static let activeTTL: Duration = .seconds(1)
     static let cachedModules = 32
     static let logEntries = 1_000
 
-    init(supervisor: SubsystemSupervisor, limits: @escaping @Sendable () -> FunctionLimits) {
+    init(tenant: String, supervisor: SubsystemSupervisor, limits: @escaping @Sendable () -> FunctionLimits) {
+        self.tenant = tenant
         self.supervisor = supervisor
         self.limits = limits
         let current = limits()
@@ -28,7 +36,10 @@ public final class FunctionsSubsystem: TenantSubsystem {
     /// The parsed module of a version, parsed once.
     public func module(_ version: FunctionVersionRecord, memoryLimitBytes: Int) throws(FunctionError) -> FunctionModule {
         let key = "\(version.name)@\(version.version)@\(version.sha256)"
-        if let cached = modules.withLockedValue({ $0[key] }) { return cached }
+        if let cached = modules.withLockedValue({ $0[key] }) {
+            Counter(label: "minibaas_function_module_cache_hits_total", dimensions: [("tenant", tenant)]).increment()
+            return cached
+        }
         let parsed = try FunctionModule(bytes: version.module, maxBytes: .max, memoryLimitBytes: memoryLimitBytes)
         modules.withLockedValue { modules in
             if modules.count >= Self.cachedModules { modules.removeAll() }
@@ -39,6 +50,10 @@ public final class FunctionsSubsystem: TenantSubsystem {
 
     /// Runs a call in the tenant's turn; 503 MB875 when its queue is full.
     public func invoke(_ module: FunctionModule, _ invocation: Invocation, runner: FunctionRunner) async throws -> InvocationOutcome {
+        // The tenant's current limits, so a change applies without restarting the tree.
+        let current = limits()
+        gate.reconfigure(maxConcurrent: current.maxConcurrent, maxQueued: current.maxQueued)
+        Gauge(label: "minibaas_function_queue_depth", dimensions: [("tenant", tenant)]).record(gate.queuedCount)
         do {
             try await gate.acquire(within: .milliseconds(invocation.timeoutMs))
         } catch {
@@ -48,7 +63,14 @@ public final class FunctionsSubsystem: TenantSubsystem {
         return try await runner.run(module, invocation)
     }
 
+    /// The call in the log and on `/metrics`: invocations by outcome (`ok` or the error code),
+    /// duration and fuel per function.
     public func record(_ entry: FunctionLogEntry) {
+        let dimensions = [("tenant", tenant), ("function", entry.function)]
+        Counter(label: "minibaas_function_invocations_total", dimensions: dimensions + [("outcome", entry.code ?? "ok")]).increment()
+        Metrics.Timer(label: "minibaas_function_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+            .recordNanoseconds(Int64(entry.durationMs * 1e6))
+        Counter(label: "minibaas_function_fuel_total", dimensions: dimensions).increment(by: Int(clamping: entry.fuel))
         logs.withLockedValue { logs in
             var entries = logs[entry.function] ?? []
             entries.append(entry)
@@ -63,12 +85,49 @@ public final class FunctionsSubsystem: TenantSubsystem {
         return Array(entries.reversed().filter { since == nil || $0.at >= since! }.prefix(limit))
     }
 
+    public func activeFunction(_ name: String) -> ActiveFunction? {
+        active.withLockedValue { entries in
+            guard let entry = entries[name], ContinuousClock.now - entry.at < Self.activeTTL else { return nil }
+            return entry.function
+        }
+    }
+
+    public func remember(_ function: ActiveFunction) {
+        active.withLockedValue { $0[function.record.name] = (function, .now) }
+    }
+
+    /// A deploy, rollback or delete on this node: the next call reads the function again.
+    public func changed(_ function: String) {
+        active.withLockedValue { $0[function] = nil }
+    }
+
     public func forget(_ function: String) {
+        changed(function)
         logs.withLockedValue { $0[function] = nil }
         modules.withLockedValue { modules in modules = modules.filter { !$0.key.hasPrefix(function + "@") } }
     }
 
     public var cachedModuleCount: Int { modules.withLockedValue { $0.count } }
+
+    /// On the supervisor endpoint: calls running and waiting, and modules parsed.
+    public func details() async -> [String: String] {
+        ["inFlight": String(gate.activeCount), "queued": String(gate.queuedCount), "cachedModules": String(cachedModuleCount)]
+    }
+}
+
+/// What a call of a function needs from the control plane, read once per `activeTTL`.
+public struct ActiveFunction: Sendable {
+    public var record: FunctionRecord
+    public var version: FunctionVersionRecord
+    /// The variables every call gets after the request's own: Supabase's keys as allowed, the
+    /// function's env, then its secrets (opened).
+    public var fixedEnvironment: [String]
+
+    public init(record: FunctionRecord, version: FunctionVersionRecord, fixedEnvironment: [String]) {
+        self.record = record
+        self.version = version
+        self.fixedEnvironment = fixedEnvironment
+    }
 }
 
 /// One call as the function's log keeps it (no secrets, no bodies).

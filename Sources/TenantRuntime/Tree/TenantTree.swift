@@ -113,7 +113,7 @@ public final class TenantTree: Sendable {
         let tree = TenantTree(
             state: state, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
             jobs: jobs, storage: StorageSubsystem(supervisor: supervisor("storage"), service: storage),
-            functions: FunctionsSubsystem(supervisor: supervisor("functions"), limits: { state.lock.withLock { state.tenant.limits.functions } }), search: SearchSubsystem(supervisor: supervisor("search")),
+            functions: FunctionsSubsystem(tenant: tenant.slug, supervisor: supervisor("functions"), limits: { state.lock.withLock { state.tenant.limits.functions } }), search: SearchSubsystem(supervisor: supervisor("search")),
             control: supervisor("tenant"), logger: logger)
         await data.start()
         await tree.realtime.start()
