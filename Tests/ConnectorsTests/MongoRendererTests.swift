@@ -1,5 +1,6 @@
 import CMongoc
 import Foundation
+import Logging
 import Runtime
 import XCTest
 @testable import Connectors
@@ -146,6 +147,34 @@ final class MongoRendererTests: XCTestCase {
         XCTAssertTrue(json.contains(#""o":"5f0c1e6e8b3d4a2b9c8d7e6f""#), json)
         XCTAssertTrue(json.contains(#""bin":"07070707-0707-0707-0707-070707070707""#), json)
         XCTAssertEqual(MongoJSON.milliseconds("2024-01-02T04:04:05.123+01:00"), 1_704_164_645_123)
+    }
+
+    /// Change stream events (which the test server cannot produce) as realtime sees them.
+    func testChangeStreamEventsBecomeChangeEvents() throws {
+        let source = try MongoSource(
+            name: "shop", url: "mongodb://127.0.0.1:1", database: "shop", model: model, changeStreams: true, settings: .init(),
+            logger: Logger(label: "test"))
+        XCTAssertTrue(source.canCaptureChanges)
+        let stream = MongoChangeStream(source: source, logger: Logger(label: "test"))
+        let id = BSON.objectId(ObjectID(hex: "5f0c1e6e8b3d4a2b9c8d7e6f")!)
+        let inserted = stream.event([
+            "operationType": .string("insert"), "ns": .document(["db": .string("shop"), "coll": .string("users")]),
+            "fullDocument": .document(["_id": id, "name": .string("ann"), "age": .int32(3)]), "wallTime": .date(1_704_164_645_123),
+        ])
+        XCTAssertEqual(inserted?.kind, .insert)
+        XCTAssertEqual(inserted?.schema, "shop")
+        XCTAssertEqual(inserted?.table, "users")
+        XCTAssertEqual(inserted?.record["name"], .string("ann"))
+        XCTAssertEqual(inserted?.record["_id"], .string("5f0c1e6e8b3d4a2b9c8d7e6f"))
+        XCTAssertEqual(inserted?.record["tags"], .null, "rows keep the model's shape")
+        XCTAssertEqual(inserted?.commitTimestamp, "2024-01-02T03:04:05.123Z")
+        let deleted = stream.event([
+            "operationType": .string("delete"), "ns": .document(["db": .string("shop"), "coll": .string("users")]), "documentKey": .document(["_id": id]),
+        ])
+        XCTAssertEqual(deleted?.kind, .delete)
+        XCTAssertEqual(deleted?.oldRecord["_id"], .string("5f0c1e6e8b3d4a2b9c8d7e6f"))
+        XCTAssertNil(stream.event(["operationType": .string("drop"), "ns": .document(["db": .string("shop"), "coll": .string("users")])]))
+        XCTAssertNil(stream.event(["operationType": .string("insert"), "ns": .document(["db": .string("shop"), "coll": .string("unknown")])]))
     }
 
     func testSamplingJoinsTypes() {

@@ -12,6 +12,11 @@ public final class MongoSource: Sendable {
     public let name: String
     public let model: SchemaModel
     public let database: String
+    /// The sealed URL, opened: the change stream connects with a client of its own.
+    let url: String
+    /// Whether the source's own changes are read from change streams (a replica set or sharded
+    /// cluster registered with `changeStreams: auto`); otherwise REST writes are published.
+    public let changeStreams: Bool
     let connections: MongoConnections
     let logger: Logger
 
@@ -23,8 +28,10 @@ public final class MongoSource: Sendable {
         public init() {}
     }
 
-    public init(name: String, url: String, database: String, model: SchemaModel, settings: Settings, logger: Logger) throws {
+    public init(name: String, url: String, database: String, model: SchemaModel, changeStreams: Bool = false, settings: Settings, logger: Logger) throws {
         self.name = name
+        self.url = url
+        self.changeStreams = changeStreams
         self.model = model
         self.database = database
         var logger = logger
@@ -146,7 +153,7 @@ public final class MongoSource: Sendable {
 extension MongoSource: DatabaseSource {
     public var kind: SourceKind { .mongodb }
     public var serving: SourceServing { .database }
-    /// Change streams are not read yet: writes through the REST API are published, as for a
-    /// PostgreSQL source without logical decoding.
-    public var canCaptureChanges: Bool { false }
+    /// With change streams the server's own changes are delivered (and REST writes are not
+    /// published twice); without, writes through the REST API are published.
+    public var canCaptureChanges: Bool { changeStreams }
 }

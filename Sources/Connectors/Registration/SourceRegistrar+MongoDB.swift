@@ -40,7 +40,7 @@ extension SourceRegistrar {
             throw error
         }
         var summary = SourceRegistration(name: name, kind: .mongodb, model: found.model, schemas: [settings.database])
-        summary.changeCapture = Self.mongoChangeCapture(replicaSet: found.replicaSet, setting: settings.changeStreams)
+        summary.changeCaptureSummary = Self.mongoChangeCapture(replicaSet: found.replicaSet, setting: settings.changeStreams)
         summary.sampleWarnings = found.warnings
         return summary
     }
@@ -56,14 +56,17 @@ extension SourceRegistrar {
         }
     }
 
-    /// Change streams are not read yet (and the test server has none): writes through the REST
-    /// API are what realtime and webhooks see, and the answer says so.
-    static func mongoChangeCapture(replicaSet: Bool, setting: String) -> PostgresChangeFeed.Capability {
-        if setting == "off" { return .unavailable("change streams are turned off for this source") }
-        if replicaSet {
-            return .unavailable("the server is a replica set, but reading its change streams is not implemented yet")
+    /// How realtime will see the source's changes (contract: `{mode, reason}`).
+    static func mongoChangeCapture(replicaSet: Bool, setting: String) -> JSONValue {
+        if setting == "off" {
+            return ["mode": "rest-writes", "reason": "change streams are turned off for this source",
+                    "detail": "only changes made through this API's REST writes reach realtime subscribers"]
         }
-        return .unavailable("the server is a standalone (no replica set): it has no change streams")
+        if replicaSet {
+            return ["mode": "change-streams", "detail": "every change is read from a change stream of the database (resumed after the last dispatched event)"]
+        }
+        return ["mode": "rest-writes", "reason": "the server is a standalone (no replica set): it has no change streams",
+                "detail": "only changes made through this API's REST writes reach realtime subscribers"]
     }
 
     /// `fresh` added to `current`: new collections, new fields, new relations; nothing removed.

@@ -11,6 +11,8 @@ public struct SourceRegistration: Sendable {
     /// Whether realtime can follow the source's own changes; set by
     /// `SourceRegistrar.probeChangeCapture` for sources registered by their database URL.
     public var changeCapture: PostgresChangeFeed.Capability?
+    /// The same, said by a kind with its own modes (`mongodb`: change streams or REST writes).
+    public var changeCaptureSummary: JSONValue?
     /// `openapi`: the upstream's base URL and its operations (`METHOD path (operationId)`).
     public var baseURL: String?
     public var operations: [String]?

@@ -244,8 +244,10 @@ public struct SourceCatalog: Sendable {
         settings.maxConnections = Int(record.config["maxConnections"]?.intValue ?? 10)
         settings.acquireTimeout = .milliseconds(record.config["acquireTimeoutMs"]?.intValue ?? 5_000)
         settings.requestTimeoutMs = limits.requestTimeoutMs
+        let changeStreams = record.config["replicaSet"] == true && record.config["changeStreams"]?.stringValue != "off"
         return try MongoSource(
-            name: record.name, url: url, database: database, model: await Self.decodedModel(of: record), settings: settings, logger: logger)
+            name: record.name, url: url, database: database, model: await Self.decodedModel(of: record), changeStreams: changeStreams,
+            settings: settings, logger: logger)
     }
 
     private func database(_ record: SourceRecord, limits: TenantLimits) async throws -> PostgresSource {

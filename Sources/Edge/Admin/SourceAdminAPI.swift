@@ -176,6 +176,7 @@ struct SourceAdminAPI {
     static func summary(_ registration: SourceRegistration) -> JSONValue {
         var summary = summaryObject(name: registration.name, kind: registration.kind.rawValue, model: registration.model, schemas: registration.schemas)
         if let capture = registration.changeCapture { summary["changeCapture"] = capture.summary }
+        if let capture = registration.changeCaptureSummary { summary["changeCapture"] = capture }
         if let base = registration.baseURL { summary["baseUrl"] = .string(base) }
         if let operations = registration.operations { summary["operations"] = .array(operations.map(JSONValue.string)) }
         if let url = registration.url { summary["url"] = .string(url) }

@@ -33,7 +33,7 @@ extension SQLiteControlPlaneStore {
         // One statement, so no BEGIN/COMMIT round trips: lapsed claims first, then due jobs in
         // order. Two index walks rather than one OR: a tenant with a backlog of 100,000 pending
         // jobs must not make every claim scan it.
-        try await statement(
+        let rows = try await statement(
             lane: tenant,
             """
             UPDATE jobs SET status = 'running', attempt = attempt + 1, fence = ?, claim_expires_at_ms = ?, updated_at_ms = ?
@@ -42,11 +42,14 @@ extension SQLiteControlPlaneStore {
               UNION ALL
               SELECT id FROM (SELECT id FROM jobs WHERE tenant = ? AND status = 'pending' AND run_at_ms <= ? ORDER BY run_at_ms LIMIT ?)
               LIMIT ?)
-            RETURNING *
+            RETURNING rowid AS claim_order, *
             """,
             [.integer(Int(fence)), Self.ms(visibleAgainAt), Self.ms(now), .text(tenant), .text(tenant), Self.ms(now), .integer(limit),
-             .text(tenant), Self.ms(now), .integer(limit), .integer(limit)]
-        ).map(Self.job(from:)).sorted { $0.runAt < $1.runAt }
+             .text(tenant), Self.ms(now), .integer(limit), .integer(limit)])
+        // In the order they became due, and in the order they were stored when that is the same
+        // millisecond (a row's INSERT before its UPDATE): RETURNING follows the index it updated by.
+        return try rows.map { (order: $0.column("claim_order")?.integer ?? 0, job: try Self.job(from: $0)) }
+            .sorted { ($0.job.runAt, $0.order) < ($1.job.runAt, $1.order) }.map(\.job)
     }
 
     public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool {

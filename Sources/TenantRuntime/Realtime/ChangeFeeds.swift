@@ -45,6 +45,16 @@ actor ChangeFeeds {
 
     private func start(_ name: String, deliver: @escaping @Sendable (String, [ChangeEvent]) async -> Void) async -> Capability {
         guard let database = data.sources.database(named: name) else { return .unavailable("the source is gone") }
+        if let mongo = database as? MongoSource {
+            guard mongo.changeStreams else {
+                return .unavailable("the MongoDB server has no change streams (or they are off); writes through the REST API are published")
+            }
+            let stream = MongoChangeStream(source: mongo, logger: logger)
+            let started = await supervisor.start(ChildSpec(name: "change-stream:\(name)", restart: .transient) {
+                try await stream.run { events in await deliver(name, events) }
+            })
+            return started ? .available : .unavailable("the tenant is stopping")
+        }
         guard let source = database as? PostgresSource else {
             return .unavailable("SQLite keeps no change log; writes through the REST API are published")
         }
@@ -71,7 +81,7 @@ actor ChangeFeeds {
     func status() -> [String: String] {
         refusals.merging(running) { _, running in running }.mapValues { capability in
             switch capability {
-            case .available: "logical decoding (wal2json)"
+            case .available: "the source's own change log (wal2json, or MongoDB change streams)"
             case .unavailable(let why): "unavailable (\(why)); REST writes published"
             }
         }
