@@ -16,7 +16,7 @@ public final class FunctionsSubsystem: TenantSubsystem {
     let limits: @Sendable () -> FunctionLimits
     private let gate: ConcurrencyLimiter
     private let modules = NIOLockedValueBox<[String: FunctionModule]>([:])
-    private let logs = NIOLockedValueBox<[String: [FunctionLogEntry]]>([:])
+    private let logs = NIOLockedValueBox<[String: LogRing]>([:])
     /// Each function's active version as last read, with its opened secrets and the keys it may
     /// see: a call does not read the control plane or open secrets again within `activeTTL`
     /// (deploys on this node forget it at once; elsewhere it is at most that stale).
@@ -71,18 +71,14 @@ public final class FunctionsSubsystem: TenantSubsystem {
         Metrics.Timer(label: "minibaas_function_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
             .recordNanoseconds(Int64(entry.durationMs * 1e6))
         Counter(label: "minibaas_function_fuel_total", dimensions: dimensions).increment(by: Int(clamping: entry.fuel))
-        logs.withLockedValue { logs in
-            var entries = logs[entry.function] ?? []
-            entries.append(entry)
-            if entries.count > Self.logEntries { entries.removeFirst(entries.count - Self.logEntries) }
-            logs[entry.function] = entries
-        }
+        // In place: copying the log out and back would copy all its entries on every call.
+        logs.withLockedValue { logs in logs[entry.function, default: LogRing()].append(entry, capacity: Self.logEntries) }
     }
 
     /// Newest first.
     public func logs(of function: String, since: Date?, limit: Int) -> [FunctionLogEntry] {
-        let entries = logs.withLockedValue { $0[function] ?? [] }
-        return Array(entries.reversed().filter { since == nil || $0.at >= since! }.prefix(limit))
+        let entries = logs.withLockedValue { $0[function]?.newestFirst ?? [] }
+        return Array(entries.filter { since == nil || $0.at >= since! }.prefix(limit))
     }
 
     public func activeFunction(_ name: String) -> ActiveFunction? {
@@ -112,6 +108,25 @@ public final class FunctionsSubsystem: TenantSubsystem {
     /// On the supervisor endpoint: calls running and waiting, and modules parsed.
     public func details() async -> [String: String] {
         ["inFlight": String(gate.activeCount), "queued": String(gate.queuedCount), "cachedModules": String(cachedModuleCount)]
+    }
+}
+
+/// A function's recent calls: a fixed number, the oldest overwritten.
+struct LogRing {
+    private var entries: [FunctionLogEntry] = []
+    private var next = 0
+
+    mutating func append(_ entry: FunctionLogEntry, capacity: Int) {
+        if entries.count < capacity {
+            entries.append(entry)
+        } else {
+            entries[next] = entry
+            next = (next + 1) % capacity
+        }
+    }
+
+    var newestFirst: [FunctionLogEntry] {
+        (Array(entries[next...]) + Array(entries[..<next])).reversed()
     }
 }
 
