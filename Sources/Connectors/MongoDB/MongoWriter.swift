@@ -79,26 +79,10 @@ struct MongoWriter: Sendable {
         return document
     }
 
+    /// A body value as stored; documents inside it have their keys checked as they are built
+    /// (`MongoValues.generic`).
     private func typed(_ value: JSONValue, column name: String, pointer: String) throws(RestError) -> BSON {
-        let native = entity.column(named: name)?.nativeType ?? "mixed"
-        if native == "object" || native.hasPrefix("mixed") || native == "null" || native.hasPrefix("array") {
-            if case .object(let object) = value { try Self.checkKeys(object, pointer: pointer) }
-        }
-        return try MongoValues.value(value, native: native, column: name, pointer: pointer)
-    }
-
-    /// Keys inside documents: `$`-led, dotted, NUL or empty keys are refused (MB335).
-    static func checkKeys(_ object: JSONObject, pointer: String) throws(RestError) {
-        for (key, value) in object {
-            let at = pointer + "/" + MongoValues.escapePointer(key)
-            try MongoValues.checkKey(key, pointer: at)
-            if case .object(let inner) = value { try checkKeys(inner, pointer: at) }
-            if case .array(let items) = value {
-                for (index, item) in items.enumerated() {
-                    if case .object(let inner) = item { try checkKeys(inner, pointer: "\(at)/\(index)") }
-                }
-            }
-        }
+        try MongoValues.value(value, native: entity.column(named: name)?.nativeType ?? "mixed", column: name, pointer: pointer)
     }
 
     /// `on_conflict`: the rows meeting an existing document on the target fields update it
