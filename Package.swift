@@ -127,6 +127,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // GraphQL generated from a source's model (pg_graphql's schema): our own parser and
+        // validator, per-role schemas, introspection, and queries lowered to the REST planner.
+        .target(
+            name: "GraphQL",
+            dependencies: ["Runtime", "Tenancy", "Connectors", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // Durable background work: outbound safety, Standard Webhooks signatures, retry schedules
         // (the job store itself is in the control plane, `Tenancy/Jobs`).
         .target(
@@ -149,7 +156,7 @@ let package = Package(
         .target(
             name: "TenantRuntime",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs", "Functions",
+                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs", "Functions", "GraphQL",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -160,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "Edge",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs", "Functions",
+                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs", "Functions", "GraphQL",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -253,6 +260,7 @@ let package = Package(
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FunctionsTests", dependencies: ["Functions", .product(name: "WAT", package: "WasmKit")], swiftSettings: swiftSettings),
+        .testTarget(name: "GraphQLTests", dependencies: ["GraphQL", "Connectors"], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

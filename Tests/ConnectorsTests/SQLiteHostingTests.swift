@@ -115,11 +115,11 @@ final class SQLiteHostingTests: XCTestCase {
 
         let planner = RestPlanner(model: model)
         let authors = try planner.insert("authors", rows: [["id": 1, "name": "Ann"]], query: try RestQueryParser.parse([]), onConflict: nil, missingDefault: false, returnsRows: false)
-        _ = try await source.write(authors, returnRows: false, publishRows: false, rollback: false, requireOne: false)
+        _ = try await source.write(authors, returnRows: false, publishRows: false, rollback: false, expecting: .any)
         let books = try planner.insert(
             "books", rows: [["title": "One", "author_id": 1, "data": ["k": [1, 2]]], ["title": "Two", "author_id": 1, "published": true]],
             query: try RestQueryParser.parse([("select", "id,title,published,tags,at")]), onConflict: nil, missingDefault: true, returnsRows: true)
-        let written = try await source.write(books, returnRows: true, publishRows: true, rollback: false, requireOne: false)
+        let written = try await source.write(books, returnRows: true, publishRows: true, rollback: false, expecting: .any)
         XCTAssertEqual(written.count, 2)
         let rows = try XCTUnwrap(try JSONValue.parse(Array((written.body ?? "").utf8)).arrayValue)
         XCTAssertEqual(rows.map { $0["published"] }, [.bool(false), .bool(true)])
@@ -133,7 +133,7 @@ final class SQLiteHostingTests: XCTestCase {
         let orphan = try planner.insert("books", rows: [["title": "Three", "author_id": 1], ["title": "Four", "author_id": 9]],
             query: try RestQueryParser.parse([]), onConflict: nil, missingDefault: false, returnsRows: false)
         do {
-            _ = try await source.write(orphan, returnRows: false, publishRows: false, rollback: false, requireOne: false)
+            _ = try await source.write(orphan, returnRows: false, publishRows: false, rollback: false, expecting: .any)
             XCTFail("a missing author is refused")
         } catch let error as RestError {
             XCTAssertEqual(error.code, "23503")
@@ -160,7 +160,7 @@ final class SQLiteHostingTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse(Array((after.body ?? "").utf8)), [["id": 1, "title": "One", "pages": nil], ["id": 2, "title": "Two", "pages": nil]])
         let next = try RestPlanner(model: narrower).insert("books", rows: [["title": "Five", "author_id": 1]],
             query: try RestQueryParser.parse([("select", "id")]), onConflict: nil, missingDefault: true, returnsRows: true)
-        let five = try await reopened.write(next, returnRows: true, publishRows: false, rollback: false, requireOne: false)
+        let five = try await reopened.write(next, returnRows: true, publishRows: false, rollback: false, expecting: .any)
         XCTAssertEqual(five.body, #"[{"id":3}]"#, "the identity goes on after the rebuild")
         let introspected = try await SourceCatalog.introspectSQLite(path, logger: Logger(label: "test"))
         XCTAssertEqual(introspected.entity(named: "books")?.column(named: "published")?.type, .boolean)

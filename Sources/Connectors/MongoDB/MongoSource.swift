@@ -99,7 +99,7 @@ public final class MongoSource: Sendable {
 
     // MARK: - Writes
 
-    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult {
+    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, expecting rows: WrittenRows) async throws -> StatementResult {
         guard !rollback else {
             throw RestError(
                 status: 400, code: "MB337", message: "Prefer: tx=rollback is not available on a MongoDB source",
@@ -108,7 +108,7 @@ public final class MongoSource: Sendable {
         guard plan.target.entity.kind == .collection else {
             throw RestError(status: 405, code: "MB337", message: "'\(plan.target.entity.name)' is a view of the MongoDB source and cannot be written")
         }
-        let writer = MongoWriter(plan: plan, returnRows: returnRows, publishRows: publishRows, requireOne: requireOne, maxTimeMS: maxTimeMS, source: name)
+        let writer = MongoWriter(plan: plan, returnRows: returnRows, publishRows: publishRows, expecting: rows, maxTimeMS: maxTimeMS, source: name)
         return try await session { session in try writer.run(session) }
     }
 

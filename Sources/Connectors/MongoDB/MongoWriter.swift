@@ -12,7 +12,7 @@ struct MongoWriter: Sendable {
     let plan: WritePlan
     let returnRows: Bool
     let publishRows: Bool
-    let requireOne: Bool
+    let expecting: WrittenRows
     let maxTimeMS: Int32
     let source: String
 
@@ -39,7 +39,7 @@ struct MongoWriter: Sendable {
             guard document.encodedSize <= BSONDocument.maxStoredSize else { throw Self.tooLarge(index: index, size: document.encodedSize) }
             documents.append(document)
         }
-        if requireOne && documents.count != 1 { throw RestError.singular(documents.count) }
+        try expecting.check(documents.count)
         if let onConflict { return try upsert(documents, onConflict: onConflict, session) }
         try checkInProcess(documents, rule: plan.check)
         let ids = documents.compactMap { $0["_id"] }
@@ -189,7 +189,7 @@ struct MongoWriter: Sendable {
             throw RestError(status: 400, code: "MB336", message: "'_id' cannot be changed", hint: "insert a new document instead")
         }
         let documents = try targets(session)
-        if requireOne && documents.count != 1 { throw RestError.singular(documents.count) }
+        try expecting.check(documents.count)
         guard !set.isEmpty, !documents.isEmpty else { return try result([], inserted: nil, before: nil, session) }
         for (index, document) in documents.enumerated() {
             var image = document
@@ -218,7 +218,7 @@ struct MongoWriter: Sendable {
 
     private func delete(_ session: MongoSession) throws -> StatementResult {
         let documents = try targets(session)
-        if requireOne && documents.count != 1 { throw RestError.singular(documents.count) }
+        try expecting.check(documents.count)
         let ids = documents.compactMap { $0["_id"] }
         guard !ids.isEmpty else { return try result([], inserted: nil, before: nil, session) }
         // What is answered and published is read before the documents are gone.

@@ -59,14 +59,14 @@ public final class PostgresSource: Sendable {
     }
 
     /// Runs one statement and returns its single row (body, page_count, total).
-    /// `requireOne`: the client asked for a single object; a write touching another number of rows
-    /// is undone and answered PGRST116, as PostgREST does.
-    public func execute(_ statement: SQLStatement, rollback: Bool = false, requireOne: Bool = false) async throws -> StatementResult {
+    /// `rows`: a write touching more rows than allowed (or not exactly the one a singular answer
+    /// asked for, PGRST116 as in PostgREST) is undone.
+    public func execute(_ statement: SQLStatement, rollback: Bool = false, expecting rows: WrittenRows = .any) async throws -> StatementResult {
         try await admitted()
         defer { gate.release() }
         do {
             return try await pool.withConnection { connection in
-                guard rollback || statement.checked || requireOne else {
+                guard rollback || statement.checked || rows.bounds else {
                     return try await run(statement, on: connection)
                 }
                 // A transaction, so that a write whose rows fail their policy check, or that
@@ -74,10 +74,8 @@ public final class PostgresSource: Sendable {
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     let result = try await run(statement, on: connection)
-                    if requireOne && result.count != 1 {
-                        try await connection.query("ROLLBACK", logger: logger)
-                        throw RestError.singular(result.count)
-                    }
+                    // Too many (or not exactly one) rows: the catch below undoes it.
+                    try rows.check(result.count)
                     if result.violations > 0 {
                         try await connection.query("ROLLBACK", logger: logger)
                         throw RestError(

@@ -74,3 +74,27 @@ public struct CallPlan: Sendable {
     /// For functions returning rows of an entity: the read over those rows.
     public var read: ReadPlan?
 }
+
+/// How many rows a write may touch before it is undone: any number, exactly one (a singular answer
+/// was asked for, PGRST116), or at most a bound (GraphQL's `atMost`, MB729).
+public enum WrittenRows: Sendable, Equatable {
+    case any
+    case exactlyOne
+    case atMost(Int)
+
+    /// Whether the write must run in a transaction that can still be undone once its count is known.
+    public var bounds: Bool { self != .any }
+
+    public func check(_ count: Int) throws(RestError) {
+        switch self {
+        case .any: return
+        case .exactlyOne: if count != 1 { throw RestError.singular(count) }
+        case .atMost(let limit):
+            if count > limit {
+                throw RestError(
+                    status: 400, code: "MB729", message: "update impacts too many records",
+                    details: "\(count) rows matched; atMost is \(limit)")
+            }
+        }
+    }
+}

@@ -124,6 +124,7 @@ public struct RestPlanner: Sendable {
     /// Finds the relation an embed names: by target table, narrowed by a hint (constraint name,
     /// FK column or junction table), or by a foreign-key column of a many-to-one.
     func resolve(_ embed: Embed, from entity: Entity) throws(RestError) -> Relation {
+        if let resolved = embed.resolved, resolved.from == entity.qualifiedName { return resolved }
         let outgoing = model.relations(from: entity.qualifiedName)
         var candidates = outgoing.filter { $0.to.name == embed.relation }
         if candidates.isEmpty {

@@ -58,6 +58,9 @@ public struct Embed: Sendable, Equatable {
     public var hint: String?
     public var inner: Bool
     public var select: [SelectItem]
+    /// Set by surfaces that already know the relation (GraphQL's fields name one exactly); the
+    /// REST grammar leaves it nil and the planner resolves `relation` and `hint`.
+    public var resolved: Relation? = nil
 }
 
 public enum FilterOperator: String, Sendable, CaseIterable {

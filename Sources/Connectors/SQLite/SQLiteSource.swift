@@ -86,8 +86,8 @@ public final class SQLiteSource: Sendable {
         }
     }
 
-    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult {
-        let writer = SQLiteWriter(plan: plan, returnRows: returnRows, publishRows: publishRows, requireOne: requireOne)
+    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, expecting rows: WrittenRows) async throws -> StatementResult {
+        let writer = SQLiteWriter(plan: plan, returnRows: returnRows, publishRows: publishRows, expecting: rows)
         return try await writing { connection in try await writer.run(on: connection, rollback: rollback) }
     }
 

@@ -11,7 +11,7 @@ struct SQLiteWriter {
     let plan: WritePlan
     let returnRows: Bool
     let publishRows: Bool
-    let requireOne: Bool
+    let expecting: WrittenRows
     let renderer = SQLiteRenderer()
 
     var entity: Entity { plan.target.entity }
@@ -69,12 +69,12 @@ struct SQLiteWriter {
             written = try await rowids(query, connection)
             // What is answered and published is read before the rows are gone.
             before = (try await representation(of: written, connection), try await changes(of: written, inserted: nil, connection))
-            if requireOne && written.count != 1 { throw RestError.singular(written.count) }
+            try expecting.check(written.count)
             var delete = SQLiteQuery()
             delete.sql = "DELETE FROM \(table) WHERE rowid IN (SELECT value FROM json_each(\(delete.bind(.text(Self.list(written))))))"
             _ = try await connection.query(delete.sql, delete.binds)
         }
-        if requireOne && written.count != 1 { throw RestError.singular(written.count) }
+        try expecting.check(written.count)
         let violations = try await violations(written, inserted: inserted, connection)
         if violations > 0 {
             throw RestError(

@@ -13,9 +13,9 @@ public protocol DatabaseSource: DataSource {
     func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult
     /// The row estimate for `count=planned|estimated`.
     func estimate(_ plan: ReadPlan) async throws -> Int
-    /// `rollback`: `Prefer: tx=rollback`; `requireOne`: a singular answer was asked for, so a write
-    /// touching another number of rows is undone (PGRST116).
-    func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult
+    /// `rollback`: `Prefer: tx=rollback`; `rows`: how many rows the write may touch before it is undone
+    /// (a singular answer: exactly one, PGRST116; GraphQL's `atMost`).
+    func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, expecting rows: WrittenRows) async throws -> StatementResult
     func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult
     /// Row rules decided against row images (realtime deliveries), one answer per check.
     func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool]
@@ -32,8 +32,8 @@ extension PostgresSource: DatabaseSource {
         try await estimate(SQLRenderer().estimate(plan))
     }
 
-    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, requireOne: Bool) async throws -> StatementResult {
-        try await execute(SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishRows), rollback: rollback, requireOne: requireOne)
+    public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, expecting rows: WrittenRows) async throws -> StatementResult {
+        try await execute(SQLRenderer().write(plan, returnRows: returnRows, publishRows: publishRows), rollback: rollback, expecting: rows)
     }
 
     public func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult {

@@ -36,7 +36,7 @@ enum DemoData {
         defer { pool.cancel() }
         let planner = RestPlanner(model: source.model, access: .service)
         let plan = try planner.insert("todos", rows: rows, query: try RestQueryParser.parse([]), onConflict: nil, missingDefault: true, returnsRows: false)
-        _ = try await source.write(plan, returnRows: false, publishRows: false, rollback: false, requireOne: false)
+        _ = try await source.write(plan, returnRows: false, publishRows: false, rollback: false, expecting: .any)
         let audit = AuditEntry(at: Date(), actor: "node", action: "policies.replace", tenant: tenant.slug, requestID: nil, detail: ["count": 1])
         _ = try await node.store.setPolicies(tenant.slug, document: policies.jsonString, audit: audit)
     }

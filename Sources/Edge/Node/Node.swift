@@ -124,6 +124,7 @@ enum Node {
         nodeAPI.registerPublic(on: router)
         let admin = router.group("admin/v1").add(middleware: AdminAuthMiddleware(token: node.adminToken))
         TenantAdminAPI(node: node).register(on: admin)
+        GraphQLAdminAPI(node: node).register(on: admin)
         SourceAdminAPI(node: node, catalog: node.sourceCatalog).register(on: admin)
         PolicyAdminAPI(node: node).register(on: admin)
         KeyAdminAPI(node: node).register(on: admin)

@@ -72,9 +72,9 @@ extension RestAPI {
     ) async throws -> StatementResult {
         let hub = context.tenant?.realtime.hub
         let publishes = hub?.uncaptured.contains(target.source.name) ?? false
-        let requireOne = Self.wantsObject(request)
+        let rows: WrittenRows = Self.wantsObject(request) ? .exactlyOne : .any
         let result = try await Self.rest { () async throws -> StatementResult in
-            try await target.source.write(plan, returnRows: returnRows, publishRows: publishes, rollback: prefer.rollback, requireOne: requireOne)
+            try await target.source.write(plan, returnRows: returnRows, publishRows: publishes, rollback: prefer.rollback, expecting: rows)
         }
         await context.tenant?.cache.dropReads(of: target.source.name)
         if publishes, let hub, !prefer.rollback, let rows = result.changes {

@@ -19,6 +19,7 @@ struct TenantAPI {
         }
         RestAPI(node: node).register(on: tenant)
         UpstreamAPI(node: node).register(on: tenant)
+        GraphQLAPI(node: node).register(on: tenant)
         let open = router.group("t/:slug/auth/v1").add(middleware: TenantGateMiddleware(admission: node.admission, forwarder: node.forwarder, requiresAPIKey: false))
         AuthAPI(node: node).register(keyed: tenant, open: open)
         StorageAPI(node: node).register(on: router)

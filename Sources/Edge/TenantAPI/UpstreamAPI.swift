@@ -18,8 +18,7 @@ struct UpstreamAPI {
                 tenant.on("\(base)/**", method: method, use: forward)
             }
         }
-        tenant.post("graphql/v1", use: graphQL)
-        tenant.post("sources/:source/graphql/v1", use: graphQL)
+        // `graphql/v1` is GraphQLAPI's: it forwards here when the source is a GraphQL upstream.
     }
 
     /// `POST {apiUrl}/graphql/v1 {query, variables?, operationName?}` to a GraphQL upstream.

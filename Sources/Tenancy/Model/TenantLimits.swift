@@ -20,6 +20,8 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     public var jobs: JobLimits = .default
     /// Edge functions (contract ../shared/contracts/functions.md, `limits.functions`).
     public var functions: FunctionLimits = .default
+    /// The generated GraphQL API (contract ../shared/contracts/graphql.md, `/admin/v1/tenants/{slug}/graphql`).
+    public var graphql: GraphQLSettings = .default
 
     public static let `default` = TenantLimits(
         requestsPerSecond: 200, burst: 400, maxConcurrent: 32, maxQueued: 128,
@@ -35,7 +37,7 @@ public struct TenantLimits: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage, jobs, functions
+        case requestsPerSecond, burst, maxConcurrent, maxQueued, maxBodyBytes, requestTimeoutMs, realtime, storage, jobs, functions, graphql
     }
 
     /// Records written before realtime or storage existed lack them: they get the defaults.
@@ -51,11 +53,12 @@ public struct TenantLimits: Sendable, Equatable, Codable {
         storage = try container.decodeIfPresent(StorageLimits.self, forKey: .storage) ?? .default
         jobs = try container.decodeIfPresent(JobLimits.self, forKey: .jobs) ?? .default
         functions = try container.decodeIfPresent(FunctionLimits.self, forKey: .functions) ?? .default
+        graphql = try container.decodeIfPresent(GraphQLSettings.self, forKey: .graphql) ?? .default
     }
 
     /// Bounds that keep one tenant's settings from hurting the node: each problem names its field.
     public func problems() -> [String] {
-        var problems: [String] = realtime.problems() + storage.problems() + jobs.problems() + functions.problems()
+        var problems: [String] = realtime.problems() + storage.problems() + jobs.problems() + functions.problems() + graphql.problems()
         if !(requestsPerSecond > 0 && requestsPerSecond <= 1_000_000) { problems.append("requestsPerSecond must be in (0, 1000000]") }
         if !(1...1_000_000).contains(burst) { problems.append("burst must be in [1, 1000000]") }
         if !(1...10_000).contains(maxConcurrent) { problems.append("maxConcurrent must be in [1, 10000]") }

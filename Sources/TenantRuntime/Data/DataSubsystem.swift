@@ -1,4 +1,5 @@
 import Connectors
+import GraphQL
 import Runtime
 import Tenancy
 
@@ -9,6 +10,9 @@ public final class DataSubsystem: TenantSubsystem {
     public let supervisor: SubsystemSupervisor
     public let sources: SourceRegistry
     public let policies: [Policy]
+    /// Role schemas, parsed documents and persisted queries of the GraphQL API, built from these
+    /// sources and policies and dropped with them.
+    public let graphQL = GraphQLState()
 
     init(supervisor: SubsystemSupervisor, sources: SourceRegistry, policies: [Policy]) {
         self.supervisor = supervisor

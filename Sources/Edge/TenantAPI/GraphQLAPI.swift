@@ -1,0 +1,144 @@
+import Connectors
+import Foundation
+import GraphQL
+import HTTPTypes
+import Hummingbird
+import Runtime
+import Tenancy
+import TenantRuntime
+
+/// `{apiUrl}/graphql/v1` and `{apiUrl}/sources/{name}/graphql/v1`: pg_graphql's API generated
+/// from a database source's model (contract ../shared/contracts/graphql.md), or, when the source is
+/// a GraphQL upstream, forwarded to it. Transport problems keep our error shape; everything about
+/// the document answers 200 `{data, errors}` as Supabase does (400 for request errors when the
+/// client accepts `application/graphql-response+json`).
+struct GraphQLAPI {
+    let node: NodeServices
+
+    /// Documents larger than this are refused before parsing.
+    static let maxDocumentBytes = 64 * 1024
+
+    func register(on tenant: RouterGroup<EdgeContext>) {
+        for path in ["graphql/v1", "sources/:source/graphql/v1"] {
+            tenant.post(RouterPath(path), use: post)
+            tenant.get(RouterPath(path), use: get)
+        }
+    }
+
+    enum Target {
+        case database(any DatabaseSource)
+        case upstream
+    }
+
+    func target(_ context: EdgeContext) throws -> Target {
+        guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
+        let sources = tree.data.sources
+        if let name = context.name("source") {
+            if let database = sources.database(named: name) { return .database(database) }
+            if sources.graphQL(named: name) != nil { return .upstream }
+            throw APIError.sourceNotFound(name)
+        }
+        if let database = sources.defaultDatabase { return .database(database) }
+        if sources.graphQL(named: nil) != nil { return .upstream }
+        throw APIError.sourceNotFound("default")
+    }
+
+    @Sendable func post(_ request: Request, context: EdgeContext) async throws -> Response {
+        let source: any DatabaseSource
+        switch try target(context) {
+        case .upstream: return try await UpstreamAPI(node: node).graphQL(request, context: context)
+        case .database(let database): source = database
+        }
+        guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
+        let body = try await JSONBody.read(request, maxBytes: tree.tenant.limits.maxBodyBytes)
+        try body.allowOnly(["query", "variables", "operationName", "extensions"])
+        let variables: JSONObject
+        switch body.object["variables"] {
+        case nil, .null?: variables = [:]
+        case .object(let object)?: variables = object
+        default: throw APIError.invalidField("variables", "expected an object")
+        }
+        return await answer(
+            request, context: context, source: source, query: try body.string("query"), variables: variables,
+            operationName: try body.string("operationName"), extensions: try body.object("extensions"), viaGET: false)
+    }
+
+    @Sendable func get(_ request: Request, context: EdgeContext) async throws -> Response {
+        let source: any DatabaseSource
+        switch try target(context) {
+        case .upstream:
+            throw APIError(status: .methodNotAllowed, code: "MB728", message: "a GraphQL upstream is reached with POST", headers: [.allow: "POST"])
+        case .database(let database): source = database
+        }
+        let parameters = request.uri.queryParameters
+        func json(_ name: String) throws -> JSONObject? {
+            guard let text = parameters.get(name), !text.isEmpty else { return nil }
+            guard let object = (try? JSONValue.parse(Array(text.utf8)))?.objectValue else {
+                throw APIError.invalidField(name, "expected a JSON object")
+            }
+            return object
+        }
+        return await answer(
+            request, context: context, source: source, query: parameters.get("query"), variables: try json("variables") ?? [:],
+            operationName: parameters.get("operationName"), extensions: try json("extensions"), viaGET: true)
+    }
+
+    func answer(
+        _ request: Request, context: EdgeContext, source: any DatabaseSource, query: String?, variables: JSONObject, operationName: String?,
+        extensions: JSONObject?, viaGET: Bool
+    ) async -> Response {
+        guard let tree = context.tenant, let caller = context.caller else {
+            return Self.respond(.failed(GraphQLError("no tenant", code: "MB500")), request: request)
+        }
+        let state = tree.data.graphQL
+        let settings = tree.tenant.limits.graphql
+        do throws(GraphQLError) {
+            var text = query
+            if let hash = extensions?["persistedQuery"]?["sha256Hash"]?.stringValue {
+                text = try state.persistedQuery(hash: hash, query: query)
+            }
+            guard let text, !text.isEmpty else { throw GraphQLError("Must provide a query string.", code: "MB720") }
+            guard text.utf8.count <= Self.maxDocumentBytes else {
+                throw GraphQLError("the document is larger than \(Self.maxDocumentBytes) bytes", code: "MB725")
+            }
+            let document = try state.document(text)
+            let operation = try GraphQLExecutor.operation(in: document, named: operationName)
+            if viaGET && operation.kind == .mutation {
+                var response = Self.respond(.failed(GraphQLError("mutations are not allowed over GET; use POST", code: "MB728")), request: request)
+                response.status = .methodNotAllowed
+                response.headers[.allow] = "POST"
+                return response
+            }
+            let access = tree.data.access(for: caller)
+            let schema: RoleSchema
+            do {
+                schema = try await state.schema(source: source, access: access, naming: GraphQLNaming(inflect: settings.inflectNames))
+            } catch {
+                throw GraphQLError("the schema could not be built: \(error)", code: "MB500")
+            }
+            let hub = tree.realtime.hub
+            let publishes = hub.uncaptured.contains(source.name)
+            let cache = tree.cache
+            let executor = GraphQLExecutor(
+                schema: schema, source: source, access: access,
+                options: GraphQLOptions(maxRows: settings.maxRows, maxDepth: settings.maxDepth, maxCost: settings.maxCost, introspection: settings.introspection),
+                publishWrites: publishes
+            ) { plan, result, operation in
+                await cache.dropReads(of: source.name)
+                if publishes, let rows = result.changes {
+                    hub.publishWrites(source: source.name, entity: plan.target.entity, operation: operation, rows: rows)
+                }
+            }
+            return Self.respond(await executor.execute(document, operationName: operationName, variables: variables), request: request)
+        } catch {
+            return Self.respond(.failed(error), request: request)
+        }
+    }
+
+    static func respond(_ response: GraphQLResponse, request: Request) -> Response {
+        let strict = request.headers[.accept]?.contains("application/graphql-response+json") ?? false
+        let status: HTTPResponse.Status = strict && response.isRequestError ? .badRequest : .ok
+        let headers: HTTPFields = [.contentType: strict ? "application/graphql-response+json; charset=utf-8" : "application/json; charset=utf-8"]
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response.json.encoded())))
+    }
+}

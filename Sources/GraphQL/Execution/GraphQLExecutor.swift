@@ -1,0 +1,218 @@
+import Connectors
+import Foundation
+import Runtime
+
+/// The limits and switches a tenant sets for its GraphQL API (`/admin/v1/tenants/{slug}/graphql`).
+public struct GraphQLOptions: Sendable {
+    public var maxRows: Int
+    public var maxDepth: Int
+    public var maxCost: Int
+    /// Introspection for this caller (always for the service role).
+    public var introspection: Bool
+
+    public init(maxRows: Int = 30, maxDepth: Int = 20, maxCost: Int = 50_000, introspection: Bool = false) {
+        self.maxRows = maxRows
+        self.maxDepth = maxDepth
+        self.maxCost = maxCost
+        self.introspection = introspection
+    }
+}
+
+/// A GraphQL answer: `data` (null when anything failed: nothing is kept of a failed request) and
+/// `errors`.
+public struct GraphQLResponse: Sendable {
+    public var data: JSONValue
+    public var errors: [GraphQLError]
+    /// Whether a mutation ran (cached reads of the source are stale).
+    public var wrote: Bool = false
+
+    public var isRequestError: Bool { errors.contains { $0.isRequestError } }
+
+    public var json: JSONValue {
+        var object: JSONObject = ["data": data]
+        if !errors.isEmpty { object["errors"] = .array(errors.map(\.json)) }
+        return .object(object)
+    }
+
+    public static func failed(_ error: GraphQLError) -> GraphQLResponse {
+        GraphQLResponse(data: .null, errors: [error])
+    }
+}
+
+/// Runs one operation of a document against a source, for one role: fields are checked against
+/// the role's schema while they are lowered to REST plans (`RestPlanner` applies the policies,
+/// the source renders each plan as one statement), and the rows are shaped into the answer.
+public struct GraphQLExecutor: Sendable {
+    /// Called after each write with what the REST API does after its own: drop cached reads,
+    /// publish rows to realtime.
+    public typealias WriteObserver = @Sendable (_ plan: WritePlan, _ result: StatementResult, _ operation: RestWriteChanges.Operation) async -> Void
+
+    public let schema: RoleSchema
+    public let source: any DatabaseSource
+    public let planner: RestPlanner
+    public let options: GraphQLOptions
+    /// Whether writes should answer their rows for realtime (sources without change capture).
+    public let publishWrites: Bool
+    public let onWrite: WriteObserver?
+
+    public init(
+        schema: RoleSchema, source: any DatabaseSource, access: Access, options: GraphQLOptions, publishWrites: Bool = false,
+        onWrite: WriteObserver? = nil
+    ) {
+        self.schema = schema
+        self.source = source
+        self.planner = RestPlanner(model: source.model, access: access)
+        self.options = options
+        self.publishWrites = publishWrites
+        self.onWrite = onWrite
+    }
+
+    /// The operation a request runs: the named one, or the only one.
+    public static func operation(in document: GraphQLDocument, named name: String?) throws(GraphQLError) -> OperationDefinition {
+        if let name, !name.isEmpty {
+            guard let found = document.operations.first(where: { $0.name == name }) else {
+                throw .operation("Unknown operation named \"\(name)\".")
+            }
+            return found
+        }
+        guard document.operations.count == 1 else {
+            throw .operation(document.operations.isEmpty ? "The document contains no operation." : "Must provide operation name if query contains multiple operations.")
+        }
+        return document.operations[0]
+    }
+
+    public func execute(_ document: GraphQLDocument, operationName: String?, variables: JSONObject) async -> GraphQLResponse {
+        let plan: OperationPlan
+        do throws(GraphQLError) {
+            let operation = try Self.operation(in: document, named: operationName)
+            if operation.kind == .subscription {
+                throw GraphQLError("Subscriptions are not supported; use realtime (postgres_changes) for live data.", code: "MB727")
+            }
+            try FieldCollector.checkFragmentCycles(document)
+            let coerced = try InputCoercion.variables(operation.variables, given: variables, schema: schema)
+            var compiler = OperationCompiler(
+                schema: schema, options: options, collector: FieldCollector(
+                    document: document,
+                    inputs: InputCoercion(schema: schema, variables: coerced, declared: Dictionary(operation.variables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))))
+            plan = try compiler.compile(operation)
+        } catch {
+            return .failed(error)
+        }
+        return await run(plan)
+    }
+
+    // MARK: - Running a compiled operation
+
+    func run(_ plan: OperationPlan) async -> GraphQLResponse {
+        var data = JSONObject()
+        var wrote = false
+        for root in plan.roots {
+            do {
+                switch root {
+                case .constant(let key, let value):
+                    data[key] = value
+                case .collection(let key, let entity, let query, let shape, let countQuery):
+                    let read = try planner.read(entity, query)
+                    let result = try await source.read(read, count: false)
+                    var total: Int?
+                    if let countQuery {
+                        total = try await source.read(try planner.read(entity, countQuery), count: true).total
+                    }
+                    data[key] = shape.answer(rows: try Self.rows(result.body), total: total)
+                case .single(let key, let entity, let query, let node):
+                    let result = try await source.read(try planner.read(entity, query), count: false)
+                    data[key] = try Self.rows(result.body).first.flatMap(\.objectValue).map { ConnectionShape.node($0, node) } ?? .null
+                case .write(let key, let write):
+                    let (plan, operation) = try write.plan(planner)
+                    let result = try await source.write(plan, returnRows: true, publishRows: publishWrites, rollback: false, expecting: write.expecting)
+                    wrote = true
+                    await onWrite?(plan, result, operation)
+                    data[key] = write.answer(rows: try Self.rows(result.body), count: result.count)
+                }
+            } catch let error as RestError {
+                var failure = GraphQLError(error.message, code: error.code, path: [.key(root.key)], isRequestError: false)
+                if let details = error.details, error.code == "MB729" || error.code == "42501" { failure.message += " (\(details))" }
+                return GraphQLResponse(data: .null, errors: [failure], wrote: wrote)
+            } catch let error as GraphQLError {
+                var failure = error
+                failure.path = [.key(root.key)]
+                return GraphQLResponse(data: .null, errors: [failure], wrote: wrote)
+            } catch {
+                return GraphQLResponse(data: .null, errors: [GraphQLError("the source failed: \(error)", code: "MB500", path: [.key(root.key)], isRequestError: false)], wrote: wrote)
+            }
+        }
+        return GraphQLResponse(data: .object(data), errors: [], wrote: wrote)
+    }
+
+    static func rows(_ body: String?) throws -> [JSONValue] {
+        guard let body, !body.isEmpty else { return [] }
+        return try JSONValue.parse(Array(body.utf8)).arrayValue ?? []
+    }
+}
+
+/// A compiled operation: what each root field runs and how its answer is shaped.
+struct OperationPlan: Sendable {
+    enum Root: Sendable {
+        case constant(key: String, JSONValue)
+        case collection(key: String, entity: String, query: RestQuery, shape: ConnectionShape, countQuery: RestQuery?)
+        case single(key: String, entity: String, query: RestQuery, node: [NodeItem])
+        case write(key: String, MutationPlan)
+
+        var key: String {
+            switch self {
+            case .constant(let key, _), .collection(let key, _, _, _, _), .single(let key, _, _, _), .write(let key, _): key
+            }
+        }
+    }
+
+    var roots: [Root]
+}
+
+/// One mutation field: the write it plans and the answer it shapes.
+struct MutationPlan: Sendable {
+    enum Kind: Sendable {
+        case insert(rows: [JSONObject])
+        case update(values: JSONObject, conditions: [Condition])
+        case delete(conditions: [Condition])
+    }
+
+    var entity: String
+    var kind: Kind
+    var records: [SelectItem]
+    var expecting: WrittenRows
+    var answerItems: [(key: String, item: AnswerItem)]
+
+    enum AnswerItem: Sendable {
+        case typename(String)
+        case affectedCount
+        case records([NodeItem])
+    }
+
+    func plan(_ planner: RestPlanner) throws(RestError) -> (WritePlan, RestWriteChanges.Operation) {
+        let returning = RestQuery(select: records)
+        switch kind {
+        case .insert(let rows):
+            return (try planner.insert(entity, rows: rows, query: returning, onConflict: nil, missingDefault: true), .insert)
+        case .update(let values, let conditions):
+            var query = returning
+            query.conditions[[]] = conditions
+            return (try planner.update(entity, values: values, query: query), .update)
+        case .delete(let conditions):
+            var query = returning
+            query.conditions[[]] = conditions
+            return (try planner.delete(entity, query: query), .delete)
+        }
+    }
+
+    func answer(rows: [JSONValue], count: Int) -> JSONValue {
+        var out = JSONObject()
+        for (key, item) in answerItems {
+            switch item {
+            case .typename(let name): out[key] = .string(name)
+            case .affectedCount: out[key] = .integer(Int64(count))
+            case .records(let node): out[key] = .array(rows.map { ConnectionShape.node($0.objectValue ?? [:], node) })
+            }
+        }
+        return .object(out)
+    }
+}
