@@ -70,17 +70,32 @@ struct GraphQLAPI {
             throw APIError(status: .methodNotAllowed, code: "MB728", message: "a GraphQL upstream is reached with POST", headers: [.allow: "POST"])
         case .database(let database): source = database
         }
-        let parameters = request.uri.queryParameters
+        let parameters = Self.formParameters(request.uri.query ?? "")
         func json(_ name: String) throws -> JSONObject? {
-            guard let text = parameters.get(name), !text.isEmpty else { return nil }
+            guard let text = parameters[name], !text.isEmpty else { return nil }
             guard let object = (try? JSONValue.parse(Array(text.utf8)))?.objectValue else {
                 throw APIError.invalidField(name, "expected a JSON object")
             }
             return object
         }
         return await answer(
-            request, context: context, source: source, query: parameters.get("query"), variables: try json("variables") ?? [:],
-            operationName: parameters.get("operationName"), extensions: try json("extensions"), viaGET: true)
+            request, context: context, source: source, query: parameters["query"], variables: try json("variables") ?? [:],
+            operationName: parameters["operationName"], extensions: try json("extensions"), viaGET: true)
+    }
+
+    /// The query string as HTML forms encode it (`+` is a space), which is how clients send GET
+    /// documents.
+    static func formParameters(_ query: String) -> [String: String] {
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            parameters[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return parameters
     }
 
     func answer(

@@ -26,14 +26,18 @@ struct GraphQLLexer {
         var line = 1
         var lineStart = 0
 
+        // Columns count characters, not bytes (UTF-8 continuation bytes are skipped), counted on
+        // from the previous token so a long line costs linear time.
+        var counted = (line: 1, index: 0, column: 1)
         func location(_ at: Int) -> SourceLocation {
-            // Columns count characters, not bytes: UTF-8 continuation bytes are skipped.
-            var column = 1
-            var i = lineStart
+            if counted.line != line || counted.index < lineStart || counted.index > at { counted = (line, lineStart, 1) }
+            var i = counted.index
+            var column = counted.column
             while i < at {
                 if bytes[i] & 0xC0 != 0x80 { column += 1 }
                 i += 1
             }
+            counted = (line, at, column)
             return SourceLocation(line: line, column: column)
         }
 

@@ -49,6 +49,13 @@ enum StoreCoding {
             if let value = functions["maxFunctions"]?.intValue { limits.functions.maxFunctions = Int(value) }
             if let value = functions["maxOutputBytes"]?.intValue { limits.functions.maxOutputBytes = Int(value) }
         }
+        if let graphql = object["graphql"] {
+            if let value = graphql["introspection"]?.boolValue { limits.graphql.introspection = value }
+            if let value = graphql["maxRows"]?.intValue { limits.graphql.maxRows = Int(value) }
+            if let value = graphql["maxDepth"]?.intValue { limits.graphql.maxDepth = Int(value) }
+            if let value = graphql["maxCost"]?.intValue { limits.graphql.maxCost = Int(value) }
+            if let value = graphql["inflectNames"]?.boolValue { limits.graphql.inflectNames = value }
+        }
         return limits
     }
 
