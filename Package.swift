@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "jobs-bench", targets: ["JobsBench"]),
         .executable(name: "mongo-baseline", targets: ["MongoBaseline"]),
         .executable(name: "functions-bench", targets: ["FunctionsBench"]),
+        .executable(name: "graphql-bench", targets: ["GraphQLBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -197,6 +198,13 @@ let package = Package(
             name: "FunctionsBench",
             dependencies: [.product(name: "WasmKit", package: "WasmKit")],
             path: "Benchmarks/functions/Tools",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: builds a role schema for thousands of tables (Benchmarks/graphql).
+        .executableTarget(
+            name: "GraphQLBench",
+            dependencies: ["GraphQL", "Connectors"],
+            path: "Benchmarks/graphql/Tools",
             swiftSettings: swiftSettings
         ),
         // Benchmark-only: the bare libmongoc loop MongoDB sources are measured against.

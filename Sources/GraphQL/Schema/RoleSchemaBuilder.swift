@@ -169,6 +169,10 @@ public struct RoleSchemaBuilder: Sendable {
             return .named(named(column.type, native: column.nativeType))
         }
 
+        // Relations by the entity they leave, and entities by name, once (models of thousands of
+        // tables are searched per entity otherwise).
+        let outgoing = Dictionary(grouping: model.relations, by: \.from)
+        let entitiesByName = Dictionary(model.entities.map { ($0.qualifiedName, $0) }, uniquingKeysWith: { first, _ in first })
         var query = SchemaType(kind: .object, name: "Query", description: "The root type for querying data")
         var mutation = SchemaType(kind: .object, name: "Mutation", description: "The root type for creating and mutating data")
         query.add(SchemaField("node", .named("Node"), description: "Retrieve a record by its `ID`", arguments: [InputField("nodeId", .nonNull(.named("ID")), description: "The record's `ID`")], resolver: .node))
@@ -198,9 +202,9 @@ public struct RoleSchemaBuilder: Sendable {
             define(orderBy)
 
             // Relations to entities the role can read, named as pg_graphql names them.
-            for relation in model.relations(from: entity.qualifiedName) {
+            for relation in outgoing[entity.qualifiedName] ?? [] {
                 guard let target = byQualified[relation.to] else { continue }
-                if let junction = relation.junction, let junctionEntity = model.entities.first(where: { $0.qualifiedName == junction.entity }),
+                if let junction = relation.junction, let junctionEntity = entitiesByName[junction.entity],
                     access.grant(.read, on: junctionEntity, in: model) == nil
                 {
                     continue
@@ -241,7 +245,7 @@ public struct RoleSchemaBuilder: Sendable {
             // Mutations, each under its write policy.
             func writable(_ action: Policy.Action) -> [(field: String, column: Column)]? {
                 guard let grant = access.grant(action, on: entity, in: model) else { return nil }
-                return entityType.columns(of: model.entities.first { $0.qualifiedName == entity.qualifiedName } ?? entity, naming: naming).filter { _, column in
+                return entityType.columns(of: entity, naming: naming).filter { _, column in
                     grant.allows(column.name) && !column.isGenerated && (action != .update || column.updatable)
                 }
             }
