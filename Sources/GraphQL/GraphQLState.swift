@@ -10,10 +10,13 @@ public final class GraphQLState: @unchecked Sendable {
     private var schemas: [String: RoleSchema] = [:]
     private var documents: [String: GraphQLDocument] = [:]
     private var persisted: [String: String] = [:]
+    /// Answers that depend on the schema alone (introspection, which polling clients repeat).
+    private var answers: [String: GraphQLResponse] = [:]
 
     static let maxSchemas = 64
     static let maxDocuments = 512
     static let maxPersisted = 1_000
+    static let maxAnswers = 64
 
     public init() {}
 
@@ -40,6 +43,23 @@ public final class GraphQLState: @unchecked Sendable {
             documents[text] = parsed
         }
         return parsed
+    }
+
+    /// The key of a request whose answer may come from the schema alone.
+    public static func answerKey(source: String, role: String, naming: GraphQLNaming, document: String, operationName: String?, variables: JSONObject) -> String {
+        "\(source)\u{0}\(role)\u{0}\(naming.inflect)\u{0}\(operationName ?? "")\u{0}\(JSONValue.object(variables).jsonString)\u{0}\(document)"
+    }
+
+    public func answer(_ key: String) -> GraphQLResponse? {
+        lock.withLock { answers[key] }
+    }
+
+    public func remember(_ response: GraphQLResponse, as key: String) {
+        guard response.fromSchemaAlone, response.errors.isEmpty else { return }
+        lock.withLock {
+            if answers.count >= Self.maxAnswers { answers.removeAll() }
+            answers[key] = response
+        }
     }
 
     /// Apollo APQ: a query sent with its hash is remembered; a hash alone is looked up.

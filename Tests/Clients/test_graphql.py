@@ -293,3 +293,21 @@ def test_sqlite_hosted_answers_as_postgresql_does(node):
             assert query(hosted, document) == query(on_pg, document), document
     finally:
         lite.stop()
+
+
+def test_schema_comments_inflect_names_and_open_introspection(node):
+    database = fresh_database()
+    subprocess.run(["psql", database, "-qc", """comment on schema public is e'Our API\\n@graphql({"inflect_names": true, "introspection": true})'"""], check=True)
+    slug = "gqinf" + secrets.token_hex(3)
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Inflected"})
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token, {"name": "main", "kind": "postgres", "url": database})
+    call("PUT", f"{node.base}/admin/v1/tenants/{slug}/policies", node.token, {"policies": [
+        {"entity": "posts", "role": "anon", "action": "read"}, {"entity": "Authors", "role": "anon", "action": "read"}]})
+    tenant = {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"]}
+    # The comment opens introspection to anon too.
+    schema = schema_of(tenant, key=created["anonKey"])
+    posts = schema.get_type("Posts")
+    assert {"createdAt", "authorId", "author", "editor"} <= set(posts.fields), sorted(posts.fields)
+    assert "postsCollection" in schema.query_type.fields
+    first = data(tenant, "{ postsCollection(first: 1) { edges { node { createdAt author { fullName } } } } }")
+    assert first["postsCollection"]["edges"][0]["node"] == {"createdAt": "2026-01-01T00:00:00+00:00", "author": {"fullName": "Ada Lovelace"}}

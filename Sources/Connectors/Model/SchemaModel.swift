@@ -6,6 +6,9 @@ public struct SchemaModel: Sendable, Codable, Equatable {
     public var relations: [Relation]
     public var operations: [Operation]
     public var enums: [EnumType]
+    /// Comments on the database schemas the model was read from, by schema name (pg_graphql reads
+    /// `@graphql({...})` settings there). Nil for models stored before they were read.
+    public var schemaComments: [String: String]?
 
     public init(entities: [Entity] = [], relations: [Relation] = [], operations: [Operation] = [], enums: [EnumType] = []) {
         self.entities = entities

@@ -32,13 +32,19 @@ public struct PostgresIntrospector: Sendable {
         let indexes = try await document(Self.indexesSQL)
         let enums = try await document(Self.enumsSQL)
         let functions = try await document(Self.functionsSQL)
+        let schemaComments = try await document(Self.schemaCommentsSQL)
         // Seconds of parsing and building for ten thousand tables: not on an event loop.
         return try await offloaded {
             func parsed(_ text: String) throws -> [JSONValue] { try JSONValue.parse(Array(text.utf8)).arrayValue ?? [] }
-            return ModelBuilder(
+            var model = ModelBuilder(
                 relations: try parsed(relations), constraints: try parsed(constraints), indexes: try parsed(indexes),
                 enums: try parsed(enums), functions: try parsed(functions)
             ).build()
+            let comments = (try JSONValue.parse(Array(schemaComments.utf8)).objectValue ?? [:]).compactMap { key, value in
+                value.stringValue.map { (key, $0) }
+            }
+            model.schemaComments = comments.isEmpty ? nil : Dictionary(comments, uniquingKeysWith: { first, _ in first })
+            return model
         }
     }
 
@@ -126,5 +132,12 @@ public struct PostgresIntrospector: Sendable {
         JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
         LEFT JOIN pg_class rc ON rc.oid = rt.typrelid AND rt.typtype = 'c' LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
         WHERE n.nspname = ANY($1) AND p.prokind = 'f'
+        """
+
+    /// `{schema: comment}` for the introspected schemas that have one.
+    static let schemaCommentsSQL = """
+        SELECT coalesce(json_object_agg(nspname, obj_description(oid, 'pg_namespace'))
+          FILTER (WHERE obj_description(oid, 'pg_namespace') IS NOT NULL), '{}')::text
+        FROM pg_namespace WHERE nspname = ANY($1)
         """
 }

@@ -125,9 +125,15 @@ struct GraphQLAPI {
                 return response
             }
             let access = tree.data.access(for: caller)
+            let naming = GraphQLNaming(inflect: settings.inflectNames)
+            let answerKey = GraphQLState.answerKey(
+                source: source.name, role: access.role, naming: naming, document: text, operationName: operationName, variables: variables)
+            if settings.introspection || caller.isServiceRole, let known = state.answer(answerKey) {
+                return Self.respond(known, request: request)
+            }
             let schema: RoleSchema
             do {
-                schema = try await state.schema(source: source, access: access, naming: GraphQLNaming(inflect: settings.inflectNames))
+                schema = try await state.schema(source: source, access: access, naming: naming)
             } catch {
                 throw GraphQLError("the schema could not be built: \(error)", code: "MB500")
             }
@@ -144,7 +150,9 @@ struct GraphQLAPI {
                     hub.publishWrites(source: source.name, entity: plan.target.entity, operation: operation, rows: rows)
                 }
             }
-            return Self.respond(await executor.execute(document, operationName: operationName, variables: variables), request: request)
+            let response = await executor.execute(document, operationName: operationName, variables: variables)
+            state.remember(response, as: answerKey)
+            return Self.respond(response, request: request)
         } catch {
             return Self.respond(.failed(error), request: request)
         }

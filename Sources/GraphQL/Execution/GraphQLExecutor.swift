@@ -25,6 +25,9 @@ public struct GraphQLResponse: Sendable {
     public var errors: [GraphQLError]
     /// Whether a mutation ran (cached reads of the source are stale).
     public var wrote: Bool = false
+    /// Whether the answer depends on the schema alone (introspection, `__typename`): it can be
+    /// kept for the next identical request.
+    public var fromSchemaAlone: Bool = false
 
     public var isRequestError: Bool { errors.contains { $0.isRequestError } }
 
@@ -141,7 +144,8 @@ public struct GraphQLExecutor: Sendable {
                 return GraphQLResponse(data: .null, errors: [GraphQLError("the source failed: \(error)", code: "MB500", path: [.key(root.key)], isRequestError: false)], wrote: wrote)
             }
         }
-        return GraphQLResponse(data: .object(data), errors: [], wrote: wrote)
+        let constant = plan.roots.allSatisfy { if case .constant = $0 { true } else { false } }
+        return GraphQLResponse(data: .object(data), errors: [], wrote: wrote, fromSchemaAlone: constant)
     }
 
     static func rows(_ body: String?) throws -> [JSONValue] {

@@ -47,7 +47,7 @@ struct OperationCompiler {
                 continue
             }
             if operation.kind == .query && (field.name == "__schema" || field.name == "__type") {
-                guard options.introspection || schema.role == "service_role" else {
+                guard options.introspection || schema.role == "service_role" || schema.introspectionByComment else {
                     throw GraphQLError("Introspection is disabled for this role", code: "MB726", at: field.location)
                 }
                 let introspection = Introspection(schema: schema, collector: collector)

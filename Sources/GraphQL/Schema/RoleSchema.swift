@@ -14,10 +14,12 @@ public final class RoleSchema: Sendable {
     /// Entities by schema-qualified SQL name (for `nodeId`).
     let entitiesBySQLName: [EntityName: EntityType]
     public let role: String
+    /// Whether a schema comment (`@graphql({"introspection": true})`) opens introspection to every role.
+    public let introspectionByComment: Bool
     /// Names that could not be given (invalid, or colliding), as pg_graphql omits them.
     public let warnings: [String]
 
-    init(types: [String: SchemaType], typeOrder: [String], mutationType: String?, entities: [String: EntityType], role: String, warnings: [String]) {
+    init(types: [String: SchemaType], typeOrder: [String], mutationType: String?, entities: [String: EntityType], role: String, introspectionByComment: Bool = false, warnings: [String]) {
         self.types = types
         self.typeOrder = typeOrder
         self.mutationType = mutationType
@@ -26,6 +28,7 @@ public final class RoleSchema: Sendable {
         for entity in entities.values { bySQL[entity.entity.qualifiedName] = entity }
         self.entitiesBySQLName = bySQL
         self.role = role
+        self.introspectionByComment = introspectionByComment
         self.warnings = warnings
     }
 

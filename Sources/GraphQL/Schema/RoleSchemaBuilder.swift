@@ -50,6 +50,10 @@ public struct RoleSchemaBuilder: Sendable {
     ]
 
     public func build() -> RoleSchema {
+        // `@graphql({"inflect_names": true, "introspection": true})` on a schema's comment, as
+        // pg_graphql reads it, adds to the tenant's settings.
+        let schemaSettings = model.graphQLSchemaSettings
+        let naming = GraphQLNaming(inflect: self.naming.inflect || schemaSettings["inflect_names"]?.boolValue == true)
         var types: [String: SchemaType] = [:]
         var warnings: [String] = []
         func define(_ type: SchemaType) { types[type.name] = type }
@@ -299,7 +303,7 @@ public struct RoleSchemaBuilder: Sendable {
         // Scalar filters no entity uses are still listed: clients' codegen expects pg_graphql's set.
         return RoleSchema(
             types: types, typeOrder: types.keys.sorted(), mutationType: hasMutations ? "Mutation" : nil, entities: entityTypes,
-            role: access.role, warnings: warnings)
+            role: access.role, introspectionByComment: schemaSettings["introspection"]?.boolValue == true, warnings: warnings)
     }
 
     static func collectionArguments(_ target: EntityType) -> [InputField] {
@@ -312,6 +316,17 @@ public struct RoleSchemaBuilder: Sendable {
             InputField("filter", .named(target.filterType), description: "Filters to apply to the results set when querying from the collection"),
             InputField("orderBy", .list(.nonNull(.named(target.orderByType))), description: "Sort order to apply to the collection"),
         ]
+    }
+}
+
+extension SchemaModel {
+    /// The `@graphql({...})` settings of the model's schema comments, merged.
+    var graphQLSchemaSettings: JSONObject {
+        var merged = JSONObject()
+        for (_, comment) in (schemaComments ?? [:]).sorted(by: { $0.key < $1.key }) {
+            for (key, value) in CommentDirective(comment).settings { merged[key] = value }
+        }
+        return merged
     }
 }
 
