@@ -137,6 +137,17 @@ struct GraphQLAPI {
             } catch {
                 throw GraphQLError("the schema could not be built: \(error)", code: "MB500")
             }
+            // Queries share the REST read cache (same lifetime, same invalidation by writes).
+            let reads = operation.kind == .query ? tree.cache.reads : nil
+            let readKey = reads.map { _ in
+                RestReadCache.key(
+                    source: source.name, entity: "\u{1}graphql", query: [("query", text), ("operationName", operationName ?? ""), ("variables", JSONValue.object(variables).jsonString)],
+                    range: nil, rangeUnit: nil, prefer: nil, caller: caller)
+            }
+            if let reads, let readKey, let cached = reads.get(readKey), let body = cached.body {
+                return Self.respond(body: body, request: request)
+            }
+            let epoch = reads?.epoch(of: source.name)
             let hub = tree.realtime.hub
             let publishes = hub.uncaptured.contains(source.name)
             let cache = tree.cache
@@ -152,10 +163,22 @@ struct GraphQLAPI {
             }
             let response = await executor.execute(document, operationName: operationName, variables: variables)
             state.remember(response, as: answerKey)
+            if let reads, let readKey, response.errors.isEmpty {
+                let body = String(decoding: response.json.encoded(), as: UTF8.self)
+                reads.put(readKey, source: source.name, epoch: epoch, StatementResult(body: body, count: 0, total: nil))
+                return Self.respond(body: body, request: request)
+            }
             return Self.respond(response, request: request)
         } catch {
             return Self.respond(.failed(error), request: request)
         }
+    }
+
+    /// A successful answer already encoded (from the read cache).
+    static func respond(body: String, request: Request) -> Response {
+        let strict = request.headers[.accept]?.contains("application/graphql-response+json") ?? false
+        let headers: HTTPFields = [.contentType: strict ? "application/graphql-response+json; charset=utf-8" : "application/json; charset=utf-8"]
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     static func respond(_ response: GraphQLResponse, request: Request) -> Response {
