@@ -126,9 +126,11 @@ struct GraphQLAPI {
             }
             let access = tree.data.access(for: caller)
             let naming = GraphQLNaming(inflect: settings.inflectNames)
-            let answerKey = GraphQLState.answerKey(
-                source: source.name, role: access.role, naming: naming, document: text, operationName: operationName, variables: variables)
-            if settings.introspection || caller.isServiceRole, let known = state.answer(answerKey) {
+            // Only introspection answers are kept: they depend on the schema alone.
+            let answerKey = text.contains("__")
+                ? GraphQLState.answerKey(source: source.name, role: access.role, naming: naming, document: text, operationName: operationName, variables: variables)
+                : nil
+            if let answerKey, settings.introspection || caller.isServiceRole, let known = state.answer(answerKey) {
                 return Self.respond(known, request: request)
             }
             let schema: RoleSchema
@@ -162,7 +164,7 @@ struct GraphQLAPI {
                 }
             }
             let response = await executor.execute(document, operationName: operationName, variables: variables)
-            state.remember(response, as: answerKey)
+            if let answerKey { state.remember(response, as: answerKey) }
             if let reads, let readKey, response.errors.isEmpty {
                 let body = String(decoding: response.json.encoded(), as: UTF8.self)
                 reads.put(readKey, source: source.name, epoch: epoch, StatementResult(body: body, count: 0, total: nil))
