@@ -311,3 +311,23 @@ def test_schema_comments_inflect_names_and_open_introspection(node):
     assert "postsCollection" in schema.query_type.fields
     first = data(tenant, "{ postsCollection(first: 1) { edges { node { createdAt author { fullName } } } } }")
     assert first["postsCollection"]["edges"][0]["node"] == {"createdAt": "2026-01-01T00:00:00+00:00", "author": {"fullName": "Ada Lovelace"}}
+
+
+def test_functions_are_query_and_mutation_fields(tenant):
+    schema = schema_of(tenant)
+    fields = schema.query_type.fields
+    assert {"add_numbers", "posts_by", "author_card", "tag_list", "sum_array"} <= set(fields)
+    assert str(fields["add_numbers"].type) == "Int" and str(fields["add_numbers"].args["a"].type) == "Int!"
+    assert str(fields["add_numbers"].args["b"].type) == "Int" and str(fields["posts_by"].type) == "postsConnection"
+    # Volatile functions are mutations; those returning nothing are left out.
+    assert "slow" in schema.mutation_type.fields and "slow" not in fields
+    assert "touch_post" not in fields and "touch_post" not in schema.mutation_type.fields
+    got = data(tenant, """{ add_numbers(a: 1) sum_array(xs: [1, 2, 3]) tag_list
+        posts_by(author: 1, first: 5) { edges { node { title } } } author_card(author: 2) { FullName } }""")
+    assert got["add_numbers"] == 11 and got["sum_array"] == 6
+    assert got["tag_list"] == [row["t"] for row in sql(tenant["database"], "select distinct unnest(tags) as t from posts order by 1")]
+    assert [edge["node"]["title"] for edge in got["posts_by"]["edges"]] == ["Notes on the Engine", "Poetical Science"]
+    assert got["author_card"] == {"FullName": "Alan Turing"}
+    assert data(tenant, "mutation { slow(ms: 1) }")["slow"] == 1
+    # Without an execute policy, anon's schema has no functions.
+    assert error_code(query(tenant, "{ add_numbers(a: 1) }", key=tenant["anonKey"])) == "MB721"

@@ -23,6 +23,13 @@ extension Access {
     }
 }
 
+extension Access {
+    /// Whether the caller may call the function `operation` (an `execute` policy, or the service role).
+    public func mayExecute(_ operation: String) -> Bool {
+        bypass || !policies(for: operation, .execute).isEmpty
+    }
+}
+
 extension RowRule {
     var isAlwaysTrue: Bool {
         switch self {

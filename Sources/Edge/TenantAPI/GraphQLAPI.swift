@@ -164,6 +164,8 @@ struct GraphQLAPI {
                 }
             }
             let response = await executor.execute(document, operationName: operationName, variables: variables)
+            // Writes dropped the cached reads as they ran; a volatile function may have written too.
+            if response.wrote { await cache.dropReads(of: source.name) }
             if let answerKey { state.remember(response, as: answerKey) }
             if let reads, let readKey, response.errors.isEmpty {
                 let body = String(decoding: response.json.encoded(), as: UTF8.self)

@@ -125,6 +125,17 @@ public struct GraphQLExecutor: Sendable {
                 case .single(let key, let entity, let query, let node):
                     let result = try await source.read(try planner.read(entity, query), count: false)
                     data[key] = try Self.rows(result.body).first.flatMap(\.objectValue).map { ConnectionShape.node($0, node) } ?? .null
+                case .call(let key, let operation, let arguments, let query, let answer):
+                    let plan = try planner.call(operation.name, arguments: arguments, query: query)
+                    let result = try await source.call(plan, rollback: false)
+                    // A volatile function may have written anything.
+                    if operation.volatility == .volatile { wrote = true }
+                    let value = try result.body.map { try JSONValue.parse(Array($0.utf8)) } ?? .null
+                    switch answer {
+                    case .connection(let shape): data[key] = shape.answer(rows: value.arrayValue ?? [], total: nil)
+                    case .node(let items): data[key] = value.objectValue.map { ConnectionShape.node($0, items) } ?? .null
+                    case .value(let format): data[key] = format.apply(value)
+                    }
                 case .write(let key, let write):
                     let (plan, operation) = try write.plan(planner)
                     let result = try await source.write(plan, returnRows: true, publishRows: publishWrites, rollback: false, expecting: write.expecting)
@@ -161,12 +172,20 @@ struct OperationPlan: Sendable {
         case collection(key: String, entity: String, query: RestQuery, shape: ConnectionShape, countQuery: RestQuery?)
         case single(key: String, entity: String, query: RestQuery, node: [NodeItem])
         case write(key: String, MutationPlan)
+        case call(key: String, operation: Connectors.Operation, arguments: [(String, JSONValue)], query: RestQuery, answer: CallAnswer)
 
         var key: String {
             switch self {
-            case .constant(let key, _), .collection(let key, _, _, _, _), .single(let key, _, _, _), .write(let key, _): key
+            case .constant(let key, _), .collection(let key, _, _, _, _), .single(let key, _, _, _), .write(let key, _), .call(let key, _, _, _, _): key
             }
         }
+    }
+
+    /// What a function's result becomes: a page of rows, one row, or a value.
+    enum CallAnswer: Sendable {
+        case connection(ConnectionShape)
+        case node([NodeItem])
+        case value(ValueFormat)
     }
 
     var roots: [Root]

@@ -94,6 +94,26 @@ struct OperationCompiler {
                 let shape = try node(field, entity, path: [], query: &query, depth: 1, multiplier: 1, fromInterface: true)
                 query.select = shape.select
                 roots.append(.single(key: key, entity: entity.entity.name, query: query, node: shape.items))
+            case .function(let operation):
+                let callArguments: [(String, JSONValue)] = definition.arguments.compactMap { declared in
+                    guard let column = declared.column, let value = arguments[declared.name] else { return nil }
+                    return (column.name, value)
+                }
+                if let entityName = operation.returnsEntity, let target = schema.entitiesBySQLName[entityName] {
+                    var query = RestQuery(select: nil)
+                    if operation.returnsSet {
+                        let (select, shape) = try connection(field, definition, target, arguments: arguments, path: [], query: &query, depth: 1, multiplier: 1)
+                        query.select = select
+                        roots.append(.call(key: key, operation: operation, arguments: callArguments, query: query, answer: .connection(shape)))
+                    } else {
+                        let shape = try node(field, target, path: [], query: &query, depth: 1, multiplier: 1)
+                        query.select = shape.select
+                        roots.append(.call(key: key, operation: operation, arguments: callArguments, query: query, answer: .node(shape.items)))
+                    }
+                } else {
+                    try leaf(field, definition)
+                    roots.append(.call(key: key, operation: operation, arguments: callArguments, query: RestQuery(select: nil), answer: .value(Self.format(definition.type))))
+                }
             case .insert(let typeName), .update(let typeName), .delete(let typeName):
                 roots.append(.write(key: key, try mutation(field, definition, schema.entities[typeName]!, arguments: arguments)))
             default:

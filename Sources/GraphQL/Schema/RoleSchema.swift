@@ -137,6 +137,8 @@ enum FieldResolver: Sendable {
     case insert(String)
     case update(String)
     case delete(String)
+    /// A database function: stable and immutable ones on Query, volatile ones on Mutation.
+    case function(Connectors.Operation)
     case schema
     case type
 }

@@ -293,6 +293,42 @@ public struct RoleSchemaBuilder: Sendable {
                     ], resolver: .delete(typeName)))
             }
         }
+        // Functions the role may call, as pg_graphql exposes them: stable and immutable ones on
+        // Query, volatile ones on Mutation; rows of a visible entity as the entity (a set as a
+        // connection), other results as scalars.
+        for operation in model.operations where !operation.returnsVoid && access.mayExecute(operation.name) {
+            let fieldName = naming.fieldName(operation.name)
+            var arguments: [InputField] = []
+            for argument in operation.arguments {
+                let name = naming.fieldName(argument.name)
+                let scalar = Self.scalar(native: argument.nativeType, enums: enumTypes)
+                let type: TypeReference = argument.nativeType.hasSuffix("[]") ? .list(.named(scalar)) : .named(scalar)
+                arguments.append(InputField(
+                    name, argument.hasDefault ? type : .nonNull(type),
+                    column: Column(name: argument.name, type: argument.type, nativeType: argument.nativeType)))
+            }
+            let result: TypeReference
+            if let entityName = operation.returnsEntity {
+                guard let target = byQualified[entityName] else { continue }
+                if operation.returnsSet {
+                    arguments += Self.collectionArguments(target)
+                    result = .named(target.connectionType)
+                } else {
+                    result = .named(target.typeName)
+                }
+            } else {
+                let scalar = Self.scalar(native: operation.returnType, enums: enumTypes)
+                result = operation.returnsSet ? .list(.named(scalar)) : .named(scalar)
+            }
+            let names = arguments.map(\.name)
+            guard GraphQLNaming.isValid(fieldName), names.allSatisfy(GraphQLNaming.isValid), Set(names).count == names.count else {
+                warnings.append("function \(operation.name) is left out: its name or arguments are not free GraphQL names")
+                continue
+            }
+            let field = SchemaField(fieldName, result, description: operation.comment, arguments: arguments, resolver: .function(operation))
+            let added = operation.volatility == .volatile ? mutation.add(field) : query.add(field)
+            if !added { warnings.append("function \(operation.name) is left out: '\(fieldName)' is taken") }
+        }
         var idFilter = SchemaType(kind: .inputObject, name: "IDFilter", description: "Boolean expression comparing fields on type \"ID\"")
         idFilter.add(InputField("eq", .named("ID")))
         define(idFilter)
@@ -304,6 +340,30 @@ public struct RoleSchemaBuilder: Sendable {
         return RoleSchema(
             types: types, typeOrder: types.keys.sorted(), mutationType: hasMutations ? "Mutation" : nil, entities: entityTypes,
             role: access.role, introspectionByComment: schemaSettings["introspection"]?.boolValue == true, warnings: warnings)
+    }
+
+    /// pg_graphql's scalar for a PostgreSQL type name (function arguments and results, which the
+    /// model knows by name only).
+    static func scalar(native: String, enums: [String: String]) -> String {
+        var name = native.lowercased()
+        if name.hasSuffix("[]") { name.removeLast(2) }
+        if let enumType = enums[native] ?? enums[String(native.split(separator: ".").last ?? "")] { return enumType }
+        switch name {
+        case "integer", "int", "int4", "smallint", "int2": return "Int"
+        case "bigint", "int8": return "BigInt"
+        case "real", "float4", "double precision", "float8": return "Float"
+        case "boolean", "bool": return "Boolean"
+        case "json", "jsonb": return "JSON"
+        case "uuid": return "UUID"
+        case "date": return "Date"
+        case "text", "citext", "name", "character varying", "varchar", "character", "char", "bpchar": return "String"
+        default:
+            if name.hasPrefix("numeric") || name.hasPrefix("decimal") { return "BigFloat" }
+            if name.hasPrefix("timestamp") { return "Datetime" }
+            if name.hasPrefix("time") { return "Time" }
+            if name.hasPrefix("character") || name.hasPrefix("varchar") { return "String" }
+            return "Opaque"
+        }
     }
 
     static func collectionArguments(_ target: EntityType) -> [InputField] {
