@@ -176,4 +176,29 @@ final class RoleSchemaTests: XCTestCase {
         XCTAssertThrowsError(try compile("{ postsCollection { edges { node { id { x } } } } }", GraphQLOptions())) { XCTAssertEqual(($0 as? GraphQLError)?.code, "MB721") }
         XCTAssertThrowsError(try compile("{ postsCollection(bogus: 1) { totalCount } }", GraphQLOptions())) { XCTAssertEqual(($0 as? GraphQLError)?.code, "MB721") }
     }
+
+    func testSeveralRootFieldsAndACountAreOneStatement() throws {
+        let schema = RoleSchemaBuilder(model: BlogModel.model, access: .service, naming: GraphQLNaming(inflect: false)).build()
+        let document = try GraphQLParser.parse(#"{ a: postsCollection(first: 1) { totalCount edges { node { id } } } b: authorsByPk(id: 1) { name } }"#)
+        var compiler = OperationCompiler(
+            schema: schema, options: GraphQLOptions(), collector: FieldCollector(document: document, inputs: InputCoercion(schema: schema, variables: [:], declared: [:])))
+        let plan = try compiler.compile(document.operations[0])
+        let planner = RestPlanner(model: BlogModel.model)
+        var reads: [(plan: ReadPlan, count: Bool)] = []
+        for root in plan.roots {
+            switch root {
+            case .collection(_, let entity, let query, _, let count?):
+                reads.append((try planner.read(entity, query), false))
+                reads.append((try planner.read(entity, count), true))
+            case .single(_, let entity, let query, _):
+                reads.append((try planner.read(entity, query), false))
+            default: XCTFail("unexpected root \(root)")
+            }
+        }
+        let statement = SQLRenderer().readAll(reads)
+        XCTAssertTrue(statement.sql.hasPrefix("SELECT json_build_array("), statement.sql)
+        XCTAssertEqual(statement.sql.components(separatedBy: "count(*)").count - 1, 1, statement.sql)
+        XCTAssertEqual(statement.sql.components(separatedBy: "json_agg").count - 1, 3, "a page, its count's (unused) rows, and the author")
+        XCTAssertFalse(statement.sql.contains(";"))
+    }
 }

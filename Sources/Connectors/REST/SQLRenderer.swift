@@ -25,6 +25,27 @@ public struct SQLRenderer: Sendable {
         return statement
     }
 
+    /// Several reads as one statement (one round trip, one snapshot): `body` is a JSON array with,
+    /// per read, its rows (a JSON array) and, when `count` is set, the number of rows its
+    /// conditions select (else null). GraphQL's root fields run this way.
+    public func readAll(_ reads: [(plan: ReadPlan, count: Bool)]) -> SQLStatement {
+        var statement = SQLStatement()
+        var parts: [String] = []
+        for read in reads {
+            let inner = select(read.plan, alias: "t0", depth: 0, into: &statement)
+            parts.append("(SELECT coalesce(json_agg(\"_row\"), '[]'::json) FROM (\(inner)) AS \"_row\")")
+            if read.count {
+                var where_ = conditions(read.plan, alias: "t0", into: &statement)
+                if where_.isEmpty { where_ = "true" }
+                parts.append("(SELECT count(*) FROM \(quote(read.plan.entity.qualifiedName)) AS \"t0\" WHERE \(where_))")
+            } else {
+                parts.append("NULL::bigint")
+            }
+        }
+        statement.sql = "SELECT json_build_array(\(parts.joined(separator: ", ")))::text AS body, 1::bigint AS page_count, NULL::bigint AS total, NULL::bigint AS violations"
+        return statement
+    }
+
     /// The planner's row estimate for a read, for `count=planned` and `count=estimated`.
     public func estimate(_ plan: ReadPlan) -> SQLStatement {
         var statement = SQLStatement()

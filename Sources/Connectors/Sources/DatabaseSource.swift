@@ -17,12 +17,46 @@ public protocol DatabaseSource: DataSource {
     /// (a singular answer: exactly one, PGRST116; GraphQL's `atMost`).
     func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, expecting rows: WrittenRows) async throws -> StatementResult
     func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult
+    /// Several reads, answered together: each read's rows and, when asked, its count. PostgreSQL
+    /// runs them as one statement (one snapshot); other dialects one after the other.
+    func readAll(_ reads: [(plan: ReadPlan, count: Bool)]) async throws -> [(rows: [JSONValue], total: Int?)]
     /// Row rules decided against row images (realtime deliveries), one answer per check.
     func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool]
 }
 
+extension DatabaseSource {
+    public func readAll(_ reads: [(plan: ReadPlan, count: Bool)]) async throws -> [(rows: [JSONValue], total: Int?)] {
+        var answers: [(rows: [JSONValue], total: Int?)] = []
+        for read in reads {
+            let result = try await self.read(read.plan, count: read.count)
+            answers.append((try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? [], result.total))
+        }
+        return answers
+    }
+}
+
 extension PostgresSource: DatabaseSource {
     public var canCaptureChanges: Bool { true }
+
+    /// At most this many reads share a statement (`json_build_array` takes 100 arguments, two per read).
+    static let readsPerStatement = 50
+
+    public func readAll(_ reads: [(plan: ReadPlan, count: Bool)]) async throws -> [(rows: [JSONValue], total: Int?)] {
+        var answers: [(rows: [JSONValue], total: Int?)] = []
+        var start = 0
+        while start < reads.count {
+            let chunk = Array(reads[start..<min(start + Self.readsPerStatement, reads.count)])
+            let result = try await execute(SQLRenderer().readAll(chunk))
+            let pairs = try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []
+            for index in chunk.indices {
+                let rows = pairs.count > 2 * index ? pairs[2 * index].arrayValue ?? [] : []
+                let total = pairs.count > 2 * index + 1 ? pairs[2 * index + 1].intValue.map(Int.init) : nil
+                answers.append((rows, total))
+            }
+            start += Self.readsPerStatement
+        }
+        return answers
+    }
 
     public func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult {
         try await execute(SQLRenderer().read(plan, count: count))

@@ -109,22 +109,39 @@ public struct GraphQLExecutor: Sendable {
     func run(_ plan: OperationPlan) async -> GraphQLResponse {
         var data = JSONObject()
         var wrote = false
+        // A query's reads go to the source together: one statement (one snapshot) where it can.
+        var answers: [String: (rows: [JSONValue], total: Int?)] = [:]
+        var planning: String?
+        do {
+            var reads: [(key: String, plan: ReadPlan, count: Bool)] = []
+            for root in plan.roots {
+                planning = root.key
+                switch root {
+                case .collection(let key, let entity, let query, _, let countQuery):
+                    reads.append((key, try planner.read(entity, query), false))
+                    if let countQuery { reads.append(("\u{0}" + key, try planner.read(entity, countQuery), true)) }
+                case .single(let key, let entity, let query, _):
+                    reads.append((key, try planner.read(entity, query), false))
+                default: break
+                }
+            }
+            planning = nil
+            if !reads.isEmpty {
+                let results = try await source.readAll(reads.map { (plan: $0.plan, count: $0.count) })
+                for (read, result) in zip(reads, results) { answers[read.key] = result }
+            }
+        } catch {
+            return GraphQLResponse(data: .null, errors: [Self.failure(error, key: planning)])
+        }
         for root in plan.roots {
             do {
                 switch root {
                 case .constant(let key, let value):
                     data[key] = value
-                case .collection(let key, let entity, let query, let shape, let countQuery):
-                    let read = try planner.read(entity, query)
-                    let result = try await source.read(read, count: false)
-                    var total: Int?
-                    if let countQuery {
-                        total = try await source.read(try planner.read(entity, countQuery), count: true).total
-                    }
-                    data[key] = shape.answer(rows: try Self.rows(result.body), total: total)
-                case .single(let key, let entity, let query, let node):
-                    let result = try await source.read(try planner.read(entity, query), count: false)
-                    data[key] = try Self.rows(result.body).first.flatMap(\.objectValue).map { ConnectionShape.node($0, node) } ?? .null
+                case .collection(let key, _, _, let shape, _):
+                    data[key] = shape.answer(rows: answers[key]?.rows ?? [], total: answers["\u{0}" + key]?.total)
+                case .single(let key, _, _, let node):
+                    data[key] = answers[key]?.rows.first.flatMap(\.objectValue).map { ConnectionShape.node($0, node) } ?? .null
                 case .call(let key, let operation, let arguments, let query, let answer):
                     let plan = try planner.call(operation.name, arguments: arguments, query: query)
                     let result = try await source.call(plan, rollback: false)
@@ -143,20 +160,28 @@ public struct GraphQLExecutor: Sendable {
                     await onWrite?(plan, result, operation)
                     data[key] = write.answer(rows: try Self.rows(result.body), count: result.count)
                 }
-            } catch let error as RestError {
-                var failure = GraphQLError(error.message, code: error.code, path: [.key(root.key)], isRequestError: false)
-                if let details = error.details, error.code == "MB729" || error.code == "42501" { failure.message += " (\(details))" }
-                return GraphQLResponse(data: .null, errors: [failure], wrote: wrote)
-            } catch let error as GraphQLError {
-                var failure = error
-                failure.path = [.key(root.key)]
-                return GraphQLResponse(data: .null, errors: [failure], wrote: wrote)
             } catch {
-                return GraphQLResponse(data: .null, errors: [GraphQLError("the source failed: \(error)", code: "MB500", path: [.key(root.key)], isRequestError: false)], wrote: wrote)
+                return GraphQLResponse(data: .null, errors: [Self.failure(error, key: root.key)], wrote: wrote)
             }
         }
         let constant = plan.roots.allSatisfy { if case .constant = $0 { true } else { false } }
         return GraphQLResponse(data: .object(data), errors: [], wrote: wrote, fromSchemaAlone: constant)
+    }
+
+    /// An error while running, as a GraphQL error at the root field it came from (when known).
+    static func failure(_ error: any Error, key: String?) -> GraphQLError {
+        let path: [GraphQLError.PathComponent] = key.map { [.key($0)] } ?? []
+        switch error {
+        case let error as RestError:
+            var failure = GraphQLError(error.message, code: error.code, path: path, isRequestError: false)
+            if let details = error.details, error.code == "MB729" || error.code == "42501" { failure.message += " (\(details))" }
+            return failure
+        case var error as GraphQLError:
+            error.path = path
+            return error
+        default:
+            return GraphQLError("the source failed: \(error)", code: "MB500", path: path, isRequestError: false)
+        }
     }
 
     static func rows(_ body: String?) throws -> [JSONValue] {
