@@ -15,6 +15,7 @@ public final class GraphQLState: @unchecked Sendable {
 
     static let maxSchemas = 64
     static let maxDocuments = 512
+    static let maxCachedDocumentBytes = 8 * 1024
     static let maxPersisted = 1_000
     static let maxAnswers = 64
 
@@ -34,10 +35,12 @@ public final class GraphQLState: @unchecked Sendable {
         return built
     }
 
-    /// A document parsed once per text (clients send the same few queries again and again).
+    /// A document parsed once per text (clients send the same few queries again and again). Only
+    /// documents up to `maxCachedDocumentBytes` are kept, so the map stays a few megabytes at most.
     public func document(_ text: String) throws(GraphQLError) -> GraphQLDocument {
         if let found = lock.withLock({ documents[text] }) { return found }
         let parsed = try GraphQLParser.parse(text)
+        guard text.utf8.count <= Self.maxCachedDocumentBytes else { return parsed }
         lock.withLock {
             if documents.count >= Self.maxDocuments { documents.removeAll() }
             documents[text] = parsed
