@@ -74,10 +74,7 @@ public final class GraphQLState: @unchecked Sendable {
             }
             return found
         }
-        let digest = SHA256.hash(data: Array(query.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digest = Hex.encode(SHA256.hash(data: Array(query.utf8)))
         guard digest == hash else { throw GraphQLError("provided sha does not match query", code: "MB732") }
         lock.withLock {
             if persisted.count >= Self.maxPersisted { persisted.removeAll() }

@@ -180,15 +180,20 @@ struct GraphQLAPI {
 
     /// A successful answer already encoded (from the read cache).
     static func respond(body: String, request: Request) -> Response {
-        let strict = request.headers[.accept]?.contains("application/graphql-response+json") ?? false
-        let headers: HTTPFields = [.contentType: strict ? "application/graphql-response+json; charset=utf-8" : "application/json; charset=utf-8"]
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        Response(status: .ok, headers: headers(request), body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     static func respond(_ response: GraphQLResponse, request: Request) -> Response {
-        let strict = request.headers[.accept]?.contains("application/graphql-response+json") ?? false
-        let status: HTTPResponse.Status = strict && response.isRequestError ? .badRequest : .ok
-        let headers: HTTPFields = [.contentType: strict ? "application/graphql-response+json; charset=utf-8" : "application/json; charset=utf-8"]
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response.json.encoded())))
+        let status: HTTPResponse.Status = wantsStrictErrors(request) && response.isRequestError ? .badRequest : .ok
+        return Response(status: status, headers: headers(request), body: .init(byteBuffer: ByteBuffer(bytes: response.json.encoded())))
+    }
+
+    /// Clients that accept `application/graphql-response+json` get it, and hear request errors as 400.
+    static func wantsStrictErrors(_ request: Request) -> Bool {
+        request.headers[.accept]?.contains("application/graphql-response+json") ?? false
+    }
+
+    static func headers(_ request: Request) -> HTTPFields {
+        [.contentType: wantsStrictErrors(request) ? "application/graphql-response+json; charset=utf-8" : "application/json; charset=utf-8"]
     }
 }
