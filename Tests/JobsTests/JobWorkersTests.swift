@@ -149,6 +149,46 @@ final class JobWorkersTests: XCTestCase {
         XCTAssertGreaterThan(pending, 100, "acme's backlog was still there")
     }
 
+    /// Jobs sharing an ordering key run one at a time in the order they were stored, even when
+    /// each takes a different time; jobs of other keys still run beside them.
+    func testJobsOfOneOrderingKeyRunInStoredOrder() async throws {
+        let handler = OrderRecorder()
+        let now = Date()
+        for index in 0..<12 {
+            var record = job("r\(index)")
+            record.payload = [JobWorkers.orderingKey: .string(index % 2 == 0 ? "row-1" : "row-\(index)")]
+            record.createdAt = now.addingTimeInterval(Double(index) * 1e-6)
+            record.runAt = now
+            _ = try await store.enqueue(record)
+        }
+        var limits = JobLimits.default
+        limits.maxInFlight = 12
+        limits.perSecond = 10_000
+        let workers = workers(handler, limits: limits)
+        try await run(workers) { try await self.store.jobCounts(tenant: "acme") == [.succeeded: 12] }
+        XCTAssertEqual(handler.order.filter { Int($0.dropFirst())! % 2 == 0 }, ["r0", "r2", "r4", "r6", "r8", "r10"])
+        XCTAssertEqual(handler.sharedKeyPeak, 1, "one row's jobs never overlapped")
+        XCTAssertGreaterThan(handler.peak, 1, "jobs of other keys ran side by side")
+        XCTAssertEqual(workers.lanes.busyLanes, 0, "idle lanes are dropped")
+    }
+
+    /// A job waiting in its lane when the workers stop gives its place up instead of hanging.
+    func testAWaitingTicketIsGivenUpWhenCancelled() async throws {
+        let lanes = OrderedLanes()
+        let first = lanes.enter("k")
+        let second = lanes.enter("k")
+        let waiter = Task { await lanes.wait("k", ticket: second) }
+        try await Task.sleep(for: .milliseconds(50))
+        waiter.cancel()
+        let went = await waiter.value
+        XCTAssertFalse(went)
+        lanes.leave("k", ticket: second)
+        let firstGoes = await lanes.wait("k", ticket: first)
+        XCTAssertTrue(firstGoes)
+        lanes.leave("k", ticket: first)
+        XCTAssertEqual(lanes.busyLanes, 0)
+    }
+
     /// Without the tenant's lease nothing is claimed.
     func testNothingRunsWithoutAFence() async throws {
         _ = try await store.enqueue(job("x"))
@@ -182,6 +222,33 @@ final class SlowHandler: JobHandler, @unchecked Sendable {
         lock.withLock {
             current -= 1
             finished += 1
+        }
+        return .done
+    }
+}
+
+/// Records the order jobs start in; odd-numbered jobs are slow, so a free-for-all would reorder.
+final class OrderRecorder: JobHandler, @unchecked Sendable {
+    let lock = NIOLock()
+    var order: [String] = []
+    var current = 0
+    var peak = 0
+    var sharedKey = 0
+    var sharedKeyPeak = 0
+
+    func run(_ job: JobRecord) async -> JobResult {
+        let index = Int(job.id.dropFirst())!
+        lock.withLock {
+            order.append(job.id)
+            current += 1
+            peak = max(peak, current)
+            if index % 2 == 0 { sharedKey += 1 }
+            sharedKeyPeak = max(sharedKeyPeak, sharedKey)
+        }
+        try? await Task.sleep(for: .milliseconds(index % 4 == 0 ? 40 : 5))
+        lock.withLock {
+            current -= 1
+            if index % 2 == 0 { sharedKey -= 1 }
         }
         return .done
     }

@@ -54,16 +54,29 @@ public final class LiveWebhooks: Sendable {
     /// The sources some enabled webhook listens to: their changes must be captured.
     public var sources: Set<String> { Set(all.filter(\.record.spec.enabled).map(\.record.spec.source)) }
 
-    /// One delivery job per change and webhook it matches, ids derived from the change.
-    public func deliveries(source: String, changes: [ChangeEvent], now: Date = Date()) -> [JobRecord] {
+    /// One delivery job per change and webhook it matches, ids derived from the change. Each
+    /// job names its ordering key — the webhook and the row, by `keyColumns` of the change's table
+    /// (the whole table when it has no key) — so one row's changes reach a receiver in commit
+    /// order while other rows' go side by side; and each is stored a microsecond after the one
+    /// before, so a claim can tell their order apart.
+    public func deliveries(
+        source: String, changes: [ChangeEvent], now: Date = Date(), keyColumns: (_ schema: String, _ table: String) -> [String] = { _, _ in [] }
+    ) -> [JobRecord] {
         let hooks = all
         guard !hooks.isEmpty else { return [] }
         var jobs: [JobRecord] = []
+        var keys: [String: [String]] = [:]
         for (index, change) in changes.enumerated() {
             for hook in hooks where hook.matches(change, source: source) {
-                jobs.append(WebhookDelivery.job(
+                let qualified = "\(change.schema).\(change.table)"
+                let columns = keys[qualified] ?? keyColumns(change.schema, change.table)
+                keys[qualified] = columns
+                var job = WebhookDelivery.job(
                     tenant: tenant, webhook: hook, id: WebhookEvent.messageID(webhook: hook.record.id, change: change, index: index),
-                    body: WebhookEvent.body(change), now: now))
+                    body: WebhookEvent.body(change), now: now)
+                job.createdAt = now.addingTimeInterval(Double(jobs.count) * 1e-6)
+                job.payload[JobWorkers.orderingKey] = .string(WebhookEvent.orderingKey(webhook: hook.record.id, change: change, keyColumns: columns))
+                jobs.append(job)
             }
         }
         return jobs

@@ -23,6 +23,15 @@ public enum WebhookEvent {
     /// the write-ahead log, so a feed that reads the same changes again (a node died before
     /// confirming them) makes the same ids and the store keeps one job each. A change published
     /// from a REST write has no such place: it gets a fresh id.
+    /// The webhook, the table and the row's key values: a delete's from its old row, others'
+    /// from the new one. Without key columns, the table (its changes then go one at a time).
+    public static func orderingKey(webhook: String, change: ChangeEvent, keyColumns: [String]) -> String {
+        let row = change.kind == .delete ? change.oldRecord : change.record
+        // A JSON array: unambiguous, and storable in jsonb (which refuses NUL separators).
+        let parts: [JSONValue] = [.string(webhook), .string("\(change.schema).\(change.table)")] + keyColumns.map { row[$0] ?? .null }
+        return String(decoding: JSONValue.array(parts).encoded(), as: UTF8.self)
+    }
+
     public static func messageID(webhook: String, change: ChangeEvent, index: Int) -> String {
         guard let position = change.position else {
             return "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()

@@ -68,6 +68,10 @@ public final class JobWorkers: Sendable {
     }
     private let settleQueue = NIOLockedValueBox(SettleQueue())
     private let rate: TokenBucket
+    /// Jobs whose payload names the same `order` key run one at a time, in claim order.
+    let lanes = OrderedLanes()
+    /// The payload field holding a job's ordering key.
+    public static let orderingKey = "order"
     let metrics: JobMetrics
 
     public init(
@@ -166,8 +170,15 @@ public final class JobWorkers: Sendable {
                 for _ in min(claimed.count, held)..<held { slots.release() }
                 for job in claimed {
                     inFlight.withLockedValue { $0 += 1 }
+                    // The ticket is taken here, in claim order; the tasks may start in any order.
+                    let lane = job.payload[Self.orderingKey]?.stringValue.map { ($0, lanes.enter($0)) }
                     group.addTask {
-                        await self.attempt(job, fence: fence)
+                        if let (key, ticket) = lane {
+                            if await self.lanes.wait(key, ticket: ticket) { await self.attempt(job, fence: fence) }
+                            self.lanes.leave(key, ticket: ticket)
+                        } else {
+                            await self.attempt(job, fence: fence)
+                        }
                         self.inFlight.withLockedValue { $0 -= 1 }
                         self.slots.release()
                         self.ring()

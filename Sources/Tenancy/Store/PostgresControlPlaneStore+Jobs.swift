@@ -24,6 +24,8 @@ extension PostgresControlPlaneStore {
     public func claim(tenant: String, fence: Int64, limit: Int, now: Date, visibleAgainAt: Date) async throws -> [JobRecord] {
         // Two index walks rather than one OR, so a tenant's large backlog is never scanned; rows
         // locked beyond the limit are let go when the statement ends.
+        // In the order they became due and were stored (deliveries of one batch are stored a
+        // microsecond apart): RETURNING's order is not the CTE's.
         try await jobs(client.query(
             """
             WITH lapsed AS (
@@ -31,14 +33,14 @@ extension PostgresControlPlaneStore {
               LIMIT \(limit) FOR UPDATE SKIP LOCKED
             ), due AS (
               SELECT tenant, id, run_at FROM minibaas.jobs WHERE tenant = \(tenant) AND status = 'pending' AND run_at <= \(now)
-              ORDER BY run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+              ORDER BY run_at, created_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
             ), chosen AS (
               SELECT tenant, id FROM (SELECT * FROM lapsed UNION ALL SELECT * FROM due) AS both_kinds LIMIT \(limit)
             )
             UPDATE minibaas.jobs j SET status = 'running', attempt = attempt + 1, fence = \(fence), claim_expires_at = \(visibleAgainAt), updated_at = \(now)
             FROM chosen WHERE j.tenant = chosen.tenant AND j.id = chosen.id
             RETURNING \(unescaped: Self.jobColumns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
-            """, logger: logger))
+            """, logger: logger)).sorted { ($0.runAt, $0.createdAt) < ($1.runAt, $1.createdAt) }
     }
 
     public func settle(tenant: String, id: String, fence: Int64, attempt: Int, outcome: JobOutcome, log: JobAttempt?) async throws -> Bool {

@@ -112,8 +112,12 @@ public final class JobsSubsystem: TenantSubsystem {
             let webhooks = self.webhooks
             let store = environment.store
             let logger = self.logger
+            let sources = hub.data.sources
             let capture = await hub.watch(webhooks.sources) { [weak workers] source, changes in
-                let jobs = webhooks.deliveries(source: source, changes: changes)
+                let model = sources.source(named: source)?.model
+                let jobs = webhooks.deliveries(source: source, changes: changes) { schema, table in
+                    model?.entities.first { $0.schema == schema && $0.name == table }?.primaryKey ?? []
+                }
                 guard !jobs.isEmpty else { return }
                 // Stored before the feed moves on; a control plane that is down holds the feed
                 // back (its changes wait in the slot) rather than losing them.
