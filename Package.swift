@@ -135,6 +135,13 @@ let package = Package(
             dependencies: ["Runtime", "Tenancy", "Connectors", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // Search-as-you-type: Meilisearch's settings, filters and ranking over in-memory indexes
+        // (each tenant's indexes and their sync with the sources live in TenantRuntime).
+        .target(
+            name: "Search",
+            dependencies: ["Runtime", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Durable background work: outbound safety, Standard Webhooks signatures, retry schedules
         // (the job store itself is in the control plane, `Tenancy/Jobs`).
         .target(
@@ -157,7 +164,7 @@ let package = Package(
         .target(
             name: "TenantRuntime",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs", "Functions", "GraphQL",
+                "Runtime", "Tenancy", "Connectors", "Storage", "Jobs", "Functions", "GraphQL", "Search",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -168,7 +175,7 @@ let package = Package(
         .executableTarget(
             name: "Edge",
             dependencies: [
-                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs", "Functions", "GraphQL",
+                "Runtime", "Tenancy", "Connectors", "TenantRuntime", "Storage", "Jobs", "Functions", "GraphQL", "Search",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -269,6 +276,7 @@ let package = Package(
         .testTarget(
             name: "FunctionsTests", dependencies: ["Functions", .product(name: "WAT", package: "WasmKit")], swiftSettings: swiftSettings),
         .testTarget(name: "GraphQLTests", dependencies: ["GraphQL", "Connectors"], swiftSettings: swiftSettings),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "Runtime"], swiftSettings: swiftSettings),
         .testTarget(name: "TenantRuntimeTests", dependencies: ["TenantRuntime", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeTests",

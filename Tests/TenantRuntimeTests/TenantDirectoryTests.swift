@@ -411,6 +411,10 @@ extension SwitchableStore {
     }
     func updateEmailTemplate(_ template: EmailTemplateRecord) async throws -> Bool { try await inner.updateEmailTemplate(template) }
     func deleteEmailTemplate(tenant: String, id: String) async throws -> Bool { try await inner.deleteEmailTemplate(tenant: tenant, id: id) }
+    func searchIndexes(tenant: String) async throws -> [SearchIndexRecord] { try await inner.searchIndexes(tenant: tenant) }
+    func createSearchIndex(_ index: SearchIndexRecord) async throws { try await inner.createSearchIndex(index) }
+    func updateSearchIndex(_ index: SearchIndexRecord) async throws -> Bool { try await inner.updateSearchIndex(index) }
+    func deleteSearchIndex(tenant: String, uid: String) async throws -> Bool { try await inner.deleteSearchIndex(tenant: tenant, uid: uid) }
 }
 
 extension SwitchableStore {

@@ -334,6 +334,21 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 13, statements: [
+            """
+            CREATE TABLE search_indexes (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              uid TEXT NOT NULL,
+              source TEXT NOT NULL,
+              entity TEXT NOT NULL,
+              primary_key TEXT NOT NULL,
+              settings TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              updated_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, uid)
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -667,6 +682,21 @@ enum Migrations {
               created_at timestamptz NOT NULL,
               PRIMARY KEY (tenant, name, version),
               FOREIGN KEY (tenant, name) REFERENCES minibaas.functions(tenant, name) ON DELETE CASCADE
+            )
+            """,
+        ]),
+        Step(version: 13, statements: [
+            """
+            CREATE TABLE minibaas.search_indexes (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              uid text NOT NULL,
+              source text NOT NULL,
+              entity text NOT NULL,
+              primary_key text NOT NULL,
+              settings jsonb NOT NULL,
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, uid)
             )
             """,
         ]),
