@@ -52,6 +52,16 @@ public struct ChangeAuthorizer: Sendable {
         self.ruleKey = consultsDatabase ? String(describing: grant?.rows) : ""
     }
 
+    /// The columns the caller may read (nil: all of them).
+    public var visibleColumns: Set<String>? { columns }
+
+    /// Whether the caller's read policy lets it see `row`, decided in process; a condition
+    /// through a relation (which only the database can decide) hides the row: fail closed.
+    public func allows(_ row: JSONObject) -> Bool {
+        guard let rows else { return true }
+        return Self.evaluate(rows, row) == true
+    }
+
     /// The images of the row that only the database can decide for this change.
     public func questions(for event: ChangeEvent) -> [Side] {
         guard consultsDatabase, let rows else { return [] }

@@ -66,6 +66,16 @@ public actor Supervisor {
         return true
     }
 
+    /// Stops one child for good (its work was deleted) and forgets it, so its name may be used
+    /// again; waits for it to finish.
+    public func remove(_ name: String) async {
+        // Once removed, the child's exit finds no entry and starts nothing.
+        guard let child = children.removeValue(forKey: name) else { return }
+        order.removeAll { $0 == name }
+        child.task?.cancel()
+        await child.task?.value
+    }
+
     /// Stops every child in reverse start order and waits for each to finish.
     public func stop() async {
         guard status != .stopped else { return }

@@ -113,7 +113,7 @@ public final class JobsSubsystem: TenantSubsystem {
             let store = environment.store
             let logger = self.logger
             let sources = hub.data.sources
-            let capture = await hub.watch(webhooks.sources) { [weak workers] source, changes in
+            let capture = await hub.watch(webhooks.sources, as: "webhooks") { [weak workers] source, changes in
                 let model = sources.source(named: source)?.model
                 let jobs = webhooks.deliveries(source: source, changes: changes) { schema, table in
                     model?.entities.first { $0.schema == schema && $0.name == table }?.primaryKey ?? []

@@ -61,7 +61,7 @@ extension RealtimeHub {
     /// What policies leave to the database (conditions through relations) is asked for the whole
     /// batch of changes and every audience at once (`databaseAnswers`).
     func dispatch(source: String, _ changes: [ChangeEvent]) async {
-        if let changeSink { await changeSink(source, changes) }
+        for sink in changeSinks.values { await sink(source, changes) }
         // The same feed keeps the tenant's read cache honest.
         if !changes.isEmpty { await cache.dropReads(of: source, waitingForSharedTier: false) }
         // In chunks, so what is held across the database's answer stays bounded.

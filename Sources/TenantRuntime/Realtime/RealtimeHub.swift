@@ -44,9 +44,9 @@ public actor RealtimeHub {
     /// Sources the tenant's webhooks listen to whose changes cannot be captured: their REST
     /// writes are published whether or not a socket subscribes.
     private var watchedUncapturable: Set<String> = []
-    /// Where every change goes before the sockets: the tenant's webhooks. Awaited, so a feed
-    /// confirms its position only after the deliveries are stored.
-    var changeSink: (@Sendable (String, [ChangeEvent]) async -> Void)?
+    /// Where every change goes before the sockets, by consumer: the tenant's webhooks and search
+    /// indexes. Awaited, so a feed confirms its position only after the deliveries are stored.
+    var changeSinks: [String: @Sendable (String, [ChangeEvent]) async -> Void] = [:]
     /// Sessions already told their token expired.
     var expiredNotified: Set<UInt64> = []
     private var nextBinding = 1
@@ -229,10 +229,14 @@ public actor RealtimeHub {
         uncaptured.replace(with: state.subscribedSources(among: uncapturable).union(watchedUncapturable))
     }
 
-    /// Starts capture on `sources` for a consumer other than the sockets (the tenant's webhooks),
-    /// whose `sink` gets every change of every source first. Answers each source's capture.
-    public func watch(_ sources: Set<String>, sink: @escaping @Sendable (String, [ChangeEvent]) async -> Void) async -> [String: PostgresChangeFeed.Capability] {
-        changeSink = sink
+    /// Starts capture on `sources` for a consumer other than the sockets (the tenant's webhooks,
+    /// its search indexes), whose `sink` gets every change of every source first; a consumer
+    /// watching again under the same name replaces its sink. One feed per source serves them all.
+    /// Answers each source's capture.
+    public func watch(
+        _ sources: Set<String>, as consumer: String, sink: @escaping @Sendable (String, [ChangeEvent]) async -> Void
+    ) async -> [String: PostgresChangeFeed.Capability] {
+        changeSinks[consumer] = sink
         var capture: [String: PostgresChangeFeed.Capability] = [:]
         for source in sources.sorted() {
             let capability = await feeds.ensure(source) { [weak self] source, changes in await self?.dispatch(source: source, changes) }

@@ -45,6 +45,11 @@ public final class SubsystemSupervisor: Sendable {
         await supervisor.stop()
     }
 
+    /// Stops one child for good and forgets it.
+    public func remove(_ name: String) async {
+        await supervisor.remove(name)
+    }
+
     public func snapshot() async -> SubsystemSnapshot {
         let snapshot = await supervisor.snapshot()
         return SubsystemSnapshot(name: name, status: snapshot.status, degradedReason: degradedReason, children: snapshot.children)

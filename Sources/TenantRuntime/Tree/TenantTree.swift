@@ -113,11 +113,13 @@ public final class TenantTree: Sendable {
         let tree = TenantTree(
             state: state, data: data, cache: cache, realtimeSupervisor: realtime, realtimeWire: environment.realtimeWire,
             jobs: jobs, storage: StorageSubsystem(supervisor: supervisor("storage"), service: storage),
-            functions: FunctionsSubsystem(tenant: tenant.slug, supervisor: supervisor("functions"), limits: { state.lock.withLock { state.tenant.limits.functions } }), search: SearchSubsystem(supervisor: supervisor("search")),
+            functions: FunctionsSubsystem(tenant: tenant.slug, supervisor: supervisor("functions"), limits: { state.lock.withLock { state.tenant.limits.functions } }), 
+            search: SearchSubsystem(tenant: tenant.slug, supervisor: supervisor("search"), store: environment.catalog.store, data: data, logger: logger),
             control: supervisor("tenant"), logger: logger)
         await data.start()
         await tree.realtime.start()
         await tree.jobs.start(hub: tree.realtime.hub)
+        await tree.search.start(hub: tree.realtime.hub)
         return tree
     }
 

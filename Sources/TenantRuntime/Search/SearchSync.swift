@@ -1,0 +1,117 @@
+import Connectors
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Runtime
+import Search
+
+/// Keeps one index equal to its source entity: a full keyset scan to build it (and again as the
+/// reconcile of sources without change capture), then the keys the change feed or REST writes
+/// name, read again from the source in batches — a decoded change may lack unchanged large
+/// values, and the source's row is the truth — upserted when found and deleted when gone.
+/// Runs as a supervised child: a failing read throws, and the restart scans again.
+final class SearchSync: Sendable {
+    let index: SearchIndex
+    let source: any DatabaseSource
+    let entity: Entity
+    let logger: Logger
+    /// Full scans again at this interval (sources without change capture); nil: only at start.
+    let reconcileEvery: @Sendable () -> Duration?
+    private let pending = NIOLockedValueBox(Set<String>())
+
+    static let page = 1_000
+    static let refreshBatch = 200
+
+    init(index: SearchIndex, source: any DatabaseSource, entity: Entity, logger: Logger, reconcileEvery: @escaping @Sendable () -> Duration?) {
+        self.index = index
+        self.source = source
+        self.entity = entity
+        self.logger = logger
+        self.reconcileEvery = reconcileEvery
+    }
+
+    /// Rows of the entity changed: their keys are read again at the next turn (within ~50 ms).
+    func changed(keys: [String]) {
+        guard !keys.isEmpty else { return }
+        pending.withLockedValue { $0.formUnion(keys) }
+    }
+
+    var hasPending: Bool { pending.withLockedValue { !$0.isEmpty } }
+
+    func run(built: @escaping @Sendable () -> Void) async throws {
+        try await scan()
+        if !index.isReady {
+            index.markReady()
+            built()
+        }
+        var lastScan = ContinuousClock.now
+        while !Task.isCancelled {
+            try await Task.sleep(for: .milliseconds(50))
+            let keys = pending.withLockedValue { keys -> [String] in
+                defer { keys.removeAll() }
+                return Array(keys)
+            }
+            if !keys.isEmpty {
+                do {
+                    try await refresh(keys)
+                } catch {
+                    // Put back for the restart's scan to cover; the child restarts with backoff.
+                    changed(keys: keys)
+                    throw error
+                }
+            }
+            if let every = reconcileEvery(), ContinuousClock.now - lastScan >= every {
+                try await scan()
+                lastScan = .now
+            }
+        }
+    }
+
+    /// Reads the whole entity in key order, a page at a time, and drops documents the source no
+    /// longer has.
+    func scan() async throws {
+        let key = index.primaryKey
+        var seen = Set<String>()
+        var after: String?
+        while !Task.isCancelled {
+            var parameters = [("select", "*"), ("order", "\(key).asc"), ("limit", String(Self.page))]
+            if let after { parameters.append((key, "gt.\(after)")) }
+            let rows = try await read(parameters)
+            index.upsert(rows)
+            for row in rows { if let id = SearchIndex.key(of: row[key]) { seen.insert(id) } }
+            guard rows.count == Self.page, let last = rows.last.flatMap({ SearchIndex.key(of: $0[key]) }) else { break }
+            after = last
+            // Long scans leave the executor to others between pages.
+            await Task.yield()
+        }
+        guard !Task.isCancelled else { return }
+        let gone = index.keys.filter { !seen.contains($0) }
+        if !gone.isEmpty { index.delete(keys: gone) }
+    }
+
+    func refresh(_ keys: [String]) async throws {
+        for start in stride(from: 0, to: keys.count, by: Self.refreshBatch) {
+            let batch = Array(keys[start..<min(start + Self.refreshBatch, keys.count)])
+            let list = batch.map(Self.quoted).joined(separator: ",")
+            let rows = try await read([("select", "*"), (index.primaryKey, "in.(\(list))")])
+            index.upsert(rows)
+            let found = Set(rows.compactMap { SearchIndex.key(of: $0[index.primaryKey]) })
+            let gone = batch.filter { !found.contains($0) }
+            if !gone.isEmpty { index.delete(keys: gone) }
+        }
+    }
+
+    /// A value in PostgREST's `in.(…)` list: double-quoted, backslash and quote escaped.
+    static func quoted(_ value: String) -> String {
+        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    /// Rows of the entity through the REST planner with the service role: one statement, every
+    /// value a bind.
+    private func read(_ parameters: [(String, String)]) async throws -> [JSONObject] {
+        let planner = RestPlanner(model: source.model, access: .service)
+        let plan = try planner.read(entity.name, try RestQueryParser.parse(parameters))
+        let result = try await source.read(plan, count: false)
+        return (try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []).compactMap(\.objectValue)
+    }
+}
