@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "mongo-baseline", targets: ["MongoBaseline"]),
         .executable(name: "functions-bench", targets: ["FunctionsBench"]),
         .executable(name: "graphql-bench", targets: ["GraphQLBench"]),
+        .executable(name: "search-bench", targets: ["SearchBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -212,6 +213,19 @@ let package = Package(
             name: "GraphQLBench",
             dependencies: ["GraphQL", "Connectors"],
             path: "Benchmarks/graphql/Tools",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: the in-process engine vs a brute-force scan, and pg_trgm in a raw
+        // postgres-nio loop (Benchmarks/search).
+        .executableTarget(
+            name: "SearchBench",
+            dependencies: [
+                "Search", "Runtime",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/search/Tools",
             swiftSettings: swiftSettings
         ),
         // Benchmark-only: the bare libmongoc loop MongoDB sources are measured against.

@@ -107,7 +107,7 @@ final class SearchEngineTests: XCTestCase {
 
     func testHiddenColumnsAreNotSearchedReturnedOrNameable() async throws {
         let index = products()
-        let view = SearchView(columns: ["id", "name", "price"], rows: { $0["price"]?.doubleValue ?? 0 < 1000 })
+        let view = SearchView(columns: ["id", "name", "price"], rows: { $0("price")?.doubleValue ?? 0 < 1000 })
         let visible = try await search(index, ["q": "", "facets": ["price"]], view: view)
         XCTAssertEqual(Set(ids(visible)), [3, 4, 5], "rows the policy hides are not counted")
         XCTAssertEqual(visible["estimatedTotalHits"], 3)

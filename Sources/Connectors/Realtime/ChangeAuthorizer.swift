@@ -62,6 +62,12 @@ public struct ChangeAuthorizer: Sendable {
         return Self.evaluate(rows, row) == true
     }
 
+    /// The same for a row read column by column (search indexes keep rows in their own shape).
+    public func allows(_ column: (String) -> JSONValue?) -> Bool {
+        guard let rows else { return true }
+        return Self.evaluate(rows, column) == true
+    }
+
     /// The images of the row that only the database can decide for this change.
     public func questions(for event: ChangeEvent) -> [Side] {
         guard consultsDatabase, let rows else { return [] }
@@ -127,14 +133,19 @@ public struct ChangeAuthorizer: Sendable {
     /// compared, a related entity's condition). Anything but true withholds the row, as a WHERE
     /// clause would.
     static func evaluate(_ rule: RowRule, _ row: JSONObject) -> Bool? {
+        evaluate(rule) { row[$0] }
+    }
+
+    /// The same, reading the row's columns through `column` (rows kept in another shape).
+    static func evaluate(_ rule: RowRule, _ column: (String) -> JSONValue?) -> Bool? {
         switch rule {
         case .always(let value): return value
-        case .compare(let column, let op, let value): return compare(row[column.name] ?? .null, op, value, column: column)
+        case .compare(let target, let op, let value): return compare(column(target.name) ?? .null, op, value, column: target)
         case .related: return nil
         case .and(let parts):
             var unknown = false
             for part in parts {
-                switch evaluate(part, row) {
+                switch evaluate(part, column) {
                 case false?: return false
                 case nil: unknown = true
                 default: break
@@ -144,14 +155,14 @@ public struct ChangeAuthorizer: Sendable {
         case .or(let parts):
             var unknown = false
             for part in parts {
-                switch evaluate(part, row) {
+                switch evaluate(part, column) {
                 case true?: return true
                 case nil: unknown = true
                 default: break
                 }
             }
             return unknown ? nil : false
-        case .not(let inner): return evaluate(inner, row).map { !$0 }
+        case .not(let inner): return evaluate(inner, column).map { !$0 }
         }
     }
 

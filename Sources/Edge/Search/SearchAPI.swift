@@ -397,10 +397,14 @@ struct SearchAPI {
 
     func documentsPage(_ index: SearchIndex, _ view: SearchView, _ fields: Set<String>?, offset: Int, limit: Int) throws -> Response {
         // Hidden rows are neither listed nor counted.
-        let (documents, total) = view.rows == nil ? index.documents(offset: offset, limit: limit) : {
-            let all = index.documents(offset: 0, limit: Int.max).documents.filter { view.rows!($0) }
-            return (Array(all.dropFirst(offset).prefix(limit)), all.count)
-        }()
+        let documents: [JSONObject]
+        let total: Int
+        if let rows = view.rows {
+            let all = index.documents(where: rows)
+            (documents, total) = (Array(all.dropFirst(offset).prefix(limit)), all.count)
+        } else {
+            (documents, total) = index.documents(offset: offset, limit: limit)
+        }
         return try jsonResponse([
             "results": .array(documents.map { .object(Self.shaped($0, view, fields)) }), "offset": .integer(Int64(offset)),
             "limit": .integer(Int64(limit)), "total": .integer(Int64(total)),
@@ -410,7 +414,7 @@ struct SearchAPI {
     @Sendable func getDocument(_ request: Request, context: EdgeContext) async throws -> Response {
         let (index, view, fields) = try readable(request, context)
         let id = context.name("id") ?? ""
-        guard let document = index.document(key: id), view.rows?(document) ?? true else {
+        guard let document = index.document(key: id), view.rows?({ document[$0] }) ?? true else {
             throw SearchError(status: 404, code: "document_not_found", message: "Document `\(id)` not found.")
         }
         return try jsonResponse(.object(Self.shaped(document, view, fields)))

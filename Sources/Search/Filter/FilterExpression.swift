@@ -26,12 +26,15 @@ public indirect enum FilterExpression: Sendable, Equatable {
         }
     }
 
-    /// Whether `document` passes. Array values pass when any element does; `!=` and `NOT` pass
-    /// documents without the attribute, as Meilisearch's do.
-    public func matches(_ document: JSONObject) -> Bool {
+    /// Whether `document` passes.
+    public func matches(_ document: JSONObject) -> Bool { matches { document[$0] } }
+
+    /// Whether the document whose top-level fields `field` reads passes. Array values pass when
+    /// any element does; `!=` and `NOT` pass documents without the attribute, as Meilisearch's do.
+    public func matches(_ field: (String) -> JSONValue?) -> Bool {
         switch self {
         case .compare(let attribute, let comparison, let value):
-            let found = FilterExpression.values(at: attribute, in: document)
+            let found = FilterExpression.values(at: attribute, field)
             if comparison == .ne { return !found.contains { value.equals($0) } }
             return found.contains { candidate in
                 switch comparison {
@@ -44,37 +47,40 @@ public indirect enum FilterExpression: Sendable, Equatable {
                 }
             }
         case .range(let attribute, let low, let high):
-            return FilterExpression.values(at: attribute, in: document).contains { candidate in
+            return FilterExpression.values(at: attribute, field).contains { candidate in
                 (low.compare(candidate).map { $0 >= 0 } ?? false) && (high.compare(candidate).map { $0 <= 0 } ?? false)
             }
         case .oneOf(let attribute, let options):
-            let found = FilterExpression.values(at: attribute, in: document)
+            let found = FilterExpression.values(at: attribute, field)
             return found.contains { candidate in options.contains { $0.equals(candidate) } }
         case .exists(let attribute):
-            return FilterExpression.lookup(attribute, in: document) != nil
+            return FilterExpression.lookup(attribute, field) != nil
         case .isNull(let attribute):
-            return FilterExpression.lookup(attribute, in: document) == .null
+            return FilterExpression.lookup(attribute, field) == .null
         case .isEmpty(let attribute):
-            switch FilterExpression.lookup(attribute, in: document) {
+            switch FilterExpression.lookup(attribute, field) {
             case .string(let text)?: return text.isEmpty
             case .array(let items)?: return items.isEmpty
             case .object(let object)?: return object.isEmpty
             default: return false
             }
-        case .not(let inner): return !inner.matches(document)
-        case .and(let parts): return parts.allSatisfy { $0.matches(document) }
-        case .or(let parts): return parts.contains { $0.matches(document) }
+        case .not(let inner): return !inner.matches(field)
+        case .and(let parts): return parts.allSatisfy { $0.matches(field) }
+        case .or(let parts): return parts.contains { $0.matches(field) }
         }
     }
 
     /// The value at a dotted path (`author.name`), whole keys first: a key may contain a dot.
-    public static func lookup(_ path: String, in document: JSONObject) -> JSONValue? {
-        if let direct = document[path] { return direct }
+    public static func lookup(_ path: String, in document: JSONObject) -> JSONValue? { lookup(path) { document[$0] } }
+
+    /// The same over a document read field by field.
+    public static func lookup(_ path: String, _ field: (String) -> JSONValue?) -> JSONValue? {
+        if let direct = field(path) { return direct }
         guard let dot = path.firstIndex(of: ".") else { return nil }
         var prefix = String(path[..<dot])
         var rest = String(path[path.index(after: dot)...])
         while true {
-            if case .object(let inner)? = document[prefix], let found = lookup(rest, in: inner) { return found }
+            if case .object(let inner)? = field(prefix), let found = lookup(rest, in: inner) { return found }
             guard let next = rest.firstIndex(of: ".") else { return nil }
             prefix += "." + rest[..<next]
             rest = String(rest[rest.index(after: next)...])
@@ -82,8 +88,8 @@ public indirect enum FilterExpression: Sendable, Equatable {
     }
 
     /// The scalar values at a path; arrays give their elements.
-    static func values(at path: String, in document: JSONObject) -> [JSONValue] {
-        guard let value = lookup(path, in: document) else { return [] }
+    static func values(at path: String, _ field: (String) -> JSONValue?) -> [JSONValue] {
+        guard let value = lookup(path, field) else { return [] }
         if case .array(let items) = value { return items }
         return [value]
     }

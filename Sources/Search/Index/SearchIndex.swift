@@ -47,11 +47,17 @@ public final class SearchIndex: @unchecked Sendable {
     public var keys: [String] { lock.withLock { text.allKeys } }
     public func document(key: String) -> JSONObject? { lock.withLock { text.document(key: key) } }
 
+    /// Every live document the view lets through, in insertion order.
+    public func documents(where visible: (@Sendable ((String) -> JSONValue?) -> Bool)) -> [JSONObject] {
+        lock.withLock {
+            text.liveIDs.filter { id in visible { text.field(id, $0) } }.map(text.document)
+        }
+    }
+
     /// A page of documents in insertion order (`GET …/documents`), with the total.
     public func documents(offset: Int, limit: Int) -> (documents: [JSONObject], total: Int) {
         lock.withLock {
-            let live = text.documents.lazy.compactMap { $0 }
-            return (Array(live.dropFirst(offset).prefix(limit)), text.count)
+            (text.liveIDs.dropFirst(offset).prefix(limit).map(text.document), text.count)
         }
     }
 

@@ -20,7 +20,12 @@ final class TextIndex {
 
     private(set) var settings: IndexSettings
     let primaryKey: String
-    private(set) var documents: [JSONObject?] = []
+    /// Documents as rows of values by field id: no keys or hash tables per document (100,000
+    /// products fit in a few tens of megabytes). A deleted document's row is empty.
+    private(set) var rows: [[JSONValue?]] = []
+    private(set) var alive: [Bool] = []
+    private(set) var fields: [String] = []
+    private var fieldIDs: [String: Int] = [:]
     private var keys: [String] = []
     private var idByKey: [String: Int32] = [:]
     private(set) var postings: [String: [Posting]] = [:]
@@ -52,7 +57,30 @@ final class TextIndex {
         }
     }
 
-    func document(key: String) -> JSONObject? { idByKey[key].flatMap { documents[Int($0)] } }
+    func document(key: String) -> JSONObject? { idByKey[key].map(document) }
+
+    /// Slots of documents, holes included (the size of per-document scratch arrays).
+    var capacity: Int { rows.count }
+
+    /// A stored document as an object, its fields in the order they were first seen.
+    func document(_ id: Int32) -> JSONObject {
+        var object = JSONObject()
+        for (field, value) in rows[Int(id)].enumerated() {
+            if let value { object[fields[field]] = value }
+        }
+        return object
+    }
+
+    /// A top-level field of a stored document (nil: the document has no such field).
+    @inline(__always)
+    func field(_ id: Int32, _ name: String) -> JSONValue? {
+        guard let field = fieldIDs[name] else { return nil }
+        let row = rows[Int(id)]
+        return field < row.count ? row[field] : nil
+    }
+
+    /// Live documents in storage order (`GET …/documents`).
+    var liveIDs: [Int32] { alive.indices.filter { alive[$0] }.map { Int32($0) } }
 
     /// Adds or replaces documents by their primary key; documents without one are skipped (and
     /// counted in the answer).
@@ -90,17 +118,30 @@ final class TextIndex {
 
     private func removeDocument(key: String) {
         guard let id = idByKey.removeValue(forKey: key) else { return }
-        if let old = documents[Int(id)] {
-            for name in old.keys { fieldDistribution[name, default: 1] -= 1 }
-        }
-        documents[Int(id)] = nil
+        for (field, value) in rows[Int(id)].enumerated() where value != nil { fieldDistribution[fields[field], default: 1] -= 1 }
+        rows[Int(id)] = []
+        alive[Int(id)] = false
         count -= 1
         holes += 1
     }
 
     private func add(_ document: JSONObject, key: String) {
-        let id = Int32(documents.count)
-        documents.append(document)
+        let id = Int32(rows.count)
+        var row = [JSONValue?](repeating: nil, count: fields.count)
+        for (name, value) in document {
+            let field: Int
+            if let known = fieldIDs[name] {
+                field = known
+            } else {
+                field = fields.count
+                fields.append(name)
+                fieldIDs[name] = field
+                row.append(nil)
+            }
+            row[field] = value
+        }
+        rows.append(row)
+        alive.append(true)
         keys.append(key)
         idByKey[key] = id
         count += 1
@@ -147,8 +188,9 @@ final class TextIndex {
 
     /// New ids without holes, and every list built again.
     private func rebuildLists() {
-        let live = documents.compactMap { $0 }
-        documents = []
+        let live = alive.indices.filter { alive[$0] }.map { document(Int32($0)) }
+        rows = []
+        alive = []
         keys = []
         idByKey = [:]
         postings = [:]

@@ -6,10 +6,11 @@ import Runtime
 public struct SearchView: Sendable {
     /// nil: every column.
     public var columns: Set<String>?
-    /// nil: every row. Unknown answers (a condition the process cannot decide) hide the row.
-    public var rows: (@Sendable (JSONObject) -> Bool)?
+    /// nil: every row. Reads a document's top-level fields through the closure it is given;
+    /// unknown answers (a condition the process cannot decide) hide the row.
+    public var rows: (@Sendable ((String) -> JSONValue?) -> Bool)?
 
-    public init(columns: Set<String>? = nil, rows: (@Sendable (JSONObject) -> Bool)? = nil) {
+    public init(columns: Set<String>? = nil, rows: (@Sendable ((String) -> JSONValue?) -> Bool)? = nil) {
         self.columns = columns
         self.rows = rows
     }

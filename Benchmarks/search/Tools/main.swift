@@ -1,0 +1,199 @@
+// Benchmark-only tools for Benchmarks/search/run.sh:
+//   search-bench engine N      in process: builds an index of N generated products, then runs the
+//                              typo queries through it and through a brute-force scan of the same
+//                              documents (same typo rules); prints JSON.
+//   search-bench trgm URL S C  the same typo queries as pg_trgm in a raw postgres-nio loop: C
+//                              connections for S seconds; prints JSON (p50, p99, q/s).
+//   search-bench sql N         the products as SQL (the same generator), for the database.
+import Foundation
+import Logging
+import NIOPosix
+import PostgresNIO
+import Runtime
+import Search
+
+let queries = [
+    "laptpo", "wireles headphnes", "stainles steel botle", "blutooth speakr", "gamng mouse", "ergonomc chair", "mechanicl keyboard",
+    "portabel charger", "smartwach", "coffe grinder", "noise canceling", "usb c cabel", "led desk lamp", "yoga mat", "runing shoes",
+    "wterproof jacket",
+]
+
+/// A seeded generator, so the database and the process index the same products.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
+}
+
+let brands = ["Acme", "Zento", "Orbis", "Kyro", "Lumen", "Vexa", "Nordic", "Polar", "Summit", "Tidal", "Aero", "Brio", "Cobalt", "Delta",
+              "Ember", "Fjord", "Garnet", "Helix", "Ionic", "Jade"]
+let adjectives = ["wireless", "portable", "ergonomic", "stainless", "mechanical", "waterproof", "compact", "smart", "premium", "classic",
+                  "ultra", "silent", "rechargeable", "foldable", "adjustable", "bluetooth", "gaming", "running", "noise", "organic",
+                  "vintage", "modern", "heavy", "light", "digital", "analog", "magnetic", "solar", "thermal", "wooden"]
+let nouns = ["laptop", "headphones", "speaker", "mouse", "keyboard", "chair", "bottle", "charger", "smartwatch", "grinder", "cable",
+             "lamp", "mat", "shoes", "jacket", "backpack", "monitor", "tablet", "camera", "kettle", "blender", "desk", "router", "drone",
+             "microphone", "projector", "printer", "scanner", "tripod", "umbrella", "wallet", "watch", "glasses", "helmet", "tent",
+             "stove", "pillow", "blanket", "mug", "knife"]
+let extras = ["steel", "coffee", "usb", "led", "yoga", "canceling", "pro", "max", "mini", "plus", "lite", "air", "edge", "one", "go"]
+
+func product(_ id: Int, _ random: inout SplitMix) -> (id: Int, name: String, category: String, price: Int) {
+    let name = "\(random.pick(brands)) \(random.pick(adjectives)) \(random.pick(extras)) \(random.pick(nouns)) \(random.pick(["X", "S", "Z", "Q"]))\(random.next() % 900 + 100)"
+    return (id, name, random.pick(nouns), Int(random.next() % 50_000) + 100)
+}
+
+func products(_ count: Int) -> [(id: Int, name: String, category: String, price: Int)] {
+    var random = SplitMix(state: 42)
+    return (1...count).map { product($0, &random) }
+}
+
+func rss() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+    return 0
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func printJSON(_ object: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+/// Every document whose name matches every query word (the last as a prefix) within Meilisearch's
+/// typo budget: what the index answers, found by reading everything.
+func bruteForce(_ query: String, _ documents: [[String]], settings: IndexSettings) -> Int {
+    let words = TextNormalizer.words(query)
+    var distance = TypoDistance()
+    let scalars = words.map { $0.unicodeScalars.map(\.value) }
+    var found = 0
+    for tokens in documents {
+        let tokenScalars = tokens.map { $0.unicodeScalars.map(\.value) }
+        var all = true
+        for (position, word) in scalars.enumerated() {
+            let budget = words[position].count >= 9 ? 2 : words[position].count >= 5 ? 1 : 0
+            let prefix = position == scalars.count - 1
+            let hit = tokenScalars.contains { token in
+                guard var typos = distance.distance(word, token, limit: budget, prefix: prefix) else { return false }
+                if token.first != word.first { typos += 1 }
+                return typos <= budget
+            }
+            if !hit {
+                all = false
+                break
+            }
+        }
+        if all { found += 1 }
+    }
+    return found
+}
+
+func engine(_ count: Int) async throws {
+    let items = products(count)
+    let before = rss()
+    var settings = IndexSettings()
+    try settings.apply(["searchableAttributes": ["name"], "filterableAttributes": ["category", "price"]])
+    let index = SearchIndex(uid: "products", source: "bench", entity: "products", primaryKey: "id", settings: settings, createdAt: Date(), updatedAt: Date())
+    let started = ContinuousClock.now
+    // In batches, as a build reads pages from the source: only the index stays in memory.
+    for start in stride(from: 0, to: items.count, by: 1_000) {
+        index.upsert(items[start..<min(start + 1_000, items.count)].map {
+            ["id": .integer(Int64($0.id)), "name": .string($0.name), "category": .string($0.category), "price": .integer(Int64($0.price))]
+        })
+    }
+    let build = ContinuousClock.now - started
+    _ = try await index.search(try SearchQuery(json: ["q": "warm"]), view: .everything)
+    let after = rss()
+    var indexed: [Double] = []
+    var totals: [String: Int] = [:]
+    for round in 0..<20 {
+        for query in queries {
+            let clock = ContinuousClock.now
+            // "all": every word must match, as the scan below decides.
+            let answer = try await index.search(try SearchQuery(json: ["q": .string(query), "matchingStrategy": "all"]), view: .everything)
+            indexed.append(Double((ContinuousClock.now - clock).components.attoseconds) / 1e15 + Double((ContinuousClock.now - clock).components.seconds) * 1000)
+            if round == 0 { totals[query] = Int(answer["estimatedTotalHits"]?.intValue ?? 0) }
+        }
+    }
+    let tokens = items.map { TextNormalizer.words($0.name) }
+    var scanned: [Double] = []
+    var mismatches: [String] = []
+    for query in queries {
+        let clock = ContinuousClock.now
+        let found = bruteForce(query, tokens, settings: settings)
+        let elapsed = ContinuousClock.now - clock
+        scanned.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+        if min(found, 1_000) != totals[query] { mismatches.append("\(query): index \(totals[query] ?? -1), scan \(found)") }
+    }
+    printJSON([
+        "documents": count, "buildSeconds": Double(build.components.seconds) + Double(build.components.attoseconds) / 1e18,
+        "rssMB": Double(after - before) / 1024, "indexP50ms": percentile(indexed, 0.5), "indexP99ms": percentile(indexed, 0.99),
+        "scanP50ms": percentile(scanned, 0.5), "scanMeanMs": scanned.reduce(0, +) / Double(scanned.count),
+        "indexMeanMs": indexed.reduce(0, +) / Double(indexed.count), "mismatches": mismatches,
+    ])
+}
+
+func trgm(_ url: String, seconds: Int, connections: Int) async throws {
+    guard let parts = URLComponents(string: url), let host = parts.host, let user = parts.user else { fatalError("bad URL \(url)") }
+    var configuration = PostgresClient.Configuration(
+        host: host, port: parts.port ?? 5432, username: user, password: parts.password, database: String(parts.path.dropFirst()), tls: .disable)
+    configuration.options.maximumConnections = connections
+    configuration.options.minimumConnections = connections
+    let client = PostgresClient(configuration: configuration)
+    let logger = Logger(label: "trgm")
+    try await withThrowingTaskGroup(of: [Double].self) { group in
+        group.addTask {
+            await client.run()
+            return []
+        }
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        for worker in 0..<connections {
+            group.addTask {
+                var latencies: [Double] = []
+                var turn = worker
+                while ContinuousClock.now < deadline {
+                    let query = queries[turn % queries.count]
+                    turn += 1
+                    let clock = ContinuousClock.now
+                    let rows = try await client.query(
+                        "SELECT id, name FROM products WHERE \(query) <% name ORDER BY \(query) <<-> name LIMIT 20", logger: logger)
+                    for try await _ in rows {}
+                    let elapsed = ContinuousClock.now - clock
+                    latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                }
+                return latencies
+            }
+        }
+        var all: [Double] = []
+        for _ in 0..<connections { all += try await group.next() ?? [] }
+        group.cancelAll()
+        printJSON(["p50ms": percentile(all, 0.5), "p99ms": percentile(all, 0.99), "qps": Double(all.count) / Double(seconds)])
+    }
+}
+
+func sql(_ count: Int) {
+    print("CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL, category text NOT NULL, price int NOT NULL);")
+    print("COPY products (id, name, category, price) FROM stdin;")
+    for item in products(count) { print("\(item.id)\t\(item.name)\t\(item.category)\t\(item.price)") }
+    print("\\.")
+}
+
+let arguments = CommandLine.arguments
+switch arguments.count > 1 ? arguments[1] : "" {
+case "engine": try await engine(Int(arguments[2]) ?? 100_000)
+case "trgm": try await trgm(arguments[2], seconds: Int(arguments[3]) ?? 10, connections: Int(arguments[4]) ?? 32)
+case "sql": sql(Int(arguments[2]) ?? 100_000)
+default:
+    FileHandle.standardError.write(Data("usage: search-bench engine N | trgm URL SECONDS CONNECTIONS | sql N\n".utf8))
+    exit(2)
+}
