@@ -415,6 +415,16 @@ extension SwitchableStore {
     func createSearchIndex(_ index: SearchIndexRecord) async throws { try await inner.createSearchIndex(index) }
     func updateSearchIndex(_ index: SearchIndexRecord) async throws -> Bool { try await inner.updateSearchIndex(index) }
     func deleteSearchIndex(tenant: String, uid: String) async throws -> Bool { try await inner.deleteSearchIndex(tenant: tenant, uid: uid) }
+    func vectorIndexes(tenant: String) async throws -> [VectorIndexRecord] { try await inner.vectorIndexes(tenant: tenant) }
+    func createVectorIndex(_ index: VectorIndexRecord) async throws { try await inner.createVectorIndex(index) }
+    func deleteVectorIndex(tenant: String, name: String) async throws -> Bool { try await inner.deleteVectorIndex(tenant: tenant, name: name) }
+    func vectors(tenant: String, index: String) async throws -> [StoredVector] { try await inner.vectors(tenant: tenant, index: index) }
+    func upsertVectors(tenant: String, index: String, _ vectors: [StoredVector]) async throws {
+        try await inner.upsertVectors(tenant: tenant, index: index, vectors)
+    }
+    func deleteVectors(tenant: String, index: String, namespace: String, ids: [String]?) async throws {
+        try await inner.deleteVectors(tenant: tenant, index: index, namespace: namespace, ids: ids)
+    }
 }
 
 extension SwitchableStore {

@@ -27,6 +27,7 @@ struct TenantAPI {
         EmailAPI(node: node).register(on: router)
         FunctionsAPI(node: node).register(on: router)
         SearchAPI(node: node).register(on: router)
+        VectorAPI(node: node).register(on: router)
     }
 
     /// `GET /rest/v1/`: the tenant's OpenAPI 3 document, as PostgREST serves it at its root.

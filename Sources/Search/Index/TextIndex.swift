@@ -146,7 +146,7 @@ final class TextIndex {
         idByKey[key] = id
         count += 1
         for name in document.keys { fieldDistribution[name, default: 0] += 1 }
-        index(document, id: id)
+        index(row, id: id)
     }
 
     @discardableResult
@@ -166,9 +166,9 @@ final class TextIndex {
         return nil
     }
 
-    private func index(_ document: JSONObject, id: Int32) {
-        for (name, value) in document {
-            guard let attribute = searchable(name) else { continue }
+    private func index(_ row: [JSONValue?], id: Int32) {
+        for (field, value) in row.enumerated() {
+            guard let value, let attribute = searchable(fields[field]) else { continue }
             var position = 0
             for text in TextNormalizer.texts(of: value) {
                 for word in TextNormalizer.words(text) {
@@ -186,16 +186,18 @@ final class TextIndex {
         if holes > 1_000 && holes > count { rebuildLists() }
     }
 
-    /// New ids without holes, and every list built again.
+    /// New ids without holes, and every list built again — from the stored rows, without
+    /// turning documents back into objects (a settings change on 100,000 documents must not
+    /// double the index's memory for a moment).
     private func rebuildLists() {
-        let live = alive.indices.filter { alive[$0] }.map { document(Int32($0)) }
+        let oldRows = rows
+        let oldKeys = keys
+        let oldAlive = alive
         rows = []
-        alive = []
         keys = []
+        alive = []
         idByKey = [:]
         postings = [:]
-        fieldDistribution = [:]
-        count = 0
         holes = 0
         attributeRanks = [:]
         attributeNames = []
@@ -203,8 +205,14 @@ final class TextIndex {
             for name in settings.searchableAttributes { rank(of: name) }
         }
         termsChanged = true
-        for document in live {
-            if let key = Self.key(of: document[primaryKey]) { add(document, key: key) }
+        rows.reserveCapacity(count)
+        for old in oldRows.indices where oldAlive[old] {
+            let id = Int32(rows.count)
+            rows.append(oldRows[old])
+            keys.append(oldKeys[old])
+            alive.append(true)
+            idByKey[oldKeys[old]] = id
+            index(oldRows[old], id: id)
         }
     }
 

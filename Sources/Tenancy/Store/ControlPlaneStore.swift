@@ -4,7 +4,7 @@ import Foundation
 /// the audit log. Two implementations — SQLite for the embedded node, PostgreSQL for a cluster — pass
 /// the same test suite. Every change that is audited writes its audit line in the same transaction,
 /// so an action is either recorded and done, or neither.
-public protocol ControlPlaneStore: AuthStore, StorageStore, JobStore, WebhookStore, QueueStore, CronStore, EmailTemplateStore, FunctionStore, SearchIndexStore {
+public protocol ControlPlaneStore: AuthStore, StorageStore, JobStore, WebhookStore, QueueStore, CronStore, EmailTemplateStore, FunctionStore, SearchIndexStore, VectorStore {
     /// Applies pending versioned migrations; safe to call from several nodes at once.
     func migrate() async throws
 

@@ -349,6 +349,30 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 14, statements: [
+            """
+            CREATE TABLE vector_indexes (
+              tenant TEXT NOT NULL REFERENCES tenants(slug) ON DELETE CASCADE,
+              name TEXT NOT NULL,
+              dimension INTEGER NOT NULL,
+              metric TEXT NOT NULL,
+              created_at_ms INTEGER NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE vector_records (
+              tenant TEXT NOT NULL,
+              index_name TEXT NOT NULL,
+              namespace TEXT NOT NULL,
+              id TEXT NOT NULL,
+              vector BLOB NOT NULL,
+              metadata TEXT,
+              PRIMARY KEY (tenant, index_name, namespace, id),
+              FOREIGN KEY (tenant, index_name) REFERENCES vector_indexes(tenant, name) ON DELETE CASCADE
+            )
+            """,
+        ]),
     ]
 
     static let postgres: [Step] = [
@@ -697,6 +721,30 @@ enum Migrations {
               created_at timestamptz NOT NULL,
               updated_at timestamptz NOT NULL,
               PRIMARY KEY (tenant, uid)
+            )
+            """,
+        ]),
+        Step(version: 14, statements: [
+            """
+            CREATE TABLE minibaas.vector_indexes (
+              tenant text NOT NULL REFERENCES minibaas.tenants(slug) ON DELETE CASCADE,
+              name text NOT NULL,
+              dimension integer NOT NULL,
+              metric text NOT NULL,
+              created_at timestamptz NOT NULL,
+              PRIMARY KEY (tenant, name)
+            )
+            """,
+            """
+            CREATE TABLE minibaas.vector_records (
+              tenant text NOT NULL,
+              index_name text NOT NULL,
+              namespace text NOT NULL,
+              id text NOT NULL,
+              vector bytea NOT NULL,
+              metadata jsonb,
+              PRIMARY KEY (tenant, index_name, namespace, id),
+              FOREIGN KEY (tenant, index_name) REFERENCES minibaas.vector_indexes(tenant, name) ON DELETE CASCADE
             )
             """,
         ]),

@@ -18,6 +18,8 @@ public final class SearchSubsystem: TenantSubsystem {
     let logger: Logger
     /// Meilisearch's task receipts for this tenant.
     public let tasks = SearchTasks()
+    /// The tenant's Pinecone-style vector indexes.
+    public let vectors: VectorIndexes
     private let live = NIOLockedValueBox([String: (index: SearchIndex, sync: SearchSync)]())
     private let hub = NIOLockedValueBox<RealtimeHub?>(nil)
     /// Sources whose changes are captured (the rest are read again in full every minute).
@@ -27,7 +29,8 @@ public final class SearchSubsystem: TenantSubsystem {
     public static let maxDocuments = 2_000_000
     static let reconcileInterval: Duration = .seconds(60)
 
-    init(tenant: String, supervisor: SubsystemSupervisor, store: (any SearchIndexStore)?, data: DataSubsystem, logger: Logger) {
+    init(tenant: String, supervisor: SubsystemSupervisor, store: (any SearchIndexStore & VectorStore)?, data: DataSubsystem, logger: Logger) {
+        self.vectors = VectorIndexes(tenant: tenant, store: store, supervisor: supervisor, logger: logger)
         self.tenant = tenant
         self.supervisor = supervisor
         self.store = store
@@ -38,7 +41,8 @@ public final class SearchSubsystem: TenantSubsystem {
     public func details() async -> [String: String] {
         let indexes = all
         return ["indexes": String(indexes.count), "documents": String(indexes.reduce(0) { $0 + $1.documentCount }),
-                "warming": String(indexes.filter { !$0.isReady }.count)]
+                "warming": String(indexes.filter { !$0.isReady }.count), "vectorIndexes": String(vectors.all.count),
+                "vectors": String(vectors.all.reduce(0) { $0 + $1.total })]
     }
 
     public var all: [SearchIndex] { live.withLockedValue { $0.values.map(\.index).sorted { $0.uid < $1.uid } } }
@@ -47,6 +51,7 @@ public final class SearchSubsystem: TenantSubsystem {
     /// Loads the stored definitions and starts building each index.
     func start(hub: RealtimeHub) async {
         self.hub.withLockedValue { $0 = hub }
+        await vectors.start()
         guard let store else { return }
         let records: [SearchIndexRecord]
         do {
@@ -176,6 +181,13 @@ public final class SearchSubsystem: TenantSubsystem {
             view.rows = { @Sendable row in authorizer.allows(row) }
         }
         return view
+    }
+
+    /// Whether `caller` may `action` on vector index `name`: the service role, or a policy on
+    /// the entity `vectors:{name}` for the caller's role and that action.
+    public func mayUseVectors(_ caller: Caller, index name: String, action: Policy.Action) -> Bool {
+        if caller.isServiceRole { return true }
+        return data.policies.contains { $0.entity == "vectors:\(name)" && $0.role == caller.role && $0.action == action }
     }
 
     // MARK: - Building and syncing
