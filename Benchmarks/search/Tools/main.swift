@@ -5,6 +5,9 @@
 //   search-bench trgm URL S C  the same typo queries as pg_trgm in a raw postgres-nio loop: C
 //                              connections for S seconds; prints JSON (p50, p99, q/s).
 //   search-bench sql N         the products as SQL (the same generator), for the database.
+//   search-bench vectors N D   N clustered D-dimensional vectors (N/500 Gaussian centres x3 plus
+//                              unit noise, seeded) in an HNSW index: recall@10 against the exact
+//                              scan and both one's queries per second; prints JSON.
 import Foundation
 import Logging
 import NIOPosix
@@ -188,11 +191,51 @@ func sql(_ count: Int) {
     print("\\.")
 }
 
+/// A standard normal draw (Box-Muller) from the seeded generator.
+func gaussian(_ random: inout SplitMix) -> Float {
+    let u1 = max(Double(random.next() >> 11) / Double(1 << 53), 1e-12)
+    let u2 = Double(random.next() >> 11) / Double(1 << 53)
+    return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+}
+
+func vectors(_ count: Int, _ dimension: Int) async throws {
+    var random = SplitMix(state: 7)
+    let centres = (0..<max(count / 500, 1)).map { _ in (0..<dimension).map { _ in gaussian(&random) * 3 } }
+    func sample() -> [Float] { random.pick(centres).map { $0 + gaussian(&random) } }
+    let index = VectorIndex(name: "bench", dimension: dimension, metric: .euclidean)
+    let before = rss()
+    let started = ContinuousClock.now
+    for start in stride(from: 0, to: count, by: 1_000) {
+        index.upsert((start..<min(start + 1_000, count)).map { VectorRecord(id: "v\($0)", values: sample(), metadata: nil) }, namespace: "")
+    }
+    let build = ContinuousClock.now - started
+    let after = rss()
+    let queries = (0..<200).map { _ in sample() }
+    func timed(_ exact: Bool) -> ([[String]], Double) {
+        let clock = ContinuousClock.now
+        let answers = queries.map { query in
+            index.query(query, topK: 10, filter: nil, namespace: "", includeValues: false, includeMetadata: false, exact: exact).map(\.id)
+        }
+        let elapsed = ContinuousClock.now - clock
+        return (answers, Double(queries.count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+    }
+    let (approximate, approximateQPS) = timed(false)
+    let (exact, exactQPS) = timed(true)
+    var hits = 0
+    for (found, truth) in zip(approximate, exact) { hits += Set(found).intersection(truth).count }
+    printJSON([
+        "vectors": count, "dimension": dimension, "buildSeconds": Double(build.components.seconds) + Double(build.components.attoseconds) / 1e18,
+        "recallAt10": Double(hits) / Double(10 * queries.count), "annQPS": approximateQPS, "exactQPS": exactQPS,
+        "rssMB": Double(after - before) / 1024, "rawMB": Double(count * dimension * 4) / 1_048_576,
+    ])
+}
+
 let arguments = CommandLine.arguments
 switch arguments.count > 1 ? arguments[1] : "" {
 case "engine": try await engine(Int(arguments[2]) ?? 100_000)
 case "trgm": try await trgm(arguments[2], seconds: Int(arguments[3]) ?? 10, connections: Int(arguments[4]) ?? 32)
 case "sql": sql(Int(arguments[2]) ?? 100_000)
+case "vectors": try await vectors(Int(arguments[2]) ?? 100_000, Int(arguments[3]) ?? 128)
 default:
     FileHandle.standardError.write(Data("usage: search-bench engine N | trgm URL SECONDS CONNECTIONS | sql N\n".utf8))
     exit(2)

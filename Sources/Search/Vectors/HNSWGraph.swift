@@ -21,7 +21,7 @@ struct HNSWGraph {
     private var topLevel = 0
     private var random: UInt64 = 0x2545_F491_4F6C_DD1D
 
-    init(dimension: Int, metric: VectorMetric, m: Int = 16, efConstruction: Int = 100) {
+    init(dimension: Int, metric: VectorMetric, m: Int = 16, efConstruction: Int = 64) {
         self.dimension = dimension
         self.metric = metric
         self.m = m
@@ -191,7 +191,10 @@ struct HNSWGraph {
             for (_, neighbour) in chosen {
                 var links = self.links(neighbour, layer: layer)
                 links.append(node)
-                if links.count > limit {
+                // A full list is pruned with the heuristic once it is a quarter over: pruning at
+                // every overflow costs a distance per pair of links, for every neighbour of
+                // every insert; the slack amortizes it without giving up the heuristic.
+                if links.count > limit + limit / 4 {
                     let here = vector(neighbour, vectors)
                     let scored = links.map { (metric.distance(here, vector($0, vectors)), $0) }.sorted { $0.0 < $1.0 }
                     links = select(scored, limit: limit, vectors: vectors).map(\.1)
