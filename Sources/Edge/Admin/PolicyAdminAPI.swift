@@ -29,7 +29,11 @@ struct PolicyAdminAPI {
         let policies: [Policy]
         do {
             policies = try PolicyParser.parse(document: document)
-            try PolicyValidator.validate(policies, models: try await node.store.sources(slug).map(SourceCatalog.model(of:)) + [StorageEntities.model])
+            // Vector indexes are policy entities too (`vectors:{name}`), without columns.
+            let vectors = SchemaModel(entities: try await node.store.vectorIndexes(tenant: slug).map {
+                Entity(schema: "vectors", name: "vectors:\($0.name)", kind: .collection, columns: [])
+            })
+            try PolicyValidator.validate(policies, models: try await node.store.sources(slug).map(SourceCatalog.model(of:)) + [StorageEntities.model, vectors])
         } catch let error as PolicyError {
             throw APIError(status: .badRequest, code: "MB106", message: "invalid policy: \(error.message)", details: error.path)
         }
