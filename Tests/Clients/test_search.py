@@ -201,3 +201,84 @@ def test_an_embedded_tenant_is_searchable_with_its_anon_key():
         assert hit[0]["title"] == "Find me by typing"
     finally:
         lite.stop()
+
+
+def test_the_admin_api_defines_indexes_on_any_node(node, tenant):
+    base = f"{node.base}/admin/v1/tenants/{tenant['slug']}/search/indexes"
+    created = call("POST", base, node.token, {"uid": "tags", "entity": "labels"})
+    assert created["entity"] == "labels" and created["primaryKey"] == "id"
+    tags = client(tenant).index("tags")
+    found = wait_for(lambda: _quietly(lambda: tags.search("featurd")["hits"]), timeout=20)
+    assert [hit["name"] for hit in found] == ["featured"]
+    assert [index["uid"] for index in call("GET", base, node.token)["indexes"]] == ["tags"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        call("POST", base, node.token, {"uid": "ghost", "entity": "nothing"})
+    assert refused.value.code == 404 and json.loads(refused.value.read())["code"] == "MB880"
+    request = urllib.request.Request(f"{base}/tags", method="DELETE", headers={"Authorization": f"Bearer {node.token}"})
+    assert urllib.request.urlopen(request).status == 204
+    wait_for(lambda: _quietly(lambda: client(tenant).get_indexes()["results"] == []) , timeout=20)
+
+
+def _quietly(attempt):
+    """The attempt's value, or None while the index is not there yet (the tree restarts)."""
+    try:
+        return attempt()
+    except MeilisearchApiError as error:
+        if error.code in ("MB887", "index_not_found"):
+            return None
+        raise
+
+
+def test_a_new_owner_rebuilds_the_index_with_every_row_written_during_the_hand_over():
+    """Three nodes on PostgreSQL and Redis. The tenant's owner is killed with -9 while rows are
+    written; the next owner builds the index from the source and finds every committed row, and
+    the vectors acknowledged before the kill."""
+    from cluster_harness import Cluster
+    from conftest import fresh_database
+    from pinecone import Pinecone
+    cluster = Cluster(3, heartbeat_ms=250, lease_ttl_ms=2000)
+    try:
+        slug = "searchmove"
+        created = cluster.create_tenant(slug)
+        database = fresh_database()
+        status, _, body = cluster.admin("POST", f"/tenants/{slug}/sources", {"name": "main", "kind": "postgres", "url": database})
+        assert status == 201, body
+        status, _, body = cluster.admin("POST", f"/tenants/{slug}/search/indexes", {"uid": "labels"})
+        assert status == 201, body
+        node = cluster.live_nodes()[0]
+        api = f"{node.base}/t/{slug}"
+        search = meilisearch.Client(api + "/search/v1", created["serviceKey"])
+        wait_for(lambda: _quietly(lambda: search.index("labels").get_stats().number_of_documents == 3), timeout=30)
+        pc = Pinecone(api_key=created["serviceKey"], host=api + "/vectors/v1")
+        pc.create_index(name="kept", dimension=2, metric="euclidean", spec={"serverless": {"cloud": "aws", "region": "us-east-1"}})
+        pc.Index(host=api + "/vectors/v1/indexes/kept").upsert(vectors=[("p", [1, 2]), ("q", [3, 4])])
+        for i in range(100, 120):
+            psql(database, f"insert into labels (id, name) values ({i}, 'moving {i}')")
+        owner = cluster.view()["placements"][slug]
+        next(n for n in cluster.nodes if n.id == owner).kill()
+        for i in range(120, 140):
+            psql(database, f"insert into labels (id, name) values ({i}, 'moving {i}')")
+        survivor = cluster.live_nodes()[0]
+        api = f"{survivor.base}/t/{slug}"
+        search = meilisearch.Client(api + "/search/v1", created["serviceKey"])
+
+        def everything():
+            answer = _quietly(lambda: search.index("labels").search("moving", {"limit": 100}))
+            return answer if answer and answer["estimatedTotalHits"] == 40 else None
+        found = wait_for(everything, timeout=60)
+        assert sorted(hit["id"] for hit in found["hits"]) == list(range(100, 140))
+        vectors = Pinecone(api_key=created["serviceKey"], host=api + "/vectors/v1").Index(host=api + "/vectors/v1/indexes/kept")
+        stats = wait_for(lambda: _vector_stats(vectors), timeout=30)
+        assert stats.total_vector_count == 2
+    finally:
+        cluster.stop()
+
+
+def _vector_stats(index):
+    from pinecone import ApiError
+    try:
+        return index.describe_index_stats()
+    except ApiError as error:
+        if error.status_code in (503, 404):
+            return None
+        raise

@@ -125,6 +125,7 @@ enum Node {
         let admin = router.group("admin/v1").add(middleware: AdminAuthMiddleware(token: node.adminToken))
         TenantAdminAPI(node: node).register(on: admin)
         GraphQLAdminAPI(node: node).register(on: admin)
+        SearchAdminAPI(node: node).register(on: admin)
         SourceAdminAPI(node: node, catalog: node.sourceCatalog).register(on: admin)
         PolicyAdminAPI(node: node).register(on: admin)
         KeyAdminAPI(node: node).register(on: admin)

@@ -306,7 +306,7 @@ struct SearchAPI {
         let (tree, caller) = try caller(request, context)
         let body = try Self.object(try await Self.body(request, tree))
         if body["federation"] != nil, body["federation"] != .null {
-            throw SearchError.badRequest("MB883", "federated multi-search is not supported; send the queries without `federation`")
+            throw SearchError.badRequest("bad_request", "federated multi-search is not supported; send the queries without `federation`")
         }
         guard let queries = body["queries"]?.arrayValue else {
             throw SearchError.badRequest("missing_multi_search_queries", "Missing field `queries`")

@@ -24,7 +24,8 @@ public final class SearchSubsystem: TenantSubsystem {
     private let hub = NIOLockedValueBox<RealtimeHub?>(nil)
     /// Sources whose changes are captured (the rest are read again in full every minute).
     private let captured = NIOLockedValueBox(Set<String>())
-    /// Per tenant: a bound on indexes and on documents over all of them.
+    /// Per tenant: a bound on indexes, and on the documents of each (a build that would pass it
+    /// fails with MB888, shown on the supervisor endpoint).
     public static let maxIndexes = 64
     public static let maxDocuments = 2_000_000
     static let reconcileInterval: Duration = .seconds(60)
@@ -73,7 +74,7 @@ public final class SearchSubsystem: TenantSubsystem {
     // MARK: - Managing indexes
 
     /// Meilisearch's rule for uids.
-    static func validUID(_ uid: String) -> Bool {
+    public static func validUID(_ uid: String) -> Bool {
         !uid.isEmpty && uid.utf8.count <= 400 && uid.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F }
     }
 
@@ -208,7 +209,7 @@ public final class SearchSubsystem: TenantSubsystem {
     }
 
     /// The entity's single-column key, or a given column that is unique.
-    static func primaryKey(_ given: String?, of entity: Entity) throws(SearchError) -> String {
+    public static func primaryKey(_ given: String?, of entity: Entity) throws(SearchError) -> String {
         if let given {
             guard entity.column(named: given) != nil, entity.isUnique([given]) else {
                 throw SearchError(status: 400, code: "MB882", message: "`\(given)` is not a unique column of '\(entity.name)', so it cannot identify documents")

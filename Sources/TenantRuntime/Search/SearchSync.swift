@@ -1,5 +1,10 @@
 import Connectors
 import Foundation
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (declared in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("malloc_trim")
+private func mallocTrim(_ pad: Int) -> Int32
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import Runtime
@@ -77,6 +82,9 @@ final class SearchSync: Sendable {
             var parameters = [("select", "*"), ("order", "\(key).asc"), ("limit", String(Self.page))]
             if let after { parameters.append((key, "gt.\(after)")) }
             let rows = try await read(parameters)
+            guard index.documentCount + rows.count <= SearchSubsystem.maxDocuments else {
+                throw SearchError(status: 429, code: "MB888", message: "index `\(index.uid)` would hold more than \(SearchSubsystem.maxDocuments) documents")
+            }
             index.upsert(rows)
             for row in rows { if let id = SearchIndex.key(of: row[key]) { seen.insert(id) } }
             guard rows.count == Self.page, let last = rows.last.flatMap({ SearchIndex.key(of: $0[key]) }) else { break }
@@ -87,6 +95,11 @@ final class SearchSync: Sendable {
         guard !Task.isCancelled else { return }
         let gone = index.keys.filter { !seen.contains($0) }
         if !gone.isEmpty { index.delete(keys: gone) }
+        #if canImport(Glibc)
+        // The scan parsed every row once; hand the freed pages back rather than keep them
+        // counted against the node (glibc holds freed memory in its arenas otherwise).
+        _ = mallocTrim(0)
+        #endif
     }
 
     func refresh(_ keys: [String]) async throws {
