@@ -51,13 +51,18 @@ struct SearchAPI {
 
     typealias Handler = @Sendable (Request, EdgeContext) async throws -> Response
 
-    /// Search errors in our shape plus Meilisearch's `type` and `link` (its clients read them).
-    func handled(_ handler: @escaping Handler) -> Handler {
+    /// Search errors in our shape plus Meilisearch's `type` and `link` (its clients read them);
+    /// `decorate` adds what another client reads (Pinecone's `error` object).
+    func handled(_ handler: @escaping Handler) -> Handler { Self.handled(handler) }
+
+    static func handled(_ handler: @escaping Handler, decorate: @escaping @Sendable (inout APIError, SearchError) -> Void = { _, _ in }) -> Handler {
         { request, context in
             do {
                 return try await handler(request, context)
             } catch let error as SearchError {
-                throw Self.apiError(error)
+                var failure = apiError(error)
+                decorate(&failure, error)
+                throw failure
             }
         }
     }

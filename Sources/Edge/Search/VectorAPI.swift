@@ -34,15 +34,9 @@ struct VectorAPI {
     typealias Handler = @Sendable (Request, EdgeContext) async throws -> Response
 
     func handled(_ handler: @escaping Handler) -> Handler {
-        { request, context in
-            do {
-                return try await handler(request, context)
-            } catch let error as SearchError {
-                var failure = SearchAPI.apiError(error)
-                failure.extra["error"] = ["code": .string(Self.pineconeCode(error.status)), "message": .string(error.message)]
-                failure.extra["status"] = .integer(Int64(error.status))
-                throw failure
-            }
+        SearchAPI.handled(handler) { failure, error in
+            failure.extra["error"] = ["code": .string(Self.pineconeCode(error.status)), "message": .string(error.message)]
+            failure.extra["status"] = .integer(Int64(error.status))
         }
     }
 
