@@ -175,3 +175,55 @@ def test_acknowledged_vectors_survive_kill_minus_nine():
         assert index.query(id="k5", top_k=1, namespace="n", include_metadata=True).matches[0].metadata == {"i": 5}
     finally:
         lite.stop()
+
+
+
+def test_an_index_bound_to_a_column_mirrors_the_table(node, tenant):
+    import subprocess
+    def psql(statement):
+        subprocess.run(["psql", tenant["database"], "-qc", statement], check=True, stdout=subprocess.DEVNULL)
+    psql("create table films (id int primary key, title text, genre text, embedding real[])")
+    psql("insert into films values (1, 'Up', 'family', '{1,0,0}'), (2, 'Heat', 'crime', '{0,1,0}'), (3, 'Drafts', 'crime', null)")
+    status, body = raw(tenant, "/indexes", {"name": "films", "entity": "films", "vectorColumn": "embedding"})
+    assert status == 404 and body["code"] == "MB880", "a table the source's model does not know yet"
+    call("POST", f"{node.base}/admin/v1/tenants/{tenant['slug']}/sources/main/refresh", node.token, {})
+    deadline = time.time() + 10
+    while True:
+        status, body = raw(tenant, "/indexes", {"name": "films", "entity": "films", "vectorColumn": "embedding", "metadataColumns": ["title", "genre"]})
+        if status != 503 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert status == 201 and body["dimension"] == 3, body
+    index = control(tenant).Index(host=body["host"])
+
+    def nearest(vector, **options):
+        try:
+            return index.query(vector=vector, top_k=3, include_metadata=True, **options).matches
+        except PineconeApiException as error:
+            if error.status_code == 503:
+                return None
+            raise
+    matches = None
+    deadline = time.time() + 10
+    while matches is None and time.time() < deadline:
+        matches = nearest([0.9, 0.1, 0])
+        time.sleep(0.05)
+    assert [m.id for m in matches] == ["1", "2"], "the row without a vector is left out"
+    assert matches[0].metadata == {"title": "Up", "genre": "family"}
+    psql("insert into films values (4, 'Alien', 'horror', '{0,0,1}')")
+    psql("update films set embedding = '{0.8,0.2,0}' where id = 2")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        found = nearest([0, 0, 1], filter={"genre": {"$eq": "horror"}})
+        if found and found[0].id == "4":
+            break
+        time.sleep(0.05)
+    assert found[0].id == "4"
+    psql("delete from films where id = 1")
+    deadline = time.time() + 5
+    while time.time() < deadline and "1" in [m.id for m in nearest([1, 0, 0])]:
+        time.sleep(0.05)
+    assert [m.id for m in nearest([1, 0, 0])][:1] == ["2"]
+    with pytest.raises(PineconeApiException) as refused:
+        index.upsert(vectors=[("9", [1, 1, 1])])
+    assert refused.value.status_code == 405 and refused.value.body["code"] == "MB898"

@@ -93,6 +93,19 @@ struct VectorAPI {
         let (tree, _) = try authorize(request, context, nil)
         let body = try await Self.body(request, tree)
         guard let name = body["name"]?.stringValue else { throw SearchError(status: 400, code: "MB896", message: "Missing field `name`") }
+        // Bound to a source: `{name, entity, vectorColumn, metadataColumns?, source?, metric?, dimension?}`.
+        if let entity = body["entity"]?.stringValue {
+            guard let column = body["vectorColumn"]?.stringValue else { throw SearchError(status: 400, code: "MB896", message: "Missing field `vectorColumn`") }
+            let metricName = body["metric"]?.stringValue ?? "cosine"
+            guard let metric = VectorMetric(rawValue: metricName) else {
+                throw SearchError(status: 400, code: "MB896", message: "Unknown metric '\(metricName)': cosine, euclidean or dotproduct")
+            }
+            let index = try await tree.search.createBoundVectors(
+                name: name, source: body["source"]?.stringValue, entity: entity, vectorColumn: column,
+                metadataColumns: body["metadataColumns"]?.arrayValue?.compactMap(\.stringValue) ?? [], metric: metric,
+                dimension: body["dimension"]?.intValue.map(Int.init))
+            return try jsonResponse(.object(model(index, slug: tree.slug)), status: .created)
+        }
         // Pinecone 10's `schema.fields._values`, or the older `dimension`/`metric`.
         let field = body["schema"]?["fields"]?["_values"]
         guard let dimension = (field?["dimension"] ?? body["dimension"])?.intValue else {
@@ -120,12 +133,13 @@ struct VectorAPI {
         guard tree.search.vectors.exists(name) else { throw VectorIndexes.notFound(name) }
         var answer = model(try index(tree, context), slug: tree.slug)
         answer["status"] = ["ready": true, "state": "Ready"]
+        answer["readOnly"] = .bool(tree.search.vectors.isBound(name))
         return try jsonResponse(.object(answer))
     }
 
     @Sendable func deleteIndex(_ request: Request, context: EdgeContext) async throws -> Response {
         let (tree, _) = try authorize(request, context, nil)
-        try await tree.search.vectors.delete(name: context.name("name") ?? "")
+        try await tree.search.deleteVectors(name: context.name("name") ?? "")
         return Response(status: .accepted)
     }
 
@@ -157,6 +171,7 @@ struct VectorAPI {
     @Sendable func upsert(_ request: Request, context: EdgeContext) async throws -> Response {
         let (tree, _) = try authorize(request, context, .create)
         let index = try index(tree, context)
+        try tree.search.vectors.checkWritable(index.name)
         let body = try await Self.body(request, tree)
         guard let items = body["vectors"]?.arrayValue else { throw SearchError(status: 400, code: "MB896", message: "Missing field `vectors`") }
         guard items.count <= VectorIndexes.maxBatch else {
@@ -231,6 +246,7 @@ struct VectorAPI {
     @Sendable func delete(_ request: Request, context: EdgeContext) async throws -> Response {
         let (tree, _) = try authorize(request, context, .delete)
         let index = try index(tree, context)
+        try tree.search.vectors.checkWritable(index.name)
         let body = try await Self.body(request, tree)
         let namespace = Self.namespace(body)
         if body["deleteAll"]?.boolValue == true {
@@ -253,6 +269,7 @@ struct VectorAPI {
     @Sendable func update(_ request: Request, context: EdgeContext) async throws -> Response {
         let (tree, _) = try authorize(request, context, .update)
         let index = try index(tree, context)
+        try tree.search.vectors.checkWritable(index.name)
         let body = try await Self.body(request, tree)
         guard let id = body["id"]?.stringValue else { throw SearchError(status: 400, code: "MB896", message: "Missing field `id`") }
         let values = body["values"].map { _ in () } != nil ? try Self.floats(body["values"], field: "values") : nil

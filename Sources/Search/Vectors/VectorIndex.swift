@@ -222,6 +222,9 @@ public final class VectorIndex: @unchecked Sendable {
         }
     }
 
+    /// Every live id of a namespace.
+    public func ids(namespace: String) -> [String] { lock.withLock { spaces[namespace].map { Array($0.slots.keys) } ?? [] } }
+
     /// Live vectors per namespace.
     public var namespaces: [String: Int] { lock.withLock { spaces.mapValues(\.live) } }
     public var total: Int { lock.withLock { spaces.values.reduce(0) { $0 + $1.live } } }

@@ -9,13 +9,17 @@ public struct VectorIndexRecord: Sendable, Equatable {
     /// cosine, euclidean or dotproduct.
     public var metric: String
     public var createdAt: Date
+    /// For an index mirroring a source: `{source, entity, vectorColumn, metadataColumns,
+    /// primaryKey}`; nil for an index written through the API.
+    public var binding: JSONObject?
 
-    public init(tenant: String, name: String, dimension: Int, metric: String, createdAt: Date) {
+    public init(tenant: String, name: String, dimension: Int, metric: String, createdAt: Date, binding: JSONObject? = nil) {
         self.tenant = tenant
         self.name = name
         self.dimension = dimension
         self.metric = metric
         self.createdAt = createdAt
+        self.binding = binding
     }
 }
 

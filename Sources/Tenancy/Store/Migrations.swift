@@ -373,6 +373,7 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 15, statements: ["ALTER TABLE vector_indexes ADD COLUMN binding TEXT"]),
     ]
 
     static let postgres: [Step] = [
@@ -748,5 +749,6 @@ enum Migrations {
             )
             """,
         ]),
+        Step(version: 15, statements: ["ALTER TABLE minibaas.vector_indexes ADD COLUMN binding jsonb"]),
     ]
 }

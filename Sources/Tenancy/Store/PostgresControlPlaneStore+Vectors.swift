@@ -6,9 +6,10 @@ extension PostgresControlPlaneStore {
     public func vectorIndexes(tenant: String) async throws -> [VectorIndexRecord] {
         var found: [VectorIndexRecord] = []
         let rows = try await client.query(
-            "SELECT name, dimension, metric, created_at FROM minibaas.vector_indexes WHERE tenant = \(tenant) ORDER BY name", logger: logger)
-        for try await (name, dimension, metric, created) in rows.decode((String, Int, String, Date).self) {
-            found.append(VectorIndexRecord(tenant: tenant, name: name, dimension: dimension, metric: metric, createdAt: created))
+            "SELECT name, dimension, metric, created_at, binding::text FROM minibaas.vector_indexes WHERE tenant = \(tenant) ORDER BY name", logger: logger)
+        for try await (name, dimension, metric, created, binding) in rows.decode((String, Int, String, Date, String?).self) {
+            found.append(VectorIndexRecord(
+                tenant: tenant, name: name, dimension: dimension, metric: metric, createdAt: created, binding: try binding.map(StoreCoding.decodeObject)))
         }
         return found
     }
@@ -17,8 +18,9 @@ extension PostgresControlPlaneStore {
         do {
             _ = try await Self.hasRow(client.query(
                 """
-                INSERT INTO minibaas.vector_indexes (tenant, name, dimension, metric, created_at)
-                VALUES (\(index.tenant), \(index.name), \(index.dimension), \(index.metric), \(index.createdAt))
+                INSERT INTO minibaas.vector_indexes (tenant, name, dimension, metric, created_at, binding)
+                VALUES (\(index.tenant), \(index.name), \(index.dimension), \(index.metric), \(index.createdAt),
+                        \(index.binding.map(StoreCoding.encodeObject))::jsonb)
                 """, logger: logger))
         } catch where Self.sqlState(of: error) == "23505" {
             throw ControlPlaneError.duplicate("vector index '\(index.name)'")

@@ -8,7 +8,8 @@ extension SQLiteControlPlaneStore {
             guard let name = row.column("name")?.string, let metric = row.column("metric")?.string else { throw ControlPlaneError.corrupt("vector index row") }
             return VectorIndexRecord(
                 tenant: tenant, name: name, dimension: row.column("dimension")?.integer ?? 0, metric: metric,
-                createdAt: StoreCoding.date(milliseconds: Int64(row.column("created_at_ms")?.integer ?? 0)))
+                createdAt: StoreCoding.date(milliseconds: Int64(row.column("created_at_ms")?.integer ?? 0)),
+                binding: try row.column("binding")?.string.map(StoreCoding.decodeObject))
         }
     }
 
@@ -17,8 +18,9 @@ extension SQLiteControlPlaneStore {
             guard (try await db.query("SELECT 1 FROM vector_indexes WHERE tenant = ? AND name = ?", [.text(index.tenant), .text(index.name)])).isEmpty
             else { throw ControlPlaneError.duplicate("vector index '\(index.name)'") }
             _ = try await db.query(
-                "INSERT INTO vector_indexes (tenant, name, dimension, metric, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-                [.text(index.tenant), .text(index.name), .integer(index.dimension), .text(index.metric), .integer(Int(StoreCoding.milliseconds(index.createdAt)))])
+                "INSERT INTO vector_indexes (tenant, name, dimension, metric, created_at_ms, binding) VALUES (?, ?, ?, ?, ?, ?)",
+                [.text(index.tenant), .text(index.name), .integer(index.dimension), .text(index.metric), .integer(Int(StoreCoding.milliseconds(index.createdAt))),
+                 index.binding.map { .text(StoreCoding.encodeObject($0)) } ?? .null])
         }
     }
 

@@ -21,6 +21,8 @@ public final class SearchSubsystem: TenantSubsystem {
     /// The tenant's Pinecone-style vector indexes.
     public let vectors: VectorIndexes
     private let live = NIOLockedValueBox([String: (index: SearchIndex, sync: SearchSync)]())
+    /// Syncs of vector indexes bound to a source column, by index name.
+    private let boundSyncs = NIOLockedValueBox([String: SearchSync]())
     private let hub = NIOLockedValueBox<RealtimeHub?>(nil)
     /// Sources whose changes are captured (the rest are read again in full every minute).
     private let captured = NIOLockedValueBox(Set<String>())
@@ -52,7 +54,13 @@ public final class SearchSubsystem: TenantSubsystem {
     /// Loads the stored definitions and starts building each index.
     func start(hub: RealtimeHub) async {
         self.hub.withLockedValue { $0 = hub }
-        await vectors.start()
+        for (record, index) in await vectors.start() {
+            do {
+                try await bind(record, index)
+            } catch {
+                logger.warning("a bound vector index cannot be synced", metadata: ["index": .string(record.name), "error": .string("\(error)")])
+            }
+        }
         guard let store else { return }
         let records: [SearchIndexRecord]
         do {
@@ -164,6 +172,67 @@ public final class SearchSubsystem: TenantSubsystem {
         return task
     }
 
+    // MARK: - Vector indexes bound to a source
+
+    /// A vector index mirroring `vectorColumn` of `entity` (ids: its key; metadata: the named
+    /// columns). The dimension is given, or read from the first row that has a vector.
+    public func createBoundVectors(
+        name: String, source sourceName: String?, entity entityName: String, vectorColumn: String, metadataColumns: [String], metric: VectorMetric,
+        dimension given: Int?
+    ) async throws(SearchError) -> VectorIndex {
+        let (source, entity) = try locate(source: sourceName, entity: entityName)
+        for column in [vectorColumn] + metadataColumns where entity.column(named: column) == nil {
+            throw SearchError(status: 400, code: "MB883", message: "'\(entity.name)' has no column '\(column)'")
+        }
+        let key = try Self.primaryKey(nil, of: entity)
+        var dimension = given
+        if dimension == nil {
+            do {
+                let planner = RestPlanner(model: source.model, access: .service)
+                let plan = try planner.read(entity.name, try RestQueryParser.parse([("select", vectorColumn), (vectorColumn, "not.is.null"), ("limit", "1")]))
+                let rows = try JSONValue.parse(Array((try await source.read(plan, count: false).body ?? "[]").utf8)).arrayValue ?? []
+                dimension = rows.first.flatMap { BoundVectors.vector($0[vectorColumn]) }?.count
+            } catch {
+                throw SearchError(status: 502, code: "MB899", message: "the source could not be read: \(error)", kind: .system)
+            }
+        }
+        guard let dimension, dimension > 0 else {
+            throw SearchError(status: 400, code: "MB893", message: "'\(vectorColumn)' holds no vector yet: give the index's `dimension`")
+        }
+        let binding: JSONObject = [
+            "source": .string(source.name), "entity": .string(entity.name), "vectorColumn": .string(vectorColumn),
+            "metadataColumns": .array(metadataColumns.map(JSONValue.string)), "primaryKey": .string(key),
+        ]
+        let index = try await vectors.create(name: name, dimension: dimension, metric: metric, binding: binding)
+        let record = VectorIndexRecord(tenant: tenant, name: name, dimension: dimension, metric: metric.rawValue, createdAt: index.createdAt, binding: binding)
+        try await bind(record, index)
+        await watchSources()
+        return index
+    }
+
+    /// Starts the sync of a bound vector index (a supervised child, like a search index's).
+    private func bind(_ record: VectorIndexRecord, _ index: VectorIndex) async throws(SearchError) {
+        guard let binding = record.binding, let vectorColumn = binding["vectorColumn"]?.stringValue, let key = binding["primaryKey"]?.stringValue else {
+            throw SearchError(status: 500, code: "MB899", message: "the stored binding of '\(record.name)' is unreadable", kind: .internal)
+        }
+        let (source, entity) = try locate(source: binding["source"]?.stringValue, entity: binding["entity"]?.stringValue ?? "")
+        let target = BoundVectors(
+            index: index, vectors: vectors, primaryKey: key, vectorColumn: vectorColumn,
+            metadataColumns: binding["metadataColumns"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        let captured = self.captured
+        let sync = SearchSync(index: target, source: source, entity: entity, logger: logger) {
+            captured.withLockedValue { $0.contains(source.name) } ? nil : Self.reconcileInterval
+        }
+        boundSyncs.withLockedValue { $0[record.name] = sync }
+        await supervisor.start(ChildSpec(name: "vectors:\(record.name)") { try await sync.run {} })
+    }
+
+    /// A bound index's sync stops with it.
+    public func deleteVectors(name: String) async throws(SearchError) {
+        try await vectors.delete(name: name)
+        if boundSyncs.withLockedValue({ $0.removeValue(forKey: name) }) != nil { await watchSources() }
+    }
+
     // MARK: - Who sees what
 
     /// What `caller` may see of `index`: everything for the service role; otherwise its read
@@ -251,19 +320,20 @@ public final class SearchSubsystem: TenantSubsystem {
     /// Capture for every indexed source, through the realtime hub's one feed per source.
     private func watchSources() async {
         guard let hub = hub.withLockedValue({ $0 }) else { return }
-        let sources = Set(live.withLockedValue { $0.values.map(\.index.source) })
         let live = self.live
+        let boundSyncs = self.boundSyncs
+        @Sendable func syncs() -> [SearchSync] { live.withLockedValue { $0.values.map(\.sync) } + boundSyncs.withLockedValue { Array($0.values) } }
+        let sources = Set(syncs().map(\.source.name))
         let capture = await hub.watch(sources, as: "search") { source, changes in
-            let targets = live.withLockedValue { $0.values.filter { $0.index.source == source } }
-            guard !targets.isEmpty else { return }
-            for target in targets {
-                let entity = target.sync.entity
+            for sync in syncs() where sync.source.name == source {
+                let entity = sync.entity
+                let key = sync.index.primaryKey
                 var keys: [String] = []
                 for change in changes where change.schema == entity.schema && change.table == entity.name {
-                    if let key = SearchIndex.key(of: change.record[target.index.primaryKey]) { keys.append(key) }
-                    if let key = SearchIndex.key(of: change.oldRecord[target.index.primaryKey]) { keys.append(key) }
+                    if let value = SearchIndex.key(of: change.record[key]) { keys.append(value) }
+                    if let value = SearchIndex.key(of: change.oldRecord[key]) { keys.append(value) }
                 }
-                target.sync.changed(keys: keys)
+                sync.changed(keys: keys)
             }
         }
         captured.withLockedValue { set in

@@ -10,13 +10,33 @@ import NIOConcurrencyHelpers
 import Runtime
 import Search
 
+/// What a sync keeps equal to a source entity: a search index, or a vector index bound to a
+/// column of it.
+protocol SyncedIndex: AnyObject, Sendable {
+    var name: String { get }
+    var primaryKey: String { get }
+    var isReady: Bool { get }
+    func markReady()
+    var documentCount: Int { get }
+    var keys: [String] { get }
+    /// Rows as the source answers them: added or replaced by key.
+    func apply(rows: [JSONObject])
+    func remove(keys: [String])
+}
+
+extension SearchIndex: SyncedIndex {
+    var name: String { uid }
+    func apply(rows: [JSONObject]) { upsert(rows) }
+    func remove(keys: [String]) { delete(keys: keys) }
+}
+
 /// Keeps one index equal to its source entity: a full keyset scan to build it (and again as the
 /// reconcile of sources without change capture), then the keys the change feed or REST writes
 /// name, read again from the source in batches — a decoded change may lack unchanged large
 /// values, and the source's row is the truth — upserted when found and deleted when gone.
 /// Runs as a supervised child: a failing read throws, and the restart scans again.
 final class SearchSync: Sendable {
-    let index: SearchIndex
+    let index: any SyncedIndex
     let source: any DatabaseSource
     let entity: Entity
     let logger: Logger
@@ -27,7 +47,7 @@ final class SearchSync: Sendable {
     static let page = 1_000
     static let refreshBatch = 200
 
-    init(index: SearchIndex, source: any DatabaseSource, entity: Entity, logger: Logger, reconcileEvery: @escaping @Sendable () -> Duration?) {
+    init(index: any SyncedIndex, source: any DatabaseSource, entity: Entity, logger: Logger, reconcileEvery: @escaping @Sendable () -> Duration?) {
         self.index = index
         self.source = source
         self.entity = entity
@@ -83,9 +103,9 @@ final class SearchSync: Sendable {
             if let after { parameters.append((key, "gt.\(after)")) }
             let rows = try await read(parameters)
             guard index.documentCount + rows.count <= SearchSubsystem.maxDocuments else {
-                throw SearchError(status: 429, code: "MB888", message: "index `\(index.uid)` would hold more than \(SearchSubsystem.maxDocuments) documents")
+                throw SearchError(status: 429, code: "MB888", message: "index `\(index.name)` would hold more than \(SearchSubsystem.maxDocuments) documents")
             }
-            index.upsert(rows)
+            index.apply(rows: rows)
             for row in rows { if let id = SearchIndex.key(of: row[key]) { seen.insert(id) } }
             guard rows.count == Self.page, let last = rows.last.flatMap({ SearchIndex.key(of: $0[key]) }) else { break }
             after = last
@@ -94,7 +114,7 @@ final class SearchSync: Sendable {
         }
         guard !Task.isCancelled else { return }
         let gone = index.keys.filter { !seen.contains($0) }
-        if !gone.isEmpty { index.delete(keys: gone) }
+        if !gone.isEmpty { index.remove(keys: gone) }
         #if canImport(Glibc)
         // The scan parsed every row once; hand the freed pages back rather than keep them
         // counted against the node (glibc holds freed memory in its arenas otherwise).
@@ -107,10 +127,10 @@ final class SearchSync: Sendable {
             let batch = Array(keys[start..<min(start + Self.refreshBatch, keys.count)])
             let list = batch.map(Self.quoted).joined(separator: ",")
             let rows = try await read([("select", "*"), (index.primaryKey, "in.(\(list))")])
-            index.upsert(rows)
+            index.apply(rows: rows)
             let found = Set(rows.compactMap { SearchIndex.key(of: $0[index.primaryKey]) })
             let gone = batch.filter { !found.contains($0) }
-            if !gone.isEmpty { index.delete(keys: gone) }
+            if !gone.isEmpty { index.remove(keys: gone) }
         }
     }
 

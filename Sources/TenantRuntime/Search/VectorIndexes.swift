@@ -15,7 +15,7 @@ public final class VectorIndexes: Sendable {
     let store: (any VectorStore)?
     let supervisor: SubsystemSupervisor
     let logger: Logger
-    private let indexes = NIOLockedValueBox([String: (index: VectorIndex, ready: Bool)]())
+    private let indexes = NIOLockedValueBox([String: (index: VectorIndex, ready: Bool, bound: Bool)]())
     public static let maxIndexes = 32
     public static let maxDimension = 4_096
     public static let maxBatch = 1_000
@@ -48,23 +48,53 @@ public final class VectorIndexes: Sendable {
         SearchError(status: 404, code: "MB890", message: "Resource \(name) not found", kind: .invalidRequest)
     }
 
-    /// Loads every stored index in the background, each a supervised child.
-    func start() async {
-        guard let store else { return }
+    /// Loads every stored index in the background, each a supervised child. Indexes bound to a
+    /// source are registered (not ready) and returned: the search subsystem syncs them.
+    func start() async -> [(VectorIndexRecord, VectorIndex)] {
+        guard let store else { return [] }
         let records: [VectorIndexRecord]
         do {
             records = try await store.vectorIndexes(tenant: tenant)
         } catch {
             logger.warning("cannot read the vector indexes; none are served", metadata: ["error": .string("\(error)")])
-            return
+            return []
         }
-        for record in records { await load(record) }
+        var bound: [(VectorIndexRecord, VectorIndex)] = []
+        for record in records {
+            if record.binding != nil {
+                if let index = register(record, ready: false) { bound.append((record, index)) }
+            } else {
+                await load(record)
+            }
+        }
+        return bound
+    }
+
+    @discardableResult
+    func register(_ record: VectorIndexRecord, ready: Bool) -> VectorIndex? {
+        guard let metric = VectorMetric(rawValue: record.metric) else { return nil }
+        let index = VectorIndex(name: record.name, dimension: record.dimension, metric: metric, createdAt: record.createdAt)
+        indexes.withLockedValue { $0[record.name] = (index, ready, record.binding != nil) }
+        return index
+    }
+
+    func isReady(_ name: String) -> Bool { indexes.withLockedValue { $0[name]?.ready ?? false } }
+    func markReady(_ name: String) { indexes.withLockedValue { if $0[name] != nil { $0[name]?.ready = true } } }
+
+    /// Whether the index mirrors a source (its records are the source's rows: read-only here).
+    public func isBound(_ name: String) -> Bool { indexes.withLockedValue { $0[name]?.bound ?? false } }
+
+    /// Refuses writes to an index that mirrors a source.
+    public func checkWritable(_ name: String) throws(SearchError) {
+        if isBound(name) {
+            throw SearchError(status: 405, code: "MB898", message: "vector index '\(name)' mirrors a column of its source: write the rows there, and the index follows")
+        }
     }
 
     private func load(_ record: VectorIndexRecord) async {
         guard let store, let metric = VectorMetric(rawValue: record.metric) else { return }
         let index = VectorIndex(name: record.name, dimension: record.dimension, metric: metric, createdAt: record.createdAt)
-        indexes.withLockedValue { $0[record.name] = (index, false) }
+        indexes.withLockedValue { $0[record.name] = (index, false, false) }
         let indexes = self.indexes
         let tenant = self.tenant
         await supervisor.start(ChildSpec(name: "vectors:\(record.name)", restart: .transient) {
@@ -81,7 +111,9 @@ public final class VectorIndexes: Sendable {
 
     // MARK: - Managing indexes
 
-    public func create(name: String, dimension: Int, metric: VectorMetric) async throws(SearchError) -> VectorIndex {
+    /// A new index; with `binding`, one mirroring a source (not ready until the search
+    /// subsystem's sync built it).
+    public func create(name: String, dimension: Int, metric: VectorMetric, binding: JSONObject? = nil) async throws(SearchError) -> VectorIndex {
         guard !name.isEmpty, name.utf8.count <= 45, name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D }) else {
             throw SearchError(status: 400, code: "MB896", message: "Name must consist of lower case alphanumeric characters or '-', and be at most 45 characters")
         }
@@ -92,7 +124,7 @@ public final class VectorIndexes: Sendable {
         guard indexes.withLockedValue({ $0.count }) < Self.maxIndexes else {
             throw SearchError(status: 429, code: "MB888", message: "the tenant has \(Self.maxIndexes) vector indexes, the most it may have")
         }
-        let record = VectorIndexRecord(tenant: tenant, name: name, dimension: dimension, metric: metric.rawValue, createdAt: Date())
+        let record = VectorIndexRecord(tenant: tenant, name: name, dimension: dimension, metric: metric.rawValue, createdAt: Date(), binding: binding)
         do {
             try await store.createVectorIndex(record)
         } catch ControlPlaneError.duplicate {
@@ -101,7 +133,7 @@ public final class VectorIndexes: Sendable {
             throw SearchError(status: 500, code: "MB899", message: "the index could not be stored: \(error)", kind: .internal)
         }
         let index = VectorIndex(name: name, dimension: dimension, metric: metric, createdAt: record.createdAt)
-        indexes.withLockedValue { $0[name] = (index, true) }
+        indexes.withLockedValue { $0[name] = (index, binding == nil, binding != nil) }
         return index
     }
 
