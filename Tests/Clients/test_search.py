@@ -282,3 +282,28 @@ def _vector_stats(index):
         if error.status_code in (503, 404):
             return None
         raise
+
+
+def test_while_the_index_is_built_postgresql_answers_by_sql(node, tenant):
+    psql(tenant["database"], "create table parts (id int primary key, name text not null, secret text);"
+                             "insert into parts select g, 'part ' || g, 's' || g from generate_series(1, 200000) g")
+    call("POST", f"{node.base}/admin/v1/tenants/{tenant['slug']}/sources/main/refresh", node.token, {})
+    call("POST", f"{node.base}/admin/v1/tenants/{tenant['slug']}/search/indexes", node.token, {"uid": "parts"})
+    modes = set()
+    deadline = time.time() + 60
+    while time.time() < deadline and "indexed" not in modes:
+        status, body, headers = raw(tenant, "POST", "/indexes/parts/search", tenant["serviceKey"], {"q": "part 12345", "sort": []})
+        if status == 200:
+            mode = headers.get("X-Search-Mode") or "indexed"
+            if mode == "fallback":
+                assert body["hits"] and all("12345" in hit["name"] for hit in body["hits"]), body
+                # Every word as a substring, exactly counted: 12345, 112345 and 123450-123459.
+                assert body["estimatedTotalHits"] == 12, body["estimatedTotalHits"]
+            modes.add(mode)
+        else:
+            assert status in (404, 503), body
+        time.sleep(0.05)
+    assert modes == {"fallback", "indexed"}, modes
+    # Once built, the in-memory index answers (whole words, the last one a prefix) without the header.
+    status, body, headers = raw(tenant, "POST", "/indexes/parts/search", tenant["serviceKey"], {"q": "12345 par"})
+    assert status == 200 and "X-Search-Mode" not in headers and body["hits"][0]["id"] == 12345

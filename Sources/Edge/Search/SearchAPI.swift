@@ -285,24 +285,32 @@ struct SearchAPI {
 
     // MARK: - Searching
 
-    func run(_ tree: TenantTree, _ caller: Caller, uid: String, _ query: SearchQuery) async throws -> JSONObject {
+    /// The answer, and whether SQL gave it (`X-Search-Mode: fallback`: the index is warming).
+    func run(_ tree: TenantTree, _ caller: Caller, uid: String, _ query: SearchQuery) async throws -> (JSONObject, fallback: Bool) {
         guard let index = tree.search.index(uid) else { throw SearchError.indexNotFound(uid) }
+        if !index.isReady, let answer = try await tree.search.fallbackSearch(index, query, caller: caller) { return (answer, true) }
         try ready(index)
         let view = try tree.search.view(for: caller, of: index)
-        return try await index.search(query, view: view)
+        return (try await index.search(query, view: view), false)
+    }
+
+    static let searchModeHeader = HTTPField.Name("X-Search-Mode")!
+
+    func searchResponse(_ answer: (JSONObject, fallback: Bool)) throws -> Response {
+        try jsonResponse(.object(answer.0), headers: answer.fallback ? [Self.searchModeHeader: "fallback"] : [:])
     }
 
     @Sendable func searchPost(_ request: Request, context: EdgeContext) async throws -> Response {
         let (tree, caller) = try caller(request, context)
         let query = try SearchQuery(json: try Self.object(try await Self.body(request, tree)))
-        return try jsonResponse(.object(try await run(tree, caller, uid: context.name("uid") ?? "", query)))
+        return try searchResponse(try await run(tree, caller, uid: context.name("uid") ?? "", query))
     }
 
     @Sendable func searchGet(_ request: Request, context: EdgeContext) async throws -> Response {
         let (tree, caller) = try caller(request, context)
         let items = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
         let query = try SearchQuery(queryItems: items)
-        return try jsonResponse(.object(try await run(tree, caller, uid: context.name("uid") ?? "", query)))
+        return try searchResponse(try await run(tree, caller, uid: context.name("uid") ?? "", query))
     }
 
     /// `{queries: [{indexUid, …}]}` → `{results: [{indexUid, …}]}`; the first failing query fails
@@ -322,7 +330,7 @@ struct SearchAPI {
             guard let object = entry.objectValue, let uid = object["indexUid"]?.stringValue else {
                 throw SearchError.badRequest("missing_index_uid", "Inside `.queries[\(position)]`: Missing field `indexUid`")
             }
-            var answer = try await run(tree, caller, uid: uid, try SearchQuery(json: object))
+            var (answer, _) = try await run(tree, caller, uid: uid, try SearchQuery(json: object))
             answer["indexUid"] = .string(uid)
             results.append(.object(answer))
         }
