@@ -5,10 +5,18 @@
 //   search-bench trgm URL S C  the same typo queries as pg_trgm in a raw postgres-nio loop: C
 //                              connections for S seconds; prints JSON (p50, p99, q/s).
 //   search-bench sql N         the products as SQL (the same generator), for the database.
+//   search-bench freshness API KEY DBURL RATE SECONDS
+//                              writes RATE rows a second into `products` through the REST API and,
+//                              as long again, through SQL (postgres-nio); every 25th row is looked
+//                              for with the search API every 10 ms until found: p50/p99 of the
+//                              time from the write's answer to the first search that finds it.
 //   search-bench vectors N D   N clustered D-dimensional vectors (N/500 Gaussian centres x3 plus
 //                              unit noise, seeded) in an HNSW index: recall@10 against the exact
 //                              scan and both one's queries per second; prints JSON.
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Logging
 import NIOPosix
 import PostgresNIO
@@ -230,11 +238,86 @@ func vectors(_ count: Int, _ dimension: Int) async throws {
     ])
 }
 
+/// POSTs JSON and answers the status and body.
+func post(_ url: String, key: String, _ body: String, apikey: Bool = false) async throws -> (Int, Data) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = "POST"
+    request.httpBody = Data(body.utf8)
+    request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+    if apikey { request.setValue(key, forHTTPHeaderField: "apikey") }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+}
+
+/// Milliseconds until a search for `token` finds row `id`, polling every 10 ms (at most 10 s).
+/// The id is checked: with two typos allowed, the token of a neighbouring row matches too.
+func visible(_ api: String, key: String, token: String, id: Int, since start: ContinuousClock.Instant) async throws -> Double {
+    while ContinuousClock.now - start < .seconds(10) {
+        let (status, data) = try await post(api + "/search/v1/indexes/products/search", key: key, "{\"q\":\"\(token)\",\"limit\":20,\"attributesToRetrieve\":[\"id\"]}")
+        if status == 200, let hits = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["hits"] as? [[String: Any]],
+            hits.contains(where: { ($0["id"] as? Int) == id })
+        {
+            let elapsed = ContinuousClock.now - start
+            return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return 10_000
+}
+
+func freshness(api: String, key: String, database: String, rate: Int, seconds: Int) async throws {
+    guard let parts = URLComponents(string: database), let host = parts.host, let user = parts.user else { fatalError("bad URL \(database)") }
+    var configuration = PostgresClient.Configuration(
+        host: host, port: parts.port ?? 5432, username: user, password: parts.password, database: String(parts.path.dropFirst()), tls: .disable)
+    configuration.options.maximumConnections = 8
+    let client = PostgresClient(configuration: configuration)
+    let logger = Logger(label: "freshness")
+    var results: [String: [Double]] = [:]
+    try await withThrowingTaskGroup(of: Void.self) { runner in
+        runner.addTask { await client.run() }
+        for mode in ["rest", "sql"] {
+            let samples = try await withThrowingTaskGroup(of: Double?.self) { group -> [Double] in
+                let total = rate * seconds
+                let base = mode == "rest" ? 10_000_000 : 20_000_000
+                let started = ContinuousClock.now
+                for n in 0..<total {
+                    // Paced: row n goes out at n / rate seconds.
+                    let due = started + .milliseconds(n * 1000 / rate)
+                    if due > .now { try await Task.sleep(until: due) }
+                    group.addTask {
+                        let id = base + n
+                        let token = "fresh\(id)x"
+                        if mode == "rest" {
+                            _ = try await post(api + "/rest/v1/products", key: key, "{\"id\":\(id),\"name\":\"\(token) item\",\"category\":\"fresh\",\"price\":1}", apikey: true)
+                        } else {
+                            try await client.query("INSERT INTO products (id, name, category, price) VALUES (\(id), \(token + " item"), 'fresh', 1)", logger: logger)
+                        }
+                        guard n % 25 == 0 else { return nil }
+                        return try await visible(api, key: key, token: token, id: id, since: .now)
+                    }
+                }
+                var found: [Double] = []
+                for try await sample in group { if let sample { found.append(sample) } }
+                return found
+            }
+            results[mode] = samples
+        }
+        runner.cancelAll()
+    }
+    printJSON([
+        "rate": rate, "restP50ms": percentile(results["rest"]!, 0.5), "restP99ms": percentile(results["rest"]!, 0.99),
+        "sqlP50ms": percentile(results["sql"]!, 0.5), "sqlP99ms": percentile(results["sql"]!, 0.99), "samples": results["rest"]!.count,
+    ])
+}
+
 let arguments = CommandLine.arguments
 switch arguments.count > 1 ? arguments[1] : "" {
 case "engine": try await engine(Int(arguments[2]) ?? 100_000)
 case "trgm": try await trgm(arguments[2], seconds: Int(arguments[3]) ?? 10, connections: Int(arguments[4]) ?? 32)
 case "sql": sql(Int(arguments[2]) ?? 100_000)
+case "freshness":
+    try await freshness(api: arguments[2], key: arguments[3], database: arguments[4], rate: Int(arguments[5]) ?? 500, seconds: Int(arguments[6]) ?? 5)
 case "vectors": try await vectors(Int(arguments[2]) ?? 100_000, Int(arguments[3]) ?? 128)
 default:
     FileHandle.standardError.write(Data("usage: search-bench engine N | trgm URL SECONDS CONNECTIONS | sql N\n".utf8))

@@ -30,6 +30,8 @@ public final class SearchIndex: @unchecked Sendable {
     /// False until the first build from the source finished (the index is warming).
     public var isReady: Bool { lock.withLock { built } }
     public var documentCount: Int { lock.withLock { text.count } }
+    /// About how much memory the index holds (its share of the tenant's search budget).
+    public var estimatedBytes: Int { lock.withLock { text.estimatedBytes } }
     public var fieldDistribution: [String: Int] { lock.withLock { text.fieldDistribution.filter { $0.value > 0 } } }
 
     public func markReady() { lock.withLock { built = true } }

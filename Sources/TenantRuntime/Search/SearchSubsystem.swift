@@ -20,7 +20,7 @@ public final class SearchSubsystem: TenantSubsystem {
     public let tasks = SearchTasks()
     /// The tenant's Pinecone-style vector indexes.
     public let vectors: VectorIndexes
-    private let live = NIOLockedValueBox([String: (index: SearchIndex, sync: SearchSync)]())
+    private let live: NIOLockedValueBox<[String: (index: SearchIndex, sync: SearchSync)]>
     /// Syncs of vector indexes bound to a source column, by index name.
     private let boundSyncs = NIOLockedValueBox([String: SearchSync]())
     private let hub = NIOLockedValueBox<RealtimeHub?>(nil)
@@ -31,9 +31,18 @@ public final class SearchSubsystem: TenantSubsystem {
     public static let maxIndexes = 64
     public static let maxDocuments = 2_000_000
     static let reconcileInterval: Duration = .seconds(60)
+    /// Per tenant: the memory its search and vector indexes may hold together
+    /// (`MINIBAAS_SEARCH_MEMORY_MB`, default 1024); a build or upsert beyond it fails with MB888.
+    public static let memoryLimit = (ProcessInfo.processInfo.environment["MINIBAAS_SEARCH_MEMORY_MB"].flatMap(Int.init) ?? 1_024) * 1_048_576
 
     init(tenant: String, supervisor: SubsystemSupervisor, store: (any SearchIndexStore & VectorStore)?, data: DataSubsystem, logger: Logger) {
-        self.vectors = VectorIndexes(tenant: tenant, store: store, supervisor: supervisor, logger: logger)
+        let live = NIOLockedValueBox([String: (index: SearchIndex, sync: SearchSync)]())
+        let vectors = VectorIndexes(tenant: tenant, store: store, supervisor: supervisor, logger: logger)
+        self.live = live
+        self.vectors = vectors
+        vectors.memoryInUse.withLockedValue { gauge in
+            gauge = { live.withLockedValue { $0.values.reduce(0) { $0 + $1.index.estimatedBytes } } + vectors.all.reduce(0) { $0 + $1.estimatedBytes } }
+        }
         self.tenant = tenant
         self.supervisor = supervisor
         self.store = store
@@ -41,11 +50,15 @@ public final class SearchSubsystem: TenantSubsystem {
         self.logger = logger
     }
 
+    /// The memory the tenant's indexes hold, by estimate.
+    public var memoryInUse: Int { vectors.memoryInUse.withLockedValue { $0?() ?? 0 } }
+
     public func details() async -> [String: String] {
         let indexes = all
         return ["indexes": String(indexes.count), "documents": String(indexes.reduce(0) { $0 + $1.documentCount }),
                 "warming": String(indexes.filter { !$0.isReady }.count), "vectorIndexes": String(vectors.all.count),
-                "vectors": String(vectors.all.reduce(0) { $0 + $1.total })]
+                "vectors": String(vectors.all.reduce(0) { $0 + $1.total }), "memoryMB": String(memoryInUse / 1_048_576),
+                "memoryLimitMB": String(Self.memoryLimit / 1_048_576)]
     }
 
     public var all: [SearchIndex] { live.withLockedValue { $0.values.map(\.index).sorted { $0.uid < $1.uid } } }
@@ -220,7 +233,8 @@ public final class SearchSubsystem: TenantSubsystem {
             index: index, vectors: vectors, primaryKey: key, vectorColumn: vectorColumn,
             metadataColumns: binding["metadataColumns"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         let captured = self.captured
-        let sync = SearchSync(index: target, source: source, entity: entity, logger: logger) {
+        let vectors = self.vectors
+        let sync = SearchSync(index: target, source: source, entity: entity, logger: logger, memoryInUse: { vectors.memoryInUse.withLockedValue { $0?() ?? 0 } }) {
             captured.withLockedValue { $0.contains(source.name) } ? nil : Self.reconcileInterval
         }
         boundSyncs.withLockedValue { $0[record.name] = sync }
@@ -300,7 +314,8 @@ public final class SearchSubsystem: TenantSubsystem {
             uid: record.uid, source: record.source, entity: record.entity, primaryKey: record.primaryKey, settings: IndexSettings(stored: record.settings),
             createdAt: record.createdAt, updatedAt: record.updatedAt)
         let captured = self.captured
-        let sync = SearchSync(index: index, source: source, entity: entity, logger: logger) {
+        let vectors = self.vectors
+        let sync = SearchSync(index: index, source: source, entity: entity, logger: logger, memoryInUse: { vectors.memoryInUse.withLockedValue { $0?() ?? 0 } }) {
             captured.withLockedValue { $0.contains(record.source) } ? nil : Self.reconcileInterval
         }
         live.withLockedValue { $0[record.uid] = (index, sync) }

@@ -42,12 +42,18 @@ final class SearchSync: Sendable {
     let logger: Logger
     /// Full scans again at this interval (sources without change capture); nil: only at start.
     let reconcileEvery: @Sendable () -> Duration?
+    /// The tenant's search memory in use, checked against `SearchSubsystem.memoryLimit` per page.
+    let memoryInUse: @Sendable () -> Int
     private let pending = NIOLockedValueBox(Set<String>())
 
     static let page = 1_000
     static let refreshBatch = 200
 
-    init(index: any SyncedIndex, source: any DatabaseSource, entity: Entity, logger: Logger, reconcileEvery: @escaping @Sendable () -> Duration?) {
+    init(
+        index: any SyncedIndex, source: any DatabaseSource, entity: Entity, logger: Logger, memoryInUse: @escaping @Sendable () -> Int,
+        reconcileEvery: @escaping @Sendable () -> Duration?
+    ) {
+        self.memoryInUse = memoryInUse
         self.index = index
         self.source = source
         self.entity = entity
@@ -55,11 +61,15 @@ final class SearchSync: Sendable {
         self.reconcileEvery = reconcileEvery
     }
 
-    /// Rows of the entity changed: their keys are read again at the next turn (within ~50 ms).
+    /// Rows of the entity changed: their keys are read again at once (changes arriving within a
+    /// few milliseconds of each other share one statement).
     func changed(keys: [String]) {
         guard !keys.isEmpty else { return }
         pending.withLockedValue { $0.formUnion(keys) }
+        bell.ring()
     }
+
+    private let bell = SyncBell()
 
     var hasPending: Bool { pending.withLockedValue { !$0.isEmpty } }
 
@@ -71,7 +81,9 @@ final class SearchSync: Sendable {
         }
         var lastScan = ContinuousClock.now
         while !Task.isCancelled {
-            try await Task.sleep(for: .milliseconds(50))
+            // Woken by a change, or after a second to see whether a reconcile is due.
+            await bell.wait(atMost: .seconds(1))
+            try await Task.sleep(for: .milliseconds(5))
             let keys = pending.withLockedValue { keys -> [String] in
                 defer { keys.removeAll() }
                 return Array(keys)
@@ -104,6 +116,11 @@ final class SearchSync: Sendable {
             let rows = try await read(parameters)
             guard index.documentCount + rows.count <= SearchSubsystem.maxDocuments else {
                 throw SearchError(status: 429, code: "MB888", message: "index `\(index.name)` would hold more than \(SearchSubsystem.maxDocuments) documents")
+            }
+            guard memoryInUse() <= SearchSubsystem.memoryLimit else {
+                throw SearchError(
+                    status: 429, code: "MB888",
+                    message: "the tenant's search indexes hold about \(memoryInUse() / 1_048_576) MB, over its \(SearchSubsystem.memoryLimit / 1_048_576) MB (MINIBAAS_SEARCH_MEMORY_MB)")
             }
             index.apply(rows: rows)
             for row in rows { if let id = SearchIndex.key(of: row[key]) { seen.insert(id) } }
@@ -146,5 +163,67 @@ final class SearchSync: Sendable {
         let plan = try planner.read(entity.name, try RestQueryParser.parse(parameters))
         let result = try await source.read(plan, count: false)
         return (try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? []).compactMap(\.objectValue)
+    }
+}
+
+/// A wake-up that is never lost: a ring while nobody waits is kept for the next wait.
+final class SyncBell: Sendable {
+    private enum State {
+        case quiet
+        case rung
+        case waiting(CheckedContinuation<Void, Never>, UInt64)
+    }
+    private let state = NIOLockedValueBox((State.quiet, UInt64(0)))
+
+    func ring() {
+        let waiting = state.withLockedValue { value -> CheckedContinuation<Void, Never>? in
+            if case .waiting(let continuation, _) = value.0 {
+                value.0 = .quiet
+                return continuation
+            }
+            value.0 = .rung
+            return nil
+        }
+        waiting?.resume()
+    }
+
+    /// Until a ring, `limit` passes, or the task is cancelled.
+    func wait(atMost limit: Duration) async {
+        let ticket = state.withLockedValue { value -> UInt64 in
+            value.1 += 1
+            return value.1
+        }
+        let timer = Task { [self] in
+            guard (try? await Task.sleep(for: limit)) != nil else { return }
+            wake(ticket)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLockedValue { value -> Bool in
+                    if case .rung = value.0 {
+                        value.0 = .quiet
+                        return true
+                    }
+                    value.0 = .waiting(continuation, ticket)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            wake(ticket)
+        }
+        timer.cancel()
+    }
+
+    /// Resumes the wait `ticket` if it is still the one waiting (a late timer finds nothing).
+    private func wake(_ ticket: UInt64) {
+        let waiting = state.withLockedValue { value -> CheckedContinuation<Void, Never>? in
+            if case .waiting(let continuation, let current) = value.0, current == ticket {
+                value.0 = .quiet
+                return continuation
+            }
+            return nil
+        }
+        waiting?.resume()
     }
 }

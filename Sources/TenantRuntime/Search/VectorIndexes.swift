@@ -15,6 +15,8 @@ public final class VectorIndexes: Sendable {
     let store: (any VectorStore)?
     let supervisor: SubsystemSupervisor
     let logger: Logger
+    /// The tenant's search and vector memory in use (set by the search subsystem).
+    let memoryInUse = NIOLockedValueBox<(@Sendable () -> Int)?>(nil)
     private let indexes = NIOLockedValueBox([String: (index: VectorIndex, ready: Bool, bound: Bool)]())
     public static let maxIndexes = 32
     public static let maxDimension = 4_096
@@ -182,6 +184,12 @@ public final class VectorIndexes: Sendable {
         let total = all.reduce(0) { $0 + $1.total }
         guard total + records.count <= Self.maxVectors else {
             throw SearchError(status: 429, code: "MB888", message: "the tenant's vector indexes hold \(total) vectors; at most \(Self.maxVectors)")
+        }
+        let inUse = memoryInUse.withLockedValue { $0?() ?? 0 }
+        guard inUse + records.count * (index.dimension * 4 + 256) <= SearchSubsystem.memoryLimit else {
+            throw SearchError(
+                status: 429, code: "MB888",
+                message: "the tenant's search and vector indexes hold about \(inUse / 1_048_576) MB; this upsert would pass its \(SearchSubsystem.memoryLimit / 1_048_576) MB")
         }
         do {
             try await store.upsertVectors(
