@@ -13,7 +13,7 @@ struct MiniBaasCommand: AsyncParsableCommand {
         abstract: "A multi-tenant Backend-as-a-Service runtime.",
         discussion: "With no DATABASE_URL it runs a single embedded node; with DATABASE_URL (and REDIS_URL) it is a cluster node.",
         version: version,
-        subcommands: [Serve.self, Version.self],
+        subcommands: [Serve.self, TenantsCommand.self, SourcesCommand.self, KeysCommand.self, StatusCommand.self, Version.self],
         defaultSubcommand: Serve.self)
 
     /// Before anything else runs, on the main thread, as NIO requires: unless
@@ -28,7 +28,22 @@ struct MiniBaasCommand: AsyncParsableCommand {
         {
             FileHandle.standardError.write(Data("minibaas: tasks stay on Swift's global pool (this platform refused event loops)\n".utf8))
         }
-        await main(nil)
+        // Usage errors exit 2 with one line (the operators' contract), not ArgumentParser's 64
+        // and a page of help; everything else as ArgumentParser would.
+        do {
+            var command = try parseAsRoot(nil)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data("minibaas: \(message(for: error)) (see 'minibaas help')\n".utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
     }
 }
 
