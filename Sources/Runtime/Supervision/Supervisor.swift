@@ -52,6 +52,9 @@ public actor Supervisor {
         var logger = logger
         logger[metadataKey: "supervisor"] = .string(name)
         self.logger = logger
+        // Exported at zero from the start, so dashboards and alerts see the series before the
+        // first restart (a counter that appears only on failure reads as "no data").
+        _ = Counter(label: "minibaas_supervisor_restarts_total", dimensions: [("supervisor", name)])
     }
 
     public var currentStatus: Status { status }
