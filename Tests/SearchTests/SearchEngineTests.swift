@@ -144,6 +144,29 @@ final class SearchEngineTests: XCTestCase {
         XCTAssertEqual(first(cropped)?["_formatted"]?["body"], "…ten eleven twelve thirteen…")
     }
 
+    /// Found in review: negative crop lengths trapped, huge tags multiplied the answer, and
+    /// short texts lost their punctuation when cropped.
+    func testHostileFormattingIsRefusedAndShortTextsStayWhole() async throws {
+        let index = products()
+        for body: JSONObject in [
+            ["q": "lamp", "attributesToCrop": ["name:-100"]], ["q": "lamp", "attributesToCrop": ["name:-9223372036854775808"]],
+            ["q": "lamp", "highlightPreTag": .string(String(repeating: "x", count: 5_000))],
+        ] {
+            do {
+                _ = try await search(index, body)
+                XCTFail("\(body) was accepted")
+            } catch let error as SearchError {
+                XCTAssertEqual(error.status, 400)
+            }
+        }
+        let short = SearchIndex(uid: "s", source: "s", entity: "e", primaryKey: "id", settings: IndexSettings(), createdAt: Date(), updatedAt: Date())
+        short.upsert([["id": 1, "body": "Hello, world!"], ["id": 2, "body": "..."]])
+        let cropped = try await search(short, ["q": "hello", "attributesToCrop": ["body:5"], "attributesToHighlight": ["body"]])
+        XCTAssertEqual(first(cropped)?["_formatted"]?["body"], "<em>Hello</em>, world!")
+        let all = try await search(short, ["q": "", "attributesToCrop": ["body"]])
+        XCTAssertEqual(all["hits"]?.arrayValue?.compactMap { $0["_formatted"]?["body"]?.stringValue }, ["Hello, world!", "..."])
+    }
+
     func testSettingsValidateAndRoundTrip() throws {
         var settings = IndexSettings()
         XCTAssertThrowsError(try settings.apply(["rankingRules": ["words", "nonsense"]]))

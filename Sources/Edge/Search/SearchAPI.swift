@@ -400,7 +400,8 @@ struct SearchAPI {
         let body = try Self.object(try await Self.body(request, tree))
         let fields = body["fields"]?.arrayValue.map { Set($0.compactMap(\.stringValue)) }
         if body["filter"] != nil, body["filter"] != .null {
-            let query = try SearchQuery(json: ["filter": body["filter"]!, "offset": body["offset"] ?? 0, "limit": body["limit"] ?? 20])
+            // SearchQuery checks offset and limit (positive, bounded).
+            let query = try SearchQuery(json: ["filter": body["filter"]!, "offset": body["offset"] ?? 0, "limit": .integer(min(body["limit"]?.intValue ?? 20, 1_000))])
             var answer = try await index.search(query, view: view)
             answer["results"] = .array((answer["hits"]?.arrayValue ?? []).map { .object(Self.shaped($0.objectValue ?? [:], view, fields)) })
             return try jsonResponse([
@@ -408,7 +409,12 @@ struct SearchAPI {
                 "total": answer["estimatedTotalHits"] ?? 0,
             ])
         }
-        return try documentsPage(index, view, fields, offset: Int(body["offset"]?.intValue ?? 0), limit: Int(min(body["limit"]?.intValue ?? 20, 1_000)))
+        let offset = body["offset"]?.intValue ?? 0
+        let limit = body["limit"]?.intValue ?? 20
+        guard (0...1_000_000_000).contains(offset), (0...1_000).contains(limit) else {
+            throw SearchError.badRequest("invalid_document_offset", "`offset` must be a positive integer and `limit` between 0 and 1000")
+        }
+        return try documentsPage(index, view, fields, offset: Int(offset), limit: Int(limit))
     }
 
     func documentsPage(_ index: SearchIndex, _ view: SearchView, _ fields: Set<String>?, offset: Int, limit: Int) throws -> Response {

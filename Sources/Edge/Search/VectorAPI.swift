@@ -212,6 +212,10 @@ struct VectorAPI {
         let filter = try MetadataFilter.parse(body["filter"])
         let includeValues = body["includeValues"]?.boolValue ?? false
         let includeMetadata = body["includeMetadata"]?.boolValue ?? false
+        // Pinecone's own bound: an answer with values or metadata stays a few megabytes.
+        if includeValues || includeMetadata, topK > 1_000 {
+            throw SearchError(status: 400, code: "MB896", message: "`topK` must be at most 1000 when including values or metadata")
+        }
         let matches = try await offloaded {
             index.query(vector, topK: Int(topK), filter: filter, namespace: namespace, includeValues: includeValues, includeMetadata: includeMetadata)
         }

@@ -101,6 +101,8 @@ final class TextIndex {
                 skipped += 1
                 continue
             }
+            // A reconcile re-reads every row: an unchanged one keeps its id and postings.
+            if let existing = idByKey[key], self.document(existing) == document { continue }
             removeDocument(key: key)
             add(document, key: key)
         }

@@ -58,10 +58,13 @@ struct HitFormatter {
         }
     }
 
-    private func format(_ text: String, highlight: Bool, crop: Int?) -> String {
+    private func format(_ text: String, highlight: Bool, crop requested: Int?) -> String {
         let tokens = TextNormalizer.tokens(text, limit: 100_000)
+        // Text that fits (or has no words) is shown whole, punctuation included, as Meilisearch does.
+        let crop = requested.flatMap { $0 > 0 && tokens.count > $0 ? $0 : nil }
+        if requested != nil, crop == nil, requested == 0, !tokens.isEmpty { return query.cropMarker }
         var window = 0..<tokens.count
-        if let crop, tokens.count > crop {
+        if let crop {
             let first = tokens.firstIndex { highlighted[$0.word] != nil } ?? 0
             let start = max(0, min(first - crop / 2, tokens.count - crop))
             window = start..<min(start + max(crop, 0), tokens.count)

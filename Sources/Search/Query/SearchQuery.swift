@@ -88,14 +88,26 @@ public struct SearchQuery: Sendable {
         cropLength = try integer("cropLength") ?? 10
         for entry in try strings("attributesToCrop") ?? [] {
             if let colon = entry.lastIndex(of: ":"), let length = Int(entry[entry.index(after: colon)...]) {
+                guard (0...1_000_000).contains(length) else {
+                    throw SearchError.badRequest("invalid_search_attributes_to_crop", "Invalid crop length in `\(entry)`: expected 0 to 1000000 words")
+                }
                 attributesToCrop.append((String(entry[..<colon]), length))
             } else {
                 attributesToCrop.append((entry, nil))
             }
         }
-        cropMarker = try string("cropMarker") ?? "…"
-        highlightPreTag = try string("highlightPreTag") ?? "<em>"
-        highlightPostTag = try string("highlightPostTag") ?? "</em>"
+        // Copied once per matched word of every hit: bounded, so one request cannot make the
+        // answer gigabytes.
+        func tag(_ name: String, _ fallback: String) throws(SearchError) -> String {
+            let value = try string(name) ?? fallback
+            guard value.utf8.count <= 1_024 else {
+                throw SearchError.badRequest("invalid_search_\(Self.snake(name))", "`\(name)` is longer than 1024 bytes")
+            }
+            return value
+        }
+        cropMarker = try tag("cropMarker", "…")
+        highlightPreTag = try tag("highlightPreTag", "<em>")
+        highlightPostTag = try tag("highlightPostTag", "</em>")
         if let strategy = try string("matchingStrategy") {
             guard let parsed = MatchingStrategy(rawValue: strategy) else {
                 throw SearchError.badRequest("invalid_search_matching_strategy", "Unknown value `\(strategy)` at `.matchingStrategy`: expected one of `last`, `all`, `frequency`")

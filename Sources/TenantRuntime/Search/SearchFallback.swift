@@ -20,11 +20,12 @@ struct SearchFallback {
             && !query.showMatchesPosition
     }
 
-    func search(_ query: SearchQuery, access: Access) async throws -> JSONObject {
+    func search(_ query: SearchQuery, access: Access, view: SearchView) async throws -> JSONObject {
         let started = ContinuousClock.now
         let searchable = settings.searchableAttributes == ["*"] ? entity.columns.filter { $0.type == .string }.map(\.name)
             : settings.searchableAttributes.filter { entity.column(named: $0)?.type == .string }
-        let columns = searchable.filter { query.attributesToSearchOn?.contains($0) ?? true }
+        // Only what the caller may read is searched (the planner would refuse the rest).
+        let columns = searchable.filter { (query.attributesToSearchOn?.contains($0) ?? true) && view.allows($0) }
         var parameters: [(String, String)] = [("select", "*")]
         let words = TextNormalizer.words(query.q ?? "", limit: 10)
         if !words.isEmpty {
@@ -34,7 +35,8 @@ struct SearchFallback {
             parameters.append(("and", "(" + each.joined(separator: ",") + ")"))
         }
         let sort = query.sort.filter { entity.column(named: $0.attribute) != nil }
-        let order = sort.map { "\($0.attribute).\($0.ascending ? "asc" : "desc").nullslast" } + entity.primaryKey.map { "\($0).asc" }
+        let order = sort.map { "\($0.attribute).\($0.ascending ? "asc" : "desc").nullslast" }
+            + entity.primaryKey.filter { view.allows($0) }.map { "\($0).asc" }
         if !order.isEmpty { parameters.append(("order", order.joined(separator: ","))) }
         let capped = settings.maxTotalHits
         let (offset, limit) = window(query)
@@ -97,6 +99,6 @@ extension SearchSubsystem {
         // The same refusals as the in-memory path: hidden columns are not nameable.
         let view = try view(for: caller, of: index)
         for name in query.namedAttributes where !view.allows(name) { throw SearchError.hiddenAttribute(name) }
-        return try await SearchFallback(source: source, entity: entity, settings: index.settings).search(query, access: data.access(for: caller))
+        return try await SearchFallback(source: source, entity: entity, settings: index.settings).search(query, access: data.access(for: caller), view: view)
     }
 }

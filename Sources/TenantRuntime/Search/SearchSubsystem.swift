@@ -321,10 +321,20 @@ public final class SearchSubsystem: TenantSubsystem {
         live.withLockedValue { $0[record.uid] = (index, sync) }
         let tasks = self.tasks
         let logger = self.logger
+        // The creation task settles once: succeeded when the first build is done, failed when it
+        // fails (the child keeps retrying with backoff; a waiting client is not left hanging).
+        let settled = NIOLockedValueBox(task == nil)
+        @Sendable func settle(_ error: SearchError?) {
+            guard let task, settled.withLockedValue({ done in defer { done = true }; return !done }) else { return }
+            tasks.finish(task, error: error, details: ["primaryKey": .string(record.primaryKey), "indexedDocuments": .integer(Int64(index.documentCount))])
+        }
         await supervisor.start(ChildSpec(name: Self.childName(record.uid)) {
             do {
-                try await sync.run { if let task { tasks.finish(task, details: ["primaryKey": .string(record.primaryKey), "indexedDocuments": .integer(Int64(index.documentCount))]) } }
+                try await sync.run { settle(nil) }
             } catch {
+                if !(error is CancellationError) {
+                    settle(error as? SearchError ?? SearchError(status: 502, code: "MB899", message: "the source could not be read: \(error)", kind: .system))
+                }
                 logger.warning("a search index's sync failed; it restarts", metadata: ["index": .string(record.uid), "error": .string("\(error)")])
                 throw error
             }

@@ -114,7 +114,8 @@ final class SearchSync: Sendable {
             var parameters = [("select", "*"), ("order", "\(key).asc"), ("limit", String(Self.page))]
             if let after { parameters.append((key, "gt.\(after)")) }
             let rows = try await read(parameters)
-            guard index.documentCount + rows.count <= SearchSubsystem.maxDocuments else {
+            // The index as it stands (a reconcile re-reads rows it already has).
+            guard index.documentCount <= SearchSubsystem.maxDocuments else {
                 throw SearchError(status: 429, code: "MB888", message: "index `\(index.name)` would hold more than \(SearchSubsystem.maxDocuments) documents")
             }
             guard memoryInUse() <= SearchSubsystem.memoryLimit else {

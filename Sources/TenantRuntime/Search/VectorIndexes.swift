@@ -17,6 +17,9 @@ public final class VectorIndexes: Sendable {
     let logger: Logger
     /// The tenant's search and vector memory in use (set by the search subsystem).
     let memoryInUse = NIOLockedValueBox<(@Sendable () -> Int)?>(nil)
+    /// Writes are stored, then applied: one at a time per tenant, so two writes to the same id
+    /// apply in the order they were stored.
+    private let writes = WriteTurns()
     private let indexes = NIOLockedValueBox([String: (index: VectorIndex, ready: Bool, bound: Bool)]())
     public static let maxIndexes = 32
     public static let maxDimension = 4_096
@@ -191,6 +194,8 @@ public final class VectorIndexes: Sendable {
                 status: 429, code: "MB888",
                 message: "the tenant's search and vector indexes hold about \(inUse / 1_048_576) MB; this upsert would pass its \(SearchSubsystem.memoryLimit / 1_048_576) MB")
         }
+        await writes.begin()
+        defer { writes.end() }
         do {
             try await store.upsertVectors(
                 tenant: tenant, index: index.name, records.map { StoredVector(namespace: namespace, id: $0.id, values: $0.values, metadata: $0.metadata) })
@@ -206,6 +211,8 @@ public final class VectorIndexes: Sendable {
 
     public func delete(ids: [String]?, in index: VectorIndex, namespace: String) async throws(SearchError) {
         guard let store else { throw SearchError(status: 503, code: "MB899", message: "this node keeps no vector store", kind: .system) }
+        await writes.begin()
+        defer { writes.end() }
         do {
             try await store.deleteVectors(tenant: tenant, index: index.name, namespace: namespace, ids: ids)
         } catch {
@@ -224,5 +231,35 @@ public final class VectorIndexes: Sendable {
         }
         try await upsert([record], into: index, namespace: namespace)
         return true
+    }
+}
+
+/// A FIFO turn for async work: `begin` waits until every earlier turn has `end`ed.
+final class WriteTurns: Sendable {
+    private let state = NIOLockedValueBox((busy: false, waiting: [CheckedContinuation<Void, Never>]()))
+
+    func begin() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLockedValue { value -> Bool in
+                if value.busy {
+                    value.waiting.append(continuation)
+                    return false
+                }
+                value.busy = true
+                return true
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func end() {
+        let next = state.withLockedValue { value -> CheckedContinuation<Void, Never>? in
+            if value.waiting.isEmpty {
+                value.busy = false
+                return nil
+            }
+            return value.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
