@@ -178,6 +178,10 @@ final class SearchEngineTests: XCTestCase {
         XCTAssertEqual(again.json, settings.json)
         try settings.apply(["rankingRules": nil])
         XCTAssertEqual(settings.rankingRules, IndexSettings.defaultRankingRules)
+        try settings.apply(["faceting": ["maxValuesPerFacet": 5, "sortFacetValuesBy": ["*": "count"]]])
+        XCTAssertEqual(settings.json["faceting"]?["sortFacetValuesBy"]?["*"], "count")
+        try settings.apply(["faceting": nil])
+        XCTAssertEqual(settings.json["faceting"], ["maxValuesPerFacet": 100, "sortFacetValuesBy": ["*": "alpha"]])
     }
 
     func testTypoDistanceIsDamerauAndBounded() {

@@ -138,7 +138,11 @@ public struct IndexSettings: Sendable, Equatable {
             }
             typoTolerance = typo
         case "faceting":
-            if value == .null { maxValuesPerFacet = 100; return }
+            if value == .null {
+                maxValuesPerFacet = 100
+                passthrough["sortFacetValuesBy"] = nil
+                return
+            }
             guard let object = value.objectValue else { throw Self.invalid(name, "an object") }
             if let count = object["maxValuesPerFacet"]?.intValue {
                 guard count >= 0 else { throw Self.invalid("faceting.maxValuesPerFacet", "a positive integer") }
