@@ -50,20 +50,9 @@ struct SearchEngine {
         response["query"] = .string(query.q ?? "")
         let facets = query.facets.isEmpty ? nil : facetDistribution(candidates)
         let total: Int
-        let capped: Int
         let window: Range<Int>
-        let distinct = query.distinct ?? index.settings.distinctAttribute
-        func bounds(_ total: Int) -> Range<Int> {
-            let capped = min(total, index.settings.maxTotalHits)
-            if query.page != nil || query.hitsPerPage != nil {
-                let perPage = query.hitsPerPage ?? 20
-                let start = min((max(query.page ?? 1, 1) - 1) * perPage, capped)
-                return query.page == 0 ? 0..<0 : start..<min(start + perPage, capped)
-            }
-            let start = min(query.offset, capped)
-            return start..<min(start + query.limit, capped)
-        }
-        if let distinct {
+        let maxTotalHits = index.settings.maxTotalHits
+        if let distinct = query.distinct ?? index.settings.distinctAttribute {
             // One document per value: ranked in full, then thinned.
             candidates = rank(candidates, wordCount: terms.words.count, keep: candidates.count)
             var seen = Set<String>()
@@ -72,25 +61,14 @@ struct SearchEngine {
                 return seen.insert(String(decoding: value.encoded(), as: UTF8.self)).inserted
             }
             total = candidates.count
-            window = bounds(total)
+            window = query.window(total: total, maxTotalHits: maxTotalHits)
         } else {
             total = candidates.count
-            window = bounds(total)
+            window = query.window(total: total, maxTotalHits: maxTotalHits)
             // Only the page's documents need their order: the best `upperBound` are selected.
             candidates = rank(candidates, wordCount: terms.words.count, keep: window.upperBound)
         }
-        capped = min(total, index.settings.maxTotalHits)
-        if query.page != nil || query.hitsPerPage != nil {
-            let perPage = query.hitsPerPage ?? 20
-            response["hitsPerPage"] = .integer(Int64(perPage))
-            response["page"] = .integer(Int64(query.page ?? 1))
-            response["totalPages"] = .integer(perPage == 0 ? 0 : Int64((capped + perPage - 1) / perPage))
-            response["totalHits"] = .integer(Int64(capped))
-        } else {
-            response["limit"] = .integer(Int64(query.limit))
-            response["offset"] = .integer(Int64(query.offset))
-            response["estimatedTotalHits"] = .integer(Int64(capped))
-        }
+        for (name, value) in query.pagingFields(total: total, maxTotalHits: maxTotalHits) { response[name] = value }
         let formatter = HitFormatter(index: index, query: query, view: view, highlighted: terms.highlighted)
         let shown = window.clamped(to: 0..<candidates.count)
         response["hits"] = .array(candidates[shown].map { candidate in
@@ -102,8 +80,7 @@ struct SearchEngine {
             response["facetDistribution"] = .object(facets.distribution)
             response["facetStats"] = .object(facets.stats)
         }
-        let elapsed = ContinuousClock.now - started
-        response["processingTimeMs"] = .integer(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        response["processingTimeMs"] = .integer(Int64(Supervisor.milliseconds(ContinuousClock.now - started)))
         return response
     }
 

@@ -146,6 +146,35 @@ public struct SearchQuery: Sendable {
         }
     }
 
+    /// Whether the request pages by `page`/`hitsPerPage` (else `offset`/`limit`).
+    public var paged: Bool { page != nil || hitsPerPage != nil }
+
+    /// The slice of `total` ranked documents this request shows; nothing past `maxTotalHits`.
+    public func window(total: Int, maxTotalHits: Int) -> Range<Int> {
+        let capped = min(total, maxTotalHits)
+        if paged {
+            let perPage = hitsPerPage ?? 20
+            let start = min((max(page ?? 1, 1) - 1) * perPage, capped)
+            return page == 0 ? start..<start : start..<min(start + perPage, capped)
+        }
+        let start = min(offset, capped)
+        return start..<min(start + limit, capped)
+    }
+
+    /// The answer's paging fields for `total` matches: `limit/offset/estimatedTotalHits`, or
+    /// `hitsPerPage/page/totalPages/totalHits` — every total exact up to `maxTotalHits`.
+    public func pagingFields(total: Int, maxTotalHits: Int) -> JSONObject {
+        let capped = min(total, maxTotalHits)
+        guard paged else {
+            return ["limit": .integer(Int64(limit)), "offset": .integer(Int64(offset)), "estimatedTotalHits": .integer(Int64(capped))]
+        }
+        let perPage = hitsPerPage ?? 20
+        return [
+            "hitsPerPage": .integer(Int64(perPage)), "page": .integer(Int64(page ?? 1)),
+            "totalPages": .integer(perPage == 0 ? 0 : Int64((capped + perPage - 1) / perPage)), "totalHits": .integer(Int64(capped)),
+        ]
+    }
+
     /// Every attribute the request names outside `q` (checked against what the caller may read).
     public var namedAttributes: [String] {
         var names = (filter?.attributes ?? []) + sort.map(\.attribute) + facets + attributesToHighlight + attributesToCrop.map(\.attribute)

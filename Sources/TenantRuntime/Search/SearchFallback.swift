@@ -38,11 +38,11 @@ struct SearchFallback {
         let order = sort.map { "\($0.attribute).\($0.ascending ? "asc" : "desc").nullslast" }
             + entity.primaryKey.filter { view.allows($0) }.map { "\($0).asc" }
         if !order.isEmpty { parameters.append(("order", order.joined(separator: ","))) }
-        let capped = settings.maxTotalHits
-        let (offset, limit) = window(query)
-        let take = max(0, min(limit, capped - offset))
+        // The most the page can show: the answer's own window over at most maxTotalHits matches.
+        let window = query.window(total: settings.maxTotalHits, maxTotalHits: settings.maxTotalHits)
+        let take = window.count
         parameters.append(("limit", String(take)))
-        parameters.append(("offset", String(offset)))
+        parameters.append(("offset", String(window.lowerBound)))
         let planner = RestPlanner(model: source.model, access: access)
         let plan = try planner.read(entity.name, try RestQueryParser.parse(parameters))
         let result = try await source.read(plan, count: true)
@@ -50,16 +50,7 @@ struct SearchFallback {
         return answer(query, rows: take == 0 ? [] : rows, total: result.total ?? rows.count, started: started)
     }
 
-    private func window(_ query: SearchQuery) -> (offset: Int, limit: Int) {
-        if query.page != nil || query.hitsPerPage != nil {
-            let perPage = query.hitsPerPage ?? 20
-            return ((max(query.page ?? 1, 1) - 1) * perPage, query.page == 0 ? 0 : perPage)
-        }
-        return (query.offset, query.limit)
-    }
-
     private func answer(_ query: SearchQuery, rows: [JSONObject], total: Int, started: ContinuousClock.Instant) -> JSONObject {
-        let capped = min(total, settings.maxTotalHits)
         let displayed = settings.displayedAttributes
         let requested = query.attributesToRetrieve ?? ["*"]
         var response: JSONObject = [
@@ -72,19 +63,8 @@ struct SearchFallback {
             }),
             "query": .string(query.q ?? ""),
         ]
-        if query.page != nil || query.hitsPerPage != nil {
-            let perPage = query.hitsPerPage ?? 20
-            response["hitsPerPage"] = .integer(Int64(perPage))
-            response["page"] = .integer(Int64(query.page ?? 1))
-            response["totalPages"] = .integer(perPage == 0 ? 0 : Int64((capped + perPage - 1) / perPage))
-            response["totalHits"] = .integer(Int64(capped))
-        } else {
-            response["limit"] = .integer(Int64(query.limit))
-            response["offset"] = .integer(Int64(query.offset))
-            response["estimatedTotalHits"] = .integer(Int64(capped))
-        }
-        let elapsed = ContinuousClock.now - started
-        response["processingTimeMs"] = .integer(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        for (name, value) in query.pagingFields(total: total, maxTotalHits: settings.maxTotalHits) { response[name] = value }
+        response["processingTimeMs"] = .integer(Int64(Supervisor.milliseconds(ContinuousClock.now - started)))
         return response
     }
 }
