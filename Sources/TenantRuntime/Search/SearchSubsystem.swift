@@ -232,11 +232,7 @@ public final class SearchSubsystem: TenantSubsystem {
         let target = BoundVectors(
             index: index, vectors: vectors, primaryKey: key, vectorColumn: vectorColumn,
             metadataColumns: binding["metadataColumns"]?.arrayValue?.compactMap(\.stringValue) ?? [])
-        let captured = self.captured
-        let vectors = self.vectors
-        let sync = SearchSync(index: target, source: source, entity: entity, logger: logger, memoryInUse: { vectors.memoryInUse.withLockedValue { $0?() ?? 0 } }) {
-            captured.withLockedValue { $0.contains(source.name) } ? nil : Self.reconcileInterval
-        }
+        let sync = makeSync(target, source: source, entity: entity)
         boundSyncs.withLockedValue { $0[record.name] = sync }
         await supervisor.start(ChildSpec(name: "vectors:\(record.name)") { try await sync.run {} })
     }
@@ -313,11 +309,7 @@ public final class SearchSubsystem: TenantSubsystem {
         let index = SearchIndex(
             uid: record.uid, source: record.source, entity: record.entity, primaryKey: record.primaryKey, settings: IndexSettings(stored: record.settings),
             createdAt: record.createdAt, updatedAt: record.updatedAt)
-        let captured = self.captured
-        let vectors = self.vectors
-        let sync = SearchSync(index: index, source: source, entity: entity, logger: logger, memoryInUse: { vectors.memoryInUse.withLockedValue { $0?() ?? 0 } }) {
-            captured.withLockedValue { $0.contains(record.source) } ? nil : Self.reconcileInterval
-        }
+        let sync = makeSync(index, source: source, entity: entity)
         live.withLockedValue { $0[record.uid] = (index, sync) }
         let tasks = self.tasks
         let logger = self.logger
@@ -340,6 +332,17 @@ public final class SearchSubsystem: TenantSubsystem {
             }
         })
         return index
+    }
+
+    /// A sync of `index` with `entity`: under the tenant's memory budget, and reconciled in full
+    /// every minute while its source has no change capture.
+    private func makeSync(_ index: any SyncedIndex, source: any DatabaseSource, entity: Entity) -> SearchSync {
+        let captured = self.captured
+        let vectors = self.vectors
+        let name = source.name
+        return SearchSync(index: index, source: source, entity: entity, logger: logger, memoryInUse: { vectors.memoryInUse.withLockedValue { $0?() ?? 0 } }) {
+            captured.withLockedValue { $0.contains(name) } ? nil : Self.reconcileInterval
+        }
     }
 
     /// Capture for every indexed source, through the realtime hub's one feed per source.
