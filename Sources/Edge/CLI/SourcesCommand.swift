@@ -80,13 +80,9 @@ struct SourcesCommand: AsyncParsableCommand {
         @Flag(help: "Do not ask for confirmation.") var yes = false
 
         func run() async throws {
-            try await runAdmin {
-                let client = try AdminClient(url: options.url)
-                try Confirmation.confirm("remove source \(name) of \(tenant)", typing: name, yes: yes)
-                _ = try await client.call(.DELETE, "/tenants/\(tenant)/sources/\(name)")
-                if options.json { return CLIOutput.json(["name": .string(name), "removed": true]) }
-                print("removed source \(name)")
-            }
+            try await runDestructive(
+                options, "remove source \(name) of \(tenant)", typing: name, yes: yes, path: "/tenants/\(tenant)/sources/\(name)",
+                answer: ["name": .string(name), "removed": true], done: "removed source \(name)")
         }
     }
 }

@@ -18,6 +18,19 @@ func runAdmin(_ body: () async throws -> Void) async throws {
     }
 }
 
+/// A DELETE after confirmation (or `--yes`): prints `answer` with `--json`, else what was done.
+func runDestructive(
+    _ options: AdminOptions, _ what: String, typing expected: String, yes: Bool, path: String, answer: JSONObject, done: String
+) async throws {
+    try await runAdmin {
+        let client = try AdminClient(url: options.url)
+        try Confirmation.confirm(what, typing: expected, yes: yes)
+        _ = try await client.call(.DELETE, path)
+        if options.json { return CLIOutput.json(.object(answer)) }
+        print(done)
+    }
+}
+
 struct TenantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenants", abstract: "List, create, show and delete tenants.", subcommands: [List.self, Create.self, Get.self, Delete.self])
@@ -77,13 +90,9 @@ struct TenantsCommand: AsyncParsableCommand {
         @Flag(help: "Do not ask for confirmation.") var yes = false
 
         func run() async throws {
-            try await runAdmin {
-                let client = try AdminClient(url: options.url)
-                try Confirmation.confirm("delete tenant \(slug)", typing: slug, yes: yes)
-                _ = try await client.call(.DELETE, "/tenants/\(slug)")
-                if options.json { return CLIOutput.json(["slug": .string(slug), "deleted": true]) }
-                print("deleted tenant \(slug)")
-            }
+            try await runDestructive(
+                options, "delete tenant \(slug)", typing: slug, yes: yes, path: "/tenants/\(slug)", answer: ["slug": .string(slug), "deleted": true],
+                done: "deleted tenant \(slug)")
         }
     }
 }
