@@ -190,6 +190,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The web dashboard's files, compiled into the binary: the node serves them offline.
+            resources: [
+                .embedInCode("Dashboard/Assets/index.html"),
+                .embedInCode("Dashboard/Assets/app.js"),
+                .embedInCode("Dashboard/Assets/app.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Benchmark-only: the hand-written service mini-baas is measured against (Benchmarks/rest).

@@ -178,3 +178,53 @@ def test_sign_out_revokes_the_session(auth_tenant, smtp):
     with pytest.raises(AuthApiError) as gone:
         create_client(auth_tenant["apiUrl"], auth_tenant["anonKey"]).auth.get_user(access)
     assert gone.value.code == "session_not_found"
+
+
+def test_the_admin_api_manages_users_for_the_service_role_only(node, tenant):
+    """`supabase.auth.admin`: create (confirmed, with metadata), list with paging, get, update
+    (password ends sessions), delete; the anon key gets GoTrue's 403 not_admin."""
+    service = create_client(tenant["apiUrl"], tenant["serviceKey"])
+    emails = [f"admin-{n}-{secrets.token_hex(3)}@example.com" for n in range(3)]
+    created = [service.auth.admin.create_user({"email": email, "password": "first password 1", "email_confirm": True,
+                                               "user_metadata": {"plan": "pro"}, "app_metadata": {"tier": 2}})
+               for email in emails]
+    user = created[0].user
+    assert user.email == emails[0] and user.email_confirmed_at and user.user_metadata == {"plan": "pro"}
+    assert user.app_metadata["tier"] == 2 and user.app_metadata["provider"] == "email"
+
+    everyone = service.auth.admin.list_users()
+    assert sorted(u.email for u in everyone) == sorted(emails)
+    first_page = service.auth.admin.list_users(page=1, per_page=2)
+    second_page = service.auth.admin.list_users(page=2, per_page=2)
+    assert len(first_page) == 2 and len(second_page) == 1
+    assert {u.id for u in first_page} | {u.id for u in second_page} == {u.user.id for u in created}
+    request = urllib.request.Request(f"{tenant['apiUrl']}/auth/v1/admin/users?page=1&per_page=2",
+                                     headers={"apikey": tenant["serviceKey"], "Authorization": f"Bearer {tenant['serviceKey']}"})
+    with urllib.request.urlopen(request) as response:
+        assert response.headers["X-Total-Count"] == "3" and 'rel="next"' in response.headers["Link"]
+
+    assert service.auth.admin.get_user_by_id(user.id).user.email == emails[0]
+    # A signed-in session, then an admin password change: the session ends, the new password works.
+    end_user = create_client(tenant["apiUrl"], tenant["anonKey"])
+    session = end_user.auth.sign_in_with_password({"email": emails[0], "password": "first password 1"}).session
+    updated = service.auth.admin.update_user_by_id(user.id, {"password": "second password 2", "user_metadata": {"plan": None, "seats": 5}})
+    assert updated.user.user_metadata == {"seats": 5}
+    with pytest.raises(AuthApiError):
+        end_user.auth.refresh_session(session.refresh_token)
+    assert create_client(tenant["apiUrl"], tenant["anonKey"]).auth.sign_in_with_password(
+        {"email": emails[0], "password": "second password 2"}).user.id == user.id
+
+    with pytest.raises(AuthApiError) as taken:
+        service.auth.admin.create_user({"email": emails[1], "password": "another password"})
+    assert taken.value.code == "email_exists"
+    with pytest.raises(AuthApiError) as anon:
+        create_client(tenant["apiUrl"], tenant["anonKey"]).auth.admin.list_users()
+    assert anon.value.status == 403 and anon.value.code == "not_admin"
+    with pytest.raises(AuthApiError) as missing:
+        service.auth.admin.get_user_by_id("00000000-0000-0000-0000-000000000000")
+    assert missing.value.status == 404
+
+    service.auth.admin.delete_user(user.id)
+    assert sorted(u.email for u in service.auth.admin.list_users()) == sorted(emails[1:])
+    with pytest.raises(AuthApiError):
+        service.auth.admin.get_user_by_id(user.id)

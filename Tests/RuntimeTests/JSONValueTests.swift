@@ -80,4 +80,16 @@ final class JSONParserTests: XCTestCase {
     func testObjectEqualityIgnoresKeyOrder() throws {
         XCTAssertEqual(try JSONValue.parse(Array(#"{"a":1,"b":2}"#.utf8)), try JSONValue.parse(Array(#"{"b":2,"a":1}"#.utf8)))
     }
+
+    /// JSONValue is ExpressibleByNilLiteral, so `value == .null ? nil : value` yields `.null`, not
+    /// nil, and a merge written that way stored nulls instead of removing keys (GoTrue metadata).
+    func testNonNullRemovesKeysInAMerge() {
+        var metadata: JSONObject = ["plan": "pro", "seats": 1]
+        let changes: JSONObject = ["plan": .null, "seats": 5]
+        for (key, value) in changes { metadata[key] = value.nonNull }
+        XCTAssertEqual(metadata, ["seats": 5])
+        XCTAssertEqual(metadata.keys, ["seats"])
+        XCTAssertNil(JSONValue.null.nonNull)
+        XCTAssertEqual(JSONValue.integer(0).nonNull, .integer(0))
+    }
 }

@@ -260,6 +260,9 @@ extension SwitchableStore {
     func user(tenant: String, email: String) async throws -> AuthUser? { try await inner.user(tenant: tenant, email: email) }
     func updateUser(_ user: AuthUser) async throws -> Bool { try await inner.updateUser(user) }
     func deleteUser(tenant: String, id: String) async throws { try await inner.deleteUser(tenant: tenant, id: id) }
+    func users(tenant: String, limit: Int, offset: Int) async throws -> (users: [AuthUser], total: Int) {
+        try await inner.users(tenant: tenant, limit: limit, offset: offset)
+    }
     func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws {
         try await inner.mergeUserProfile(tenant: tenant, id: id, fields: fields)
     }

@@ -134,7 +134,7 @@ extension SourceRegistrar {
         guard changeStreams == "auto" || changeStreams == "off" else { throw RegistrationError.invalidField("changeStreams", "must be auto or off") }
         return MongoSettings(
             database: database, sampleSize: try integer("sampleSize", 1...10_000, default: 100), collections: collections, relations: relations,
-            relationsJSON: relationsJSON == .null ? nil : relationsJSON, maxConnections: try integer("maxConnections", 1...100, default: 10),
+            relationsJSON: relationsJSON?.nonNull, maxConnections: try integer("maxConnections", 1...100, default: 10),
             acquireTimeoutMs: try integer("acquireTimeoutMs", 10...60_000, default: 5_000), changeStreams: changeStreams)
     }
 

@@ -422,7 +422,7 @@ struct EmailAPI {
                 if let fallback, fallback != .null, type == "number", fallback.doubleValue == nil {
                     throw invalid("variable '\(key)': fallback_value must be a number")
                 }
-                return EmailTemplateVariable(key: key, type: type, fallbackValue: fallback == .null ? nil : fallback)
+                return EmailTemplateVariable(key: key, type: type, fallbackValue: fallback?.nonNull)
             }
         }
         let alias = try string("alias") ?? base?.alias

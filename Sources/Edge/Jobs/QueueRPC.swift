@@ -33,7 +33,7 @@ struct QueueRPC {
         }
         guard request.method == .post else { throw Self.bad("call pgmq_public.\(function) with POST") }
         let arguments = try await JSONBody.read(request, maxBytes: Self.maxBatch * Self.maxMessageBytes / 16).object
-        func argument(_ name: String) -> JSONValue? { arguments[name].flatMap { $0 == .null ? nil : $0 } }
+        func argument(_ name: String) -> JSONValue? { arguments[name]?.nonNull }
         func integer(_ name: String, default value: Int? = nil, in range: ClosedRange<Int>) throws -> Int {
             guard let given = argument(name) else {
                 guard let value else { throw Self.bad("\(name) is required") }

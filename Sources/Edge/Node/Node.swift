@@ -137,6 +137,7 @@ enum Node {
         FunctionAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
+        DashboardRoutes().register(on: router)
         return router
     }
 

@@ -21,6 +21,7 @@ struct AuthAPI {
         keyed.post("logout", use: logout)
         keyed.post("recover", use: recover)
         keyed.post("verify", use: verifyPosted)
+        registerAdmin(on: keyed)
         let open = open.add(middleware: GoTrueResponseMiddleware())
         open.get("verify", use: verifyLink)
         open.get("authorize", use: authorize)

@@ -16,6 +16,13 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The value, or nil for JSON null. Write `value.nonNull` rather than `value == .null ? nil : value`:
+    /// JSONValue is ExpressibleByNilLiteral, so that `nil` becomes `.null` and nothing is removed.
+    public var nonNull: JSONValue? {
+        if case .null = self { return Optional.none }
+        return self
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil

@@ -158,7 +158,7 @@ public struct IndexSettings: Sendable, Equatable {
             }
         default:
             guard Self.passthroughNames.contains(name) else { throw Self.unknown(name) }
-            passthrough[name] = value == .null ? nil : value
+            passthrough[name] = value.nonNull
         }
     }
 

@@ -237,7 +237,7 @@ public struct AuthService: Sendable {
         }
         if let data {
             // GoTrue merges top-level keys; a null removes one.
-            for (key, value) in data { user.profile.userMetadata[key] = value == .null ? nil : value }
+            for (key, value) in data { user.profile.userMetadata[key] = value.nonNull }
         }
         var pendingLink: OneTimeLink?
         if let rawEmail {

@@ -142,6 +142,8 @@ public protocol AuthStore: Sendable {
     /// last sign-in must never write back a profile read before a concurrent password change.
     func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws
     func deleteUser(tenant: String, id: String) async throws
+    /// One page of a tenant's users, oldest first, and how many there are in all.
+    func users(tenant: String, limit: Int, offset: Int) async throws -> (users: [AuthUser], total: Int)
 
     /// Stores a one-time token, replacing unused ones of the same kind for the same user.
     func putToken(_ token: AuthToken) async throws

@@ -53,6 +53,26 @@ extension PostgresControlPlaneStore {
         try await users("SELECT tenant, id, email, profile::text, created_at FROM minibaas.auth_users WHERE tenant = \(tenant) AND id = \(id)")
     }
 
+    public func users(tenant: String, limit: Int, offset: Int) async throws -> (users: [AuthUser], total: Int) {
+        // One statement, one snapshot: the page and the total agree.
+        let rows = try await client.query(
+            """
+            SELECT tenant, id, email, profile::text, created_at, count(*) OVER () FROM minibaas.auth_users
+            WHERE tenant = \(tenant) ORDER BY created_at, id LIMIT \(limit) OFFSET \(offset)
+            """, logger: logger)
+        var users: [AuthUser] = []
+        var total = 0
+        for try await (tenant, id, email, profile, createdAt, count) in rows.decode((String, String, String, String, Date, Int).self) {
+            users.append(AuthUser(tenant: tenant, id: id, email: email, createdAt: createdAt, profile: try .decode(profile)))
+            total = count
+        }
+        if users.isEmpty && offset > 0 {
+            let counted = try await client.query("SELECT count(*)::int8 FROM minibaas.auth_users WHERE tenant = \(tenant)", logger: logger)
+            for try await count in counted.decode(Int.self) { total = count }
+        }
+        return (users, total)
+    }
+
     public func user(tenant: String, email: String) async throws -> AuthUser? {
         try await users(
             "SELECT tenant, id, email, profile::text, created_at FROM minibaas.auth_users WHERE tenant = \(tenant) AND email = \(email)")

@@ -49,6 +49,13 @@ extension SQLiteControlPlaneStore {
         try await read("SELECT * FROM auth_users WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)]).first.map(Self.user(from:))
     }
 
+    public func users(tenant: String, limit: Int, offset: Int) async throws -> (users: [AuthUser], total: Int) {
+        let total = try await read("SELECT count(*) AS n FROM auth_users WHERE tenant = ?", [.text(tenant)]).first?.column("n")?.integer ?? 0
+        let rows = try await read(
+            "SELECT * FROM auth_users WHERE tenant = ? ORDER BY created_at_ms, id LIMIT ? OFFSET ?", [.text(tenant), .integer(limit), .integer(offset)])
+        return (try rows.map(Self.user(from:)), total)
+    }
+
     public func user(tenant: String, email: String) async throws -> AuthUser? {
         try await read("SELECT * FROM auth_users WHERE tenant = ? AND email = ?", [.text(tenant), .text(email)]).first.map(Self.user(from:))
     }
