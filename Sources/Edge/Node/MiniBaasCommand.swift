@@ -13,7 +13,10 @@ struct MiniBaasCommand: AsyncParsableCommand {
         abstract: "A multi-tenant Backend-as-a-Service runtime.",
         discussion: "With no DATABASE_URL it runs a single embedded node; with DATABASE_URL (and REDIS_URL) it is a cluster node.",
         version: version,
-        subcommands: [Serve.self, TenantsCommand.self, SourcesCommand.self, KeysCommand.self, StatusCommand.self, Version.self],
+        subcommands: [
+            Serve.self, TenantsCommand.self, SourcesCommand.self, KeysCommand.self, StatusCommand.self, ApplyCommand.self, ExportCommand.self,
+            Version.self,
+        ],
         defaultSubcommand: Serve.self)
 
     /// Before anything else runs, on the main thread, as NIO requires: unless

@@ -135,6 +135,7 @@ enum Node {
         QueueAdminAPI(node: node).register(on: admin)
         CronAdminAPI(node: node).register(on: admin)
         FunctionAdminAPI(node: node).register(on: admin)
+        StackAdminAPI(node: node).register(on: admin)
         nodeAPI.registerAdmin(on: admin)
         TenantAPI(node: node).register(on: router)
         DashboardRoutes().register(on: router)

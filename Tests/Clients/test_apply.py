@@ -1,0 +1,199 @@
+"""`minibaas apply` and `export` against a real node: one stack.yaml, edited between runs — the
+plan in Terraform's words, dry runs that change nothing, idempotence without audit entries, an
+edit planned as a change naming the field, --prune destroying only what this stack applied, bad
+files refused with their line and nothing applied, a failed step stated and converged next run."""
+import json
+import os
+import secrets
+import subprocess
+import textwrap
+
+from cluster_harness import BINARY
+from conftest import call, fresh_database
+
+
+def minibaas(node, *args, env=None, cwd=None):
+    environment = dict(os.environ, MINIBAAS_ADMIN_TOKEN=node.token, **(env or {}))
+    return subprocess.run([BINARY, *args, "--url", node.base], capture_output=True, text=True, env=environment, timeout=120, cwd=cwd)
+
+
+def write(directory, text, name="stack.yaml"):
+    path = os.path.join(directory, name)
+    with open(path, "w") as handle:
+        handle.write(textwrap.dedent(text))
+    return path
+
+
+def tenants(node):
+    return {t["slug"]: t for t in call("GET", f"{node.base}/admin/v1/tenants", node.token)}
+
+
+def audit(node, slug):
+    return call("GET", f"{node.base}/admin/v1/tenants/{slug}/audit", node.token)
+
+
+def stack_text(stack, slug, rps=50, extra=""):
+    return f"""\
+        stack: {stack}
+        tenants:
+          - slug: {slug}
+            name: Applied
+            limits: {{requestsPerSecond: {rps}, burst: 100, realtime: {{maxConnections: 50}}}}
+            sources:
+              - name: main
+                kind: postgres
+                url: "${{env:STACK_DB_URL}}"
+                schemas: [public]
+            policies:
+              - {{entity: posts, role: anon, action: read, when: {{published: {{eq: true}}}}}}
+            auth:
+              autoconfirm: true
+              siteUrl: http://localhost:3999
+        {extra}"""
+
+
+def test_apply_plans_converges_and_is_idempotent(node, tmp_path):
+    slug = "stk" + secrets.token_hex(3)
+    stack = "s" + secrets.token_hex(3)
+    env = {"STACK_DB_URL": fresh_database()}
+    path = write(tmp_path, stack_text(stack, slug))
+
+    dry = minibaas(node, "apply", "-f", path, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"+ tenant.{slug}" in dry.stdout and f"+ tenant.{slug}.source.main" in dry.stdout
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in dry.stdout and "nothing was changed" in dry.stdout
+    assert env["STACK_DB_URL"] not in dry.stdout and "(sensitive)" in dry.stdout
+    assert slug not in tenants(node)
+
+    applied = minibaas(node, "apply", "-f", path, env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete! Resources: 4 added, 0 changed, 0 destroyed." in applied.stdout
+    assert env["STACK_DB_URL"] not in applied.stdout + applied.stderr
+    tenant = call("GET", f"{node.base}/admin/v1/tenants/{slug}", node.token)
+    assert tenant["name"] == "Applied" and tenant["limits"]["requestsPerSecond"] == 50 and tenant["limits"]["burst"] == 100
+    assert tenant["limits"]["realtime"]["maxConnections"] == 50
+    sources = call("GET", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token)
+    assert [s["name"] for s in sources] == ["main"] and sources[0]["entities"] > 5
+    policies = call("GET", f"{node.base}/admin/v1/tenants/{slug}/policies", node.token)["policies"]
+    assert [(p["entity"], p["role"], p["action"]) for p in policies] == [("posts", "anon", "read")]
+    assert call("GET", f"{node.base}/admin/v1/tenants/{slug}/auth", node.token)["autoconfirm"] is True
+
+    entries = len(audit(node, slug))
+    again = minibaas(node, "apply", "-f", path, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("No changes."), again.stdout
+    assert len(audit(node, slug)) == entries
+
+    # The same file, edited: one change, naming the field.
+    write(tmp_path, stack_text(stack, slug, rps=75))
+    edited = minibaas(node, "apply", "-f", path, "--dry-run", env=env)
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in edited.stdout
+    assert f"~ tenant.{slug}" in edited.stdout and "limits.requestsPerSecond: 50 → 75" in edited.stdout
+    assert call("GET", f"{node.base}/admin/v1/tenants/{slug}", node.token)["limits"]["requestsPerSecond"] == 50
+    assert minibaas(node, "apply", "-f", path, env=env).returncode == 0
+    assert call("GET", f"{node.base}/admin/v1/tenants/{slug}", node.token)["limits"]["requestsPerSecond"] == 75
+    assert minibaas(node, "apply", "-f", path, env=env).stdout.startswith("No changes.")
+
+    # A changed secret is noticed (the node never shows it) and the source replaced.
+    env["STACK_DB_URL"] = fresh_database()
+    rotated = minibaas(node, "apply", "-f", path, env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert f"-/+ tenant.{slug}.source.main" in rotated.stdout and "1 to add, 0 to change, 1 to destroy" in rotated.stdout
+    assert minibaas(node, "apply", "-f", path, env=env).stdout.startswith("No changes.")
+
+
+def test_prune_destroys_only_what_this_stack_applied(node, tmp_path):
+    stack = "p" + secrets.token_hex(3)
+    keep, drop, outside = ("prn" + secrets.token_hex(3) for _ in range(3))
+    call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": outside, "name": "Not in any stack"})
+    both = f"""\
+        stack: {stack}
+        tenants:
+          - {{slug: {keep}, name: Keep}}
+          - {{slug: {drop}, name: Drop}}
+        """
+    path = write(tmp_path, both)
+    assert minibaas(node, "apply", "-f", path).returncode == 0
+    assert {keep, drop, outside} <= set(tenants(node))
+
+    write(tmp_path, f"""\
+        stack: {stack}
+        tenants:
+          - {{slug: {keep}, name: Keep}}
+        """)
+    without_prune = minibaas(node, "apply", "-f", path)
+    assert without_prune.stdout.startswith("No changes.") and drop in tenants(node)
+    pruned = minibaas(node, "apply", "-f", path, "--prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"- tenant.{drop}" in pruned.stdout and "Plan: 0 to add, 0 to change, 1 to destroy." in pruned.stdout
+    assert outside not in pruned.stdout
+    present = tenants(node)
+    assert keep in present and outside in present and drop not in present
+    assert minibaas(node, "apply", "-f", path, "--prune").stdout.startswith("No changes.")
+
+
+def test_bad_files_are_refused_with_their_line_and_nothing_applied(node, tmp_path):
+    slug = "bad" + secrets.token_hex(3)
+    cases = {
+        "bad slug": (f"tenants:\n  - slug: {slug}\n  - slug: Not_A_Slug\n", ":3:", "Not_A_Slug"),
+        "unknown key": (f"tenants:\n  - slug: {slug}\n    colour: red\n", ":3:", "colour"),
+        "duplicate slug": (f"tenants:\n  - slug: {slug}\n  - slug: {slug}\n", ":3:", "first at line 2"),
+        "unset variable": (f"tenants:\n  - slug: {slug}\n    auth: {{siteUrl: \"${{env:MINIBAAS_NOT_SET_ANYWHERE}}\"}}\n", ":3:",
+                           "MINIBAAS_NOT_SET_ANYWHERE"),
+        "bad YAML": (f"tenants: [\n  - slug: {slug}\n", "not valid YAML", "line"),
+        "wrong type": (f"tenants:\n  - slug: {slug}\n    limits: {{requestsPerSecond: fast}}\n", ":3:", "must be a number"),
+        "unknown limit": (f"tenants:\n  - slug: {slug}\n    limits: {{requestsPerMinute: 5}}\n", ":3:", "requestsPerMinute"),
+        "duplicate key": (f"tenants:\n  - slug: {slug}\n    name: a\n    name: b\n", ":4:", "duplicate key 'name'"),
+    }
+    before = set(tenants(node))
+    for case, (text, place, mention) in cases.items():
+        path = write(tmp_path, text, name=f"{case.replace(' ', '-')}.yaml")
+        result = minibaas(node, "apply", "-f", path)
+        assert result.returncode == 1, (case, result.stdout, result.stderr)
+        line = result.stderr.strip()
+        assert len(line.splitlines()) == 1 and place in line and mention in line and "nothing was applied" in line, (case, line)
+    assert set(tenants(node)) == before
+
+
+def test_a_failed_step_is_stated_and_the_next_run_converges(node, tmp_path):
+    slug = "flk" + secrets.token_hex(3)
+    stack = "f" + secrets.token_hex(3)
+    text = f"""\
+        stack: {stack}
+        tenants:
+          - slug: {slug}
+            sources:
+              - {{name: main, kind: postgres, url: "${{env:STACK_DB_URL}}"}}
+            policies:
+              - {{entity: posts, role: anon, action: read}}
+        """
+    path = write(tmp_path, text)
+    failed = minibaas(node, "apply", "-f", path, env={"STACK_DB_URL": "postgresql://nobody@127.0.0.1:9/none"})
+    assert failed.returncode == 1
+    assert f"tenant.{slug}.source.main failed" in failed.stderr and "MB310" in failed.stderr
+    assert f"applied before it: +tenant.{slug}" in failed.stderr
+    assert slug in tenants(node)
+    good = {"STACK_DB_URL": fresh_database()}
+    converged = minibaas(node, "apply", "-f", path, env=good)
+    assert converged.returncode == 0, converged.stderr
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in converged.stdout and f"+ tenant.{slug}\n" not in converged.stdout
+    assert minibaas(node, "apply", "-f", path, env=good).stdout.startswith("No changes.")
+
+
+def test_export_writes_a_file_apply_accepts_unchanged(node, tmp_path):
+    slug = "exp" + secrets.token_hex(3)
+    database = fresh_database()
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Exported"})
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token, {"name": "main", "kind": "postgres", "url": database})
+    call("PUT", f"{node.base}/admin/v1/tenants/{slug}/policies", node.token,
+         {"policies": [{"entity": "posts", "role": "anon", "action": "read"}]})
+    call("PATCH", f"{node.base}/admin/v1/tenants/{slug}", node.token, {"limits": {"burst": 77}})
+    exported = minibaas(node, "export", "--tenant", slug, "--stack", "exported" + secrets.token_hex(2))
+    assert exported.returncode == 0, exported.stderr
+    assert database not in exported.stdout and created["serviceKey"] not in exported.stdout
+    variable = f"{slug.upper()}_MAIN_URL"
+    assert f"${{env:{variable}}}" in exported.stdout and variable in exported.stderr
+    path = write(tmp_path, exported.stdout, name="exported.yaml")
+    result = minibaas(node, "apply", "-f", path, env={variable: database})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("No changes."), result.stdout
