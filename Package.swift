@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -40,6 +40,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         // WebAssembly functions: a pure-Swift interpreter with fuel metering (and WAT for tests).
         .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
+        // Traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (its gRPC exporter is left out).
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // libxcrypt's bcrypt, for end-user passwords.
@@ -97,6 +100,8 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Yams", package: "Yams"),
+                // Spans around statements when the node exports traces (swift-otel is the Edge's).
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -190,6 +195,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             // The web dashboard's files, compiled into the binary: the node serves them offline.
             resources: [

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import Runtime
 import Tenancy
+import Tracing
 
 /// One registered PostgreSQL database of a tenant: its connection pool, its model, and the way a
 /// statement runs on it. The pool is capped; waiting for a connection is bounded, so an exhausted
@@ -120,6 +121,15 @@ public final class PostgresSource: Sendable {
     }
 
     private func run(_ statement: SQLStatement, on connection: PostgresConnection) async throws -> StatementResult {
+        guard TraceSwitch.enabled else { return try await runUntraced(statement, on: connection) }
+        return try await StatementSpan.around(
+            statement.sql, system: "postgresql", namespace: "\(url.database).\(schemas.first ?? "public")"
+        ) {
+            try await runUntraced(statement, on: connection)
+        }
+    }
+
+    private func runUntraced(_ statement: SQLStatement, on connection: PostgresConnection) async throws -> StatementResult {
         let name = PreparedSQL.name(of: statement)
         let use = settings.preparedStatements && statement.reusable ? pool.use(name, on: connection) : nil
         guard let use, use != .failedBefore else {

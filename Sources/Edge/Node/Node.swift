@@ -82,7 +82,18 @@ enum Node {
             try await createDemoTenant(node, announce: announce)
         }
 
-        let router = makeRouter(node, metrics: metrics)
+        let tracing: (any Service)?
+        do {
+            tracing = try NodeTracing.start(environment: ProcessInfo.processInfo.environment, nodeID: configuration.nodeID, logger: logger)
+        } catch {
+            throw StartupError(description: "cannot start trace export: \(error)")
+        }
+        let reporter = configuration.sentryDSN.map {
+            SentryReporter(dsn: $0, serverName: configuration.nodeID, environment: configuration.sentryEnvironment)
+        }
+        if let reporter { ProblemReports.install { reporter.report($0) } }
+        defer { ProblemReports.install(nil) }
+        let router = makeRouter(node, metrics: metrics, reporter: reporter)
         let realtime = RealtimeGateway(admission: node.admission, forwarder: node.forwarder)
         var app = Application(
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
@@ -106,19 +117,29 @@ enum Node {
         // A service group stops its services in reverse order: the node leaves the cluster (so
         // others stop sending it work) before the HTTP server drains.
         let group = ServiceGroup(configuration: .init(
-            services: [
+            // The trace exporter first, so that it stops last and flushes the drained requests' spans.
+            services: (tracing.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                 .init(service: app, successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: ClusterExitService(cluster: cluster, directory: directory)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger))
+        // Error reports are delivered in the background for the node's whole life.
+        let delivery = reporter.map { reporter in Task { await reporter.run() } }
+        defer {
+            reporter?.stop()
+            delivery?.cancel()
+        }
         try await group.run()
     }
 
-    static func makeRouter(_ node: NodeServices, metrics: NodeMetrics) -> Router<EdgeContext> {
+    static func makeRouter(_ node: NodeServices, metrics: NodeMetrics, reporter: SentryReporter? = nil) -> Router<EdgeContext> {
         let router = Router(context: EdgeContext.self)
         router.add(middleware: RequestMetricsMiddleware())
+        // Off by default: without an OTLP endpoint no middleware is added at all.
+        if TraceSwitch.enabled { router.add(middleware: RequestTracingMiddleware()) }
+        if let reporter { router.add(middleware: ErrorReportingMiddleware(reporter: reporter)) }
         router.add(middleware: ErrorShapeMiddleware())
         let nodeAPI = NodeAdminAPI(node: node, metrics: metrics)
         nodeAPI.registerPublic(on: router)

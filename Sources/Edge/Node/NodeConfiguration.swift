@@ -49,6 +49,9 @@ struct NodeConfiguration: Sendable {
     var outbound = OutboundPolicy()
     /// `MINIBAAS_JOB_SLOTS`: jobs running at once on this node, all tenants together.
     var jobSlots = 256
+    /// Where unexpected errors are reported (`MINIBAAS_SENTRY_DSN`), and as which environment.
+    var sentryDSN: SentryDSN?
+    var sentryEnvironment: String?
 
     var storageDirectory: String { storageDir ?? (dataDir.hasSuffix("/") ? dataDir + "storage" : dataDir + "/storage") }
 
@@ -201,6 +204,10 @@ struct NodeConfiguration: Sendable {
         }
         let jobSlots = Int(env("MINIBAAS_JOB_SLOTS") ?? "256") ?? -1
         guard (1...10_000).contains(jobSlots) else { throw .init("MINIBAAS_JOB_SLOTS must be a whole number in [1, 10000]") }
+        var sentryDSN: SentryDSN?
+        if let text = env("MINIBAAS_SENTRY_DSN") {
+            do { sentryDSN = try SentryDSN(text) } catch let error as SentryDSN.Malformed { throw .init(error.description) } catch { throw .init("MINIBAAS_SENTRY_DSN: \(error)") }
+        }
         let storageShared = ["1", "true", "yes"].contains(env("MINIBAAS_STORAGE_SHARED")?.lowercased() ?? "")
         var configuration = NodeConfiguration(
             host: host, port: resolvedPort, dataDir: dataDir ?? env("MINIBAAS_DATA_DIR") ?? "./.minibaas", databaseURL: databaseURL,
@@ -214,6 +221,8 @@ struct NodeConfiguration: Sendable {
         configuration.storageS3 = storageS3
         configuration.outbound = outbound
         configuration.jobSlots = jobSlots
+        configuration.sentryDSN = sentryDSN
+        configuration.sentryEnvironment = env("MINIBAAS_SENTRY_ENVIRONMENT")
         return configuration
     }
 

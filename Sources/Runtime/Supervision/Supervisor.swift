@@ -151,6 +151,9 @@ public actor Supervisor {
         }
         if failed {
             logger.warning("child failed", metadata: ["child": .string(name), "error": .string(child.lastError ?? "")])
+            var tags = ProblemReports.tags(supervisor: self.name)
+            tags["child"] = name
+            ProblemReports.report(Problem(kind: "supervisor.child_failed", message: "child '\(name)' failed: \(child.lastError ?? "")", tags: tags))
         }
 
         // A child that stayed up for a whole intensity window earned a fresh backoff.
@@ -211,6 +214,7 @@ public actor Supervisor {
             + (children[culprit]?.lastError.map { ": \($0)" } ?? "")
         escalation = reason
         logger.error("supervisor escalates", metadata: ["reason": .string(reason)])
+        ProblemReports.report(Problem(kind: "supervisor.degraded", message: reason, tags: ProblemReports.tags(supervisor: name)))
         children[culprit]?.state = .failed
         let tasks = order.compactMap { children[$0]?.task }
         for name in order {
