@@ -197,3 +197,70 @@ def test_export_writes_a_file_apply_accepts_unchanged(node, tmp_path):
     result = minibaas(node, "apply", "-f", path, env={variable: database})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("No changes."), result.stdout
+
+
+LOOP = '(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))'
+
+
+def test_buckets_webhooks_cron_and_functions_are_managed_too(node, tenant, tmp_path):
+    import wasmtime
+    slug = tenant["slug"]
+    with open(os.path.join(tmp_path, "loop.wasm"), "wb") as handle:
+        handle.write(bytes(wasmtime.wat2wasm(LOOP)))
+    stack = "c" + secrets.token_hex(3)
+
+    def text(public="true", schedule="@daily", webhook=True):
+        lines = [f"stack: {stack}", "tenants:", f"  - slug: {slug}", "    buckets:",
+                 f"      - {{name: avatars, public: {public}, file_size_limit: 1048576}}"]
+        if webhook:
+            lines += ["    webhooks:",
+                      '      - {name: orders, source: main, table: posts, events: [INSERT, UPDATE], url: "http://127.0.0.1:9/hook"}',
+                      "    cron:",
+                      f'      - {{name: nightly, schedule: "{schedule}", timezone: Europe/Paris, target: {{url: "http://127.0.0.1:9/cron"}}}}']
+        lines += ["    functions:",
+                  '      - {name: spin, file: loop.wasm, verifyJwt: false, timeoutMs: 500, secrets: {TOKEN: "${env:FN_SECRET}"}}']
+        return "\n".join(lines) + "\n"
+
+    path = write(tmp_path, text())
+    env = {"FN_SECRET": "first-" + secrets.token_hex(4)}
+    applied = minibaas(node, "apply", "-f", path, env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in applied.stdout
+    assert f"+ tenant.{slug}.bucket.avatars" in applied.stdout and f"+ tenant.{slug}.function.spin" in applied.stdout
+    assert env["FN_SECRET"] not in applied.stdout and "signing secret (shown once) whsec_" in applied.stderr
+    base = f"{node.base}/admin/v1/tenants/{slug}"
+    assert [w["name"] for w in call("GET", f"{base}/webhooks", node.token)] == ["orders"]
+    assert call("GET", f"{base}/cron/nightly", node.token)["schedule"] == "@daily"
+    function = call("GET", f"{base}/functions/spin", node.token)
+    assert function["secrets"] == ["TOKEN"] and function["timeoutMs"] == 500
+    buckets = {b["name"]: b for b in json.loads(urllib_get(f"{tenant['apiUrl']}/storage/v1/bucket", tenant["serviceKey"]))}
+    assert buckets["avatars"]["public"] is True and buckets["avatars"]["file_size_limit"] == 1048576
+    assert minibaas(node, "apply", "-f", path, env=env).stdout.startswith("No changes.")
+
+    write(tmp_path, text(public="false", schedule="@hourly"))
+    env["FN_SECRET"] = "second-" + secrets.token_hex(4)
+    edited = minibaas(node, "apply", "-f", path, env=env)
+    assert edited.returncode == 0, edited.stderr
+    assert "Plan: 0 to add, 3 to change, 0 to destroy." in edited.stdout, edited.stdout
+    assert "public: true → false" in edited.stdout and 'schedule: "@daily" → "@hourly"' in edited.stdout
+    assert "secrets: (sensitive, changed)" in edited.stdout and env["FN_SECRET"] not in edited.stdout
+    assert call("GET", f"{base}/cron/nightly", node.token)["schedule"] == "@hourly"
+    assert call("GET", f"{base}/functions/spin", node.token)["version"] == function["version"] + 1
+    assert minibaas(node, "apply", "-f", path, env=env).stdout.startswith("No changes.")
+
+    write(tmp_path, text(public="false", schedule="@hourly", webhook=False))
+    kept = minibaas(node, "apply", "-f", path, env=env)
+    assert kept.stdout.startswith("No changes.") and call("GET", f"{base}/webhooks", node.token)
+    pruned = minibaas(node, "apply", "-f", path, "--prune", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Plan: 0 to add, 0 to change, 2 to destroy." in pruned.stdout, pruned.stdout
+    assert call("GET", f"{base}/webhooks", node.token) == [] and call("GET", f"{base}/cron", node.token) == []
+    assert "avatars" in urllib_get(f"{tenant['apiUrl']}/storage/v1/bucket", tenant["serviceKey"])
+    assert slug in tenants(node)
+
+
+def urllib_get(url, key):
+    import urllib.request
+    request = urllib.request.Request(url, headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read().decode()

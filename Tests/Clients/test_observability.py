@@ -218,3 +218,18 @@ def test_a_malformed_dsn_stops_start_up_naming_it():
         result = subprocess.run([BINARY, "serve", "--port", "0", "--data-dir", tempfile.mkdtemp()], env=env,
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and "MINIBAAS_SENTRY_DSN" in result.stderr, (dsn, result.stderr)
+
+
+def test_sqlite_hosted_statements_get_spans_too(observed):
+    """The embedded node's demo tenant serves its todos from SQLite."""
+    collector = observed["collector"]
+    demo = call("GET", f"{observed['base']}/admin/v1/tenants/demo", observed["token"])
+    trace = secrets.token_hex(16)
+    request = urllib.request.Request(f"{observed['base']}/t/demo/rest/v1/todos?select=id&title=eq.Secret%20title", headers={
+        "apikey": demo["anonKey"], "traceparent": f"00-{trace}-{secrets.token_hex(8)}-01"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    spans = collector.wait_for(lambda s: s.trace_id.hex() == trace and s.kind == s.SPAN_KIND_CLIENT)
+    assert spans, "no statement span"
+    values = attributes(spans[0])
+    assert values["db.system.name"] == "sqlite" and "Secret title" not in values["db.query.text"]

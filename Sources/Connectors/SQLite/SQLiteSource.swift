@@ -5,6 +5,7 @@ import NIOPosix
 import Runtime
 import SQLiteNIO
 import Tenancy
+import Tracing
 
 /// A tenant's tables hosted in a SQLite database file of its own under the node's data
 /// directory (an embedded node's default), or an existing SQLite file registered with
@@ -70,12 +71,18 @@ public final class SQLiteSource: Sendable {
     public func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult {
         let query = try SQLiteRenderer().read(plan, count: count)
         return try await reading { connection in
-            let rows = try await connection.query(query.sql, query.binds)
+            let rows = try await self.traced(query.sql) { try await connection.query(query.sql, query.binds) }
             let row = rows.first
             return StatementResult(
                 body: row?.column("body")?.string ?? "[]", count: Int(row?.column("page_count")?.integer ?? 0),
                 total: row?.column("total")?.integer)
         }
+    }
+
+    /// A span per statement when the node exports traces (see `StatementSpan`).
+    private func traced<Result>(_ sql: String, _ body: () async throws -> Result) async throws -> Result {
+        guard TraceSwitch.enabled else { return try await body() }
+        return try await StatementSpan.around(sql, system: "sqlite", namespace: name, body)
     }
 
     /// Exact: SQLite keeps no row estimates to answer `count=planned` from.
@@ -88,7 +95,16 @@ public final class SQLiteSource: Sendable {
 
     public func write(_ plan: WritePlan, returnRows: Bool, publishRows: Bool, rollback: Bool, expecting rows: WrittenRows) async throws -> StatementResult {
         let writer = SQLiteWriter(plan: plan, returnRows: returnRows, publishRows: publishRows, expecting: rows)
-        return try await writing { connection in try await writer.run(on: connection, rollback: rollback) }
+        // One span for the write's statements, named by what it does (never by its values).
+        let operation: String
+        switch plan.kind {
+        case .insert: operation = "INSERT"
+        case .update: operation = "UPDATE"
+        case .delete: operation = "DELETE"
+        }
+        return try await writing { connection in
+            try await self.traced("\(operation) \(plan.target.entity.name)") { try await writer.run(on: connection, rollback: rollback) }
+        }
     }
 
     public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool] {

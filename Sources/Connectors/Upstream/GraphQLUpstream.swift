@@ -133,7 +133,7 @@ public final class GraphQLUpstream: Sendable {
         request.body = .bytes(ByteBuffer(bytes: JSONValue.object(body).encoded()))
         do {
             let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-            let response = try await UpstreamSource.client.execute(request, timeout: .milliseconds(Int64(max(0.05, seconds) * 1000)))
+            let response = try await OutboundSpan.execute(UpstreamSource.client, request, timeout: .milliseconds(Int64(max(0.05, seconds) * 1000)))
             let collected = try await response.body.collect(upTo: UpstreamSource.maxResponseBytes)
             guard (try? JSONValue.parse(collected.readableBytesView)) != nil else {
                 throw UpstreamSource.Failure.badAnswer("the GraphQL endpoint did not answer with JSON (HTTP \(response.status.code))")

@@ -33,7 +33,7 @@ public final class RestProxySource: Sendable {
         request.headers.add(name: "Accept", value: "application/openapi+json, application/json")
         let document: JSONValue
         do {
-            let response = try await UpstreamSource.client.execute(request, timeout: .seconds(15))
+            let response = try await OutboundSpan.execute(UpstreamSource.client, request, timeout: .seconds(15))
             let body = try await response.body.collect(upTo: UploadedSchema.maxDocumentBytes)
             guard response.status.code == 200, let parsed = try? JSONValue.parse(body.readableBytesView) else {
                 throw UpstreamSource.Failure.badAnswer("GET /rest/v1/ answered HTTP \(response.status.code) without a JSON description")
@@ -123,7 +123,7 @@ public final class RestProxySource: Sendable {
         if let body { request.body = .bytes(body) }
         do {
             let seconds = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
-            let response = try await UpstreamSource.client.execute(request, timeout: .milliseconds(Int64(max(0.05, seconds) * 1000)))
+            let response = try await OutboundSpan.execute(UpstreamSource.client, request, timeout: .milliseconds(Int64(max(0.05, seconds) * 1000)))
             let collected = try await response.body.collect(upTo: UpstreamSource.maxResponseBytes)
             breaker.record(success: response.status.code < 500)
             let passed = ["Content-Range", "Preference-Applied", "Location", "Content-Location"].compactMap { name in

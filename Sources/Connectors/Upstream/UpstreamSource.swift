@@ -168,7 +168,7 @@ public final class UpstreamSource: Sendable {
         }
         let seconds = max(0.05, Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
         do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(seconds * 1000)))
+            let response = try await OutboundSpan.execute(http, request, timeout: .milliseconds(Int64(seconds * 1000)))
             let collected: ByteBuffer
             do {
                 collected = try await response.body.collect(upTo: Self.maxResponseBytes)

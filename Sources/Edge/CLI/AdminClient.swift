@@ -57,6 +57,36 @@ struct AdminClient {
         return value
     }
 
+    /// A call to a tenant's own API (`/t/{slug}{path}`) as its service role, for what only that API
+    /// manages (storage buckets); the service key comes from the admin API.
+    func tenantCall(_ method: HTTPMethod, slug: String, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
+        guard let key = try await call(.GET, "/tenants/\(slug)")["serviceKey"]?.stringValue else {
+            throw Failure(code: 1, description: "the node did not give tenant \(slug)'s service key")
+        }
+        var request = HTTPClientRequest(url: base + "/t/\(slug)" + path)
+        request.method = method
+        request.headers.add(name: "apikey", value: key)
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body.encoded()))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+        } catch {
+            throw Failure(code: 1, description: "cannot reach the node at \(base): \(Self.reason(error))")
+        }
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        let value = bytes.readableBytes == 0 ? JSONValue.null : ((try? JSONValue.parse(bytes.readableBytesView)) ?? .null)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let code = value["code"]?.stringValue ?? value["statusCode"]?.stringValue ?? value["error"]?.stringValue ?? String(response.status.code)
+            let message = value["message"]?.stringValue ?? response.status.reasonPhrase
+            throw Failure(code: 1, description: "\(code) (HTTP \(response.status.code)): \(message)")
+        }
+        return value
+    }
+
     static func reason(_ error: any Error) -> String {
         let text = String(describing: error)
         if text.contains("connectTimeout") || text.contains("deadlineExceeded") { return "no answer within 15 s" }

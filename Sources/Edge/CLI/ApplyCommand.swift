@@ -43,11 +43,11 @@ struct ApplyCommand: AsyncParsableCommand {
                 if !options.json { print("\(change.address): \(Self.progress(change.action))…") }
                 do {
                     try await change.run(client)
-                } catch let failure as AdminClient.Failure {
+                } catch {
                     try? await record.save(client: client)
                     let before = applied.isEmpty ? "nothing" : applied.joined(separator: ", ")
-                    throw AdminClient.Failure(
-                        code: 1, description: "\(change.address) failed: \(failure.description); applied before it: \(before)")
+                    let reason = (error as? AdminClient.Failure)?.description ?? "\(error)"
+                    throw AdminClient.Failure(code: 1, description: "\(change.address) failed: \(reason); applied before it: \(before)")
                 }
                 change.record(&record)
                 applied.append("\(change.action.rawValue)\(change.address)")

@@ -51,11 +51,14 @@ struct ExportCommand: AsyncParsableCommand {
         for source in try await client.call(.GET, "/tenants/\(slug)/sources").arrayValue ?? [] {
             guard let live = source.objectValue, let name = live["name"]?.stringValue, let kind = live["kind"]?.stringValue else { continue }
             var entry: JSONObject = ["name": .string(name), "kind": .string(kind)]
-            // The listing adds counts (entities, relations, functions) beside the registration's fields.
-            for key in live.keys where StackFile.sourceFields.contains(key) && !["name", "kind"].contains(key) {
+            // Only what a registration of this kind takes: the listing adds counts (entities,
+            // relations, functions) and connection details (host, database …) beside them.
+            let fields = StackFile.sourceFieldsByKind[kind] ?? []
+            for key in live.keys where fields.contains(key) {
                 if key == "relations" && live[key]?.objectValue == nil && live[key]?.arrayValue == nil { continue }
                 entry[key] = live[key]
             }
+            if kind == "supabase", let project = live["projectUrl"] { entry["url"] = project }
             // The node keeps these sealed and never lists them: each becomes a reference to set.
             for secret in Self.sealedFields[kind] ?? [] where entry[secret] == nil || secret == "url" {
                 let variable = environmentName(slug, name, secret)
@@ -106,7 +109,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     /// The registration fields each kind seals (connection strings and keys).
     static let sealedFields: [String: [String]] = [
-        "postgres": ["url"], "mongodb": ["url"], "graphql": ["url"], "supabase": ["serviceKey", "dbUrl"],
+        "postgres": ["url"], "mongodb": ["url"], "graphql": ["url"], "supabase": ["serviceKey", "dbUrl"], "schema": [],
     ]
 
     static func environmentName(_ parts: String...) -> String {
@@ -120,7 +123,11 @@ struct ExportCommand: AsyncParsableCommand {
         case .bool(let flag): return Yams.Node(flag ? "true" : "false", Tag(.bool))
         case .integer(let number): return Yams.Node(String(number), Tag(.int))
         case .number(let number): return Yams.Node(String(number), Tag(.float))
-        case .string(let text): return Yams.Node(text, Tag(.str), text.contains("\n") ? .literal : .any)
+        case .string(let text):
+            if text.contains("\n") { return Yams.Node(text, Tag(.str), .literal) }
+            // A string that would read back as a number, boolean or null (`2024`, `off`, `~`) is quoted.
+            let plain = Yams.Node(text)
+            return Yams.Node(text, Tag(.str), plain.tag.description == Tag.Name.str.rawValue ? .any : .doubleQuoted)
         case .array(let items): return Yams.Node(items.map(node))
         case .object(let object): return Yams.Node(object.map { (Yams.Node($0.key), node($0.value)) })
         }

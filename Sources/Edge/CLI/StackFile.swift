@@ -33,7 +33,25 @@ struct StackFile {
         var sources: [Source]?
         var policies: [JSONValue]?
         var auth: JSONObject?
+        /// Buckets, webhooks, scheduled jobs and functions, by kind (`StackFile.collections`); a
+        /// kind the file leaves out is not managed.
+        var items: [String: [Item]] = [:]
     }
+
+    /// One named object of a collection, as the API that creates it takes it.
+    struct Item {
+        var name: String
+        var line: Int
+        var body: JSONObject
+    }
+
+    /// The named collections a tenant entry may hold, with the fields each takes.
+    static let collections: [String: Set<String>] = [
+        "buckets": ["name", "public", "file_size_limit", "allowed_mime_types"],
+        "webhooks": ["name", "source", "schema", "table", "events", "filter", "url", "headers", "timeoutMs", "retrySchedule", "maxInFlight", "enabled"],
+        "cron": ["name", "schedule", "timezone", "target", "retrySchedule", "enabled"],
+        "functions": ["name", "file", "module", "verifyJwt", "timeoutMs", "memoryLimitMb", "env", "secrets", "serviceRole"],
+    ]
 
     struct Source {
         var name: String
@@ -51,12 +69,20 @@ struct StackFile {
     var tenants: [Tenant]
 
     static let sourceKinds = ["postgres", "supabase", "schema", "sqlite", "openapi", "graphql", "mongodb"]
-    /// Every field a source registration takes (the node checks which ones each kind allows).
-    static let sourceFields: Set<String> = [
-        "name", "kind", "url", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements", "serviceKey", "dbUrl", "format",
-        "document", "file", "provision", "allowDestructive", "specUrl", "baseUrl", "headers", "path", "database", "sampleSize", "collections",
-        "relations", "changeStreams",
+    /// The fields a source registration of each kind takes (as `POST …/sources` allows them),
+    /// besides `name` and `kind`; `file` stands for `document`.
+    static let sourceFieldsByKind: [String: Set<String>] = [
+        "postgres": ["url", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements"],
+        "supabase": ["url", "serviceKey", "dbUrl", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements"],
+        "schema": [
+            "format", "document", "file", "url", "provision", "allowDestructive", "schemas", "maxConnections", "acquireTimeoutMs", "preparedStatements",
+        ],
+        "openapi": ["document", "file", "specUrl", "baseUrl", "headers"],
+        "sqlite": ["path"],
+        "mongodb": ["url", "database", "sampleSize", "collections", "relations", "maxConnections", "acquireTimeoutMs", "changeStreams"],
+        "graphql": ["url", "headers"],
     ]
+    static let sourceFields: Set<String> = sourceFieldsByKind.values.reduce(["name", "kind"]) { $0.union($1) }
 
     static func load(path: String, environment: [String: String]) throws -> StackFile {
         let text: String
@@ -121,7 +147,8 @@ struct StackFile {
         }
 
         func tenant(_ node: Yams.Node) throws -> Tenant {
-            let fields = try mapping(node, allowed: ["slug", "name", "status", "limits", "sources", "policies", "auth"], what: "a tenant")
+            let fields = try mapping(
+                node, allowed: Set(["slug", "name", "status", "limits", "sources", "policies", "auth"]).union(StackFile.collections.keys), what: "a tenant")
             guard let slugNode = fields["slug"] else { throw fail(node, "a tenant needs a 'slug'") }
             let slug = try string(slugNode, "slug")
             guard Tenancy.Slug.isValid(slug) else {
@@ -161,6 +188,18 @@ struct StackFile {
                 guard case .object(let object) = try json(auth) else { throw fail(auth, "auth must be a mapping") }
                 tenant.auth = object
             }
+            for (kind, allowed) in StackFile.collections {
+                guard let list = fields[kind] else { continue }
+                var items: [Item] = []
+                var seen: [String: Int] = [:]
+                for entry in try sequence(list, kind) {
+                    let item = try self.item(entry, kind: kind, allowed: allowed)
+                    if let first = seen[item.name] { throw fail(entry, "duplicate name '\(item.name)' in \(kind) (first at line \(first))") }
+                    seen[item.name] = item.line
+                    items.append(item)
+                }
+                tenant.items[kind] = items
+            }
             return tenant
         }
 
@@ -172,6 +211,29 @@ struct StackFile {
             }
             let fields = try mapping(node, allowed: Set(allowed.keys), what: path)
             for (key, child) in fields { try checkLimits(child, shape: allowed[key] ?? .null, path: "\(path).\(key)") }
+        }
+
+        func item(_ node: Yams.Node, kind: String, allowed: Set<String>) throws -> Item {
+            let fields = try mapping(node, allowed: allowed, what: "an entry of \(kind)")
+            guard let nameNode = fields["name"] else { throw fail(node, "an entry of \(kind) needs a 'name'") }
+            let name = try string(nameNode, "name")
+            guard case .object(var body) = try json(node) else { throw fail(node, "an entry of \(kind) must be a mapping") }
+            if kind == "functions" {
+                // A WebAssembly module from a file beside the stack file, sent base64 as the API takes it.
+                if let fileNode = fields["file"] {
+                    guard fields["module"] == nil else { throw fail(fileNode, "give either 'file' or 'module', not both") }
+                    let relative = try string(fileNode, "file")
+                    let path = relative.hasPrefix("/") ? relative : directory + "/" + relative
+                    guard let bytes = FileManager.default.contents(atPath: path) else {
+                        throw fail(fileNode, "cannot read '\(relative)' (relative to the stack file)")
+                    }
+                    body["file"] = nil
+                    body["module"] = .string(bytes.base64EncodedString())
+                } else if fields["module"] == nil {
+                    throw fail(node, "function '\(name)' needs a 'file' (a .wasm module) or a base64 'module'")
+                }
+            }
+            return Item(name: name, line: node.mark?.line ?? 0, body: body)
         }
 
         func source(_ node: Yams.Node) throws -> Source {
@@ -186,6 +248,8 @@ struct StackFile {
             guard StackFile.sourceKinds.contains(kind) else {
                 throw fail(kindNode, "kind '\(kind)' is not one of \(StackFile.sourceKinds.joined(separator: ", "))")
             }
+            let allowed = (StackFile.sourceFieldsByKind[kind] ?? []).union(["name", "kind"])
+            _ = try mapping(node, allowed: allowed, what: "a \(kind) source")
             guard case .object(var body) = try json(node) else { throw fail(node, "a source must be a mapping") }
             if let fileNode = fields["file"] {
                 guard fields["document"] == nil else { throw fail(fileNode, "give either 'file' or 'document', not both") }
@@ -232,7 +296,13 @@ struct StackFile {
             case .scalar(let scalar):
                 switch Tag.Name(rawValue: node.tag.description) {
                 case Tag.Name.null: return .null
-                case Tag.Name.bool: return .bool(node.bool ?? false)
+                case Tag.Name.bool:
+                    // YAML 1.2's booleans only: `on`, `off`, `yes` and `no` stay strings (`changeStreams: off`).
+                    switch scalar.string.lowercased() {
+                    case "true": return .bool(true)
+                    case "false": return .bool(false)
+                    default: return .string(try expand(scalar.string, at: node))
+                    }
                 case Tag.Name.int:
                     guard let value = node.int else { throw fail(node, "'\(scalar.string)' is too large an integer") }
                     return .integer(Int64(value))

@@ -63,6 +63,9 @@ struct StackPlan {
             try await plan.planSources(tenant, exists: existing != nil, client: client, prune: prune)
             try await plan.planPolicies(tenant, exists: existing != nil, client: client)
             try await plan.planAuth(tenant, exists: existing != nil, client: client)
+            for collection in StackCollection.all {
+                try await plan.planItems(tenant, collection, exists: existing != nil, client: client, prune: prune)
+            }
         }
         if prune {
             let named = Set(file.tenants.map(\.slug))
@@ -131,8 +134,9 @@ struct StackPlan {
     }
 
     private mutating func planSources(_ tenant: StackFile.Tenant, exists: Bool, client: AdminClient, prune: Bool) async throws {
-        guard let desired = tenant.sources else { return }
         let slug = tenant.slug
+        let applied = recordBefore.tenants[slug]?.sources ?? [:]
+        guard let desired = tenant.sources ?? (prune && !applied.isEmpty ? [] : nil) else { return }
         var live: [String: JSONObject] = [:]
         if exists {
             for source in try await client.call(.GET, "/tenants/\(slug)/sources").arrayValue ?? [] {
@@ -228,6 +232,63 @@ struct StackPlan {
             record: { $0.tenants[slug, default: .init()].auth = digest }))
     }
 
+    /// Buckets, webhooks, scheduled jobs, functions: created when missing, updated when a field the
+    /// file sets differs from the node's (or a sealed field's digest changed), destroyed under
+    /// `--prune` when this stack applied them before.
+    private mutating func planItems(_ tenant: StackFile.Tenant, _ collection: StackCollection, exists: Bool, client: AdminClient, prune: Bool) async throws {
+        let slug = tenant.slug
+        let kind = collection.kind
+        let known = recordBefore.tenants[slug]?.items[kind] ?? [:]
+        // A kind the file leaves out is not managed — except that --prune still removes what this
+        // stack created of it before.
+        guard let desired = tenant.items[kind] ?? (prune && !known.isEmpty ? [] : nil) else { return }
+        let live = exists ? try await collection.list(client, slug) : [:]
+        for item in desired {
+            let name = item.name
+            let body = item.body
+            let digest = Self.digest(.object(body))
+            let address = "tenant.\(slug).\(collection.singular).\(name)"
+            let record: @Sendable (inout StackRecord) -> Void = { $0.tenants[slug, default: .init()].items[kind, default: [:]][name] = digest }
+            let shown = collection.visible(body)
+            guard let current = live[name] else {
+                let details = shown.compactMap { key, value -> String? in
+                    key == "name" ? nil : "\(key): \(collection.sealed.contains(key) || Self.sensitive.contains(key) ? "(sensitive)" : Self.show(value))"
+                }
+                changes.append(Change(
+                    action: .create, address: address, details: details, run: { try await collection.create($0, slug, body) }, record: record))
+                continue
+            }
+            if known[name] == digest { continue }
+            var details: [String] = []
+            for (key, value) in shown where key != "name" && !Self.same(value, current[key]) {
+                details.append("\(key): \(Self.show(current[key] ?? .null)) → \(Self.show(value))")
+            }
+            let sealedSet = collection.sealed.contains { body[$0] != nil }
+            if details.isEmpty && !sealedSet {
+                // The node already has it as the file says: adopt it.
+                self.record.tenants[slug, default: .init()].items[kind, default: [:]][name] = digest
+                continue
+            }
+            if details.isEmpty { details = collection.sealed.filter { body[$0] != nil }.sorted().map { "\($0): (sensitive, changed)" } }
+            let previous = current
+            changes.append(Change(
+                action: .update, address: address, details: details, run: { try await collection.update($0, slug, previous, body) }, record: record))
+        }
+        if prune {
+            let named = Set(desired.map(\.name))
+            for name in known.keys.sorted() where !named.contains(name) {
+                guard let current = live[name] else {
+                    self.record.tenants[slug]?.items[kind]?[name] = nil
+                    continue
+                }
+                changes.append(Change(
+                    action: .destroy, address: "tenant.\(slug).\(collection.singular).\(name)",
+                    run: { try await collection.delete($0, slug, current) },
+                    record: { $0.tenants[slug]?.items[kind]?[name] = nil }))
+            }
+        }
+    }
+
     // MARK: Helpers
 
     private static func tenantPatch(status: String?, limits: JSONObject?) -> JSONObject? {
@@ -246,13 +307,31 @@ struct StackPlan {
         }
     }
 
-    /// Whether a registration body describes the source the node lists, on every field the node
-    /// shows (it never shows passwords or documents).
+    /// Whether a registration body describes the source the node lists, on every field the file
+    /// sets. A connection string is compared by the host, port, database and user the node lists;
+    /// what the node never shows (passwords, keys, headers, documents) or does not list cannot be
+    /// compared, and then the answer is no — the source is replaced rather than wrongly adopted.
     static func matchesVisibly(_ body: JSONObject, _ live: JSONObject) -> Bool {
-        guard body["kind"]?.stringValue == live["kind"]?.stringValue else { return false }
-        if let url = body["url"]?.stringValue, let shown = live["url"]?.stringValue, CLIOutput.redacted(url) != shown { return false }
-        if let schemas = body["schemas"], let shown = live["schemas"], !same(schemas, shown) { return false }
-        return body["document"] == nil
+        guard let kind = body["kind"]?.stringValue, kind == live["kind"]?.stringValue else { return false }
+        for (key, value) in body where key != "name" && key != "kind" {
+            switch (kind, key) {
+            case ("postgres", "url"), ("schema", "url"), ("supabase", "dbUrl"):
+                guard let text = value.stringValue, sameDatabase(text, live) else { return false }
+            case ("supabase", "url"):
+                guard same(value, live["projectUrl"]) else { return false }
+            default:
+                guard let shown = live[key], same(value, shown) else { return false }
+            }
+        }
+        return true
+    }
+
+    /// A PostgreSQL URL against the host, port, database and user a listing shows.
+    static func sameDatabase(_ text: String, _ live: JSONObject) -> Bool {
+        guard let url = URLComponents(string: text), let host = url.host else { return false }
+        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
+        return host == live["host"]?.stringValue && Int64(url.port ?? 5432) == live["port"]?.intValue
+            && database == live["database"]?.stringValue && (url.user ?? "") == (live["user"]?.stringValue ?? "")
     }
 
     /// Whether auth settings match the node's public view of them. Settings that carry a secret
@@ -326,6 +405,8 @@ struct StackRecord: Sendable, Equatable {
         /// Source name → digest of the registration body this stack applied.
         var sources: [String: String] = [:]
         var auth: String?
+        /// Collection kind → item name → digest of the spec this stack applied.
+        var items: [String: [String: String]] = [:]
     }
 
     var name: String
@@ -337,6 +418,9 @@ struct StackRecord: Sendable, Equatable {
         for (slug, value) in answer["state"]?["tenants"]?.objectValue ?? [:] {
             var tenant = Tenant(managed: value["managed"]?.boolValue ?? false, auth: value["auth"]?.stringValue)
             for (source, digest) in value["sources"]?.objectValue ?? [:] { tenant.sources[source] = digest.stringValue }
+            for (kind, items) in value["items"]?.objectValue ?? [:] {
+                for (name, digest) in items.objectValue ?? [:] { tenant.items[kind, default: [:]][name] = digest.stringValue }
+            }
             record.tenants[slug] = tenant
         }
         return record
@@ -348,7 +432,15 @@ struct StackRecord: Sendable, Equatable {
             let tenant = self.tenants[slug]!
             var sources = JSONObject()
             for name in tenant.sources.keys.sorted() { sources[name] = .string(tenant.sources[name]!) }
-            tenants[slug] = ["managed": .bool(tenant.managed), "sources": .object(sources), "auth": tenant.auth.map(JSONValue.string) ?? .null]
+            var items = JSONObject()
+            for kind in tenant.items.keys.sorted() {
+                var byName = JSONObject()
+                for (name, digest) in tenant.items[kind]!.sorted(by: { $0.key < $1.key }) { byName[name] = .string(digest) }
+                items[kind] = .object(byName)
+            }
+            tenants[slug] = [
+                "managed": .bool(tenant.managed), "sources": .object(sources), "auth": tenant.auth.map(JSONValue.string) ?? .null, "items": .object(items),
+            ]
         }
         _ = try await client.call(.PUT, "/stacks/\(name)", body: ["state": ["tenants": .object(tenants)]])
     }

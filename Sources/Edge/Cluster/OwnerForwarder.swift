@@ -1,6 +1,8 @@
 import AsyncHTTPClient
+import Connectors
 import Crypto
 import Foundation
+import Tracing
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -128,6 +130,10 @@ struct OwnerForwarder: Sendable {
         outbound.headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor)
         if let authority = request.head.authority { outbound.headers.replaceOrAdd(name: "x-forwarded-host", value: authority) }
         if let body { outbound.body = .bytes(body) }
+        if TraceSwitch.enabled, let context = ServiceContext.current {
+            // The owner's span continues this node's, not the client's: one trace across the hop.
+            InstrumentationSystem.instrument.inject(context, into: &outbound.headers, using: HTTPHeadersInjector())
+        }
 
         let response: HTTPClientResponse
         do {

@@ -127,11 +127,19 @@ enum Node {
             logger: logger))
         // Error reports are delivered in the background for the node's whole life.
         let delivery = reporter.map { reporter in Task { await reporter.run() } }
-        defer {
-            reporter?.stop()
-            delivery?.cancel()
-        }
+        defer { delivery?.cancel() }
         try await group.run()
+        if let reporter, let delivery {
+            // Reports still queued (often the failure behind the shutdown) get up to 3 s to go out.
+            reporter.stop()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await delivery.value }
+                group.addTask { try? await Task.sleep(for: .seconds(3)) }
+                await group.next()
+                delivery.cancel()
+                group.cancelAll()
+            }
+        }
     }
 
     static func makeRouter(_ node: NodeServices, metrics: NodeMetrics, reporter: SentryReporter? = nil) -> Router<EdgeContext> {
@@ -139,7 +147,7 @@ enum Node {
         router.add(middleware: RequestMetricsMiddleware())
         // Off by default: without an OTLP endpoint no middleware is added at all.
         if TraceSwitch.enabled { router.add(middleware: RequestTracingMiddleware()) }
-        if let reporter { router.add(middleware: ErrorReportingMiddleware(reporter: reporter)) }
+        if let reporter { router.add(middleware: ErrorReportingMiddleware(reporter: reporter, nodeID: node.configuration.nodeID)) }
         router.add(middleware: ErrorShapeMiddleware())
         let nodeAPI = NodeAdminAPI(node: node, metrics: metrics)
         nodeAPI.registerPublic(on: router)

@@ -11,17 +11,24 @@ import Tracing
 struct ErrorReportingMiddleware: RouterMiddleware {
     typealias Context = EdgeContext
     let reporter: SentryReporter
+    let nodeID: String
+
+    /// Answers the node gives on purpose under load (a full queue, a deadline, no owner): they are
+    /// counted in the metrics; reporting each would spend the whole budget during an incident.
+    static let shedding: Set<String> = ["MB401", "MB402", "MB510"]
 
     func handle(_ request: Request, context: EdgeContext, next: (Request, EdgeContext) async throws -> Response) async throws -> Response {
         do {
             let response = try await next(request, context)
-            if response.status.code >= 500 {
+            // A forwarded answer was reported by the owner that gave it.
+            let servedBy = response.headers[OwnerForwarder.servedByHeader]
+            if response.status.code >= 500, servedBy == nil || servedBy == nodeID {
                 report(request, context, status: response.status.code, type: "HTTP \(response.status.code)", message: response.status.reasonPhrase)
             }
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            if status >= 500 {
+            if status >= 500, !((error as? APIError).map { Self.shedding.contains($0.code) } ?? false) {
                 let (type, message): (String, String)
                 if let api = error as? APIError {
                     (type, message) = (api.code, api.message)

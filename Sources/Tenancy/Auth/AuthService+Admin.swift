@@ -87,7 +87,7 @@ extension AuthService {
         Self.merge(changes.appMetadata, into: &user.profile.appMetadata)
         user.profile.updatedAt = at
         do {
-            _ = try await store.updateUser(user)
+            guard try await store.updateUser(user) else { throw AuthFailure.userNotFound }
         } catch ControlPlaneError.duplicate {
             throw AuthFailure.emailExists
         }

@@ -4,7 +4,10 @@
 // Every value from the node is written with textContent, never parsed as HTML.
 "use strict";
 
-const state = { token: null, timers: [], tenantCache: new Map() };
+// `generation` counts navigations: work started for an earlier page (a slow fetch, a timer) checks
+// it and gives up instead of drawing over the page the user moved on to. `view` is the element the
+// current page is drawn into, attached to <main> once it is ready.
+const state = { token: null, timers: [], tenantCache: new Map(), generation: 0, view: null };
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers
@@ -30,7 +33,7 @@ function put(element, ...children) {
   element.replaceChildren(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
 }
 
-const main = () => document.getElementById("main");
+const main = () => state.view || document.getElementById("main");
 let uniqueCounter = 0;
 const uniqueID = (prefix) => `${prefix}-${++uniqueCounter}`;
 
@@ -196,25 +199,44 @@ async function tenantCall(slug, path, options) {
 // Routing: #/tenants, #/tenants/{slug}/{tab}, #/supervisor, #/cluster, #/metrics
 
 function stopTimers() {
+  state.generation += 1;
   for (const timer of state.timers) clearInterval(timer);
   state.timers = [];
 }
 
+/// Repeats `work` while the page that asked for it is shown and the user is signed in.
 function every(milliseconds, work) {
-  state.timers.push(setInterval(work, milliseconds));
+  const generation = state.generation;
+  const timer = setInterval(() => {
+    if (generation !== state.generation || !state.token) return clearInterval(timer);
+    work();
+  }, milliseconds);
+  state.timers.push(timer);
+}
+
+function hashParts() {
+  try {
+    return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  } catch (_) {
+    return [];  // a malformed escape: show the tenants
+  }
 }
 
 async function route() {
   stopTimers();
+  const generation = state.generation;
+  state.view = null;
   if (!state.token) return renderSignIn();
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const parts = hashParts();
   const section = parts[0] || "tenants";
   for (const link of document.querySelectorAll("#global-nav a")) {
     if (link.getAttribute("href") === `#/${section}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const view = main();
-  put(view);
+  const view = h("div", {});
+  state.view = view;
+  const shown = document.getElementById("main");
+  shown.setAttribute("aria-busy", "true");
   try {
     if (section === "tenants" && parts[1]) await renderTenant(parts[1], parts[2] || "keys");
     else if (section === "supervisor") await renderSupervisor();
@@ -222,8 +244,12 @@ async function route() {
     else if (section === "metrics") await renderMetrics();
     else await renderTenants();
   } catch (error) {
-    if (state.token) showError(error);
+    if (state.token && generation === state.generation) showError(error);
   }
+  // The user moved on while this page loaded: the newer navigation draws the page.
+  if (generation !== state.generation || !state.token) return;
+  shown.removeAttribute("aria-busy");
+  put(shown, view);
   const heading = view.querySelector("h1");
   if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
 }
@@ -232,6 +258,8 @@ function signOut(reason, isError = true) {
   state.token = null;
   state.tenantCache.clear();
   stopTimers();
+  state.view = null;
+  document.getElementById("main").removeAttribute("aria-busy");
   document.getElementById("global-nav").hidden = true;
   renderSignIn();
   if (reason) document.getElementById(isError ? "errors" : "status").textContent = reason;
@@ -611,20 +639,36 @@ async function renderPolicies(slug, content) {
 }
 
 async function renderUsers(slug, content) {
-  put(content, h("h2", {}, "Users"));
-  const response = await tenantCall(slug, "/auth/v1/admin/users?page=1&per_page=50");
-  const answer = await readJSON(response);
-  const users = Array.isArray(answer) ? answer : (answer && answer.users) || [];
-  content.append(dataTable("Users", ["Email", "Phone", "Id", "Created", "Last sign-in", "Confirmed"], users, (user, column) => {
-    switch (column) {
-      case "Email": return formatCell(user.email || null);
-      case "Phone": return formatCell(user.phone || null);
-      case "Id": return h("code", {}, user.id);
-      case "Created": return formatCell(user.created_at);
-      case "Last sign-in": return formatCell(user.last_sign_in_at || null);
-      default: return user.email_confirmed_at || user.phone_confirmed_at ? "yes" : "no";
-    }
-  }));
+  const perPage = 50;
+  let page = 1;
+  const list = h("div", { "aria-live": "polite" });
+  put(content, h("h2", {}, "Users"), list);
+  const load = async () => {
+    const response = await tenantCall(slug, `/auth/v1/admin/users?page=${page}&per_page=${perPage}`);
+    const answer = await readJSON(response);
+    const users = Array.isArray(answer) ? answer : (answer && answer.users) || [];
+    const total = Number(response.headers.get("X-Total-Count"));
+    const previous = h("button", { type: "button", disabled: page === 1, onclick: () => { page -= 1; load().catch(showError); } }, "Previous");
+    const next = h("button", {
+      type: "button", disabled: Number.isFinite(total) ? page * perPage >= total : users.length < perPage,
+      onclick: () => { page += 1; load().catch(showError); },
+    }, "Next");
+    const first = (page - 1) * perPage;
+    put(list,
+      dataTable("Users", ["Email", "Phone", "Id", "Created", "Last sign-in", "Confirmed"], users, (user, column) => {
+        switch (column) {
+          case "Email": return formatCell(user.email || null);
+          case "Phone": return formatCell(user.phone || null);
+          case "Id": return h("code", {}, user.id);
+          case "Created": return formatCell(user.created_at);
+          case "Last sign-in": return formatCell(user.last_sign_in_at || null);
+          default: return user.email_confirmed_at || user.phone_confirmed_at ? "yes" : "no";
+        }
+      }),
+      h("p", {}, users.length ? `Users ${first + 1}–${first + users.length}` : "No users", Number.isFinite(total) ? ` of ${total} ` : " ",
+        previous, " ", next));
+  };
+  await load();
 }
 
 async function renderStorage(slug, content) {
