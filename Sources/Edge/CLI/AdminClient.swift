@@ -31,30 +31,7 @@ struct AdminClient {
     /// The node's JSON answer to `method path` (under /admin/v1), or a failure naming the
     /// server's code and message.
     func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
-        var request = HTTPClientRequest(url: base + "/admin/v1" + path)
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body.encoded()))
-        }
-        let response: HTTPClientResponse
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
-        } catch {
-            throw Failure(code: 1, description: "cannot reach the node at \(base): \(Self.reason(error))")
-        }
-        let bytes = try await response.body.collect(upTo: 64 << 20)
-        let value = bytes.readableBytes == 0 ? JSONValue.null : ((try? JSONValue.parse(bytes.readableBytesView)) ?? .null)
-        guard (200..<300).contains(Int(response.status.code)) else {
-            let code = value["code"]?.stringValue ?? String(response.status.code)
-            let message = value["message"]?.stringValue ?? response.status.reasonPhrase
-            if response.status == .unauthorized {
-                throw Failure(code: 1, description: "the node refused the admin token (\(code)): \(message)")
-            }
-            throw Failure(code: 1, description: "\(code) (HTTP \(response.status.code)): \(message)")
-        }
-        return value
+        try await send(method, "/admin/v1" + path, bearer: token, body: body, refusal: "the node refused the admin token")
     }
 
     /// A call to a tenant's own API (`/t/{slug}{path}`) as its service role, for what only that API
@@ -63,10 +40,16 @@ struct AdminClient {
         guard let key = try await call(.GET, "/tenants/\(slug)")["serviceKey"]?.stringValue else {
             throw Failure(code: 1, description: "the node did not give tenant \(slug)'s service key")
         }
-        var request = HTTPClientRequest(url: base + "/t/\(slug)" + path)
+        return try await send(method, "/t/\(slug)" + path, bearer: key, apiKey: key, body: body, refusal: "the tenant refused its service key")
+    }
+
+    private func send(
+        _ method: HTTPMethod, _ path: String, bearer: String, apiKey: String? = nil, body: JSONValue?, refusal: String
+    ) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: base + path)
         request.method = method
-        request.headers.add(name: "apikey", value: key)
-        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        request.headers.add(name: "Authorization", value: "Bearer \(bearer)")
+        if let apiKey { request.headers.add(name: "apikey", value: apiKey) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body.encoded()))
@@ -80,8 +63,10 @@ struct AdminClient {
         let bytes = try await response.body.collect(upTo: 64 << 20)
         let value = bytes.readableBytes == 0 ? JSONValue.null : ((try? JSONValue.parse(bytes.readableBytesView)) ?? .null)
         guard (200..<300).contains(Int(response.status.code)) else {
+            // The admin API's `code`; the storage API's `statusCode`/`error`.
             let code = value["code"]?.stringValue ?? value["statusCode"]?.stringValue ?? value["error"]?.stringValue ?? String(response.status.code)
             let message = value["message"]?.stringValue ?? response.status.reasonPhrase
+            if response.status == .unauthorized { throw Failure(code: 1, description: "\(refusal) (\(code)): \(message)") }
             throw Failure(code: 1, description: "\(code) (HTTP \(response.status.code)): \(message)")
         }
         return value
