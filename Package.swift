@@ -219,7 +219,7 @@ let package = Package(
         // Benchmark-only: CPU-bound modules in WasmKit, with and without fuel (Benchmarks/functions).
         .executableTarget(
             name: "FunctionsBench",
-            dependencies: [.product(name: "WasmKit", package: "WasmKit")],
+            dependencies: ["Functions", .product(name: "WasmKit", package: "WasmKit")],
             path: "Benchmarks/functions/Tools",
             swiftSettings: swiftSettings
         ),

@@ -120,6 +120,10 @@ FIB_KIT=$("$BIN/functions-bench" cpu "$WORK/cpu.wasm" fib 27 5 fuel | cut -d' ' 
 FIB_KIT_NOFUEL=$("$BIN/functions-bench" cpu "$WORK/cpu.wasm" fib 27 5 nofuel | cut -d' ' -f1)
 LOOP_KIT=$("$BIN/functions-bench" cpu "$WORK/cpu.wasm" loop 50000000 3 fuel | cut -d' ' -f1)
 LOOP_KIT_NOFUEL=$("$BIN/functions-bench" cpu "$WORK/cpu.wasm" loop 50000000 3 nofuel | cut -d' ' -f1)
+log "J: a warm JavaScript hello-world (QuickJS in WasmKit, through the node's runner)"
+python3 "$ROOT/scripts/lib/fetch_quickjs.py" "$ROOT" >/dev/null
+JS=$("$BIN/functions-bench" js 200)
+
 WASMTIME=$("$PY" - "$WORK/cpu.wasm" <<'PY'
 import statistics, sys, time, wasmtime
 engine = wasmtime.Engine()
@@ -137,6 +141,7 @@ print(f"{run('fib', 27, 5):.2f} {run('loop', 50_000_000, 3):.2f}")
 PY
 )
 
+echo "J JavaScript hello-world per call, ms: $JS (target: warm <= 10)"
 python3 - "$ALONE" "$BESIDE" "$FIB_KIT" "$FIB_KIT_NOFUEL" "$LOOP_KIT" "$LOOP_KIT_NOFUEL" "$WASMTIME" "${RESULTS[@]}" <<'PY'
 import statistics, sys
 alone, beside, fib_kit, fib_nofuel, loop_kit, loop_nofuel, wasmtime = sys.argv[1:8]

@@ -15,6 +15,23 @@ public struct FunctionError: Error, Sendable, Equatable, CustomStringConvertible
 
     public var description: String { "\(code) \(status): \(message)" + (details.map { " (\($0))" } ?? "") }
 
+    // MARK: JavaScript
+
+    /// The node has no (or a different) QuickJS module: JavaScript functions cannot run here.
+    public static func javaScriptUnavailable(_ why: String) -> FunctionError {
+        FunctionError(status: 501, code: "MB879", message: "JavaScript functions are not available on this node", details: why)
+    }
+
+    /// At deploy: the source does not load (a syntax error, a throw at the top level, no handler).
+    public static func scriptDoesNotLoad(_ why: String) -> FunctionError {
+        FunctionError(status: 422, code: "MB867", message: "the JavaScript source does not load", details: why)
+    }
+
+    /// At a call: the handler threw or rejected, or returned something that is not a Response.
+    static func scriptThrew(_ why: String) -> FunctionError {
+        FunctionError(status: 500, code: "MB867", message: "the function's JavaScript threw", details: why)
+    }
+
     // MARK: Deploy
 
     static func notWasm(_ why: String) -> FunctionError {

@@ -67,7 +67,12 @@ struct FunctionAdminAPI {
         var fields = JSONObject()
         var body = request.body
         let buffer = try await body.collect(upTo: limits.maxModuleBytes * 2 + (1 << 20))
-        if request.headers[.contentType]?.lowercased().hasPrefix("application/wasm") == true {
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        var language = "wasm"
+        if contentType.hasPrefix("application/javascript") || contentType.hasPrefix("text/javascript") {
+            language = "javascript"
+        }
+        if contentType.hasPrefix("application/wasm") || language == "javascript" {
             moduleBytes = Array(buffer.readableBytesView)
             for (key, value) in request.uri.queryParameters {
                 let text = String(value)
@@ -84,17 +89,35 @@ struct FunctionAdminAPI {
             do { value = try JSONValue.parse(buffer.readableBytesView) } catch { throw APIError.invalidJSON("\(error)") }
             guard let object = value.objectValue else { throw APIError.invalidJSON("expected a JSON object") }
             fields = object
-            for key in fields.keys where !["module", "verifyJwt", "timeoutMs", "memoryLimitMb", "env", "secrets", "serviceRole"].contains(key) {
+            for key in fields.keys where !["module", "source", "language", "verifyJwt", "timeoutMs", "memoryLimitMb", "env", "secrets", "serviceRole"].contains(key) {
                 throw APIError(status: .badRequest, code: "MB102", message: "unknown field '\(key)'")
             }
-            guard let text = fields["module"]?.stringValue, let data = Data(base64Encoded: text) else {
+            if let value = fields["language"] {
+                guard let name = value.stringValue, ["wasm", "javascript"].contains(name) else {
+                    throw APIError.invalidField("language", "must be 'wasm' or 'javascript'")
+                }
+                language = name
+            } else if fields["source"] != nil {
+                language = "javascript"
+            }
+            if language == "javascript" {
+                guard fields["module"] == nil else { throw APIError.invalidField("module", "a JavaScript function sends its 'source', not a module") }
+                guard let source = fields["source"]?.stringValue else {
+                    throw APIError.invalidField("source", current == nil ? "the JavaScript source is required" : "send the source again with each version")
+                }
+                moduleBytes = Array(source.utf8)
+            } else if fields["source"] != nil {
+                throw APIError.invalidField("source", "only JavaScript functions send a source (language: javascript)")
+            } else if let text = fields["module"]?.stringValue, let data = Data(base64Encoded: text) {
+                moduleBytes = Array(data)
+            } else {
                 if current == nil || fields["module"] != nil {
                     throw APIError.invalidField("module", "a base64 WebAssembly module is required")
                 }
                 throw APIError.invalidField("module", "send the module again with each version")
             }
-            moduleBytes = Array(data)
         }
+        settings.language = language == "javascript" ? "javascript" : nil
         if let value = fields["verifyJwt"] {
             guard let flag = value.boolValue else { throw APIError.invalidField("verifyJwt", "expected true or false") }
             settings.verifyJwt = flag
@@ -147,7 +170,15 @@ struct FunctionAdminAPI {
         }
         let module: FunctionModule
         do {
-            module = try FunctionModule(bytes: moduleBytes, maxBytes: limits.maxModuleBytes, memoryLimitBytes: settings.memoryLimitMb << 20)
+            if settings.isJavaScript {
+                module = try FunctionModule(javaScript: moduleBytes, maxBytes: limits.maxModuleBytes)
+                // Its top level runs once now: a syntax error or a missing handler is the deploy's 422.
+                // Its own bound, not the function's: the first run of a node's QuickJS instantiates
+                // it (a second or more in a debug build), which a call's timeout need not cover.
+                try await FunctionsAPI.runner.check(javaScript: module, timeoutMs: 15_000, memoryLimitBytes: settings.memoryLimitMb << 20)
+            } else {
+                module = try FunctionModule(bytes: moduleBytes, maxBytes: limits.maxModuleBytes, memoryLimitBytes: settings.memoryLimitMb << 20)
+            }
         } catch {
             throw APIError(error)
         }
@@ -263,6 +294,7 @@ struct FunctionAdminAPI {
             "name": .string(function.name), "version": .integer(Int64(version.version)), "verifyJwt": .bool(version.settings.verifyJwt),
             "timeoutMs": .integer(Int64(version.settings.timeoutMs)), "memoryLimitMb": .integer(Int64(version.settings.memoryLimitMb)),
             "env": .object(env), "secrets": .array(secretNames.map(JSONValue.string)), "serviceRole": .bool(version.settings.serviceRole),
+            "language": .string(version.settings.isJavaScript ? "javascript" : "wasm"),
             "sha256": .string(version.sha256), "sizeBytes": .integer(Int64(version.module.count)),
             "url": .string(node.apiURL(for: tenant) + "/functions/v1/" + function.name),
         ]

@@ -6,7 +6,13 @@ import Foundation
 /// imports from `wasi_snapshot_preview1` only, `_start` and `memory` exported, within the size and
 /// initial-memory limits — and kept parsed for every call of its version.
 public struct FunctionModule: Sendable {
-    public let module: Module
+    /// What runs: a WebAssembly command, or JavaScript source run by the node's QuickJS.
+    public enum Code: Sendable {
+        case wasm(Module)
+        case javaScript(String)
+    }
+
+    public let code: Code
     public let sha256: String
     public let sizeBytes: Int
     /// The memory the module starts with, in bytes.
@@ -60,9 +66,22 @@ public struct FunctionModule: Sendable {
             throw FunctionError.badInterface("the module cannot be instantiated: \(error)")
         }
         guard initial <= memoryLimitBytes else { throw FunctionError.memoryTooLarge(initial, limit: memoryLimitBytes) }
-        self.module = parsed
+        self.code = .wasm(parsed)
         self.sizeBytes = bytes.count
         self.initialMemoryBytes = initial
         self.sha256 = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// JavaScript source (UTF-8, no NUL), within the tenant's module size limit. Whether it loads
+    /// is checked by running it once (`FunctionRunner.check`).
+    public init(javaScript source: [UInt8], maxBytes: Int) throws(FunctionError) {
+        guard source.count <= maxBytes else { throw FunctionError.tooLarge(source.count, limit: maxBytes) }
+        guard !source.contains(0), let text = String(validating: source, as: UTF8.self) else {
+            throw FunctionError.scriptDoesNotLoad("the source must be UTF-8 text without NUL")
+        }
+        self.code = .javaScript(text)
+        self.sizeBytes = source.count
+        self.initialMemoryBytes = 0
+        self.sha256 = SHA256.hash(data: source).map { String(format: "%02x", $0) }.joined()
     }
 }

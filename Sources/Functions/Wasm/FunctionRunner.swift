@@ -46,6 +46,8 @@ public final class FunctionRunner: Sendable {
 
     let engine: Engine
     let threads: NIOThreadPool
+    let quickJS = LazyQuickJS()
+    let javaScriptInstances = JavaScriptInstances()
 
     public init(threads count: Int) {
         self.engine = Engine(configuration: EngineConfiguration(fuelMetering: true))
@@ -60,15 +62,43 @@ public final class FunctionRunner: Sendable {
     /// Runs one call on the runner's threads; throws only when the runner is shut down (MB877).
     public func run(_ module: FunctionModule, _ invocation: Invocation) async throws(FunctionError) -> InvocationOutcome {
         let engine = self.engine
+        switch module.code {
+        case .wasm(let wasm):
+            return try await onThreads { Self.call(wasm, invocation, engine: engine) }
+        case .javaScript(let source):
+            let reactor = try await onThreads { Result { () throws(FunctionError) in try self.quickJS.get() } }.get()
+            let instances = javaScriptInstances
+            let key = "\(module.sha256)@\(invocation.memoryLimitBytes)"
+            return try await onThreads {
+                JavaScriptCall.run(source, key: key, invocation, reactor: reactor, instances: instances, engine: engine)
+            }
+        }
+    }
+
+    /// Runs `source` once without a request, as a deploy's check: its top level must load and
+    /// register a handler with `Deno.serve`. Throws MB867 with the error when it does not.
+    public func check(javaScript module: FunctionModule, timeoutMs: Int, memoryLimitBytes: Int) async throws(FunctionError) {
+        let invocation = Invocation(
+            arguments: [], environment: ["MB_CHECK_ONLY=1", "REQUEST_METHOD=GET"], stdin: [], timeoutMs: timeoutMs,
+            memoryLimitBytes: memoryLimitBytes, maxOutputBytes: 1 << 16)
+        let outcome = try await run(module, invocation)
+        // Loaded, a handler registered, nothing written: no header block is the expected answer (MB863).
+        if case .failure(let error) = outcome.result, error.code != "MB863" {
+            guard error.code == "MB867" else { throw FunctionError.scriptDoesNotLoad(error.details ?? error.message) }
+            throw FunctionError.scriptDoesNotLoad(error.details ?? "it threw")
+        }
+    }
+
+    private func onThreads<Value: Sendable>(_ work: @escaping @Sendable () -> Value) async throws(FunctionError) -> Value {
         do {
-            return try await threads.runIfActive { Self.call(module, invocation, engine: engine) }
+            return try await threads.runIfActive(work)
         } catch {
             throw FunctionError.unavailable("the function threads are stopped")
         }
     }
 
     /// The call itself, blocking the calling thread.
-    static func call(_ module: FunctionModule, _ invocation: Invocation, engine: Engine) -> InvocationOutcome {
+    static func call(_ module: Module, _ invocation: Invocation, engine: Engine) -> InvocationOutcome {
         let started = DispatchTime.now()
         let deadline = started + .milliseconds(invocation.timeoutMs)
         let store = Store(engine: engine)
@@ -83,7 +113,7 @@ public final class FunctionRunner: Sendable {
         var memoryBytes = 0
         var failure: FunctionError?
         do {
-            let instance = try module.module.instantiate(store: store, imports: host.imports(for: module.module, store: store))
+            let instance = try module.instantiate(store: store, imports: host.imports(for: module, store: store))
             defer { memoryBytes = instance.exports[memory: "memory"]?.byteCount ?? 0 }
             guard let start = instance.exports[function: "_start"] else { throw FunctionError.badInterface("no exported function _start") }
             watchdog.arm()

@@ -8,15 +8,15 @@ import WasmKit
 /// WASI costs about 90 µs. Every guest pointer is checked against the memory before it is read or
 /// written: a bad one answers EFAULT, never touches the host.
 final class WASICall {
-    let arguments: [String]
-    let environment: [String]
+    private(set) var arguments: [String]
+    private(set) var environment: [String]
     private var stdin: [UInt8]
     private var stdinOffset = 0
     private(set) var stdout: [UInt8] = []
     private(set) var stderr: [UInt8] = []
-    let maxOutputBytes: Int
+    private(set) var maxOutputBytes: Int
     let maxStderrBytes = 10_000
-    let deadline: DispatchTime
+    private(set) var deadline: DispatchTime
     /// Set when the guest wrote past `maxOutputBytes`: the call is stopped and answered MB866.
     private(set) var outputOverflowed = false
 
@@ -26,6 +26,20 @@ final class WASICall {
         self.stdin = stdin
         self.maxOutputBytes = maxOutputBytes
         self.deadline = deadline
+    }
+
+    /// A new call on an instance kept from an earlier one (JavaScript's QuickJS instances): the
+    /// earlier call's input and output are gone.
+    func reset(environment: [String], stdin: [UInt8], maxOutputBytes: Int, deadline: DispatchTime) {
+        self.arguments = []
+        self.environment = environment
+        self.stdin = stdin
+        self.stdinOffset = 0
+        self.stdout = []
+        self.stderr = []
+        self.maxOutputBytes = maxOutputBytes
+        self.deadline = deadline
+        self.outputOverflowed = false
     }
 
     /// Thrown by `proc_exit` to end the call with its status.

@@ -8,6 +8,11 @@ public struct FunctionSettings: Sendable, Equatable, Codable {
     public var memoryLimitMb: Int
     public var env: [String: String]
     public var serviceRole: Bool
+    /// `javascript` for source run by QuickJS; nil (stored versions before it existed) or `wasm`
+    /// for a WebAssembly module.
+    public var language: String?
+
+    public var isJavaScript: Bool { language == "javascript" }
 
     public init(verifyJwt: Bool = true, timeoutMs: Int = 2_000, memoryLimitMb: Int = 64, env: [String: String] = [:], serviceRole: Bool = false) {
         self.verifyJwt = verifyJwt

@@ -40,7 +40,9 @@ public final class FunctionsSubsystem: TenantSubsystem {
             Counter(label: "minibaas_function_module_cache_hits_total", dimensions: [("tenant", tenant)]).increment()
             return cached
         }
-        let parsed = try FunctionModule(bytes: version.module, maxBytes: .max, memoryLimitBytes: memoryLimitBytes)
+        let parsed = version.settings.isJavaScript
+            ? try FunctionModule(javaScript: version.module, maxBytes: .max)
+            : try FunctionModule(bytes: version.module, maxBytes: .max, memoryLimitBytes: memoryLimitBytes)
         modules.withLockedValue { modules in
             if modules.count >= Self.cachedModules { modules.removeAll() }
             modules[key] = parsed
