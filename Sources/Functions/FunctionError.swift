@@ -43,7 +43,7 @@ public struct FunctionError: Error, Sendable, Equatable, CustomStringConvertible
     static func tooLarge(_ size: Int, limit: Int) -> FunctionError {
         FunctionError(status: 413, code: "MB870", message: "the module is larger than the tenant's limit", details: "\(size) bytes, limit \(limit)")
     }
-    static func memoryTooLarge(_ bytes: Int, limit: Int) -> FunctionError {
+    public static func memoryTooLarge(_ bytes: Int, limit: Int) -> FunctionError {
         FunctionError(
             status: 422, code: "MB871", message: "the module's initial memory is over the function's memory limit",
             details: "\(bytes / 1_048_576) MiB, limit \(limit / 1_048_576) MiB")

@@ -207,6 +207,8 @@ def test_buckets_webhooks_cron_and_functions_are_managed_too(node, tenant, tmp_p
     slug = tenant["slug"]
     with open(os.path.join(tmp_path, "loop.wasm"), "wb") as handle:
         handle.write(bytes(wasmtime.wat2wasm(LOOP)))
+    with open(os.path.join(tmp_path, "greet.js"), "w") as handle:
+        handle.write("Deno.serve(() => new Response('hello from the stack'));\n")
     stack = "c" + secrets.token_hex(3)
 
     def text(public="true", schedule="@daily", webhook=True):
@@ -218,15 +220,17 @@ def test_buckets_webhooks_cron_and_functions_are_managed_too(node, tenant, tmp_p
                       "    cron:",
                       f'      - {{name: nightly, schedule: "{schedule}", timezone: Europe/Paris, target: {{url: "http://127.0.0.1:9/cron"}}}}']
         lines += ["    functions:",
-                  '      - {name: spin, file: loop.wasm, verifyJwt: false, timeoutMs: 500, secrets: {TOKEN: "${env:FN_SECRET}"}}']
+                  '      - {name: spin, file: loop.wasm, verifyJwt: false, timeoutMs: 500, secrets: {TOKEN: "${env:FN_SECRET}"}}',
+                  "      - {name: greet, file: greet.js, verifyJwt: false}"]
         return "\n".join(lines) + "\n"
 
     path = write(tmp_path, text())
     env = {"FN_SECRET": "first-" + secrets.token_hex(4)}
     applied = minibaas(node, "apply", "-f", path, env=env)
     assert applied.returncode == 0, applied.stderr
-    assert "Plan: 4 to add, 0 to change, 0 to destroy." in applied.stdout
+    assert "Plan: 5 to add, 0 to change, 0 to destroy." in applied.stdout, applied.stdout
     assert f"+ tenant.{slug}.bucket.avatars" in applied.stdout and f"+ tenant.{slug}.function.spin" in applied.stdout
+    assert call("GET", f"{base_url(node, slug)}/functions/greet", node.token)["language"] == "javascript"
     assert env["FN_SECRET"] not in applied.stdout and "signing secret (shown once) whsec_" in applied.stderr
     base = f"{node.base}/admin/v1/tenants/{slug}"
     assert [w["name"] for w in call("GET", f"{base}/webhooks", node.token)] == ["orders"]
@@ -257,6 +261,10 @@ def test_buckets_webhooks_cron_and_functions_are_managed_too(node, tenant, tmp_p
     assert call("GET", f"{base}/webhooks", node.token) == [] and call("GET", f"{base}/cron", node.token) == []
     assert "avatars" in urllib_get(f"{tenant['apiUrl']}/storage/v1/bucket", tenant["serviceKey"])
     assert slug in tenants(node)
+
+
+def base_url(node, slug):
+    return f"{node.base}/admin/v1/tenants/{slug}"
 
 
 def urllib_get(url, key):

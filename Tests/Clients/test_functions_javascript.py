@@ -87,3 +87,33 @@ Deno.serve(async (req) => {
         raise AssertionError("expected a FunctionsHttpError")
     except FunctionsHttpError:
         pass
+
+
+def test_the_shim_keeps_the_answer_well_formed(fn_tenant):
+    """Two cookies stay two header lines, a status text cannot add headers, `print` goes to the
+    log, a malformed query escape does not throw, a GET's body reads as empty bytes."""
+    import http.client
+    import urllib.parse
+    source = r"""
+Deno.serve(async (req) => {
+  print("to the log, not the answer");
+  const url = new URL(req.url);
+  const bytes = await req.arrayBuffer();
+  const headers = new Headers({ "content-type": "application/json" });
+  headers.append("set-cookie", "a=1; Path=/");
+  headers.append("set-cookie", "b=2; Path=/");
+  return new Response(JSON.stringify({ q: url.searchParams.get("q"), size: bytes.byteLength }),
+    { status: 200, statusText: "OK\r\nX-Injected: yes", headers });
+});
+"""
+    status, deployed = deploy_js(fn_tenant, "shape", source, verifyJwt=False, timeoutMs=10000)
+    assert status == 201, deployed
+    target = urllib.parse.urlsplit(fn_tenant["apiUrl"] + "/functions/v1/shape?q=%zz")
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+    connection.request("GET", target.path + "?" + target.query)
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 200 and body == {"q": "%zz", "size": 0}
+    assert response.headers.get_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    assert response.headers.get("X-Injected") is None
+    connection.close()

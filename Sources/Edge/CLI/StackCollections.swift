@@ -80,6 +80,11 @@ struct StackCollection: Sendable {
                 shown["module"] = nil
                 shown["sha256"] = .string(Hex.encode(SHA256.hash(data: bytes)))
             }
+            // The node keeps JavaScript source as its UTF-8 bytes, digested the same way.
+            if let source = body["source"]?.stringValue {
+                shown["source"] = nil
+                shown["sha256"] = .string(Hex.encode(SHA256.hash(data: Array(source.utf8))))
+            }
             if let secrets = body["secrets"]?.objectValue { shown["secrets"] = .array(secrets.keys.sorted().map(JSONValue.string)) }
             return shown
         })

@@ -50,7 +50,7 @@ struct StackFile {
         "buckets": ["name", "public", "file_size_limit", "allowed_mime_types"],
         "webhooks": ["name", "source", "schema", "table", "events", "filter", "url", "headers", "timeoutMs", "retrySchedule", "maxInFlight", "enabled"],
         "cron": ["name", "schedule", "timezone", "target", "retrySchedule", "enabled"],
-        "functions": ["name", "file", "module", "verifyJwt", "timeoutMs", "memoryLimitMb", "env", "secrets", "serviceRole"],
+        "functions": ["name", "file", "module", "language", "source", "verifyJwt", "timeoutMs", "memoryLimitMb", "env", "secrets", "serviceRole"],
     ]
 
     struct Source {
@@ -219,19 +219,29 @@ struct StackFile {
             let name = try string(nameNode, "name")
             guard case .object(var body) = try json(node) else { throw fail(node, "an entry of \(kind) must be a mapping") }
             if kind == "functions" {
-                // A WebAssembly module from a file beside the stack file, sent base64 as the API takes it.
+                // A WebAssembly module (sent base64) or JavaScript source (`.js`/`.mjs`) from a file
+                // beside the stack file, as the API takes them.
                 if let fileNode = fields["file"] {
-                    guard fields["module"] == nil else { throw fail(fileNode, "give either 'file' or 'module', not both") }
+                    guard fields["module"] == nil && fields["source"] == nil else {
+                        throw fail(fileNode, "give one of 'file', 'module' or 'source'")
+                    }
                     let relative = try string(fileNode, "file")
                     let path = relative.hasPrefix("/") ? relative : directory + "/" + relative
                     guard let bytes = FileManager.default.contents(atPath: path) else {
                         throw fail(fileNode, "cannot read '\(relative)' (relative to the stack file)")
                     }
                     body["file"] = nil
-                    body["module"] = .string(bytes.base64EncodedString())
-                } else if fields["module"] == nil {
-                    throw fail(node, "function '\(name)' needs a 'file' (a .wasm module) or a base64 'module'")
+                    if relative.hasSuffix(".js") || relative.hasSuffix(".mjs") || body["language"]?.stringValue == "javascript" {
+                        guard let text = String(data: bytes, encoding: .utf8) else { throw fail(fileNode, "'\(relative)' is not UTF-8 text") }
+                        body["language"] = "javascript"
+                        body["source"] = .string(text)
+                    } else {
+                        body["module"] = .string(bytes.base64EncodedString())
+                    }
+                } else if fields["module"] == nil && fields["source"] == nil {
+                    throw fail(node, "function '\(name)' needs a 'file' (.wasm or .js), a base64 'module' or a JavaScript 'source'")
                 }
+                if fields["source"] != nil && body["language"] == nil { body["language"] = "javascript" }
             }
             return Item(name: name, line: node.mark?.line ?? 0, body: body)
         }

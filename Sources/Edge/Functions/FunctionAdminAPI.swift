@@ -25,6 +25,8 @@ struct FunctionAdminAPI {
     static let namePattern = "^[A-Za-z][A-Za-z0-9_-]{0,62}$"
     /// Versions kept per function (the active one among them).
     static let keptVersions = 10
+    /// QuickJS starts with 34 pages (2.1 MiB) and needs room for its heap.
+    static let javaScriptMinimumMemoryMb = 16
 
     static func validName(_ name: String) -> Bool {
         name.range(of: namePattern, options: .regularExpression) != nil
@@ -152,6 +154,8 @@ struct FunctionAdminAPI {
         }
         // Secrets: merged into the function's sealed set; null deletes one.
         var sealedSecrets: String?
+        // What calls will see, for a JavaScript deploy's check.
+        var openedSecrets = try current.map { try openSecrets($0) } ?? [:]
         if let value = fields["secrets"] {
             guard let object = value.objectValue else { throw APIError.invalidField("secrets", "expected an object of strings") }
             var secrets = try current.map { try openSecrets($0) } ?? [:]
@@ -165,17 +169,26 @@ struct FunctionAdminAPI {
                 }
             }
             sealedSecrets = try sealSecrets(secrets, tenant: tenant.slug, function: name)
+            openedSecrets = secrets
         } else if current == nil {
             sealedSecrets = try sealSecrets([:], tenant: tenant.slug, function: name)
         }
         let module: FunctionModule
-        do {
+        do throws(FunctionError) {
             if settings.isJavaScript {
                 module = try FunctionModule(javaScript: moduleBytes, maxBytes: limits.maxModuleBytes)
                 // Its top level runs once now: a syntax error or a missing handler is the deploy's 422.
-                // Its own bound, not the function's: the first run of a node's QuickJS instantiates
-                // it (a second or more in a debug build), which a call's timeout need not cover.
-                try await FunctionsAPI.runner.check(javaScript: module, timeoutMs: 15_000, memoryLimitBytes: settings.memoryLimitMb << 20)
+                guard settings.memoryLimitMb >= Self.javaScriptMinimumMemoryMb else {
+                    throw FunctionError.memoryTooLarge(Self.javaScriptMinimumMemoryMb << 20, limit: settings.memoryLimitMb << 20)
+                }
+                // Its top level runs once now, with the env and secrets calls will see: a syntax
+                // error or a missing handler is the deploy's 422. Bounded by the tenant's own
+                // longest timeout (the instance's creation is not counted).
+                var environment = settings.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                environment += openedSecrets.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                environment.append("SUPABASE_URL=\(node.apiURL(for: tenant.slug))")
+                try await FunctionsAPI.runner.check(
+                    javaScript: module, environment: environment, timeoutMs: limits.maxTimeoutMs, memoryLimitBytes: settings.memoryLimitMb << 20)
             } else {
                 module = try FunctionModule(bytes: moduleBytes, maxBytes: limits.maxModuleBytes, memoryLimitBytes: settings.memoryLimitMb << 20)
             }

@@ -51,7 +51,7 @@ const __mb = (() => {
     constructor(init = "") {
       this._p = [];
       if (typeof init === "string") {
-        const decode = (t) => decodeURIComponent(t.replace(/\\+/g, " "));
+        const decode = (t) => { t = t.replace(/\\+/g, " "); try { return decodeURIComponent(t); } catch (_) { return t; } };
         for (const part of init.replace(/^\\?/, "").split("&")) {
           if (!part) continue;
           const at = part.indexOf("=");
@@ -125,15 +125,21 @@ const __mb = (() => {
   class Headers {
     constructor(init) {
       this._m = new Map();
-      if (init instanceof Headers) init._m.forEach((v, k) => this._m.set(k, v));
+      if (init instanceof Headers) { init._m.forEach((v, k) => this._m.set(k, v)); this._c = init._c && [...init._c]; }
       else if (Array.isArray(init)) for (const [k, v] of init) this.append(k, v);
       else if (init) for (const k of Object.keys(init)) this.append(k, init[k]);
     }
-    append(k, v) { k = String(k).toLowerCase(); const p = this._m.get(k); this._m.set(k, p === undefined ? String(v) : p + ", " + v); }
-    set(k, v) { this._m.set(String(k).toLowerCase(), String(v)); }
+    append(k, v) {
+      k = String(k).toLowerCase();
+      const p = this._m.get(k);
+      if (k === "set-cookie") this._c = [...(this._c || []), String(v)];  // never joined: one line each
+      this._m.set(k, p === undefined ? String(v) : p + ", " + v);
+    }
+    getSetCookie() { return this._c ? [...this._c] : this.has("set-cookie") ? [this.get("set-cookie")] : []; }
+    set(k, v) { k = String(k).toLowerCase(); if (k === "set-cookie") this._c = [String(v)]; this._m.set(k, String(v)); }
     get(k) { const v = this._m.get(String(k).toLowerCase()); return v === undefined ? null : v; }
     has(k) { return this._m.has(String(k).toLowerCase()); }
-    delete(k) { this._m.delete(String(k).toLowerCase()); }
+    delete(k) { k = String(k).toLowerCase(); if (k === "set-cookie") this._c = undefined; this._m.delete(k); }
     forEach(f, self) { for (const [k, v] of this.entries()) f.call(self, v, k, this); }
     entries() { return [...this._m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))[Symbol.iterator](); }
     keys() { return [...this._m.keys()].sort()[Symbol.iterator](); }
@@ -174,6 +180,7 @@ const __mb = (() => {
   const show = (p) => { if (typeof p === "string") return p; try { return JSON.stringify(p); } catch (_) { return String(p); } };
   const log = (...parts) => std.err.puts(parts.map(show).join(" ") + "\n");
   globalThis.console = { log, info: log, debug: log, warn: log, error: log, trace: log };
+  globalThis.print = log;  // QuickJS's print writes to stdout, which is the answer
 
   let handler = null;
   const has = (k) => Object.prototype.hasOwnProperty.call(environ, k);
@@ -210,13 +217,19 @@ const __mb = (() => {
     for (const k of Object.keys(environ)) if (k.startsWith("HTTP_")) headers.set(k.slice(5).toLowerCase().replace(/_/g, "-"), environ[k]);
     if (environ.CONTENT_TYPE) headers.set("content-type", environ.CONTENT_TYPE);
     const method = environ.REQUEST_METHOD || "GET";
-    return new Request(environ.X_FULL_URL || "http://localhost/", { method, headers }, method === "GET" || method === "HEAD" ? () => "" : readBody);
+    const none = (asText) => (asText ? "" : new Uint8Array(0));
+    return new Request(environ.X_FULL_URL || "http://localhost/", { method, headers }, method === "GET" || method === "HEAD" ? none : readBody);
   }
 
   function write(response) {
     if (!(response instanceof Response)) throw new TypeError("the handler must return a Response");
-    let head = "Status: " + response.status + (response.statusText ? " " + response.statusText : "") + "\n";
-    response.headers.forEach((v, k) => { if (!/[\r\n]/.test(k + v)) head += k + ": " + v + "\n"; });
+    const clean = (t) => String(t).replace(/[\r\n]/g, " ");
+    let head = "Status: " + response.status + (response.statusText ? " " + clean(response.statusText) : "") + "\n";
+    response.headers.forEach((v, k) => {
+      if (/[\r\n]/.test(k + v)) return;
+      if (k === "set-cookie") { for (const c of response.headers.getSetCookie()) if (!/[\r\n]/.test(c)) head += "set-cookie: " + c + "\n"; }
+      else head += k + ": " + v + "\n";
+    });
     if (!response.headers.has("content-type")) head += "content-type: application/octet-stream\n";
     std.out.puts(head + "\n");
     const body = response._b;
@@ -229,7 +242,14 @@ const __mb = (() => {
     async dispatch() {
       if (typeof handler !== "function") throw new Error("the source never calls Deno.serve(handler)");
       if (environ.MB_CHECK_ONLY === "1") return;
-      write(await handler(request(), { remoteAddr: { hostname: environ.REMOTE_ADDR || "", port: 0, transport: "tcp" } }));
+      try {
+        write(await handler(request(), { remoteAddr: { hostname: environ.REMOTE_ADDR || "", port: 0, transport: "tcp" } }));
+      } finally {
+        // Nothing of this call may wait in libc's buffers for the next one on this instance.
+        std.out.flush();
+        std.in.clearerr();
+        std.in.readAsString();
+      }
     },
   };
 })();

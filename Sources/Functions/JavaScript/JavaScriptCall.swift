@@ -32,7 +32,18 @@ final class JavaScriptInstance: @unchecked Sendable {
 /// `total` in all, the least recently used dropped first.
 final class JavaScriptInstances: @unchecked Sendable {
     static let perKey = 4
+    static let perTenant = 8
     static let total = 32
+
+    /// Tenant, function and version (from the call's `MB_*` variables), source digest and memory
+    /// limit. A call without a tenant (a deploy's check) gets a key of its own and is not kept.
+    static func key(_ environment: [String], sha256: String, memoryLimitBytes: Int) -> String {
+        func value(_ name: String) -> String? {
+            environment.first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
+        }
+        guard let tenant = value("MB_TENANT"), let function = value("MB_FUNCTION") else { return "" }
+        return "\(tenant)/\(function)@\(value("MB_VERSION") ?? "?")/\(sha256)/\(memoryLimitBytes)"
+    }
     private let lock = NIOLock()
     private var idle: [(key: String, instance: JavaScriptInstance)] = []
 
@@ -44,8 +55,12 @@ final class JavaScriptInstances: @unchecked Sendable {
     }
 
     func give(_ instance: JavaScriptInstance, key: String) {
+        guard !key.isEmpty else { return }
+        let tenant = key.prefix { $0 != "/" }
         lock.withLock {
-            guard idle.filter({ $0.key == key }).count < Self.perKey else { return }
+            guard idle.filter({ $0.key == key }).count < Self.perKey,
+                idle.filter({ $0.key.prefix(while: { $0 != "/" }) == tenant }).count < Self.perTenant
+            else { return }
             idle.append((key, instance))
             if idle.count > Self.total { idle.removeFirst(idle.count - Self.total) }
         }
@@ -62,15 +77,20 @@ enum JavaScriptCall {
         _ source: String, key: String, _ invocation: Invocation, reactor: QuickJSReactor, instances: JavaScriptInstances, engine: Engine
     ) -> InvocationOutcome {
         let started = DispatchTime.now()
-        let deadline = started + .milliseconds(invocation.timeoutMs)
         let budget = UInt64(invocation.timeoutMs) * FunctionRunner.fuelPerMillisecond
         let lease: JavaScriptInstance
         do {
             lease = try instances.take(key) ?? JavaScriptInstance(reactor: reactor, engine: engine, memoryLimitBytes: invocation.memoryLimitBytes)
         } catch {
-            return InvocationOutcome(
-                result: .failure(.javaScriptUnavailable("QuickJS cannot be instantiated: \(error)")), stderr: "", durationMs: 0, fuel: 0, memoryBytes: 0)
+            let why = "\(error)".contains("memory")
+                ? FunctionError.outOfMemory(invocation.memoryLimitBytes)
+                : FunctionError.javaScriptUnavailable("QuickJS cannot be instantiated: \(error)")
+            return InvocationOutcome(result: .failure(why), stderr: "", durationMs: 0, fuel: 0, memoryBytes: 0)
         }
+        // The call's time starts once it has an instance: a cold node's first instantiation is the
+        // node's cost, not the function's.
+        let deadline = DispatchTime.now() + .milliseconds(invocation.timeoutMs)
+        lease.cap.reset()
         let host = lease.host
         host.reset(environment: invocation.environment, stdin: invocation.stdin, maxOutputBytes: invocation.maxOutputBytes, deadline: deadline)
         lease.store.fuel = Fuel(remaining: budget)
@@ -87,8 +107,14 @@ enum JavaScriptCall {
             defer { watchdog.disarm() }
             let status = try evaluate(arguments, in: lease)
             if status != 0 {
+                // libc's buffers may hold this call's unwritten output or unread input: not kept.
+                healthy = false
                 failure = .scriptThrew(firstLine(of: host.stderr) ?? "exception")
             }
+        } catch let exit as WASICall.Exit {
+            // `std.exit(status)`: the call ends as a WebAssembly command's would; the instance's libc is done.
+            healthy = false
+            if exit.status != 0 { failure = .exited(exit.status) }
         } catch {
             healthy = false
             if host.outputOverflowed {

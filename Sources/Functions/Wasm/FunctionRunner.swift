@@ -68,7 +68,9 @@ public final class FunctionRunner: Sendable {
         case .javaScript(let source):
             let reactor = try await onThreads { Result { () throws(FunctionError) in try self.quickJS.get() } }.get()
             let instances = javaScriptInstances
-            let key = "\(module.sha256)@\(invocation.memoryLimitBytes)"
+            // Instances are never shared between tenants or functions, even for the same source: a
+            // kept instance's memory still holds the previous call's script and data.
+            let key = JavaScriptInstances.key(invocation.environment, sha256: module.sha256, memoryLimitBytes: invocation.memoryLimitBytes)
             return try await onThreads {
                 JavaScriptCall.run(source, key: key, invocation, reactor: reactor, instances: instances, engine: engine)
             }
@@ -77,9 +79,11 @@ public final class FunctionRunner: Sendable {
 
     /// Runs `source` once without a request, as a deploy's check: its top level must load and
     /// register a handler with `Deno.serve`. Throws MB867 with the error when it does not.
-    public func check(javaScript module: FunctionModule, timeoutMs: Int, memoryLimitBytes: Int) async throws(FunctionError) {
+    /// `environment`: what calls will see of the function's env and secrets, so top-level code that
+    /// reads them loads as it will at a call.
+    public func check(javaScript module: FunctionModule, environment: [String], timeoutMs: Int, memoryLimitBytes: Int) async throws(FunctionError) {
         let invocation = Invocation(
-            arguments: [], environment: ["MB_CHECK_ONLY=1", "REQUEST_METHOD=GET"], stdin: [], timeoutMs: timeoutMs,
+            arguments: [], environment: environment + ["MB_CHECK_ONLY=1", "REQUEST_METHOD=GET"], stdin: [], timeoutMs: timeoutMs,
             memoryLimitBytes: memoryLimitBytes, maxOutputBytes: 1 << 16)
         let outcome = try await run(module, invocation)
         // Loaded, a handler registered, nothing written: no header block is the expected answer (MB863).
@@ -163,6 +167,9 @@ final class MemoryCap: ResourceLimiter, @unchecked Sendable {
 
     var refused: Bool { refusedBox.withLockedValue { $0 } }
 
+    /// A kept instance's next call starts with no refusal on record.
+    func reset() { refusedBox.withLockedValue { $0 = false } }
+
     func limitMemoryGrowth(to desired: Int) throws -> Bool {
         guard desired <= limit else {
             refusedBox.withLockedValue { $0 = true }
@@ -178,7 +185,9 @@ final class MemoryCap: ResourceLimiter, @unchecked Sendable {
 final class Watchdog: @unchecked Sendable {
     private let store: Store
     private let deadline: DispatchTime
-    private let state = NIOLockedValueBox<(timer: (any DispatchSourceTimer)?, fired: Bool)>((nil, false))
+    /// `disarmed`: a tick already running when the call ended must not zero the fuel of the next
+    /// call on the same (kept) store.
+    private let state = NIOLockedValueBox<(timer: (any DispatchSourceTimer)?, fired: Bool, disarmed: Bool)>((nil, false, false))
 
     init(store: Store, deadline: DispatchTime) {
         self.store = store
@@ -191,8 +200,11 @@ final class Watchdog: @unchecked Sendable {
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .userInitiated))
         timer.schedule(deadline: deadline, repeating: .milliseconds(1))
         timer.setEventHandler { [self] in
-            state.withLockedValue { $0.fired = true }
-            store.fuel = Fuel(remaining: 0)
+            state.withLockedValue { state in
+                guard !state.disarmed else { return }
+                state.fired = true
+                store.fuel = Fuel(remaining: 0)
+            }
         }
         state.withLockedValue { $0.timer = timer }
         timer.resume()
@@ -200,7 +212,10 @@ final class Watchdog: @unchecked Sendable {
 
     func disarm() {
         let timer = state.withLockedValue { state -> (any DispatchSourceTimer)? in
-            defer { state.timer = nil }
+            defer {
+                state.timer = nil
+                state.disarmed = true
+            }
             return state.timer
         }
         timer?.cancel()
