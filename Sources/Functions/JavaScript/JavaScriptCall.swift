@@ -117,31 +117,10 @@ enum JavaScriptCall {
             if exit.status != 0 { failure = .exited(exit.status) }
         } catch {
             healthy = false
-            if host.outputOverflowed {
-                failure = .outputTooLarge(invocation.maxOutputBytes)
-            } else if watchdog.fired || lease.store.fuel?.remaining == 0 || "\(error)".contains("out of fuel") {
-                failure = .outOfTime(invocation.timeoutMs)
-            } else if lease.cap.refused {
-                failure = .outOfMemory(invocation.memoryLimitBytes)
-            } else {
-                failure = .trapped(String("\(error)".split(separator: "\n").first ?? "trap"))
-            }
+            failure = .stopped(by: error, host: host, watchdog: watchdog, store: lease.store, cap: lease.cap, invocation: invocation)
         }
         let memoryBytes = lease.instance.exports[memory: "memory"]?.byteCount ?? 0
-        let result: Result<CGIResponse, FunctionError>
-        if let failure {
-            result = .failure(failure)
-        } else {
-            do {
-                result = .success(try CGIResponse(parsing: host.stdout))
-            } catch {
-                result = .failure(error)
-            }
-        }
-        let used = budget - min(budget, lease.store.fuel?.remaining ?? budget)
-        let outcome = InvocationOutcome(
-            result: result, stderr: String(decoding: host.stderr, as: UTF8.self),
-            durationMs: Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6, fuel: used, memoryBytes: memoryBytes)
+        let outcome = InvocationOutcome.finished(failure, host: host, started: started, budget: budget, store: lease.store, memoryBytes: memoryBytes)
         // A call that grew the memory far past QuickJS's start does not keep it for the next one.
         if healthy && memoryBytes <= 64 << 20 {
             host.reset(environment: [], stdin: [], maxOutputBytes: 0, deadline: .distantFuture)

@@ -130,16 +130,28 @@ public final class FunctionRunner: Sendable {
         } catch let error as FunctionError {
             failure = error
         } catch {
-            if host.outputOverflowed {
-                failure = .outputTooLarge(invocation.maxOutputBytes)
-            } else if watchdog.fired || store.fuel?.remaining == 0 || "\(error)".contains("out of fuel") {
-                failure = .outOfTime(invocation.timeoutMs)
-            } else if cap.refused {
-                failure = .outOfMemory(invocation.memoryLimitBytes)
-            } else {
-                failure = .trapped(String("\(error)".split(separator: "\n").first ?? "trap"))
-            }
+            failure = .stopped(by: error, host: host, watchdog: watchdog, store: store, cap: cap, invocation: invocation)
         }
+        return .finished(failure, host: host, started: started, budget: budget, store: store, memoryBytes: memoryBytes)
+    }
+}
+
+extension FunctionError {
+    /// Why a call that threw stopped: past its output cap, its deadline (or fuel), its memory cap,
+    /// or a trap of its own.
+    static func stopped(by error: any Error, host: WASICall, watchdog: Watchdog, store: Store, cap: MemoryCap, invocation: Invocation) -> FunctionError {
+        if host.outputOverflowed { return .outputTooLarge(invocation.maxOutputBytes) }
+        if watchdog.fired || store.fuel?.remaining == 0 || "\(error)".contains("out of fuel") { return .outOfTime(invocation.timeoutMs) }
+        if cap.refused { return .outOfMemory(invocation.memoryLimitBytes) }
+        return .trapped(String("\(error)".split(separator: "\n").first ?? "trap"))
+    }
+}
+
+extension InvocationOutcome {
+    /// A finished call: its failure, or the CGI answer it wrote; its stderr, time, fuel and memory.
+    static func finished(
+        _ failure: FunctionError?, host: WASICall, started: DispatchTime, budget: UInt64, store: Store, memoryBytes: Int
+    ) -> InvocationOutcome {
         let result: Result<CGIResponse, FunctionError>
         if let failure {
             result = .failure(failure)
