@@ -1,3 +1,5 @@
+import Runtime
+
 /// The JavaScript around a tenant's source: enough of the web platform for Supabase-style
 /// handlers (`Deno.serve(async (req) => new Response(...))`, `req.json()`, `Response.json`,
 /// `Headers`, `URL`, `Deno.env.get`), built from the same WAGI call a WebAssembly function gets —
@@ -262,48 +264,12 @@ const __mb = (() => {
     /// The whole module for one call: the call's environment as a JSON object, the prelude, the
     /// tenant's source, the dispatch.
     static func script(for source: String, environment: [String]) -> String {
-        var variables = JSONText.object()
+        var variables = JSONObject()
         for entry in environment {
             guard let equals = entry.firstIndex(of: "=") else { continue }
-            variables.add(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+            variables[String(entry[..<equals])] = .string(String(entry[entry.index(after: equals)...]))
         }
-        return "const __mbEnviron = \(variables.text);\n" + prelude + source + epilogue
-    }
-}
-
-/// A flat JSON object of strings, written without Foundation's encoder (whose escaping of `/`
-/// and ordering are not needed here).
-struct JSONText {
-    private var parts: [String] = []
-
-    static func object() -> JSONText { JSONText() }
-
-    mutating func add(_ key: String, _ value: String) {
-        parts.append(Self.quoted(key) + ":" + Self.quoted(value))
-    }
-
-    var text: String { "{" + parts.joined(separator: ",") + "}" }
-
-    /// A JSON string literal; U+2028/2029 escaped too, so it is also a valid JavaScript literal.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{2028}": out += "\\u2028"
-            case "\u{2029}": out += "\\u2029"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        // Runtime's JSON writer escapes U+2028/2029 too: the object is also a JavaScript literal.
+        return "const __mbEnviron = \(JSONValue.object(variables).jsonString);\n" + prelude + source + epilogue
     }
 }
