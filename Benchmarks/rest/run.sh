@@ -5,8 +5,9 @@
 #   (b) GET with a two-level embed             items -> parents -> groups, through mini-baas
 #   (c) the same two through the hand-written service
 #   (d) the raw query loop on postgres-nio alone
-#   and, for comparison only, (c) again with postgres-nio prepared statements (c-prep: mini-baas
-#   prepares its generated statements; a user who knows postgres-nio well could too)
+#   (c-prep) the hand-written service again with postgres-nio prepared statements — mini-baas
+#   prepares its generated statements, and a user who knows postgres-nio well would too: the
+#   baseline issue 23's targets are set against (>= 0.95x throughput, p99 <= 1.25x)
 # Each case runs ROUNDS times (default 3), the cases taking turns; prints every round, the medians,
 # and the ratios a/c and b/c per round and their medians. Usage: Benchmarks/rest/run.sh [seconds per run]
 set -euo pipefail
@@ -31,7 +32,8 @@ psql "$DB" -q -f Benchmarks/rest/setup.sql
 
 ADMIN=bench-admin-token-0123456789
 MB_PORT=$(free_port)
-MINIBAAS_ADMIN_TOKEN=$ADMIN MINIBAAS_LOG_LEVEL=error "$BIN/minibaas" serve --port "$MB_PORT" --data-dir "$SERVICES_DIR/node" >"$SERVICES_DIR/node.log" 2>&1 &
+# The read cache off (issue 23: the cache is not how the hot path is won; keys are random anyway).
+MINIBAAS_CACHE_TTL_MS=0 MINIBAAS_ADMIN_TOKEN=$ADMIN MINIBAAS_LOG_LEVEL=error "$BIN/minibaas" serve --port "$MB_PORT" --data-dir "$SERVICES_DIR/node" >"$SERVICES_DIR/node.log" 2>&1 &
 BACKGROUND_PIDS+=($!)
 BASE_PORT=$(free_port)
 "$BIN/rest-baseline" --port "$BASE_PORT" --database "$DB" --connections 10 >"$SERVICES_DIR/baseline.log" 2>&1 &
@@ -108,8 +110,9 @@ def ratios(x, c):
 print()
 for x, c, label in [("a", "c-pk", "a/c"), ("b", "c-embed", "b/c"), ("a", "c-prep-pk", "a/c-prepared"), ("b", "c-prep-embed", "b/c-prepared")]:
     throughput, p99 = ratios(x, c)
-    target = "   (target >= 0.9)" if label == "a/c" else ""
-    target99 = "   (target <= 1.25)" if label == "a/c" else ""
+    target = "   (target >= 0.95)" if label.endswith("prepared") else ""
+    target99 = "   (target <= 1.25)" if label.endswith("prepared") else ""
     print(f"{label}  throughput ratio: {statistics.median(throughput):.2f}{target}   per round: {' '.join(f'{r:.2f}' for r in throughput)}")
     print(f"{label}  p99 ratio:        {statistics.median(p99):.2f}{target99}   per round: {' '.join(f'{r:.2f}' for r in p99)}")
+print(f"a/d  throughput ratio: {median['a'][0] / float(raw[1]):.2f}   (target >= 0.75; the raw loop measured once, after the rounds)")
 PY

@@ -172,6 +172,7 @@ final class TenantEdgeTests: XCTestCase {
             let slow = try await client.call(.get, "/t/acme/probe/slow?ms=2000", headers: [.apikey: keys.anon])
             XCTAssertEqual(slow.status, .gatewayTimeout)
             XCTAssertEqual(slow.code, "MB402")
+            XCTAssertEqual(slow.headers[.connection], "close", "the deadline ended the connection's task")
             let tree = try await XCTUnwrapAsync(try await node.services.directory.tree(for: "acme"))
             XCTAssertEqual(tree.gate.activeCount, 0, "the timed-out request gave its slot back")
 

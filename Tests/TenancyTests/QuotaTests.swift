@@ -66,14 +66,18 @@ final class QuotaTests: XCTestCase {
         limits.requestTimeoutMs = 50
         limits.maxConcurrent = 1
         let gate = RequestGate(limits: limits)
+        // The deadline cancels the calling task (a request's, ended with it): one task per call.
+        let started = ContinuousClock.now
+        let late = Task { try await gate.run { try await Task.sleep(for: .seconds(10)); return 1 } }
         do {
-            _ = try await gate.run { try await Task.sleep(for: .seconds(10)); return 1 }
+            _ = try await late.value
             XCTFail("must time out")
         } catch let refusal as RequestGate.Refusal {
             XCTAssertEqual(refusal, .deadlineExceeded)
         }
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(5))
         XCTAssertEqual(gate.activeCount, 0)
-        let value = try await gate.run { 42 }
+        let value = try await Task { try await gate.run { 42 } }.value
         XCTAssertEqual(value, 42)
     }
 

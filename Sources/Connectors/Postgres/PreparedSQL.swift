@@ -33,9 +33,10 @@ enum PreparedSQL {
     /// The statement's server-side name: one per SQL text and parameter types.
     static func name(of statement: SQLStatement) -> String {
         var hasher = SHA256()
-        hasher.update(data: Array(statement.sql.utf8))
-        hasher.update(data: [0] + Array(statement.parameterTypes.utf8))
-        return "mb_" + Hex.encode(hasher.finalize().prefix(16))
+        hasher.update(utf8: statement.sql)
+        hasher.update(utf8: "\0")
+        hasher.update(utf8: statement.parameterTypes)
+        return "mb_" + hasher.finalize().hex(prefix: 16)
     }
 
     static func execute(

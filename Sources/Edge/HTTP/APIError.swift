@@ -21,6 +21,13 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         render()
     }
 
+    /// The same answer with `Connection: close`: the node ends the connection after it.
+    var closingConnection: APIError {
+        var error = self
+        error.headers[.connection] = "close"
+        return error
+    }
+
     func render() -> Response {
         var body = JSONObject()
         body["code"] = .string(code)

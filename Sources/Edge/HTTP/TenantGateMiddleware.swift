@@ -58,15 +58,10 @@ struct TenantGateMiddleware: RouterMiddleware {
         if !streamsBody, let length = request.headers[.contentLength].flatMap(Int.init), length > maxBody {
             throw APIError.bodyTooLarge(limit: maxBody)
         }
-        let admitted = context
-        let placed = request
-        // The gate runs the rest of the chain in a child task so its deadline can cancel it; the
-        // chain closure is only ever called once, from that task, while this call waits for it.
+        // The rest of the chain runs in this task; at the deadline the gate cancels it (the
+        // connection closes after its answer).
         do {
-            return try await withoutActuallyEscaping(next) { next in
-            nonisolated(unsafe) let next = next
-            return try await tree.gate.run(withDeadline: !streamsBody) { [streamsBody] in
-                var request = placed
+            return try await tree.gate.run(withDeadline: !streamsBody) {
                 // Collected inside the gate so that slow uploads count against the deadline.
                 if !streamsBody && request.method != .get && request.method != .head {
                     do {
@@ -78,17 +73,18 @@ struct TenantGateMiddleware: RouterMiddleware {
                 // Checked again once the body is in: a node paused since admission may have lost
                 // the tenant to another owner, and must not act for it.
                 guard cluster.stillServes(lease) else { throw APIError.ownershipLost }
-                var response = try await next(request, admitted)
+                var response = try await next(request, context)
                 response.headers[OwnerForwarder.servedByHeader] = cluster.nodeID
                 response.headers[OwnerForwarder.fencingHeader] = String(lease.token)
                 return response
-            }
             }
         } catch let refusal as RequestGate.Refusal {
             switch refusal {
             case .rateLimited(let retryAfter): throw APIError.rateLimited(retryAfter: retryAfter)
             case .overloaded: throw APIError.overloaded
-            case .deadlineExceeded: throw APIError.deadlineExceeded
+            // The deadline cancelled this connection's task, which ends the connection after this
+            // answer: said so, so that no client sends another request on it.
+            case .deadlineExceeded: throw APIError.deadlineExceeded.closingConnection
             }
         }
     }

@@ -2,6 +2,7 @@ import Connectors
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import PostgresNIO
@@ -97,12 +98,15 @@ enum Node {
         let realtime = RealtimeGateway(admission: node.admission, forwarder: node.forwarder)
         var app = Application(
             responder: EdgeResponder(inner: router.buildResponder(), baseDomain: configuration.baseDomain),
-            server: .http1WebSocketUpgrade(
-                configuration: .init(
-                    http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]),
-                    ws: .init(maxFrameSize: 16 << 20, autoPing: .enabled(timePeriod: .seconds(30))))
-            ) { head, channel, logger in
-                await realtime.shouldUpgrade(head, channel: channel, logger: logger)
+            server: HTTPServerBuilder { responder in
+                LoopBoundChildChannel(HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    configuration: .init(
+                        http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]),
+                        ws: .init(maxFrameSize: 16 << 20, autoPing: .enabled(timePeriod: .seconds(30))))
+                ) { head, channel, logger in
+                    await realtime.shouldUpgrade(head, channel: channel, logger: logger)
+                })
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "mini-baas"),
             onServerRunning: { channel in

@@ -18,9 +18,9 @@ extension RestAPI {
         // A strong validator of the body the client would get (the representation depends on Accept).
         let body = result.body ?? "[]"
         var digest = SHA256()
-        digest.update(data: Array(body.utf8))
-        digest.update(data: Array((request.headers[.accept] ?? "").utf8))
-        let tag = "\"" + Hex.encode(digest.finalize().prefix(16)) + "\""
+        digest.update(utf8: body)
+        digest.update(utf8: request.headers[.accept] ?? "")
+        let tag = "\"" + digest.finalize().hex(prefix: 16) + "\""
         headers[.eTag] = tag
         if let candidates = request.headers[.ifNoneMatch],
             candidates == "*" || candidates.split(separator: ",").contains(where: {

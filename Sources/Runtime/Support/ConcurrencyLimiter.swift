@@ -13,8 +13,10 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     private var maxConcurrent: Int
     private var maxQueued: Int
     private var active = 0
-    private var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var waiters = CircularBuffer<(id: UInt64, continuation: UnsafeContinuation<Void, any Error>)>()
     private var nextID: UInt64 = 0
+    /// The waiting limits of `acquire(within:)`: one timer for all waiters, not one each.
+    private let deadlines = DeadlineQueue()
 
     public init(maxConcurrent: Int, maxQueued: Int) {
         self.maxConcurrent = maxConcurrent
@@ -25,10 +27,10 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     public var queuedCount: Int { lock.withLock { waiters.count } }
 
     public func reconfigure(maxConcurrent: Int, maxQueued: Int) {
-        let released = lock.withLock { () -> [CheckedContinuation<Void, any Error>] in
+        let released = lock.withLock { () -> [UnsafeContinuation<Void, any Error>] in
             self.maxConcurrent = maxConcurrent
             self.maxQueued = maxQueued
-            var released: [CheckedContinuation<Void, any Error>] = []
+            var released: [UnsafeContinuation<Void, any Error>] = []
             while active < maxConcurrent, !waiters.isEmpty {
                 active += 1
                 released.append(waiters.removeFirst().continuation)
@@ -65,18 +67,18 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     }
 
     /// Waits for a slot at most `limit`, then throws `TimeoutError`. A free slot is taken at once;
-    /// a waiter costs one event-loop timer that takes it out of the queue, not a task of its own —
+    /// a waiter's limit is an entry in the limiter's `DeadlineQueue`, not a timer of its own —
     /// this is on every database read that finds the pool busy.
     public func acquire(within limit: Duration) async throws {
         if tryAcquire() { return }
         let expired = Flag()
         let id = lock.withLock { () -> UInt64 in nextID += 1; return nextID }
-        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(limit)) { [self] in
+        let deadline = deadlines.add(after: limit) { [self] in
             // Set under the limiter's lock, so a waiter not yet queued sees it and never queues.
             lock.withLock { expired.set() }
             dequeue(id)?.resume(throwing: CancellationError())
         }
-        defer { timer.cancel() }
+        defer { deadlines.remove(deadline) }
         do {
             try await waitInQueue(id: id, expired: expired)
         } catch is CancellationError where expired.isSet {
@@ -95,7 +97,7 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     /// `CancellationError` when its task is cancelled or `expired` is set.
     private func waitInQueue(id: UInt64, expired: Flag? = nil) async throws {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let resumeNow = lock.withLock { () -> Result<Void, any Error>? in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if let expired, expired.isSet { return .failure(CancellationError()) }
@@ -113,7 +115,7 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     }
 
     /// Takes waiter `id` out of the queue, if it is still there, to be resumed by the caller.
-    private func dequeue(_ id: UInt64) -> CheckedContinuation<Void, any Error>? {
+    private func dequeue(_ id: UInt64) -> UnsafeContinuation<Void, any Error>? {
         lock.withLock {
             guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return waiters.remove(at: index).continuation
@@ -121,7 +123,7 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
     }
 
     public func release() {
-        let next = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
+        let next = lock.withLock { () -> UnsafeContinuation<Void, any Error>? in
             if !waiters.isEmpty, active <= maxConcurrent { return waiters.removeFirst().continuation }
             active -= 1
             return nil

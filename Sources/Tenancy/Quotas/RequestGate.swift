@@ -13,6 +13,8 @@ public final class RequestGate: @unchecked Sendable {
 
     private let bucket: TokenBucket
     private let limiter: ConcurrencyLimiter
+    /// The deadlines of the requests in the gate: one timer for all of them, not one each.
+    private let deadlines = DeadlineQueue()
     private let lock = Lock()
     private var currentLimits: TenantLimits
 
@@ -36,28 +38,30 @@ public final class RequestGate: @unchecked Sendable {
         limiter.reconfigure(maxConcurrent: limits.maxConcurrent, maxQueued: limits.maxQueued)
     }
 
-    /// Runs `body` once admitted, within the tenant's deadline (queueing time included).
-    public func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs `body` once admitted, within the tenant's deadline (queueing time included). When the
+    /// deadline passes, the calling task is cancelled (`DeadlineQueue.cancellingCaller`): call it from a task whose
+    /// work ends with the request.
+    public func run<T>(_ body: () async throws -> T) async throws -> T {
         try await run(withDeadline: true, body)
     }
 
     /// Without the deadline: for transfers whose length is the client's to choose (large uploads),
     /// which bound their own waiting with an idle timeout instead. Rate and concurrency still apply.
-    public func run<T: Sendable>(withDeadline: Bool, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    public func run<T>(withDeadline: Bool, _ body: () async throws -> T) async throws -> T {
         if case .limited(let retryAfter) = bucket.take() {
             throw Refusal.rateLimited(retryAfter: max(1, Int(retryAfter.rounded(.up))))
         }
         guard withDeadline else { return try await admitted(body) }
         let deadline = Duration.milliseconds(limits.requestTimeoutMs)
         do {
-            return try await withTimeout(deadline) { [self] in try await admitted(body) }
+            return try await deadlines.cancellingCaller(after: deadline) { try await admitted(body) }
         } catch is TimeoutError {
             throw Refusal.deadlineExceeded
         }
     }
 
     /// `body` within the concurrency cap: queued for a slot, refused when the queue is full.
-    private func admitted<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    private func admitted<T>(_ body: () async throws -> T) async throws -> T {
         do {
             try await limiter.acquire()
         } catch ConcurrencyLimiter.Refusal.queueFull {
