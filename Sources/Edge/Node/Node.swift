@@ -66,6 +66,7 @@ enum Node {
         let lifecycle = NodeLifecycle()
         let cluster = try makeCoordinator(configuration, logger: logger)
         var directoryConfiguration = TenantDirectory.Configuration()
+        directoryConfiguration.idleTimeout = configuration.tenantIdle
         directoryConfiguration.blobs = try await openBlobStore(configuration, store: store, logger: logger)
         if directoryConfiguration.blobs != nil {
             do {

@@ -37,6 +37,9 @@ struct NodeConfiguration: Sendable {
     /// How long a REST read is answered from the cache (both tiers) when nothing invalidated it:
     /// the bound on how stale a write made behind mini-baas's back can be seen. 0 turns caching off.
     var cacheTTL: Duration = .seconds(1)
+    /// `MINIBAAS_TENANT_IDLE_MS`: a tenant's tree with no request for this long is passivated
+    /// (its sources closed, its memory given back); the next request starts it again.
+    var tenantIdle: Duration = .seconds(300)
     /// Object storage's directory (`MINIBAAS_STORAGE_DIR`, default `<data dir>/storage`).
     var storageDir: String?
     /// `MINIBAAS_STORAGE_SHARED=1`: every node of the cluster sees the same storage directory.
@@ -172,6 +175,7 @@ struct NodeConfiguration: Sendable {
             throw .init("MINIBAAS_REDIS_PREFIX may not contain spaces or '*' and must be at most 64 bytes")
         }
         let cacheTTL = try milliseconds("MINIBAAS_CACHE_TTL_MS", default: 1000, range: 0...86_400_000)
+        let tenantIdle = try milliseconds("MINIBAAS_TENANT_IDLE_MS", default: 300_000, range: 1000...86_400_000)
         _ = try tasksOnEventLoops(env("MINIBAAS_TASK_EXECUTOR"))
         let storageIO = env("MINIBAAS_STORAGE_IO")?.lowercased() ?? "auto"
         switch storageIO {
@@ -223,6 +227,7 @@ struct NodeConfiguration: Sendable {
         configuration.jobSlots = jobSlots
         configuration.sentryDSN = sentryDSN
         configuration.sentryEnvironment = env("MINIBAAS_SENTRY_ENVIRONMENT")
+        configuration.tenantIdle = tenantIdle
         return configuration
     }
 

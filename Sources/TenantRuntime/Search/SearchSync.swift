@@ -1,10 +1,5 @@
 import Connectors
 import Foundation
-#if canImport(Glibc)
-/// glibc's `malloc_trim` (declared in <malloc.h>, which the Glibc module does not export).
-@_silgen_name("malloc_trim")
-private func mallocTrim(_ pad: Int) -> Int32
-#endif
 import Logging
 import NIOConcurrencyHelpers
 import Runtime
@@ -133,11 +128,9 @@ final class SearchSync: Sendable {
         guard !Task.isCancelled else { return }
         let gone = index.keys.filter { !seen.contains($0) }
         if !gone.isEmpty { index.remove(keys: gone) }
-        #if canImport(Glibc)
         // The scan parsed every row once; hand the freed pages back rather than keep them
-        // counted against the node (glibc holds freed memory in its arenas otherwise).
-        _ = mallocTrim(0)
-        #endif
+        // counted against the node.
+        FreedMemory.giveBack()
     }
 
     func refresh(_ keys: [String]) async throws {

@@ -155,6 +155,8 @@ public actor TenantDirectory {
             await stop(slug)
             await onPassivated(slug)
         }
+        // What the stopped trees held goes back to the system, not only to the allocator.
+        if !idle.isEmpty { FreedMemory.giveBack() }
     }
 
     /// The directory's own upkeep loop: passivation. Runs until cancelled.
