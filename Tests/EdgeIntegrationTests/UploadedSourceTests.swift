@@ -66,6 +66,58 @@ final class UploadedSourceTests: XCTestCase {
         }
     }
 
+    /// Provisioned schemas share the node's connections to its hosted database: a dozen active
+    /// tenants, all reading at once, hold at most `MINIBAAS_HOSTED_POOL_SIZE` connections there
+    /// (with a pool per source they held one or more each, kept a minute), and each tenant still
+    /// reads only its own rows.
+    func testProvisionedSchemasShareTheNodesHostedConnections() async throws {
+        let hosted = try await TestServices.freshDatabase(prefix: "hosted")
+        let node = try await TestNode.make(environment: ["MINIBAAS_HOSTED_DATABASE_URL": hosted, "MINIBAAS_HOSTED_POOL_SIZE": "4"])
+        let tenants = (0..<12).map { "pool\($0)" }
+        try await node.application().test(.router) { client in
+            var services: [String: HTTPFields] = [:]
+            for slug in tenants {
+                let keys = try await client.createTenant(node, slug)
+                let created = try await client.call(
+                    .post, "/admin/v1/tenants/\(slug)/sources", headers: node.adminHeaders,
+                    json: ["name": "main", "kind": "schema", "format": "sql", "provision": true,
+                           "document": "create table notes (id serial primary key, body text not null);"])
+                XCTAssertEqual(created.status, .created, String(buffer: created.body))
+                let service: HTTPFields = [.apikey: keys.service, .authorization: "Bearer \(keys.service)", .contentType: "application/json"]
+                let note = try await client.call(.post, "/t/\(slug)/rest/v1/notes", headers: service, json: ["body": .string(slug)])
+                XCTAssertEqual(note.status, .created, String(buffer: note.body))
+                services[slug] = service
+            }
+            let answers = try await withThrowingTaskGroup(of: (String, HTTPResponse.Status, JSONValue?).self) { group in
+                for _ in 0..<4 {
+                    for slug in tenants {
+                        let headers = services[slug]!
+                        group.addTask {
+                            let reply = try await client.call(.get, "/t/\(slug)/rest/v1/notes?select=body", headers: headers)
+                            return (slug, reply.status, reply.json)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(String, HTTPResponse.Status, JSONValue?)]()) { $0.append($1) }
+            }
+            XCTAssertEqual(answers.count, 48)
+            for (slug, status, json) in answers {
+                XCTAssertEqual(status, .ok, slug)
+                XCTAssertEqual(json, [["body": .string(slug)]], "each tenant reads its own schema over the shared connections")
+            }
+            // Backends of the node on the hosted database (the provisioning connections are gone
+            // by now, or about to be: allow them a moment).
+            let count = "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            var open = Int(try await TestServices.scalar(count, database: hosted) ?? "") ?? -1
+            for _ in 0..<30 where open > 4 {
+                try await Task.sleep(for: .milliseconds(100))
+                open = Int(try await TestServices.scalar(count, database: hosted) ?? "") ?? -1
+            }
+            XCTAssertLessThanOrEqual(open, 4, "12 active tenants hold at most the node's 4 hosted connections")
+            XCTAssertGreaterThan(open, 0, "the shared connections stay open for the next requests")
+        }
+    }
+
     /// JSON Schema's validation keywords are CHECK constraints on PostgreSQL too (and the
     /// pattern, which SQLite cannot enforce, is enforced here).
     func testValidationKeywordsAreChecksOnPostgreSQL() async throws {

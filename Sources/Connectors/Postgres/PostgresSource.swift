@@ -29,21 +29,35 @@ public final class PostgresSource: Sendable {
     public let model: SchemaModel
     private let gate: ConcurrencyLimiter
     private let pool: SourceConnectionPool
+    /// The node's admission to its hosted database, for a source served over the shared
+    /// connections; nil when the source has a pool of its own.
+    private let nodeAdmission: ConcurrencyLimiter?
     private let logger: Logger
 
+    /// `hosted`: the node's shared connections to its hosted database, used in place of a pool of
+    /// the source's own (a provisioned schema there); `maxConnections` is then held to its share.
     public init(
-        name: String, kind: SourceKind = .postgres, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings, logger: Logger
+        name: String, kind: SourceKind = .postgres, url: PostgresURL, schemas: [String], model: SchemaModel, settings: Settings,
+        hosted: HostedConnectionPools? = nil, logger: Logger
     ) {
         self.name = name
         self.kind = kind
         self.url = url
         self.schemas = schemas
         self.model = model
+        var settings = settings
+        if let hosted { settings.maxConnections = min(settings.maxConnections, hosted.perSourceShare) }
         self.settings = settings
         self.gate = ConcurrencyLimiter(maxConcurrent: settings.maxConnections, maxQueued: 10_000)
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
+        if let shared = hosted?.shared(statementTimeoutMs: settings.statementTimeoutMs) {
+            self.pool = shared.pool
+            self.nodeAdmission = shared.admission
+            return
+        }
+        self.nodeAdmission = nil
         // Built once: a TLS context (and its trust roots) is not remade for every connection.
         let configuration = Result { () throws -> PostgresConnection.Configuration in
             var configuration = try url.connectionConfiguration()
@@ -54,8 +68,12 @@ public final class PostgresSource: Sendable {
     }
 
     /// The pool's life: closes idle connections until cancelled, then all. A supervised child of
-    /// the tenant's tree.
+    /// the tenant's tree. Shared connections are the node's: the child only waits to be stopped.
     public func runPool() async {
+        guard nodeAdmission == nil else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
         await pool.run()
     }
 
@@ -64,7 +82,7 @@ public final class PostgresSource: Sendable {
     /// asked for, PGRST116 as in PostgREST) is undone.
     public func execute(_ statement: SQLStatement, rollback: Bool = false, expecting rows: WrittenRows = .any) async throws -> StatementResult {
         try await admitted()
-        defer { gate.release() }
+        defer { released() }
         do {
             return try await pool.withConnection { connection in
                 guard rollback || statement.checked || rows.bounds else {
@@ -95,16 +113,34 @@ public final class PostgresSource: Sendable {
         }
     }
 
-    /// Waits for one of the source's `maxConnections` slots, at most the acquisition timeout;
-    /// the caller releases it.
+    /// Waits for one of the source's `maxConnections` slots, then (on shared connections) for one
+    /// of the node's, at most the acquisition timeout in all; the caller calls `released()`.
     private func admitted() async throws {
+        guard let nodeAdmission else {
+            return try await gate.admit(source: name, waitingFor: "connection", within: settings.acquireTimeout)
+        }
+        let start = ContinuousClock.now
         try await gate.admit(source: name, waitingFor: "connection", within: settings.acquireTimeout)
+        do {
+            if !nodeAdmission.tryAcquire() {
+                let left = settings.acquireTimeout - (ContinuousClock.now - start)
+                try await nodeAdmission.admit(source: name, waitingFor: "connection on the node's hosted database", within: max(left, .milliseconds(1)))
+            }
+        } catch {
+            gate.release()
+            throw error
+        }
+    }
+
+    private func released() {
+        nodeAdmission?.release()
+        gate.release()
     }
 
     /// The planner's estimate of the rows a statement (an `EXPLAIN (FORMAT JSON)`) would touch.
     public func estimate(_ statement: SQLStatement) async throws -> Int {
         try await admitted()
-        defer { gate.release() }
+        defer { released() }
         do {
             return try await pool.withConnection { connection in
                 let rows = try await connection.query(statement.query, logger: logger)

@@ -23,6 +23,8 @@ final class SourceConnectionPool: @unchecked Sendable {
     /// than `maxPrepared` is closed and replaced.
     private var prepared: [PostgresConnection.ID: [String: Bool]] = [:]
     private let maxPrepared: Int
+    /// Connections opened and not yet closed, idle or leased.
+    private var open: Set<PostgresConnection.ID> = []
     private var nextID = 0
     private var stopped = false
 
@@ -78,8 +80,13 @@ final class SourceConnectionPool: @unchecked Sendable {
             nextID += 1
             return nextID
         }
-        return try await PostgresConnection.connect(configuration: try configuration(), id: id, logger: logger)
+        let connection = try await PostgresConnection.connect(configuration: try configuration(), id: id, logger: logger)
+        _ = lock.withLock { open.insert(connection.id) }
+        return connection
     }
+
+    /// Connections open now, idle or in use.
+    var openCount: Int { lock.withLock { open.count } }
 
     /// The most recently used idle connection on the caller's own event loop if there is one, else
     /// the most recently used. Tasks run on the event loops, so a statement on a connection of the
@@ -114,7 +121,10 @@ final class SourceConnectionPool: @unchecked Sendable {
     }
 
     private func forget(_ connection: PostgresConnection) {
-        _ = lock.withLock { prepared.removeValue(forKey: connection.id) }
+        lock.withLock {
+            prepared.removeValue(forKey: connection.id)
+            open.remove(connection.id)
+        }
     }
 
     private func giveBack(_ connection: PostgresConnection) {

@@ -15,12 +15,18 @@ public struct SourceCatalog: Sendable {
     /// Where SQLite-hosted sources keep their files; nil on a cluster node, whose tenants move
     /// between machines and so keep their tables in PostgreSQL.
     public let sqliteFiles: SQLiteFiles?
+    /// The node's shared connections to its hosted database, which provisioned schemas there use
+    /// instead of pools of their own.
+    public let hostedPools: HostedConnectionPools?
 
-    public init(store: any ControlPlaneStore, secretBox: SecretBox, logger: Logger, sqliteFiles: SQLiteFiles? = nil) {
+    public init(
+        store: any ControlPlaneStore, secretBox: SecretBox, logger: Logger, sqliteFiles: SQLiteFiles? = nil, hostedPools: HostedConnectionPools? = nil
+    ) {
         self.store = store
         self.secretBox = secretBox
         self.logger = logger
         self.sqliteFiles = sqliteFiles
+        self.hostedPools = hostedPools
     }
 
     /// What a PostgreSQL-backed source (postgres, or supabase with its database URL) needs.
@@ -265,9 +271,12 @@ public struct SourceCatalog: Sendable {
         // The database gives up a little before the tenant's deadline, so a slow statement is
         // cancelled where it runs instead of holding its connection after the client is answered.
         settings.statementTimeoutMs = max(50, limits.requestTimeoutMs * 9 / 10)
+        // A schema the node provisioned in its hosted database is served over the node's shared
+        // connections there, so active tenants do not each keep connections of their own.
+        let hosted = hostedPools.flatMap { pools in record.config["provisioned"] == true && pools.serves(url) ? pools : nil }
         return PostgresSource(
             name: record.name, kind: record.sourceKind ?? .postgres, url: url, schemas: schemas, model: await Self.decodedModel(of: record),
-            settings: settings, logger: logger)
+            settings: settings, hosted: hosted, logger: logger)
     }
 }
 

@@ -52,6 +52,9 @@ struct NodeConfiguration: Sendable {
     var outbound = OutboundPolicy()
     /// `MINIBAAS_JOB_SLOTS`: jobs running at once on this node, all tenants together.
     var jobSlots = 256
+    /// `MINIBAAS_HOSTED_POOL_SIZE`: connections this node keeps to its hosted database at most, all
+    /// tenants' provisioned schemas together (one tenant takes at most a quarter of them).
+    var hostedPoolSize = 32
     /// Where unexpected errors are reported (`MINIBAAS_SENTRY_DSN`), and as which environment.
     var sentryDSN: SentryDSN?
     var sentryEnvironment: String?
@@ -208,6 +211,8 @@ struct NodeConfiguration: Sendable {
         }
         let jobSlots = Int(env("MINIBAAS_JOB_SLOTS") ?? "256") ?? -1
         guard (1...10_000).contains(jobSlots) else { throw .init("MINIBAAS_JOB_SLOTS must be a whole number in [1, 10000]") }
+        let hostedPoolSize = Int(env("MINIBAAS_HOSTED_POOL_SIZE") ?? "32") ?? -1
+        guard (1...1_000).contains(hostedPoolSize) else { throw .init("MINIBAAS_HOSTED_POOL_SIZE must be a whole number in [1, 1000]") }
         var sentryDSN: SentryDSN?
         if let text = env("MINIBAAS_SENTRY_DSN") {
             do { sentryDSN = try SentryDSN(text) } catch let error as SentryDSN.Malformed { throw .init(error.description) } catch { throw .init("MINIBAAS_SENTRY_DSN: \(error)") }
@@ -225,6 +230,7 @@ struct NodeConfiguration: Sendable {
         configuration.storageS3 = storageS3
         configuration.outbound = outbound
         configuration.jobSlots = jobSlots
+        configuration.hostedPoolSize = hostedPoolSize
         configuration.sentryDSN = sentryDSN
         configuration.sentryEnvironment = env("MINIBAAS_SENTRY_ENVIRONMENT")
         configuration.tenantIdle = tenantIdle

@@ -51,6 +51,9 @@ struct NodeServices: Sendable {
             } : nil
         var directoryConfiguration = directoryConfiguration
         directoryConfiguration.sqliteFiles = configuration.sqliteFiles
+        if directoryConfiguration.hostedPools == nil, let hosted = configuration.hostedDatabaseURL {
+            directoryConfiguration.hostedPools = HostedConnectionPools(url: hosted, capacity: configuration.hostedPoolSize, logger: logger)
+        }
         if directoryConfiguration.jobs == nil {
             // Jobs run only under this node's lease of the tenant: its fencing token is their fence.
             directoryConfiguration.jobs = JobsEnvironment(

@@ -21,6 +21,8 @@ public actor TenantDirectory {
         public var backoff: Backoff = .standard
         /// Where SQLite-hosted sources keep their files (embedded nodes); nil on cluster nodes.
         public var sqliteFiles: SQLiteFiles?
+        /// The node's shared connections to its hosted database (provisioned schemas there).
+        public var hostedPools: HostedConnectionPools?
         /// Where objects' bytes live (the storage slot stays empty without one).
         public var blobs: (any BlobStore)?
         /// libvips renders for image transforms (nil: transforms answer MB910).
@@ -60,7 +62,9 @@ public actor TenantDirectory {
         self.secretBox = secretBox
         self.configuration = configuration
         var environment = TenantTree.Environment(
-            catalog: SourceCatalog(store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles), cache: cache, realtimeWire: realtimeWire,
+            catalog: SourceCatalog(
+                store: store, secretBox: secretBox, logger: logger, sqliteFiles: configuration.sqliteFiles, hostedPools: configuration.hostedPools),
+            cache: cache, realtimeWire: realtimeWire,
             intensity: configuration.intensity, backoff: configuration.backoff, logger: logger)
         environment.blobs = configuration.blobs
         environment.images = configuration.images
@@ -140,6 +144,8 @@ public actor TenantDirectory {
         running.removeAll()
         activeGauge.record(0)
         for tree in trees.values { await tree.stop() }
+        // The trees' sources are stopped: nothing uses the shared connections any more.
+        await configuration.hostedPools?.shutdown()
     }
 
     /// Stops trees idle for longer than the idle timeout, unless they still have requests running.
