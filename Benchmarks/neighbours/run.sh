@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Noisy neighbours (issue 23, item 4): a calm tenant's primary-key GETs measured alone and beside
 #   - a tenant flooded at 10x its rate limit (100 req/s limit, ~1,000 req/s offered: mostly 429s), and
-#   - a tenant whose every call runs into statement_timeout (a function that sleeps 1 s under a
-#     200 ms statement_timeout: 504s), 8 callers at once,
+#   - a tenant whose every call runs into statement_timeout (a function that sleeps 1 s under the
+#     225 ms statement_timeout its 250 ms request deadline sets), 8 callers at once,
 # all on one node and one PostgreSQL (each tenant with its own source and pool on the same
 # database). Rounds alternate alone / beside; prints the calm tenant's ratios in the same run.
 # Usage: Benchmarks/neighbours/run.sh [seconds per run]   (ROUNDS, default 3)
@@ -22,7 +22,7 @@ BIN=$(swift build -c release --show-bin-path)
 DB="postgresql://postgres@127.0.0.1:$PGPORT/neighbours?sslmode=disable"
 psql "$MINIBAAS_TEST_DATABASE_URL" -qc "create database neighbours"
 psql "$DB" -q -f Benchmarks/rest/setup.sql
-psql "$DB" -qc "create function sleepy() returns int language plpgsql volatile set statement_timeout = '200ms' as \$\$ begin perform pg_sleep(1); return 1; end \$\$"
+psql "$DB" -qc "create function sleepy() returns int language plpgsql volatile as \$\$ begin perform pg_sleep(1); return 1; end \$\$"
 
 ADMIN=neighbours-admin-token-0123456789
 PORT=$(free_port)
@@ -39,7 +39,8 @@ tenant() { # slug limits-json -> service key
 }
 CALM=$(tenant calm '{"requestsPerSecond":100000,"burst":100000,"maxConcurrent":64}')
 FLOOD=$(tenant flood '{"requestsPerSecond":100,"burst":100,"maxConcurrent":64}')
-SLOW=$(tenant slow '{"requestsPerSecond":100000,"burst":100000,"maxConcurrent":64,"requestTimeoutMs":5000}')
+# A 250 ms request deadline gives its statements a 225 ms statement_timeout: every call is cut by it.
+SLOW=$(tenant slow '{"requestsPerSecond":100000,"burst":100000,"maxConcurrent":64,"requestTimeoutMs":250}')
 URL="http://127.0.0.1:$PORT"
 
 calm_run() {
@@ -51,7 +52,7 @@ calm_run() {
 neighbours_start() {
   PATH_TEMPLATE="/t/flood/rest/v1/items?id=eq.%d" APIKEY="$FLOOD" DELAY_MS=4 wrk -t1 -c4 -d"$((SECONDS_EACH + 4))s" -s Benchmarks/neighbours/paced.lua "$URL" >"$SERVICES_DIR/flood.out" 2>&1 &
   FLOOD_PID=$!
-  PATH_TEMPLATE="/t/slow/rest/v1/rpc/sleepy?x=%d" APIKEY="$SLOW" METHOD=POST BODY='{}' wrk -t1 -c8 -d"$((SECONDS_EACH + 4))s" -s Benchmarks/neighbours/paced.lua "$URL" >"$SERVICES_DIR/slow.out" 2>&1 &
+  PATH_TEMPLATE="/t/slow/rest/v1/rpc/sleepy" APIKEY="$SLOW" METHOD=POST BODY='{}' wrk -t1 -c8 -d"$((SECONDS_EACH + 4))s" -s Benchmarks/neighbours/paced.lua "$URL" >"$SERVICES_DIR/slow.out" 2>&1 &
   SLOW_PID=$!
   sleep 2
 }

@@ -143,6 +143,22 @@ def measure(args):
     print(f"after passivation ({active_tenants(args)} active): {after:.1f} MB -> {wide_rss - after:.1f} MB of "
           f"{wide_rss - none:.1f} MB given back ({100 * (wide_rss - after) / max(0.1, wide_rss - none):.0f} %)")
 
+    # Memory that passivation keeps is either still referenced (a leak: it grows with every round
+    # of activation) or kept by the allocator for reuse (it does not): activate and passivate the
+    # small tenants again and compare.
+    for cycle in range(2, args.cycles + 1):
+        for index in range(args.active):
+            status, body = call(args.url, "GET", f"/t/{slug(index)}/rest/v1/todos?select=id,title&order=id", apikey=keys[slug(index)])
+            if status != 200:
+                raise RuntimeError(f"cycle {cycle}, tenant {index}: {status} {body[:300]!r}")
+        reactivated = settle(args.pid)
+        deadline = time.monotonic() + args.passivation_wait
+        while time.monotonic() < deadline and active_tenants(args) > 0:
+            time.sleep(2)
+        again = settle(args.pid)
+        print(f"round {cycle}: {args.active} active again {reactivated:.1f} MB, after passivation ({active_tenants(args)} active) {again:.1f} MB"
+              f" ({again - after:+.1f} MB against round 1)")
+
 
 def main():
     parser = argparse.ArgumentParser()
@@ -157,6 +173,7 @@ def main():
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--empty-rss", type=float, default=0)
     parser.add_argument("--passivation-wait", type=float, default=120)
+    parser.add_argument("--cycles", type=int, default=2)
     args = parser.parse_args()
     register(args) if args.phase == "register" else measure(args)
 

@@ -158,10 +158,12 @@ final class SQLiteHostingTests: XCTestCase {
         let reopened = SQLiteSource(name: "t", kind: .schema, path: path, model: narrower, logger: Logger(label: "test"))
         let after = try await reopened.read(try RestPlanner(model: narrower).read("books", try RestQueryParser.parse([("select", "id,title,pages"), ("order", "id")])), count: false)
         XCTAssertEqual(try JSONValue.parse(Array((after.body ?? "").utf8)), [["id": 1, "title": "One", "pages": nil], ["id": 2, "title": "Two", "pages": nil]])
+        XCTAssertEqual(reopened.openConnections, 1, "the file is in WAL mode: reading opens a reader and no writer")
         let next = try RestPlanner(model: narrower).insert("books", rows: [["title": "Five", "author_id": 1]],
             query: try RestQueryParser.parse([("select", "id")]), onConflict: nil, missingDefault: true, returnsRows: true)
         let five = try await reopened.write(next, returnRows: true, publishRows: false, rollback: false, expecting: .any)
         XCTAssertEqual(five.body, #"[{"id":3}]"#, "the identity goes on after the rebuild")
+        XCTAssertEqual(reopened.openConnections, 2, "the first write opens the writer")
         let introspected = try await SourceCatalog.introspectSQLite(path, logger: Logger(label: "test"))
         XCTAssertEqual(introspected.entity(named: "books")?.column(named: "published")?.type, .boolean)
         XCTAssertEqual(introspected.entity(named: "books")?.column(named: "at")?.type, .datetime)

@@ -59,6 +59,9 @@ public final class SQLiteSource: Sendable {
         await close()
     }
 
+    /// Connections open now (the writer and the readers), for tests.
+    var openConnections: Int { connections.openCount }
+
     /// Closes the connections now (a source made for one job: provisioning, a migration).
     public func close() async {
         // Outside the caller's task: sqlite-nio does nothing for a cancelled task, and a
@@ -182,6 +185,8 @@ final class SQLiteConnections: @unchecked Sendable {
     private let lock = Lock()
     private var writerConnection: SQLiteConnection?
     private var idleReaders: [SQLiteConnection] = []
+    private var openReaders = 0
+    private var fileInWALMode = false
     private var closed = false
 
     init(path: String, busyTimeoutMs: Int, logger: Logger) {
@@ -207,14 +212,40 @@ final class SQLiteConnections: @unchecked Sendable {
 
     func takeReader() async throws -> SQLiteConnection {
         if let idle = lock.withLock({ idleReaders.popLast() }) { return idle }
-        // The writer makes the file (and its WAL mode) before any reader opens it.
-        _ = try await writer()
-        return try await open(writer: false)
+        // The writer makes the file (and its WAL mode) before any reader opens it — unless the
+        // file is in WAL mode already: then a tenant that only reads opens no writer, whose
+        // parsed schema costs as much as a reader's (~270 KB with 100 tables).
+        if lock.withLock({ writerConnection == nil && !fileInWALMode }) {
+            if Self.isInWALMode(path) {
+                lock.withLock { fileInWALMode = true }
+            } else {
+                _ = try await writer()
+            }
+        }
+        let reader = try await open(writer: false)
+        lock.withLock { openReaders += 1 }
+        return reader
     }
+
+    /// Whether the file at `path` is a database in WAL mode: its header's write and read format
+    /// versions (bytes 18 and 19) are 2, which `journal_mode = WAL` writes and keeps. Read once,
+    /// before the first reader opens (20 bytes of a local file).
+    static func isInWALMode(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let header = try? handle.read(upToCount: 20), header.count == 20 else { return false }
+        return header[header.startIndex + 18] == 2 && header[header.startIndex + 19] == 2
+    }
+
+    /// Connections open now: the writer (if opened) and the readers.
+    var openCount: Int { lock.withLock { openReaders + (writerConnection == nil ? 0 : 1) } }
 
     func returnReader(_ connection: SQLiteConnection) async {
         let kept = lock.withLock { () -> Bool in
-            guard !closed, !connection.isClosed else { return false }
+            guard !closed, !connection.isClosed else {
+                openReaders -= 1
+                return false
+            }
             idleReaders.append(connection)
             return true
         }
@@ -224,6 +255,7 @@ final class SQLiteConnections: @unchecked Sendable {
     func closeAll() async {
         let open = lock.withLock { () -> [SQLiteConnection] in
             closed = true
+            openReaders -= idleReaders.count
             defer { idleReaders = []; writerConnection = nil }
             return idleReaders + (writerConnection.map { [$0] } ?? [])
         }

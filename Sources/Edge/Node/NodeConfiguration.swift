@@ -55,6 +55,9 @@ struct NodeConfiguration: Sendable {
     /// `MINIBAAS_HOSTED_POOL_SIZE`: connections this node keeps to its hosted database at most, all
     /// tenants' provisioned schemas together (one tenant takes at most a quarter of them).
     var hostedPoolSize = 32
+    /// `MINIBAAS_SIGNIN_ATTEMPTS` (`account,address`): password attempts allowed per 5 minutes for
+    /// one account and from one client address, per tenant (default 10 and 60).
+    var signInAttempts = (account: 10, address: 60)
     /// Where unexpected errors are reported (`MINIBAAS_SENTRY_DSN`), and as which environment.
     var sentryDSN: SentryDSN?
     var sentryEnvironment: String?
@@ -213,6 +216,10 @@ struct NodeConfiguration: Sendable {
         guard (1...10_000).contains(jobSlots) else { throw .init("MINIBAAS_JOB_SLOTS must be a whole number in [1, 10000]") }
         let hostedPoolSize = Int(env("MINIBAAS_HOSTED_POOL_SIZE") ?? "32") ?? -1
         guard (1...1_000).contains(hostedPoolSize) else { throw .init("MINIBAAS_HOSTED_POOL_SIZE must be a whole number in [1, 1000]") }
+        let attempts = (env("MINIBAAS_SIGNIN_ATTEMPTS") ?? "10,60").split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) ?? -1 }
+        guard attempts.count == 2, attempts.allSatisfy({ (1...10_000_000).contains($0) }) else {
+            throw .init("MINIBAAS_SIGNIN_ATTEMPTS must be two whole numbers in [1, 10000000], per account and per address, like 10,60")
+        }
         var sentryDSN: SentryDSN?
         if let text = env("MINIBAAS_SENTRY_DSN") {
             do { sentryDSN = try SentryDSN(text) } catch let error as SentryDSN.Malformed { throw .init(error.description) } catch { throw .init("MINIBAAS_SENTRY_DSN: \(error)") }
@@ -231,6 +238,7 @@ struct NodeConfiguration: Sendable {
         configuration.outbound = outbound
         configuration.jobSlots = jobSlots
         configuration.hostedPoolSize = hostedPoolSize
+        configuration.signInAttempts = (attempts[0], attempts[1])
         configuration.sentryDSN = sentryDSN
         configuration.sentryEnvironment = env("MINIBAAS_SENTRY_ENVIRONMENT")
         configuration.tenantIdle = tenantIdle

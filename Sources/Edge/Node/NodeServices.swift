@@ -22,7 +22,7 @@ struct NodeServices: Sendable {
     let forwarder: OwnerForwarder
     let logger: Logger
     /// Password-guessing budgets, shared by all tenants' auth endpoints on this node.
-    let loginThrottle = LoginThrottle()
+    let loginThrottle: LoginThrottle
     /// OIDC discovery documents and key sets, cached for all tenants.
     let relyingParty = OIDCRelyingParty()
     /// Cluster mode: the connection of the shared read-cache tier.
@@ -77,6 +77,9 @@ struct NodeServices: Sendable {
             configuration: configuration, store: store, secretBox: secretBox, directory: directory,
             adminToken: adminToken, startedAt: Date(), lifecycle: lifecycle, cluster: cluster,
             forwarder: OwnerForwarder(mode: configuration.forwarding, nodeID: configuration.nodeID, masterKey: masterKey), logger: logger,
+            loginThrottle: LoginThrottle(
+                account: .init(attempts: configuration.signInAttempts.account, per: .seconds(300)),
+                address: .init(attempts: configuration.signInAttempts.address, per: .seconds(300))),
             sharedCacheRedis: sharedCacheRedis, directoryBlobs: directoryConfiguration.blobs)
     }
 
