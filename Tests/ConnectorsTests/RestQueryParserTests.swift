@@ -141,4 +141,37 @@ extension RestQueryParserTests {
         XCTAssertEqual(quote("a\"\u{0301}b"), "\"a\"\"\u{0301}b\"")
         XCTAssertEqual(quote("plain"), "\"plain\"")
     }
+
+    /// Parsed selects are kept by their text: the same text gives the same items from the cache,
+    /// a bad one is refused every time (errors are not kept), long texts and a full cache are
+    /// handled by parsing anew.
+    func testParsedSelectsAreKeptButErrorsAndLongTextsAreNot() throws {
+        let cache = ParsedSelectCache(capacity: 2, maxKeyBytes: 40)
+        var parses = 0
+        let parseCounted: (String) throws(RestError) -> [SelectItem] = { text throws(RestError) in
+            parses += 1
+            return try RestQueryParser.parseSelect(text, depth: 0)
+        }
+        let first = try cache.items(for: "id,parents(id,groups(name))", parse: parseCounted)
+        let again = try cache.items(for: "id,parents(id,groups(name))", parse: parseCounted)
+        XCTAssertEqual(first, again)
+        XCTAssertEqual(parses, 1, "the second answer came from the cache")
+        for _ in 0..<2 {
+            XCTAssertThrowsError(try cache.items(for: "id,parents(id", parse: parseCounted)) { XCTAssertEqual(($0 as? RestError)?.code, "PGRST100") }
+        }
+        XCTAssertEqual(parses, 3, "a refused select is parsed (and refused) each time")
+        let long = "id," + String(repeating: "x", count: 40)
+        _ = try cache.items(for: long, parse: parseCounted)
+        _ = try cache.items(for: long, parse: parseCounted)
+        XCTAssertEqual(parses, 5, "texts over the limit are not kept")
+        _ = try cache.items(for: "a", parse: parseCounted)
+        XCTAssertEqual(cache.count, 2)
+        _ = try cache.items(for: "b", parse: parseCounted)
+        XCTAssertEqual(cache.count, 1, "a full cache starts over")
+        // Through the parser: the cached path answers as the parse does, casts included.
+        let query = try parse([("select", "id,price::text,parents(id)")])
+        let cached = try parse([("select", "id,price::text,parents(id)")])
+        XCTAssertEqual(query.select, cached.select)
+        XCTAssertEqual(query.select?[1], .column(Field(name: "price", path: []), alias: nil, cast: "text"))
+    }
 }

@@ -3,6 +3,7 @@
 public struct RestQueryParser: Sendable {
     public static let maxDepth = 16
     public static let reserved: Set<String> = ["select", "order", "limit", "offset", "on_conflict", "columns", "or", "and", "not.or", "not.and"]
+    static let selects = ParsedSelectCache()
 
     /// `argumentNames`: for RPC, the parameters that are the function's arguments, not filters.
     public static func parse(_ items: [(String, String)], argumentNames: Set<String> = []) throws(RestError) -> RestQuery {
@@ -17,7 +18,7 @@ public struct RestQueryParser: Sendable {
             switch last {
             case "select" where path.isEmpty:
                 guard query.select == nil else { throw .parse("select given more than once") }
-                query.select = try parseSelect(value, depth: 0)
+                query.select = try selects.items(for: value) { text throws(RestError) in try parseSelect(text, depth: 0) }
             case "order":
                 query.order[path] = try parseOrder(value)
             case "limit":
@@ -302,7 +303,7 @@ public struct RestQueryParser: Sendable {
                 continue
             }
             var cast: String?
-            if let castRange = body.range(of: "::") {
+            if let castRange = body.rangeOfBytes("::") {
                 let castText = String(body[castRange.upperBound...])
                 // ASCII only, checked by scalar: a type name, optionally with spaces and [].
                 guard let first = castText.unicodeScalars.first, ("a"..."z").contains(first) || ("A"..."Z").contains(first),
