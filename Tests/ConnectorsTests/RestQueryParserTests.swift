@@ -164,6 +164,12 @@ extension RestQueryParserTests {
         _ = try cache.items(for: long, parse: parseCounted)
         _ = try cache.items(for: long, parse: parseCounted)
         XCTAssertEqual(parses, 5, "texts over the limit are not kept")
+        // Equal as Swift strings, different bytes: a column named `a-≯b`, then a JSON path.
+        let composed = try cache.items(for: "a-\u{226F}b", parse: parseCounted)
+        let decomposed = try? cache.items(for: "a->\u{338}b", parse: parseCounted)
+        XCTAssertEqual(parses, 7, "non-ASCII texts are parsed each time")
+        XCTAssertEqual(composed, [.column(Field(name: "a-\u{226F}b", path: []), alias: nil, cast: nil)])
+        XCTAssertNotEqual(composed, decomposed)
         _ = try cache.items(for: "a", parse: parseCounted)
         XCTAssertEqual(cache.count, 2)
         _ = try cache.items(for: "b", parse: parseCounted)

@@ -68,16 +68,18 @@ final class UploadedSourceTests: XCTestCase {
 
     /// Provisioned schemas share the node's connections to its hosted database: a dozen active
     /// tenants, all reading at once, hold at most `MINIBAAS_HOSTED_POOL_SIZE` connections there
-    /// (with a pool per source they held one or more each, kept a minute), and each tenant still
-    /// reads only its own rows.
+    /// (with a pool per source they held one or more each, kept a minute) — also when their
+    /// statement timeouts differ — and each tenant still reads only its own rows.
     func testProvisionedSchemasShareTheNodesHostedConnections() async throws {
         let hosted = try await TestServices.freshDatabase(prefix: "hosted")
         let node = try await TestNode.make(environment: ["MINIBAAS_HOSTED_DATABASE_URL": hosted, "MINIBAAS_HOSTED_POOL_SIZE": "4"])
         let tenants = (0..<12).map { "pool\($0)" }
         try await node.application().test(.router) { client in
             var services: [String: HTTPFields] = [:]
-            for slug in tenants {
-                let keys = try await client.createTenant(node, slug)
+            for (index, slug) in tenants.enumerated() {
+                // Half with a longer request deadline: their statements run under another
+                // statement_timeout, so on connections of their own, under the same cap.
+                let keys = try await client.createTenant(node, slug, limits: index.isMultiple(of: 2) ? ["requestTimeoutMs": 20_000] : nil)
                 let created = try await client.call(
                     .post, "/admin/v1/tenants/\(slug)/sources", headers: node.adminHeaders,
                     json: ["name": "main", "kind": "schema", "format": "sql", "provision": true,

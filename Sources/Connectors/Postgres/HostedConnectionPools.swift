@@ -14,7 +14,10 @@ import Tenancy
 /// `perSourceShare` of the node's, so one tenant's burst cannot take every connection.
 ///
 /// Connections differ only by `statement_timeout` (derived from each tenant's request timeout), so
-/// there is one pool per timeout in use — in practice one — and one admission for all of them.
+/// there is one pool per timeout in use — in practice one or two — under one admission and one cap.
+/// Within a pool a source gets back a connection it used last where one is idle, so each
+/// connection holds a few sources' prepared statements, not every tenant's (a connection with more
+/// than 500 is replaced).
 public final class HostedConnectionPools: @unchecked Sendable {
     /// What a source served from the hosted database uses in place of a pool of its own.
     struct Shared: Sendable {
@@ -59,10 +62,26 @@ public final class HostedConnectionPools: @unchecked Sendable {
                 configuration.options.additionalStartupParameters.append(("statement_timeout", String(statementTimeoutMs)))
                 return configuration
             }
-            let pool = SourceConnectionPool(logger: logger) { try configuration.get() }
+            // One cap over every timeout's pool: opening a connection beyond it first closes one
+            // idle in another pool, and a connection coming back while the pools are over it
+            // (two pools opened at once) is closed rather than kept.
+            let pool = SourceConnectionPool(
+                logger: logger, beforeOpening: { [weak self] in self?.makeRoom(for: statementTimeoutMs) },
+                keepsIdle: { [weak self] in self.map { $0.openConnections <= $0.capacity } ?? false }
+            ) { try configuration.get() }
             let shared = Shared(pool: pool, admission: admission)
             pools[statementTimeoutMs] = (shared, Task { await pool.run() })
             return shared
+        }
+    }
+
+    /// Before the pool for `statementTimeoutMs` opens a connection: at the cap, another pool's
+    /// idle connection is closed. (A pool's own idle ones are used before it opens any.)
+    private func makeRoom(for statementTimeoutMs: Int) {
+        let all = lock.withLock { pools }
+        guard all.values.reduce(0, { $0 + $1.shared.pool.openCount }) >= capacity else { return }
+        for (timeout, entry) in all where timeout != statementTimeoutMs {
+            if entry.shared.pool.closeOldestIdle() { return }
         }
     }
 

@@ -32,6 +32,8 @@ public final class PostgresSource: Sendable {
     /// The node's admission to its hosted database, for a source served over the shared
     /// connections; nil when the source has a pool of its own.
     private let nodeAdmission: ConcurrencyLimiter?
+    /// On shared connections, this source's name for them (see `SourceConnectionPool.withConnection`).
+    private let affinity: Int
     private let logger: Logger
 
     /// `hosted`: the node's shared connections to its hosted database, used in place of a pool of
@@ -55,9 +57,14 @@ public final class PostgresSource: Sendable {
         if let shared = hosted?.shared(statementTimeoutMs: settings.statementTimeoutMs) {
             self.pool = shared.pool
             self.nodeAdmission = shared.admission
+            var hasher = Hasher()
+            hasher.combine(url.database)
+            hasher.combine(schemas)
+            self.affinity = hasher.finalize() | 1
             return
         }
         self.nodeAdmission = nil
+        self.affinity = 0
         // Built once: a TLS context (and its trust roots) is not remade for every connection.
         let configuration = Result { () throws -> PostgresConnection.Configuration in
             var configuration = try url.connectionConfiguration()
@@ -84,7 +91,7 @@ public final class PostgresSource: Sendable {
         try await admitted()
         defer { released() }
         do {
-            return try await pool.withConnection { connection in
+            return try await pool.withConnection(affinity: affinity) { connection in
                 guard rollback || statement.checked || rows.bounds else {
                     return try await run(statement, on: connection)
                 }
@@ -142,7 +149,7 @@ public final class PostgresSource: Sendable {
         try await admitted()
         defer { released() }
         do {
-            return try await pool.withConnection { connection in
+            return try await pool.withConnection(affinity: affinity) { connection in
                 let rows = try await connection.query(statement.query, logger: logger)
                 var estimate = 0
                 for try await text in rows.decode(String.self) {

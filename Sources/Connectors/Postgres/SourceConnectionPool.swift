@@ -17,7 +17,8 @@ final class SourceConnectionPool: @unchecked Sendable {
     private let idleTimeout: Duration
     private let logger: Logger
     private let lock = Lock()
-    private var idle: [(connection: PostgresConnection, since: ContinuousClock.Instant)] = []
+    /// Idle connections, oldest first, each with the affinity of the last caller it served.
+    private var idle: [(connection: PostgresConnection, since: ContinuousClock.Instant, affinity: Int)] = []
     /// Prepared statements per connection (false: its first use failed, so it runs unnamed
     /// there). The server keeps each for the connection's life, so a connection holding more
     /// than `maxPrepared` is closed and replaced.
@@ -27,15 +28,24 @@ final class SourceConnectionPool: @unchecked Sendable {
     private var open: Set<PostgresConnection.ID> = []
     private var nextID = 0
     private var stopped = false
+    /// Called before a connection is opened (the node's hosted pools make room under their
+    /// common cap there).
+    private let beforeOpening: (@Sendable () -> Void)?
+    /// Asked when a connection comes back: false closes it instead of keeping it idle (over the
+    /// hosted pools' common cap, which concurrent openings in two pools can pass for a moment).
+    private let keepsIdle: (@Sendable () -> Bool)?
 
     init(
         idleTimeout: Duration = .seconds(60), maxPrepared: Int = 500, logger: Logger,
+        beforeOpening: (@Sendable () -> Void)? = nil, keepsIdle: (@Sendable () -> Bool)? = nil,
         configuration: @escaping @Sendable () throws -> PostgresConnection.Configuration
     ) {
         self.maxPrepared = maxPrepared
         self.configuration = configuration
         self.idleTimeout = idleTimeout
         self.logger = logger
+        self.beforeOpening = beforeOpening
+        self.keepsIdle = keepsIdle
     }
 
     /// Runs `body` on a connection; the connection goes back afterwards unless it closed (a
@@ -45,8 +55,12 @@ final class SourceConnectionPool: @unchecked Sendable {
     /// does not stop for cancellation, so closing is what frees the caller — and the server rolls
     /// back whatever the connection had open. A connection that failed with anything but the
     /// server's own error (a broken protocol, a timeout) is closed too, never reused.
-    func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let connection = try await lease()
+    ///
+    /// `affinity`: callers sharing a pool (the node's hosted schemas) name themselves, and get back
+    /// a connection that last served them where one is idle — one whose prepared statements are
+    /// theirs, so each connection prepares a few sources' statements rather than every source's.
+    func withConnection<T>(affinity: Int = 0, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await lease(affinity: affinity)
         do {
             let result = try await withTaskCancellationHandler {
                 try await body(connection)
@@ -54,15 +68,15 @@ final class SourceConnectionPool: @unchecked Sendable {
                 self.close(connection)
             }
             // Cancelled just as the body finished: the connection may already be closing.
-            if Task.isCancelled { close(connection) } else { giveBack(connection) }
+            if Task.isCancelled { close(connection) } else { giveBack(connection, affinity: affinity) }
             return result
         } catch let error as PSQLError where error.serverInfo != nil && !Task.isCancelled {
-            giveBack(connection)
+            giveBack(connection, affinity: affinity)
             throw error
         } catch let error as RestError where !Task.isCancelled {
             // Decided by us after the statement (a policy check, a singular answer): the
             // transaction was rolled back on a healthy connection.
-            giveBack(connection)
+            giveBack(connection, affinity: affinity)
             throw error
         } catch {
             close(connection)
@@ -70,12 +84,13 @@ final class SourceConnectionPool: @unchecked Sendable {
         }
     }
 
-    private func lease() async throws -> PostgresConnection {
-        while let connection = lock.withLock({ takeIdle() }) {
+    private func lease(affinity: Int) async throws -> PostgresConnection {
+        while let connection = lock.withLock({ takeIdle(affinity: affinity) }) {
             // One the server closed while it sat idle (a restart) is dropped, not used.
             if !connection.isClosed { return connection }
             forget(connection)
         }
+        beforeOpening?()
         let id = lock.withLock { () -> Int in
             nextID += 1
             return nextID
@@ -91,11 +106,27 @@ final class SourceConnectionPool: @unchecked Sendable {
     /// The most recently used idle connection on the caller's own event loop if there is one, else
     /// the most recently used. Tasks run on the event loops, so a statement on a connection of the
     /// same loop needs no thread hop for its query, its answer, or the caller's response after it.
-    private func takeIdle() -> PostgresConnection? {
+    /// With an `affinity`, one that last served the same caller comes first (on the caller's loop
+    /// if possible).
+    private func takeIdle(affinity: Int) -> PostgresConnection? {
+        if affinity != 0 {
+            if let index = idle.lastIndex(where: { $0.affinity == affinity && $0.connection.eventLoop.inEventLoop })
+                ?? idle.lastIndex(where: { $0.affinity == affinity })
+            {
+                return idle.remove(at: index).connection
+            }
+        }
         if let index = idle.lastIndex(where: { $0.connection.eventLoop.inEventLoop }) {
             return idle.remove(at: index).connection
         }
         return idle.popLast()?.connection
+    }
+
+    /// Closes the connection idle longest, if any (room for another pool's new connection).
+    func closeOldestIdle() -> Bool {
+        guard let oldest = lock.withLock({ idle.isEmpty ? nil : idle.removeFirst().connection }) else { return false }
+        close(oldest)
+        return true
     }
 
     enum PreparedUse { case first, again, failedBefore }
@@ -127,11 +158,12 @@ final class SourceConnectionPool: @unchecked Sendable {
         }
     }
 
-    private func giveBack(_ connection: PostgresConnection) {
+    private func giveBack(_ connection: PostgresConnection, affinity: Int) {
         guard !connection.isClosed else { return forget(connection) }
+        if let keepsIdle, !keepsIdle() { return close(connection) }
         let keep = lock.withLock { () -> Bool in
             guard !stopped, (prepared[connection.id]?.count ?? 0) <= maxPrepared else { return false }
-            idle.append((connection, .now))
+            idle.append((connection, .now, affinity))
             return true
         }
         if !keep { close(connection) }

@@ -6,6 +6,10 @@ import Runtime
 /// pure function of the text, so a kept result is the same answer; errors are never kept, so a bad
 /// select is refused with its own message every time.
 ///
+/// Only ASCII texts are kept: `String` equality is canonical equivalence, while the parser reads
+/// some separators (`->`, `::`) by bytes, so two texts equal as strings could parse differently
+/// (`a-≯b` and `a->` + U+0338 + `b`); ASCII texts are equal only when their bytes are.
+///
 /// Bounded: texts longer than `maxKeyBytes` are parsed and not kept, and a full cache is emptied
 /// before it takes a new entry (a client cycling through more shapes than fit pays the parse, as
 /// without the cache).
@@ -22,7 +26,7 @@ final class ParsedSelectCache: @unchecked Sendable {
 
     /// The parse of `text`, from the cache or from `parse` (whose result is then kept).
     func items(for text: String, parse: (String) throws(RestError) -> [SelectItem]) throws(RestError) -> [SelectItem] {
-        guard text.utf8.count <= maxKeyBytes else { return try parse(text) }
+        guard text.utf8.count <= maxKeyBytes, text.utf8.allSatisfy({ $0 < 0x80 }) else { return try parse(text) }
         if let kept = lock.withLock({ entries[text] }) { return kept }
         let parsed = try parse(text)
         lock.withLock {

@@ -216,7 +216,8 @@ final class SQLiteConnections: @unchecked Sendable {
         // file is in WAL mode already: then a tenant that only reads opens no writer, whose
         // parsed schema costs as much as a reader's (~270 KB with 100 tables).
         if lock.withLock({ writerConnection == nil && !fileInWALMode }) {
-            if Self.isInWALMode(path) {
+            let path = path
+            if (try? await offloaded { Self.isInWALMode(path) }) == true {
                 lock.withLock { fileInWALMode = true }
             } else {
                 _ = try await writer()
@@ -228,8 +229,8 @@ final class SQLiteConnections: @unchecked Sendable {
     }
 
     /// Whether the file at `path` is a database in WAL mode: its header's write and read format
-    /// versions (bytes 18 and 19) are 2, which `journal_mode = WAL` writes and keeps. Read once,
-    /// before the first reader opens (20 bytes of a local file).
+    /// versions (bytes 18 and 19) are 2, which `journal_mode = WAL` writes and keeps. Read before
+    /// the first reader opens (20 bytes of a local file, off the event loops).
     static func isInWALMode(_ path: String) -> Bool {
         guard let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
