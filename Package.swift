@@ -312,6 +312,7 @@ let package = Package(
             dependencies: [
                 "Edge", "TenantRuntime", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -63,7 +63,12 @@ struct NodeServices: Sendable {
         let directory = TenantDirectory(
             store: store, secretBox: secretBox,
             cache: .init(ttl: configuration.cacheTTL, redis: sharedCacheRedis, redisPrefix: configuration.redisPrefix),
-            realtimeWire: PhoenixWire(), configuration: directoryConfiguration, logger: logger, onPassivated: { slug in await cluster.release(slug) })
+            realtimeWire: PhoenixWire(), configuration: directoryConfiguration, logger: logger, onPassivated: { slug in
+                await cluster.release(slug)
+                // Nothing of an idle tenant stays, its metric series included: they come back
+                // with its next request.
+                NodeMetrics.shared.tenantSeries.forget(tenant: slug)
+            })
         await cluster.setHooks(.init(
             load: { directory.inFlight },
             handOver: { slug in await directory.handOver(slug) },

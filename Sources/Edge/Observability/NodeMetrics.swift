@@ -6,6 +6,8 @@ import Runtime
 /// per process, so every node started in one process (tests start several) shares it.
 struct NodeMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
+    /// Drops a passivated tenant's series (see `TenantSeriesFactory`).
+    let tenantSeries: TenantSeriesFactory
 
     static let shared: NodeMetrics = {
         let registry = PrometheusCollectorRegistry()
@@ -14,8 +16,9 @@ struct NodeMetrics: Sendable {
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(15),
         ]
-        MetricsSystem.bootstrap(factory)
-        return NodeMetrics(registry: registry)
+        let tenantSeries = TenantSeriesFactory(factory)
+        MetricsSystem.bootstrap(tenantSeries)
+        return NodeMetrics(registry: registry, tenantSeries: tenantSeries)
     }()
 
     func render() -> [UInt8] {
