@@ -16,6 +16,8 @@ final class TenantSeriesFactoryTests: XCTestCase {
         factory.makeTimer(label: "duration_seconds", dimensions: [("tenant", "acme")]).recordNanoseconds(2_000_000)
         factory.makeCounter(label: "requests_total", dimensions: [("tenant", "other")]).increment(by: 5)
         factory.makeCounter(label: "node_total", dimensions: []).increment(by: 1)
+        factory.makeCounter(label: "restarts_total", dimensions: [("supervisor", "tenant:acme:data")]).increment(by: 1)
+        factory.makeCounter(label: "restarts_total", dimensions: [("supervisor", "cluster")]).increment(by: 1)
         // The same series made again (a Timer per request) is remembered once.
         for _ in 0..<100 { factory.makeTimer(label: "duration_seconds", dimensions: [("tenant", "acme")]).recordNanoseconds(1_000) }
         XCTAssertTrue(text().contains(#"requests_total{tenant="acme",route="rest"} 3"#), text())
@@ -26,6 +28,8 @@ final class TenantSeriesFactoryTests: XCTestCase {
         XCTAssertFalse(text().contains(#"tenant="acme""#), text())
         XCTAssertTrue(text().contains(#"requests_total{tenant="other"} 5"#), text())
         XCTAssertTrue(text().contains("node_total 1"), text())
+        XCTAssertFalse(text().contains("tenant:acme:data"), "its tree's supervisors' series go too: \(text())")
+        XCTAssertTrue(text().contains(#"restarts_total{supervisor="cluster"} 1"#), text())
         XCTAssertEqual(factory.trackedTenants, 1)
 
         factory.makeCounter(label: "requests_total", dimensions: [("tenant", "acme"), ("route", "rest")]).increment(by: 1)

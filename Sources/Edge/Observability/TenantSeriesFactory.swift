@@ -46,8 +46,21 @@ final class TenantSeriesFactory: MetricsFactory, @unchecked Sendable {
     var trackedTenants: Int { lock.withLock { byTenant.count } }
 
     private func remember(_ dimensions: [(String, String)], _ object: AnyObject, _ handler: Handler) {
-        guard let tenant = dimensions.first(where: { $0.0 == "tenant" })?.1 else { return }
+        guard let tenant = Self.tenant(of: dimensions) else { return }
         lock.withLock { byTenant[tenant, default: [:]][ObjectIdentifier(object)] = handler }
+    }
+
+    /// The `tenant` label, or the tenant in a tree's supervisor name (`tenant:{slug}:{subsystem}`,
+    /// Runtime's supervisors know no tenants).
+    static func tenant(of dimensions: [(String, String)]) -> String? {
+        for (name, value) in dimensions {
+            if name == "tenant" { return value }
+            if name == "supervisor", value.hasPrefix("tenant:") {
+                let rest = value.dropFirst("tenant:".count)
+                return String(rest.prefix { $0 != ":" })
+            }
+        }
+        return nil
     }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
