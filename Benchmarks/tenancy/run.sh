@@ -4,7 +4,7 @@
 # first-request activation p50/p99, memory given back by passivation. Once on an embedded node
 # (SQLite control plane, tables in SQLite files) and once on a cluster node (PostgreSQL control
 # plane and hosted tables, Redis membership). Figures are against an empty node measured in the
-# same run. Usage: Benchmarks/tenancy/run.sh [embedded|cluster|both]   (TENANTS, ACTIVE, WIDE)
+# same run. Usage: Benchmarks/tenancy/run.sh [embedded|cluster|both]   (TENANTS, ACTIVE, WIDE, CYCLES)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -12,6 +12,7 @@ MODES=${1:-both}
 TENANTS=${TENANTS:-10000}
 ACTIVE=${ACTIVE:-1000}
 WIDE=${WIDE:-20}
+CYCLES=${CYCLES:-2}
 . "$ROOT/scripts/lib/services.sh"
 ensure_packages postgresql redis-server libmongoc-dev
 
@@ -73,7 +74,7 @@ run_mode() { # embedded | cluster
   start_node "$dir" "${env_vars[@]}"
   echo "== $mode node ($(nproc) cores), $TENANTS tenants =="
   python3 Benchmarks/tenancy/density.py measure --url "http://127.0.0.1:$NODE_PORT" --admin "$ADMIN" --keys "$dir.keys.json" \
-    --pid "$NODE_PID" --tenants "$TENANTS" --active "$ACTIVE" --wide "$WIDE" --empty-rss "$empty"
+    --pid "$NODE_PID" --tenants "$TENANTS" --active "$ACTIVE" --wide "$WIDE" --empty-rss "$empty" --cycles "$CYCLES"
   stop_node
 }
 
