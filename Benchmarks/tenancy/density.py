@@ -95,6 +95,17 @@ def active_tenants(args):
     return len(json.loads(body).get("tenants", [])) if status == 200 else -1
 
 
+def small_read(args, keys, index):
+    """The small tenant's read the benchmark times (its first one activates the tenant)."""
+    return call(args.url, "GET", f"/t/{slug(index)}/rest/v1/todos?select=id,title&order=id", apikey=keys[slug(index)])
+
+
+def wait_for_passivation(args):
+    deadline = time.monotonic() + args.passivation_wait
+    while time.monotonic() < deadline and active_tenants(args) > 0:
+        time.sleep(2)
+
+
 def measure(args):
     with open(args.keys) as keys_file:
         keys = json.load(keys_file)
@@ -106,7 +117,7 @@ def measure(args):
     latencies = []
     for index in range(args.active):
         started = time.monotonic()
-        status, body = call(args.url, "GET", f"/t/{slug(index)}/rest/v1/todos?select=id,title&order=id", apikey=keys[slug(index)])
+        status, body = small_read(args, keys, index)
         latencies.append((time.monotonic() - started) * 1000)
         if status != 200 or len(json.loads(body)) != 2:
             raise RuntimeError(f"activation {index}: {status} {body[:300]!r}")
@@ -116,7 +127,7 @@ def measure(args):
     again = []
     for index in range(min(args.active, 200)):
         started = time.monotonic()
-        call(args.url, "GET", f"/t/{slug(index)}/rest/v1/todos?select=id,title&order=id", apikey=keys[slug(index)])
+        small_read(args, keys, index)
         again.append((time.monotonic() - started) * 1000)
     print(f"first request (activation) of {args.active} tenants: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
           f" (target p99 <= 50); a second request p50 {statistics.median(again):.1f} ms")
@@ -136,9 +147,7 @@ def measure(args):
     else:
         wide_rss = active
 
-    deadline = time.monotonic() + args.passivation_wait
-    while time.monotonic() < deadline and active_tenants(args) > 0:
-        time.sleep(2)
+    wait_for_passivation(args)
     after = settle(args.pid)
     print(f"after passivation ({active_tenants(args)} active): {after:.1f} MB -> {wide_rss - after:.1f} MB of "
           f"{wide_rss - none:.1f} MB given back ({100 * (wide_rss - after) / max(0.1, wide_rss - none):.0f} %)")
@@ -148,13 +157,11 @@ def measure(args):
     # small tenants again and compare.
     for cycle in range(2, args.cycles + 1):
         for index in range(args.active):
-            status, body = call(args.url, "GET", f"/t/{slug(index)}/rest/v1/todos?select=id,title&order=id", apikey=keys[slug(index)])
+            status, body = small_read(args, keys, index)
             if status != 200:
                 raise RuntimeError(f"cycle {cycle}, tenant {index}: {status} {body[:300]!r}")
         reactivated = settle(args.pid)
-        deadline = time.monotonic() + args.passivation_wait
-        while time.monotonic() < deadline and active_tenants(args) > 0:
-            time.sleep(2)
+        wait_for_passivation(args)
         again = settle(args.pid)
         print(f"round {cycle}: {args.active} active again {reactivated:.1f} MB, after passivation ({active_tenants(args)} active) {again:.1f} MB"
               f" ({again - after:+.1f} MB against round 1)")

@@ -50,9 +50,7 @@ public final class MongoSource: Sendable {
     /// The source's life as a supervised child of the tenant's tree: its pool lives until
     /// cancelled, then running commands finish and the clients close.
     public func runPool() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(3600))
-        }
+        await untilCancelled()
         await connections.close()
     }
 

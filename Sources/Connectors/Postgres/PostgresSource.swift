@@ -77,10 +77,7 @@ public final class PostgresSource: Sendable {
     /// The pool's life: closes idle connections until cancelled, then all. A supervised child of
     /// the tenant's tree. Shared connections are the node's: the child only waits to be stopped.
     public func runPool() async {
-        guard nodeAdmission == nil else {
-            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-            return
-        }
+        guard nodeAdmission == nil else { return await untilCancelled() }
         await pool.run()
     }
 

@@ -53,9 +53,7 @@ public final class SQLiteSource: Sendable {
     /// The source's life as a supervised child of the tenant's tree: nothing to do until
     /// cancelled, then every connection is closed.
     public func runPool() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(3600))
-        }
+        await untilCancelled()
         await close()
     }
 

@@ -24,6 +24,12 @@ public protocol DatabaseSource: DataSource {
     func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool]
 }
 
+/// Returns once the calling task is cancelled: the life of a source's supervised child that has
+/// nothing to do until it is stopped.
+func untilCancelled() async {
+    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+}
+
 extension DatabaseSource {
     public func readAll(_ reads: [(plan: ReadPlan, count: Bool)]) async throws -> [(rows: [JSONValue], total: Int?)] {
         var answers: [(rows: [JSONValue], total: Int?)] = []

@@ -212,10 +212,13 @@ struct NodeConfiguration: Sendable {
         } catch {
             throw .init(error.description)
         }
-        let jobSlots = Int(env("MINIBAAS_JOB_SLOTS") ?? "256") ?? -1
-        guard (1...10_000).contains(jobSlots) else { throw .init("MINIBAAS_JOB_SLOTS must be a whole number in [1, 10000]") }
-        let hostedPoolSize = Int(env("MINIBAAS_HOSTED_POOL_SIZE") ?? "32") ?? -1
-        guard (1...1_000).contains(hostedPoolSize) else { throw .init("MINIBAAS_HOSTED_POOL_SIZE must be a whole number in [1, 1000]") }
+        func wholeNumber(_ name: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            let number = env(name).map { Int($0) ?? -1 } ?? value
+            guard range.contains(number) else { throw .init("\(name) must be a whole number in [\(range.lowerBound), \(range.upperBound)]") }
+            return number
+        }
+        let jobSlots = try wholeNumber("MINIBAAS_JOB_SLOTS", default: 256, range: 1...10_000)
+        let hostedPoolSize = try wholeNumber("MINIBAAS_HOSTED_POOL_SIZE", default: 32, range: 1...1_000)
         let attempts = (env("MINIBAAS_SIGNIN_ATTEMPTS") ?? "10,60").split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) ?? -1 }
         guard attempts.count == 2, attempts.allSatisfy({ (1...10_000_000).contains($0) }) else {
             throw .init("MINIBAAS_SIGNIN_ATTEMPTS must be two whole numbers in [1, 10000000], per account and per address, like 10,60")
