@@ -63,6 +63,8 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "CHiredis",
+                // Its SQLite build (VaporCSQLite), driven directly by SQLiteHandle.
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

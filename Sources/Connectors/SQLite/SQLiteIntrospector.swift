@@ -7,7 +7,7 @@ import SQLiteNIO
 /// Declared types map to the model's types by SQLite's own affinity rules, refined by the names
 /// people write (`BOOLEAN`, `TIMESTAMPTZ`, `JSON`, `UUID`, `DATE`…).
 enum SQLiteIntrospector {
-    static func model(of connection: SQLiteConnection) async throws -> SchemaModel {
+    static func model(of connection: SQLiteHandle) async throws -> SchemaModel {
         var tables: [SchemaDraft.Table] = []
         var keys: [SchemaDraft.Key] = []
         var foreignKeys: [SchemaDraft.ForeignKey] = []

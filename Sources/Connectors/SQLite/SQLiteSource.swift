@@ -10,8 +10,9 @@ import Tracing
 /// A tenant's tables hosted in a SQLite database file of its own under the node's data
 /// directory (an embedded node's default), or an existing SQLite file registered with
 /// `kind: sqlite`. One writer connection takes writes one at a time from a bounded queue; a few
-/// reader connections read beside it (WAL). Every statement runs on NIO's blocking thread pool,
-/// never on an event loop. Connections open on first use, so a damaged or locked file is an
+/// reader connections read beside it (WAL). A request's statements run on NIO's blocking thread
+/// pool in one trip (`SQLiteHandle.perform`), never on an event loop, and stay prepared on their
+/// connection for the next request of the same shape. Connections open on first use, so a damaged or locked file is an
 /// error on this source's requests only, and close when the tenant's tree stops the source.
 public final class SQLiteSource: Sendable {
     public struct Settings: Sendable {
@@ -62,9 +63,7 @@ public final class SQLiteSource: Sendable {
 
     /// Closes the connections now (a source made for one job: provisioning, a migration).
     public func close() async {
-        // Outside the caller's task: sqlite-nio does nothing for a cancelled task, and a
-        // connection must be closed before it is freed.
-        await Task.detached { [connections] in await connections.closeAll() }.value
+        await connections.closeAll()
     }
 
     // MARK: - Statements
@@ -72,11 +71,14 @@ public final class SQLiteSource: Sendable {
     public func read(_ plan: ReadPlan, count: Bool) async throws -> StatementResult {
         let query = try SQLiteRenderer().read(plan, count: count)
         return try await reading { connection in
-            let rows = try await self.traced(query.sql) { try await connection.query(query.sql, query.binds) }
-            let row = rows.first
-            return StatementResult(
-                body: row?.column("body")?.string ?? "[]", count: Int(row?.column("page_count")?.integer ?? 0),
-                total: row?.column("total")?.integer)
+            try await self.traced(query.sql) {
+                try await connection.perform { session in
+                    // The renderer's one row: body, page_count, total.
+                    let row = try session.rows(query.sql, query.binds).first?.values
+                    return StatementResult(
+                        body: row?[0].string ?? "[]", count: Int(row?[1].integer ?? 0), total: row?[2].integer)
+                }
+            }
         }
     }
 
@@ -104,7 +106,9 @@ public final class SQLiteSource: Sendable {
         case .delete: operation = "DELETE"
         }
         return try await writing { connection in
-            try await self.traced("\(operation) \(plan.target.entity.name)") { try await writer.run(on: connection, rollback: rollback) }
+            try await self.traced("\(operation) \(plan.target.entity.name)") {
+                try await connection.perform { try writer.run(on: $0, rollback: rollback) }
+            }
         }
     }
 
@@ -119,20 +123,22 @@ public final class SQLiteSource: Sendable {
     /// Runs DDL (provisioning, migrations) on the writer in one transaction.
     public func apply(_ statements: [String]) async throws {
         try await writing { connection in
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            do {
-                for statement in statements { _ = try await connection.query(statement) }
-                _ = try await connection.query("COMMIT")
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
+            try await connection.perform { session in
+                try session.execute("BEGIN IMMEDIATE")
+                do {
+                    for statement in statements { try session.execute(statement) }
+                    try session.execute("COMMIT")
+                } catch {
+                    try? session.execute("ROLLBACK")
+                    throw error
+                }
             }
         }
     }
 
     // MARK: - Connections
 
-    private func reading<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    private func reading<T: Sendable>(_ body: @Sendable (SQLiteHandle) async throws -> T) async throws -> T {
         try await readGate.admit(source: name, waitingFor: "reader", within: settings.acquireTimeout)
         defer { readGate.release() }
         let connection = try await opened { try await connections.takeReader() }
@@ -146,19 +152,19 @@ public final class SQLiteSource: Sendable {
         }
     }
 
-    private func writing<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    private func writing<T: Sendable>(_ body: @escaping @Sendable (SQLiteHandle) async throws -> T) async throws -> T {
         try await writeGate.admit(source: name, waitingFor: "place in its write queue", within: settings.acquireTimeout)
         defer { writeGate.release() }
         let connection = try await opened { try await connections.writer() }
-        // A write runs to its COMMIT or ROLLBACK even when its request goes away: cut short, it
-        // would leave the writer inside an open transaction.
-        return try await Task { try await mapped { try await body(connection) } }.value
+        // A write runs to its COMMIT or ROLLBACK even when its request goes away (`perform` runs
+        // its closure to the end): cut short, it would leave the writer inside an open transaction.
+        return try await mapped { try await body(connection) }
     }
 
-    private func opened(_ body: () async throws -> SQLiteConnection) async throws -> SQLiteConnection {
+    private func opened(_ body: () async throws -> SQLiteHandle) async throws -> SQLiteHandle {
         do {
             return try await body()
-        } catch let error as SQLiteError {
+        } catch let error as SQLiteFailure {
             logger.error("cannot open the SQLite database", metadata: ["path": .string(path), "error": .string(error.message)])
             throw SQLiteErrorMapping.unavailable(error, source: name)
         }
@@ -167,7 +173,7 @@ public final class SQLiteSource: Sendable {
     private func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as SQLiteError {
+        } catch let error as SQLiteFailure {
             throw SQLiteErrorMapping.restError(error, source: name, entity: nil)
         }
     }
@@ -181,8 +187,8 @@ final class SQLiteConnections: @unchecked Sendable {
     let busyTimeoutMs: Int
     let logger: Logger
     private let lock = Lock()
-    private var writerConnection: SQLiteConnection?
-    private var idleReaders: [SQLiteConnection] = []
+    private var writerConnection: SQLiteHandle?
+    private var idleReaders: [SQLiteHandle] = []
     private var openReaders = 0
     private var fileInWALMode = false
     private var closed = false
@@ -193,22 +199,22 @@ final class SQLiteConnections: @unchecked Sendable {
         self.logger = logger
     }
 
-    func writer() async throws -> SQLiteConnection {
+    func writer() async throws -> SQLiteHandle {
         if let existing = lock.withLock({ writerConnection }) { return existing }
         let connection = try await open(writer: true)
-        let raced = lock.withLock { () -> SQLiteConnection? in
+        let raced = lock.withLock { () -> SQLiteHandle? in
             if let writerConnection { return writerConnection }
             writerConnection = connection
             return nil
         }
         if let raced {
-            try? await connection.close()
+            await connection.close()
             return raced
         }
         return connection
     }
 
-    func takeReader() async throws -> SQLiteConnection {
+    func takeReader() async throws -> SQLiteHandle {
         if let idle = lock.withLock({ idleReaders.popLast() }) { return idle }
         // The writer makes the file (and its WAL mode) before any reader opens it — unless the
         // file is in WAL mode already: then a tenant that only reads opens no writer, whose
@@ -239,7 +245,7 @@ final class SQLiteConnections: @unchecked Sendable {
     /// Connections open now: the writer (if opened) and the readers.
     var openCount: Int { lock.withLock { openReaders + (writerConnection == nil ? 0 : 1) } }
 
-    func returnReader(_ connection: SQLiteConnection) async {
+    func returnReader(_ connection: SQLiteHandle) async {
         let kept = lock.withLock { () -> Bool in
             guard !closed, !connection.isClosed else {
                 openReaders -= 1
@@ -248,39 +254,39 @@ final class SQLiteConnections: @unchecked Sendable {
             idleReaders.append(connection)
             return true
         }
-        if !kept { try? await connection.close() }
+        if !kept { await connection.close() }
     }
 
     func closeAll() async {
-        let open = lock.withLock { () -> [SQLiteConnection] in
+        let open = lock.withLock { () -> [SQLiteHandle] in
             closed = true
             openReaders -= idleReaders.count
             defer { idleReaders = []; writerConnection = nil }
             return idleReaders + (writerConnection.map { [$0] } ?? [])
         }
-        for connection in open { try? await connection.close() }
+        for connection in open { await connection.close() }
     }
 
-    private func open(writer: Bool) async throws -> SQLiteConnection {
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+    private func open(writer: Bool) async throws -> SQLiteHandle {
+        // A busy timeout, so a locked file answers an error instead of hanging the request.
+        let connection = try await SQLiteHandle.open(path: path, busyTimeoutMs: busyTimeoutMs)
         do {
-            // Replaces sqlite-nio's busy handler, which retries forever: a locked file must
-            // answer an error, not hang the request.
-            _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMs)")
-            if writer {
-                _ = try await connection.query("PRAGMA journal_mode = WAL")
-                // With WAL, NORMAL survives a crash of the process (kill -9): a commit is in the
-                // log before it is acknowledged. Only a power loss may lose the last commits.
-                _ = try await connection.query("PRAGMA synchronous = NORMAL")
-                _ = try await connection.query("PRAGMA foreign_keys = ON")
-            } else {
-                _ = try await connection.query("PRAGMA query_only = ON")
+            try await connection.perform { session in
+                if writer {
+                    try session.execute("PRAGMA journal_mode = WAL")
+                    // With WAL, NORMAL survives a crash of the process (kill -9): a commit is in
+                    // the log before it is acknowledged. Only a power loss may lose the last commits.
+                    try session.execute("PRAGMA synchronous = NORMAL")
+                    try session.execute("PRAGMA foreign_keys = ON")
+                } else {
+                    try session.execute("PRAGMA query_only = ON")
+                }
+                // A file that is not a database fails here, at once, with its reason.
+                try session.execute("SELECT count(*) FROM sqlite_schema")
             }
-            // A file that is not a database fails here, at once, with its reason.
-            _ = try await connection.query("SELECT count(*) FROM sqlite_schema")
             return connection
         } catch {
-            try? await connection.close()
+            await connection.close()
             throw error
         }
     }
@@ -289,29 +295,31 @@ final class SQLiteConnections: @unchecked Sendable {
 /// SQLite's errors as PostgREST's clients expect them: the SQLSTATE PostgreSQL would give for
 /// the same violation, with its status.
 enum SQLiteErrorMapping {
-    static func restError(_ error: SQLiteError, source: String, entity: String?) -> RestError {
+    static func restError(_ error: SQLiteFailure, source: String, entity: String?) -> RestError {
         let message = error.message
-        switch error.reason {
-        case .constraintUniqueFailed, .constraintPrimaryKeyFailed, .constraintUniqueRowIDFailed:
+        if error.isUniqueViolation {
             return RestError(status: 409, code: "23505", message: "duplicate key value violates unique constraint", details: message)
-        case .constraintForeignKeyFailed:
-            return RestError(status: 409, code: "23503", message: "insert or update violates a foreign key constraint", details: message)
-        case .constraintNotNullFailed:
-            return RestError(status: 400, code: "23502", message: "null value violates not-null constraint", details: message)
-        case .constraintCheckFailed:
-            return RestError(status: 400, code: "23514", message: "new row violates check constraint", details: message)
-        case .constraint:
-            return RestError(status: 409, code: "23000", message: "the write violates a constraint", details: message)
-        case .busy, .busyTimeout, .locked, .busyInRecovery, .busyInSnapshot:
-            return RestError(status: 503, code: "MB603", message: "source '\(source)' is locked by another writer", details: message, hint: "retry shortly")
-        case .corrupt, .notADatabase, .cantOpen, .ioError, .full, .readOnly:
-            return unavailable(error, source: source)
-        default:
-            return RestError(status: 500, code: "MB605", message: "the SQLite database of source '\(source)' failed a statement", details: message)
         }
+        if error.isForeignKeyViolation {
+            return RestError(status: 409, code: "23503", message: "insert or update violates a foreign key constraint", details: message)
+        }
+        if error.isNotNullViolation {
+            return RestError(status: 400, code: "23502", message: "null value violates not-null constraint", details: message)
+        }
+        if error.isCheckViolation {
+            return RestError(status: 400, code: "23514", message: "new row violates check constraint", details: message)
+        }
+        if error.isConstraintViolation {
+            return RestError(status: 409, code: "23000", message: "the write violates a constraint", details: message)
+        }
+        if error.isBusy {
+            return RestError(status: 503, code: "MB603", message: "source '\(source)' is locked by another writer", details: message, hint: "retry shortly")
+        }
+        if error.isUnusableFile { return unavailable(error, source: source) }
+        return RestError(status: 500, code: "MB605", message: "the SQLite database of source '\(source)' failed a statement", details: message)
     }
 
-    static func unavailable(_ error: SQLiteError, source: String) -> RestError {
+    static func unavailable(_ error: SQLiteFailure, source: String) -> RestError {
         RestError(status: 503, code: "MB604", message: "the SQLite database of source '\(source)' cannot be used", details: error.message)
     }
 }

@@ -5,8 +5,8 @@ import Tenancy
 /// Runs one write plan on a SQLite-hosted source's writer connection, in one transaction:
 /// SQLite has no data-modifying CTEs, so the PostgreSQL renderer's single statement becomes a
 /// few (find the rows, write them returning their rowids, check them against the policy, read
-/// the representation) that commit or roll back together. The writer connection is the
-/// source's only one, so nothing else writes in between.
+/// the representation) that commit or roll back together, all in one trip to the blocking pool.
+/// The writer connection is the source's only one, so nothing else writes in between.
 struct SQLiteWriter {
     let plan: WritePlan
     let returnRows: Bool
@@ -17,22 +17,22 @@ struct SQLiteWriter {
     var entity: Entity { plan.target.entity }
     var table: String { quote(entity.name) }
 
-    func run(on connection: SQLiteConnection, rollback: Bool) async throws -> StatementResult {
+    func run(on connection: SQLiteSession, rollback: Bool) throws -> StatementResult {
         guard entity.kind == .table else {
             throw RestError(status: 405, code: "MB350", message: "'\(entity.name)' is not a table of the SQLite-hosted source and cannot be written")
         }
-        _ = try await connection.query("BEGIN IMMEDIATE")
+        _ = try connection.rows("BEGIN IMMEDIATE")
         do {
-            let result = try await body(connection)
-            _ = try await connection.query(rollback ? "ROLLBACK" : "COMMIT")
+            let result = try body(connection)
+            _ = try connection.rows(rollback ? "ROLLBACK" : "COMMIT")
             return result
         } catch {
-            _ = try? await connection.query("ROLLBACK")
+            _ = try? connection.rows("ROLLBACK")
             throw error
         }
     }
 
-    private func body(_ connection: SQLiteConnection) async throws -> StatementResult {
+    private func body(_ connection: SQLiteSession) throws -> StatementResult {
         var written: [Int64] = []
         var inserted: Set<Int64>?
         var before: (body: String?, changes: String?)?
@@ -44,10 +44,10 @@ struct SQLiteWriter {
                 case .merge(let target), .ignore(let target): target
                 }
             }) {
-                existing = try await existingRows(matching: target, in: rows, connection)
+                existing = try existingRows(matching: target, in: rows, connection)
             }
             for group in try groups(rows, columns: columns, missingDefault: missingDefault) {
-                written += try await rowids(try insert(group.columns, group.rows, onConflict: onConflict), connection)
+                written += try rowids(try insert(group.columns, group.rows, onConflict: onConflict), connection)
             }
             if let existing { inserted = Set(written.filter { !existing.contains($0) }) }
         case .update(let values, let columns):
@@ -60,22 +60,22 @@ struct SQLiteWriter {
             if where_.isEmpty { where_ = "1" }
             guard !sets.isEmpty else { return StatementResult(body: returnRows ? "[]" : nil, count: 0, total: nil) }
             query.sql = "UPDATE \(table) AS \"t0\" SET \(sets.joined(separator: ", ")) WHERE \(where_) RETURNING rowid"
-            written = try await rowids(query, connection)
+            written = try rowids(query, connection)
         case .delete:
             var query = SQLiteQuery()
             var where_ = try renderer.conditions(plan.target, alias: "t0", into: &query)
             if where_.isEmpty { where_ = "1" }
             query.sql = "SELECT \"t0\".rowid FROM \(table) AS \"t0\" WHERE \(where_)"
-            written = try await rowids(query, connection)
+            written = try rowids(query, connection)
             // What is answered and published is read before the rows are gone.
-            before = (try await representation(of: written, connection), try await changes(of: written, inserted: nil, connection))
+            before = (try representation(of: written, connection), try changes(of: written, inserted: nil, connection))
             try expecting.check(written.count)
             var delete = SQLiteQuery()
             delete.sql = "DELETE FROM \(table) WHERE rowid IN (SELECT value FROM json_each(\(delete.bind(.text(Self.list(written))))))"
-            _ = try await connection.query(delete.sql, delete.binds)
+            _ = try connection.rows(delete.sql, delete.binds)
         }
         try expecting.check(written.count)
-        let violations = try await violations(written, inserted: inserted, connection)
+        let violations = try violations(written, inserted: inserted, connection)
         if violations > 0 {
             throw RestError(
                 status: 403, code: "42501", message: "new row violates the policy check",
@@ -83,8 +83,8 @@ struct SQLiteWriter {
         }
         if let before { return StatementResult(body: before.body, count: written.count, total: nil, changes: before.changes) }
         return StatementResult(
-            body: try await representation(of: written, connection), count: written.count, total: nil,
-            changes: try await changes(of: written, inserted: inserted, connection))
+            body: try representation(of: written, connection), count: written.count, total: nil,
+            changes: try changes(of: written, inserted: inserted, connection))
     }
 
     // MARK: - Inserts
@@ -144,7 +144,7 @@ struct SQLiteWriter {
 
     /// The rows an upsert will meet on its conflict target, so inserted rows can be told from
     /// updated ones (each meets its own policy check, and is published as what it was).
-    private func existingRows(matching target: [String], in rows: [JSONObject], _ connection: SQLiteConnection) async throws -> Set<Int64> {
+    private func existingRows(matching target: [String], in rows: [JSONObject], _ connection: SQLiteSession) throws -> Set<Int64> {
         guard !target.isEmpty, !rows.isEmpty else { return [] }
         var query = SQLiteQuery()
         var alternatives: [String] = []
@@ -156,12 +156,12 @@ struct SQLiteWriter {
             alternatives.append("(" + parts.joined(separator: " AND ") + ")")
         }
         query.sql = "SELECT rowid FROM \(table) WHERE " + alternatives.joined(separator: " OR ")
-        return Set(try await rowids([query], connection))
+        return Set(try rowids([query], connection))
     }
 
     // MARK: - After the write
 
-    private func violations(_ written: [Int64], inserted: Set<Int64>?, _ connection: SQLiteConnection) async throws -> Int {
+    private func violations(_ written: [Int64], inserted: Set<Int64>?, _ connection: SQLiteSession) throws -> Int {
         guard !written.isEmpty else { return 0 }
         var query = SQLiteQuery()
         let rows = query.bind(.text(Self.list(written)))
@@ -177,24 +177,24 @@ struct SQLiteWriter {
             return 0
         }
         query.sql = "SELECT count(*) AS n FROM \(table) AS \"t0\" WHERE \"t0\".rowid IN (SELECT value FROM json_each(\(rows))) AND \(condition) IS NOT TRUE"
-        let answer = try await connection.query(query.sql, query.binds)
+        let answer = try connection.rows(query.sql, query.binds)
         return Int(answer.first?.column("n")?.integer ?? 0)
     }
 
     /// `return=representation`: the written rows through the returning plan (columns, embeds).
-    private func representation(of written: [Int64], _ connection: SQLiteConnection) async throws -> String? {
+    private func representation(of written: [Int64], _ connection: SQLiteSession) throws -> String? {
         guard returnRows else { return nil }
         guard !written.isEmpty else { return "[]" }
         var query = SQLiteQuery()
         let rows = query.bind(.text(Self.list(written)))
         let inner = try renderer.select(plan.returning, alias: "t0", into: &query, extraWhere: ["\"t0\".rowid IN (SELECT value FROM json_each(\(rows)))"])
         query.sql = "SELECT '[' || coalesce(group_concat(\"j\", ','), '') || ']' AS body FROM (\(inner)) AS \"_rows\""
-        return try await connection.query(query.sql, query.binds).first?.column("body")?.string ?? "[]"
+        return try connection.rows(query.sql, query.binds).first?.column("body")?.string ?? "[]"
     }
 
     /// Every column of the written rows, for realtime subscribers; an upsert's rows say whether
     /// they were inserted (`_mb_inserted`), as the PostgreSQL renderer's do.
-    private func changes(of written: [Int64], inserted: Set<Int64>?, _ connection: SQLiteConnection) async throws -> String? {
+    private func changes(of written: [Int64], inserted: Set<Int64>?, _ connection: SQLiteSession) throws -> String? {
         guard publishRows, !written.isEmpty else { return nil }
         var query = SQLiteQuery()
         let rows = query.bind(.text(Self.list(written)))
@@ -203,7 +203,7 @@ struct SQLiteWriter {
         }
         query.sql = "SELECT \"t0\".rowid AS \"r\", json_object(\(pairs.joined(separator: ", "))) AS \"j\" FROM \(table) AS \"t0\" WHERE \"t0\".rowid IN (SELECT value FROM json_each(\(rows)))"
         var items: [JSONValue] = []
-        for row in try await connection.query(query.sql, query.binds) {
+        for row in try connection.rows(query.sql, query.binds) {
             guard let text = row.column("j")?.string, var object = try JSONValue.parse(Array(text.utf8)).objectValue else { continue }
             if let inserted, let rowid = row.column("r")?.integer { object["_mb_inserted"] = .bool(inserted.contains(Int64(rowid))) }
             items.append(.object(object))
@@ -213,18 +213,18 @@ struct SQLiteWriter {
 
     // MARK: - Helpers
 
-    private func rowids(_ queries: [SQLiteQuery], _ connection: SQLiteConnection) async throws -> [Int64] {
+    private func rowids(_ queries: [SQLiteQuery], _ connection: SQLiteSession) throws -> [Int64] {
         var ids: [Int64] = []
         for query in queries {
-            for row in try await connection.query(query.sql, query.binds) {
-                if let id = row.columns.first?.data.integer { ids.append(Int64(id)) }
+            for row in try connection.rows(query.sql, query.binds) {
+                if let id = row.values.first?.integer { ids.append(Int64(id)) }
             }
         }
         return ids
     }
 
-    private func rowids(_ query: SQLiteQuery, _ connection: SQLiteConnection) async throws -> [Int64] {
-        try await rowids([query], connection)
+    private func rowids(_ query: SQLiteQuery, _ connection: SQLiteSession) throws -> [Int64] {
+        try rowids([query], connection)
     }
 
     static func list(_ ids: [Int64]) -> String {

@@ -319,14 +319,13 @@ public enum SourceCatalogError: Error, Equatable, CustomStringConvertible {
 extension SourceCatalog {
     /// Reads the model of a SQLite file (opened for this only).
     public static func introspectSQLite(_ path: String, logger: Logger) async throws -> SchemaModel {
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let connection = try await SQLiteHandle.open(path: path)
         do {
-            _ = try await connection.query("PRAGMA busy_timeout = 5000")
             let model = try await SQLiteIntrospector.model(of: connection)
-            try? await connection.close()
+            await connection.close()
             return model
         } catch {
-            try? await connection.close()
+            await connection.close()
             throw error
         }
     }
