@@ -6,7 +6,7 @@ import SQLiteNIO
 /// End-user auth in the embedded control plane. Each method is one transaction.
 extension SQLiteControlPlaneStore {
     private static func ms(_ date: Date) -> SQLiteData { .integer(Int(StoreCoding.milliseconds(date))) }
-    private static func date(_ row: SQLiteRow, _ column: String) -> Date? {
+    private static func date(_ row: SQLiteResultRow, _ column: String) -> Date? {
         row.column(column)?.integer.map { StoreCoding.date(milliseconds: Int64($0)) }
     }
 
@@ -19,15 +19,15 @@ extension SQLiteControlPlaneStore {
 
     public func setAuthSettings(_ slug: String, document: String, sealedSecrets: [UInt8], audit: AuditEntry) async throws -> Bool {
         try await transaction { db in
-            guard !(try await db.query("SELECT 1 FROM tenants WHERE slug = ?", [.text(slug)])).isEmpty else { return false }
-            _ = try await db.query(
+            guard !(try db.rows("SELECT 1 FROM tenants WHERE slug = ?", [.text(slug)])).isEmpty else { return false }
+            _ = try db.rows(
                 """
                 INSERT INTO auth_settings (tenant, document, sealed_secrets, updated_at_ms) VALUES (?, ?, ?, ?)
                 ON CONFLICT (tenant) DO UPDATE SET document = excluded.document, sealed_secrets = excluded.sealed_secrets,
                   updated_at_ms = excluded.updated_at_ms
                 """,
                 [.text(slug), .text(document), .blob(ByteBuffer(bytes: sealedSecrets)), Self.ms(Date())])
-            try await Self.insertAudit(audit, into: db)
+            try Self.insertAudit(audit, into: db)
             return true
         }
     }
@@ -36,12 +36,12 @@ extension SQLiteControlPlaneStore {
 
     public func createUser(_ user: AuthUser, token: AuthToken?) async throws {
         try await transaction { db in
-            let taken = try await db.query("SELECT 1 FROM auth_users WHERE tenant = ? AND email = ?", [.text(user.tenant), .text(user.email)])
+            let taken = try db.rows("SELECT 1 FROM auth_users WHERE tenant = ? AND email = ?", [.text(user.tenant), .text(user.email)])
             guard taken.isEmpty else { throw ControlPlaneError.duplicate("user \(user.email)") }
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO auth_users (tenant, id, email, profile, created_at_ms) VALUES (?, ?, ?, ?, ?)",
                 [.text(user.tenant), .text(user.id), .text(user.email), .text(user.profile.encoded()), Self.ms(user.createdAt)])
-            if let token { try await Self.insertToken(token, into: db) }
+            if let token { try Self.insertToken(token, into: db) }
         }
     }
 
@@ -60,7 +60,7 @@ extension SQLiteControlPlaneStore {
         try await read("SELECT * FROM auth_users WHERE tenant = ? AND email = ?", [.text(tenant), .text(email)]).first.map(Self.user(from:))
     }
 
-    private static func user(from row: SQLiteRow) throws -> AuthUser {
+    private static func user(from row: SQLiteResultRow) throws -> AuthUser {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let email = row.column("email")?.string,
             let profile = row.column("profile")?.string, let createdAt = date(row, "created_at_ms")
         else { throw ControlPlaneError.corrupt("auth user row") }
@@ -69,10 +69,10 @@ extension SQLiteControlPlaneStore {
 
     public func updateUser(_ user: AuthUser) async throws -> Bool {
         try await transaction { db in
-            let taken = try await db.query(
+            let taken = try db.rows(
                 "SELECT 1 FROM auth_users WHERE tenant = ? AND email = ? AND id <> ?", [.text(user.tenant), .text(user.email), .text(user.id)])
             guard taken.isEmpty else { throw ControlPlaneError.duplicate("user \(user.email)") }
-            let rows = try await db.query(
+            let rows = try db.rows(
                 "UPDATE auth_users SET email = ?, profile = ? WHERE tenant = ? AND id = ? RETURNING 1",
                 [.text(user.email), .text(user.profile.encoded()), .text(user.tenant), .text(user.id)])
             return !rows.isEmpty
@@ -81,7 +81,7 @@ extension SQLiteControlPlaneStore {
 
     public func mergeUserProfile(tenant: String, id: String, fields: JSONObject) async throws {
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 "UPDATE auth_users SET profile = json_patch(profile, ?) WHERE tenant = ? AND id = ?",
                 [.text(StoreCoding.encodeObject(fields)), .text(tenant), .text(id)])
         }
@@ -90,16 +90,16 @@ extension SQLiteControlPlaneStore {
     public func deleteUser(tenant: String, id: String) async throws {
         try await transaction { db in
             for table in ["auth_identities", "auth_tokens", "auth_sessions"] {
-                _ = try await db.query("DELETE FROM \(table) WHERE tenant = ? AND user_id = ?", [.text(tenant), .text(id)])
+                _ = try db.rows("DELETE FROM \(table) WHERE tenant = ? AND user_id = ?", [.text(tenant), .text(id)])
             }
-            _ = try await db.query("DELETE FROM auth_users WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
+            _ = try db.rows("DELETE FROM auth_users WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
         }
     }
 
     // MARK: Tokens and sessions
 
-    private static func insertToken(_ token: AuthToken, into db: SQLiteConnection) async throws {
-        _ = try await db.query(
+    private static func insertToken(_ token: AuthToken, into db: SQLiteSession) throws {
+        _ = try db.rows(
             "INSERT INTO auth_tokens (tenant, hash, kind, user_id, session_id, data, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [.text(token.tenant), .text(token.hash), .text(token.kind.rawValue), .text(token.userID),
              token.sessionID.map(SQLiteData.text) ?? .null, .text(StoreCoding.encodeObject(token.data)), ms(token.createdAt)])
@@ -107,16 +107,16 @@ extension SQLiteControlPlaneStore {
 
     public func putToken(_ token: AuthToken) async throws {
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 "DELETE FROM auth_tokens WHERE tenant = ? AND user_id = ? AND kind = ?",
                 [.text(token.tenant), .text(token.userID), .text(token.kind.rawValue)])
-            try await Self.insertToken(token, into: db)
+            try Self.insertToken(token, into: db)
         }
     }
 
     public func takeToken(tenant: String, hash: String, kind: AuthToken.Kind, notBefore: Date) async throws -> AuthToken? {
         try await transaction { db in
-            let rows = try await db.query(
+            let rows = try db.rows(
                 "DELETE FROM auth_tokens WHERE tenant = ? AND hash = ? AND kind = ? RETURNING user_id, session_id, data, created_at_ms",
                 [.text(tenant), .text(hash), .text(kind.rawValue)])
             guard let row = rows.first, let userID = row.column("user_id")?.string, let createdAt = Self.date(row, "created_at_ms"),
@@ -130,16 +130,16 @@ extension SQLiteControlPlaneStore {
 
     public func createSession(tenant: String, id: String, userID: String, refresh: AuthToken) async throws {
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO auth_sessions (tenant, id, user_id, created_at_ms) VALUES (?, ?, ?, ?)",
                 [.text(tenant), .text(id), .text(userID), Self.ms(refresh.createdAt)])
-            try await Self.insertToken(refresh, into: db)
+            try Self.insertToken(refresh, into: db)
         }
     }
 
     public func rotateRefreshToken(tenant: String, hash: String, nextHash: String, at: Date, graceSince: Date) async throws -> RefreshRotation {
         try await transaction { db in
-            let rows = try await db.query(
+            let rows = try db.rows(
                 """
                 SELECT t.user_id, t.session_id, t.spent_at_ms, s.revoked_at_ms FROM auth_tokens t
                 JOIN auth_sessions s ON s.tenant = t.tenant AND s.id = t.session_id
@@ -149,13 +149,13 @@ extension SQLiteControlPlaneStore {
                 row.column("revoked_at_ms")?.integer == nil
             else { return .invalid }
             if let spent = row.column("spent_at_ms")?.integer, Int64(spent) < StoreCoding.milliseconds(graceSince) {
-                _ = try await db.query(
+                _ = try db.rows(
                     "UPDATE auth_sessions SET revoked_at_ms = ? WHERE tenant = ? AND id = ?", [Self.ms(at), .text(tenant), .text(sessionID)])
                 return .reused
             }
-            _ = try await db.query(
+            _ = try db.rows(
                 "UPDATE auth_tokens SET spent_at_ms = coalesce(spent_at_ms, ?) WHERE tenant = ? AND hash = ?", [Self.ms(at), .text(tenant), .text(hash)])
-            try await Self.insertToken(
+            try Self.insertToken(
                 AuthToken(tenant: tenant, hash: nextHash, kind: .refresh, userID: userID, sessionID: sessionID, createdAt: at), into: db)
             return .rotated(userID: userID, sessionID: sessionID)
         }
@@ -174,7 +174,7 @@ extension SQLiteControlPlaneStore {
             case .allBut(let id): ("AND id <> ?", [.text(id)])
             }
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 "UPDATE auth_sessions SET revoked_at_ms = ? WHERE tenant = ? AND user_id = ? AND revoked_at_ms IS NULL \(condition)",
                 [Self.ms(at), .text(tenant), .text(userID)] + binds)
         }
@@ -191,7 +191,7 @@ extension SQLiteControlPlaneStore {
 
     public func linkIdentity(tenant: String, provider: String, subject: String, userID: String, data: JSONObject, at: Date) async throws {
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO auth_identities (tenant, provider, subject, user_id, data, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (tenant, provider, subject) DO UPDATE SET data = excluded.data

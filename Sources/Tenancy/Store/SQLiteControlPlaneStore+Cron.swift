@@ -8,9 +8,9 @@ extension SQLiteControlPlaneStore {
 
     public func createCron(_ cron: CronRecord) async throws {
         try await transaction { db in
-            guard try await db.query("SELECT 1 FROM cron_jobs WHERE tenant = ? AND name = ?", [.text(cron.tenant), .text(cron.name)]).isEmpty
+            guard try db.rows("SELECT 1 FROM cron_jobs WHERE tenant = ? AND name = ?", [.text(cron.tenant), .text(cron.name)]).isEmpty
             else { throw ControlPlaneError.duplicate("cron job '\(cron.name)'") }
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO cron_jobs (tenant, name, spec, secrets, next_run_at_ms, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [.text(cron.tenant), .text(cron.name), .text(StoreCoding.encodeDocument(cron.spec)), .text(StoreCoding.encodeDocument(cron.secrets)),
                  Self.ms(cron.nextRunAt), Self.ms(cron.createdAt), Self.ms(cron.updatedAt)])
@@ -27,7 +27,7 @@ extension SQLiteControlPlaneStore {
 
     public func updateCron(_ cron: CronRecord) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query(
+            !(try db.rows(
                 "UPDATE cron_jobs SET spec = ?, secrets = ?, next_run_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND name = ? RETURNING 1",
                 [.text(StoreCoding.encodeDocument(cron.spec)), .text(StoreCoding.encodeDocument(cron.secrets)), Self.ms(cron.nextRunAt),
                  Self.ms(cron.updatedAt), .text(cron.tenant), .text(cron.name)])).isEmpty
@@ -36,19 +36,19 @@ extension SQLiteControlPlaneStore {
 
     public func deleteCron(tenant: String, name: String) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query("DELETE FROM cron_jobs WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
+            !(try db.rows("DELETE FROM cron_jobs WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
         }
     }
 
     public func advanceCron(tenant: String, name: String, expected: Date?, next: Date?) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query(
+            !(try db.rows(
                 "UPDATE cron_jobs SET next_run_at_ms = ? WHERE tenant = ? AND name = ? AND next_run_at_ms IS ? RETURNING 1",
                 [Self.ms(next), .text(tenant), .text(name), Self.ms(expected)])).isEmpty
         }
     }
 
-    private static func cron(from row: SQLiteRow) throws -> CronRecord {
+    private static func cron(from row: SQLiteResultRow) throws -> CronRecord {
         guard let tenant = row.column("tenant")?.string, let name = row.column("name")?.string, let spec = row.column("spec")?.string,
             let secrets = row.column("secrets")?.string
         else { throw ControlPlaneError.corrupt("cron row") }

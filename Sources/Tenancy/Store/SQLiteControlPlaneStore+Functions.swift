@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import SQLiteNIO
 
 /// Functions and their versions in the embedded control plane.
@@ -10,24 +11,24 @@ extension SQLiteControlPlaneStore {
         keep: Int, now: Date
     ) async throws -> (function: FunctionRecord, version: FunctionVersionRecord, created: Bool) {
         try await transaction { db in
-            let existing = try await db.query("SELECT active_version FROM functions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).first
+            let existing = try db.rows("SELECT active_version FROM functions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).first
             let created = existing == nil
             if created {
-                let count = try await db.query("SELECT count(*) AS n FROM functions WHERE tenant = ?", [.text(tenant)]).first?.column("n")?.integer ?? 0
+                let count = try db.rows("SELECT count(*) AS n FROM functions WHERE tenant = ?", [.text(tenant)]).first?.column("n")?.integer ?? 0
                 guard count < maxFunctions else { throw ControlPlaneError.limitReached("functions (\(maxFunctions))") }
-                _ = try await db.query(
+                _ = try db.rows(
                     "INSERT INTO functions (tenant, name, active_version, sealed_secrets, created_at_ms, updated_at_ms) VALUES (?, ?, 0, ?, ?, ?)",
                     [.text(tenant), .text(name), .text(sealedSecrets ?? ""), Self.ms(now), Self.ms(now)])
             }
-            let latest = try await db.query(
+            let latest = try db.rows(
                 "SELECT coalesce(max(version), 0) AS v FROM function_versions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]
             ).first?.column("v")?.integer ?? 0
             let version = latest + 1
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO function_versions (tenant, name, version, module, settings, sha256, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [.text(tenant), .text(name), .integer(version), .blob(ByteBuffer(bytes: module)), .text(StoreCoding.encodeDocument(settings)),
                  .text(sha256), Self.ms(now)])
-            _ = try await db.query(
+            _ = try db.rows(
                 "DELETE FROM function_versions WHERE tenant = ? AND name = ? AND version <= ?", [.text(tenant), .text(name), .integer(version - keep)])
             var update = "UPDATE functions SET active_version = ?, updated_at_ms = ?"
             var binds: [SQLiteData] = [.integer(version), Self.ms(now)]
@@ -35,8 +36,8 @@ extension SQLiteControlPlaneStore {
                 update += ", sealed_secrets = ?"
                 binds.append(.text(sealedSecrets))
             }
-            _ = try await db.query(update + " WHERE tenant = ? AND name = ?", binds + [.text(tenant), .text(name)])
-            guard let function = try await db.query("SELECT * FROM functions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).first else {
+            _ = try db.rows(update + " WHERE tenant = ? AND name = ?", binds + [.text(tenant), .text(name)])
+            guard let function = try db.rows("SELECT * FROM functions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).first else {
                 throw ControlPlaneError.corrupt("function row")
             }
             return (
@@ -71,7 +72,7 @@ extension SQLiteControlPlaneStore {
 
     public func activateFunctionVersion(tenant: String, name: String, version: Int, now: Date) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query(
+            !(try db.rows(
                 """
                 UPDATE functions SET active_version = ?, updated_at_ms = ? WHERE tenant = ? AND name = ?
                   AND EXISTS (SELECT 1 FROM function_versions WHERE tenant = ? AND name = ? AND version = ?) RETURNING 1
@@ -82,12 +83,12 @@ extension SQLiteControlPlaneStore {
 
     public func deleteFunction(tenant: String, name: String) async throws -> Bool {
         try await transaction { db in
-            _ = try await db.query("DELETE FROM function_versions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
-            return !(try await db.query("DELETE FROM functions WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
+            _ = try db.rows("DELETE FROM function_versions WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)])
+            return !(try db.rows("DELETE FROM functions WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
         }
     }
 
-    private static func function(from row: SQLiteRow) throws -> FunctionRecord {
+    private static func function(from row: SQLiteResultRow) throws -> FunctionRecord {
         guard let tenant = row.column("tenant")?.string, let name = row.column("name")?.string else { throw ControlPlaneError.corrupt("function row") }
         return FunctionRecord(
             tenant: tenant, name: name, activeVersion: row.column("active_version")?.integer ?? 0,
@@ -96,7 +97,7 @@ extension SQLiteControlPlaneStore {
             updatedAt: StoreCoding.date(milliseconds: Int64(row.column("updated_at_ms")?.integer ?? 0)))
     }
 
-    private static func version(from row: SQLiteRow) throws -> FunctionVersionRecord {
+    private static func version(from row: SQLiteResultRow) throws -> FunctionVersionRecord {
         guard let tenant = row.column("tenant")?.string, let name = row.column("name")?.string, let settings = row.column("settings")?.string else {
             throw ControlPlaneError.corrupt("function version row")
         }

@@ -11,11 +11,11 @@ extension SQLiteControlPlaneStore {
     public func enqueue(_ job: JobRecord) async throws -> Bool {
         try await transaction(lane: job.tenant) { db in
             if let key = job.key,
-                !(try await db.query("SELECT 1 FROM jobs WHERE tenant = ? AND dedupe_key = ?", [.text(job.tenant), .text(key)])).isEmpty
+                !(try db.rows("SELECT 1 FROM jobs WHERE tenant = ? AND dedupe_key = ?", [.text(job.tenant), .text(key)])).isEmpty
             {
                 return false
             }
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at_ms, fence, claim_expires_at_ms,
                   last_error, created_at_ms, updated_at_ms)
@@ -69,7 +69,7 @@ extension SQLiteControlPlaneStore {
                 let mine = succeeded.filter { settles[$0].tenant == tenant }
                 var binds: [SQLiteData] = [now, .text(tenant)]
                 for index in mine { binds += [.text(settles[index].id), .integer(Int(settles[index].fence)), .integer(settles[index].attempt)] }
-                let rows = try await db.query(
+                let rows = try db.rows(
                     """
                     UPDATE jobs SET status = 'succeeded', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?
                     WHERE tenant = ? AND status = 'running' AND (id, fence, attempt) IN (VALUES \(Array(repeating: "(?, ?, ?)", count: mine.count).joined(separator: ", ")))
@@ -91,19 +91,19 @@ extension SQLiteControlPlaneStore {
                 case .cancelled:
                     (sql, binds) = ("status = 'cancelled', fence = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?", [now])
                 }
-                results[index] = !(try await db.query(
+                results[index] = !(try db.rows(
                     "UPDATE jobs SET \(sql) WHERE tenant = ? AND id = ? AND status = 'running' AND fence = ? AND attempt = ? RETURNING 1",
                     binds + [.text(settle.tenant), .text(settle.id), .integer(Int(settle.fence)), .integer(settle.attempt)])).isEmpty
             }
             let logs = settles.indices.compactMap { results[$0] ? settles[$0].log : nil }
-            try await Self.insertAttempts(logs, into: db)
+            try Self.insertAttempts(logs, into: db)
             return results
         }
     }
 
     public func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int {
         try await transaction { db in
-            try await db.query(
+            try db.rows(
                 "UPDATE jobs SET status = 'pending', fence = NULL, claim_expires_at_ms = NULL WHERE tenant = ? AND status = 'running' AND fence < ? RETURNING 1",
                 [.text(tenant), .integer(Int(fence))]
             ).count
@@ -118,7 +118,7 @@ extension SQLiteControlPlaneStore {
         try await transaction { db in
             var count = 0
             for id in Set(ids) {
-                count += try await db.query(
+                count += try db.rows(
                     """
                     UPDATE jobs SET status = 'pending', attempt = 0, fence = NULL, claim_expires_at_ms = NULL, run_at_ms = ?, updated_at_ms = ?
                     WHERE tenant = ? AND id = ? AND status IN ('failed', 'succeeded', 'cancelled') RETURNING 1
@@ -137,7 +137,7 @@ extension SQLiteControlPlaneStore {
         return counts
     }
 
-    static func job(from row: SQLiteRow) throws -> JobRecord {
+    static func job(from row: SQLiteResultRow) throws -> JobRecord {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let kind = row.column("kind")?.string,
             let status = row.column("status")?.string.flatMap(JobRecord.Status.init(rawValue:))
         else { throw ControlPlaneError.corrupt("job row") }

@@ -6,8 +6,8 @@ import SQLiteNIO
 extension SQLiteControlPlaneStore {
     private static func ms(_ date: Date) -> SQLiteData { .integer(Int(StoreCoding.milliseconds(date))) }
 
-    private static func requireQueue(_ db: SQLiteConnection, _ tenant: String, _ name: String) async throws -> Int64 {
-        guard let row = try await db.query("SELECT last_id FROM queues WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).first else {
+    private static func requireQueue(_ db: SQLiteSession, _ tenant: String, _ name: String) throws -> Int64 {
+        guard let row = try db.rows("SELECT last_id FROM queues WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).first else {
             throw QueueStoreError.missing
         }
         return Int64(row.column("last_id")?.integer ?? 0)
@@ -15,10 +15,10 @@ extension SQLiteControlPlaneStore {
 
     public func createQueue(tenant: String, name: String, at: Date) async throws {
         try await transaction { db in
-            guard try await db.query("SELECT 1 FROM queues WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).isEmpty else {
+            guard try db.rows("SELECT 1 FROM queues WHERE tenant = ? AND name = ?", [.text(tenant), .text(name)]).isEmpty else {
                 throw ControlPlaneError.duplicate("queue '\(name)'")
             }
-            _ = try await db.query("INSERT INTO queues (tenant, name, created_at_ms) VALUES (?, ?, ?)", [.text(tenant), .text(name), Self.ms(at)])
+            _ = try db.rows("INSERT INTO queues (tenant, name, created_at_ms) VALUES (?, ?, ?)", [.text(tenant), .text(name), Self.ms(at)])
         }
     }
 
@@ -41,34 +41,34 @@ extension SQLiteControlPlaneStore {
 
     public func dropQueue(tenant: String, name: String) async throws -> Bool {
         try await transaction { db in
-            _ = try await db.query("DELETE FROM queue_messages WHERE tenant = ? AND queue = ?", [.text(tenant), .text(name)])
-            return !(try await db.query("DELETE FROM queues WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
+            _ = try db.rows("DELETE FROM queue_messages WHERE tenant = ? AND queue = ?", [.text(tenant), .text(name)])
+            return !(try db.rows("DELETE FROM queues WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
         }
     }
 
     public func purgeQueue(tenant: String, name: String) async throws -> Int {
         try await transaction { db in
-            _ = try await Self.requireQueue(db, tenant, name)
-            return try await db.query("DELETE FROM queue_messages WHERE tenant = ? AND queue = ? RETURNING 1", [.text(tenant), .text(name)]).count
+            _ = try Self.requireQueue(db, tenant, name)
+            return try db.rows("DELETE FROM queue_messages WHERE tenant = ? AND queue = ? RETURNING 1", [.text(tenant), .text(name)]).count
         }
     }
 
     public func send(tenant: String, queue: String, messages: [String], delay: TimeInterval, maxLength: Int, now: Date) async throws -> [Int64] {
         try await transaction { db in
-            let last = try await Self.requireQueue(db, tenant, queue)
-            let length = try await db.query(
+            let last = try Self.requireQueue(db, tenant, queue)
+            let length = try db.rows(
                 "SELECT count(*) AS n FROM queue_messages WHERE tenant = ? AND queue = ? AND archived_at_ms IS NULL", [.text(tenant), .text(queue)]
             ).first?.column("n")?.integer ?? 0
             guard length + messages.count <= maxLength else { throw QueueStoreError.full(limit: maxLength) }
             var ids: [Int64] = []
             for (offset, message) in messages.enumerated() {
                 let id = last + Int64(offset) + 1
-                _ = try await db.query(
+                _ = try db.rows(
                     "INSERT INTO queue_messages (tenant, queue, msg_id, enqueued_at_ms, vt_ms, message) VALUES (?, ?, ?, ?, ?, ?)",
                     [.text(tenant), .text(queue), .integer(Int(id)), Self.ms(now), Self.ms(now.addingTimeInterval(delay)), .text(message)])
                 ids.append(id)
             }
-            _ = try await db.query(
+            _ = try db.rows(
                 "UPDATE queues SET last_id = ? WHERE tenant = ? AND name = ?", [.integer(Int(last) + messages.count), .text(tenant), .text(queue)])
             return ids
         }
@@ -76,8 +76,8 @@ extension SQLiteControlPlaneStore {
 
     public func read(tenant: String, queue: String, visibility: TimeInterval, limit: Int, now: Date) async throws -> [QueueMessage] {
         try await transaction { db in
-            _ = try await Self.requireQueue(db, tenant, queue)
-            return try await db.query(
+            _ = try Self.requireQueue(db, tenant, queue)
+            return try db.rows(
                 """
                 UPDATE queue_messages SET read_ct = read_ct + 1, vt_ms = ?
                 WHERE tenant = ? AND queue = ? AND msg_id IN (
@@ -91,8 +91,8 @@ extension SQLiteControlPlaneStore {
 
     public func pop(tenant: String, queue: String, now: Date) async throws -> [QueueMessage] {
         try await transaction { db in
-            _ = try await Self.requireQueue(db, tenant, queue)
-            return try await db.query(
+            _ = try Self.requireQueue(db, tenant, queue)
+            return try db.rows(
                 """
                 DELETE FROM queue_messages WHERE tenant = ? AND queue = ? AND msg_id = (
                   SELECT msg_id FROM queue_messages WHERE tenant = ? AND queue = ? AND archived_at_ms IS NULL AND vt_ms <= ? ORDER BY msg_id LIMIT 1)
@@ -104,8 +104,8 @@ extension SQLiteControlPlaneStore {
 
     public func archive(tenant: String, queue: String, id: Int64, at: Date) async throws -> Bool {
         try await transaction { db in
-            _ = try await Self.requireQueue(db, tenant, queue)
-            return !(try await db.query(
+            _ = try Self.requireQueue(db, tenant, queue)
+            return !(try db.rows(
                 "UPDATE queue_messages SET archived_at_ms = ? WHERE tenant = ? AND queue = ? AND msg_id = ? AND archived_at_ms IS NULL RETURNING 1",
                 [Self.ms(at), .text(tenant), .text(queue), .integer(Int(id))])).isEmpty
         }
@@ -113,14 +113,14 @@ extension SQLiteControlPlaneStore {
 
     public func deleteMessage(tenant: String, queue: String, id: Int64) async throws -> Bool {
         try await transaction { db in
-            _ = try await Self.requireQueue(db, tenant, queue)
-            return !(try await db.query(
+            _ = try Self.requireQueue(db, tenant, queue)
+            return !(try db.rows(
                 "DELETE FROM queue_messages WHERE tenant = ? AND queue = ? AND msg_id = ? AND archived_at_ms IS NULL RETURNING 1",
                 [.text(tenant), .text(queue), .integer(Int(id))])).isEmpty
         }
     }
 
-    private static func message(from row: SQLiteRow) -> QueueMessage {
+    private static func message(from row: SQLiteResultRow) -> QueueMessage {
         QueueMessage(
             id: Int64(row.column("msg_id")?.integer ?? 0), readCount: row.column("read_ct")?.integer ?? 0,
             enqueuedAt: StoreCoding.date(milliseconds: Int64(row.column("enqueued_at_ms")?.integer ?? 0)),

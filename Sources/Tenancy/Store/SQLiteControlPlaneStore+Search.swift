@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import SQLiteNIO
 
 extension SQLiteControlPlaneStore {
@@ -8,9 +9,9 @@ extension SQLiteControlPlaneStore {
 
     public func createSearchIndex(_ index: SearchIndexRecord) async throws {
         try await transaction { db in
-            guard (try await db.query("SELECT 1 FROM search_indexes WHERE tenant = ? AND uid = ?", [.text(index.tenant), .text(index.uid)])).isEmpty
+            guard (try db.rows("SELECT 1 FROM search_indexes WHERE tenant = ? AND uid = ?", [.text(index.tenant), .text(index.uid)])).isEmpty
             else { throw ControlPlaneError.duplicate("index '\(index.uid)'") }
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO search_indexes (tenant, uid, source, entity, primary_key, settings, created_at_ms, updated_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -23,7 +24,7 @@ extension SQLiteControlPlaneStore {
 
     public func updateSearchIndex(_ index: SearchIndexRecord) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query(
+            !(try db.rows(
                 "UPDATE search_indexes SET primary_key = ?, settings = ?, updated_at_ms = ? WHERE tenant = ? AND uid = ? RETURNING 1",
                 [.text(index.primaryKey), .text(StoreCoding.encodeObject(index.settings)), .integer(Int(StoreCoding.milliseconds(index.updatedAt))),
                  .text(index.tenant), .text(index.uid)])).isEmpty
@@ -32,11 +33,11 @@ extension SQLiteControlPlaneStore {
 
     public func deleteSearchIndex(tenant: String, uid: String) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query("DELETE FROM search_indexes WHERE tenant = ? AND uid = ? RETURNING 1", [.text(tenant), .text(uid)])).isEmpty
+            !(try db.rows("DELETE FROM search_indexes WHERE tenant = ? AND uid = ? RETURNING 1", [.text(tenant), .text(uid)])).isEmpty
         }
     }
 
-    private static func searchIndex(from row: SQLiteRow) throws -> SearchIndexRecord {
+    private static func searchIndex(from row: SQLiteResultRow) throws -> SearchIndexRecord {
         guard let tenant = row.column("tenant")?.string, let uid = row.column("uid")?.string, let source = row.column("source")?.string,
             let entity = row.column("entity")?.string, let key = row.column("primary_key")?.string, let settings = row.column("settings")?.string
         else { throw ControlPlaneError.corrupt("search index row") }

@@ -6,7 +6,7 @@ import SQLiteNIO
 /// Object storage rows in the embedded control plane.
 extension SQLiteControlPlaneStore {
     private static func ms(_ date: Date) -> SQLiteData { .integer(Int(StoreCoding.milliseconds(date))) }
-    private static func date(_ row: SQLiteRow, _ column: String) -> Date {
+    private static func date(_ row: SQLiteResultRow, _ column: String) -> Date {
         StoreCoding.date(milliseconds: Int64(row.column(column)?.integer ?? 0))
     }
     private static func optional(_ text: String?) -> SQLiteData { text.map { .text($0) } ?? .null }
@@ -24,9 +24,9 @@ extension SQLiteControlPlaneStore {
 
     public func createBucket(_ bucket: StorageBucket) async throws {
         try await transaction { db in
-            guard try await db.query("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(bucket.tenant), .text(bucket.id)]).isEmpty
+            guard try db.rows("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(bucket.tenant), .text(bucket.id)]).isEmpty
             else { throw StorageStoreError.bucketExists }
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO storage_buckets (tenant, id, name, public, file_size_limit, allowed_mime_types, owner_id, created_at_ms, updated_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -36,7 +36,7 @@ extension SQLiteControlPlaneStore {
 
     public func updateBucket(_ bucket: StorageBucket) async throws {
         try await transaction { db in
-            let rows = try await db.query(
+            let rows = try db.rows(
                 """
                 UPDATE storage_buckets SET public = ?, file_size_limit = ?, allowed_mime_types = ?, updated_at_ms = ?
                 WHERE tenant = ? AND id = ? RETURNING 1
@@ -49,11 +49,11 @@ extension SQLiteControlPlaneStore {
 
     public func deleteBucket(tenant: String, id: String) async throws {
         try await transaction { db in
-            guard !(try await db.query("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])).isEmpty
+            guard !(try db.rows("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])).isEmpty
             else { throw StorageStoreError.bucketMissing }
-            guard try await db.query("SELECT 1 FROM storage_objects WHERE tenant = ? AND bucket = ? LIMIT 1", [.text(tenant), .text(id)]).isEmpty
+            guard try db.rows("SELECT 1 FROM storage_objects WHERE tenant = ? AND bucket = ? LIMIT 1", [.text(tenant), .text(id)]).isEmpty
             else { throw StorageStoreError.bucketNotEmpty }
-            _ = try await db.query("DELETE FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
+            _ = try db.rows("DELETE FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
         }
     }
 
@@ -71,7 +71,7 @@ extension SQLiteControlPlaneStore {
         return list.compactMap(\.stringValue)
     }
 
-    private static func bucket(from row: SQLiteRow) throws -> StorageBucket {
+    private static func bucket(from row: SQLiteResultRow) throws -> StorageBucket {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let name = row.column("name")?.string else {
             throw ControlPlaneError.corrupt("storage bucket row")
         }
@@ -100,9 +100,9 @@ extension SQLiteControlPlaneStore {
 
     public func putObject(_ object: StoredObject, replacing: String?) async throws {
         try await transaction { db in
-            guard !(try await db.query("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(object.tenant), .text(object.bucket)])).isEmpty
+            guard !(try db.rows("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(object.tenant), .text(object.bucket)])).isEmpty
             else { throw StorageStoreError.bucketMissing }
-            let current = try await db.query(
+            let current = try db.rows(
                 "SELECT blob_key FROM storage_objects WHERE tenant = ? AND bucket = ? AND name = ?",
                 [.text(object.tenant), .text(object.bucket), .text(object.name)]
             ).first?.column("blob_key")?.string
@@ -112,7 +112,7 @@ extension SQLiteControlPlaneStore {
             case (_?, nil): throw StorageStoreError.objectExists
             case (let found?, let expected?): guard found == expected else { throw StorageStoreError.conflict }
             }
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO storage_objects (tenant, bucket, name, id, blob_key, size, mime_type, cache_control, etag, metadata, owner_id,
                   created_at_ms, updated_at_ms)
@@ -128,24 +128,24 @@ extension SQLiteControlPlaneStore {
         -> (moved: StoredObject, replaced: StoredObject?)
     {
         try await transaction { db in
-            guard let source = try await db.query(
+            guard let source = try db.rows(
                 "SELECT * FROM storage_objects WHERE tenant = ? AND bucket = ? AND name = ?", [.text(tenant), .text(bucket), .text(name)]
             ).first.map(Self.object(from:)) else { throw StorageStoreError.objectMissing }
-            guard !(try await db.query("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(tenant), .text(toBucket)])).isEmpty
+            guard !(try db.rows("SELECT 1 FROM storage_buckets WHERE tenant = ? AND id = ?", [.text(tenant), .text(toBucket)])).isEmpty
             else { throw StorageStoreError.bucketMissing }
-            let existing = try await db.query(
+            let existing = try db.rows(
                 "SELECT * FROM storage_objects WHERE tenant = ? AND bucket = ? AND name = ?", [.text(tenant), .text(toBucket), .text(toName)]
             ).first.map(Self.object(from:))
             if existing != nil {
                 guard overwrite else { throw StorageStoreError.objectExists }
-                _ = try await db.query(
+                _ = try db.rows(
                     "DELETE FROM storage_objects WHERE tenant = ? AND bucket = ? AND name = ?", [.text(tenant), .text(toBucket), .text(toName)])
             }
             var moved = source
             moved.bucket = toBucket
             moved.name = toName
             moved.updatedAt = Date()
-            _ = try await db.query(
+            _ = try db.rows(
                 "UPDATE storage_objects SET bucket = ?, name = ?, updated_at_ms = ? WHERE tenant = ? AND bucket = ? AND name = ?",
                 [.text(toBucket), .text(toName), Self.ms(moved.updatedAt), .text(tenant), .text(bucket), .text(name)])
             return (moved, existing)
@@ -156,7 +156,7 @@ extension SQLiteControlPlaneStore {
         try await transaction { db in
             var deleted: [StoredObject] = []
             for name in Set(names) {
-                let rows = try await db.query(
+                let rows = try db.rows(
                     "DELETE FROM storage_objects WHERE tenant = ? AND bucket = ? AND name = ? RETURNING *", [.text(tenant), .text(bucket), .text(name)])
                 deleted += try rows.map(Self.object(from:))
             }
@@ -166,7 +166,7 @@ extension SQLiteControlPlaneStore {
 
     public func emptyBucket(tenant: String, bucket: String, limit: Int) async throws -> [StoredObject] {
         try await transaction { db in
-            try await db.query(
+            try db.rows(
                 """
                 DELETE FROM storage_objects WHERE rowid IN (SELECT rowid FROM storage_objects WHERE tenant = ? AND bucket = ? LIMIT ?) RETURNING *
                 """, [.text(tenant), .text(bucket), .integer(limit)]
@@ -195,7 +195,7 @@ extension SQLiteControlPlaneStore {
          optional(object.ownerID), ms(object.createdAt), ms(object.updatedAt)]
     }
 
-    private static func object(from row: SQLiteRow) throws -> StoredObject {
+    private static func object(from row: SQLiteResultRow) throws -> StoredObject {
         guard let tenant = row.column("tenant")?.string, let bucket = row.column("bucket")?.string, let name = row.column("name")?.string,
             let id = row.column("id")?.string, let blobKey = row.column("blob_key")?.string
         else { throw ControlPlaneError.corrupt("storage object row") }
@@ -211,7 +211,7 @@ extension SQLiteControlPlaneStore {
 
     public func createS3Key(_ key: S3KeyRecord) async throws {
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO storage_s3_keys (tenant, id, access_key_id, sealed_secret, created_at_ms) VALUES (?, ?, ?, ?, ?)",
                 [.text(key.tenant), .text(key.id), .text(key.accessKeyID), .blob(ByteBuffer(bytes: key.sealedSecret)), Self.ms(key.createdAt)])
         }
@@ -227,11 +227,11 @@ extension SQLiteControlPlaneStore {
 
     public func deleteS3Key(tenant: String, id: String) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query("DELETE FROM storage_s3_keys WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
+            !(try db.rows("DELETE FROM storage_s3_keys WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
         }
     }
 
-    private static func s3Key(from row: SQLiteRow) -> S3KeyRecord? {
+    private static func s3Key(from row: SQLiteResultRow) -> S3KeyRecord? {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let access = row.column("access_key_id")?.string,
             let sealed = row.column("sealed_secret")?.blob
         else { return nil }
@@ -242,7 +242,7 @@ extension SQLiteControlPlaneStore {
 
     public func createMultipartUpload(_ upload: MultipartUploadRecord) async throws {
         try await transaction { db in
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO storage_multipart_uploads (tenant, id, bucket, name, mime_type, cache_control, metadata, owner_id, created_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -262,13 +262,13 @@ extension SQLiteControlPlaneStore {
 
     public func putPart(tenant: String, uploadID: String, part: MultipartPartRecord) async throws -> MultipartPartRecord? {
         try await transaction { db in
-            guard !(try await db.query("SELECT 1 FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(uploadID)])).isEmpty
+            guard !(try db.rows("SELECT 1 FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(uploadID)])).isEmpty
             else { throw StorageStoreError.objectMissing }
-            let replaced = try await db.query(
+            let replaced = try db.rows(
                 "DELETE FROM storage_multipart_parts WHERE tenant = ? AND upload_id = ? AND number = ? RETURNING *",
                 [.text(tenant), .text(uploadID), .integer(part.number)]
             ).first.flatMap(Self.part(from:))
-            _ = try await db.query(
+            _ = try db.rows(
                 """
                 INSERT INTO storage_multipart_parts (tenant, upload_id, number, blob_key, size, etag, md5, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
@@ -285,15 +285,15 @@ extension SQLiteControlPlaneStore {
 
     public func deleteMultipartUpload(tenant: String, id: String) async throws -> [MultipartPartRecord] {
         try await transaction { db in
-            let parts = try await db.query(
+            let parts = try db.rows(
                 "DELETE FROM storage_multipart_parts WHERE tenant = ? AND upload_id = ? RETURNING *", [.text(tenant), .text(id)]
             ).compactMap(Self.part(from:))
-            _ = try await db.query("DELETE FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
+            _ = try db.rows("DELETE FROM storage_multipart_uploads WHERE tenant = ? AND id = ?", [.text(tenant), .text(id)])
             return parts.sorted { $0.number < $1.number }
         }
     }
 
-    private static func upload(from row: SQLiteRow) -> MultipartUploadRecord? {
+    private static func upload(from row: SQLiteResultRow) -> MultipartUploadRecord? {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let bucket = row.column("bucket")?.string,
             let name = row.column("name")?.string
         else { return nil }
@@ -303,7 +303,7 @@ extension SQLiteControlPlaneStore {
             ownerID: row.column("owner_id")?.string, createdAt: date(row, "created_at_ms"))
     }
 
-    private static func part(from row: SQLiteRow) -> MultipartPartRecord? {
+    private static func part(from row: SQLiteResultRow) -> MultipartPartRecord? {
         guard let number = row.column("number")?.integer, let blob = row.column("blob_key")?.string, let md5 = row.column("md5")?.blob else { return nil }
         return MultipartPartRecord(
             number: number, blobKey: blob, size: row.column("size")?.integer ?? 0, etag: row.column("etag")?.string ?? "",

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Runtime
 import SQLiteNIO
 
 extension SQLiteControlPlaneStore {
@@ -15,9 +16,9 @@ extension SQLiteControlPlaneStore {
 
     public func createVectorIndex(_ index: VectorIndexRecord) async throws {
         try await transaction { db in
-            guard (try await db.query("SELECT 1 FROM vector_indexes WHERE tenant = ? AND name = ?", [.text(index.tenant), .text(index.name)])).isEmpty
+            guard (try db.rows("SELECT 1 FROM vector_indexes WHERE tenant = ? AND name = ?", [.text(index.tenant), .text(index.name)])).isEmpty
             else { throw ControlPlaneError.duplicate("vector index '\(index.name)'") }
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO vector_indexes (tenant, name, dimension, metric, created_at_ms, binding) VALUES (?, ?, ?, ?, ?, ?)",
                 [.text(index.tenant), .text(index.name), .integer(index.dimension), .text(index.metric), .integer(Int(StoreCoding.milliseconds(index.createdAt))),
                  index.binding.map { .text(StoreCoding.encodeObject($0)) } ?? .null])
@@ -26,8 +27,8 @@ extension SQLiteControlPlaneStore {
 
     public func deleteVectorIndex(tenant: String, name: String) async throws -> Bool {
         try await transaction { db in
-            _ = try await db.query("DELETE FROM vector_records WHERE tenant = ? AND index_name = ?", [.text(tenant), .text(name)])
-            return !(try await db.query("DELETE FROM vector_indexes WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
+            _ = try db.rows("DELETE FROM vector_records WHERE tenant = ? AND index_name = ?", [.text(tenant), .text(name)])
+            return !(try db.rows("DELETE FROM vector_indexes WHERE tenant = ? AND name = ? RETURNING 1", [.text(tenant), .text(name)])).isEmpty
         }
     }
 
@@ -47,7 +48,7 @@ extension SQLiteControlPlaneStore {
         guard !vectors.isEmpty else { return }
         try await transaction(lane: tenant) { db in
             for vector in vectors {
-                _ = try await db.query(
+                _ = try db.rows(
                     """
                     INSERT INTO vector_records (tenant, index_name, namespace, id, vector, metadata) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (tenant, index_name, namespace, id) DO UPDATE SET vector = excluded.vector, metadata = excluded.metadata
@@ -61,11 +62,11 @@ extension SQLiteControlPlaneStore {
     public func deleteVectors(tenant: String, index: String, namespace: String, ids: [String]?) async throws {
         try await transaction(lane: tenant) { db in
             guard let ids else {
-                _ = try await db.query("DELETE FROM vector_records WHERE tenant = ? AND index_name = ? AND namespace = ?", [.text(tenant), .text(index), .text(namespace)])
+                _ = try db.rows("DELETE FROM vector_records WHERE tenant = ? AND index_name = ? AND namespace = ?", [.text(tenant), .text(index), .text(namespace)])
                 return
             }
             for id in ids {
-                _ = try await db.query(
+                _ = try db.rows(
                     "DELETE FROM vector_records WHERE tenant = ? AND index_name = ? AND namespace = ? AND id = ?", [.text(tenant), .text(index), .text(namespace), .text(id)])
             }
         }

@@ -8,9 +8,9 @@ extension SQLiteControlPlaneStore {
 
     public func createWebhook(_ webhook: WebhookRecord) async throws {
         try await transaction { db in
-            guard try await db.query("SELECT 1 FROM webhooks WHERE tenant = ? AND name = ?", [.text(webhook.tenant), .text(webhook.name)]).isEmpty
+            guard try db.rows("SELECT 1 FROM webhooks WHERE tenant = ? AND name = ?", [.text(webhook.tenant), .text(webhook.name)]).isEmpty
             else { throw ControlPlaneError.duplicate("webhook '\(webhook.name)'") }
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO webhooks (tenant, id, name, spec, secrets, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [.text(webhook.tenant), .text(webhook.id), .text(webhook.name), .text(StoreCoding.encodeDocument(webhook.spec)),
                  .text(StoreCoding.encodeDocument(webhook.secrets)), Self.ms(webhook.createdAt), Self.ms(webhook.updatedAt)])
@@ -27,10 +27,10 @@ extension SQLiteControlPlaneStore {
 
     public func updateWebhook(_ webhook: WebhookRecord) async throws -> Bool {
         try await transaction { db in
-            guard try await db.query(
+            guard try db.rows(
                 "SELECT 1 FROM webhooks WHERE tenant = ? AND name = ? AND id <> ?", [.text(webhook.tenant), .text(webhook.name), .text(webhook.id)]
             ).isEmpty else { throw ControlPlaneError.duplicate("webhook '\(webhook.name)'") }
-            return !(try await db.query(
+            return !(try db.rows(
                 "UPDATE webhooks SET name = ?, spec = ?, secrets = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? RETURNING 1",
                 [.text(webhook.name), .text(StoreCoding.encodeDocument(webhook.spec)), .text(StoreCoding.encodeDocument(webhook.secrets)),
                  Self.ms(webhook.updatedAt), .text(webhook.tenant), .text(webhook.id)])).isEmpty
@@ -39,7 +39,7 @@ extension SQLiteControlPlaneStore {
 
     public func deleteWebhook(tenant: String, id: String) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query("DELETE FROM webhooks WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
+            !(try db.rows("DELETE FROM webhooks WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
         }
     }
 
@@ -58,7 +58,7 @@ extension SQLiteControlPlaneStore {
         return try await transaction(lane: jobs[0].tenant) { db in
             var added = 0
             for job in jobs {
-                added += try await db.query(
+                added += try db.rows(
                     """
                     INSERT INTO jobs (tenant, id, kind, dedupe_key, subject, payload, status, attempt, max_attempts, run_at_ms, last_error,
                       created_at_ms, updated_at_ms)
@@ -97,12 +97,12 @@ extension SQLiteControlPlaneStore {
     }
 
     public func recordAttempt(_ attempt: JobAttempt) async throws {
-        try await transaction { db in try await Self.insertAttempt(attempt, into: db) }
+        try await transaction { db in try Self.insertAttempt(attempt, into: db) }
     }
 
     /// Numbered in the log across replays: a replayed job's attempts continue its history.
-    static func insertAttempt(_ attempt: JobAttempt, into db: SQLiteConnection) async throws {
-        _ = try await db.query(
+    static func insertAttempt(_ attempt: JobAttempt, into db: SQLiteSession) throws {
+        _ = try db.rows(
             """
             INSERT INTO job_attempts (tenant, job_id, attempt, at_ms, http_status, latency_ms, error, response_body)
             SELECT ?, ?, coalesce(max(attempt), 0) + 1, ?, ?, ?, ?, ? FROM job_attempts WHERE tenant = ? AND job_id = ?
@@ -113,15 +113,15 @@ extension SQLiteControlPlaneStore {
     }
 
     /// Many log entries in one statement (each job appears once: a batch settles a job once).
-    static func insertAttempts(_ attempts: [JobAttempt], into db: SQLiteConnection) async throws {
+    static func insertAttempts(_ attempts: [JobAttempt], into db: SQLiteSession) throws {
         guard !attempts.isEmpty else { return }
-        if attempts.count == 1 { return try await insertAttempt(attempts[0], into: db) }
+        if attempts.count == 1 { return try insertAttempt(attempts[0], into: db) }
         var binds: [SQLiteData] = []
         for attempt in attempts {
             binds += [.text(attempt.tenant), .text(attempt.job), Self.ms(attempt.at), attempt.httpStatus.map { .integer($0) } ?? .null,
                       .integer(attempt.latencyMs), attempt.error.map { .text($0) } ?? .null, attempt.responseBody.map { .text($0) } ?? .null]
         }
-        _ = try await db.query(
+        _ = try db.rows(
             """
             INSERT INTO job_attempts (tenant, job_id, attempt, at_ms, http_status, latency_ms, error, response_body)
             SELECT v.column1, v.column2,
@@ -147,7 +147,7 @@ extension SQLiteControlPlaneStore {
 
     public func pruneJobs(succeededBefore: Date, failedBefore: Date) async throws -> Int {
         try await transaction { db in
-            try await db.query(
+            try db.rows(
                 """
                 DELETE FROM jobs WHERE (status IN ('succeeded', 'cancelled') AND updated_at_ms < ?) OR (status = 'failed' AND updated_at_ms < ?)
                 RETURNING 1
@@ -156,7 +156,7 @@ extension SQLiteControlPlaneStore {
         }
     }
 
-    private static func webhook(from row: SQLiteRow) throws -> WebhookRecord {
+    private static func webhook(from row: SQLiteResultRow) throws -> WebhookRecord {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let name = row.column("name")?.string,
             let spec = row.column("spec")?.string, let secrets = row.column("secrets")?.string
         else { throw ControlPlaneError.corrupt("webhook row") }
@@ -176,7 +176,7 @@ extension SQLiteControlPlaneStore {
 
     public func cancelPending(tenant: String, id: String, kind: String) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query(
+            !(try db.rows(
                 "UPDATE jobs SET status = 'cancelled', updated_at_ms = ? WHERE tenant = ? AND id = ? AND kind = ? AND status = 'pending' RETURNING 1",
                 [.integer(Int(StoreCoding.milliseconds(Date()))), .text(tenant), .text(id), .text(kind)])).isEmpty
         }
@@ -184,7 +184,7 @@ extension SQLiteControlPlaneStore {
 
     public func reschedule(tenant: String, id: String, kind: String, at: Date) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query(
+            !(try db.rows(
                 "UPDATE jobs SET run_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND kind = ? AND status = 'pending' RETURNING 1",
                 [.integer(Int(StoreCoding.milliseconds(at))), .integer(Int(StoreCoding.milliseconds(Date()))), .text(tenant), .text(id), .text(kind)])).isEmpty
         }
@@ -196,11 +196,11 @@ extension SQLiteControlPlaneStore {
     public func createEmailTemplate(_ template: EmailTemplateRecord) async throws {
         try await transaction { db in
             if let alias = template.content.alias,
-                !(try await db.query("SELECT 1 FROM email_templates WHERE tenant = ? AND alias = ?", [.text(template.tenant), .text(alias)])).isEmpty
+                !(try db.rows("SELECT 1 FROM email_templates WHERE tenant = ? AND alias = ?", [.text(template.tenant), .text(alias)])).isEmpty
             {
                 throw ControlPlaneError.duplicate("template alias '\(alias)'")
             }
-            _ = try await db.query(
+            _ = try db.rows(
                 "INSERT INTO email_templates (tenant, id, alias, content, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
                 [.text(template.tenant), .text(template.id), template.content.alias.map { .text($0) } ?? .null,
                  .text(StoreCoding.encodeDocument(template.content)), .integer(Int(StoreCoding.milliseconds(template.createdAt))),
@@ -220,12 +220,12 @@ extension SQLiteControlPlaneStore {
     public func updateEmailTemplate(_ template: EmailTemplateRecord) async throws -> Bool {
         try await transaction { db in
             if let alias = template.content.alias,
-                !(try await db.query(
+                !(try db.rows(
                     "SELECT 1 FROM email_templates WHERE tenant = ? AND alias = ? AND id <> ?", [.text(template.tenant), .text(alias), .text(template.id)])).isEmpty
             {
                 throw ControlPlaneError.duplicate("template alias '\(alias)'")
             }
-            return !(try await db.query(
+            return !(try db.rows(
                 "UPDATE email_templates SET alias = ?, content = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? RETURNING 1",
                 [template.content.alias.map { .text($0) } ?? .null, .text(StoreCoding.encodeDocument(template.content)),
                  .integer(Int(StoreCoding.milliseconds(template.updatedAt))), .text(template.tenant), .text(template.id)])).isEmpty
@@ -234,11 +234,11 @@ extension SQLiteControlPlaneStore {
 
     public func deleteEmailTemplate(tenant: String, id: String) async throws -> Bool {
         try await transaction { db in
-            !(try await db.query("DELETE FROM email_templates WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
+            !(try db.rows("DELETE FROM email_templates WHERE tenant = ? AND id = ? RETURNING 1", [.text(tenant), .text(id)])).isEmpty
         }
     }
 
-    private static func template(from row: SQLiteRow) throws -> EmailTemplateRecord {
+    private static func template(from row: SQLiteResultRow) throws -> EmailTemplateRecord {
         guard let tenant = row.column("tenant")?.string, let id = row.column("id")?.string, let content = row.column("content")?.string else {
             throw ControlPlaneError.corrupt("email template row")
         }
