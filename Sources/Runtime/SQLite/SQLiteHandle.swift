@@ -56,6 +56,9 @@ public final class SQLiteHandle: @unchecked Sendable {
 
     public var isClosed: Bool { database == nil }
 
+    /// Statements kept prepared now (for tests; read it while the handle is idle).
+    var preparedStatements: Int { statements.count }
+
     /// Runs `body` with the connection on the blocking pool: one trip, whatever it does. It runs
     /// to its end even if the calling task is cancelled (a transaction must reach its COMMIT or
     /// ROLLBACK).

@@ -1,0 +1,186 @@
+import Foundation
+import NIOCore
+import SQLiteNIO
+import XCTest
+
+@testable import Runtime
+
+/// SQLite through its C API: values round-trip through binds, statements stay prepared per
+/// connection (and follow schema changes), failures carry SQLite's extended codes, and misuse is
+/// an error rather than a crash.
+final class SQLiteHandleTests: XCTestCase {
+    var directory: URL!
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sqlite-handle-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func testValuesRoundTripThroughBinds() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        let blob = ByteBuffer(bytes: [0, 1, 2, 255])
+        let row = try await handle.query(
+            "SELECT ?1 AS i, ?2 AS f, ?3 AS t, ?4 AS b, ?5 AS n, length(?3) AS chars",
+            [.integer(-42), .float(2.5), .text("héllo ✓"), .blob(blob), .null]
+        ).first
+        XCTAssertEqual(row?.column("i"), .integer(-42))
+        XCTAssertEqual(row?.column("f"), .float(2.5))
+        XCTAssertEqual(row?.column("t"), .text("héllo ✓"))
+        XCTAssertEqual(row?.column("b"), .blob(blob))
+        XCTAssertEqual(row?.column("n"), .null)
+        XCTAssertEqual(row?.column("chars"), .integer(7), "text is bound as UTF-8 with its exact length")
+        XCTAssertNil(row?.column("missing"))
+        await handle.close()
+    }
+
+    func testStatementsArePreparedOnceAndTheCacheIsBounded() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        try await handle.perform { try $0.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)") }
+        for id in 1...5 { _ = try await handle.query("INSERT INTO t (id, name) VALUES (?1, ?2)", [.integer(id), .text("n\(id)")]) }
+        XCTAssertEqual(handle.preparedStatements, 1, "one text, one prepared statement, whatever the values")
+        let names = try await handle.query("SELECT name FROM t WHERE id >= ?1 ORDER BY id", [.integer(4)]).compactMap { $0.column("name")?.string }
+        XCTAssertEqual(names, ["n4", "n5"], "a kept statement is reset and its binds cleared between uses")
+        for n in 0..<(SQLiteHandle.cachedStatements + 10) { _ = try await handle.query("SELECT \(n) AS n") }
+        XCTAssertEqual(handle.preparedStatements, SQLiteHandle.cachedStatements)
+        await handle.close()
+    }
+
+    func testAKeptStatementFollowsASchemaChange() async throws {
+        let handle = try await SQLiteHandle.open(path: directory.appendingPathComponent("a.sqlite").path)
+        try await handle.perform { try $0.execute("CREATE TABLE t (a INTEGER)") }
+        _ = try await handle.query("INSERT INTO t VALUES (1)")
+        let before = try await handle.query("SELECT * FROM t").first
+        XCTAssertEqual(before?.names.names, ["a"])
+        try await handle.perform { try $0.execute("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'") }
+        let row = try await handle.query("SELECT * FROM t").first
+        XCTAssertEqual(row?.names.names, ["a", "b"])
+        XCTAssertEqual(row?.column("b"), .text("x"))
+        await handle.close()
+    }
+
+    func testFailuresCarrySQLitesExtendedCodes() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        try await handle.perform { session in
+            try session.execute("PRAGMA foreign_keys = ON")
+            try session.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+            try session.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id), v INTEGER NOT NULL CHECK (v > 0), u TEXT UNIQUE)")
+            try session.execute("INSERT INTO p VALUES (1)")
+            try session.execute("INSERT INTO c VALUES (1, 1, 1, 'a')")
+        }
+        func failure(_ sql: String) async -> SQLiteFailure? {
+            do {
+                _ = try await handle.query(sql)
+                return nil
+            } catch {
+                return error as? SQLiteFailure
+            }
+        }
+        let unique = await failure("INSERT INTO c VALUES (2, 1, 1, 'a')")
+        XCTAssertEqual(unique?.isUniqueViolation, true, "\(String(describing: unique))")
+        let primaryKey = await failure("INSERT INTO c VALUES (1, 1, 1, 'b')")
+        XCTAssertEqual(primaryKey?.isUniqueViolation, true, "primary key")
+        let foreignKey = await failure("INSERT INTO c VALUES (3, 9, 1, 'c')")
+        XCTAssertEqual(foreignKey?.isForeignKeyViolation, true)
+        let notNull = await failure("INSERT INTO c VALUES (4, 1, NULL, 'd')")
+        XCTAssertEqual(notNull?.isNotNullViolation, true)
+        let check = await failure("INSERT INTO c VALUES (5, 1, 0, 'e')")
+        XCTAssertEqual(check?.isCheckViolation, true)
+        let syntax = await failure("SELEKT 1")
+        XCTAssertEqual(syntax?.isConstraintViolation, false)
+        XCTAssertTrue(syntax?.message.contains("syntax error") == true, "\(String(describing: syntax))")
+        await handle.close()
+    }
+
+    func testOneStatementPerCallAndNothingOfARefusedTextRuns() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        try await handle.perform { try $0.execute("CREATE TABLE t (a INTEGER)") }
+        do {
+            _ = try await handle.query("INSERT INTO t VALUES (1); DROP TABLE t")
+            XCTFail("two statements in one text were accepted")
+        } catch let failure as SQLiteFailure {
+            XCTAssertTrue(failure.message.contains("one statement"), failure.message)
+        }
+        let none = try await handle.query("SELECT count(*) AS n FROM t").first?.column("n")
+        XCTAssertEqual(none, .integer(0))
+        _ = try await handle.query("INSERT INTO t VALUES (2);  ")
+        let one = try await handle.query("SELECT count(*) AS n FROM t").first?.column("n")
+        XCTAssertEqual(one, .integer(1), "a trailing ';' is fine")
+        await handle.close()
+    }
+
+    func testAFailedUnitOfWorkRollsBackAsAWhole() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        try await handle.perform { try $0.execute("CREATE TABLE t (a INTEGER UNIQUE)") }
+        do {
+            try await handle.perform { session in
+                try session.execute("BEGIN IMMEDIATE")
+                do {
+                    try session.rows("INSERT INTO t VALUES (?1)", [.integer(1)])
+                    try session.rows("INSERT INTO t VALUES (?1)", [.integer(1)])
+                    try session.execute("COMMIT")
+                } catch {
+                    try? session.execute("ROLLBACK")
+                    throw error
+                }
+            }
+            XCTFail("the duplicate was accepted")
+        } catch let failure as SQLiteFailure {
+            XCTAssertTrue(failure.isUniqueViolation)
+        }
+        let rows = try await handle.query("SELECT count(*) AS n FROM t").first?.column("n")
+        XCTAssertEqual(rows, .integer(0))
+        await handle.close()
+    }
+
+    func testALockedFileAnswersBusyWithinItsTimeout() async throws {
+        let path = directory.appendingPathComponent("b.sqlite").path
+        let first = try await SQLiteHandle.open(path: path)
+        let second = try await SQLiteHandle.open(path: path, busyTimeoutMs: 50)
+        try await first.perform { session in
+            try session.execute("PRAGMA journal_mode = WAL")
+            try session.execute("CREATE TABLE t (a INTEGER)")
+            try session.execute("BEGIN IMMEDIATE")
+        }
+        let started = Date()
+        do {
+            try await second.perform { try $0.execute("BEGIN IMMEDIATE") }
+            XCTFail("a second writer began while the first held the lock")
+        } catch let failure as SQLiteFailure {
+            XCTAssertTrue(failure.isBusy, failure.message)
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the busy timeout bounds the wait")
+        try await first.perform { try $0.execute("COMMIT") }
+        await first.close()
+        await second.close()
+    }
+
+    func testAClosedHandleAnswersAnError() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        await handle.close()
+        XCTAssertTrue(handle.isClosed)
+        do {
+            _ = try await handle.query("SELECT 1")
+            XCTFail("a closed handle ran a statement")
+        } catch let failure as SQLiteFailure {
+            XCTAssertTrue(failure.message.contains("closed"), failure.message)
+        }
+        await handle.close()
+    }
+
+    func testAFileThatIsNotADatabaseFailsAsUnusable() async throws {
+        let path = directory.appendingPathComponent("junk.sqlite").path
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: path))
+        let handle = try await SQLiteHandle.open(path: path)
+        do {
+            _ = try await handle.query("SELECT count(*) FROM sqlite_schema")
+            XCTFail("a file of junk was read as a database")
+        } catch let failure as SQLiteFailure {
+            XCTAssertTrue(failure.isUnusableFile, "\(failure.code) \(failure.message)")
+        }
+        await handle.close()
+    }
+}
