@@ -129,6 +129,14 @@ final class SQLiteHostingTests: XCTestCase {
         let changes = try XCTUnwrap(try JSONValue.parse(Array((written.changes ?? "").utf8)).arrayValue)
         XCTAssertEqual(changes.first?["data"], ["k": [1, 2]], "published rows carry every column as JSON")
 
+        // A read through its kept statement applies the policy's rule as the first one did.
+        var point = try planner.read("books", try RestQueryParser.parse([("select", "id,authors(name)"), ("id", "eq.1")]))
+        let seen = try await source.read(point, count: false)
+        XCTAssertEqual(try JSONValue.parse(Array((seen.body ?? "").utf8)), [["id": 1, "authors": ["name": "Ann"]]])
+        point.rowRule = .compare(column: model.entity(named: "books")!.column(named: "published")!, op: .eq, value: .bool(true))
+        let hidden = try await source.read(point, count: false)
+        XCTAssertEqual(hidden.body, "[]", "book 1 is not published: the rule hides it")
+
         // A broken foreign key undoes the whole write.
         let orphan = try planner.insert("books", rows: [["title": "Three", "author_id": 1], ["title": "Four", "author_id": 9]],
             query: try RestQueryParser.parse([]), onConflict: nil, missingDefault: false, returnsRows: false)

@@ -62,13 +62,14 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         defer { writer.release() }
         return try await exclusive.withPermit { [connection] in
             try await connection.perform { session in
-                try session.execute("BEGIN IMMEDIATE")
+                // Through `rows`, so even BEGIN and COMMIT stay prepared.
+                try session.rows("BEGIN IMMEDIATE")
                 do {
                     let result = try body(session)
-                    try session.execute("COMMIT")
+                    try session.rows("COMMIT")
                     return result
                 } catch {
-                    try? session.execute("ROLLBACK")
+                    _ = try? session.rows("ROLLBACK")
                     throw error
                 }
             }
