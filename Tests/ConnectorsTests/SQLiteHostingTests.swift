@@ -98,6 +98,22 @@ final class SQLiteHostingTests: XCTestCase {
         XCTAssertNil(PostgresArrayLiteral.parse("a,b"))
     }
 
+    func testSQLiteFailuresTakePostgreSQLsCodesAndFittingStatuses() {
+        func mapped(_ code: Int32) -> (Int, String) {
+            let error = SQLiteErrorMapping.restError(SQLiteFailure(code: code, message: "m"), source: "s", entity: nil)
+            return (error.status, error.code)
+        }
+        XCTAssertTrue(mapped(2067) == (409, "23505"), "UNIQUE")
+        XCTAssertTrue(mapped(1555) == (409, "23505"), "PRIMARY KEY")
+        XCTAssertTrue(mapped(787) == (409, "23503"), "FOREIGN KEY")
+        XCTAssertTrue(mapped(1299) == (400, "23502"), "NOT NULL")
+        XCTAssertTrue(mapped(275) == (400, "23514"), "CHECK")
+        XCTAssertTrue(mapped(1811) == (409, "23000"), "another constraint (TRIGGER)")
+        XCTAssertTrue(mapped(5) == (503, "MB603") && mapped(517) == (503, "MB603") && mapped(6) == (503, "MB603"), "BUSY, BUSY_SNAPSHOT, LOCKED")
+        XCTAssertTrue(mapped(11) == (503, "MB604") && mapped(26) == (503, "MB604") && mapped(266) == (503, "MB604"), "CORRUPT, NOTADB, IOERR_READ")
+        XCTAssertTrue(mapped(1) == (500, "MB605"), "anything else")
+    }
+
     // MARK: - A real file
 
     func testProvisionWriteReadAndMigrateAFile() async throws {
@@ -129,7 +145,7 @@ final class SQLiteHostingTests: XCTestCase {
         let changes = try XCTUnwrap(try JSONValue.parse(Array((written.changes ?? "").utf8)).arrayValue)
         XCTAssertEqual(changes.first?["data"], ["k": [1, 2]], "published rows carry every column as JSON")
 
-        // A read through its kept statement applies the policy's rule as the first one did.
+        // A policy's rule in the statement hides what it should (the rule changes the statement's text).
         var point = try planner.read("books", try RestQueryParser.parse([("select", "id,authors(name)"), ("id", "eq.1")]))
         let seen = try await source.read(point, count: false)
         XCTAssertEqual(try JSONValue.parse(Array((seen.body ?? "").utf8)), [["id": 1, "authors": ["name": "Ann"]]])

@@ -34,6 +34,12 @@ final class SQLiteHandleTests: XCTestCase {
         XCTAssertEqual(row?.column("n"), .null)
         XCTAssertEqual(row?.column("chars"), .integer(7), "text is bound as UTF-8 with its exact length")
         XCTAssertNil(row?.column("missing"))
+        let edges = try await handle.query(
+            "SELECT ?1 AS t, ?2 AS b, length(?2) AS n, ?3 AS z", [.text(""), .blob(ByteBuffer()), .text("a\u{0}b")]
+        ).first
+        XCTAssertEqual(edges?.column("t"), .text(""), "empty text stays text")
+        XCTAssertEqual(edges?.column("n"), .integer(0))
+        XCTAssertEqual(edges?.column("z"), .text("a\u{0}b"), "a NUL inside text is kept")
         await handle.close()
     }
 
@@ -44,8 +50,32 @@ final class SQLiteHandleTests: XCTestCase {
         XCTAssertEqual(handle.preparedStatements, 1, "one text, one prepared statement, whatever the values")
         let names = try await handle.query("SELECT name FROM t WHERE id >= ?1 ORDER BY id", [.integer(4)]).compactMap { $0.column("name")?.string }
         XCTAssertEqual(names, ["n4", "n5"], "a kept statement is reset and its binds cleared between uses")
-        for n in 0..<(SQLiteHandle.cachedStatements + 10) { _ = try await handle.query("SELECT \(n) AS n") }
+        let hot = "SELECT name FROM t WHERE id >= ?1 ORDER BY id"
+        for n in 0..<(SQLiteHandle.cachedStatements + 10) {
+            _ = try await handle.query("SELECT \(n) AS n")
+            _ = try await handle.query(hot, [.integer(n)])
+        }
         XCTAssertEqual(handle.preparedStatements, SQLiteHandle.cachedStatements)
+        XCTAssertTrue(handle.isPrepared(hot), "the least recently used go, not the oldest")
+        XCTAssertFalse(handle.isPrepared("SELECT 0 AS n"))
+        await handle.close()
+    }
+
+    func testStatementsRunFromARowHandlerLeaveTheOuterOneAlone() async throws {
+        let handle = try await SQLiteHandle.open(path: ":memory:")
+        let pairs = try await handle.perform { session -> [String] in
+            try session.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            for id in 1...3 { try session.rows("INSERT INTO t VALUES (?1)", [.integer(id)]) }
+            var seen: [String] = []
+            try session.each("SELECT id FROM t ORDER BY id") { outer in
+                // The same text again (its own statement), then enough others to fill the cache.
+                let inner = try session.rows("SELECT id FROM t ORDER BY id").count
+                for n in 0..<(SQLiteHandle.cachedStatements + 2) { try session.rows("SELECT \(n)") }
+                seen.append("\(outer.column("id")?.integer ?? -1):\(inner)")
+            }
+            return seen
+        }
+        XCTAssertEqual(pairs, ["1:3", "2:3", "3:3"], "the outer statement kept stepping through nested use and evictions")
         await handle.close()
     }
 
@@ -59,6 +89,11 @@ final class SQLiteHandleTests: XCTestCase {
         let row = try await handle.query("SELECT * FROM t").first
         XCTAssertEqual(row?.names.names, ["a", "b"])
         XCTAssertEqual(row?.column("b"), .text("x"))
+        // Same count of columns, another name: the kept statement's names follow too.
+        try await handle.perform { try $0.execute("ALTER TABLE t RENAME COLUMN b TO c") }
+        let renamed = try await handle.query("SELECT * FROM t").first
+        XCTAssertEqual(renamed?.names.names, ["a", "c"])
+        XCTAssertNil(renamed?.column("b"))
         await handle.close()
     }
 
@@ -152,10 +187,36 @@ final class SQLiteHandleTests: XCTestCase {
         } catch let failure as SQLiteFailure {
             XCTAssertTrue(failure.isBusy, failure.message)
         }
-        XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the busy timeout bounds the wait")
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertGreaterThanOrEqual(waited, 0.04, "it waited for the lock about as long as its timeout")
+        XCTAssertLessThan(waited, 3, "the busy timeout bounds the wait")
         try await first.perform { try $0.execute("COMMIT") }
         await first.close()
         await second.close()
+    }
+
+    func testClosingWaitsForTheUnitOfWorkRunningNow() async throws {
+        let handle = try await SQLiteHandle.open(path: directory.appendingPathComponent("c.sqlite").path)
+        try await handle.perform { try $0.execute("CREATE TABLE t (a INTEGER)") }
+        let started = Date()
+        async let written: Int = handle.perform { session in
+            try session.rows("BEGIN IMMEDIATE")
+            try session.rows("INSERT INTO t VALUES (1)")
+            usleep(200_000)
+            try session.rows("INSERT INTO t VALUES (2)")
+            try session.rows("COMMIT")
+            return 2
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        await handle.close()
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.2, "close waited for the transaction")
+        let count = try await written
+        XCTAssertEqual(count, 2, "the transaction ran to its COMMIT")
+        XCTAssertTrue(handle.isClosed)
+        let reopened = try await SQLiteHandle.open(path: directory.appendingPathComponent("c.sqlite").path)
+        let rows = try await reopened.query("SELECT count(*) AS n FROM t").first?.column("n")
+        XCTAssertEqual(rows, .integer(2))
+        await reopened.close()
     }
 
     func testAClosedHandleAnswersAnError() async throws {

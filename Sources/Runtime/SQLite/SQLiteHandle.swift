@@ -17,6 +17,11 @@ public final class SQLiteHandle: @unchecked Sendable {
     public static let cachedStatements = 64
 
     private var database: OpaquePointer?
+    /// Held by the unit of work running now and by `close`: a source's tree may close a
+    /// connection (the tree restarts) while a write is still running on it, and SQLite, opened
+    /// without its own mutex, must not be closed under a running statement. Uncontended otherwise:
+    /// one caller at a time already.
+    private let running = Lock()
     private let pool: NIOThreadPool
     private var statements: [String: SQLiteSession.Prepared] = [:]
     private var recency: [String] = []
@@ -57,15 +62,20 @@ public final class SQLiteHandle: @unchecked Sendable {
     public var isClosed: Bool { database == nil }
 
     /// Statements kept prepared now (for tests; read it while the handle is idle).
-    var preparedStatements: Int { statements.count }
+    var preparedStatements: Int { running.withLock { statements.count } }
+
+    /// Whether `sql` is kept prepared now (for tests).
+    func isPrepared(_ sql: String) -> Bool { running.withLock { statements[sql] != nil } }
 
     /// Runs `body` with the connection on the blocking pool: one trip, whatever it does. It runs
     /// to its end even if the calling task is cancelled (a transaction must reach its COMMIT or
     /// ROLLBACK).
     public func perform<T: Sendable>(_ body: @escaping @Sendable (SQLiteSession) throws -> T) async throws -> T {
         try await Self.hop(pool) { [self] in
-            guard let database else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "the connection is closed") }
-            return try body(SQLiteSession(handle: self, database: database))
+            try running.withLock {
+                guard let database else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "the connection is closed") }
+                return try body(SQLiteSession(handle: self, database: database))
+            }
         }
     }
 
@@ -77,11 +87,13 @@ public final class SQLiteHandle: @unchecked Sendable {
     /// Finalizes the kept statements and closes the connection; later calls fail with MISUSE.
     public func close() async {
         _ = try? await Self.hop(pool) { [self] in
-            guard let database else { return }
-            Self.finalize(statements.values.map(\.statement), database)
-            statements = [:]
-            recency = []
-            self.database = nil
+            running.withLock {
+                guard let database else { return }
+                Self.finalize(statements.values.map(\.statement), database)
+                statements = [:]
+                recency = []
+                self.database = nil
+            }
         }
     }
 
@@ -114,8 +126,11 @@ public final class SQLiteHandle: @unchecked Sendable {
     }
 
     fileprivate func keep(_ sql: String, _ prepared: SQLiteSession.Prepared) {
-        if statements.count >= Self.cachedStatements, !recency.isEmpty {
-            let oldest = recency.removeFirst()
+        // The least recently used goes — never one being stepped now (by a caller of `each`
+        // whose row handler runs other statements).
+        if statements.count >= Self.cachedStatements,
+           let index = recency.firstIndex(where: { statements[$0]?.inUse != true }) {
+            let oldest = recency.remove(at: index)
             if let evicted = statements.removeValue(forKey: oldest) { sqlite_nio_sqlite3_finalize(evicted.statement) }
         }
         statements[sql] = prepared
@@ -129,9 +144,20 @@ public struct SQLiteSession {
     fileprivate final class Prepared {
         let statement: OpaquePointer
         var names: SQLiteColumnNames
-        init(statement: OpaquePointer, names: SQLiteColumnNames) {
+        /// SQLite's count of this statement's re-preparations (after schema changes) when
+        /// `names` was read: a column renamed under `*` keeps the count and changes the name.
+        var preparations: Int32
+        /// Being stepped now: not to be evicted, and not to be reset under its stepper by a
+        /// nested use of the same text (which gets a statement of its own).
+        var inUse = false
+        init(statement: OpaquePointer) {
             self.statement = statement
-            self.names = names
+            self.names = SQLiteColumnNames.of(statement)
+            self.preparations = Self.preparations(of: statement)
+        }
+
+        static func preparations(of statement: OpaquePointer) -> Int32 {
+            sqlite_nio_sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
         }
     }
 
@@ -148,20 +174,36 @@ public struct SQLiteSession {
 
     /// Runs one statement, handing each row to `body` as it is stepped.
     public func each(_ sql: String, _ binds: [SQLiteData] = [], _ body: (SQLiteResultRow) throws -> Void) throws {
-        let prepared = try prepare(sql)
+        var prepared = try prepare(sql)
+        var kept = true
+        if prepared.inUse {
+            prepared = try compile(sql)
+            kept = false
+        }
         let statement = prepared.statement
+        prepared.inUse = true
         defer {
-            sqlite_nio_sqlite3_reset(statement)
-            sqlite_nio_sqlite3_clear_bindings(statement)
+            prepared.inUse = false
+            if kept {
+                sqlite_nio_sqlite3_reset(statement)
+                sqlite_nio_sqlite3_clear_bindings(statement)
+            } else {
+                sqlite_nio_sqlite3_finalize(statement)
+            }
         }
         try bind(binds, to: statement)
         while true {
             let stepped = sqlite_nio_sqlite3_step(statement)
             if stepped == SQLITE_DONE { return }
             guard stepped == SQLITE_ROW else { throw failure(stepped) }
-            let count = Int(sqlite_nio_sqlite3_column_count(statement))
-            // SQLite prepares a kept statement again after a schema change: `*` may now name more.
-            if count != prepared.names.count { prepared.names = SQLiteColumnNames.of(statement) }
+            // SQLite prepares a kept statement again after a schema change: `*` may now name
+            // other columns.
+            let preparations = Prepared.preparations(of: statement)
+            if preparations != prepared.preparations {
+                prepared.names = SQLiteColumnNames.of(statement)
+                prepared.preparations = preparations
+            }
+            let count = prepared.names.count
             var values: [SQLiteData] = []
             values.reserveCapacity(count)
             for column in 0..<Int32(count) { values.append(value(statement, column)) }
@@ -185,6 +227,12 @@ public struct SQLiteSession {
 
     private func prepare(_ sql: String) throws -> Prepared {
         if let found = handle.cached(sql) { return found }
+        let prepared = try compile(sql)
+        handle.keep(sql, prepared)
+        return prepared
+    }
+
+    private func compile(_ sql: String) throws -> Prepared {
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
         let code = sql.withCString { text in
@@ -201,9 +249,7 @@ public struct SQLiteSession {
             if code == SQLITE_MISUSE { throw SQLiteFailure(code: code, message: "one statement per call: \(sql.prefix(80))") }
             throw failure(code)
         }
-        let prepared = Prepared(statement: statement, names: SQLiteColumnNames.of(statement))
-        handle.keep(sql, prepared)
-        return prepared
+        return Prepared(statement: statement)
     }
 
     private func bind(_ binds: [SQLiteData], to statement: OpaquePointer) throws {

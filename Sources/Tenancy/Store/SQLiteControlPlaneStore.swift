@@ -98,10 +98,11 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
 
     public func migrate() async throws {
         try await transaction { db in
-            _ = try db.rows("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)")
+            // DDL through `execute`: run once, not worth keeping prepared.
+            try db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)")
             let applied = Set(try db.rows("SELECT version FROM schema_migrations").compactMap { $0.column("version")?.integer })
             for step in Migrations.sqlite where !applied.contains(step.version) {
-                for statement in step.statements { _ = try db.rows(statement) }
+                for statement in step.statements { try db.execute(statement) }
                 _ = try db.rows(
                     "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)",
                     [.integer(step.version), .integer(Int(StoreCoding.milliseconds(Date())))])
