@@ -144,6 +144,12 @@ final class SQLiteHandleTests: XCTestCase {
         _ = try await handle.query("INSERT INTO t VALUES (2);  ")
         let one = try await handle.query("SELECT count(*) AS n FROM t").first?.column("n")
         XCTAssertEqual(one, .integer(1), "a trailing ';' is fine")
+        do {
+            _ = try await handle.query("  ;")
+            XCTFail("a text without a statement ran")
+        } catch let failure as SQLiteFailure {
+            XCTAssertTrue(failure.message.contains("no statement"), failure.message)
+        }
         await handle.close()
     }
 

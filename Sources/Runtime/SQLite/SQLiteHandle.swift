@@ -235,19 +235,20 @@ public struct SQLiteSession {
     private func compile(_ sql: String) throws -> Prepared {
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
+        var trailing = false
         let code = sql.withCString { text in
             let code = sqlite_nio_sqlite3_prepare_v3(database, text, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, &tail)
             // One statement per call: text after it would otherwise be dropped without a word.
-            if code == SQLITE_OK, let tail, tail.pointee != 0,
-               !String(cString: tail).allSatisfy({ $0.isWhitespace || $0 == ";" }) {
-                return SQLITE_MISUSE
+            if code == SQLITE_OK, let tail, tail.pointee != 0 {
+                trailing = !String(cString: tail).allSatisfy { $0.isWhitespace || $0 == ";" }
             }
             return code
         }
-        guard code == SQLITE_OK, let statement else {
+        guard code == SQLITE_OK else { throw failure(code) }
+        guard let statement else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "no statement in the text") }
+        guard !trailing else {
             sqlite_nio_sqlite3_finalize(statement)
-            if code == SQLITE_MISUSE { throw SQLiteFailure(code: code, message: "one statement per call: \(sql.prefix(80))") }
-            throw failure(code)
+            throw SQLiteFailure(code: SQLITE_MISUSE, message: "one statement per call: \(sql.prefix(80))")
         }
         return Prepared(statement: statement)
     }
