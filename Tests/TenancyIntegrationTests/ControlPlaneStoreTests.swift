@@ -11,7 +11,7 @@ final class SQLiteControlPlaneStoreTests: XCTestCase {
 
     override func setUp() async throws {
         let dir = try TestServices.temporaryDirectory()
-        store = try await SQLiteControlPlaneStore.open(path: dir + "/cp.sqlite", logger: Logger(label: "test"))
+        store = try await SQLiteControlPlaneStore.open(path: dir + "/cp.sqlite")
         try await store.migrate()
     }
 

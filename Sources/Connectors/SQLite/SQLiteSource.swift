@@ -46,7 +46,7 @@ public final class SQLiteSource: Sendable {
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
-        self.connections = SQLiteConnections(path: path, busyTimeoutMs: settings.busyTimeoutMs, logger: logger)
+        self.connections = SQLiteConnections(path: path, busyTimeoutMs: settings.busyTimeoutMs)
         self.writeGate = ConcurrencyLimiter(maxConcurrent: 1, maxQueued: settings.maxQueuedWrites)
         self.readGate = ConcurrencyLimiter(maxConcurrent: settings.readers, maxQueued: 10_000)
     }
@@ -185,7 +185,6 @@ public final class SQLiteSource: Sendable {
 final class SQLiteConnections: @unchecked Sendable {
     let path: String
     let busyTimeoutMs: Int
-    let logger: Logger
     private let lock = Lock()
     private var writerConnection: SQLiteHandle?
     private var idleReaders: [SQLiteHandle] = []
@@ -193,10 +192,9 @@ final class SQLiteConnections: @unchecked Sendable {
     private var fileInWALMode = false
     private var closed = false
 
-    init(path: String, busyTimeoutMs: Int, logger: Logger) {
+    init(path: String, busyTimeoutMs: Int) {
         self.path = path
         self.busyTimeoutMs = busyTimeoutMs
-        self.logger = logger
     }
 
     func writer() async throws -> SQLiteHandle {

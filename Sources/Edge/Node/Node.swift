@@ -30,7 +30,7 @@ enum Node {
         switch configuration.databaseURL {
         case nil:
             try prepareDataDir(configuration.dataDir)
-            store = try await SQLiteControlPlaneStore.open(path: configuration.dataDir + "/control-plane.sqlite", logger: logger)
+            store = try await SQLiteControlPlaneStore.open(path: configuration.dataDir + "/control-plane.sqlite")
         case let url?:
             postgres = PostgresControlPlaneStore(url: url, logger: logger)
             store = postgres!

@@ -25,11 +25,9 @@ public final class SQLiteHandle: @unchecked Sendable {
     private let pool: NIOThreadPool
     private var statements: [String: SQLiteSession.Prepared] = [:]
     private var recency: [String] = []
-    public let path: String
 
-    private init(database: OpaquePointer, path: String, pool: NIOThreadPool) {
+    private init(database: OpaquePointer, pool: NIOThreadPool) {
         self.database = database
-        self.path = path
         self.pool = pool
     }
 
@@ -52,7 +50,7 @@ public final class SQLiteHandle: @unchecked Sendable {
                 throw failure
             }
             sqlite_nio_sqlite3_busy_timeout(database, Int32(clamping: busyTimeoutMs))
-            return SQLiteHandle(database: database, path: path, pool: pool)
+            return SQLiteHandle(database: database, pool: pool)
         }
     }
 

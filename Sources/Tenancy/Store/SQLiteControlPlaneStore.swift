@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import Runtime
@@ -19,7 +18,7 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
     private let idleReaders: NIOLockedValueBox<[SQLiteHandle]>
     static let readerCount = 4
 
-    public static func open(path: String, logger: Logger) async throws -> SQLiteControlPlaneStore {
+    public static func open(path: String) async throws -> SQLiteControlPlaneStore {
         let connection = try await SQLiteHandle.open(path: path, busyTimeoutMs: 5_000)
         try await connection.perform { session in
             try session.execute("PRAGMA journal_mode = WAL")
