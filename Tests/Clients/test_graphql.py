@@ -177,6 +177,30 @@ def test_mutations_write_return_and_respect_at_most(tenant):
     assert sql(tenant["database"], "select count(*) as n from posts")[0]["n"] == 5
 
 
+def test_a_mutations_fields_share_one_transaction(tenant):
+    before = sql(tenant["database"], "select id, title, score from posts order by id")
+    # The second field goes over its atMost: the first field's insert is undone with it.
+    refused = query(tenant, """mutation { insertIntopostsCollection(objects: [{author_id: 2, title: "Undone"}]) { affectedCount }
+        updatepostsCollection(set: {score: "9"}, filter: {author_id: {eq: 1}}) { affectedCount } }""")
+    assert error_code(refused) == "MB729" and refused["errors"][0]["path"] == ["updatepostsCollection"]
+    assert sql(tenant["database"], "select id, title, score from posts order by id") == before
+    # A failing write first: the later field never runs.
+    refused = query(tenant, """mutation { a: insertIntopostsCollection(objects: [{author_id: 999, title: "No author"}]) { affectedCount }
+        b: insertIntopostsCollection(objects: [{author_id: 2, title: "Never"}]) { affectedCount } }""")
+    assert error_code(refused) == "23503" and refused["errors"][0]["path"] == ["a"]
+    assert sql(tenant["database"], "select id, title, score from posts order by id") == before
+    # Fields run in document order and each sees the one before it.
+    done = data(tenant, """mutation { __typename first: insertIntopostsCollection(objects: [{author_id: 2, title: "Shared"}]) { records { id } }
+        second: updatepostsCollection(set: {score: "2.5"}, filter: {title: {eq: "Shared"}}) { affectedCount records { title score } } }""")
+    assert done["__typename"] == "Mutation"
+    assert done["second"]["affectedCount"] == 1 and done["second"]["records"][0]["title"] == "Shared"
+    assert float(done["second"]["records"][0]["score"]) == 2.5
+    new_id = done["first"]["records"][0]["id"]
+    assert sql(tenant["database"], f"select score::float8 as score from posts where id = {int(new_id)}") == [{"score": 2.5}]
+    removed = data(tenant, "mutation($id: BigInt!) { deleteFrompostsCollection(filter: {id: {eq: $id}}) { affectedCount } }", {"id": new_id})
+    assert removed == {"deleteFrompostsCollection": {"affectedCount": 1}}
+
+
 def test_each_role_sees_its_own_schema_and_rows(node, tenant):
     slug, base = tenant["slug"], node.base
     call("PUT", f"{base}/admin/v1/tenants/{slug}/policies", node.token, {"policies": [
@@ -270,6 +294,10 @@ SAME_DOCUMENTS = [
     '{ tasksCollection(filter: {or: [{stage: {eq: doing}}, {tags: {is: NULL}}, {title: {startsWith: "sh"}}]}, orderBy: [{due: DescNullsLast}]) { edges { node { id title projects { name } } } pageInfo { hasNextPage startCursor } } }',
     '{ tasksCollection(first: 1, after: "WzFd") { edges { node { id } } pageInfo { hasPreviousPage hasNextPage } } }',
     'mutation { updatetasksCollection(set: {urgent: true}, filter: {stage: {in: [idea, done]}}, atMost: 5) { affectedCount records { id urgent } } }',
+    # One transaction: the second field's atMost undoes the first field's update too.
+    'mutation { a: updatetasksCollection(set: {title: "renamed"}, filter: {id: {eq: 1}}) { affectedCount } b: deleteFromtasksCollection(filter: {id: {gt: 0}}) { affectedCount } }',
+    '{ tasksCollection(orderBy: [{id: AscNullsLast}]) { edges { node { id title } } } }',
+    'mutation { a: updatetasksCollection(set: {title: "renamed"}, filter: {id: {eq: 1}}) { affectedCount } b: updatetasksCollection(set: {urgent: false}, filter: {title: {eq: "renamed"}}) { records { id title urgent } } }',
 ]
 
 

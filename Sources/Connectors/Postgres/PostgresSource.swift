@@ -117,6 +117,48 @@ public final class PostgresSource: Sendable {
         }
     }
 
+    /// Runs statements in one transaction on one connection: each is held to its row bound and
+    /// its policy check, and any failure (thrown as `TransactionStepFailure`) undoes them all.
+    public func executeAll(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> [StatementResult] {
+        try await admitted()
+        defer { released() }
+        do {
+            return try await inTransaction(statements)
+        } catch let error as PSQLError {
+            throw PostgresErrorMapping.restError(error, source: name)
+        }
+    }
+
+    private func inTransaction(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> [StatementResult] {
+        try await pool.withConnection(affinity: affinity) { connection in
+            try await connection.query("BEGIN", logger: logger)
+            var results: [StatementResult] = []
+            for (index, step) in statements.enumerated() {
+                do {
+                    let result = try await run(step.statement, on: connection)
+                    try step.expecting.check(result.count)
+                    if result.violations > 0 {
+                        throw RestError(
+                            status: 403, code: "42501", message: "new row violates the policy check",
+                            details: "\(result.violations) row(s) would be outside what the policy allows")
+                    }
+                    results.append(result)
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    let mapped = (error as? PSQLError).map { PostgresErrorMapping.restError($0, source: name) } ?? error
+                    throw TransactionStepFailure(index: index, error: mapped)
+                }
+            }
+            do {
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            return results
+        }
+    }
+
     /// Waits for one of the source's `maxConnections` slots, then (on shared connections) for one
     /// of the node's, at most the acquisition timeout in all; the caller calls `released()`.
     private func admitted() async throws {

@@ -112,6 +112,42 @@ public final class SQLiteSource: Sendable {
         }
     }
 
+    public func transaction(_ steps: [TransactionStep]) async throws -> [StatementResult] {
+        let name = self.name
+        return try await writing { connection in
+            try await self.traced("TRANSACTION") {
+                try await connection.perform { session in
+                    _ = try session.rows("BEGIN IMMEDIATE")
+                    var results: [StatementResult] = []
+                    for (index, step) in steps.enumerated() {
+                        do {
+                            switch step {
+                            case .write(let plan, let publishRows, let expecting):
+                                let writer = SQLiteWriter(plan: plan, returnRows: true, publishRows: publishRows, expecting: expecting)
+                                results.append(try writer.runInOpenTransaction(on: session))
+                            case .call(let plan):
+                                throw RestError(
+                                    status: 404, code: "PGRST202", message: "Could not find the function '\(plan.operation.name)' in the schema cache",
+                                    hint: "a SQLite-hosted source has no functions")
+                            }
+                        } catch {
+                            _ = try? session.rows("ROLLBACK")
+                            let mapped = (error as? SQLiteFailure).map { SQLiteErrorMapping.restError($0, source: name, entity: nil) } ?? error
+                            throw TransactionStepFailure(index: index, error: mapped)
+                        }
+                    }
+                    do {
+                        _ = try session.rows("COMMIT")
+                    } catch {
+                        _ = try? session.rows("ROLLBACK")
+                        throw error
+                    }
+                    return results
+                }
+            }
+        }
+    }
+
     public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool] {
         let query = try SQLiteRenderer().decide(checks, rows: rows)
         return try await reading { connection in

@@ -18,9 +18,7 @@ struct SQLiteWriter {
     var table: String { quote(entity.name) }
 
     func run(on connection: SQLiteSession, rollback: Bool) throws -> StatementResult {
-        guard entity.kind == .table else {
-            throw RestError(status: 405, code: "MB350", message: "'\(entity.name)' is not a table of the SQLite-hosted source and cannot be written")
-        }
+        try checkWritable()
         _ = try connection.rows("BEGIN IMMEDIATE")
         do {
             let result = try body(connection)
@@ -29,6 +27,18 @@ struct SQLiteWriter {
         } catch {
             _ = try? connection.rows("ROLLBACK")
             throw error
+        }
+    }
+
+    /// The write inside a transaction its caller opened and ends (several writes in one).
+    func runInOpenTransaction(on connection: SQLiteSession) throws -> StatementResult {
+        try checkWritable()
+        return try body(connection)
+    }
+
+    private func checkWritable() throws(RestError) {
+        guard entity.kind == .table else {
+            throw RestError(status: 405, code: "MB350", message: "'\(entity.name)' is not a table of the SQLite-hosted source and cannot be written")
         }
     }
 

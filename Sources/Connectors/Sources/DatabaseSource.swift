@@ -20,8 +20,23 @@ public protocol DatabaseSource: DataSource {
     /// Several reads, answered together: each read's rows and, when asked, its count. PostgreSQL
     /// runs them as one statement (one snapshot); other dialects one after the other.
     func readAll(_ reads: [(plan: ReadPlan, count: Bool)]) async throws -> [(rows: [JSONValue], total: Int?)]
+    /// Steps that commit together or not at all (a GraphQL mutation's fields, in order). A step
+    /// that fails is thrown as a `TransactionStepFailure` naming it; then no step's change stays.
+    func transaction(_ steps: [TransactionStep]) async throws -> [StatementResult]
     /// Row rules decided against row images (realtime deliveries), one answer per check.
     func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool]
+}
+
+/// One step of a `transaction`: a write (answering its rows) or a function call.
+public enum TransactionStep: Sendable {
+    case write(WritePlan, publishRows: Bool, expecting: WrittenRows)
+    case call(CallPlan)
+}
+
+/// The step of a `transaction` that failed, and why; the transaction was undone.
+public struct TransactionStepFailure: Error {
+    public let index: Int
+    public let error: any Error
 }
 
 /// Returns once the calling task is cancelled: the life of a source's supervised child that has
@@ -38,6 +53,27 @@ extension DatabaseSource {
             answers.append((try JSONValue.parse(Array((result.body ?? "[]").utf8)).arrayValue ?? [], result.total))
         }
         return answers
+    }
+}
+
+extension DatabaseSource {
+    /// Where the database has no transaction across statements here (MongoDB without a replica
+    /// set): the steps run one after the other, and a failure leaves the earlier steps' changes.
+    public func transaction(_ steps: [TransactionStep]) async throws -> [StatementResult] {
+        var results: [StatementResult] = []
+        for (index, step) in steps.enumerated() {
+            do {
+                switch step {
+                case .write(let plan, let publishRows, let expecting):
+                    results.append(try await write(plan, returnRows: true, publishRows: publishRows, rollback: false, expecting: expecting))
+                case .call(let plan):
+                    results.append(try await call(plan, rollback: false))
+                }
+            } catch {
+                throw TransactionStepFailure(index: index, error: error)
+            }
+        }
+        return results
     }
 }
 
@@ -78,6 +114,17 @@ extension PostgresSource: DatabaseSource {
 
     public func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult {
         try await execute(SQLRenderer().call(plan, count: false), rollback: rollback)
+    }
+
+    public func transaction(_ steps: [TransactionStep]) async throws -> [StatementResult] {
+        try await executeAll(steps.map { step in
+            switch step {
+            case .write(let plan, let publishRows, let expecting):
+                (SQLRenderer().write(plan, returnRows: true, publishRows: publishRows), expecting)
+            case .call(let plan):
+                (SQLRenderer().call(plan, count: false), .any)
+            }
+        })
     }
 
     public func decide(_ checks: [(rule: RowRule, row: Int)], rows: [(entity: Entity, values: JSONObject)]) async throws -> [Bool] {

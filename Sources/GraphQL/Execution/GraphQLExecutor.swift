@@ -107,6 +107,7 @@ public struct GraphQLExecutor: Sendable {
     // MARK: - Running a compiled operation
 
     func run(_ plan: OperationPlan) async -> GraphQLResponse {
+        if plan.isMutation { return await runMutation(plan) }
         var data = JSONObject()
         var wrote = false
         // A query's reads go to the source together: one statement (one snapshot) where it can.
@@ -147,18 +148,10 @@ public struct GraphQLExecutor: Sendable {
                     let result = try await source.call(plan, rollback: false)
                     // A volatile function may have written anything.
                     if operation.volatility == .volatile { wrote = true }
-                    let value = try result.body.map { try JSONValue.parse(Array($0.utf8)) } ?? .null
-                    switch answer {
-                    case .connection(let shape): data[key] = shape.answer(rows: value.arrayValue ?? [], total: nil)
-                    case .node(let items): data[key] = value.objectValue.map { ConnectionShape.node($0, items) } ?? .null
-                    case .value(let format): data[key] = format.apply(value)
-                    }
-                case .write(let key, let write):
-                    let (plan, operation) = try write.plan(planner)
-                    let result = try await source.write(plan, returnRows: true, publishRows: publishWrites, rollback: false, expecting: write.expecting)
-                    wrote = true
-                    await onWrite?(plan, result, operation)
-                    data[key] = write.answer(rows: try Self.rows(result.body), count: result.count)
+                    data[key] = try Self.callAnswer(result, answer)
+                case .write:
+                    // Mutations run in `runMutation`.
+                    continue
                 }
             } catch {
                 return GraphQLResponse(data: .null, errors: [Self.failure(error, key: root.key)], wrote: wrote)
@@ -166,6 +159,77 @@ public struct GraphQLExecutor: Sendable {
         }
         let constant = plan.roots.allSatisfy { if case .constant = $0 { true } else { false } }
         return GraphQLResponse(data: .object(data), errors: [], wrote: wrote, fromSchemaAlone: constant)
+    }
+
+    /// A mutation's fields as one transaction: every write and function call commits together,
+    /// and any failure answers `data: null` with nothing kept (as pg_graphql). What a write does
+    /// after the REST API's writes (dropping cached reads, publishing to realtime) follows the commit.
+    func runMutation(_ plan: OperationPlan) async -> GraphQLResponse {
+        var steps: [TransactionStep] = []
+        var stepKeys: [String] = []
+        var writes: [Int: (plan: WritePlan, operation: RestWriteChanges.Operation)] = [:]
+        for root in plan.roots {
+            do {
+                switch root {
+                case .constant: continue
+                case .write(_, let write):
+                    let (written, operation) = try write.plan(planner)
+                    writes[steps.count] = (written, operation)
+                    steps.append(.write(written, publishRows: publishWrites, expecting: write.expecting))
+                case .call(_, let operation, let arguments, let query, _):
+                    steps.append(.call(try planner.call(operation.name, arguments: arguments, query: query)))
+                case .collection, .single:
+                    throw GraphQLError("a mutation's fields are writes and functions", code: "MB721")
+                }
+                stepKeys.append(root.key)
+            } catch {
+                return .failed(Self.failure(error, key: root.key))
+            }
+        }
+        let results: [StatementResult]
+        do {
+            results = try await source.transaction(steps)
+        } catch let failure as TransactionStepFailure {
+            // On a source without transactions the earlier steps' changes stay.
+            return GraphQLResponse(data: .null, errors: [Self.failure(failure.error, key: stepKeys[failure.index])], wrote: failure.index > 0)
+        } catch {
+            return GraphQLResponse(data: .null, errors: [Self.failure(error, key: nil)], wrote: false)
+        }
+        for (index, result) in results.enumerated() {
+            if let write = writes[index] { await onWrite?(write.plan, result, write.operation) }
+        }
+        var data = JSONObject()
+        var stepIndex = 0
+        for root in plan.roots {
+            do {
+                switch root {
+                case .constant(let key, let value):
+                    data[key] = value
+                case .write(let key, let write):
+                    let result = results[stepIndex]
+                    stepIndex += 1
+                    data[key] = write.answer(rows: try Self.rows(result.body), count: result.count)
+                case .call(let key, _, _, _, let answer):
+                    let result = results[stepIndex]
+                    stepIndex += 1
+                    data[key] = try Self.callAnswer(result, answer)
+                case .collection, .single:
+                    continue
+                }
+            } catch {
+                return GraphQLResponse(data: .null, errors: [Self.failure(error, key: root.key)], wrote: true)
+            }
+        }
+        return GraphQLResponse(data: .object(data), errors: [], wrote: true)
+    }
+
+    static func callAnswer(_ result: StatementResult, _ answer: OperationPlan.CallAnswer) throws -> JSONValue {
+        let value = try result.body.map { try JSONValue.parse(Array($0.utf8)) } ?? .null
+        switch answer {
+        case .connection(let shape): return shape.answer(rows: value.arrayValue ?? [], total: nil)
+        case .node(let items): return value.objectValue.map { ConnectionShape.node($0, items) } ?? .null
+        case .value(let format): return format.apply(value)
+        }
     }
 
     /// An error while running, as a GraphQL error at the root field it came from (when known).
@@ -214,6 +278,8 @@ struct OperationPlan: Sendable {
     }
 
     var roots: [Root]
+    /// A mutation's fields run in one transaction, in document order.
+    var isMutation: Bool = false
 }
 
 /// One mutation field: the write it plans and the answer it shapes.

@@ -120,7 +120,7 @@ struct OperationCompiler {
                 throw .validation("Unknown field \"\(field.name)\" on type \(rootType.name)", at: field.location)
             }
         }
-        return OperationPlan(roots: roots)
+        return OperationPlan(roots: roots, isMutation: operation.kind == .mutation)
     }
 
     // MARK: - Arguments
