@@ -145,6 +145,13 @@ def test_filters_select_what_sql_selects(tenant, graphql_filter, where):
     assert [edge["node"]["id"] for edge in got] == expected
 
 
+def test_starts_with_takes_its_text_literally(tenant):
+    subprocess.run(["psql", tenant["database"], "-qc", "insert into posts (author_id, title) values (1, 'Star*gazing'), (1, 'Starlight'), (1, '50% off'), (1, '50 cents')"], check=True)
+    for prefix, titles in (("Star*", ["Star*gazing"]), ("50%", ["50% off"]), ("Star", ["Star*gazing", "Starlight"]), ("*", [])):
+        got = data(tenant, "query($p: String) { postsCollection(filter: {title: {startsWith: $p}}, orderBy: [{title: AscNullsLast}]) { edges { node { title } } } }", {"p": prefix})
+        assert [edge["node"]["title"] for edge in got["postsCollection"]["edges"]] == titles, prefix
+
+
 def test_by_pk_and_node_find_the_same_row(tenant):
     first = data(tenant, '{ postsByPk(id: "3") { nodeId id title } }')["postsByPk"]
     assert first["title"] == "Computing Machinery"

@@ -233,14 +233,14 @@ struct MongoRenderer {
         case (_, .list(let values)):
             // `op(any)` / `op(all)`: one test per operand.
             var parts: [BSON] = []
-            for value in values { parts.append(.document(try scalar(filter.op, path: path, value: value, operands: operands, items: items))) }
+            for value in values { parts.append(.document(try scalar(filter.op, path: path, value: value, starIsWildcard: filter.starIsWildcard, operands: operands, items: items))) }
             if parts.isEmpty {
                 expression = filter.quantifier == .all ? [:] : Self.nothing
             } else {
                 expression = [filter.quantifier == .all ? "$and" : "$or": .array(parts)]
             }
         case (let op, .scalar(let value)):
-            expression = try scalar(op, path: path, value: value, operands: operands, items: items)
+            expression = try scalar(op, path: path, value: value, starIsWildcard: filter.starIsWildcard, operands: operands, items: items)
         }
         guard filter.negated else { return expression }
         // SQL's NOT: a null never matches, whatever the operator.
@@ -248,7 +248,7 @@ struct MongoRenderer {
     }
 
     private func scalar(
-        _ op: FilterOperator, path: String, value: String, operands: (String) throws(RestError) -> [BSON],
+        _ op: FilterOperator, path: String, value: String, starIsWildcard: Bool, operands: (String) throws(RestError) -> [BSON],
         items elementOperands: (String) throws(RestError) -> [BSON]
     ) throws(RestError) -> BSONDocument {
         switch op {
@@ -265,7 +265,7 @@ struct MongoRenderer {
             if items.count == 1 { return [path: .document([name: items[0]])] }
             return ["$or": .array(items.map { .document([path: .document([name: $0])]) })]
         case .like, .ilike:
-            return [path: .regex(pattern: Self.regex(fromLike: value), options: op == .ilike ? "is" : "s")]
+            return [path: .regex(pattern: Self.regex(fromLike: value, starIsWildcard: starIsWildcard), options: op == .ilike ? "is" : "s")]
         case .match, .imatch:
             guard value.count <= MongoValues.maxPattern else {
                 throw RestError(status: 400, code: "MB337", message: "regular expressions are limited to \(MongoValues.maxPattern) characters on a MongoDB source")
@@ -301,7 +301,7 @@ struct MongoRenderer {
 
     /// PostgreSQL's LIKE (`%`, `_`, `\` escapes; PostgREST's `*` for `%`) as an anchored
     /// regular expression with every other character literal: `^…(?![\s\S])`.
-    static func regex(fromLike pattern: String) -> String {
+    static func regex(fromLike pattern: String, starIsWildcard: Bool = true) -> String {
         var out = "^"
         var escaped = false
         for character in pattern {
@@ -312,7 +312,8 @@ struct MongoRenderer {
             }
             switch character {
             case "\\": escaped = true
-            case "%", "*": out += "[\\s\\S]*"
+            case "%": out += "[\\s\\S]*"
+            case "*" where starIsWildcard: out += "[\\s\\S]*"
             case "_": out += "[\\s\\S]"
             default: out += literal(character)
             }

@@ -78,6 +78,9 @@ public struct Filter: Sendable, Equatable {
     /// For full-text search: the text search configuration, `fts(english)`.
     public var language: String?
     public var value: FilterValue
+    /// PostgREST's `*` for `%` in `like`/`ilike` patterns. GraphQL's `startsWith` builds its
+    /// pattern itself, where a `*` is the character.
+    public var starIsWildcard = true
 }
 
 public enum FilterValue: Sendable, Equatable {

@@ -258,7 +258,7 @@ public struct SQLRenderer: Sendable {
             switch filter.op {
             case .like, .ilike:
                 let op = filter.op == .like ? "LIKE" : "ILIKE"
-                sql = "(\(lhs))::text \(op) \(quantifier)(\(statement.bind(values.map(Self.likePattern))))"
+                sql = "(\(lhs))::text \(op) \(quantifier)(\(statement.bind(values.map { Self.likePattern($0, starIsWildcard: filter.starIsWildcard) })))"
             case .match, .imatch:
                 sql = "(\(lhs))::text \(filter.op == .match ? "~" : "~*") \(quantifier)(\(statement.bind(values)))"
             default:
@@ -268,8 +268,8 @@ public struct SQLRenderer: Sendable {
             switch op {
             case .eq, .neq, .gt, .gte, .lt, .lte:
                 sql = "\(lhs) \(Self.comparison(op)) CAST(\(statement.bind(value)) AS \(valueType))"
-            case .like: sql = "(\(lhs))::text LIKE \(statement.bind(Self.likePattern(value)))"
-            case .ilike: sql = "(\(lhs))::text ILIKE \(statement.bind(Self.likePattern(value)))"
+            case .like: sql = "(\(lhs))::text LIKE \(statement.bind(Self.likePattern(value, starIsWildcard: filter.starIsWildcard)))"
+            case .ilike: sql = "(\(lhs))::text ILIKE \(statement.bind(Self.likePattern(value, starIsWildcard: filter.starIsWildcard)))"
             case .match: sql = "(\(lhs))::text ~ \(statement.bind(value))"
             case .imatch: sql = "(\(lhs))::text ~* \(statement.bind(value))"
             case .isdistinct: sql = "\(lhs) IS DISTINCT FROM CAST(\(statement.bind(value)) AS \(valueType))"
@@ -305,8 +305,8 @@ public struct SQLRenderer: Sendable {
     }
 
     /// PostgREST lets `*` stand for `%` in like patterns, so URLs need no percent signs.
-    static func likePattern(_ value: String) -> String {
-        value.replacingOccurrences(of: "*", with: "%")
+    static func likePattern(_ value: String, starIsWildcard: Bool = true) -> String {
+        starIsWildcard ? value.replacingOccurrences(of: "*", with: "%") : value
     }
 
     // MARK: - Writes

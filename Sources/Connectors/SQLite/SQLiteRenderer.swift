@@ -247,11 +247,11 @@ public struct SQLiteRenderer: Sendable {
             let all = filter.quantifier == .all
             var parts: [String] = []
             for value in values {
-                parts.append(try scalarFilter(filter.op, lhs: compared, textForm: textForm, value: value, type: type, operand: operand, into: &query))
+                parts.append(try scalarFilter(filter.op, lhs: compared, textForm: textForm, value: value, type: type, starIsWildcard: filter.starIsWildcard, operand: operand, into: &query))
             }
             sql = parts.isEmpty ? (all ? "1" : "0") : "(" + parts.joined(separator: all ? " AND " : " OR ") + ")"
         case (let op, .scalar(let value)):
-            sql = try scalarFilter(op, lhs: compared, textForm: textForm, value: value, type: type, operand: operand, into: &query)
+            sql = try scalarFilter(op, lhs: compared, textForm: textForm, value: value, type: type, starIsWildcard: filter.starIsWildcard, operand: operand, into: &query)
         }
         return filter.negated ? "NOT (\(sql))" : sql
     }
@@ -260,7 +260,7 @@ public struct SQLiteRenderer: Sendable {
     static let anyColumn = Column(name: "", type: .json, nativeType: "jsonb")
 
     private func scalarFilter(
-        _ op: FilterOperator, lhs: String, textForm: String, value: String, type: PortableType,
+        _ op: FilterOperator, lhs: String, textForm: String, value: String, type: PortableType, starIsWildcard: Bool,
         operand stored: (String) throws(RestError) -> SQLiteData, into query: inout SQLiteQuery
     ) throws(RestError) -> String {
         func operand(_ text: String) throws(RestError) -> String {
@@ -271,9 +271,9 @@ public struct SQLiteRenderer: Sendable {
         case .eq, .neq, .gt, .gte, .lt, .lte: return "\(lhs) \(SQLRenderer.comparison(op)) \(try operand(value))"
         case .isdistinct: return "\(lhs) IS NOT \(try operand(value))"
         case .like:
-            return "\(textForm) GLOB \(query.bind(.text(Self.glob(fromLike: SQLRenderer.likePattern(value)))))"
+            return "\(textForm) GLOB \(query.bind(.text(Self.glob(fromLike: SQLRenderer.likePattern(value, starIsWildcard: starIsWildcard)))))"
         case .ilike:
-            return "\(textForm) LIKE \(query.bind(.text(SQLRenderer.likePattern(value)))) ESCAPE '\\'"
+            return "\(textForm) LIKE \(query.bind(.text(SQLRenderer.likePattern(value, starIsWildcard: starIsWildcard)))) ESCAPE '\\'"
         case .cs, .cd, .ov:
             guard type == .array || type == .json else { break }
             let items = try arrayOperand(value)

@@ -438,7 +438,10 @@ struct OperationCompiler {
                 if character == "%" || character == "_" || character == "\\" { pattern.append("\\") }
                 pattern.append(character)
             }
-            return .filter(Filter(column: column, op: .like, value: .scalar(pattern + "*")))
+            var filter = Filter(column: column, op: .like, value: .scalar(pattern + "%"))
+            // The text is the character string to start with: a `*` in it is a `*`.
+            filter.starIsWildcard = false
+            return .filter(filter)
         default:
             return .filter(Filter(column: column, op: FilterOperator(rawValue: op) ?? .eq, value: .scalar(text(operand))))
         }
