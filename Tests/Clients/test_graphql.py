@@ -138,6 +138,11 @@ def test_cursors_page_through_every_row_once(tenant):
     ('{not: {id: {in: ["1", "2"]}}}', "not (id in (1, 2))"),
     ('{title: {ilike: "%on%"}, and: [{author_id: {neq: 3}}]}', "title ilike '%on%' and author_id <> 3"),
     ('{editor_id: {is: NOT_NULL}, created_at: {lt: "2027-01-01T00:00:00Z"}}', "editor_id is not null and created_at < '2027-01-01'"),
+    ('{title: {regex: "^[A-C]"}, not: {title: {iregex: "ALAN"}}}', "title ~ '^[A-C]' and not title ~* 'ALAN'"),
+    ('{tags: {contains: ["math"]}}', "tags @> '{math}'"),
+    ('{tags: {overlaps: ["poetry", "x y", "NULL", "cobol"]}}', "tags && array['poetry', 'x y', 'NULL', 'cobol']"),
+    ('{tags: {containedBy: ["math", "ai", "history"]}}', "tags <@ '{math,ai,history}'"),
+    ('{tags: {eq: ["math"]}, not: {tags: {eq: []}}}', "tags = '{math}'"),
 ])
 def test_filters_select_what_sql_selects(tenant, graphql_filter, where):
     got = data(tenant, f"{{ postsCollection(filter: {graphql_filter}) {{ edges {{ node {{ id }} }} }} }}")["postsCollection"]["edges"]
@@ -300,6 +305,7 @@ SAME_DOCUMENTS = [
     "{ projectsCollection { totalCount edges { cursor node { nodeId id name budget tasksCollection(orderBy: [{title: AscNullsFirst}]) { edges { node { title stage urgent tags meta due } } } } } } }",
     '{ tasksCollection(filter: {or: [{stage: {eq: doing}}, {tags: {is: NULL}}, {title: {startsWith: "sh"}}]}, orderBy: [{due: DescNullsLast}]) { edges { node { id title projects { name } } } pageInfo { hasNextPage startCursor } } }',
     '{ tasksCollection(first: 1, after: "WzFd") { edges { node { id } } pageInfo { hasPreviousPage hasNextPage } } }',
+    '{ a: tasksCollection(filter: {tags: {contains: ["b"]}}) { edges { node { id } } } b: tasksCollection(filter: {tags: {overlaps: ["a", "z"]}}) { edges { node { id } } } c: tasksCollection(filter: {tags: {containedBy: ["b", "c"]}}) { edges { node { id } } } d: tasksCollection(filter: {tags: {eq: ["a", "b"]}}) { edges { node { id } } } }',
     'mutation { updatetasksCollection(set: {urgent: true}, filter: {stage: {in: [idea, done]}}, atMost: 5) { affectedCount records { id urgent } } }',
     # One transaction: the second field's atMost undoes the first field's update too.
     'mutation { a: updatetasksCollection(set: {title: "renamed"}, filter: {id: {eq: 1}}) { affectedCount } b: deleteFromtasksCollection(filter: {id: {gt: 0}}) { affectedCount } }',

@@ -211,6 +211,22 @@ public enum SQLiteValueCoder {
 
 /// PostgreSQL's array input syntax, `{a,"b c",NULL}`, as PostgREST filters write arrays.
 public enum PostgresArrayLiteral {
+    /// Items as an array literal, every one quoted (so commas, braces, spaces and the word NULL
+    /// inside an item stay text).
+    public static func render(_ items: [String]) -> String {
+        var out = "{"
+        for (index, item) in items.enumerated() {
+            if index > 0 { out += "," }
+            out += "\""
+            for character in item {
+                if character == "\"" || character == "\\" { out += "\\" }
+                out.append(character)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+
     /// The elements (nil for NULL), or nil when the text is not a one-dimensional array literal.
     public static func parse(_ text: String) -> [String?]? {
         let scalars = Array(text.trimmingCharacters(in: .whitespaces).unicodeScalars)

@@ -429,7 +429,21 @@ struct OperationCompiler {
     }
 
     static func filter(_ column: String, _ op: String, _ operand: JSONValue) -> Condition {
+        if let items = operand.arrayValue, op != "in" {
+            // An array column's filter: the items as one array literal.
+            let literal = PostgresArrayLiteral.render(items.map(text))
+            let arrayOp: FilterOperator
+            switch op {
+            case "contains": arrayOp = .cs
+            case "containedBy": arrayOp = .cd
+            case "overlaps": arrayOp = .ov
+            default: arrayOp = .eq
+            }
+            return .filter(Filter(column: column, op: arrayOp, value: .scalar(literal)))
+        }
         switch op {
+        case "regex": return .filter(Filter(column: column, op: .match, value: .scalar(text(operand))))
+        case "iregex": return .filter(Filter(column: column, op: .imatch, value: .scalar(text(operand))))
         case "in": return .filter(Filter(column: column, op: .in, value: .list((operand.arrayValue ?? []).map(text))))
         case "is": return .filter(Filter(column: column, op: .is, value: .scalar(operand.stringValue == "NOT_NULL" ? "not_null" : "null")))
         case "startsWith":

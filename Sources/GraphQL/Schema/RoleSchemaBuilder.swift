@@ -44,10 +44,22 @@ public struct RoleSchemaBuilder: Sendable {
         "Float": ["eq", "gt", "gte", "in", "is", "lt", "lte", "neq"],
         "ID": ["eq"],
         "Int": ["eq", "gt", "gte", "in", "is", "lt", "lte", "neq"],
-        "String": ["eq", "gt", "gte", "ilike", "in", "is", "like", "lt", "lte", "neq", "startsWith"],
+        "String": ["eq", "gt", "gte", "ilike", "in", "iregex", "is", "like", "lt", "lte", "neq", "regex", "startsWith"],
         "Time": ["eq", "gt", "gte", "in", "is", "lt", "lte", "neq"],
         "UUID": ["eq", "in", "is", "neq"],
     ]
+
+    /// pg_graphql's filter of an array column whose items are `element`.
+    static func listFilter(_ element: String) -> SchemaType {
+        var filter = SchemaType(kind: .inputObject, name: element + "ListFilter", description: "Boolean expression comparing fields on type \"[\(element)]\"")
+        let items = TypeReference.list(.nonNull(.named(element)))
+        filter.add(InputField("containedBy", items))
+        filter.add(InputField("contains", items))
+        filter.add(InputField("eq", items))
+        filter.add(InputField("is", .named("FilterIs")))
+        filter.add(InputField("overlaps", items))
+        return filter
+    }
 
     public func build() -> RoleSchema {
         // `@graphql({"inflect_names": true, "introspection": true})` on a schema's comment, as
@@ -91,6 +103,7 @@ public struct RoleSchemaBuilder: Sendable {
             filter.add(InputField("is", .named("FilterIs")))
             filter.add(InputField("neq", .named(typeName)))
             define(filter)
+            define(Self.listFilter(typeName))
             enumTypes[enumeration.name] = typeName
             enumTypes["\(enumeration.schema).\(enumeration.name)"] = typeName
         }
@@ -100,11 +113,12 @@ public struct RoleSchemaBuilder: Sendable {
                 switch op {
                 case "in": filter.add(InputField("in", .list(.nonNull(.named(scalar)))))
                 case "is": filter.add(InputField("is", .named("FilterIs")))
-                case "startsWith", "like", "ilike": filter.add(InputField(op, .named("String")))
+                case "startsWith", "like", "ilike", "regex", "iregex": filter.add(InputField(op, .named("String")))
                 default: filter.add(InputField(op, .named(scalar)))
                 }
             }
             define(filter)
+            if scalar != "ID" { define(Self.listFilter(scalar)) }
         }
 
         // Entities the role may read, with a key and a usable name.
@@ -194,6 +208,9 @@ public struct RoleSchemaBuilder: Sendable {
             for (field, column) in entityType.columns {
                 let type = scalar(column)
                 object.add(SchemaField(field, column.nullable ? type : .nonNull(type), description: CommentDirective(column.comment).description, resolver: .column(column)))
+                if case .list(.named(let element)) = type, types[element + "ListFilter"] != nil {
+                    filter.add(InputField(field, .named(element + "ListFilter"), column: column))
+                }
                 if case .named(let name) = type, types[name + "Filter"] != nil {
                     filter.add(InputField(field, .named(name + "Filter"), column: column))
                     if name != "JSON" && name != "Opaque" { orderBy.add(InputField(field, .named("OrderByDirection"), column: column)) }
