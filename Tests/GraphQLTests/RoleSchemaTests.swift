@@ -160,6 +160,73 @@ final class RoleSchemaTests: XCTestCase {
         XCTAssertFalse(statement.sql.contains(";"))
     }
 
+    /// A query's plan is compiled once per shape: compared values from variables are filled in
+    /// per request; variables that shape the plan (a page size, a prefix the compiler escapes)
+    /// key it or keep it compiled per request. The database sees the same statement text.
+    func testPlansAreCachedPerShapeWithTheRequestsValuesFilledIn() throws {
+        let schema = RoleSchemaBuilder(model: BlogModel.model, access: .service, naming: GraphQLNaming(inflect: false)).build()
+        let text = #"""
+            query($id: Int!, $title: String, $n: Int, $prefix: String) {
+              postsByPk(id: $id) { id title authors { name } }
+              postsCollection(first: $n, filter: {or: [{title: {eq: $title}}, {title: {startsWith: $prefix}}]}) { edges { node { id } } }
+            }
+            """#
+        let document = try GraphQLParser.parse(text)
+        let operation = document.operations[0]
+        XCTAssertEqual(schema.plans.bindableVariables(document: text, operation: operation, in: document), ["id", "title"])
+        let planner = RestPlanner(model: BlogModel.model)
+        func compiled(_ variables: JSONObject) throws -> (plan: OperationPlan, statement: SQLStatement) {
+            let coerced = try InputCoercion.variables(operation.variables, given: variables, schema: schema)
+            let plan = try GraphQLExecutor.cachedPlan(schema: schema, options: GraphQLOptions(), document, text: text, operation: operation, variables: coerced)
+            var reads: [(plan: ReadPlan, count: Bool)] = []
+            for root in plan.roots {
+                switch root {
+                case .collection(_, let entity, let query, _, _), .single(_, let entity, let query, _): reads.append((try planner.read(entity, query), false))
+                default: XCTFail("unexpected root \(root)")
+                }
+            }
+            return (plan, SQLRenderer().readAll(reads))
+        }
+        /// The compared values of the plan's reads, as they will be bound.
+        func values(_ plan: OperationPlan) -> [String] {
+            func of(_ condition: Condition) -> [String] {
+                switch condition {
+                case .filter(let filter):
+                    if case .scalar(let value) = filter.value { return [value] }
+                    return []
+                case .and(let inner, _), .or(let inner, _): return inner.flatMap(of)
+                }
+            }
+            return plan.roots.flatMap { root -> [String] in
+                switch root {
+                case .collection(_, _, let query, _, _), .single(_, _, let query, _): query.conditions.values.flatMap { $0.flatMap(of) }
+                default: []
+                }
+            }
+        }
+        func pageSize(_ plan: OperationPlan) -> Int? {
+            for root in plan.roots { if case .collection(_, _, _, let shape, _) = root { return shape.pageSize } }
+            return nil
+        }
+        let first = try compiled(["id": 7, "title": "Robert'); DROP TABLE posts;--", "n": 2, "prefix": "a_b"])
+        XCTAssertEqual(schema.plans.templates, 1)
+        let second = try compiled(["id": 8, "title": "Second", "n": 2, "prefix": "a_b"])
+        XCTAssertEqual(schema.plans.templates, 1, "the same shape: the kept plan")
+        XCTAssertEqual(first.statement.sql, second.statement.sql)
+        XCTAssertEqual(Set(values(first.plan)), ["7", "Robert'); DROP TABLE posts;--", #"a\_b%"#])
+        XCTAssertEqual(Set(values(second.plan)), ["8", "Second", #"a\_b%"#], "the escaped prefix, and no placeholder left")
+        // The page size and the prefix shape the plan: other values are other entries.
+        let wider = try compiled(["id": 8, "title": "Second", "n": 5, "prefix": "c"])
+        XCTAssertEqual(schema.plans.templates, 2)
+        XCTAssertEqual(pageSize(second.plan), 2)
+        XCTAssertEqual(pageSize(wider.plan), 5)
+        XCTAssertEqual(Set(values(wider.plan)), ["8", "Second", "c%"])
+        // A value the compiler transforms is never a placeholder: a nodeId is decoded.
+        let node = "query($n: ID!) { postsCollection(filter: {nodeId: {eq: $n}}) { edges { node { id } } } }"
+        let nodeDocument = try GraphQLParser.parse(node)
+        XCTAssertEqual(schema.plans.bindableVariables(document: node, operation: nodeDocument.operations[0], in: nodeDocument), [])
+    }
+
     func testDepthAndCostAreBounded() throws {
         let schema = RoleSchemaBuilder(model: BlogModel.model, access: .service, naming: GraphQLNaming(inflect: false)).build()
         func compile(_ text: String, _ options: GraphQLOptions) throws -> OperationPlan {

@@ -163,7 +163,7 @@ struct GraphQLAPI {
                     hub.publishWrites(source: source.name, entity: plan.target.entity, operation: operation, rows: rows)
                 }
             }
-            let response = await executor.execute(document, operationName: operationName, variables: variables)
+            let response = await executor.execute(document, text: text, operationName: operationName, variables: variables)
             // Writes dropped the cached reads as they ran; a volatile function may have written too.
             if response.wrote { await cache.dropReads(of: source.name) }
             if let answerKey { state.remember(response, as: answerKey) }

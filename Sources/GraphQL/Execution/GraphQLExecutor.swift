@@ -84,7 +84,9 @@ public struct GraphQLExecutor: Sendable {
         return document.operations[0]
     }
 
-    public func execute(_ document: GraphQLDocument, operationName: String?, variables: JSONObject) async -> GraphQLResponse {
+    /// `text`: the document's text, when the caller has it: a query's plan is then compiled once
+    /// per shape and kept with the schema (`OperationPlanCache`).
+    public func execute(_ document: GraphQLDocument, text: String? = nil, operationName: String?, variables: JSONObject) async -> GraphQLResponse {
         let plan: OperationPlan
         do throws(GraphQLError) {
             let operation = try Self.operation(in: document, named: operationName)
@@ -93,15 +95,63 @@ public struct GraphQLExecutor: Sendable {
             }
             try FieldCollector.checkFragmentCycles(document)
             let coerced = try InputCoercion.variables(operation.variables, given: variables, schema: schema)
-            var compiler = OperationCompiler(
-                schema: schema, options: options, collector: FieldCollector(
-                    document: document,
-                    inputs: InputCoercion(schema: schema, variables: coerced, declared: Dictionary(operation.variables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))))
-            plan = try compiler.compile(operation)
+            if let text, operation.kind == .query, text.utf8.count <= OperationPlanCache.maxDocumentBytes {
+                plan = try Self.cachedPlan(schema: schema, options: options, document, text: text, operation: operation, variables: coerced)
+            } else {
+                plan = try Self.compile(schema: schema, options: options, document, operation, variables: coerced)
+            }
         } catch {
             return .failed(error)
         }
         return await run(plan)
+    }
+
+    static func compile(schema: RoleSchema, options: GraphQLOptions, _ document: GraphQLDocument, _ operation: OperationDefinition, variables: JSONObject) throws(GraphQLError) -> OperationPlan {
+        var compiler = OperationCompiler(
+            schema: schema, options: options, collector: FieldCollector(
+                document: document,
+                inputs: InputCoercion(schema: schema, variables: variables, declared: Dictionary(operation.variables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))))
+        return try compiler.compile(operation)
+    }
+
+    /// The plan from the schema's cache, compiled with placeholders for the compared values on
+    /// first use of a shape.
+    static func cachedPlan(
+        schema: RoleSchema, options: GraphQLOptions, _ document: GraphQLDocument, text: String, operation: OperationDefinition, variables: JSONObject
+    ) throws(GraphQLError) -> OperationPlan {
+        let cache = schema.plans
+        let bindable = cache.bindableVariables(document: text, operation: operation, in: document)
+        var withPlaceholders = variables
+        var placeholders: [String: String] = [:]
+        var shaping = JSONObject()
+        for (index, name) in variables.keys.sorted().enumerated() {
+            let value = variables[name] ?? .null
+            if bindable.contains(name), let placeholder = PlanVariables.placeholder(for: value, index: index) {
+                withPlaceholders[name] = placeholder
+                placeholders[OperationCompiler.text(placeholder)] = name
+            } else {
+                shaping[name] = value
+            }
+        }
+        let shapingText = JSONValue.object(shaping).jsonString
+        let key = "\(options.maxRows)/\(options.maxDepth)/\(options.maxCost)/\(options.introspection)\u{0}\(operation.name ?? "")\u{0}"
+            + "\(placeholders.values.sorted().joined(separator: ","))\u{0}\(shapingText)\u{0}\(text)"
+        switch cache.entry(key) {
+        case .template(let template, let slots)?:
+            return template.filling(slots, from: variables)
+        case .uncacheable?:
+            return try compile(schema: schema, options: options, document, operation, variables: variables)
+        case nil:
+            guard !PlanVariables.mayHoldPlaceholder(text), !PlanVariables.mayHoldPlaceholder(shapingText),
+                let template = try? compile(schema: schema, options: options, document, operation, variables: withPlaceholders),
+                let slots = template.slots(for: placeholders)
+            else {
+                cache.store(.uncacheable, key: key)
+                return try compile(schema: schema, options: options, document, operation, variables: variables)
+            }
+            cache.store(.template(template, slots: slots), key: key)
+            return template.filling(slots, from: variables)
+        }
     }
 
     // MARK: - Running a compiled operation

@@ -18,6 +18,8 @@ public final class RoleSchema: Sendable {
     public let introspectionByComment: Bool
     /// Names that could not be given (invalid, or colliding), as pg_graphql omits them.
     public let warnings: [String]
+    /// Query plans compiled against this schema (see `OperationPlanCache`).
+    let plans = OperationPlanCache()
 
     init(types: [String: SchemaType], typeOrder: [String], mutationType: String?, entities: [String: EntityType], role: String, introspectionByComment: Bool = false, warnings: [String]) {
         self.types = types
