@@ -92,4 +92,31 @@ final class JSONParserTests: XCTestCase {
         XCTAssertNil(JSONValue.null.nonNull)
         XCTAssertEqual(JSONValue.integer(0).nonNull, .integer(0))
     }
+    /// Past `indexedFrom` keys an object also keeps positions by key: reads, replacements and
+    /// removals answer the same on both sides of that line, and equal objects hash alike in any order.
+    func testLargeObjectsLookUpReplaceAndRemoveAsSmallOnes() {
+        var object = JSONObject()
+        for index in 0..<40 { object["k\(index)"] = .integer(Int64(index)) }
+        XCTAssertEqual(object.count, 40)
+        XCTAssertEqual(object["k33"], .integer(33))
+        object["k5"] = "five"
+        XCTAssertEqual(object.keys[5], "k5", "a replaced value keeps its place")
+        object["k0"] = nil
+        object["k39"] = nil
+        XCTAssertNil(object["k0"])
+        XCTAssertEqual(object["k38"], .integer(38))
+        XCTAssertEqual(object["k5"], "five")
+        XCTAssertEqual(object.keys.first, "k1")
+        XCTAssertEqual(Array(object.map(\.key)), object.keys)
+        var reversed = JSONObject()
+        for key in object.keys.reversed() { reversed[key] = object[key] }
+        XCTAssertEqual(reversed, object)
+        XCTAssertEqual(reversed.hashValue, object.hashValue)
+        var small: JSONObject = ["a": 1, "b": [1, 2]]
+        let same: JSONObject = ["b": [1, 2], "a": 1]
+        XCTAssertEqual(Set([JSONValue.object(small), .object(same)]).count, 1)
+        small["b"] = 3
+        XCTAssertNotEqual(small, same)
+        XCTAssertNotEqual(JSONObject(["a": 1]), JSONObject(["a": 1, "b": 2]))
+    }
 }

@@ -73,25 +73,64 @@ public enum JSONValue: Sendable, Hashable {
 }
 
 /// A JSON object that remembers key order. Equality ignores the order, as JSON does.
+///
+/// Keys and values sit in two arrays in order: most objects (a row, a request body) have a few
+/// keys, where a linear search beats hashing and iterating needs no lookups. An object that grows
+/// past `indexedFrom` keys also keeps positions by key.
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool { lhs.values == rhs.values }
-    public func hash(into hasher: inout Hasher) { hasher.combine(values) }
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.keys.count == rhs.keys.count else { return false }
+        for (index, key) in lhs.keys.enumerated() where rhs[key] != lhs.storage[index] { return false }
+        return true
+    }
+
+    /// Order-independent, as equality is.
+    public func hash(into hasher: inout Hasher) {
+        var sum: UInt = 0
+        for (index, key) in keys.enumerated() {
+            var pair = Hasher()
+            pair.combine(key)
+            pair.combine(storage[index])
+            sum &+= UInt(bitPattern: pair.finalize())
+        }
+        hasher.combine(keys.count)
+        hasher.combine(sum)
+    }
 
     public private(set) var keys: [String] = []
-    private var values: [String: JSONValue] = [:]
+    private var storage: [JSONValue] = []
+    private var positions: [String: Int]?
+    static let indexedFrom = 16
 
     public init() {}
     public init(_ pairs: KeyValuePairs<String, JSONValue>) {
         for (key, value) in pairs { self[key] = value }
     }
 
+    private func position(of key: String) -> Int? {
+        if let positions { return positions[key] }
+        return keys.firstIndex(of: key)
+    }
+
     public subscript(key: String) -> JSONValue? {
-        get { values[key] }
+        get { position(of: key).map { storage[$0] } }
         set {
             if let newValue {
-                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if let index = position(of: key) {
+                    storage[index] = newValue
+                    return
+                }
+                keys.append(key)
+                storage.append(newValue)
+                if positions != nil {
+                    positions?[key] = keys.count - 1
+                } else if keys.count > Self.indexedFrom {
+                    positions = Dictionary(uniqueKeysWithValues: zip(keys, keys.indices))
+                }
+            } else if let index = position(of: key) {
+                keys.remove(at: index)
+                storage.remove(at: index)
+                if positions != nil { positions = Dictionary(uniqueKeysWithValues: zip(keys, keys.indices)) }
             }
         }
     }
@@ -106,13 +145,20 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
 
-    public func makeIterator() -> some IteratorProtocol<(key: String, value: JSONValue)> {
+    public struct Iterator: IteratorProtocol {
+        let keys: [String]
+        let values: [JSONValue]
         var index = 0
-        return AnyIterator {
+
+        public mutating func next() -> (key: String, value: JSONValue)? {
             guard index < keys.count else { return nil }
             defer { index += 1 }
-            return (keys[index], values[keys[index]]!)
+            return (keys[index], values[index])
         }
+    }
+
+    public func makeIterator() -> Iterator {
+        Iterator(keys: keys, values: storage)
     }
 }
 
