@@ -354,6 +354,40 @@ def test_schema_comments_inflect_names_and_open_introspection(node):
     assert first["postsCollection"]["edges"][0]["node"] == {"createdAt": "2026-01-01T00:00:00+00:00", "author": {"fullName": "Ada Lovelace"}}
 
 
+def test_enum_values_renamed_by_mappings(node):
+    database = fresh_database()
+    subprocess.run(["psql", database, "-qc", """comment on type mood is e'How they feel\n@graphql({"mappings": {"happy": "HAPPY", "sad": "SAD"}})'"""], check=True)
+    slug = "gqenum" + secrets.token_hex(3)
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Enums"})
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token, {"name": "main", "kind": "postgres", "url": database})
+    tenant = {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"]}
+    mood = schema_of(tenant).get_type("mood")
+    assert set(mood.values) == {"HAPPY", "SAD", "meh"} and mood.description == "How they feel"
+    # Filters and answers speak the GraphQL values; the database keeps its labels.
+    got = data(tenant, "query($m: mood!) { AuthorsCollection(filter: {mood: {in: [HAPPY, meh]}, not: {mood: {eq: $m}}}, orderBy: [{Id: AscNullsLast}]) { edges { node { FullName mood } } } }", {"m": "meh"})
+    assert [edge["node"] for edge in got["AuthorsCollection"]["edges"]] == [
+        {"FullName": "Ada Lovelace", "mood": "HAPPY"}, {"FullName": "Grace Hopper", "mood": "HAPPY"}]
+    changed = data(tenant, 'mutation { updateAuthorsCollection(set: {mood: SAD}, filter: {FullName: {eq: "Nobody"}}) { records { mood } } }')
+    assert changed["updateAuthorsCollection"]["records"] == [{"mood": "SAD"}]
+    assert sql(database, "select mood::text as mood from \"Authors\" where \"FullName\" = 'Nobody'") == [{"mood": "sad"}]
+    assert error_code(query(tenant, '{ AuthorsCollection(filter: {mood: {eq: happy}}) { totalCount } }')) == "MB721"
+
+
+def test_relation_fields_named_by_their_constraints_comment(node):
+    database = fresh_database()
+    subprocess.run(["psql", database, "-qc", """comment on constraint posts_author_id_fkey on posts is e'@graphql({"foreign_name": "writer", "local_name": "writings"})'"""], check=True)
+    slug = "gqfk" + secrets.token_hex(3)
+    created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Names"})
+    call("POST", f"{node.base}/admin/v1/tenants/{slug}/sources", node.token, {"name": "main", "kind": "postgres", "url": database})
+    tenant = {"apiUrl": created["apiUrl"], "serviceKey": created["serviceKey"]}
+    schema = schema_of(tenant)
+    assert "writer" in schema.get_type("posts").fields and "writings" in schema.get_type("Authors").fields
+    got = data(tenant, "{ AuthorsByPk(Id: 1) { FullName writings(orderBy: [{id: AscNullsLast}]) { edges { node { title writer { FullName } } } } } }")["AuthorsByPk"]
+    titles = [row["title"] for row in sql(database, 'select title from posts where author_id = 1 order by id')]
+    assert [edge["node"]["title"] for edge in got["writings"]["edges"]] == titles
+    assert {edge["node"]["writer"]["FullName"] for edge in got["writings"]["edges"]} == {"Ada Lovelace"}
+
+
 def test_functions_are_query_and_mutation_fields(tenant):
     schema = schema_of(tenant)
     fields = schema.query_type.fields
@@ -369,6 +403,10 @@ def test_functions_are_query_and_mutation_fields(tenant):
     assert got["tag_list"] == [row["t"] for row in sql(tenant["database"], "select distinct unnest(tags) as t from posts order by 1")]
     assert [edge["node"]["title"] for edge in got["posts_by"]["edges"]] == ["Notes on the Engine", "Poetical Science"]
     assert got["author_card"] == {"FullName": "Alan Turing"}
+    # totalCount counts every row the function's filter selects, past the page.
+    page = data(tenant, """{ posts_by(author: 2, first: 1, filter: {published: {eq: true}}) { totalCount edges { node { title } } pageInfo { hasNextPage } } }""")["posts_by"]
+    assert page["totalCount"] == sql(tenant["database"], "select count(*) as n from posts where author_id = 2 and published")[0]["n"] == 2
+    assert len(page["edges"]) == 1 and page["pageInfo"]["hasNextPage"] is True
     assert data(tenant, "mutation { slow(ms: 1) }")["slow"] == 1
     # Without an execute policy, anon's schema has no functions.
     assert error_code(query(tenant, "{ add_numbers(a: 1) }", key=tenant["anonKey"])) == "MB721"

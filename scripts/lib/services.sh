@@ -21,6 +21,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
 
 services_start() {
+  # libmongoc's counter files of processes that are gone: a new process given one of their pids
+  # would warn on startup (see MongoLibrary.releaseCounterFile).
+  for counters in /dev/shm/mongoc-*; do
+    [ -e "$counters" ] || continue
+    kill -0 "${counters##*-}" 2>/dev/null || rm -f "$counters"
+  done
   SERVICES_DIR=$(mktemp -d /tmp/minibaas-services.XXXXXX)
   chmod 755 "$SERVICES_DIR"
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)

@@ -187,6 +187,8 @@ public struct Relation: Sendable, Codable, Equatable {
     /// For one-to-one, which both sides see alike: whether `from` is the table holding the
     /// foreign key (needed to create it again, e.g. when provisioning an uploaded schema).
     public var holdsForeignKey: Bool?
+    /// The foreign key constraint's comment (GraphQL reads `@graphql({"foreign_name", "local_name"})`).
+    public var comment: String?
 
     public struct Junction: Sendable, Codable, Equatable {
         public var entity: EntityName
@@ -263,9 +265,12 @@ public struct EnumType: Sendable, Codable, Equatable {
     public var schema: String
     public var name: String
     public var values: [String]
-    public init(schema: String, name: String, values: [String]) {
+    /// The type's comment (GraphQL reads `@graphql({"mappings": {...}})` from it).
+    public var comment: String?
+    public init(schema: String, name: String, values: [String], comment: String? = nil) {
         self.schema = schema
         self.name = name
         self.values = values
+        self.comment = comment
     }
 }

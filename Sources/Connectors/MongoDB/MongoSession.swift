@@ -2,11 +2,20 @@ import CMongoc
 import Foundation
 
 /// libmongoc is initialised once per process, before the first URI or client.
-enum MongoLibrary {
+public enum MongoLibrary {
     static let ready: Bool = {
         mongoc_init()
         return true
     }()
+
+    /// libmongoc's load-time constructor maps its counters into `/dev/shm/mongoc-<pid>` for
+    /// monitoring tools, and removes the file only in `mongoc_cleanup`: a process that ends
+    /// otherwise (kill -9, or simply exiting) leaves it behind, and a later process given the same
+    /// pid cannot create its own and prints "Falling back to malloc for counters" on startup.
+    /// Removing the name at once keeps the mapping and leaves nothing behind.
+    public static func releaseCounterFile() {
+        _ = shm_unlink("/mongoc-\(getpid())")
+    }
 }
 
 /// What libmongoc or the server reported: its error domain and code, and the server's reply

@@ -14,7 +14,7 @@ struct ModelBuilder {
     func build() -> SchemaModel {
         let enumTypes = enums.compactMap { value -> EnumType? in
             guard let schema = value["schema"]?.stringValue, let name = value["name"]?.stringValue else { return nil }
-            return EnumType(schema: schema, name: name, values: value["values"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            return EnumType(schema: schema, name: name, values: value["values"]?.arrayValue?.compactMap(\.stringValue) ?? [], comment: value["comment"]?.stringValue)
         }
         let enumValues = Dictionary(enumTypes.map { ($0.name, $0.values) }, uniquingKeysWith: { first, _ in first })
 
@@ -44,6 +44,7 @@ struct ModelBuilder {
             let columns: [String]
             let to: EntityName
             let toColumns: [String]
+            let comment: String?
         }
         var foreignKeys: [ForeignKey] = []
         for value in constraints {
@@ -59,7 +60,7 @@ struct ModelBuilder {
                 guard let fschema = value["fschema"]?.stringValue, let ftable = value["ftable"]?.stringValue else { continue }
                 foreignKeys.append(ForeignKey(
                     name: name, from: key, columns: columns, to: EntityName(schema: fschema, name: ftable),
-                    toColumns: value["fcolumns"]?.arrayValue?.compactMap(\.stringValue) ?? []))
+                    toColumns: value["fcolumns"]?.arrayValue?.compactMap(\.stringValue) ?? [], comment: value["comment"]?.stringValue))
             default: continue
             }
         }
@@ -85,6 +86,8 @@ struct ModelBuilder {
                 forward.holdsForeignKey = true
                 backward.holdsForeignKey = false
             }
+            forward.comment = fk.comment
+            backward.comment = fk.comment
             relationList.append(forward)
             relationList.append(backward)
         }

@@ -86,7 +86,7 @@ public struct PostgresIntrospector: Sendable {
           'schema', n.nspname, 'table', c.relname, 'name', con.conname, 'type', con.contype::text,
           'columns', (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
                       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum),
-          'fschema', fn.nspname, 'ftable', fc.relname,
+          'fschema', fn.nspname, 'ftable', fc.relname, 'comment', obj_description(con.oid, 'pg_constraint'),
           'fcolumns', (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(attnum, ord)
                        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum)
         ) ORDER BY n.nspname, c.relname, con.conname), '[]')::text
@@ -112,7 +112,8 @@ public struct PostgresIntrospector: Sendable {
     static let enumsSQL = """
         SELECT coalesce(json_agg(json_build_object(
           'schema', n.nspname, 'name', t.typname,
-          'values', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+          'values', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid),
+          'comment', obj_description(t.oid, 'pg_type')
         ) ORDER BY n.nspname, t.typname), '[]')::text
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE t.typtype = 'e' AND n.nspname = ANY($1)

@@ -73,6 +73,9 @@ public struct CallPlan: Sendable {
     public var arguments: [(name: String, value: JSONValue)]
     /// For functions returning rows of an entity: the read over those rows.
     public var read: ReadPlan?
+    /// Whether the statement also counts every row of the function's set that the read's
+    /// conditions select, past its page (GraphQL's `totalCount` of a function's connection).
+    public var countsRows = false
 }
 
 /// How many rows a write may touch before it is undone: any number, exactly one (a singular answer

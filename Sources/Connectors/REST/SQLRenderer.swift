@@ -421,7 +421,15 @@ public struct SQLRenderer: Sendable {
             if !operation.returnsSet { read.limit = read.limit ?? 1 }
             let inner = select(read, alias: "t0", depth: 0, into: &statement, from: call)
             let body = operation.returnsSet ? "coalesce(json_agg(\"_row\"), '[]')::text" : "(json_agg(\"_row\") -> 0)::text"
-            statement.sql = "SELECT \(body) AS body, count(\"_row\") AS page_count, NULL::bigint AS total, NULL::bigint AS violations FROM (\(inner)) AS \"_row\""
+            var total = "NULL::bigint"
+            if count && operation.returnsSet {
+                // The call appears twice with the same parameters: the page, and every row its
+                // conditions select (the policy's included, as in `conditions`).
+                var where_ = conditions(read, alias: "t0", into: &statement)
+                if where_.isEmpty { where_ = "true" }
+                total = "(SELECT count(*) FROM \(call) AS \"t0\" WHERE \(where_))"
+            }
+            statement.sql = "SELECT \(body) AS body, count(\"_row\") AS page_count, \(total) AS total, NULL::bigint AS violations FROM (\(inner)) AS \"_row\""
         } else if operation.returnsVoid {
             statement.sql = "SELECT NULL::text AS body, 0::bigint AS page_count, NULL::bigint AS total, NULL::bigint AS violations FROM \(call) AS \"_call\""
         } else if operation.returnsSet {

@@ -113,7 +113,7 @@ extension PostgresSource: DatabaseSource {
     }
 
     public func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult {
-        try await execute(SQLRenderer().call(plan, count: false), rollback: rollback)
+        try await execute(SQLRenderer().call(plan, count: plan.countsRows), rollback: rollback)
     }
 
     public func transaction(_ steps: [TransactionStep]) async throws -> [StatementResult] {
@@ -122,7 +122,7 @@ extension PostgresSource: DatabaseSource {
             case .write(let plan, let publishRows, let expecting):
                 (SQLRenderer().write(plan, returnRows: true, publishRows: publishRows), expecting)
             case .call(let plan):
-                (SQLRenderer().call(plan, count: false), .any)
+                (SQLRenderer().call(plan, count: plan.countsRows), .any)
             }
         })
     }

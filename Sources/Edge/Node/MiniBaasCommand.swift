@@ -1,4 +1,5 @@
 import ArgumentParser
+import Connectors
 import Foundation
 import Logging
 import NIOCore
@@ -26,6 +27,7 @@ struct MiniBaasCommand: AsyncParsableCommand {
     /// NIO's blocking pool. A bad value is reported by the configuration check.
     @MainActor
     static func main() async {
+        MongoLibrary.releaseCounterFile()
         if (try? NodeConfiguration.tasksOnEventLoops(ProcessInfo.processInfo.environment["MINIBAAS_TASK_EXECUTOR"])) ?? true,
             !NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         {

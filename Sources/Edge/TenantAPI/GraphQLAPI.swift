@@ -168,7 +168,7 @@ struct GraphQLAPI {
             if response.wrote { await cache.dropReads(of: source.name) }
             if let answerKey { state.remember(response, as: answerKey) }
             if let reads, let readKey, response.errors.isEmpty {
-                let body = String(decoding: response.json.encoded(), as: UTF8.self)
+                let body = String(decoding: response.encoded(), as: UTF8.self)
                 reads.put(readKey, source: source.name, epoch: epoch, StatementResult(body: body, count: 0, total: nil))
                 return Self.respond(body: body, request: request)
             }
@@ -185,7 +185,7 @@ struct GraphQLAPI {
 
     static func respond(_ response: GraphQLResponse, request: Request) -> Response {
         let status: HTTPResponse.Status = wantsStrictErrors(request) && response.isRequestError ? .badRequest : .ok
-        return Response(status: status, headers: headers(request), body: .init(byteBuffer: ByteBuffer(bytes: response.json.encoded())))
+        return Response(status: status, headers: headers(request), body: .init(byteBuffer: ByteBuffer(bytes: response.encoded())))
     }
 
     /// Clients that accept `application/graphql-response+json` get it, and hear request errors as 400.

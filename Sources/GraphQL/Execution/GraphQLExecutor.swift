@@ -29,12 +29,27 @@ public struct GraphQLResponse: Sendable {
     /// kept for the next identical request.
     public var fromSchemaAlone: Bool = false
 
+    /// `data` already written as JSON (a query's answer, written straight from the rows), in
+    /// place of `data`.
+    var writtenData: [UInt8]?
+
     public var isRequestError: Bool { errors.contains { $0.isRequestError } }
 
     public var json: JSONValue {
-        var object: JSONObject = ["data": data]
+        var object: JSONObject = ["data": writtenData.flatMap { try? JSONValue.parse($0) } ?? data]
         if !errors.isEmpty { object["errors"] = .array(errors.map(\.json)) }
         return .object(object)
+    }
+
+    /// The answer as the HTTP body.
+    public func encoded() -> [UInt8] {
+        guard let writtenData, errors.isEmpty else { return json.encoded() }
+        var out: [UInt8] = []
+        out.reserveCapacity(writtenData.count + 10)
+        out.append(contentsOf: #"{"data":"#.utf8)
+        out.append(contentsOf: writtenData)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     public static func failed(_ error: GraphQLError) -> GraphQLResponse {
@@ -158,7 +173,6 @@ public struct GraphQLExecutor: Sendable {
 
     func run(_ plan: OperationPlan) async -> GraphQLResponse {
         if plan.isMutation { return await runMutation(plan) }
-        var data = JSONObject()
         var wrote = false
         // A query's reads go to the source together: one statement (one snapshot) where it can.
         var answers: [String: (rows: [JSONValue], total: Int?)] = [:]
@@ -184,31 +198,44 @@ public struct GraphQLExecutor: Sendable {
         } catch {
             return GraphQLResponse(data: .null, errors: [Self.failure(error, key: planning)])
         }
-        for root in plan.roots {
+        // The answer is written straight from the rows into one buffer (no answer tree).
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(1024)
+        let writer = AnswerWriter()
+        for (index, root) in plan.roots.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            writer.key(root.key, into: &out)
             do {
                 switch root {
-                case .constant(let key, let value):
-                    data[key] = value
+                case .constant(_, let value):
+                    value.write(into: &out)
                 case .collection(let key, _, _, let shape, _):
-                    data[key] = shape.answer(rows: answers[key]?.rows ?? [], total: answers["\u{0}" + key]?.total)
+                    shape.write(rows: answers[key]?.rows ?? [], total: answers["\u{0}" + key]?.total, into: &out)
                 case .single(let key, _, _, let node):
-                    data[key] = answers[key]?.rows.first.flatMap(\.objectValue).map { ConnectionShape.node($0, node) } ?? .null
-                case .call(let key, let operation, let arguments, let query, let answer):
-                    let plan = try planner.call(operation.name, arguments: arguments, query: query)
+                    if let row = answers[key]?.rows.first?.objectValue {
+                        ConnectionShape.writeNode(row, node, into: &out)
+                    } else {
+                        out.append(contentsOf: "null".utf8)
+                    }
+                case .call(_, let operation, let arguments, let query, let answer):
+                    let plan = try Self.callPlan(planner, operation, arguments, query, answer)
                     let result = try await source.call(plan, rollback: false)
                     // A volatile function may have written anything.
                     if operation.volatility == .volatile { wrote = true }
-                    data[key] = try Self.callAnswer(result, answer)
+                    try Self.callAnswer(result, answer).write(into: &out)
                 case .write:
                     // Mutations run in `runMutation`.
-                    continue
+                    out.append(contentsOf: "null".utf8)
                 }
             } catch {
                 return GraphQLResponse(data: .null, errors: [Self.failure(error, key: root.key)], wrote: wrote)
             }
         }
+        out.append(UInt8(ascii: "}"))
         let constant = plan.roots.allSatisfy { if case .constant = $0 { true } else { false } }
-        return GraphQLResponse(data: .object(data), errors: [], wrote: wrote, fromSchemaAlone: constant)
+        var response = GraphQLResponse(data: .null, errors: [], wrote: wrote, fromSchemaAlone: constant)
+        response.writtenData = out
+        return response
     }
 
     /// A mutation's fields as one transaction: every write and function call commits together,
@@ -226,8 +253,8 @@ public struct GraphQLExecutor: Sendable {
                     let (written, operation) = try write.plan(planner)
                     writes[steps.count] = (written, operation)
                     steps.append(.write(written, publishRows: publishWrites, expecting: write.expecting))
-                case .call(_, let operation, let arguments, let query, _):
-                    steps.append(.call(try planner.call(operation.name, arguments: arguments, query: query)))
+                case .call(_, let operation, let arguments, let query, let answer):
+                    steps.append(.call(try Self.callPlan(planner, operation, arguments, query, answer)))
                 case .collection, .single:
                     throw GraphQLError("a mutation's fields are writes and functions", code: "MB721")
                 }
@@ -273,10 +300,21 @@ public struct GraphQLExecutor: Sendable {
         return GraphQLResponse(data: .object(data), errors: [], wrote: true)
     }
 
+    /// A function's call; a connection that selects `totalCount` has every row counted.
+    static func callPlan(
+        _ planner: RestPlanner, _ operation: Connectors.Operation, _ arguments: [(String, JSONValue)], _ query: RestQuery, _ answer: OperationPlan.CallAnswer
+    ) throws(RestError) -> CallPlan {
+        var plan = try planner.call(operation.name, arguments: arguments, query: query)
+        if case .connection(let shape) = answer, shape.items.contains(where: { if case .totalCount = $0 { true } else { false } }) {
+            plan.countsRows = true
+        }
+        return plan
+    }
+
     static func callAnswer(_ result: StatementResult, _ answer: OperationPlan.CallAnswer) throws -> JSONValue {
         let value = try result.body.map { try JSONValue.parse(Array($0.utf8)) } ?? .null
         switch answer {
-        case .connection(let shape): return shape.answer(rows: value.arrayValue ?? [], total: nil)
+        case .connection(let shape): return shape.answer(rows: value.arrayValue ?? [], total: result.total)
         case .node(let items): return value.objectValue.map { ConnectionShape.node($0, items) } ?? .null
         case .value(let format): return format.apply(value)
         }

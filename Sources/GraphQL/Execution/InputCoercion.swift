@@ -74,7 +74,7 @@ struct InputCoercion {
             guard case .enumValue(let name) = value, schemaType.enumValues.contains(name) else {
                 throw .validation("Value \(Self.show(value)) does not exist in \"\(schemaType.name)\" enum.", at: location)
             }
-            return .string(name)
+            return .string(schemaType.enumSQLValues[name] ?? name)
         default:
             return try scalar(value, schemaType.name, location: location)
         }
@@ -140,7 +140,7 @@ struct InputCoercion {
             return .object(out)
         case .enumeration:
             guard let name = value.stringValue, schemaType.enumValues.contains(name) else { throw fail("value does not exist in \"\(schemaType.name)\" enum") }
-            return .string(name)
+            return .string(schemaType.enumSQLValues[name] ?? name)
         default:
             switch (schemaType.name, value) {
             case ("Int", .integer(let number)) where Int32(exactly: number) != nil: return value

@@ -112,7 +112,7 @@ struct OperationCompiler {
                     }
                 } else {
                     try leaf(field, definition)
-                    roots.append(.call(key: key, operation: operation, arguments: callArguments, query: RestQuery(select: nil), answer: .value(Self.format(definition.type))))
+                    roots.append(.call(key: key, operation: operation, arguments: callArguments, query: RestQuery(select: nil), answer: .value(format(definition.type))))
                 }
             case .insert(let typeName), .update(let typeName), .delete(let typeName):
                 roots.append(.write(key: key, try mutation(field, definition, schema.entities[typeName]!, arguments: arguments)))
@@ -195,7 +195,7 @@ struct OperationCompiler {
             case .column(let columnModel):
                 try leaf(field, definition)
                 let alias = column(columnModel.name, compiled: &compiled, aliases: &columnCount)
-                compiled.items.append(.column(key: key, alias: alias, format: Self.format(definition.type)))
+                compiled.items.append(.column(key: key, alias: alias, format: format(definition.type)))
             case .toOne(let relation, let targetName):
                 let target = schema.entities[targetName]!
                 let embedAlias = alias("o")
@@ -245,13 +245,18 @@ struct OperationCompiler {
         }
     }
 
-    static func format(_ type: TypeReference) -> ValueFormat {
+    func format(_ type: TypeReference) -> ValueFormat {
         switch type {
         case .nonNull(let inner): format(inner)
         case .list(let inner): .list(format(inner))
         case .named("BigInt"), .named("BigFloat"): .text
         case .named("JSON"): .json
-        case .named: .plain
+        case .named(let name):
+            if let renamed = schema.types[name]?.enumSQLValues, !renamed.isEmpty {
+                .enumeration(Dictionary(renamed.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first }))
+            } else {
+                .plain
+            }
         }
     }
 

@@ -22,6 +22,8 @@ indirect enum ValueFormat: Sendable {
     case text
     case json
     case list(ValueFormat)
+    /// A renamed enum's SQL labels as their GraphQL values.
+    case enumeration([String: String])
 
     func apply(_ value: JSONValue) -> JSONValue {
         if value == .null { return .null }
@@ -36,6 +38,7 @@ indirect enum ValueFormat: Sendable {
             }
         case .json: return .string(value.jsonString)
         case .list(let inner): return .array((value.arrayValue ?? []).map(inner.apply))
+        case .enumeration(let values): return value.stringValue.flatMap { values[$0] }.map(JSONValue.string) ?? value
         }
     }
 }
@@ -77,44 +80,63 @@ struct ConnectionShape: Sendable {
     var countAlias: String?
 
     func answer(rows fetched: [JSONValue], total: Int?) -> JSONValue {
+        var out: [UInt8] = []
+        write(rows: fetched, total: total, into: &out)
+        return (try? JSONValue.parse(out)) ?? .null
+    }
+
+    /// Writes the connection's JSON for the rows read (one more than the page, when there is a
+    /// next page) straight into `out`: no answer tree is built on the way.
+    func write(rows fetched: [JSONValue], total: Int?, into out: inout [UInt8]) {
         let more = fetched.count > pageSize
         var rows = Array(fetched.prefix(pageSize))
         if reversed { rows.reverse() }
         let hasNext = reversed ? hasNextWhenReversed : more
         let hasPreviousPage = reversed ? more : hasPrevious
-        var out = JSONObject()
-        for item in items {
+        let writer = AnswerWriter()
+        out.append(UInt8(ascii: "{"))
+        for (index, item) in items.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
             switch item {
-            case .typename(let key, let value): out[key] = .string(value)
-            case .totalCount(let key): out[key] = .integer(Int64(total ?? rows.count))
+            case .typename(let key, let value): writer.pair(key, .string(value), into: &out)
+            case .totalCount(let key): writer.pair(key, .integer(Int64(total ?? rows.count)), into: &out)
             case .edges(let key, let edgeItems):
-                out[key] = .array(rows.map { row in
+                writer.key(key, into: &out)
+                out.append(UInt8(ascii: "["))
+                for (position, row) in rows.enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
                     let object = row.objectValue ?? [:]
-                    var edge = JSONObject()
-                    for edgeItem in edgeItems {
+                    out.append(UInt8(ascii: "{"))
+                    for (edgeIndex, edgeItem) in edgeItems.enumerated() {
+                        if edgeIndex > 0 { out.append(UInt8(ascii: ",")) }
                         switch edgeItem {
-                        case .typename(let key, let value): edge[key] = .string(value)
-                        case .cursor(let key): edge[key] = .string(cursor(object))
-                        case .node(let key, let node): edge[key] = Self.node(object, node)
+                        case .typename(let key, let value): writer.pair(key, .string(value), into: &out)
+                        case .cursor(let key): writer.pair(key, .string(cursor(object)), into: &out)
+                        case .node(let key, let node):
+                            writer.key(key, into: &out)
+                            Self.writeNode(object, node, into: &out)
                         }
                     }
-                    return .object(edge)
-                })
+                    out.append(UInt8(ascii: "}"))
+                }
+                out.append(UInt8(ascii: "]"))
             case .pageInfo(let key, let pageItems):
-                var info = JSONObject()
-                for pageItem in pageItems {
+                writer.key(key, into: &out)
+                out.append(UInt8(ascii: "{"))
+                for (pageIndex, pageItem) in pageItems.enumerated() {
+                    if pageIndex > 0 { out.append(UInt8(ascii: ",")) }
                     switch pageItem {
-                    case .typename(let key, let value): info[key] = .string(value)
-                    case .hasNextPage(let key): info[key] = .bool(hasNext)
-                    case .hasPreviousPage(let key): info[key] = .bool(hasPreviousPage)
-                    case .startCursor(let key): info[key] = rows.first.map { .string(cursor($0.objectValue ?? [:])) } ?? .null
-                    case .endCursor(let key): info[key] = rows.last.map { .string(cursor($0.objectValue ?? [:])) } ?? .null
+                    case .typename(let key, let value): writer.pair(key, .string(value), into: &out)
+                    case .hasNextPage(let key): writer.pair(key, .bool(hasNext), into: &out)
+                    case .hasPreviousPage(let key): writer.pair(key, .bool(hasPreviousPage), into: &out)
+                    case .startCursor(let key): writer.pair(key, rows.first.map { .string(cursor($0.objectValue ?? [:])) } ?? .null, into: &out)
+                    case .endCursor(let key): writer.pair(key, rows.last.map { .string(cursor($0.objectValue ?? [:])) } ?? .null, into: &out)
                     }
                 }
-                out[key] = .object(info)
+                out.append(UInt8(ascii: "}"))
             }
         }
-        return .object(out)
+        out.append(UInt8(ascii: "}"))
     }
 
     func cursor(_ row: JSONObject) -> String {
@@ -122,22 +144,50 @@ struct ConnectionShape: Sendable {
     }
 
     static func node(_ row: JSONObject, _ items: [NodeItem]) -> JSONValue {
-        var out = JSONObject()
-        for item in items {
+        var out: [UInt8] = []
+        writeNode(row, items, into: &out)
+        return (try? JSONValue.parse(out)) ?? .null
+    }
+
+    /// Writes a row's object as the selection asks for it (keys in selection order).
+    static func writeNode(_ row: JSONObject, _ items: [NodeItem], into out: inout [UInt8]) {
+        let writer = AnswerWriter()
+        out.append(UInt8(ascii: "{"))
+        for (index, item) in items.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
             switch item {
-            case .typename(let key, let value): out[key] = .string(value)
-            case .column(let key, let alias, let format): out[key] = format.apply(row[alias] ?? .null)
+            case .typename(let key, let value): writer.pair(key, .string(value), into: &out)
+            case .column(let key, let alias, let format): writer.pair(key, format.apply(row[alias] ?? .null), into: &out)
             case .nodeID(let key, let entity, let aliases):
                 let parts: [JSONValue] = [.string(entity.schema), .string(entity.name)] + aliases.map { row[$0] ?? .null }
-                out[key] = .string(Data(JSONValue.array(parts).encoded()).base64EncodedString())
+                writer.pair(key, .string(Data(JSONValue.array(parts).encoded()).base64EncodedString()), into: &out)
             case .toOne(let key, let alias, let node):
-                out[key] = (row[alias]?.objectValue).map { Self.node($0, node) } ?? .null
+                writer.key(key, into: &out)
+                if let object = row[alias]?.objectValue {
+                    writeNode(object, node, into: &out)
+                } else {
+                    out.append(contentsOf: "null".utf8)
+                }
             case .connection(let key, let alias, let shape):
+                writer.key(key, into: &out)
                 let rows = row[alias]?.arrayValue ?? []
                 let total = shape.countAlias.map { row[$0]?.arrayValue?.count ?? 0 }
-                out[key] = shape.answer(rows: rows, total: total)
+                shape.write(rows: rows, total: total, into: &out)
             }
         }
-        return .object(out)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// Writes `"key":value` pairs of an answer.
+struct AnswerWriter {
+    func key(_ key: String, into out: inout [UInt8]) {
+        JSONValue.writeString(key, into: &out)
+        out.append(UInt8(ascii: ":"))
+    }
+
+    func pair(_ key: String, _ value: JSONValue, into out: inout [UInt8]) {
+        self.key(key, into: &out)
+        value.write(into: &out)
     }
 }

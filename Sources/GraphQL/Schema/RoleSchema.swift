@@ -50,6 +50,8 @@ public struct SchemaType: Sendable {
     public var fields: [SchemaField] = []
     public var inputFields: [InputField] = []
     public var enumValues: [String] = []
+    /// For an enum whose values `@graphql({"mappings": …})` renames: each GraphQL value's SQL label.
+    public var enumSQLValues: [String: String] = [:]
     public var interfaces: [String] = []
     public var possibleTypes: [String] = []
     var fieldIndex: [String: Int] = [:]

@@ -49,6 +49,14 @@ public struct RoleSchemaBuilder: Sendable {
         "UUID": ["eq", "in", "is", "neq"],
     ]
 
+    /// A relation field's name from its constraint's comment, as pg_graphql reads it:
+    /// `foreign_name` on the table holding the key, `local_name` on the table it points to.
+    static func relationName(_ relation: Relation) -> String? {
+        guard relation.comment != nil, relation.junction == nil else { return nil }
+        let holdsKey = relation.kind == .manyToOne || (relation.kind == .oneToOne && relation.holdsForeignKey == true)
+        return CommentDirective(relation.comment).settings[holdsKey ? "foreign_name" : "local_name"]?.stringValue
+    }
+
     /// pg_graphql's filter of an array column whose items are `element`.
     static func listFilter(_ element: String) -> SchemaType {
         var filter = SchemaType(kind: .inputObject, name: element + "ListFilter", description: "Boolean expression comparing fields on type \"[\(element)]\"")
@@ -90,12 +98,17 @@ public struct RoleSchemaBuilder: Sendable {
         var enumTypes: [String: String] = [:]
         for enumeration in model.enums {
             let typeName = naming.typeName(enumeration.name)
-            guard GraphQLNaming.isValid(typeName), types[typeName] == nil, let values = GraphQLNaming.enumValues(enumeration.values) else {
+            // `@graphql({"mappings": {"sql label": "GraphQLValue"}})` on the type renames values.
+            let directive = CommentDirective(enumeration.comment)
+            let mappings = directive.settings["mappings"]?.objectValue ?? [:]
+            let renamed = enumeration.values.map { mappings[$0]?.stringValue ?? $0 }
+            guard GraphQLNaming.isValid(typeName), types[typeName] == nil, let values = GraphQLNaming.enumValues(renamed), Set(values).count == values.count else {
                 warnings.append("enum \(enumeration.name) is left out (its name or values are not GraphQL names)")
                 continue
             }
-            var type = SchemaType(kind: .enumeration, name: typeName)
+            var type = SchemaType(kind: .enumeration, name: typeName, description: directive.description)
             type.enumValues = values
+            for (value, label) in zip(values, enumeration.values) where value != label { type.enumSQLValues[value] = label }
             define(type)
             var filter = SchemaType(kind: .inputObject, name: typeName + "Filter")
             filter.add(InputField("eq", .named(typeName)))
@@ -230,7 +243,11 @@ public struct RoleSchemaBuilder: Sendable {
                 {
                     continue
                 }
-                let fieldName = naming.relationField(relation, targetEntity: target.entity.name)
+                let fieldName = Self.relationName(relation) ?? naming.relationField(relation, targetEntity: target.entity.name)
+                guard GraphQLNaming.isValid(fieldName) else {
+                    warnings.append("\(entity.name): relation \(relation.constraint) is left out; '\(fieldName)' is not a GraphQL name")
+                    continue
+                }
                 let field: SchemaField
                 if relation.isToOne {
                     // Non-null only when every key column is and no policy can hide the row.

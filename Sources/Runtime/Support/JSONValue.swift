@@ -239,6 +239,16 @@ extension JSONValue {
     }
 
     public var jsonString: String { String(decoding: encoded(), as: UTF8.self) }
+
+    /// Appends the value's JSON to `out` (for answers written straight into one buffer).
+    public func write(into out: inout [UInt8]) {
+        JSONWriter.write(self, into: &out)
+    }
+
+    /// Appends a string's JSON (quoted, escaped) to `out`.
+    public static func writeString(_ string: String, into out: inout [UInt8]) {
+        JSONWriter.writeString(string, into: &out)
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
