@@ -45,12 +45,12 @@ def call(method, url, token=None, body=None):
 
 
 class Node:
-    def __init__(self, data_dir=None, token=None):
+    def __init__(self, data_dir=None, token=None, settings=None):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="minibaas-py-")
         self.token = token or "python-admin-token-" + secrets.token_hex(8)
         env = node_environment({"MINIBAAS_ADMIN_TOKEN": self.token, "MINIBAAS_LOG_LEVEL": "warning",
                                 # Webhook receivers in the tests listen on loopback.
-                                "MINIBAAS_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8"})
+                                "MINIBAAS_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8", **(settings or {})})
         self.process, self.base = start_node(["--data-dir", self.data_dir], env, subprocess.DEVNULL)
 
     def stop(self):

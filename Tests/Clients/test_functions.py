@@ -14,7 +14,7 @@ import wasmtime
 from supabase import create_client
 from supabase_functions.errors import FunctionsHttpError
 
-from conftest import call
+from conftest import Node, call
 
 IMPORTS = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -189,3 +189,34 @@ def test_calls_that_go_wrong_answer_with_their_codes(fn_tenant):
                if line.startswith("minibaas_function_invocations_total{") and f'tenant="{fn_tenant["slug"]}"' in line]
     assert any('outcome="MB864"' in line and 'function="spin"' in line for line in counted), counted
     assert any('outcome="ok"' in line and 'function="ok"' in line for line in counted), counted
+
+
+def test_the_nodes_memory_admission_and_module_cache_settings():
+    """A node with 64 MB for running calls: a function allowed 32 MB runs; one allowed 128 MB can
+    never fit and answers 503 MB875 at once; a 48 MB call waits behind a running 32 MB one and,
+    past its deadline, answers 503 MB875 too."""
+    node = Node(settings={"MINIBAAS_FUNCTION_MEMORY_MB": "64", "MINIBAAS_FUNCTION_CACHE_MB": "1"})
+    try:
+        slug = "fnmem" + secrets.token_hex(3)
+        created = call("POST", f"{node.base}/admin/v1/tenants", node.token, {"slug": slug, "name": "Memory",
+                       "limits": {"functions": {"maxConcurrent": 4}}})
+        tenant = {"admin": f"{node.base}/admin/v1/tenants/{slug}/functions", "token": node.token, "apiUrl": created["apiUrl"]}
+        assert deploy(tenant, "small", writer("Status: 204\n\n"), memoryLimitMb=32, verifyJwt=False)[0] == 201
+        assert deploy(tenant, "huge", writer("Status: 204\n\n"), memoryLimitMb=128, verifyJwt=False)[0] == 201
+        assert deploy(tenant, "spin", LOOP, memoryLimitMb=32, timeoutMs=1500, verifyJwt=False)[0] == 201
+        assert deploy(tenant, "wide", writer("Status: 204\n\n"), memoryLimitMb=48, timeoutMs=200, verifyJwt=False)[0] == 201
+        status, _, _ = request("GET", f"{tenant['apiUrl']}/functions/v1/small")
+        assert status == 204
+        status, headers, body = request("GET", f"{tenant['apiUrl']}/functions/v1/huge")
+        assert status == 503 and json.loads(body)["code"] == "MB875", body
+        import threading
+        spinning = threading.Thread(target=lambda: request("GET", f"{tenant['apiUrl']}/functions/v1/spin"))
+        spinning.start()
+        time.sleep(0.3)
+        status, _, body = request("GET", f"{tenant['apiUrl']}/functions/v1/wide")
+        assert status == 503 and json.loads(body)["code"] == "MB875", body
+        spinning.join()
+        status, _, _ = request("GET", f"{tenant['apiUrl']}/functions/v1/wide")
+        assert status == 204
+    finally:
+        node.stop()

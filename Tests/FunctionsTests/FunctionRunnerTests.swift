@@ -183,4 +183,63 @@ final class FunctionRunnerTests: XCTestCase {
         let value11 = try await runaway
         XCTAssertEqual(code(value11), "MB864")
     }
+    /// The node admits calls while their memory limits fit its budget: a call whose limit does not
+    /// fit waits for a running one to finish, and gives up at its deadline with 503 MB875; a limit
+    /// larger than the whole budget is refused at once.
+    func testTheNodesMemoryAdmitsCallsByTheirLimits() async throws {
+        let small = FunctionRunner(threads: 2, memoryBytes: 96 << 20)
+        let spin = try module("(module (memory (export \"memory\") 1) (func (export \"_start\") (loop $l (br $l))))")
+        let hello = try module(Self.writer("Status: 204\n\n"))
+        func invocation(timeoutMs: Int, memory: Int) -> Invocation {
+            Invocation(arguments: ["fn"], environment: [], stdin: [], timeoutMs: timeoutMs, memoryLimitBytes: memory, maxOutputBytes: 1 << 20)
+        }
+        // A 64 MB call spinning to its 600 ms deadline holds 64 of the 96 MB.
+        let spinning = Task { try await small.run(spin, invocation(timeoutMs: 600, memory: 64 << 20)) }
+        while small.memory.admittedBytes == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        // 32 MB fits beside it.
+        let beside = try await small.run(hello, invocation(timeoutMs: 1_000, memory: 32 << 20)).result.get().status
+        XCTAssertEqual(beside, 204)
+        // 64 MB more does not: it gives up at its own 100 ms deadline.
+        do {
+            _ = try await small.run(hello, invocation(timeoutMs: 100, memory: 64 << 20))
+            XCTFail("admitted past the node's budget")
+        } catch {
+            XCTAssertEqual(error.code, "MB875")
+            XCTAssertEqual(error.status, 503)
+        }
+        // With a longer deadline it waits for the spinning call to end, then runs.
+        let waited = try await small.run(hello, invocation(timeoutMs: 3_000, memory: 64 << 20)).result.get().status
+        XCTAssertEqual(waited, 204)
+        let spun = try await spinning.value
+        XCTAssertEqual(code(spun), "MB864")
+        XCTAssertEqual(small.memory.admittedBytes, 0, "every call gave its memory back")
+        do {
+            _ = try await small.run(hello, invocation(timeoutMs: 100, memory: 128 << 20))
+            XCTFail("a limit over the whole budget was admitted")
+        } catch {
+            XCTAssertEqual(error.code, "MB875")
+        }
+        await small.shutdown()
+    }
+
+    /// The parsed modules of every tenant share one bound in bytes; the least recently used go.
+    func testTheModuleCacheIsBoundedInBytesForTheNode() throws {
+        let one = try module(Self.writer("Status: 200\n\n"))
+        let cache = FunctionModuleCache(maxBytes: one.sizeBytes * 2)
+        cache.insert(one, tenant: "a", key: "f@1@x")
+        cache.insert(one, tenant: "b", key: "f@1@x")
+        XCTAssertNotNil(cache.module(tenant: "a", key: "f@1@x"), "a's is now the most recently used")
+        cache.insert(one, tenant: "b", key: "g@1@y")
+        XCTAssertNotNil(cache.module(tenant: "a", key: "f@1@x"))
+        XCTAssertNil(cache.module(tenant: "b", key: "f@1@x"), "the least recently used went")
+        XCTAssertEqual(cache.bytes, one.sizeBytes * 2)
+        XCTAssertEqual(cache.count(tenant: "b"), 1)
+        cache.forget(tenant: "b", keyPrefix: "g@")
+        XCTAssertEqual(cache.count(tenant: "b"), 0)
+        XCTAssertNil(cache.module(tenant: "a", key: "g@1@y"), "tenants never see each other's modules")
+        let tiny = FunctionModuleCache(maxBytes: one.sizeBytes - 1)
+        tiny.insert(one, tenant: "a", key: "f@1@x")
+        XCTAssertNil(tiny.module(tenant: "a", key: "f@1@x"), "a module larger than the bound is not kept")
+        XCTAssertEqual(tiny.bytes, 0)
+    }
 }

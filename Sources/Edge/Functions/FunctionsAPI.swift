@@ -17,10 +17,12 @@ import TenantRuntime
 struct FunctionsAPI {
     let node: NodeServices
 
-    /// The node's function threads (`MINIBAAS_FUNCTION_THREADS`, default 4 × cores), shared by
-    /// every tenant; each tenant's turn at them is its functions subsystem's gate.
+    /// The node's function threads (`MINIBAAS_FUNCTION_THREADS`, default 4 × cores) and memory for
+    /// running calls (`MINIBAAS_FUNCTION_MEMORY_MB`, default 1,024), shared by every tenant; each
+    /// tenant's turn at them is its functions subsystem's gate.
     static let runner = FunctionRunner(
-        threads: ProcessInfo.processInfo.environment["MINIBAAS_FUNCTION_THREADS"].flatMap(Int.init) ?? 4 * ProcessInfo.processInfo.activeProcessorCount)
+        threads: ProcessInfo.processInfo.environment["MINIBAAS_FUNCTION_THREADS"].flatMap(Int.init) ?? 4 * ProcessInfo.processInfo.activeProcessorCount,
+        memoryBytes: (ProcessInfo.processInfo.environment["MINIBAAS_FUNCTION_MEMORY_MB"].flatMap(Int.init) ?? 1_024) << 20)
 
     static let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .head]
 

@@ -48,8 +48,11 @@ public final class FunctionRunner: Sendable {
     let threads: NIOThreadPool
     let quickJS = LazyQuickJS()
     let javaScriptInstances = JavaScriptInstances()
+    /// The node's memory for running calls (`MINIBAAS_FUNCTION_MEMORY_MB`).
+    public let memory: MemoryAdmission
 
-    public init(threads count: Int) {
+    public init(threads count: Int, memoryBytes: Int = 1_024 << 20) {
+        self.memory = MemoryAdmission(totalBytes: memoryBytes)
         self.engine = Engine(configuration: EngineConfiguration(fuelMetering: true))
         self.threads = NIOThreadPool(numberOfThreads: max(1, count))
         self.threads.start()
@@ -59,8 +62,16 @@ public final class FunctionRunner: Sendable {
         try? await threads.shutdownGracefully()
     }
 
-    /// Runs one call on the runner's threads; throws only when the runner is shut down (MB877).
+    /// Runs one call on the runner's threads once its memory limit is admitted (503 MB875 when the
+    /// node's memory for calls stays taken until the call's deadline); throws otherwise only when
+    /// the runner is shut down (MB877).
     public func run(_ module: FunctionModule, _ invocation: Invocation) async throws(FunctionError) -> InvocationOutcome {
+        try await memory.acquire(invocation.memoryLimitBytes, within: .milliseconds(invocation.timeoutMs))
+        defer { memory.release(invocation.memoryLimitBytes) }
+        return try await admitted(module, invocation)
+    }
+
+    private func admitted(_ module: FunctionModule, _ invocation: Invocation) async throws(FunctionError) -> InvocationOutcome {
         let engine = self.engine
         switch module.code {
         case .wasm(let wasm):

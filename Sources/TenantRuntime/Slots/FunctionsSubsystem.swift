@@ -6,7 +6,7 @@ import Runtime
 import Tenancy
 
 /// The tenant's edge functions (contract ../shared/contracts/functions.md): parsed modules cached
-/// by version (parsing is milliseconds; a call is microseconds), the tenant's turn at the node's
+/// by version in the node's `FunctionModuleCache` (bounded in bytes for all tenants), the tenant's turn at the node's
 /// function threads (`limits.functions.maxConcurrent` running, `maxQueued` waiting, else 503
 /// MB875), and a log of recent calls per function kept on the owner. Calls run on the node's
 /// `FunctionRunner`, never on the event loops. Counted on `/metrics` and the supervisor endpoint.
@@ -15,18 +15,18 @@ public final class FunctionsSubsystem: TenantSubsystem {
     let tenant: String
     let limits: @Sendable () -> FunctionLimits
     private let gate: ConcurrencyLimiter
-    private let modules = NIOLockedValueBox<[String: FunctionModule]>([:])
+    private let modules: FunctionModuleCache
     private let logs = NIOLockedValueBox<[String: LogRing]>([:])
     /// Each function's active version as last read, with its opened secrets and the keys it may
     /// see: a call does not read the control plane or open secrets again within `activeTTL`
     /// (deploys on this node forget it at once; elsewhere it is at most that stale).
     private let active = NIOLockedValueBox<[String: (function: ActiveFunction, at: ContinuousClock.Instant)]>([:])
     static let activeTTL: Duration = .seconds(1)
-    static let cachedModules = 32
     static let logEntries = 1_000
 
-    init(tenant: String, supervisor: SubsystemSupervisor, limits: @escaping @Sendable () -> FunctionLimits) {
+    init(tenant: String, supervisor: SubsystemSupervisor, modules: FunctionModuleCache = .shared, limits: @escaping @Sendable () -> FunctionLimits) {
         self.tenant = tenant
+        self.modules = modules
         self.supervisor = supervisor
         self.limits = limits
         let current = limits()
@@ -36,17 +36,14 @@ public final class FunctionsSubsystem: TenantSubsystem {
     /// The parsed module of a version, parsed once.
     public func module(_ version: FunctionVersionRecord, memoryLimitBytes: Int) throws(FunctionError) -> FunctionModule {
         let key = "\(version.name)@\(version.version)@\(version.sha256)"
-        if let cached = modules.withLockedValue({ $0[key] }) {
+        if let cached = modules.module(tenant: tenant, key: key) {
             Counter(label: "minibaas_function_module_cache_hits_total", dimensions: [("tenant", tenant)]).increment()
             return cached
         }
         let parsed = version.settings.isJavaScript
             ? try FunctionModule(javaScript: version.module, maxBytes: .max)
             : try FunctionModule(bytes: version.module, maxBytes: .max, memoryLimitBytes: memoryLimitBytes)
-        modules.withLockedValue { modules in
-            if modules.count >= Self.cachedModules { modules.removeAll() }
-            modules[key] = parsed
-        }
+        modules.insert(parsed, tenant: tenant, key: key)
         return parsed
     }
 
@@ -102,10 +99,10 @@ public final class FunctionsSubsystem: TenantSubsystem {
     public func forget(_ function: String) {
         changed(function)
         logs.withLockedValue { $0[function] = nil }
-        modules.withLockedValue { modules in modules = modules.filter { !$0.key.hasPrefix(function + "@") } }
+        modules.forget(tenant: tenant, keyPrefix: function + "@")
     }
 
-    public var cachedModuleCount: Int { modules.withLockedValue { $0.count } }
+    public var cachedModuleCount: Int { modules.count(tenant: tenant) }
 
     /// On the supervisor endpoint: calls running and waiting, and modules parsed.
     public func details() async -> [String: String] {
