@@ -133,7 +133,18 @@ public struct Column: Sendable, Codable, Equatable {
     public var enumValues: [String]?
     /// Value rules an uploaded JSON Schema or OpenAPI document states (`minimum`, `maxLength`,
     /// `pattern`…), which provisioning turns into CHECK constraints.
-    public var checks: ValueChecks?
+    public var checks: ValueChecks? {
+        get { boxedChecks?.value }
+        set { boxedChecks = newValue.map(ValueChecksBox.init) }
+    }
+    /// Boxed: few columns have checks, and inline they would more than double every column's size
+    /// (the columns of a 100-table model are much of what an active tenant holds).
+    private var boxedChecks: ValueChecksBox?
+
+    private enum CodingKeys: String, CodingKey {
+        case name, type, nativeType, elementType, nullable, defaultExpression, isIdentity, isGenerated, updatable, comment, enumValues
+        case boxedChecks = "checks"
+    }
 
     public init(
         name: String, type: PortableType, nativeType: String, elementType: PortableType? = nil, nullable: Bool = true,
@@ -151,6 +162,37 @@ public struct Column: Sendable, Codable, Equatable {
         self.updatable = updatable
         self.comment = comment
         self.enumValues = enumValues
+    }
+}
+
+/// A column's checks behind one reference, encoded as the checks themselves.
+final class ValueChecksBox: Sendable, Codable, Equatable {
+    let value: ValueChecks
+
+    init(_ value: ValueChecks) { self.value = value }
+    init(from decoder: any Decoder) throws { value = try ValueChecks(from: decoder) }
+    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+    static func == (lhs: ValueChecksBox, rhs: ValueChecksBox) -> Bool { lhs.value == rhs.value }
+}
+
+extension SchemaModel {
+    /// The same model with its arrays at their exact sizes: decoding grows them by doubling and
+    /// leaves up to half of each unused, in a model kept as long as its tenant is active.
+    public func compacted() -> SchemaModel {
+        func exact<T>(_ items: [T]) -> [T] { items.withUnsafeBufferPointer { Array($0) } }
+        var model = self
+        model.entities = exact(entities.map { entity in
+            var entity = entity
+            entity.columns = exact(entity.columns)
+            entity.indexes = exact(entity.indexes)
+            entity.uniqueKeys = exact(entity.uniqueKeys)
+            entity.primaryKey = exact(entity.primaryKey)
+            return entity
+        })
+        model.relations = exact(relations)
+        model.operations = exact(operations)
+        model.enums = exact(enums)
+        return model
     }
 }
 

@@ -168,7 +168,7 @@ public struct SourceCatalog: Sendable {
     }
 
     public static func model(of record: SourceRecord) -> SchemaModel {
-        (try? JSONDecoder().decode(SchemaModel.self, from: Data(record.model.utf8))) ?? SchemaModel()
+        (try? JSONDecoder().decode(SchemaModel.self, from: Data(record.model.utf8)))?.compacted() ?? SchemaModel()
     }
 
     /// The same off the event loops: a model of thousands of tables takes long to decode, and a
