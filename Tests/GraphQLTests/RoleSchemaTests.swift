@@ -1,3 +1,4 @@
+import Foundation
 import Connectors
 import Runtime
 import Tenancy
@@ -221,6 +222,29 @@ final class RoleSchemaTests: XCTestCase {
         XCTAssertEqual(pageSize(second.plan), 2)
         XCTAssertEqual(pageSize(wider.plan), 5)
         XCTAssertEqual(Set(values(wider.plan)), ["8", "Second", "c%"])
+        // A literal that looks like a placeholder keeps its shape compiled per request, and
+        // each request still gets its own value beside the literal.
+        let lookalike = "query($a: Int!, $b: Int!) { postsCollection(filter: {id: {gt: -1987654001}, author_id: {eq: $a}, or: [{id: {eq: $b}}]}) { edges { node { id } } } }"
+        let lookalikeDocument = try GraphQLParser.parse(lookalike)
+        for (a, b) in [(1, 2), (3, 4)] {
+            let coerced = try InputCoercion.variables(lookalikeDocument.operations[0].variables, given: ["a": .integer(Int64(a)), "b": .integer(Int64(b))], schema: schema)
+            let plan = try GraphQLExecutor.cachedPlan(
+                schema: schema, options: GraphQLOptions(), lookalikeDocument, text: lookalike, operation: lookalikeDocument.operations[0], variables: coerced)
+            XCTAssertEqual(Set(values(plan)), ["-1987654001", String(a), String(b)])
+        }
+        XCTAssertEqual(schema.plans.templates, 2, "the look-alike is not kept")
+        // So does a cursor whose decoded value looks like one (the document's text cannot show it).
+        let cursor = Data("[-1987654000]".utf8).base64EncodedString()
+        let paged = "query($a: Int!) { postsCollection(after: \"\(cursor)\", filter: {author_id: {eq: $a}}) { edges { node { id } } } }"
+        let pagedDocument = try GraphQLParser.parse(paged)
+        for a in [1, 5] {
+            let coerced = try InputCoercion.variables(pagedDocument.operations[0].variables, given: ["a": .integer(Int64(a))], schema: schema)
+            let plan = try GraphQLExecutor.cachedPlan(
+                schema: schema, options: GraphQLOptions(), pagedDocument, text: paged, operation: pagedDocument.operations[0], variables: coerced)
+            XCTAssertTrue(values(plan).contains("-1987654000"), "\(values(plan))")
+            XCTAssertTrue(values(plan).contains(String(a)), "\(values(plan))")
+        }
+        XCTAssertEqual(schema.plans.templates, 2, "the cursor's look-alike is not kept")
         // A value the compiler transforms is never a placeholder: a nodeId is decoded.
         let node = "query($n: ID!) { postsCollection(filter: {nodeId: {eq: $n}}) { edges { node { id } } } }"
         let nodeDocument = try GraphQLParser.parse(node)

@@ -122,14 +122,18 @@ public final class PostgresSource: Sendable {
     public func executeAll(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> [StatementResult] {
         try await admitted()
         defer { released() }
+        let outcome: Result<[StatementResult], TransactionStepFailure>
         do {
-            return try await inTransaction(statements)
+            outcome = try await inTransaction(statements)
         } catch let error as PSQLError {
             throw PostgresErrorMapping.restError(error, source: name)
         }
+        return try outcome.get()
     }
 
-    private func inTransaction(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> [StatementResult] {
+    /// A step's failure comes back as a value, after its ROLLBACK: thrown through the pool, an error
+    /// the pool does not know would make it close a healthy connection.
+    private func inTransaction(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> Result<[StatementResult], TransactionStepFailure> {
         try await pool.withConnection(affinity: affinity) { connection in
             try await connection.query("BEGIN", logger: logger)
             var results: [StatementResult] = []
@@ -146,7 +150,7 @@ public final class PostgresSource: Sendable {
                 } catch {
                     _ = try? await connection.query("ROLLBACK", logger: logger)
                     let mapped = (error as? PSQLError).map { PostgresErrorMapping.restError($0, source: name) } ?? error
-                    throw TransactionStepFailure(index: index, error: mapped)
+                    return .failure(TransactionStepFailure(index: index, error: mapped))
                 }
             }
             do {
@@ -155,7 +159,7 @@ public final class PostgresSource: Sendable {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
-            return results
+            return .success(results)
         }
     }
 

@@ -33,10 +33,12 @@ public enum TransactionStep: Sendable {
     case call(CallPlan)
 }
 
-/// The step of a `transaction` that failed, and why; the transaction was undone.
+/// The step of a `transaction` that failed, and why. Where the source has transactions nothing
+/// stayed; where it has none, `completed` holds the results of the steps before it, which did.
 public struct TransactionStepFailure: Error {
     public let index: Int
     public let error: any Error
+    public var completed: [StatementResult] = []
 }
 
 /// Returns once the calling task is cancelled: the life of a source's supervised child that has
@@ -70,7 +72,7 @@ extension DatabaseSource {
                     results.append(try await call(plan, rollback: false))
                 }
             } catch {
-                throw TransactionStepFailure(index: index, error: error)
+                throw TransactionStepFailure(index: index, error: error, completed: results)
             }
         }
         return results

@@ -11,8 +11,10 @@ public final class MemoryAdmission: @unchecked Sendable {
     private var inUse = 0
     private var waiters: [(id: UInt64, bytes: Int, continuation: UnsafeContinuation<Void, any Error>)] = []
     private var nextID: UInt64 = 0
-    /// Waiters whose deadline passed before they were queued (they must not queue).
+    /// Waiters whose deadline passed before they were queued (they must not queue), and the
+    /// waiters still in `acquire` (a deadline firing after its waiter left records nothing).
     private var expired: Set<UInt64> = []
+    private var live: Set<UInt64> = []
     private let deadlines = DeadlineQueue()
 
     public init(totalBytes: Int) {
@@ -36,16 +38,20 @@ public final class MemoryAdmission: @unchecked Sendable {
                 return nil
             }
             nextID += 1
+            live.insert(nextID)
             return nextID
         }
         guard let id else { return }
         let deadline = deadlines.add(after: limit) { [self] in
-            lock.withLock { _ = expired.insert(id) }
+            lock.withLock { if live.contains(id) { expired.insert(id) } }
             dequeue(id)?.resume(throwing: CancellationError())
         }
         defer {
             deadlines.remove(deadline)
-            lock.withLock { _ = expired.remove(id) }
+            lock.withLock {
+                live.remove(id)
+                expired.remove(id)
+            }
         }
         do {
             try await withTaskCancellationHandler {

@@ -136,14 +136,18 @@ public struct GraphQLExecutor: Sendable {
     ) throws(GraphQLError) -> OperationPlan {
         let cache = schema.plans
         let bindable = cache.bindableVariables(document: text, operation: operation, in: document)
-        var withPlaceholders = variables
-        var placeholders: [String: String] = [:]
+        var withPlaceholders = variables, confirming = variables
+        var placeholders: [String: String] = [:], confirmingPlaceholders: [String: String] = [:]
         var shaping = JSONObject()
         for (index, name) in variables.keys.sorted().enumerated() {
             let value = variables[name] ?? .null
-            if bindable.contains(name), let placeholder = PlanVariables.placeholder(for: value, index: index) {
+            if bindable.contains(name), index < 1000, let placeholder = PlanVariables.placeholder(for: value, index: index),
+                let other = PlanVariables.placeholder(for: value, index: index + 1000)
+            {
                 withPlaceholders[name] = placeholder
                 placeholders[OperationCompiler.text(placeholder)] = name
+                confirming[name] = other
+                confirmingPlaceholders[OperationCompiler.text(other)] = name
             } else {
                 shaping[name] = value
             }
@@ -159,7 +163,9 @@ public struct GraphQLExecutor: Sendable {
         case nil:
             guard !PlanVariables.mayHoldPlaceholder(text), !PlanVariables.mayHoldPlaceholder(shapingText),
                 let template = try? compile(schema: schema, options: options, document, operation, variables: withPlaceholders),
-                let slots = template.slots(for: placeholders)
+                let slots = template.slots(for: placeholders),
+                let confirmation = try? compile(schema: schema, options: options, document, operation, variables: confirming),
+                template.placesPlaceholders(placeholders, like: confirmation, confirmingPlaceholders)
             else {
                 cache.store(.uncacheable, key: key)
                 return try compile(schema: schema, options: options, document, operation, variables: variables)
@@ -267,8 +273,12 @@ public struct GraphQLExecutor: Sendable {
         do {
             results = try await source.transaction(steps)
         } catch let failure as TransactionStepFailure {
-            // On a source without transactions the earlier steps' changes stay.
-            return GraphQLResponse(data: .null, errors: [Self.failure(failure.error, key: stepKeys[failure.index])], wrote: failure.index > 0)
+            // On a source without transactions the earlier steps' changes stay: they are
+            // published and drop cached reads as any write does.
+            for (index, result) in failure.completed.enumerated() {
+                if let write = writes[index] { await onWrite?(write.plan, result, write.operation) }
+            }
+            return GraphQLResponse(data: .null, errors: [Self.failure(failure.error, key: stepKeys[failure.index])], wrote: !failure.completed.isEmpty)
         } catch {
             return GraphQLResponse(data: .null, errors: [Self.failure(error, key: nil)], wrote: false)
         }

@@ -137,23 +137,74 @@ enum PlanVariables {
     }
 
     /// A stand-in for a variable's value of the same JSON kind, unlike any value a document
-    /// writes (`index` keeps the stand-ins of one operation apart).
+    /// writes: every one holds the marker `1987654` (numbers) or `mbvar` (text). `index` keeps the
+    /// stand-ins of one compile apart (below 1,000); a second compile with `index + 1000`'s
+    /// stand-ins confirms where they went.
     static func placeholder(for value: JSONValue, index: Int) -> JSONValue? {
         switch value {
         case .string: .string("\u{0}mbvar\(index)\u{0}")
-        case .integer: .integer(Int64(-2_147_483_000 + index))
-        case .number: .number(-2_147_483_000.5 + Double(index))
+        case .integer: .integer(Int64(-1_987_654_000 - index % 1000 - (index >= 1000 ? 1_000_000 : 0)))
+        case .number: .number(-1_987_654_000.5 - Double(index % 1000) - (index >= 1000 ? 1_000_000 : 0))
         default: nil
         }
     }
 
     /// Whether text could hold a placeholder's text (then a plan is compiled per request).
     static func mayHoldPlaceholder(_ text: String) -> Bool {
-        text.contains("2147483") || text.contains("mbvar")
+        text.contains("1987654") || text.contains("1988654") || text.contains("mbvar")
     }
 }
 
 extension OperationPlan {
+    /// The compared values of the plan's reads in one fixed order (embedding paths sorted).
+    var comparedValues: [FilterValue] {
+        var values: [FilterValue] = []
+        func visit(_ query: RestQuery) {
+            for path in query.conditions.keys.sorted(by: { $0.joined(separator: "\u{0}") < $1.joined(separator: "\u{0}") }) {
+                for condition in query.conditions[path] ?? [] { visit(condition) }
+            }
+        }
+        func visit(_ condition: Condition) {
+            switch condition {
+            case .filter(let filter): values.append(filter.value)
+            case .and(let inner, _), .or(let inner, _): inner.forEach(visit)
+            }
+        }
+        for root in roots {
+            switch root {
+            case .collection(_, _, let query, _, let count):
+                visit(query)
+                if let count { visit(count) }
+            case .single(_, _, let query, _), .call(_, _, _, let query, _):
+                visit(query)
+            case .constant, .write:
+                break
+            }
+        }
+        return values
+    }
+
+    /// Whether `other`, compiled with the other set of placeholders, has them in exactly the
+    /// places this plan has its own and equals it everywhere else: then no value decoded from the
+    /// document (a cursor, a key) merely looked like a placeholder.
+    func placesPlaceholders(_ mine: [String: String], like other: OperationPlan, _ theirs: [String: String]) -> Bool {
+        let a = comparedValues, b = other.comparedValues
+        guard a.count == b.count else { return false }
+        for (left, right) in zip(a, b) {
+            switch (left, right) {
+            case (.scalar(let x), .scalar(let y)):
+                if let name = mine[x] {
+                    guard theirs[y] == name else { return false }
+                } else if x != y || theirs[y] != nil {
+                    return false
+                }
+            default:
+                guard left == right else { return false }
+            }
+        }
+        return true
+    }
+
     /// Where each placeholder went: nil unless every placeholder is exactly one compared value of
     /// the plan's reads (never inside another value, a key, a function's arguments or an answer).
     func slots(for placeholders: [String: String]) -> [String: String]? {
