@@ -85,46 +85,33 @@ public final class PostgresSource: Sendable {
     /// `rows`: a write touching more rows than allowed (or not exactly the one a singular answer
     /// asked for, PGRST116 as in PostgREST) is undone.
     public func execute(_ statement: SQLStatement, rollback: Bool = false, expecting rows: WrittenRows = .any) async throws -> StatementResult {
-        try await admitted()
-        defer { released() }
-        do {
-            return try await pool.withConnection(affinity: affinity) { connection in
-                guard rollback || statement.checked || rows.bounds else {
-                    return try await run(statement, on: connection)
-                }
-                // A transaction, so that a write whose rows fail their policy check, or that
-                // asked for tx=rollback, leaves nothing behind.
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    let result = try await run(statement, on: connection)
-                    // Too many (or not exactly one) rows: the catch below undoes it.
-                    try rows.check(result.count)
-                    if result.violations > 0 {
-                        try await connection.query("ROLLBACK", logger: logger)
-                        throw RestError(
-                            status: 403, code: "42501", message: "new row violates the policy check",
-                            details: "\(result.violations) row(s) would be outside what the policy allows")
-                    }
-                    try await connection.query(rollback ? "ROLLBACK" : "COMMIT", logger: logger)
-                    return result
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
+        guard rollback || statement.checked || rows.bounds else {
+            try await admitted()
+            defer { released() }
+            do {
+                return try await pool.withConnection(affinity: affinity) { connection in try await run(statement, on: connection) }
+            } catch let error as PSQLError {
+                throw PostgresErrorMapping.restError(error, source: name)
             }
-        } catch let error as PSQLError {
-            throw PostgresErrorMapping.restError(error, source: name)
+        }
+        // A transaction, so that a write whose rows fail their policy check or their bound, or
+        // that asked for tx=rollback, leaves nothing behind.
+        do {
+            return try await executeAll([(statement, rows)], rollback: rollback)[0]
+        } catch let failure as TransactionStepFailure {
+            throw failure.error
         }
     }
 
     /// Runs statements in one transaction on one connection: each is held to its row bound and
     /// its policy check, and any failure (thrown as `TransactionStepFailure`) undoes them all.
-    public func executeAll(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> [StatementResult] {
+    /// `rollback`: undone even when every statement succeeds (`Prefer: tx=rollback`).
+    public func executeAll(_ statements: [(statement: SQLStatement, expecting: WrittenRows)], rollback: Bool = false) async throws -> [StatementResult] {
         try await admitted()
         defer { released() }
         let outcome: Result<[StatementResult], TransactionStepFailure>
         do {
-            outcome = try await inTransaction(statements)
+            outcome = try await inTransaction(statements, rollback: rollback)
         } catch let error as PSQLError {
             throw PostgresErrorMapping.restError(error, source: name)
         }
@@ -133,7 +120,9 @@ public final class PostgresSource: Sendable {
 
     /// A step's failure comes back as a value, after its ROLLBACK: thrown through the pool, an error
     /// the pool does not know would make it close a healthy connection.
-    private func inTransaction(_ statements: [(statement: SQLStatement, expecting: WrittenRows)]) async throws -> Result<[StatementResult], TransactionStepFailure> {
+    private func inTransaction(
+        _ statements: [(statement: SQLStatement, expecting: WrittenRows)], rollback: Bool
+    ) async throws -> Result<[StatementResult], TransactionStepFailure> {
         try await pool.withConnection(affinity: affinity) { connection in
             try await connection.query("BEGIN", logger: logger)
             var results: [StatementResult] = []
@@ -154,7 +143,7 @@ public final class PostgresSource: Sendable {
                 }
             }
             do {
-                try await connection.query("COMMIT", logger: logger)
+                try await connection.query(rollback ? "ROLLBACK" : "COMMIT", logger: logger)
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error

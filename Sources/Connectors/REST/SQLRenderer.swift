@@ -447,10 +447,7 @@ public struct SQLRenderer: Sendable {
         case .null: return nil
         case .string(let text): return text
         case .array(let items) where arrayType:
-            return "{" + items.map { item -> String in
-                guard let text = argumentText(item, arrayType: false) else { return "NULL" }
-                return "\"" + escaping(escaping(text, "\\", as: "\\\\"), "\"", as: "\\\"") + "\""
-            }.joined(separator: ",") + "}"
+            return PostgresArrayLiteral.render(items.map { argumentText($0, arrayType: false) })
         default: return value.jsonString
         }
     }

@@ -117,32 +117,24 @@ public final class SQLiteSource: Sendable {
         return try await writing { connection in
             try await self.traced("TRANSACTION") {
                 try await connection.perform { session in
-                    _ = try session.rows("BEGIN IMMEDIATE")
-                    var results: [StatementResult] = []
-                    for (index, step) in steps.enumerated() {
-                        do {
-                            switch step {
-                            case .write(let plan, let publishRows, let expecting):
-                                let writer = SQLiteWriter(plan: plan, returnRows: true, publishRows: publishRows, expecting: expecting)
-                                results.append(try writer.runInOpenTransaction(on: session))
-                            case .call(let plan):
-                                throw RestError(
-                                    status: 404, code: "PGRST202", message: "Could not find the function '\(plan.operation.name)' in the schema cache",
-                                    hint: "a SQLite-hosted source has no functions")
+                    try session.transaction {
+                        var results: [StatementResult] = []
+                        for (index, step) in steps.enumerated() {
+                            do {
+                                switch step {
+                                case .write(let plan, let publishRows, let expecting):
+                                    let writer = SQLiteWriter(plan: plan, returnRows: true, publishRows: publishRows, expecting: expecting)
+                                    results.append(try writer.runInOpenTransaction(on: session))
+                                case .call(let plan):
+                                    throw Self.noFunction(plan)
+                                }
+                            } catch {
+                                let mapped = (error as? SQLiteFailure).map { SQLiteErrorMapping.restError($0, source: name, entity: nil) } ?? error
+                                throw TransactionStepFailure(index: index, error: mapped)
                             }
-                        } catch {
-                            _ = try? session.rows("ROLLBACK")
-                            let mapped = (error as? SQLiteFailure).map { SQLiteErrorMapping.restError($0, source: name, entity: nil) } ?? error
-                            throw TransactionStepFailure(index: index, error: mapped)
                         }
+                        return results
                     }
-                    do {
-                        _ = try session.rows("COMMIT")
-                    } catch {
-                        _ = try? session.rows("ROLLBACK")
-                        throw error
-                    }
-                    return results
                 }
             }
         }
@@ -160,14 +152,8 @@ public final class SQLiteSource: Sendable {
     public func apply(_ statements: [String]) async throws {
         try await writing { connection in
             try await connection.perform { session in
-                try session.execute("BEGIN IMMEDIATE")
-                do {
-                    for statement in statements { try session.execute(statement) }
-                    try session.execute("COMMIT")
-                } catch {
-                    try? session.execute("ROLLBACK")
-                    throw error
-                }
+                // The DDL itself through `execute`: one-off texts are not kept prepared.
+                try session.transaction { for statement in statements { try session.execute(statement) } }
             }
         }
     }

@@ -212,11 +212,15 @@ public enum SQLiteValueCoder {
 /// PostgreSQL's array input syntax, `{a,"b c",NULL}`, as PostgREST filters write arrays.
 public enum PostgresArrayLiteral {
     /// Items as an array literal, every one quoted (so commas, braces, spaces and the word NULL
-    /// inside an item stay text).
-    public static func render(_ items: [String]) -> String {
+    /// inside an item stay text); nil items are NULL.
+    public static func render(_ items: [String?]) -> String {
         var out = "{"
         for (index, item) in items.enumerated() {
             if index > 0 { out += "," }
+            guard let item else {
+                out += "NULL"
+                continue
+            }
             out += "\""
             for character in item {
                 if character == "\"" || character == "\\" { out += "\\" }

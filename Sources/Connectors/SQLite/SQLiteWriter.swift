@@ -19,15 +19,7 @@ struct SQLiteWriter {
 
     func run(on connection: SQLiteSession, rollback: Bool) throws -> StatementResult {
         try checkWritable()
-        _ = try connection.rows("BEGIN IMMEDIATE")
-        do {
-            let result = try body(connection)
-            _ = try connection.rows(rollback ? "ROLLBACK" : "COMMIT")
-            return result
-        } catch {
-            _ = try? connection.rows("ROLLBACK")
-            throw error
-        }
+        return try connection.transaction(rollback: rollback) { try body(connection) }
     }
 
     /// The write inside a transaction its caller opened and ends (several writes in one).

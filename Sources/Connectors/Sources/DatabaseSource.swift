@@ -140,7 +140,11 @@ extension SQLiteSource: DatabaseSource {
     public var canCaptureChanges: Bool { false }
 
     public func call(_ plan: CallPlan, rollback: Bool) async throws -> StatementResult {
-        throw RestError(
+        throw Self.noFunction(plan)
+    }
+
+    static func noFunction(_ plan: CallPlan) -> RestError {
+        RestError(
             status: 404, code: "PGRST202", message: "Could not find the function '\(plan.operation.name)' in the schema cache",
             hint: "a SQLite-hosted source has no functions")
     }

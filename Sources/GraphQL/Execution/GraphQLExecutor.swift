@@ -21,7 +21,8 @@ public struct GraphQLOptions: Sendable {
 /// A GraphQL answer: `data` (null when anything failed: nothing is kept of a failed request) and
 /// `errors`.
 public struct GraphQLResponse: Sendable {
-    public var data: JSONValue
+    /// `data` as JSON, written straight from the rows; nil is null.
+    public var data: [UInt8]?
     public var errors: [GraphQLError]
     /// Whether a mutation ran (cached reads of the source are stale).
     public var wrote: Bool = false
@@ -29,31 +30,24 @@ public struct GraphQLResponse: Sendable {
     /// kept for the next identical request.
     public var fromSchemaAlone: Bool = false
 
-    /// `data` already written as JSON (a query's answer, written straight from the rows), in
-    /// place of `data`.
-    var writtenData: [UInt8]?
-
     public var isRequestError: Bool { errors.contains { $0.isRequestError } }
 
-    public var json: JSONValue {
-        var object: JSONObject = ["data": writtenData.flatMap { try? JSONValue.parse($0) } ?? data]
-        if !errors.isEmpty { object["errors"] = .array(errors.map(\.json)) }
-        return .object(object)
-    }
-
-    /// The answer as the HTTP body.
+    /// The answer as the HTTP body: `{"data": …, "errors": […]}`.
     public func encoded() -> [UInt8] {
-        guard let writtenData, errors.isEmpty else { return json.encoded() }
         var out: [UInt8] = []
-        out.reserveCapacity(writtenData.count + 10)
+        out.reserveCapacity((data?.count ?? 4) + 16)
         out.append(contentsOf: #"{"data":"#.utf8)
-        out.append(contentsOf: writtenData)
+        out.append(contentsOf: data ?? Array("null".utf8))
+        if !errors.isEmpty {
+            out.append(contentsOf: #","errors":"#.utf8)
+            JSONValue.array(errors.map(\.json)).write(into: &out)
+        }
         out.append(UInt8(ascii: "}"))
         return out
     }
 
     public static func failed(_ error: GraphQLError) -> GraphQLResponse {
-        GraphQLResponse(data: .null, errors: [error])
+        GraphQLResponse(data: nil, errors: [error])
     }
 }
 
@@ -202,7 +196,7 @@ public struct GraphQLExecutor: Sendable {
                 for (read, result) in zip(reads, results) { answers[read.key] = result }
             }
         } catch {
-            return GraphQLResponse(data: .null, errors: [Self.failure(error, key: planning)])
+            return GraphQLResponse(data: nil, errors: [Self.failure(error, key: planning)])
         }
         // The answer is written straight from the rows into one buffer (no answer tree).
         var out: [UInt8] = [UInt8(ascii: "{")]
@@ -228,20 +222,18 @@ public struct GraphQLExecutor: Sendable {
                     let result = try await source.call(plan, rollback: false)
                     // A volatile function may have written anything.
                     if operation.volatility == .volatile { wrote = true }
-                    try Self.callAnswer(result, answer).write(into: &out)
+                    try Self.writeCallAnswer(result, answer, into: &out)
                 case .write:
                     // Mutations run in `runMutation`.
                     out.append(contentsOf: "null".utf8)
                 }
             } catch {
-                return GraphQLResponse(data: .null, errors: [Self.failure(error, key: root.key)], wrote: wrote)
+                return GraphQLResponse(data: nil, errors: [Self.failure(error, key: root.key)], wrote: wrote)
             }
         }
         out.append(UInt8(ascii: "}"))
         let constant = plan.roots.allSatisfy { if case .constant = $0 { true } else { false } }
-        var response = GraphQLResponse(data: .null, errors: [], wrote: wrote, fromSchemaAlone: constant)
-        response.writtenData = out
-        return response
+        return GraphQLResponse(data: out, errors: [], wrote: wrote, fromSchemaAlone: constant)
     }
 
     /// A mutation's fields as one transaction: every write and function call commits together,
@@ -278,36 +270,41 @@ public struct GraphQLExecutor: Sendable {
             for (index, result) in failure.completed.enumerated() {
                 if let write = writes[index] { await onWrite?(write.plan, result, write.operation) }
             }
-            return GraphQLResponse(data: .null, errors: [Self.failure(failure.error, key: stepKeys[failure.index])], wrote: !failure.completed.isEmpty)
+            return GraphQLResponse(data: nil, errors: [Self.failure(failure.error, key: stepKeys[failure.index])], wrote: !failure.completed.isEmpty)
         } catch {
-            return GraphQLResponse(data: .null, errors: [Self.failure(error, key: nil)], wrote: false)
+            return GraphQLResponse(data: nil, errors: [Self.failure(error, key: nil)], wrote: false)
         }
         for (index, result) in results.enumerated() {
             if let write = writes[index] { await onWrite?(write.plan, result, write.operation) }
         }
-        var data = JSONObject()
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        let writer = AnswerWriter()
         var stepIndex = 0
-        for root in plan.roots {
+        for (index, root) in plan.roots.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            writer.key(root.key, into: &out)
             do {
                 switch root {
-                case .constant(let key, let value):
-                    data[key] = value
-                case .write(let key, let write):
+                case .constant(_, let value):
+                    value.write(into: &out)
+                case .write(_, let write):
                     let result = results[stepIndex]
                     stepIndex += 1
-                    data[key] = write.answer(rows: try Self.rows(result.body), count: result.count)
-                case .call(let key, _, _, _, let answer):
+                    write.write(rows: try Self.rows(result.body), count: result.count, into: &out)
+                case .call(_, _, _, _, let answer):
                     let result = results[stepIndex]
                     stepIndex += 1
-                    data[key] = try Self.callAnswer(result, answer)
+                    try Self.writeCallAnswer(result, answer, into: &out)
                 case .collection, .single:
-                    continue
+                    // Refused while planning the steps above.
+                    out.append(contentsOf: "null".utf8)
                 }
             } catch {
-                return GraphQLResponse(data: .null, errors: [Self.failure(error, key: root.key)], wrote: true)
+                return GraphQLResponse(data: nil, errors: [Self.failure(error, key: root.key)], wrote: true)
             }
         }
-        return GraphQLResponse(data: .object(data), errors: [], wrote: true)
+        out.append(UInt8(ascii: "}"))
+        return GraphQLResponse(data: out, errors: [], wrote: true)
     }
 
     /// A function's call; a connection that selects `totalCount` has every row counted.
@@ -321,12 +318,20 @@ public struct GraphQLExecutor: Sendable {
         return plan
     }
 
-    static func callAnswer(_ result: StatementResult, _ answer: OperationPlan.CallAnswer) throws -> JSONValue {
+    /// A function's result, shaped as its field asks.
+    static func writeCallAnswer(_ result: StatementResult, _ answer: OperationPlan.CallAnswer, into out: inout [UInt8]) throws {
         let value = try result.body.map { try JSONValue.parse(Array($0.utf8)) } ?? .null
         switch answer {
-        case .connection(let shape): return shape.answer(rows: value.arrayValue ?? [], total: result.total)
-        case .node(let items): return value.objectValue.map { ConnectionShape.node($0, items) } ?? .null
-        case .value(let format): return format.apply(value)
+        case .connection(let shape):
+            shape.write(rows: value.arrayValue ?? [], total: result.total, into: &out)
+        case .node(let items):
+            if let row = value.objectValue {
+                ConnectionShape.writeNode(row, items, into: &out)
+            } else {
+                out.append(contentsOf: "null".utf8)
+            }
+        case .value(let format):
+            format.apply(value).write(into: &out)
         }
     }
 
@@ -416,15 +421,25 @@ struct MutationPlan: Sendable {
         }
     }
 
-    func answer(rows: [JSONValue], count: Int) -> JSONValue {
-        var out = JSONObject()
-        for (key, item) in answerItems {
+    /// Writes the field's answer: `affectedCount`, the written `records` as the selection asks.
+    func write(rows: [JSONValue], count: Int, into out: inout [UInt8]) {
+        let writer = AnswerWriter()
+        out.append(UInt8(ascii: "{"))
+        for (index, (key, item)) in answerItems.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
             switch item {
-            case .typename(let name): out[key] = .string(name)
-            case .affectedCount: out[key] = .integer(Int64(count))
-            case .records(let node): out[key] = .array(rows.map { ConnectionShape.node($0.objectValue ?? [:], node) })
+            case .typename(let name): writer.pair(key, .string(name), into: &out)
+            case .affectedCount: writer.pair(key, .integer(Int64(count)), into: &out)
+            case .records(let node):
+                writer.key(key, into: &out)
+                out.append(UInt8(ascii: "["))
+                for (position, row) in rows.enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
+                    ConnectionShape.writeNode(row.objectValue ?? [:], node, into: &out)
+                }
+                out.append(UInt8(ascii: "]"))
             }
         }
-        return .object(out)
+        out.append(UInt8(ascii: "}"))
     }
 }

@@ -156,30 +156,45 @@ enum PlanVariables {
 }
 
 extension OperationPlan {
-    /// The compared values of the plan's reads in one fixed order (embedding paths sorted).
+    /// The plan with `transform` applied to every filter of its reads, visited in one fixed order
+    /// (roots in order, embedding paths sorted, conditions as written).
+    func mappingFilters(_ transform: (Filter) -> Filter) -> OperationPlan {
+        func map(_ query: RestQuery) -> RestQuery {
+            var query = query
+            for path in query.conditions.keys.sorted(by: { $0.joined(separator: "\u{0}") < $1.joined(separator: "\u{0}") }) {
+                query.conditions[path] = query.conditions[path]?.map(map)
+            }
+            return query
+        }
+        func map(_ condition: Condition) -> Condition {
+            switch condition {
+            case .filter(let filter): .filter(transform(filter))
+            case .and(let inner, let negated): .and(inner.map(map), negated: negated)
+            case .or(let inner, let negated): .or(inner.map(map), negated: negated)
+            }
+        }
+        var mapped = self
+        mapped.roots = roots.map { root in
+            switch root {
+            case .collection(let key, let entity, let query, let shape, let count):
+                .collection(key: key, entity: entity, query: map(query), shape: shape, countQuery: count.map(map))
+            case .single(let key, let entity, let query, let node):
+                .single(key: key, entity: entity, query: map(query), node: node)
+            case .call(let key, let operation, let arguments, let query, let answer):
+                .call(key: key, operation: operation, arguments: arguments, query: map(query), answer: answer)
+            case .constant, .write:
+                root
+            }
+        }
+        return mapped
+    }
+
+    /// The compared values of the plan's reads, in `mappingFilters`' order.
     var comparedValues: [FilterValue] {
         var values: [FilterValue] = []
-        func visit(_ query: RestQuery) {
-            for path in query.conditions.keys.sorted(by: { $0.joined(separator: "\u{0}") < $1.joined(separator: "\u{0}") }) {
-                for condition in query.conditions[path] ?? [] { visit(condition) }
-            }
-        }
-        func visit(_ condition: Condition) {
-            switch condition {
-            case .filter(let filter): values.append(filter.value)
-            case .and(let inner, _), .or(let inner, _): inner.forEach(visit)
-            }
-        }
-        for root in roots {
-            switch root {
-            case .collection(_, _, let query, _, let count):
-                visit(query)
-                if let count { visit(count) }
-            case .single(_, _, let query, _), .call(_, _, _, let query, _):
-                visit(query)
-            case .constant, .write:
-                break
-            }
+        _ = mappingFilters { filter in
+            values.append(filter.value)
+            return filter
         }
         return values
     }
@@ -208,81 +223,41 @@ extension OperationPlan {
     /// Where each placeholder went: nil unless every placeholder is exactly one compared value of
     /// the plan's reads (never inside another value, a key, a function's arguments or an answer).
     func slots(for placeholders: [String: String]) -> [String: String]? {
-        var found: [String: Int] = [:]
-        var exact = true
-        func visit(_ query: RestQuery) {
-            for conditions in query.conditions.values {
-                for condition in conditions { visit(condition) }
-            }
-        }
-        func visit(_ condition: Condition) {
-            switch condition {
-            case .filter(let filter):
-                switch filter.value {
-                case .scalar(let value):
-                    if placeholders[value] != nil {
-                        found[value, default: 0] += 1
-                    } else if PlanVariables.mayHoldPlaceholder(value) {
-                        exact = false
-                    }
-                case .list(let values):
-                    if values.contains(where: PlanVariables.mayHoldPlaceholder) { exact = false }
+        var found: Set<String> = []
+        for value in comparedValues {
+            switch value {
+            case .scalar(let text):
+                if placeholders[text] != nil {
+                    found.insert(text)
+                } else if PlanVariables.mayHoldPlaceholder(text) {
+                    return nil
                 }
-            case .and(let inner, _), .or(let inner, _):
-                inner.forEach(visit)
+            case .list(let texts):
+                if texts.contains(where: PlanVariables.mayHoldPlaceholder) { return nil }
             }
         }
         for root in roots {
             switch root {
-            case .collection(_, _, let query, _, let count):
-                visit(query)
-                if let count { visit(count) }
-            case .single(_, _, let query, _):
-                visit(query)
-            case .call(_, _, let arguments, let query, _):
-                visit(query)
-                if arguments.contains(where: { PlanVariables.mayHoldPlaceholder($0.1.jsonString) }) { exact = false }
+            case .call(_, _, let arguments, _, _):
+                if arguments.contains(where: { PlanVariables.mayHoldPlaceholder($0.1.jsonString) }) { return nil }
             case .constant(_, let value):
-                if PlanVariables.mayHoldPlaceholder(value.jsonString) { exact = false }
+                if PlanVariables.mayHoldPlaceholder(value.jsonString) { return nil }
             case .write:
-                exact = false
+                return nil
+            case .collection, .single:
+                break
             }
         }
-        guard exact, found.count == placeholders.count else { return nil }
-        return placeholders
+        return found.count == placeholders.count ? placeholders : nil
     }
 
     /// The plan with each placeholder's compared value replaced by the request's own.
     func filling(_ slots: [String: String], from variables: JSONObject) -> OperationPlan {
-        func fill(_ query: RestQuery) -> RestQuery {
-            var query = query
-            for (path, conditions) in query.conditions { query.conditions[path] = conditions.map(fill) }
-            return query
+        mappingFilters { filter in
+            guard case .scalar(let value) = filter.value, let name = slots[value] else { return filter }
+            var filled = filter
+            filled.value = .scalar(OperationCompiler.text(variables[name] ?? .null))
+            return filled
         }
-        func fill(_ condition: Condition) -> Condition {
-            switch condition {
-            case .filter(var filter):
-                if case .scalar(let value) = filter.value, let name = slots[value] {
-                    filter.value = .scalar(OperationCompiler.text(variables[name] ?? .null))
-                }
-                return .filter(filter)
-            case .and(let inner, let negated): return .and(inner.map(fill), negated: negated)
-            case .or(let inner, let negated): return .or(inner.map(fill), negated: negated)
-            }
-        }
-        var filled = self
-        filled.roots = roots.map { root in
-            switch root {
-            case .collection(let key, let entity, let query, let shape, let count):
-                .collection(key: key, entity: entity, query: fill(query), shape: shape, countQuery: count.map(fill))
-            case .single(let key, let entity, let query, let node):
-                .single(key: key, entity: entity, query: fill(query), node: node)
-            case .call(let key, let operation, let arguments, let query, let answer):
-                .call(key: key, operation: operation, arguments: arguments, query: fill(query), answer: answer)
-            case .constant, .write:
-                root
-            }
-        }
-        return filled
     }
 }

@@ -79,12 +79,6 @@ struct ConnectionShape: Sendable {
     /// For a nested collection: the alias of the embed counting its rows (`totalCount`).
     var countAlias: String?
 
-    func answer(rows fetched: [JSONValue], total: Int?) -> JSONValue {
-        var out: [UInt8] = []
-        write(rows: fetched, total: total, into: &out)
-        return (try? JSONValue.parse(out)) ?? .null
-    }
-
     /// Writes the connection's JSON for the rows read (one more than the page, when there is a
     /// next page) straight into `out`: no answer tree is built on the way.
     func write(rows fetched: [JSONValue], total: Int?, into out: inout [UInt8]) {
@@ -141,12 +135,6 @@ struct ConnectionShape: Sendable {
 
     func cursor(_ row: JSONObject) -> String {
         Data(JSONValue.array(cursorAliases.map { row[$0] ?? .null }).encoded()).base64EncodedString()
-    }
-
-    static func node(_ row: JSONObject, _ items: [NodeItem]) -> JSONValue {
-        var out: [UInt8] = []
-        writeNode(row, items, into: &out)
-        return (try? JSONValue.parse(out)) ?? .null
     }
 
     /// Writes a row's object as the selection asks for it (keys in selection order).

@@ -162,6 +162,21 @@ public struct SQLiteSession {
     fileprivate let handle: SQLiteHandle
     fileprivate let database: OpaquePointer
 
+    /// `body` in one write transaction: BEGIN IMMEDIATE, then COMMIT — or ROLLBACK when `rollback`
+    /// asks for it or `body` throws (the error is rethrown). Through `rows`, so even BEGIN and
+    /// COMMIT stay prepared.
+    public func transaction<T>(rollback: Bool = false, _ body: () throws -> T) throws -> T {
+        try rows("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try rows(rollback ? "ROLLBACK" : "COMMIT")
+            return result
+        } catch {
+            _ = try? rows("ROLLBACK")
+            throw error
+        }
+    }
+
     /// Runs one statement (prepared once per connection and kept) and returns its rows.
     @discardableResult
     public func rows(_ sql: String, _ binds: [SQLiteData] = []) throws -> [SQLiteResultRow] {

@@ -60,18 +60,7 @@ public final class SQLiteControlPlaneStore: ControlPlaneStore {
         await writer.acquire(lane: lane)
         defer { writer.release() }
         return try await exclusive.withPermit { [connection] in
-            try await connection.perform { session in
-                // Through `rows`, so even BEGIN and COMMIT stay prepared.
-                try session.rows("BEGIN IMMEDIATE")
-                do {
-                    let result = try body(session)
-                    try session.rows("COMMIT")
-                    return result
-                } catch {
-                    _ = try? session.rows("ROLLBACK")
-                    throw error
-                }
-            }
+            try await connection.perform { session in try session.transaction { try body(session) } }
         }
     }
 
