@@ -59,10 +59,12 @@ let package = Package(
         // A C target rather than a module map: liburing's headers clash with the kernel structures
         // other modules import, so they stay inside its one .c file.
         .target(name: "CLibURing", path: "Sources/CLibURing", linkerSettings: [.linkedLibrary("uring")]),
+        // SQLite's variadic memory settings, for SQLiteHandle (the SQLite is sqlite-nio's copy).
+        .target(name: "CSQLiteMemory", path: "Sources/CSQLiteMemory"),
         .target(
             name: "Runtime",
             dependencies: [
-                "CHiredis",
+                "CHiredis", "CSQLiteMemory",
                 // Its SQLite build (VaporCSQLite), driven directly by SQLiteHandle.
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

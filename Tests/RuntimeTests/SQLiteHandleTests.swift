@@ -61,6 +61,34 @@ final class SQLiteHandleTests: XCTestCase {
         await handle.close()
     }
 
+    func testALeanConnectionKeepsNoLookasideAndGivesBackItsSchemaPages() async throws {
+        let path = directory.appendingPathComponent("wide.sqlite").path
+        let maker = try await SQLiteHandle.open(path: path)
+        try await maker.perform { session in
+            for table in 0..<60 { try session.execute("CREATE TABLE t\(table) (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT)") }
+        }
+        await maker.close()
+        let standard = try await SQLiteHandle.open(path: path)
+        let lean = try await SQLiteHandle.open(path: path, lean: true)
+        for handle in [standard, lean] { _ = try await handle.query("SELECT id, name FROM t59 WHERE id > ?1", [.integer(0)]) }
+        let standardHits = try await standard.perform { $0.lookasideHits }
+        let leanHits = try await lean.perform { $0.lookasideHits }
+        XCTAssertGreaterThan(standardHits, 0, "the control: preparing a statement uses lookaside")
+        XCTAssertEqual(leanHits, 0, "a lean connection has no lookaside buffer")
+        let (before, after) = try await lean.perform { session in
+            _ = try session.rows("SELECT count(*) AS n FROM sqlite_schema", [])
+            let before = session.pageCacheBytes
+            session.releaseCachedPages()
+            return (before, session.pageCacheBytes)
+        }
+        XCTAssertGreaterThan(before, 0)
+        XCTAssertLessThan(after, before, "the schema's pages are handed back")
+        let rows = try await lean.query("SELECT count(*) AS n FROM sqlite_schema")
+        XCTAssertEqual(rows.first?.column("n"), .integer(60), "and read again when needed")
+        await standard.close()
+        await lean.close()
+    }
+
     func testStatementsRunFromARowHandlerLeaveTheOuterOneAlone() async throws {
         let handle = try await SQLiteHandle.open(path: ":memory:")
         let pairs = try await handle.perform { session -> [String] in

@@ -289,7 +289,7 @@ final class SQLiteConnections: @unchecked Sendable {
 
     private func open(writer: Bool) async throws -> SQLiteHandle {
         // A busy timeout, so a locked file answers an error instead of hanging the request.
-        let connection = try await SQLiteHandle.open(path: path, busyTimeoutMs: busyTimeoutMs)
+        let connection = try await SQLiteHandle.open(path: path, busyTimeoutMs: busyTimeoutMs, lean: true)
         do {
             try await connection.perform { session in
                 if writer {
@@ -303,6 +303,8 @@ final class SQLiteConnections: @unchecked Sendable {
                 }
                 // A file that is not a database fails here, at once, with its reason.
                 try session.execute("SELECT count(*) FROM sqlite_schema")
+                // The schema is parsed now; its pages (~40 KB with 100 tables) need not stay.
+                session.releaseCachedPages()
             }
             return connection
         } catch {
