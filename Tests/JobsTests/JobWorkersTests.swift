@@ -112,6 +112,18 @@ final class JobWorkersTests: XCTestCase {
         XCTAssertEqual(handler.count("rung"), 1)
     }
 
+    /// Idle workers sleep until the next job is due, not until the next poll: with a poll of an
+    /// hour and no ring, a job due in a second still runs about then.
+    func testIdleWorkersWakeWhenTheNextJobIsDue() async throws {
+        let handler = ScriptedHandler([:])
+        var later = job("later")
+        later.runAt = Date().addingTimeInterval(1)
+        _ = try await store.enqueue(later)
+        let started = Date()
+        try await run(workers(handler, poll: .seconds(3600))) { handler.count("later") == 1 }
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.9, "not before it is due")
+    }
+
     /// A tenant's in-flight limit holds however much is due.
     func testNoMoreThanTheTenantsInFlightLimitRunAtOnce() async throws {
         let handler = SlowHandler(delay: .milliseconds(30))

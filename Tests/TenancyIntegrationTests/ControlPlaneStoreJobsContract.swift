@@ -20,12 +20,16 @@ extension ControlPlaneStoreContract {
         try await assertFalse(try await store.enqueue(jobRow("acme", "j1-again", key: "msg_1")), "a key is enqueued once")
         try await assertTrue(try await store.enqueue(jobRow("beta", "j1", key: "msg_1")), "keys are per tenant")
         try await assertTrue(try await store.enqueue(jobRow("acme", "later", runAt: now.addingTimeInterval(3600))))
+        try await assertEqual(try await store.nextDue(tenant: "acme"), Date(timeIntervalSince1970: 1_800_000_000) as Date?, "j1 is due first")
 
         let claimed = try await store.claim(tenant: "acme", fence: 7, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(30))
         XCTAssertEqual(claimed.map(\.id), ["j1"], "only due jobs, only this tenant's")
         XCTAssertEqual(claimed.first?.attempt, 1)
         XCTAssertEqual(claimed.first?.status, .running)
         try await assertEqual(try await store.claim(tenant: "acme", fence: 7, limit: 10, now: now, visibleAgainAt: now.addingTimeInterval(30)).count, 0)
+        // Idle workers sleep until the next job can be claimed: here j1's claim lapsing, before "later".
+        try await assertEqual(try await store.nextDue(tenant: "acme"), now.addingTimeInterval(30) as Date?)
+        try await assertEqual(try await store.nextDue(tenant: "nobody"), nil as Date?)
 
         // A claim that lapsed is taken again, under the new fence, as a new attempt; the old
         // claimant's settle is refused.

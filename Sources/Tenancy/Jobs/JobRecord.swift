@@ -82,6 +82,10 @@ public protocol JobStore: Sendable {
     /// Several settles in one transaction (the workers group the attempts that end together);
     /// answers, in order, whether each was still its claim's.
     func settle(_ settles: [JobSettle]) async throws -> [Bool]
+    /// When the tenant's next job can be claimed: the earliest due time of its pending jobs or
+    /// claim expiry of its running ones; nil when it has neither. Idle workers sleep until then
+    /// instead of polling (a read, where a claim is a write).
+    func nextDue(tenant: String) async throws -> Date?
     /// Running jobs claimed under an older fence go back to pending at once (a new owner starts).
     func releaseClaims(tenant: String, olderThan fence: Int64) async throws -> Int
     func job(tenant: String, id: String) async throws -> JobRecord?

@@ -115,6 +115,19 @@ extension PostgresControlPlaneStore {
         return count
     }
 
+    public func nextDue(tenant: String) async throws -> Date? {
+        for try await due in try await client.query(
+            """
+            SELECT least(
+              (SELECT min(run_at) FROM minibaas.jobs WHERE tenant = \(tenant) AND status = 'pending'),
+              (SELECT min(claim_expires_at) FROM minibaas.jobs WHERE tenant = \(tenant) AND status = 'running'))
+            """, logger: logger
+        ).decode(Date?.self) {
+            return due
+        }
+        return nil
+    }
+
     public func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int] {
         var counts: [JobRecord.Status: Int] = [:]
         for try await (status, count) in try await client.query(

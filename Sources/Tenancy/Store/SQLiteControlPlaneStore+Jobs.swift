@@ -129,6 +129,19 @@ extension SQLiteControlPlaneStore {
         }
     }
 
+    public func nextDue(tenant: String) async throws -> Date? {
+        // Two walks of the (tenant, status, …) index: the first pending job by due time, and the
+        // running ones (as many as the tenant runs at once).
+        let rows = try await read(
+            """
+            SELECT min(t) AS t FROM (
+              SELECT min(run_at_ms) AS t FROM jobs WHERE tenant = ? AND status = 'pending'
+              UNION ALL
+              SELECT min(claim_expires_at_ms) FROM jobs WHERE tenant = ? AND status = 'running')
+            """, [.text(tenant), .text(tenant)])
+        return rows.first?.column("t")?.integer.map { StoreCoding.date(milliseconds: Int64($0)) }
+    }
+
     public func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int] {
         var counts: [JobRecord.Status: Int] = [:]
         for row in try await read("SELECT status, count(*) AS n FROM jobs WHERE tenant = ? GROUP BY status", [.text(tenant)]) {
