@@ -346,6 +346,7 @@ extension SwitchableStore {
     func job(tenant: String, id: String) async throws -> JobRecord? { try await inner.job(tenant: tenant, id: id) }
     func requeue(tenant: String, ids: [String]) async throws -> Int { try await inner.requeue(tenant: tenant, ids: ids) }
     func jobCounts(tenant: String) async throws -> [JobRecord.Status: Int] { try await inner.jobCounts(tenant: tenant) }
+    func nextDue(tenant: String) async throws -> Date? { try await inner.nextDue(tenant: tenant) }
 }
 
 extension SwitchableStore {
