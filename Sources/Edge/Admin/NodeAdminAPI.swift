@@ -56,8 +56,7 @@ struct NodeAdminAPI {
             entry.write(into: &out)
         }
         out.append(contentsOf: "]}".utf8)
-        return Response(
-            status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: out)))
+        return jsonResponse(bytes: out)
     }
 
     /// DESIGN.md's cluster view, plus what an operator needs beside it: each member's start time and

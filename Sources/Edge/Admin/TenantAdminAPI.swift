@@ -283,7 +283,12 @@ struct TenantAdminAPI {
 }
 
 func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    jsonResponse(bytes: value.encoded(), status: status, headers: headers)
+}
+
+/// A JSON answer already written as bytes (a large one, written entry by entry).
+func jsonResponse(bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var headers = headers
     if headers[.contentType] == nil { headers[.contentType] = "application/json; charset=utf-8" }
-    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.encoded())))
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
 }
