@@ -36,6 +36,14 @@ final class RestQueryParserTests: XCTestCase {
         XCTAssertEqual(try RestQueryParser.parseField("meta->\u{301}x"), Field(name: "meta", path: [.json("\u{301}x")]))
         XCTAssertEqual(try RestQueryParser.parseField("é->k"), Field(name: "é", path: [.json("k")]))
         XCTAssertThrowsError(try RestQueryParser.parseField("meta->"))
+        // So is the dot after an operator: a combining mark after it belongs to the value.
+        let field = Field(name: "name", path: [])
+        XCTAssertEqual(try RestQueryParser.parseFilter(field: field, "eq.\u{301}x").value, .scalar("\u{301}x"))
+        XCTAssertEqual(try RestQueryParser.parseFilter(field: field, "not.eq.\u{301}").value, .scalar("\u{301}"))
+        XCTAssertThrowsError(try RestQueryParser.parseFilter(field: field, "not\u{301}.eq.x"))
+        XCTAssertEqual(RestQueryParser.split("id").0, [])
+        XCTAssertEqual(RestQueryParser.split("books.authors.name").0, ["books", "authors"])
+        XCTAssertEqual(RestQueryParser.split("meta->a.b").1, "meta->a.b")
     }
 
     func testFiltersWithNegationQuantifiersAndLists() throws {

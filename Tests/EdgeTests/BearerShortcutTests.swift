@@ -13,4 +13,12 @@ final class BearerShortcutTests: XCTestCase {
         XCTAssertFalse(TenantCredentials.sameBytes("abc", "abd"))
         XCTAssertFalse(TenantCredentials.sameBytes("abc", "abcd"))
     }
+
+    func testTheBearerSchemeIsReadInAnyCaseAndNothingElseIs() {
+        XCTAssertEqual(TenantCredentials.bearerToken("Bearer eyJ.a.b"), "eyJ.a.b")
+        XCTAssertEqual(TenantCredentials.bearerToken("bEaReR   eyJ.a.b \t"), "eyJ.a.b")
+        for refused in ["", "Bearer", "Bearer ", "Bearer   ", "Basic dXNlcjpwYXNz", "Bearereyj", "Bearer\teyJ", "Bear eyJ", "bearer\u{0}eyJ", "Ｂearer eyJ"] {
+            XCTAssertNil(TenantCredentials.bearerToken(refused), refused)
+        }
+    }
 }

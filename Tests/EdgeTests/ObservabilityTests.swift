@@ -48,6 +48,31 @@ final class ObservabilityTests: XCTestCase {
         ProblemReports.report(Problem(kind: "after", message: "dropped"))
         XCTAssertEqual(seen.kinds, ["supervisor.child_failed"])
     }
+
+    func testLogMetadataKeysSetOneByOneReadBackAsADictionary() {
+        var handler = StderrLogHandler(label: "test", level: .error, metadataProvider: nil)
+        handler.metadata = ["node": "n1"]
+        handler[metadataKey: "tenant"] = "acme"
+        handler[metadataKey: "role"] = "anon"
+        handler[metadataKey: "role"] = "service_role"
+        var copy = handler
+        copy[metadataKey: "tenant"] = nil
+        XCTAssertEqual(handler.metadata, ["node": "n1", "tenant": "acme", "role": "service_role"])
+        XCTAssertEqual(copy.metadata, ["node": "n1", "role": "service_role"], "a copy's keys are its own")
+        XCTAssertNil(copy[metadataKey: "tenant"])
+        XCTAssertEqual(handler[metadataKey: "node"], "n1")
+        for round in 0..<1_000 { handler[metadataKey: "round"] = "\(round)" }
+        XCTAssertEqual(handler[metadataKey: "round"], "999")
+        XCTAssertEqual(handler.metadata.count, 4, "re-setting one key does not pile up")
+    }
+
+    func testRequestIdentifiersAre32HexDigitsAndDistinct() {
+        XCTAssertEqual(RequestIdentifier.format(high: 0xABC, low: 1), "0000000000000abc0000000000000001")
+        XCTAssertEqual(RequestIdentifier.format(high: .max, low: 0), "ffffffffffffffff0000000000000000")
+        let ids = (0..<1_000).map { _ in RequestIdentifier.next() }
+        XCTAssertEqual(Set(ids).count, ids.count)
+        XCTAssertTrue(ids.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } })
+    }
 }
 
 private final class Counted: @unchecked Sendable {

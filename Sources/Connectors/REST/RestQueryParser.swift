@@ -44,6 +44,8 @@ public struct RestQueryParser: Sendable {
 
     /// `books.authors.name` → (["books", "authors"], "name"); JSON arrows stay in the last part.
     static func split(_ key: String) -> ([String], String) {
+        // Most keys are a plain column name (`id=eq.5`): no path, no arrow, nothing to split.
+        if !key.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }) { return ([], key) }
         let arrow = key.rangeOfBytes("->")
         let head = arrow.map { String(key[..<$0.lowerBound]) } ?? key
         let tail = arrow.map { String(key[$0.lowerBound...]) } ?? ""
@@ -99,17 +101,19 @@ public struct RestQueryParser: Sendable {
     // MARK: - Filters
 
     static func parseFilter(field: Field, _ text: String) throws(RestError) -> Filter {
+        // In bytes: the operator and its dot are ASCII, and a combining mark after the dot must
+        // stay with the value rather than fuse with the dot into one Character.
         var rest = Substring(text)
         var negated = false
-        if rest.hasPrefix("not.") {
+        if rest.utf8.starts(with: "not.".utf8) {
             negated = true
-            rest = rest.dropFirst(4)
+            rest = rest[rest.utf8.index(rest.startIndex, offsetBy: 4)...]
         }
-        guard let dot = rest.firstIndex(of: ".") else {
+        guard let dot = rest.utf8.firstIndex(of: UInt8(ascii: ".")) else {
             throw .parse("\"failed to parse filter (\(text))\"", details: "expected operator.value")
         }
         var opText = String(rest[..<dot])
-        let value = String(rest[rest.index(after: dot)...])
+        let value = String(rest[rest.utf8.index(after: dot)...])
         var quantifier: Filter.Quantifier?
         var language: String?
         if let open = opText.firstIndex(of: "("), opText.hasSuffix(")") {

@@ -6,10 +6,13 @@ import Runtime
 public struct SourceRegistry: Sendable {
     public let all: [any DataSource]
     public let defaultName: String?
+    /// Found once: every REST request asks for it, and the search is a dynamic cast per source.
+    public let defaultDatabase: (any DatabaseSource)?
 
     public init(_ sources: [any DataSource] = [], defaultName: String? = nil) {
         self.all = sources
         self.defaultName = defaultName
+        self.defaultDatabase = defaultName.flatMap { name in sources.first { $0.name == name } as? any DatabaseSource }
     }
 
     public func source(named name: String) -> (any DataSource)? {
@@ -27,10 +30,6 @@ public struct SourceRegistry: Sendable {
 
     /// The PostgreSQL databases, whose own changes realtime can follow.
     public var postgresDatabases: [PostgresSource] { all.compactMap { $0 as? PostgresSource } }
-
-    public var defaultDatabase: (any DatabaseSource)? {
-        defaultName.flatMap(database(named:))
-    }
 
     /// By name, or the first when no name is given.
     public func restProxy(named name: String?) -> RestProxySource? { first(RestProxySource.self, named: name) }

@@ -289,6 +289,6 @@ func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers
 /// A JSON answer already written as bytes (a large one, written entry by entry).
 func jsonResponse(bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var headers = headers
-    if headers[.contentType] == nil { headers[.contentType] = "application/json; charset=utf-8" }
+    if headers.value(.contentType) == nil { headers[.contentType] = "application/json; charset=utf-8" }
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
 }

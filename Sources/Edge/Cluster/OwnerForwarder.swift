@@ -76,7 +76,7 @@ struct OwnerForwarder: Sendable {
 
     /// The hop count a request arrives with: `hops.seconds.signature` from another node, else 0.
     func verifiedHops(_ request: Request, now: Date = Date()) -> Int {
-        verifiedHops(request.headers[Self.hopsHeader], method: request.method.rawValue, path: request.uri.path, now: now)
+        verifiedHops(request.headers.value(Self.hopsHeader), method: request.method.rawValue, path: request.uri.path, now: now)
     }
 
     func verifiedHops(_ header: String?, method: String, path: String, now: Date = Date()) -> Int {

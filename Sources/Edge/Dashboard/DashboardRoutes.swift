@@ -47,7 +47,7 @@ struct DashboardRoutes {
             .contentSecurityPolicy: securityPolicy, .xContentTypeOptions: "nosniff",
         ]
         headers[Self.referrerPolicy] = "no-referrer"
-        if request.headers[.ifNoneMatch] == asset.etag {
+        if request.headers.value(.ifNoneMatch) == asset.etag {
             return Response(status: .notModified, headers: headers)
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: asset.bytes))

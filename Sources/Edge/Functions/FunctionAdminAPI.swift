@@ -69,7 +69,7 @@ struct FunctionAdminAPI {
         var fields = JSONObject()
         var body = request.body
         let buffer = try await body.collect(upTo: limits.maxModuleBytes * 2 + (1 << 20))
-        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        let contentType = request.headers.value(.contentType)?.lowercased() ?? ""
         var language = "wasm"
         if contentType.hasPrefix("application/javascript") || contentType.hasPrefix("text/javascript") {
             language = "javascript"

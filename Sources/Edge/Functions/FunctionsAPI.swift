@@ -128,7 +128,7 @@ struct FunctionsAPI {
         let query = (request.uri.query ?? "").split(separator: "&").filter { !$0.hasPrefix("forceFunctionRegion=") }.joined(separator: "&")
         var variables: [(String, String)] = [
             ("REQUEST_METHOD", request.method.rawValue), ("SCRIPT_NAME", script), ("PATH_INFO", pathInfo), ("QUERY_STRING", query),
-            ("CONTENT_TYPE", request.headers[.contentType] ?? ""), ("CONTENT_LENGTH", request.headers[.contentLength] ?? "0"),
+            ("CONTENT_TYPE", request.headers.value(.contentType) ?? ""), ("CONTENT_LENGTH", request.headers.value(.contentLength) ?? "0"),
             ("SERVER_NAME", request.head.authority ?? "localhost"), ("SERVER_PORT", String(node.configuration.port)),
             ("SERVER_PROTOCOL", "HTTP/1.1"), ("GATEWAY_INTERFACE", "CGI/1.1"), ("REMOTE_ADDR", context.remoteAddress),
             ("X_FULL_URL", node.apiURL(for: tree.slug) + script + pathInfo + (query.isEmpty ? "" : "?" + query)),

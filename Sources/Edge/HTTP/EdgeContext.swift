@@ -14,14 +14,13 @@ struct EdgeContext: RequestContext {
     /// without keys).
     var presentedKey = false
     /// The peer's IP address, for per-address throttles; "unknown" when the channel has none.
-    let remoteAddress: String
+    var remoteAddress: String { channel.remoteAddress?.ipAddress ?? "unknown" }
     /// The request's connection (storage transfers close it when they fall silent).
     let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.channel = source.channel
-        self.remoteAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// Bodies are bounded by the tenant's limit in the tenant gate and by `AdminBody` for admin

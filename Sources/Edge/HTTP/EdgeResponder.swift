@@ -15,7 +15,7 @@ struct EdgeResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context ==
     func respond(to request: Request, context: EdgeContext) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
-        let requestID = Self.acceptableID(request.headers[.requestID]) ?? context.id
+        let requestID = Self.acceptableID(request.headers.value(.requestID)) ?? RequestIdentifier.next()
         context.requestID = requestID
         context.logger[metadataKey: "request_id"] = .string(requestID)
 

@@ -8,10 +8,10 @@ struct JSONBody {
     let object: JSONObject
 
     static func read(_ request: Request, maxBytes: Int = 1 << 20) async throws -> JSONBody {
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+        if let type = request.headers.value(.contentType), !type.lowercased().hasPrefix("application/json") {
             throw APIError.unsupportedMediaType()
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes {
+        if let length = request.headers.value(.contentLength).flatMap(Int.init), length > maxBytes {
             throw APIError.bodyTooLarge(limit: maxBytes)
         }
         let buffer: ByteBuffer

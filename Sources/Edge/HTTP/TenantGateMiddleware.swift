@@ -45,17 +45,17 @@ struct TenantGateMiddleware: RouterMiddleware {
 
         var context = context
         context.tenant = tree
-        let apiKey = request.headers[.apikey] ?? request.uri.queryParameters.get("apikey")
-        let keyless = apiKey == nil && request.headers[.authorization] == nil
+        let apiKey = request.headers.value(.apikey) ?? request.uri.queryParameters.get("apikey")
+        let keyless = apiKey == nil && request.headers.value(.authorization) == nil
         context.caller = requiresAPIKey && !(apiKeyOptional && keyless)
-            ? try TenantAdmission.caller(tree, apiKey: apiKey, authorization: request.headers[.authorization])
+            ? try TenantAdmission.caller(tree, apiKey: apiKey, authorization: request.headers.value(.authorization))
             : Caller(role: "anon", claims: [:])
         context.presentedKey = !keyless
         context.logger[metadataKey: "tenant"] = .string(slug)
         context.logger[metadataKey: "role"] = .string(context.caller?.role ?? "")
 
         let maxBody = tenant.limits.maxBodyBytes
-        if !streamsBody, let length = request.headers[.contentLength].flatMap(Int.init), length > maxBody {
+        if !streamsBody, let length = request.headers.value(.contentLength).flatMap(Int.init), length > maxBody {
             throw APIError.bodyTooLarge(limit: maxBody)
         }
         // The rest of the chain runs in this task; at the deadline the gate cancels it (the
@@ -192,7 +192,7 @@ struct TenantGateMiddleware: RouterMiddleware {
     }
 
     static func isWebSocketUpgrade(_ request: Request) -> Bool {
-        request.headers[.upgrade]?.lowercased() == "websocket"
+        request.headers.value(.upgrade)?.lowercased() == "websocket"
     }
 
     /// Methods whose repetition changes nothing (RFC 9110 §9.2.2): a forward whose owner vanished

@@ -45,10 +45,10 @@ struct EmailAPI {
     /// The tenant's tree, once the bearer is its service key (or a service-role token).
     private func authorize(_ request: Request, _ context: EdgeContext) throws -> TenantTree {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
-        let bearer = request.headers[.authorization].flatMap { header -> String? in
+        let bearer = request.headers.value(.authorization).flatMap { header -> String? in
             let parts = header.split(separator: " ", maxSplits: 1)
             return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
-        } ?? request.headers[.apikey]
+        } ?? request.headers.value(.apikey)
         guard let bearer else { throw Self.failure(.unauthorized, "MB201", "missing_api_key", "Missing API key in the authorization header") }
         let caller: Caller
         do { caller = try tree.credentials.caller(token: bearer) } catch {

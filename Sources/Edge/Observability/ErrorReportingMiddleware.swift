@@ -21,7 +21,7 @@ struct ErrorReportingMiddleware: RouterMiddleware {
         do {
             let response = try await next(request, context)
             // A forwarded answer was reported by the owner that gave it.
-            let servedBy = response.headers[OwnerForwarder.servedByHeader]
+            let servedBy = response.headers.value(OwnerForwarder.servedByHeader)
             if response.status.code >= 500, servedBy == nil || servedBy == nodeID {
                 report(request, context, status: response.status.code, type: "HTTP \(response.status.code)", message: response.status.reasonPhrase)
             }

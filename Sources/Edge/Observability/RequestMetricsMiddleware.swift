@@ -25,8 +25,9 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     }
 
     private func record(route: String, tenant: String, method: HTTPRequest.Method, status: Int, since start: ContinuousClock.Instant) {
-        handles.counter(tenant: tenant, route: route, method: method.rawValue, status: status).increment()
-        handles.timer(tenant: tenant, route: route).recordInterval(since: start)
+        let (counter, timer) = handles.handles(tenant: tenant, route: route, method: method.rawValue, status: status)
+        counter.increment()
+        timer.recordInterval(since: start)
     }
 }
 
@@ -34,29 +35,33 @@ import Tenancy
 import Runtime
 
 final class MetricHandles: @unchecked Sendable {
-    private let lock = Lock()
-    private var counters: [String: Counter] = [:]
-    private var timers: [String: Timer] = [:]
+    /// A request's labels as they are, hashed field by field: building a string key per request
+    /// was an allocation for each of two lookups.
+    private struct Labels: Hashable {
+        var tenant: String
+        var route: String
+        var method: String
+        var status: Int
+    }
 
-    func counter(tenant: String, route: String, method: String, status: Int) -> Counter {
-        let key = "\(tenant)\u{1}\(route)\u{1}\(method)\u{1}\(status)"
+    private let lock = Lock()
+    private var handles: [Labels: (counter: Counter, timer: Timer)] = [:]
+    private var timers: [Labels: Timer] = [:]
+
+    /// The request counter of these labels and the duration timer of their tenant and route.
+    func handles(tenant: String, route: String, method: String, status: Int) -> (counter: Counter, timer: Timer) {
+        let labels = Labels(tenant: tenant, route: route, method: method, status: status)
         return lock.withLock {
-            if let counter = counters[key] { return counter }
+            if let found = handles[labels] { return found }
+            let timerLabels = Labels(tenant: tenant, route: route, method: "", status: 0)
+            let timer = timers[timerLabels] ?? Timer(
+                label: "minibaas_http_request_duration_seconds", dimensions: [("tenant", tenant), ("route", route)])
+            timers[timerLabels] = timer
             let counter = Counter(
                 label: "minibaas_http_requests_total",
                 dimensions: [("tenant", tenant), ("route", route), ("method", method), ("status", String(status))])
-            counters[key] = counter
-            return counter
-        }
-    }
-
-    func timer(tenant: String, route: String) -> Timer {
-        let key = "\(tenant)\u{1}\(route)"
-        return lock.withLock {
-            if let timer = timers[key] { return timer }
-            let timer = Timer(label: "minibaas_http_request_duration_seconds", dimensions: [("tenant", tenant), ("route", route)])
-            timers[key] = timer
-            return timer
+            handles[labels] = (counter, timer)
+            return (counter, timer)
         }
     }
 }

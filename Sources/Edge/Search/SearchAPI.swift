@@ -82,11 +82,11 @@ struct SearchAPI {
     /// The same for the vector API: Pinecone's clients send `Api-Key`.
     static func caller(_ request: Request, _ context: EdgeContext) throws -> (TenantTree, Caller) {
         guard let tree = context.tenant else { throw APIError.internalError(requestID: context.requestID) }
-        let bearer = request.headers[.authorization].flatMap { header -> String? in
+        let bearer = request.headers.value(.authorization).flatMap { header -> String? in
             let parts = header.split(separator: " ", maxSplits: 1)
             return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]).trimmingCharacters(in: .whitespaces) : nil
         }
-        guard let token = bearer ?? request.headers[apiKeyHeader] ?? request.headers[.apikey], !token.isEmpty else {
+        guard let token = bearer ?? request.headers[apiKeyHeader] ?? request.headers.value(.apikey), !token.isEmpty else {
             throw SearchError(
                 status: 401, code: "missing_authorization_header",
                 message: "The Authorization header is missing. It must use the bearer authorization method.", kind: .auth)

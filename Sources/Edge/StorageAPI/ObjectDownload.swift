@@ -22,13 +22,13 @@ enum ObjectDownload {
             .lastModified: StorageAPI.httpDate(object.updatedAt),
         ]
         headers.append(contentsOf: extra)
-        if let expected = request.headers[.ifMatch], !TenantStorage.etagList(expected, matches: object.etag) { throw StorageError.preconditionFailed() }
-        if let cached = request.headers[.ifNoneMatch], TenantStorage.etagList(cached, matches: object.etag) {
+        if let expected = request.headers.value(.ifMatch), !TenantStorage.etagList(expected, matches: object.etag) { throw StorageError.preconditionFailed() }
+        if let cached = request.headers.value(.ifNoneMatch), TenantStorage.etagList(cached, matches: object.etag) {
             return Response(status: .notModified, headers: headers)
         }
         let range: ByteRange?
         do {
-            range = try ByteRange.parse(request.headers[.range], size: object.size)
+            range = try ByteRange.parse(request.headers.value(.range), size: object.size)
         } catch {
             var response = refusal(error)
             response.headers[.contentRange] = "bytes */\(object.size)"

@@ -9,8 +9,8 @@ extension S3API {
     func createMultipartUpload(_ call: Call) async throws -> Response {
         let headers = call.request.headers
         let request = TenantStorage.UploadRequest(
-            bucket: call.bucket!, name: call.key!, upsert: true, contentType: headers[.contentType] ?? "binary/octet-stream",
-            cacheControl: headers[.cacheControl] ?? "no-cache", metadata: Self.userMetadata(headers))
+            bucket: call.bucket!, name: call.key!, upsert: true, contentType: headers.value(.contentType) ?? "binary/octet-stream",
+            cacheControl: headers.value(.cacheControl) ?? "no-cache", metadata: Self.userMetadata(headers))
         let upload = try await call.storage.createMultipartUpload(request, access: call.access)
         return Self.xml(
             "<InitiateMultipartUploadResult xmlns=\"\(S3XML.namespace)\">\(S3XML.element("Bucket", upload.bucket))\(S3XML.element("Key", upload.name))"

@@ -90,9 +90,9 @@ extension S3API {
     func putObject(_ call: Call) async throws -> Response {
         let headers = call.request.headers
         let request = TenantStorage.UploadRequest(
-            bucket: call.bucket!, name: call.key!, upsert: headers[.ifNoneMatch] != "*", contentType: headers[.contentType] ?? "binary/octet-stream",
-            cacheControl: headers[.cacheControl] ?? "no-cache", metadata: Self.userMetadata(headers),
-            declaredLength: try S3Body.declaredLength(call), ifMatch: headers[.ifMatch])
+            bucket: call.bucket!, name: call.key!, upsert: headers.value(.ifNoneMatch) != "*", contentType: headers.value(.contentType) ?? "binary/octet-stream",
+            cacheControl: headers.value(.cacheControl) ?? "no-cache", metadata: Self.userMetadata(headers),
+            declaredLength: try S3Body.declaredLength(call), ifMatch: headers.value(.ifMatch))
         let prepared: TenantStorage.PreparedUpload
         do {
             prepared = try await call.storage.prepareUpload(request, access: call.access)
@@ -190,7 +190,7 @@ struct S3Body: Sendable {
 
     static func declaredLength(_ call: S3API.Call) throws -> Int? {
         let headers = call.request.headers
-        let text = headers[HTTPField.Name("x-amz-decoded-content-length")!] ?? (call.verified.payloadHash.hasPrefix("STREAMING-") ? nil : headers[.contentLength])
+        let text = headers[HTTPField.Name("x-amz-decoded-content-length")!] ?? (call.verified.payloadHash.hasPrefix("STREAMING-") ? nil : headers.value(.contentLength))
         guard let text else { return nil }
         guard let length = Int(text), length >= 0 else { throw S3Error.invalidArgument("the content length is not a number") }
         return length

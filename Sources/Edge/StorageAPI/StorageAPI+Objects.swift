@@ -21,17 +21,17 @@ extension StorageAPI {
     /// tenant's storage as it streams.
     func receive(_ call: Call, bucket: String, name: String, upsert: Bool, access: Access) async throws -> StoredObject {
         let headers = call.request.headers
-        let contentType = headers[.contentType] ?? ""
+        let contentType = headers.value(.contentType) ?? ""
         let headerMetadata = try Self.metadata(fromHeader: headers[HTTPField.Name("x-metadata")!])
         let storage = call.storage
         guard contentType.lowercased().hasPrefix("multipart/form-data") else {
-            let declared = try headers[.contentLength].map { text -> Int in
+            let declared = try headers.value(.contentLength).map { text -> Int in
                 guard let length = Int(text), length >= 0 else { throw StorageError.invalidRequest("Content-Length is not a number") }
                 return length
             }
             let request = TenantStorage.UploadRequest(
-                bucket: bucket, name: name, upsert: upsert, contentType: contentType, cacheControl: Self.cacheControl(headers[.cacheControl]),
-                metadata: headerMetadata, declaredLength: declared, ifMatch: headers[.ifMatch])
+                bucket: bucket, name: name, upsert: upsert, contentType: contentType, cacheControl: Self.cacheControl(headers.value(.cacheControl)),
+                metadata: headerMetadata, declaredLength: declared, ifMatch: headers.value(.ifMatch))
             let prepared = try await storage.prepareUpload(request, access: access)
             let body = call.request.body
             return try await storage.upload(prepared, access: access) { sink in
@@ -56,8 +56,8 @@ extension StorageAPI {
         guard case .some(let type) = fileType else { throw StorageError.invalidRequest("the form has no file part (send the object as the field 'file')") }
         var request = TenantStorage.UploadRequest(
             bucket: bucket, name: name, upsert: upsert, contentType: type ?? "application/octet-stream",
-            cacheControl: Self.cacheControl(reader.fields["cacheControl"] ?? headers[.cacheControl]),
-            metadata: try Self.metadata(fromField: reader.fields["metadata"]) ?? headerMetadata, ifMatch: headers[.ifMatch])
+            cacheControl: Self.cacheControl(reader.fields["cacheControl"] ?? headers.value(.cacheControl)),
+            metadata: try Self.metadata(fromField: reader.fields["metadata"]) ?? headerMetadata, ifMatch: headers.value(.ifMatch))
         var prepared = try await storage.prepareUpload(request, access: access)
         let blob = try await storage.writeBlob(maxBytes: prepared.maxBytes, declared: nil) { sink in
             var ended = false

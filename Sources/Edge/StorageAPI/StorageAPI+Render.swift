@@ -31,14 +31,14 @@ extension StorageAPI {
 
     func render(_ call: Call, _ object: StoredObject, _ given: ImageTransform?) async throws -> Response {
         let transform = try given ?? ImageTransform.parse({ call.query($0) }) ?? ImageTransform()
-        let accept = call.request.headers[.accept] ?? ""
+        let accept = call.request.headers.value(.accept) ?? ""
         let rendered = try await call.storage.render(object, transform: transform, acceptsWebP: accept.contains("image/webp"))
         var headers: HTTPFields = [
             .contentType: rendered.contentType, .cacheControl: object.cacheControl, .contentLength: String(rendered.bytes.readableBytes),
             .vary: "Accept",
             .eTag: "\"\(object.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")))-\(rendered.contentType.split(separator: "/").last ?? "")-\(transform.width ?? 0)x\(transform.height ?? 0)-\(transform.resize.rawValue)-\(transform.quality)\"",
         ]
-        if let cached = call.request.headers[.ifNoneMatch], TenantStorage.etagList(cached, matches: headers[.eTag]!) {
+        if let cached = call.request.headers.value(.ifNoneMatch), TenantStorage.etagList(cached, matches: headers.value(.eTag)!) {
             return Response(status: .notModified, headers: headers)
         }
         if let download = call.query("download") {

@@ -25,7 +25,7 @@ extension StorageAPI {
             headers[HTTPField.Name("Tus-Max-Size")!] = String(call.tree.tenant.limits.storage.maxObjectBytes)
             return Response(status: .noContent, headers: headers)
         }
-        guard call.request.headers[Self.tusResumable] == Self.tusVersion else {
+        guard call.request.headers.value(Self.tusResumable) == Self.tusVersion else {
             throw StorageError(status: 412, error: "Precondition Failed", code: "TusVersion", message: "Tus-Resumable must be \(Self.tusVersion)")
         }
         try call.requireKey()
@@ -60,7 +60,7 @@ extension StorageAPI {
         guard request.headers[HTTPField.Name("Upload-Defer-Length")!] == nil else {
             throw StorageError.invalidRequest("Upload-Defer-Length is not supported: send Upload-Length")
         }
-        guard let lengthText = request.headers[Self.uploadLength], let length = Int(lengthText), length >= 0 else {
+        guard let lengthText = request.headers.value(Self.uploadLength), let length = Int(lengthText), length >= 0 else {
             throw StorageError.invalidRequest("Upload-Length must be the upload's size in bytes")
         }
         let metadata = try Self.tusMetadata(request.headers[HTTPField.Name("Upload-Metadata")!] ?? "")
@@ -76,7 +76,7 @@ extension StorageAPI {
         headers[.location] = call.node.apiURL(for: call.tree.slug) + "/storage/v1/upload/resumable/" + upload.id
         headers[Self.uploadExpires] = Self.httpDate(upload.expiresAt)
         // creation-with-upload: the first bytes may come with the creation.
-        if request.headers[.contentType] == "application/offset+octet-stream" {
+        if request.headers.value(.contentType) == "application/offset+octet-stream" {
             let (updated, _) = try await append(call, upload)
             headers[Self.uploadOffset] = String(updated.offset)
         }
@@ -85,10 +85,10 @@ extension StorageAPI {
 
     private func append(_ call: Call, _ upload: TenantStorage.ResumableUpload) async throws -> (TenantStorage.ResumableUpload, StoredObject?) {
         let request = call.request
-        guard request.headers[.contentType] == "application/offset+octet-stream" else {
+        guard request.headers.value(.contentType) == "application/offset+octet-stream" else {
             throw StorageError(status: 415, error: "Unsupported Media Type", code: "InvalidContentType", message: "a TUS chunk is application/offset+octet-stream")
         }
-        guard let offsetText = request.headers[Self.uploadOffset] ?? (request.method == .post ? "0" : nil), let offset = Int(offsetText) else {
+        guard let offsetText = request.headers.value(Self.uploadOffset) ?? (request.method == .post ? "0" : nil), let offset = Int(offsetText) else {
             throw StorageError.invalidRequest("Upload-Offset is missing")
         }
         let body = request.body

@@ -190,7 +190,7 @@ struct GraphQLAPI {
 
     /// Clients that accept `application/graphql-response+json` get it, and hear request errors as 400.
     static func wantsStrictErrors(_ request: Request) -> Bool {
-        request.headers[.accept]?.contains("application/graphql-response+json") ?? false
+        request.headers.value(.accept)?.contains("application/graphql-response+json") ?? false
     }
 
     static func headers(_ request: Request) -> HTTPFields {

@@ -21,8 +21,8 @@ extension RestAPI {
         // Made only with a cache to look in: it spells out every claim of the caller's token.
         let cacheKey = cache == nil && context.tenant?.cache.shared == nil ? nil : context.caller.map { caller in
             RestReadCache.key(
-                source: target.source.name, entity: entity, query: items, range: request.headers[.range],
-                rangeUnit: request.headers[.rangeUnit], prefer: request.headers[.prefer], caller: caller)
+                source: target.source.name, entity: entity, query: items, range: request.headers.value(.range),
+                rangeUnit: request.headers.value(.rangeUnit), prefer: request.headers.value(.prefer), caller: caller)
         }
         let plan = try Self.rest { try target.planner.read(entity, query) }
         if let cache, let cacheKey, !prefer.rollback, let cached = cache.get(cacheKey) {

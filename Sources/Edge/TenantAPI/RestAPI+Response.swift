@@ -19,10 +19,10 @@ extension RestAPI {
         let body = result.body ?? "[]"
         var digest = SHA256()
         digest.update(utf8: body)
-        digest.update(utf8: request.headers[.accept] ?? "")
+        digest.update(utf8: request.headers.value(.accept) ?? "")
         let tag = "\"" + digest.finalize().hex(prefix: 16) + "\""
         headers[.eTag] = tag
-        if let candidates = request.headers[.ifNoneMatch],
+        if let candidates = request.headers.value(.ifNoneMatch),
             candidates == "*" || candidates.split(separator: ",").contains(where: {
                 let candidate = $0.trimmingSpaces
                 return candidate == tag || candidate == "W/" + tag
@@ -43,13 +43,13 @@ extension RestAPI {
     }
 
     static func wantsObject(_ request: Request) -> Bool {
-        request.headers[.accept]?.lowercased().containsBytes("application/vnd.pgrst.object") ?? false
+        request.headers.value(.accept)?.lowercased().containsBytes("application/vnd.pgrst.object") ?? false
     }
 
     /// Writes the JSON body in the media type the client accepts: JSON, a single object, or CSV.
     func bodyResponse(_ body: String, status: HTTPResponse.Status, headers: HTTPFields, request: Request, rows: Int? = nil) throws -> Response {
         var headers = headers
-        let accept = request.headers[.accept]?.lowercased() ?? "application/json"
+        let accept = request.headers.value(.accept)?.lowercased() ?? "application/json"
         if accept.containsBytes("application/vnd.pgrst.object") {
             guard let rows, body.hasPrefix("[") else {
                 headers[.contentType] = "application/vnd.pgrst.object+json; charset=utf-8"

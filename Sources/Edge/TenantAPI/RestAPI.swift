@@ -68,7 +68,7 @@ struct RestAPI {
         }
         let target = try target(context)
         let entity = context.name("entity") ?? ""
-        let prefer = Preferences(request.headers[.prefer])
+        let prefer = Preferences(request.headers.value(.prefer))
         let items = Self.items(request)
         let query = try Self.rest { try RestQueryParser.parse(items) }
         switch request.method {
@@ -98,7 +98,7 @@ struct RestAPI {
         }
         let target = try target(context)
         let name = context.name("function") ?? ""
-        let prefer = Preferences(request.headers[.prefer])
+        let prefer = Preferences(request.headers.value(.prefer))
         let names = Set(target.source.model.operations.filter { $0.name == name }.flatMap { $0.arguments.map(\.name) })
         let query = try Self.rest { try RestQueryParser.parse(Self.items(request), argumentNames: request.method == .get ? names : []) }
         var arguments: [(String, JSONValue)] = query.arguments.map { ($0.0, .string($0.1)) }
@@ -147,7 +147,7 @@ struct RestAPI {
 
     /// `Range: 0-9` (items) narrows the top level when the query gives no limit/offset of its own.
     func applyRange(_ headers: HTTPFields, to query: inout RestQuery) throws {
-        guard let range = headers[.range], headers[.rangeUnit].map({ $0 == "items" }) ?? true else { return }
+        guard let range = headers.value(.range), headers.value(.rangeUnit).map({ $0 == "items" }) ?? true else { return }
         let text = range.hasPrefix("items=") ? String(range.dropFirst(6)) : range
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, let start = Int(parts[0]), start >= 0 else {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Deadlines of (nearly) one length — a tenant's request timeout, a pool's acquisition wait — which
 /// therefore expire in the order they were set, so one event-loop timer, armed for the earliest,
@@ -93,8 +94,7 @@ public final class DeadlineQueue: @unchecked Sendable {
     /// its answer. The calling task stays cancelled afterwards, so this is for a caller whose work
     /// ends with `body`.
     public func cancellingCaller<T>(after delay: Duration, _ body: () async throws -> T) async throws -> T {
-        let alarm = CancellationAlarm()
-        withUnsafeCurrentTask { alarm.arm($0) }
+        let alarm = withUnsafeCurrentTask { CancellationAlarm(task: $0) }
         let id = add(after: delay) { alarm.fire() }
         let result: Result<T, any Error>
         do {
@@ -111,29 +111,31 @@ public final class DeadlineQueue: @unchecked Sendable {
 }
 
 /// The calling task, held only while `cancellingCaller` runs in it, cancelled when the deadline
-/// fires. `UnsafeCurrentTask` must not outlive its task: it is dropped under the lock before the
-/// task leaves `cancellingCaller`, and cancelled only under that same lock.
+/// fires. `UnsafeCurrentTask` must not outlive its task: `disarm` returns only once no `fire` is
+/// using it, and a `fire` after `disarm` does nothing. A state word rather than a lock: this is made
+/// on every request, and an `NSLock` is an allocation of its own plus a mutex to set up.
 private final class CancellationAlarm: @unchecked Sendable {
-    private let lock = Lock()
-    private var task: UnsafeCurrentTask?
-    private var fired = false
+    private static let armed = 0, firing = 1, fired = 2, disarmed = 3
+    private let task: UnsafeCurrentTask?
+    private let state = Atomic<Int>(CancellationAlarm.armed)
 
-    func arm(_ task: UnsafeCurrentTask?) {
-        lock.withLock { self.task = task }
+    init(task: UnsafeCurrentTask?) {
+        self.task = task
     }
 
     func fire() {
-        lock.withLock {
-            fired = true
-            task?.cancel()
-        }
+        guard state.compareExchange(expected: Self.armed, desired: Self.firing, ordering: .acquiring).exchanged else { return }
+        task?.cancel()
+        state.store(Self.fired, ordering: .releasing)
     }
 
-    /// Whether the deadline passed while armed.
+    /// Whether the deadline passed while armed; waits out a `fire` in progress.
     func disarm() -> Bool {
-        lock.withLock {
-            task = nil
-            return fired
+        while true {
+            let (exchanged, current) = state.compareExchange(expected: Self.armed, desired: Self.disarmed, ordering: .acquiring)
+            if exchanged { return false }
+            if current == Self.fired { return true }
+            // `fire` is cancelling the task on another thread: a few instructions away.
         }
     }
 }

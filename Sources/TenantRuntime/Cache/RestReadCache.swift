@@ -60,15 +60,16 @@ public final class RestReadCache: @unchecked Sendable {
     }
 
     public func get(_ key: String) -> StatementResult? {
+        // One hash of the (long) key: found by index, updated in place.
         let found: StatementResult? = lock.withLock {
-            guard var entry = entries[key] else { return nil }
-            guard entry.expires > .now else {
+            guard let index = entries.index(forKey: key) else { return nil }
+            guard entries.values[index].expires > .now else {
                 remove(key)
                 return nil
             }
-            entry.used = touch(entry.key)
-            entries[key] = entry
-            return entry.result
+            let used = touch(entries.values[index].key)
+            entries.values[index].used = used
+            return entries.values[index].result
         }
         if found != nil { hits.increment() } else { misses.increment() }
         return found

@@ -32,14 +32,13 @@ public struct TenantCredentials: Sendable {
         guard let apiKey, !apiKey.isEmpty else { throw .missingAPIKey }
         let keyCaller = try caller(apiKey: apiKey)
         guard let authorization else { return keyCaller }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        guard let range = Self.bearerTokenRange(authorization) else {
             throw .invalidJWT("Authorization header must be 'Bearer <token>'")
         }
-        let token = parts[1].trimmingSpaces
-        // Clients commonly send the API key as the bearer token too: one verification is enough.
-        if Self.sameBytes(token, apiKey) { return keyCaller }
-        return try caller(token: token)
+        // Clients commonly send the API key as the bearer token too: one verification is enough
+        // (compared in place, before the token is copied out of the header).
+        if Self.sameBytes(authorization.utf8[range], apiKey) { return keyCaller }
+        return try caller(token: String(authorization[range]))
     }
 
     /// The caller an API key makes: one of the tenant's keys, with role anon or service_role.
@@ -85,14 +84,43 @@ public struct TenantCredentials: Sendable {
         }
     }
 
+    /// The token of `Bearer <token>` (the scheme in any case, spaces around the token dropped);
+    /// nil when the header says anything else or carries no token.
+    static func bearerToken(_ authorization: String) -> String? {
+        bearerTokenRange(authorization).map { String(authorization[$0]) }
+    }
+
+    /// Where the token of `Bearer <token>` lies in the header's bytes.
+    static func bearerTokenRange(_ authorization: String) -> Range<String.Index>? {
+        let utf8 = authorization.utf8
+        var index = utf8.startIndex
+        for expected in "bearer".utf8 {
+            guard index != utf8.endIndex, utf8[index] | 0x20 == expected else { return nil }
+            index = utf8.index(after: index)
+        }
+        guard index != utf8.endIndex, utf8[index] == 0x20 else { return nil }
+        while index != utf8.endIndex, utf8[index] == 0x20 || utf8[index] == 0x09 { index = utf8.index(after: index) }
+        var end = utf8.endIndex
+        while end != index {
+            let before = utf8.index(before: end)
+            guard utf8[before] == 0x20 || utf8[before] == 0x09 else { break }
+            end = before
+        }
+        return index == end ? nil : index..<end
+    }
+
     /// Byte equality (not String's canonical equivalence), without a generic byte-by-byte loop.
     public static func sameBytes(_ a: String, _ b: String) -> Bool {
-        var a = a
+        sameBytes(a.utf8[...], b)
+    }
+
+    static func sameBytes(_ a: Substring.UTF8View, _ b: String) -> Bool {
         var b = b
-        return a.withUTF8 { left in
-            b.withUTF8 { right in
-                left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
-            }
+        return b.withUTF8 { right in
+            a.count == right.count
+                && (a.withContiguousStorageIfAvailable { left in
+                    left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+                } ?? a.elementsEqual(right))
         }
     }
 }
