@@ -11,7 +11,8 @@ COPY Package.swift ./
 COPY Sources ./Sources
 COPY Benchmarks ./Benchmarks
 COPY Tests ./Tests
-RUN swift build -c release --product minibaas --static-swift-stdlib \
+# Cross-module optimisation as in the benchmarks (scripts/lib/services.sh: RELEASE_SWIFT_FLAGS).
+RUN swift build -c release -Xswiftc -cross-module-optimization --product minibaas --static-swift-stdlib \
  && install -D "$(swift build -c release --show-bin-path)/minibaas" /out/minibaas
 
 # The Swift runtime is linked statically, so the run stage needs only the C libraries.

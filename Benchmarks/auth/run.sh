@@ -16,7 +16,7 @@ cleanup() { for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || tr
 trap cleanup EXIT INT TERM
 
 log "building release binary"
-swift build -c release --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 ADMIN=auth-bench-admin-token-0123456789
 PORT=$(free_port)

@@ -15,6 +15,6 @@ trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binary"
-swift build -c release --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
 export MINIBAAS_BIN="$(swift build -c release --show-bin-path)/minibaas"
 python3 "$ROOT/Benchmarks/cluster/failover.py" "${1:-10}"

@@ -30,8 +30,8 @@ if ! "$PY" -c 'import wasmtime' 2>/dev/null; then
 fi
 
 log "building release binaries"
-swift build -c release --product minibaas >/dev/null
-swift build -c release --product functions-bench >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product functions-bench >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
 # The modules, assembled from WAT by wasmtime-py.

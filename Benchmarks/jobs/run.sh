@@ -20,8 +20,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 log "building release binaries"
-swift build -c release --product minibaas >/dev/null
-swift build -c release --product jobs-bench >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product jobs-bench >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
 RECEIVER_PORT=$(free_port)

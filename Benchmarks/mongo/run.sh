@@ -19,8 +19,8 @@ services_start
 mongo_start "$ROOT"
 
 log "building release binaries"
-swift build -c release --product minibaas >/dev/null
-swift build -c release --product mongo-baseline >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product mongo-baseline >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
 # mongoeco's inserts slow down as a collection grows (10,000 documents take minutes), so the read

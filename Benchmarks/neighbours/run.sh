@@ -17,7 +17,7 @@ trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binary"
-swift build -c release --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 DB="postgresql://postgres@127.0.0.1:$PGPORT/neighbours?sslmode=disable"
 psql "$MINIBAAS_TEST_DATABASE_URL" -qc "create database neighbours"

@@ -20,8 +20,8 @@ VENV="$ROOT/.venv-clients"
 "$VENV/bin/python" -c 'import websockets' 2>/dev/null || "$VENV/bin/pip" install -q websockets
 
 log "building release binary"
-swift build -c release --product minibaas >/dev/null
-swift build -c release --product realtime-fanout >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product realtime-fanout >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 ADMIN=bench-admin-token-0123456789
 PORT=$(free_port)

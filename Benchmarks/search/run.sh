@@ -26,8 +26,8 @@ trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binaries"
-swift build -c release --product minibaas >/dev/null
-swift build -c release --product search-bench >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product search-bench >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
 DB="postgresql://postgres@127.0.0.1:$PGPORT/bench?sslmode=disable"

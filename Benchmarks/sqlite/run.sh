@@ -21,8 +21,8 @@ trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binaries"
-swift build -c release --product minibaas >/dev/null
-swift build -c release --product sqlite-baseline >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product sqlite-baseline >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
 DB="postgresql://postgres@127.0.0.1:$PGPORT/bench?sslmode=disable"

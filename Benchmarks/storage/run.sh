@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 log "building release binaries"
-swift build -c release --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 gcc -O2 Benchmarks/storage/render_baseline.c -o "$WORK/render-baseline" $(pkg-config --cflags --libs vips)
 

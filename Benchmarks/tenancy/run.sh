@@ -20,7 +20,7 @@ trap services_cleanup EXIT INT TERM
 services_start
 
 log "building release binary"
-swift build -c release --product minibaas >/dev/null
+swift build -c release "${RELEASE_SWIFT_FLAGS[@]}" --product minibaas >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 ADMIN=density-admin-token-0123456789
 # A cluster node seals secrets with a key every node shares.

@@ -17,6 +17,12 @@ ensure_packages() {
   fi
 }
 
+# Release builds of benchmarks (mini-baas and its hand-written baselines alike) and of the node
+# image: aggressive cross-module optimisation, so that generic library code (swift-nio,
+# Hummingbird, our own modules) is specialised into its callers. Measured on a REST read: ~10-15 %
+# less CPU per request, on both sides of every comparison.
+RELEASE_SWIFT_FLAGS=(-Xswiftc -cross-module-optimization)
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
 
