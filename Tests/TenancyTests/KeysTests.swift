@@ -172,3 +172,20 @@ final class ModelTests: XCTestCase {
         }
     }
 }
+
+/// The claims' text the read cache keys entries by: made once per verified token, the same as
+/// spelling the claims out on the spot, and never kept once the claims change.
+final class CallerClaimsKeyTests: XCTestCase {
+    func testAVerifiedTokensClaimsKeyIsTheirTextAndIsDroppedWhenTheyChange() {
+        let claims: JSONObject = ["role": .string("authenticated"), "sub": .string("u1"), "exp": .integer(2_000_000_000)]
+        let verified = VerifiedClaims(claims)
+        XCTAssertEqual(verified.key, String(decoding: JSONValue.object(claims).encoded(), as: UTF8.self))
+        var caller = Caller(role: "authenticated", claims: verified.claims, claimsKey: verified.key)
+        XCTAssertEqual(caller.claimsText, verified.key)
+        caller.claims["sub"] = .string("u2")
+        XCTAssertNil(caller.claimsKey, "a changed claim set must not keep the old key")
+        XCTAssertEqual(caller.claimsText, VerifiedClaims.key(of: caller.claims))
+        XCTAssertNotEqual(caller.claimsText, verified.key)
+        XCTAssertEqual(Caller(role: "anon", claims: [:]).claimsText, "{}")
+    }
+}

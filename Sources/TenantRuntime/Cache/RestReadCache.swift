@@ -53,7 +53,7 @@ public final class RestReadCache: @unchecked Sendable {
         source: String, entity: String, query: [(String, String)], range: String?, rangeUnit: String?, prefer: String?, caller: Caller
     ) -> String {
         var key = "\(source)\u{0}\(entity)\u{0}\(caller.role)\u{0}"
-        key += String(decoding: JSONValue.object(caller.claims).encoded(), as: UTF8.self)
+        key += caller.claimsText
         for (name, value) in query { key += "\u{0}\(name)=\(value)" }
         key += "\u{0}range=\(range ?? "")\u{0}unit=\(rangeUnit ?? "")\u{0}prefer=\(prefer ?? "")"
         return key

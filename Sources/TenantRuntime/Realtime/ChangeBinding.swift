@@ -56,7 +56,7 @@ struct ChangeBinding {
         } else if !access.bypass {
             throw RestError(status: 403, code: "42501", message: "only service_role may subscribe to a whole schema; name a table")
         }
-        let claims = String(decoding: JSONValue.object(caller.claims).encoded(), as: UTF8.self)
+        let claims = caller.claimsText
         self.id = id
         self.event = event
         self.schema = schema

@@ -25,7 +25,7 @@ public enum CredentialError: Error, CustomStringConvertible {
 /// decides the role, else the key does.
 public struct TenantCredentials: Sendable {
     public let slug: String
-    let verify: @Sendable (String) throws(JWTError) -> JSONObject
+    let verify: @Sendable (String) throws(JWTError) -> VerifiedClaims
 
     /// The caller for a request's `apikey` and optional `Authorization` header.
     public func caller(apiKey: String?, authorization: String?) throws(CredentialError) -> Caller {
@@ -43,24 +43,24 @@ public struct TenantCredentials: Sendable {
 
     /// The caller an API key makes: one of the tenant's keys, with role anon or service_role.
     public func caller(apiKey: String) throws(CredentialError) -> Caller {
-        let claims: JSONObject
+        let verified: VerifiedClaims
         do {
-            claims = try verify(apiKey)
+            verified = try verify(apiKey)
         } catch {
             throw .invalidAPIKey("\(error)")
         }
-        try checkTenant(claims)
-        guard let role = claims["role"]?.stringValue, role == "anon" || role == "service_role" else {
+        try checkTenant(verified.claims)
+        guard let role = verified.claims["role"]?.stringValue, role == "anon" || role == "service_role" else {
             throw .invalidAPIKey("an API key must carry role anon or service_role")
         }
-        return Caller(role: role, claims: claims)
+        return Caller(role: role, claims: verified.claims, claimsKey: verified.key)
     }
 
     /// The caller an access token (a user's, or a key used as one) makes.
     public func caller(token: String) throws(CredentialError) -> Caller {
-        let claims: JSONObject
+        let verified: VerifiedClaims
         do {
-            claims = try verify(token)
+            verified = try verify(token)
         } catch .expired {
             throw .invalidClaims("JWT expired")
         } catch .notYetValid {
@@ -70,10 +70,10 @@ public struct TenantCredentials: Sendable {
         } catch {
             throw .invalidJWT("\(error)")
         }
-        try checkTenant(claims)
-        let role = claims["role"]?.stringValue ?? "anon"
+        try checkTenant(verified.claims)
+        let role = verified.claims["role"]?.stringValue ?? "anon"
         guard !role.isEmpty, role.utf8.count <= 63 else { throw .invalidClaims("JWT role claim is invalid") }
-        return Caller(role: role, claims: claims)
+        return Caller(role: role, claims: verified.claims, claimsKey: verified.key)
     }
 
     /// A token of ours names its tenant in `ref`; one naming another tenant is refused even if the

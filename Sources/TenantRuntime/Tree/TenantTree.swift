@@ -198,18 +198,18 @@ public final class TenantTree: Sendable {
     /// the same API key, and signature work on each would be wasted. Time claims are re-checked on
     /// every use, so a remembered token still expires.
     public func verify(_ token: String) throws(JWTError) -> JSONObject {
-        try Self.verify(token, state: state, tokens: tokens)
+        try Self.verify(token, state: state, tokens: tokens).claims
     }
 
-    private static func verify(_ token: String, state: ProtectedState, tokens: TokenCache) throws(JWTError) -> JSONObject {
+    private static func verify(_ token: String, state: ProtectedState, tokens: TokenCache) throws(JWTError) -> VerifiedClaims {
         let now = Date()
-        if let claims = tokens[token] {
-            try HS256.checkTimes(claims, now: now)
-            return claims
+        if let verified = tokens[token] {
+            try HS256.checkTimes(verified.claims, now: now)
+            return verified
         }
-        let claims = try state.lock.withLock { state.keyRing }.verify(token, now: now)
-        tokens[token] = claims
-        return claims
+        let verified = VerifiedClaims(try state.lock.withLock { state.keyRing }.verify(token, now: now))
+        tokens[token] = verified
+        return verified
     }
 
     // MARK: - Lifecycle
