@@ -7,7 +7,12 @@
 extension StringProtocol {
     /// Without leading and trailing spaces and tabs (header values).
     @inlinable
-    public var trimmingSpaces: String {
+    public var trimmingSpaces: String { String(self[rangeWithoutSpaces]) }
+
+    /// Where the text lies once leading and trailing spaces and tabs are left out (empty at the
+    /// end when it is all spaces), in bytes.
+    @inlinable
+    public var rangeWithoutSpaces: Range<Index> {
         let bytes = utf8
         var start = bytes.startIndex
         while start != bytes.endIndex, bytes[start] == 0x20 || bytes[start] == 0x09 { start = bytes.index(after: start) }
@@ -20,7 +25,7 @@ extension StringProtocol {
             index = bytes.index(after: index)
             if byte != 0x20 && byte != 0x09 { end = index }
         }
-        return String(self[start..<end])
+        return start..<end
     }
 
     /// Whether `needle` occurs, byte for byte (no Unicode normalisation: for ASCII tokens).

@@ -99,14 +99,8 @@ public struct TenantCredentials: Sendable {
             index = utf8.index(after: index)
         }
         guard index != utf8.endIndex, utf8[index] == 0x20 else { return nil }
-        while index != utf8.endIndex, utf8[index] == 0x20 || utf8[index] == 0x09 { index = utf8.index(after: index) }
-        var end = utf8.endIndex
-        while end != index {
-            let before = utf8.index(before: end)
-            guard utf8[before] == 0x20 || utf8[before] == 0x09 else { break }
-            end = before
-        }
-        return index == end ? nil : index..<end
+        let token = authorization[index...].rangeWithoutSpaces
+        return token.isEmpty ? nil : token
     }
 
     /// Byte equality (not String's canonical equivalence), without a generic byte-by-byte loop.
